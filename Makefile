@@ -1,0 +1,130 @@
+# picos — front end to CMake/CTest. `make help` lists the targets.
+#
+# Everything is overridable: `make test BUILD_DIR=out JOBS=8`,
+# `make build CMAKE_ARGS=-DPICOS_CONTEXT=ucontext`, `make asan WERROR=ON`.
+
+SHELL := /bin/bash
+MAKEFLAGS += --no-print-directory
+.SHELLFLAGS := -eo pipefail -c
+
+BUILD_DIR   ?= build
+ASAN_DIR    ?= build-asan
+TSAN_DIR    ?= build-tsan
+BUILD_TYPE  ?= RelWithDebInfo
+JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
+CTEST_JOBS  ?= 2
+# Fallback per-test timeout (seconds) for tests that set no TIMEOUT.
+CTEST_TIMEOUT ?= 300
+CMAKE       ?= cmake
+CTEST       ?= ctest
+CLANG_FORMAT ?= clang-format
+# Extra arguments for every CMake configure step.
+CMAKE_ARGS  ?=
+# Warnings are errors in CI ($CI set), not by default on a desk.
+WERROR      ?= $(if $(CI),ON,OFF)
+PREFIX      ?= /usr/local
+
+RING        ?= $(BUILD_DIR)/apps/examples/picos-ring
+BENCH       ?= $(BUILD_DIR)/apps/bench/picos-bench
+
+DEB_PACKAGES ?= build-essential cmake pkg-config libev-dev libprotobuf-c-dev \
+                protobuf-c-compiler libcunit1-dev clang-format
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+ASAN_OPTIONS  ?= halt_on_error=1:print_stacktrace=1
+UBSAN_OPTIONS ?= halt_on_error=1:print_stacktrace=1
+TSAN_OPTIONS  ?= halt_on_error=1:second_deadlock_stack=1
+# ThreadSanitizer (GCC 12) can't map its shadow when the kernel randomizes
+# more than 28 bits of mmap addresses; run without ASLR there.
+TSAN_RUN ?= $(shell [ "$$(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo 0)" -gt 28 ] \
+              && echo "setarch $$(uname -m) -R")
+
+FORMAT_DIRS ?= actors transport registry services apps tests include
+FORMAT_FILES = $(shell find $(FORMAT_DIRS) \( -name '*.c' -o -name '*.h' \) \
+                 ! -name '*.pb-c.*' -type f 2>/dev/null | sort)
+
+CTEST_FLAGS = --output-on-failure -j$(CTEST_JOBS) --timeout $(CTEST_TIMEOUT) \
+              --no-tests=error
+
+.PHONY: all help deps configure build test run bench asan tsan \
+        format format-check install clean
+
+all: build
+
+help:
+	@echo "make deps          install missing Debian packages (apt-get)"
+	@echo "make build         configure and build into $(BUILD_DIR)/ ($(BUILD_TYPE))"
+	@echo "make test          build, then run every test with ctest"
+	@echo "make run           build, then run $(RING)"
+	@echo "make bench         build, then run $(BENCH)"
+	@echo "make asan          Debug + address,undefined build in $(ASAN_DIR)/, unit tests"
+	@echo "make tsan          Debug + thread build in $(TSAN_DIR)/, unit tests"
+	@echo "make format        clang-format -i the sources"
+	@echo "make format-check  fail when a source isn't clang-formatted"
+	@echo "make install       install into PREFIX=$(PREFIX)"
+	@echo "make clean         remove the build directories"
+
+deps:
+	@if ! command -v dpkg-query >/dev/null; then \
+	    echo "deps: not a Debian system; install yourself: $(DEB_PACKAGES)"; \
+	    exit 0; \
+	fi; \
+	missing=""; \
+	for p in $(DEB_PACKAGES); do \
+	    s=$$(dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null || true); \
+	    [ "$$s" = "install ok installed" ] || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then \
+	    echo "deps: all packages present"; \
+	else \
+	    echo "deps: installing$$missing"; \
+	    $(SUDO) apt-get update; \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+	        apt-get install -y --no-install-recommends $$missing; \
+	fi
+
+configure: deps
+	$(CMAKE) -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
+	    -DPICOS_WERROR=$(WERROR) $(CMAKE_ARGS)
+
+build: configure
+	$(CMAKE) --build $(BUILD_DIR) -j$(JOBS)
+
+test: build
+	$(CTEST) --test-dir $(BUILD_DIR) $(CTEST_FLAGS)
+
+run: build
+	$(abspath $(RING))
+
+bench: build
+	$(abspath $(BENCH))
+
+asan: deps
+	$(CMAKE) -S . -B $(ASAN_DIR) -DCMAKE_BUILD_TYPE=Debug \
+	    -DPICOS_SANITIZE=address,undefined -DPICOS_WERROR=$(WERROR) $(CMAKE_ARGS)
+	$(CMAKE) --build $(ASAN_DIR) -j$(JOBS)
+	ASAN_OPTIONS=$(ASAN_OPTIONS) UBSAN_OPTIONS=$(UBSAN_OPTIONS) \
+	    $(CTEST) --test-dir $(ASAN_DIR) -L unit $(CTEST_FLAGS)
+
+tsan: deps
+	$(CMAKE) -S . -B $(TSAN_DIR) -DCMAKE_BUILD_TYPE=Debug \
+	    -DPICOS_SANITIZE=thread -DPICOS_WERROR=$(WERROR) $(CMAKE_ARGS)
+	$(CMAKE) --build $(TSAN_DIR) -j$(JOBS)
+	TSAN_OPTIONS=$(TSAN_OPTIONS) $(TSAN_RUN) \
+	    $(CTEST) --test-dir $(TSAN_DIR) -L unit $(CTEST_FLAGS)
+
+format:
+	@files="$(FORMAT_FILES)"; \
+	if [ -n "$$files" ]; then $(CLANG_FORMAT) -i $$files; fi
+
+format-check:
+	@files="$(FORMAT_FILES)"; \
+	if [ -z "$$files" ]; then echo "format-check: no sources"; exit 0; fi; \
+	$(CLANG_FORMAT) --dry-run --Werror $$files; \
+	echo "format-check: $$(wc -w <<< "$$files") files clean"
+
+install: build
+	$(CMAKE) --install $(BUILD_DIR) --prefix $(PREFIX)
+
+clean:
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(TSAN_DIR)

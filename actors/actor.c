@@ -1,0 +1,92 @@
+/* actors/actor.c — light actors: a handler per message, no stack.
+ *
+ * A light actor is a pc__proc plus a handler, a state pointer and a fini
+ * callback: about 100 bytes. It sits on no queue while its mailbox is empty
+ * (PC__ST_IDLE); the first message puts it on its worker's run queue, and
+ * the scheduler then calls the handler on the worker's own stack for up to
+ * a batch of messages before moving on, so one busy actor can't starve the
+ * others. Blocking calls refuse to run inside a handler (PC_EPERM): with no
+ * stack of its own there is nothing to suspend.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define ACTOR_BATCH 64
+
+pc_err
+pc_actor_spawn(pc_actor_fn fn, void *state, pc_actor_fini_fn fini,
+               const pc_spawn_opts *opts, pc_ref *ref)
+{
+    pc_spawn_opts o = {0};
+    pc__actor *a;
+    int worker;
+    pc_err rc;
+
+    if (opts)
+        o = *opts;
+    if (!pc__the_node)
+        return PC_ESTATE;
+    if (!fn)
+        return PC_EINVAL;
+    if ((worker = pc__pick_worker(o.worker)) < 0)
+        return PC_EINVAL;
+    if (!(a = calloc(1, sizeof *a)))
+        return PC_ENOMEM;
+    if (o.name && !(a->p.name = strdup(o.name))) {
+        free(a);
+        return PC_ENOMEM;
+    }
+    if ((rc = pc__slot_alloc(pc__tls_worker, &a->p.idx, &a->p.gen)) != PC_OK) {
+        free(a->p.name);
+        free(a);
+        return rc;
+    }
+    a->p.kind = PC__ACTOR;
+    a->p.daemon = (o.flags & PC_TASK_DAEMON) != 0;
+    a->p.joinable = false; /* actors have no exit value to keep */
+    a->fn = fn;
+    a->fini = fini;
+    a->state = state;
+    if (ref)
+        *ref = pc__proc_ref(&a->p);
+    pc__publish(&a->p, worker);
+    return PC_OK;
+}
+
+void
+pc__actor_run(pc__worker *w, pc__actor *a)
+{
+    pc_msg *m;
+    int rc = PC_ACTOR_CONTINUE;
+
+    w->cur = &a->p;
+    a->p.state = PC__ST_RUNNING;
+    for (int i = 0; i < ACTOR_BATCH && (m = pc__mb_pop(&a->p)); i++) {
+        rc = a->fn(a->state, m);
+        pc_msg_free(&m);
+        if (rc != PC_ACTOR_CONTINUE || a->p.killed)
+            break;
+    }
+    w->cur = NULL;
+    if (a->p.killed) {
+        pc__proc_finish(w, &a->p, PC_EKILLED, NULL);
+    } else if (rc != PC_ACTOR_CONTINUE) {
+        pc__proc_finish(w, &a->p, PC_OK, NULL);
+    } else if (a->p.mb_len) {
+        pc__runq_push(w, &a->p);
+    } else {
+        a->p.state = PC__ST_IDLE;
+    }
+}
+
+void
+pc__actor_release(pc__actor *a)
+{
+    if (a->fini) {
+        pc_actor_fini_fn fini = a->fini;
+        a->fini = NULL;
+        fini(a->state);
+    }
+}

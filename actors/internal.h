@@ -1,0 +1,345 @@
+/* actors/internal.h — the runtime's private types, shared by the actors sources.
+ *
+ * Ownership map (who may touch what):
+ *   - pc__node: created and freed by the thread that calls pc_node_start() /
+ *     pc_node_run(); read by all. Its counters are atomics.
+ *   - the slot table: slots are never freed while the node lives. `gen`,
+ *     `worker`, `zombie` and `proc` are atomics so any thread can check a
+ *     ref; only the worker owning a proc changes them after publication.
+ *   - pc__worker: everything but `inbox` and `sleeping` belongs to its
+ *     thread. Other threads reach it only by pushing an envelope on `inbox`
+ *     and ringing `doorbell` (an ev_async: it queues nothing).
+ *   - pc__proc (task or light actor): owned by its worker thread after its
+ *     spawn is published. Its mailbox is a ring only that thread touches.
+ */
+#ifndef PICOS_ACTORS_INTERNAL_H
+#define PICOS_ACTORS_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ev.h>
+
+#include "picos/picos.h"
+
+#if defined(PICOS_SANITIZE_ADDRESS) || defined(__SANITIZE_ADDRESS__)
+#define PC__ASAN 1
+#endif
+#if defined(PICOS_SANITIZE_THREAD) || defined(__SANITIZE_THREAD__)
+#define PC__TSAN 1
+#endif
+
+#ifdef PC__ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+#ifdef PC__TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
+#if defined(PICOS_CTX_UCONTEXT) ||                                             \
+    !(defined(__x86_64__) || defined(__aarch64__))
+#define PC__CTX_UCONTEXT 1
+#include <ucontext.h>
+#endif
+
+/* ---- context switch (ctx.c) ---------------------------------------------- */
+
+typedef struct pc__ctx {
+    void *sp; /* saved stack pointer (asm switch) */
+#ifdef PC__CTX_UCONTEXT
+    ucontext_t uc;
+#endif
+} pc__ctx;
+
+/* Prepare `c` so that switching to it runs entry() on [stack, stack+size).
+ * entry must never return. */
+void pc__ctx_make(pc__ctx *c, void *stack, size_t size, void (*entry)(void));
+
+/* Save the running context in `from` and continue `to`. */
+void pc__ctx_switch(pc__ctx *from, pc__ctx *to);
+
+/* ---- stacks (stack.c) ------------------------------------------------------ */
+
+typedef struct pc__stack {
+    struct pc__stack *next; /* pool free list */
+    char *lo;               /* lowest usable byte (above the guard page) */
+    size_t size;            /* usable bytes */
+    char *map;              /* mmap base */
+    size_t map_size;
+    bool guarded;
+} pc__stack;
+
+typedef struct pc__stack_pool {
+    pc__stack *free;   /* stacks of `size` bytes, ready for reuse */
+    unsigned nfree;
+    unsigned max_free; /* more are unmapped on release */
+    size_t size;       /* default usable size */
+    int guards_left;   /* guard pages still allowed */
+} pc__stack_pool;
+
+void pc__stack_pool_init(pc__stack_pool *p, size_t size, int guards);
+void pc__stack_pool_fini(pc__stack_pool *p);
+pc__stack *pc__stack_get(pc__stack_pool *p, size_t size);
+void pc__stack_put(pc__stack_pool *p, pc__stack **s);
+/* Aborts with a clear message when the task's stack overflowed. */
+void pc__stack_overflow(const pc__stack *s, const char *name)
+    __attribute__((noreturn));
+static inline void
+pc__stack_check(const pc__stack *s, const void *sp, const char *name)
+{
+    if (s && ((const char *)sp < s->lo || (const char *)sp > s->lo + s->size))
+        pc__stack_overflow(s, name);
+}
+/* At a task's end: also the lowest word, which only an overflow writes. */
+void pc__stack_check_end(const pc__stack *s, const char *name);
+
+/* ---- processes: tasks and light actors ----------------------------------- */
+
+enum pc__kind { PC__TASK = 1, PC__ACTOR = 2 };
+
+enum pc__state {
+    PC__ST_NEW = 0,     /* spawned, not yet linked on its worker */
+    PC__ST_READY,       /* on the run queue */
+    PC__ST_RUNNING,     /* the one running on its worker */
+    PC__ST_SUSPENDED,   /* pc_suspend / pc_sleep: pc_resume wakes it */
+    PC__ST_AWAIT_MSG,   /* pc_recv: a message wakes it */
+    PC__ST_AWAIT_FD,    /* pc_wait_fd */
+    PC__ST_AWAIT_REPLY, /* pc_task_join / pc_deliver: a reply wakes it */
+    PC__ST_IDLE,        /* light actor with an empty mailbox */
+    PC__ST_ZOMBIE,      /* ended joinable task holding its exit value */
+    PC__ST_DEAD
+};
+
+typedef struct pc__worker pc__worker;
+typedef struct pc__sync pc__sync;
+
+/* Where a reply goes: a task waiting with `token`, or a foreign thread's
+ * sync object. */
+typedef struct pc__reply_to {
+    pc_ref task;
+    uint32_t token;
+    pc__sync *sync;
+} pc__reply_to;
+
+typedef struct pc__joiner {
+    struct pc__joiner *next;
+    pc__reply_to rt;
+} pc__joiner;
+
+typedef struct pc__proc {
+    struct pc__proc *next; /* run queue link */
+    uint32_t idx, gen;     /* slot identity: ref.id = gen << 32 | idx */
+    uint8_t kind;          /* enum pc__kind */
+    uint8_t state;         /* enum pc__state */
+    bool daemon;
+    bool joinable;
+    bool killed; /* terminate pending: finish when next popped */
+    bool small;  /* runs on the worker's shared stack */
+    pc__worker *w;
+    /* mailbox: a ring of message pointers, grown on demand */
+    pc_msg **mb;
+    uint32_t mb_head, mb_len, mb_cap;
+    pc__joiner *joiners;
+    char *name; /* NULL or malloc'd */
+} pc__proc;
+
+typedef struct pc__task {
+    pc__proc p;
+    pc__ctx ctx;
+    pc__stack *stack; /* NULL until first run, and for small tasks */
+    size_t stack_size;
+    pc_task_fn fn;
+    void *arg;
+    ev_timer timer; /* lazy: left armed after an early wake, see task.c */
+    double deadline; /* of the current wait (pc__clock), 0: none */
+    double armed;    /* deadline the armed timer was set for */
+    ev_io io;
+    int wake_rc;
+    uint32_t token; /* bumps at every reply wait; stale replies mismatch */
+    void *wake_val;
+    pc_msg *reply_msg; /* join result */
+    pc_msg *exit_val;  /* zombie's value */
+    /* small mode: the frames copied out of the shared stack */
+    char *save;
+    size_t save_len, save_cap;
+#ifdef PC__TSAN
+    void *fiber;
+#endif
+} pc__task;
+
+typedef struct pc__actor {
+    pc__proc p;
+    pc_actor_fn fn;
+    pc_actor_fini_fn fini;
+    void *state;
+} pc__actor;
+
+/* ---- cross-thread envelopes --------------------------------------------- */
+
+enum pc__env_kind {
+    PC__ENV_SPAWN = 1, /* proc: link and run it */
+    PC__ENV_MSG,       /* msg to `to`; rt.sync/rt.task set: ack */
+    PC__ENV_RESUME,    /* value (ptr) to `to` */
+    PC__ENV_TERMINATE, /* `to` */
+    PC__ENV_JOIN,      /* join `to`, reply to rt */
+    PC__ENV_REPLY      /* rc + msg to the task in rt */
+};
+
+typedef struct pc__env {
+    _Atomic(struct pc__env *) next;
+    uint8_t kind;
+    pc_ref to;
+    int rc;
+    pc_msg *msg;
+    void *ptr;
+    pc__reply_to rt;
+} pc__env;
+
+/* Vyukov's intrusive MPSC queue: wait-free push, single consumer. */
+typedef struct pc__mpsc {
+    _Atomic(pc__env *) head; /* producers push here */
+    pc__env *tail;           /* consumer pops here */
+    pc__env stub;
+} pc__mpsc;
+
+/* A foreign (non-worker) thread's wait: refcounted, mutex + condvar. */
+struct pc__sync {
+    atomic_int refs;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    int rc;
+    pc_msg *msg;
+};
+
+pc__sync *pc__sync_new(void);
+void pc__sync_unref(pc__sync *s);
+void pc__sync_post(pc__sync *s, int rc, pc_msg *msg);
+/* Wait up to timeout (negative: forever); returns the posted rc or
+ * PC_ETIMEDOUT; on PC_OK-like results *msg gets the posted message. */
+int pc__sync_wait(pc__sync *s, double timeout, pc_msg **msg);
+
+/* ---- worker and node ----------------------------------------------------- */
+
+struct pc__worker {
+    int index;
+    struct ev_loop *loop;
+    ev_async doorbell;
+    pthread_t thread;
+    pc__mpsc inbox;
+    atomic_bool sleeping; /* in ev_run(ONCE): producers must ring */
+    atomic_bool stop;
+    pc__proc *cur; /* running task or actor; NULL in the scheduler */
+    pc__ctx sched_ctx;
+    pc__proc *rq_head, *rq_tail; /* run queue, FIFO */
+    int budget;                  /* direct switches left before I/O poll */
+    pc__task *dead;              /* ended task whose stack is to release */
+    pc__stack_pool pool;
+    /* shared stack for small tasks, mapped on first use */
+    pc__stack *shared;
+    size_t shared_size;
+    pc__task *shared_owner; /* whose frames are on it now */
+    /* slot free list (indexes), this worker's only */
+    uint32_t free_slot;
+    uint32_t batch_next, batch_end; /* reserved fresh indexes */
+    uint64_t rr;                    /* round-robin cursor for spawns */
+#ifdef PC__ASAN
+    void *sched_stack_lo;
+    size_t sched_stack_size;
+#endif
+#ifdef PC__TSAN
+    void *sched_fiber;
+#endif
+};
+
+typedef struct pc__slot {
+    _Atomic uint32_t gen;
+    _Atomic uint16_t worker;
+    _Atomic uint16_t zombie;
+    _Atomic(pc__proc *) proc; /* or, while free, (next free index << 1) | 1 */
+} pc__slot;
+
+#define PC__CHUNK_BITS 16
+#define PC__CHUNK_SLOTS (1u << PC__CHUNK_BITS)
+#define PC__MAX_CHUNKS (1u << 16)
+
+typedef struct pc__node {
+    uint64_t id;
+    int nworkers;
+    pc__worker *workers;
+    size_t stack_size;
+    double coarse_step; /* CLOCK_MONOTONIC_COARSE resolution */
+    _Atomic(pc__slot *) *chunks; /* PC__MAX_CHUNKS entries */
+    pthread_mutex_t chunk_mu;
+    atomic_uint_fast32_t slot_next; /* next never-used index */
+    atomic_long nondaemon;          /* live non-daemon tasks */
+    atomic_bool stop_requested;
+    atomic_uint_fast64_t rr;
+    pthread_mutex_t mu; /* with cv: pc_node_run / pc_node_join waits */
+    pthread_cond_t cv;
+} pc__node;
+
+extern pc__node *pc__the_node;
+extern _Thread_local pc__worker *pc__tls_worker
+    __attribute__((tls_model("initial-exec")));
+
+/* Hook a transport sets to carry sends to other nodes (NULL: unreachable). */
+extern pc_err (*pc__remote_send)(pc_ref to, pc_msg **m);
+
+/* node.c */
+static inline pc__slot *
+pc__slot_get(uint32_t idx)
+{
+    pc__node *n = pc__the_node;
+    pc__slot *chunk;
+
+    if (!n || idx == 0)
+        return NULL;
+    chunk = atomic_load_explicit(&n->chunks[idx >> PC__CHUNK_BITS],
+                                 memory_order_acquire);
+    return chunk ? &chunk[idx & (PC__CHUNK_SLOTS - 1)] : NULL;
+}
+pc__proc *pc__proc_lookup(pc__worker *w, pc_ref r); /* owner-side, live */
+pc_err pc__slot_alloc(pc__worker *w, uint32_t *idx, uint32_t *gen);
+void pc__env_push(pc__worker *target, pc__env *e);
+pc__env *pc__env_new(int kind);
+void pc__nondaemon_add(long n);
+int pc__pick_worker(int want);
+void pc__publish(pc__proc *p, int worker); /* set slot, link or post */
+void pc__link(pc__worker *w, pc__proc *p);
+void pc__runq_push(pc__worker *w, pc__proc *p);
+void pc__proc_finish(pc__worker *w, pc__proc *p, int rc, pc_msg *value);
+void pc__reply(pc__reply_to rt, int rc, pc_msg *msg);
+void pc__zombie_free(pc__worker *w, pc__proc *p);
+/* Route a ref of a live proc: PC_OK with *tw its worker and, when that is
+ * the caller's worker, *local the proc; else PC_ENOENT / PC_EUNREACH /
+ * PC_ESTATE. */
+pc_err pc__route(pc_ref to, pc__worker **tw, pc__proc **local);
+
+/* task.c */
+void pc__task_run(pc__worker *w, pc__task *t); /* from the scheduler */
+void pc__task_after_switch(pc__worker *w);
+void pc__task_wake(pc__task *t, int rc);
+void pc__task_release(pc__worker *w, pc__task *t); /* stack, watchers */
+void pc__deliver_local(pc__worker *w, pc__proc *p, pc_msg *m);
+void pc__handle_env(pc__worker *w, pc__env *e);
+
+/* actor.c */
+void pc__actor_run(pc__worker *w, pc__actor *a);
+void pc__actor_release(pc__actor *a);
+
+/* mailbox (task.c) */
+bool pc__mb_push(pc__proc *p, pc_msg *m);
+pc_msg *pc__mb_pop(pc__proc *p);
+void pc__mb_clear(pc__proc *p);
+
+static inline pc_ref
+pc__proc_ref(const pc__proc *p)
+{
+    return (pc_ref){pc__the_node->id, ((uint64_t)p->gen << 32) | p->idx};
+}
+
+#endif

@@ -1,0 +1,203 @@
+/* actors/msg.c — refcounted immutable messages.
+ *
+ * A message is one allocation: the header, then the type name and the
+ * payload, each followed by a NUL. The reference count is the only field
+ * that changes after creation. pc_msg_free() skips the atomic decrement when
+ * the count is 1 (the caller is the only owner, nobody can race it), which
+ * makes the common send-receive-free path free of atomic RMW operations.
+ *
+ * A protobuf-c message rides along unpacked; its packed bytes are made on
+ * the first pc_msg_data() call and published with a compare-exchange, so two
+ * workers asking at once both get the same buffer and one copy is dropped.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "internal.h"
+
+struct pc_msg {
+    atomic_uint refs;
+    uint32_t type_len;
+    size_t len;
+    pc_ref sender;
+    const char *type;
+    ProtobufCMessage *pb;
+    _Atomic(char *) packed; /* pb's packed form, made on demand */
+    char *data;
+    char inl[]; /* type NUL data NUL */
+};
+
+static pc_msg *
+msg_alloc(const char *type, size_t tlen, size_t dlen)
+{
+    pc_msg *m = malloc(sizeof *m + tlen + 1 + dlen + 1);
+
+    if (!m)
+        return NULL;
+    atomic_init(&m->refs, 1);
+    m->type_len = (uint32_t)tlen;
+    m->len = dlen;
+    m->sender = pc_self();
+    m->pb = NULL;
+    atomic_init(&m->packed, NULL);
+    memcpy(m->inl, type, tlen);
+    m->inl[tlen] = '\0';
+    m->type = m->inl;
+    m->data = m->inl + tlen + 1;
+    m->data[dlen] = '\0';
+    return m;
+}
+
+pc_err
+pc_msg_new(pc_msg **out, const char *type, const void *data, size_t len)
+{
+    size_t tlen;
+    pc_msg *m;
+
+    if (!out || (!data && len))
+        return PC_EINVAL;
+    *out = NULL;
+    if (!type)
+        type = "";
+    tlen = strnlen(type, PC_MSG_TYPE_MAX + 1);
+    if (tlen > PC_MSG_TYPE_MAX || len > SIZE_MAX / 2)
+        return PC_EINVAL;
+    if (!(m = msg_alloc(type, tlen, len)))
+        return PC_ENOMEM;
+    if (len)
+        memcpy(m->data, data, len);
+    *out = m;
+    return PC_OK;
+}
+
+pc_err
+pc_msg_new_str(pc_msg **out, const char *type, const char *text)
+{
+    if (!text)
+        return PC_EINVAL;
+    return pc_msg_new(out, type, text, strlen(text));
+}
+
+pc_err
+pc_msg_new_pb(pc_msg **out, void *pbv)
+{
+    ProtobufCMessage *pb = pbv;
+    const char *type;
+    pc_msg *m;
+
+    if (!out || !pb || !pb->descriptor)
+        return PC_EINVAL;
+    *out = NULL;
+    type = pb->descriptor->name;
+    if (strlen(type) > PC_MSG_TYPE_MAX)
+        return PC_EINVAL;
+    if (!(m = msg_alloc("", 0, 0)))
+        return PC_ENOMEM;
+    m->type = type; /* the descriptor is static data */
+    m->type_len = (uint32_t)strlen(type);
+    m->pb = pb;
+    *out = m;
+    return PC_OK;
+}
+
+pc_msg *
+pc_msg_ref(pc_msg *m)
+{
+    if (m)
+        atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+    return m;
+}
+
+void
+pc_msg_free(pc_msg **mp)
+{
+    pc_msg *m;
+
+    if (!mp || !(m = *mp))
+        return;
+    *mp = NULL;
+    if (atomic_load_explicit(&m->refs, memory_order_acquire) != 1 &&
+        atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    if (m->pb)
+        protobuf_c_message_free_unpacked(m->pb, NULL);
+    free(atomic_load_explicit(&m->packed, memory_order_relaxed));
+    free(m);
+}
+
+const char *
+pc_msg_type(const pc_msg *m)
+{
+    return m ? m->type : "";
+}
+
+int
+pc_msg_is(const pc_msg *m, const char *type)
+{
+    return m && type && strcmp(m->type, type) == 0;
+}
+
+/* Pack the protobuf once; racing callers agree on the first published copy. */
+static const char *
+packed(pc_msg *m, size_t *len)
+{
+    char *buf = atomic_load_explicit(&m->packed, memory_order_acquire);
+    size_t n = protobuf_c_message_get_packed_size(m->pb);
+
+    if (!buf) {
+        char *mine = malloc(n + 1), *expect = NULL;
+        if (!mine) {
+            *len = 0;
+            return "";
+        }
+        protobuf_c_message_pack(m->pb, (uint8_t *)mine);
+        mine[n] = '\0';
+        if (atomic_compare_exchange_strong_explicit(
+                &m->packed, &expect, mine, memory_order_acq_rel,
+                memory_order_acquire)) {
+            buf = mine;
+        } else {
+            free(mine);
+            buf = expect;
+        }
+    }
+    *len = n;
+    return buf;
+}
+
+const void *
+pc_msg_data(const pc_msg *m, size_t *len)
+{
+    size_t dummy;
+
+    if (!len)
+        len = &dummy;
+    if (!m) {
+        *len = 0;
+        return NULL;
+    }
+    if (m->pb)
+        return packed((pc_msg *)m, len);
+    *len = m->len;
+    return m->data;
+}
+
+const char *
+pc_msg_str(const pc_msg *m)
+{
+    return m ? pc_msg_data(m, NULL) : NULL;
+}
+
+const void *
+pc_msg_pb(const pc_msg *m)
+{
+    return m ? m->pb : NULL;
+}
+
+pc_ref
+pc_msg_sender(const pc_msg *m)
+{
+    return m ? m->sender : PC_REF_NIL;
+}

@@ -1,0 +1,47 @@
+# picosDependencies.cmake — imported targets for the libraries libpicos links.
+#
+# Used twice: by the source tree (included from the root CMakeLists.txt) and,
+# installed next to picosConfig.cmake, by find_package(picos) so that the
+# exported static library's link interface ($<LINK_ONLY:picos::ev>, ...)
+# resolves in the consumer's project too. Each target is defined only once.
+#
+#   picos::ev          libev (Debian's libev-dev ships no pkg-config file)
+#   picos::protobuf-c  libprotobuf-c (pkg-config, with a plain search fallback)
+
+if(NOT TARGET picos::ev)
+    find_path(PICOS_EV_INCLUDE_DIR ev.h PATH_SUFFIXES libev)
+    find_library(PICOS_EV_LIBRARY NAMES ev)
+    if(NOT PICOS_EV_INCLUDE_DIR OR NOT PICOS_EV_LIBRARY)
+        message(FATAL_ERROR
+            "picos: libev not found (Debian: apt-get install libev-dev, "
+            "or run `make deps`)")
+    endif()
+    add_library(picos::ev UNKNOWN IMPORTED)
+    set_target_properties(picos::ev PROPERTIES
+        IMPORTED_LOCATION "${PICOS_EV_LIBRARY}"
+        INTERFACE_INCLUDE_DIRECTORIES "${PICOS_EV_INCLUDE_DIR}")
+endif()
+
+if(NOT TARGET picos::protobuf-c)
+    find_package(PkgConfig QUIET)
+    if(PKG_CONFIG_FOUND)
+        pkg_check_modules(PICOS_PROTOBUF_C QUIET IMPORTED_TARGET libprotobuf-c)
+    endif()
+    add_library(picos::protobuf-c INTERFACE IMPORTED)
+    if(PICOS_PROTOBUF_C_FOUND)
+        target_link_libraries(picos::protobuf-c
+            INTERFACE PkgConfig::PICOS_PROTOBUF_C)
+    else()
+        find_path(PICOS_PROTOBUF_C_INCLUDE_DIR protobuf-c/protobuf-c.h)
+        find_library(PICOS_PROTOBUF_C_LIBRARY NAMES protobuf-c)
+        if(NOT PICOS_PROTOBUF_C_INCLUDE_DIR OR NOT PICOS_PROTOBUF_C_LIBRARY)
+            message(FATAL_ERROR
+                "picos: libprotobuf-c not found (Debian: apt-get install "
+                "libprotobuf-c-dev, or run `make deps`)")
+        endif()
+        target_include_directories(picos::protobuf-c
+            INTERFACE "${PICOS_PROTOBUF_C_INCLUDE_DIR}")
+        target_link_libraries(picos::protobuf-c
+            INTERFACE "${PICOS_PROTOBUF_C_LIBRARY}")
+    endif()
+endif()

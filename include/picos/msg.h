@@ -1,0 +1,80 @@
+/* picos/msg.h — messages: refcounted, immutable once sent.
+ *
+ * A message is a type name, a byte payload and the ref of the task that made
+ * it. It may instead (or also) carry a protobuf-c message, kept unpacked while
+ * it stays in the process and packed only when it leaves it (pc_msg_bytes()).
+ *
+ * Ownership: pc_msg_new*() hands the caller one reference. A send takes
+ * `pc_msg **` and sets the caller's pointer to NULL on success; on error the
+ * caller still owns it. Fan-out (channels) takes more references with
+ * pc_msg_ref(); nothing is ever copied. Once a message has been sent nobody
+ * may change it, which is why the accessors return const data.
+ */
+#ifndef PICOS_MSG_H
+#define PICOS_MSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "picos/err.h"
+#include "picos/ref.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pc_msg pc_msg;
+
+/* Longest type name, not counting the NUL. */
+#define PC_MSG_TYPE_MAX 255
+
+/* New message of `type` (NULL means "") with a copy of `len` bytes at `data`
+ * (data may be NULL when len is 0). The sender is the calling task, or the
+ * nil ref outside tasks. Returns PC_OK and *out, PC_EINVAL (type longer than
+ * PC_MSG_TYPE_MAX), or PC_ENOMEM. Any thread. */
+pc_err pc_msg_new(pc_msg **out, const char *type, const void *data, size_t len);
+
+/* As pc_msg_new() for a NUL-terminated string payload (the NUL is not
+ * stored; pc_msg_str() gives it back terminated). */
+pc_err pc_msg_new_str(pc_msg **out, const char *type, const char *text);
+
+/* New message that carries a protobuf-c message (`pb` is a
+ * `ProtobufCMessage *`, passed as void * so this header needs no protobuf-c).
+ * The message takes ownership of `pb` on success and frees it with
+ * protobuf_c_message_free_unpacked(pb, NULL) with the last reference, so it
+ * must have been built by protobuf-c's unpack or with malloc'd fields as the
+ * unpack allocator would. The type name is the protobuf full name
+ * ("picos.Ping"). Any thread. */
+pc_err pc_msg_new_pb(pc_msg **out, void *pb);
+
+/* One more reference; returns m. Any thread. */
+pc_msg *pc_msg_ref(pc_msg *m);
+
+/* Drop the caller's reference and set *m to NULL; frees the message with the
+ * last reference. NULL and *m == NULL are no-ops. Any thread. */
+void pc_msg_free(pc_msg **m);
+
+/* The type name; never NULL. */
+const char *pc_msg_type(const pc_msg *m);
+
+/* True when the type name equals `type`. */
+int pc_msg_is(const pc_msg *m, const char *type);
+
+/* The payload and its length. For a protobuf message the payload is its
+ * packed form, made on the first call (thread-safe) and kept. */
+const void *pc_msg_data(const pc_msg *m, size_t *len);
+
+/* The payload as a NUL-terminated string (every payload is stored with a
+ * NUL after it, not counted in the length). */
+const char *pc_msg_str(const pc_msg *m);
+
+/* The attached protobuf-c message (`ProtobufCMessage *`) or NULL. Read only. */
+const void *pc_msg_pb(const pc_msg *m);
+
+/* The task that made the message (the nil ref when made outside a task). */
+pc_ref pc_msg_sender(const pc_msg *m);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,18 @@
+/* picos/picos.h — the umbrella header: everything public in picos. */
+#ifndef PICOS_PICOS_H
+#define PICOS_PICOS_H
+
+#include "picos/actor.h"
+#include "picos/err.h"
+#include "picos/log.h"
+#include "picos/msg.h"
+#include "picos/node.h"
+#include "picos/ref.h"
+#include "picos/task.h"
+
+#define PICOS_VERSION_MAJOR 0
+#define PICOS_VERSION_MINOR 1
+#define PICOS_VERSION_PATCH 0
+#define PICOS_VERSION "0.1.0"
+
+#endif

@@ -1,0 +1,163 @@
+/* picos/task.h — tasks (stackful coroutines) and messaging.
+ *
+ * A task is a function that runs on its own stack and reads like thread
+ * code: `pc_recv(&m, 1.0)`, `pc_sleep(0.5)`, `pc_wait_fd(fd, PC_READ, 5)`.
+ * A blocking call suspends only the calling task; its worker runs others.
+ *
+ * Wake rules (pycos's, PYCOS_SPEC §0): a task waits for exactly one kind of
+ * thing at a time, and only that kind wakes it.
+ *   - pc_resume() wakes only a task in pc_suspend() / pc_sleep();
+ *   - a message wakes only a task in pc_recv() (else it is queued);
+ *   - fd readiness wakes only a task in pc_wait_fd() on that fd;
+ *   - a task's end wakes only tasks in pc_task_join() on it;
+ *   - every wait has a timeout (negative: forever; 0: don't wait).
+ *
+ * Ordering: messages from one sender to one receiver arrive in the order
+ * sent (FIFO per pair), across workers too. pc_send() is at-most-once: a
+ * message to a task that ends before reading it is dropped.
+ *
+ * Unless said otherwise, functions below are for tasks only (the calling
+ * thread must be running a task) and return PC_EPERM elsewhere. Those marked
+ * "any thread" also work from light actors, foreign threads and main().
+ */
+#ifndef PICOS_TASK_H
+#define PICOS_TASK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "picos/err.h"
+#include "picos/msg.h"
+#include "picos/ref.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A task function. Its return value is the task's exit value: a message (or
+ * NULL) whose reference passes to the runtime, then to a joiner. */
+typedef pc_msg *(*pc_task_fn)(void *arg);
+
+/* Which worker a new task goes to. */
+#define PC_WORKER_SELF 0   /* the spawner's worker; round-robin outside */
+#define PC_WORKER_ANY (-1) /* round-robin over the workers */
+#define PC_WORKER(i) ((i) + 1) /* worker i, 0 <= i < pc_node_workers() */
+
+/* Task flags. */
+#define PC_TASK_DAEMON 0x1u   /* pc_node_run() doesn't wait for it */
+#define PC_TASK_JOINABLE 0x2u /* keep the exit value until pc_task_join() */
+/* Small-memory mode: the task runs on its worker's shared stack and the used
+ * part is copied out when another small task needs the stack. Pointers to its
+ * stack locals are valid only while it runs: never hand them to another task.
+ * (Builds with ASan or the ucontext fallback give it a private stack.) */
+#define PC_TASK_SMALL 0x4u
+
+typedef struct pc_spawn_opts {
+    int worker;         /* PC_WORKER_SELF (the default, 0), _ANY, or (i) */
+    unsigned flags;     /* PC_TASK_* */
+    size_t stack_size;  /* 0: the node's default */
+    const char *name;   /* for logs and status; copied; may be NULL */
+} pc_spawn_opts;
+
+/* A zeroed pc_spawn_opts is the default: own worker, no flags. */
+
+/* Create a task running fn(arg) and return its ref in *ref (may be NULL).
+ * It is scheduled at once, in FIFO order after the tasks already runnable on
+ * its worker; spawn is O(1) and takes no stack until the task first runs.
+ * opts may be NULL. Returns PC_OK, PC_ESTATE (no node), PC_EINVAL (bad
+ * worker index), PC_ENOMEM. Any thread. */
+pc_err pc_spawn(pc_task_fn fn, void *arg, const pc_spawn_opts *opts,
+                pc_ref *ref);
+
+/* The ref of the running task or light actor; the nil ref elsewhere. */
+pc_ref pc_self(void);
+
+/* The name given at spawn ("" when none). Tasks and light actors. */
+const char *pc_self_name(void);
+
+/* True when the caller is a task (not an actor handler or plain thread). */
+bool pc_in_task(void);
+
+/* Send *m to `to`; never blocks. On PC_OK the message belongs to the
+ * receiver and *m is NULL. Returns PC_ENOENT (stale or unknown ref: the
+ * caller keeps *m), PC_EUNREACH (a ref of another node, while no transport is
+ * attached), PC_EINVAL. Any thread. */
+pc_err pc_send(pc_ref to, pc_msg **m);
+
+/* Convenience: pc_msg_new() + pc_send(); the message is freed on error. */
+pc_err pc_send_data(pc_ref to, const char *type, const void *data, size_t len);
+
+/* Send *m and return once it is in the target's mailbox, or after `timeout`
+ * seconds (negative: forever). On PC_OK the message was enqueued. On
+ * PC_ETIMEDOUT it may still be enqueued later; in both cases *m is NULL.
+ * PC_ENOENT: the target was gone (the message is freed and *m NULL when the
+ * failure was found after it left; *m is kept when found before). Tasks and
+ * foreign threads; PC_EPERM from a light-actor handler. */
+pc_err pc_deliver(pc_ref to, pc_msg **m, double timeout);
+
+/* Take the oldest message of the caller's mailbox into *out, waiting up to
+ * `timeout` seconds (negative: forever; 0: only look). Returns PC_OK or
+ * PC_ETIMEDOUT (*out is NULL). Tasks only. */
+pc_err pc_recv(pc_msg **out, double timeout);
+
+/* Messages waiting in the caller's mailbox (tasks and actors). */
+size_t pc_mailbox_depth(void);
+
+/* Let the other runnable tasks of this worker run, then continue. */
+pc_err pc_yield(void);
+
+/* Sleep `secs` seconds (<= 0: just yield). Returns PC_OK after the full
+ * time, PC_EINTR when pc_resume() woke it early (the value is dropped). */
+pc_err pc_sleep(double secs);
+
+/* Wait until another task calls pc_resume() on this one, or `timeout`
+ * seconds pass (negative: forever). Returns PC_OK with the resume value in
+ * *value (may be NULL), or PC_ETIMEDOUT. */
+pc_err pc_suspend(double timeout, void **value);
+
+/* Wake task `ref` if it is in pc_suspend() / pc_sleep(), handing it `value`.
+ * A task that isn't suspended is not woken and the value is dropped (as in
+ * pycos); cross-worker, this is decided on the target's worker. Returns
+ * PC_OK or PC_ENOENT. Any thread. */
+pc_err pc_resume(pc_ref ref, void *value);
+
+/* Make the calling task a daemon (or not). Tasks and actors. */
+pc_err pc_set_daemon(bool daemon);
+
+/* Wait for task `ref` to end, up to `timeout` seconds, and take its exit
+ * value into *value (may be NULL: the value is freed). A PC_TASK_JOINABLE
+ * task keeps its value after it ends until one join takes it; other tasks
+ * can be joined only while they run. Returns PC_OK, PC_ETIMEDOUT, PC_ENOENT
+ * (no such task, or it ended unjoinable before the join arrived), PC_EKILLED
+ * (it was terminated; *value NULL), PC_EINVAL (joining itself).
+ * Tasks and foreign threads; not light-actor handlers. */
+pc_err pc_task_join(pc_ref ref, double timeout, pc_msg **value);
+
+/* Terminate task or actor `ref`: it is removed at the point where it waits,
+ * without running more of its code (like Erlang's kill; C has no unwinding,
+ * so what it holds is not freed — use messages to ask a task to end cleanly).
+ * Joiners get PC_EKILLED, also when a task terminates itself.
+ * Returns PC_OK or PC_ENOENT. Any thread. */
+pc_err pc_task_terminate(pc_ref ref);
+
+/* End the calling task now with exit value `value`. Tasks only; does not
+ * return. */
+void pc_exit(pc_msg *value) __attribute__((noreturn));
+
+/* True while `ref` names a live task or actor of this node. Any thread. */
+bool pc_alive(pc_ref ref);
+
+/* fd events for pc_wait_fd(). */
+#define PC_READ 0x1
+#define PC_WRITE 0x2
+
+/* Suspend the task until `fd` is ready for `events` (PC_READ|PC_WRITE) or
+ * `timeout` seconds pass. Returns PC_OK with the ready events in *revents
+ * (may be NULL), or PC_ETIMEDOUT, or PC_EINVAL. The one I/O primitive:
+ * transport/ builds sockets on it. Tasks only. */
+pc_err pc_wait_fd(int fd, int events, double timeout, int *revents);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
