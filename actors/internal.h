@@ -96,6 +96,10 @@ pc__stack_check(const pc__stack *s, const void *sp, const char *name)
 /* At a task's end: also the lowest word, which only an overflow writes. */
 void pc__stack_check_end(const pc__stack *s, const char *name);
 
+/* Internal reply code: the joined task ended as a zombie; join it again to
+ * collect its value (so a value is never handed to a joiner that gave up). */
+#define PC__ENDED 1
+
 /* ---- processes: tasks and light actors ----------------------------------- */
 
 enum pc__kind { PC__TASK = 1, PC__ACTOR = 2 };
@@ -109,7 +113,7 @@ enum pc__state {
     PC__ST_AWAIT_FD,    /* pc_wait_fd */
     PC__ST_AWAIT_REPLY, /* pc_task_join / pc_deliver: a reply wakes it */
     PC__ST_IDLE,        /* light actor with an empty mailbox */
-    PC__ST_ZOMBIE,      /* ended joinable task holding its exit value */
+    PC__ST_ZOMBIE,      /* ended joinable task: exit code and value kept */
     PC__ST_DEAD
 };
 
@@ -246,6 +250,8 @@ struct pc__worker {
     uint32_t free_slot;
     uint32_t batch_next, batch_end; /* reserved fresh indexes */
     uint64_t rr;                    /* round-robin cursor for spawns */
+    void *msg_cache; /* freed small messages, linked through themselves */
+    unsigned msg_cached;
 #ifdef PC__ASAN
     void *sched_stack_lo;
     size_t sched_stack_size;
@@ -318,6 +324,9 @@ void pc__zombie_free(pc__worker *w, pc__proc *p);
  * the caller's worker, *local the proc; else PC_ENOENT / PC_EUNREACH /
  * PC_ESTATE. */
 pc_err pc__route(pc_ref to, pc__worker **tw, pc__proc **local);
+
+/* msg.c */
+void pc__msg_cache_fini(pc__worker *w);
 
 /* task.c */
 void pc__task_run(pc__worker *w, pc__task *t); /* from the scheduler */

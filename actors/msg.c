@@ -6,6 +6,11 @@
  * the count is 1 (the caller is the only owner, nobody can race it), which
  * makes the common send-receive-free path free of atomic RMW operations.
  *
+ * Small messages (type and payload within SMALL_ROOM bytes) are all one
+ * size and each worker keeps up to CACHE_MAX freed ones for reuse, so a busy
+ * mailbox doesn't turn into malloc work; a message freed on another thread
+ * (or beyond the cap) goes back to malloc.
+ *
  * A protobuf-c message rides along unpacked; its packed bytes are made on
  * the first pc_msg_data() call and published with a compare-exchange, so two
  * workers asking at once both get the same buffer and one copy is dropped.
@@ -17,9 +22,13 @@
 
 #include "internal.h"
 
+#define SMALL_ROOM 64   /* type + NUL + payload + NUL of a cached message */
+#define CACHE_MAX 16384 /* cached messages per worker */
+
 struct pc_msg {
     atomic_uint refs;
-    uint32_t type_len;
+    uint16_t type_len;
+    uint16_t small; /* allocated with SMALL_ROOM bytes of room */
     size_t len;
     pc_ref sender;
     const char *type;
@@ -32,12 +41,21 @@ struct pc_msg {
 static pc_msg *
 msg_alloc(const char *type, size_t tlen, size_t dlen)
 {
-    pc_msg *m = malloc(sizeof *m + tlen + 1 + dlen + 1);
+    size_t room = tlen + 1 + dlen + 1;
+    pc__worker *w = pc__tls_worker;
+    bool small = room <= SMALL_ROOM;
+    pc_msg *m;
 
-    if (!m)
+    if (small && w && w->msg_cache) {
+        m = w->msg_cache;
+        w->msg_cache = *(void **)m;
+        w->msg_cached--;
+    } else if (!(m = malloc(sizeof *m + (small ? SMALL_ROOM : room)))) {
         return NULL;
+    }
     atomic_init(&m->refs, 1);
-    m->type_len = (uint32_t)tlen;
+    m->small = small;
+    m->type_len = (uint16_t)tlen;
     m->len = dlen;
     m->sender = pc_self();
     m->pb = NULL;
@@ -96,7 +114,7 @@ pc_msg_new_pb(pc_msg **out, void *pbv)
     if (!(m = msg_alloc("", 0, 0)))
         return PC_ENOMEM;
     m->type = type; /* the descriptor is static data */
-    m->type_len = (uint32_t)strlen(type);
+    m->type_len = (uint16_t)strlen(type);
     m->pb = pb;
     *out = m;
     return PC_OK;
@@ -121,10 +139,30 @@ pc_msg_free(pc_msg **mp)
     if (atomic_load_explicit(&m->refs, memory_order_acquire) != 1 &&
         atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
         return;
-    if (m->pb)
+    if (m->pb) {
         protobuf_c_message_free_unpacked(m->pb, NULL);
-    free(atomic_load_explicit(&m->packed, memory_order_relaxed));
+        free(atomic_load_explicit(&m->packed, memory_order_relaxed));
+    }
+    pc__worker *w = pc__tls_worker;
+    if (m->small && w && w->msg_cached < CACHE_MAX) {
+        *(void **)m = w->msg_cache;
+        w->msg_cache = m;
+        w->msg_cached++;
+        return;
+    }
     free(m);
+}
+
+void
+pc__msg_cache_fini(pc__worker *w)
+{
+    void *m;
+
+    while ((m = w->msg_cache)) {
+        w->msg_cache = *(void **)m;
+        free(m);
+    }
+    w->msg_cached = 0;
 }
 
 const char *

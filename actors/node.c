@@ -534,18 +534,23 @@ pc__publish(pc__proc *p, int worker)
 
 /* ---- ending ----------------------------------------------------------------- */
 
-/* The proc ended with rc (PC_OK: normal exit with value; PC_EKILLED).
- * Wakes joiners, frees the mailbox, and frees the proc and its slot — or
- * keeps a joinable task as a zombie holding its value. Consumes value. */
+/* The proc ended with rc (PC_OK: normal exit with value; PC_EKILLED...).
+ * Frees the mailbox and the proc and its slot, handing joiners the result —
+ * or, for a joinable task, keeps a zombie with rc and value and tells the
+ * joiners PC__ENDED, so that the one that still waits collects it with a
+ * second join. Consumes value. */
 void
 pc__proc_finish(pc__worker *w, pc__proc *p, int rc, pc_msg *value)
 {
     pc__joiner *j;
-    bool zombie = p->joinable && !p->joiners && rc == PC_OK;
+    bool zombie = p->joinable && p->kind == PC__TASK;
 
     while ((j = p->joiners)) {
         p->joiners = j->next;
-        pc__reply(j->rt, rc, value ? pc_msg_ref(value) : NULL);
+        if (zombie)
+            pc__reply(j->rt, PC__ENDED, NULL);
+        else
+            pc__reply(j->rt, rc, value ? pc_msg_ref(value) : NULL);
         free(j);
     }
     pc__mb_clear(p);
@@ -558,6 +563,7 @@ pc__proc_finish(pc__worker *w, pc__proc *p, int rc, pc_msg *value)
         pc__task_release(w, (pc__task *)p);
         if (zombie) {
             ((pc__task *)p)->exit_val = value;
+            ((pc__task *)p)->wake_rc = rc;
             p->state = PC__ST_ZOMBIE;
             atomic_store_explicit(&pc__slot_get(p->idx)->zombie, 1,
                                   memory_order_release);
@@ -674,6 +680,7 @@ node_free(pc__node *n)
     }
     for (int i = 0; n->workers && i < n->nworkers; i++) {
         pc__worker *w = &n->workers[i];
+        pc__msg_cache_fini(w);
         pc__stack_put(&w->pool, &w->shared);
         pc__stack_pool_fini(&w->pool);
         if (w->loop)

@@ -766,9 +766,10 @@ join_local(pc__proc *p, pc__reply_to rt)
     } else if (p->state == PC__ST_ZOMBIE) {
         pc__task *t = (pc__task *)p;
         pc_msg *v = t->exit_val;
+        int rc = t->wake_rc;
         t->exit_val = NULL;
         pc__zombie_free(p->w, p);
-        pc__reply(rt, PC_OK, v);
+        pc__reply(rt, rc, v);
     } else if (!(j = malloc(sizeof *j))) {
         pc__reply(rt, PC_ENOMEM, NULL);
     } else {
@@ -778,11 +779,61 @@ join_local(pc__proc *p, pc__reply_to rt)
     }
 }
 
+/* One join attempt: PC__ENDED means "it ended, join again to collect". */
+static int
+join_once(pc__worker *w, pc__worker *tw, pc_ref ref, double timeout,
+          pc_msg **v)
+{
+    if (tw != w) {
+        pc__env *e = pc__env_new(PC__ENV_JOIN);
+        if (!e)
+            return PC_ENOMEM;
+        e->to = ref;
+        return request(tw, e, timeout == 0 ? 1e-9 : timeout, v);
+    }
+    pc__proc *p = pc__proc_lookup(w, ref);
+    pc__task *t = cur_task(w);
+    pc__joiner *j;
+    int rc;
+
+    if (!p)
+        return PC_ENOENT;
+    if (p->state == PC__ST_ZOMBIE) {
+        *v = ((pc__task *)p)->exit_val;
+        rc = ((pc__task *)p)->wake_rc;
+        ((pc__task *)p)->exit_val = NULL;
+        pc__zombie_free(w, p);
+        return rc;
+    }
+    if (timeout == 0)
+        return PC_ETIMEDOUT;
+    if (!(j = malloc(sizeof *j)))
+        return PC_ENOMEM;
+    *j = (pc__joiner){p->joiners, {pc__proc_ref(&t->p), ++t->token, NULL}};
+    p->joiners = j;
+    rc = task_wait(w, t, PC__ST_AWAIT_REPLY, timeout);
+    *v = t->reply_msg;
+    t->reply_msg = NULL;
+    if (rc == PC_ETIMEDOUT && (p = pc__proc_lookup(w, ref))) {
+        for (pc__joiner **jp = &p->joiners; *jp; jp = &(*jp)->next) {
+            if ((*jp)->rt.token == t->token &&
+                pc_ref_eq((*jp)->rt.task, pc__proc_ref(&t->p))) {
+                j = *jp;
+                *jp = j->next;
+                free(j);
+                break;
+            }
+        }
+    }
+    return rc;
+}
+
 pc_err
 pc_task_join(pc_ref ref, double timeout, pc_msg **value)
 {
-    pc__worker *w = pc__tls_worker, *tw;
+    pc__worker *w = pc__tls_worker;
     pc__node *n = pc__the_node;
+    double deadline = timeout > 0 ? pc_now() + timeout : 0;
     pc__slot *s;
     pc_msg *v = NULL;
     int rc;
@@ -797,52 +848,16 @@ pc_task_join(pc_ref ref, double timeout, pc_msg **value)
         return PC_ESTATE;
     if (ref.node != n->id)
         return pc_ref_is_nil(ref) ? PC_ENOENT : PC_EUNREACH;
-    /* pc__route refuses zombies; joins are what zombies wait for */
+    /* not pc__route(): it refuses zombies, and joins are what they wait for */
     s = pc__slot_get((uint32_t)ref.id);
-    if (!s || (uint32_t)ref.id == 0 ||
-        atomic_load_explicit(&s->gen, memory_order_acquire) !=
-            (uint32_t)(ref.id >> 32))
+    if (!s || atomic_load_explicit(&s->gen, memory_order_acquire) !=
+                  (uint32_t)(ref.id >> 32))
         return PC_ENOENT;
-    tw = &n->workers[atomic_load_explicit(&s->worker, memory_order_relaxed)];
-    if (tw == w) {
-        pc__proc *p = pc__proc_lookup(w, ref);
-        pc__task *t = cur_task(w);
-        if (!p)
-            return PC_ENOENT;
-        if (p->state == PC__ST_ZOMBIE) {
-            v = ((pc__task *)p)->exit_val;
-            ((pc__task *)p)->exit_val = NULL;
-            pc__zombie_free(w, p);
-            rc = PC_OK;
-        } else if (timeout == 0) {
-            return PC_ETIMEDOUT;
-        } else {
-            pc__joiner j = {p->joiners, {pc__proc_ref(&t->p), ++t->token, 0}};
-            pc__joiner *hj = malloc(sizeof *hj);
-            if (!hj)
-                return PC_ENOMEM;
-            *hj = j;
-            p->joiners = hj;
-            rc = task_wait(w, t, PC__ST_AWAIT_REPLY, timeout);
-            v = t->reply_msg;
-            t->reply_msg = NULL;
-            if (rc == PC_ETIMEDOUT && (p = pc__proc_lookup(w, ref))) {
-                for (pc__joiner **jp = &p->joiners; *jp; jp = &(*jp)->next)
-                    if ((*jp)->rt.token == j.rt.token &&
-                        pc_ref_eq((*jp)->rt.task, j.rt.task)) {
-                        pc__joiner *dead = *jp;
-                        *jp = dead->next;
-                        free(dead);
-                        break;
-                    }
-            }
-        }
-    } else {
-        pc__env *e = pc__env_new(PC__ENV_JOIN);
-        if (!e)
-            return PC_ENOMEM;
-        e->to = ref;
-        rc = request(tw, e, timeout == 0 ? 1e-9 : timeout, &v);
+    pc__worker *tw =
+        &n->workers[atomic_load_explicit(&s->worker, memory_order_relaxed)];
+    while ((rc = join_once(w, tw, ref, timeout, &v)) == PC__ENDED) {
+        if (timeout > 0 && (timeout = deadline - pc_now()) <= 0)
+            timeout = 1e-9; /* it has ended: the collecting join is quick */
     }
     if (value)
         *value = v;

@@ -80,16 +80,16 @@ note(result *r, const char *fmt, ...)
     va_end(ap);
 }
 
-/* "1,000,000" into buf (at least 32 bytes); returns buf. */
+/* A count >= 0 as "1,000,000" into buf (32 bytes); returns buf. */
 static char *
 count_str(long n, char *buf)
 {
-    char raw[32];
+    char raw[24];
     int len = snprintf(raw, sizeof raw, "%ld", n);
     int j = 0;
 
     for (int i = 0; i < len; i++) {
-        if (i > 0 && raw[i] != '-' && (len - i) % 3 == 0 && raw[i - 1] != '-')
+        if (i > 0 && (len - i) % 3 == 0)
             buf[j++] = ',';
         buf[j++] = raw[i];
     }
@@ -515,7 +515,7 @@ bench_rss_tasks_small(result *r)
  * memory. The receiver checks FIFO order per sender. */
 
 #define MB_BATCH 256
-#define MB_WINDOW (1L << 20)
+#define MB_WINDOW (1L << 16)
 
 typedef struct mb_payload {
     int sender;
@@ -1179,23 +1179,23 @@ static const bench benches[] = {
      bench_rss_tasks},
     {"rss-tasks-small", "100k live idle tasks (PC_TASK_SMALL), RSS per task",
      "KB", AT_MOST, 2.5, 0, bench_rss_tasks_small},
-    {"mailbox-w1", "N:1 mailbox, 100 senders -> 1 receiver (W=1)", "M msg/s",
+    {"mailbox-w1", "N:1 mailbox, 100 senders → 1 receiver (W=1)", "M msg/s",
      AT_LEAST, 20, 0, bench_mailbox_w1},
-    {"mailbox-w2", "N:1 mailbox, senders on worker 1, receiver on 0 (W=2)",
+    {"mailbox-w2", "N:1 mailbox, 100 senders on worker 1 → 1 on 0 (W=2)",
      "M msg/s", AT_LEAST, 20, 0, bench_mailbox_w2},
     {"parallel", "parallel CPU work, speed-up over W=1", "×", AT_LEAST, 0.9, 1,
      bench_parallel},
-    {"savina-pingpong", "Savina PingPong, 40k pings (tasks)", "ms", NONE, 0, 1,
+    {"savina-pingpong", "Savina PingPong: 40k pings, tasks", "ms", NONE, 0, 1,
      bench_sv_pingpong},
-    {"savina-counting", "Savina Counting, 1M messages (actors)", "ms", NONE, 0,
+    {"savina-counting", "Savina Counting: 1M messages, actors", "ms", NONE, 0,
      1, bench_sv_counting},
-    {"savina-threadring", "Savina ThreadRing, 100 tasks, 100k passes", "ms",
+    {"savina-threadring", "Savina ThreadRing: 100 tasks, 100k passes", "ms",
      NONE, 0, 1, bench_sv_threadring},
-    {"savina-fj-throughput", "Savina Fork-join throughput, 60 x 10k (actors)",
+    {"savina-fj-throughput", "Savina Fork-join throughput: 60 actors × 10k",
      "ms", NONE, 0, 1, bench_sv_fjthroughput},
-    {"savina-fj-creation", "Savina Fork-join creation, 40k actors", "ms", NONE,
+    {"savina-fj-creation", "Savina Fork-join creation: 40k actors", "ms", NONE,
      0, 1, bench_sv_fjcreation},
-    {"savina-big", "Savina Big, 120 actors x 20k pings", "ms", NONE, 0, 1,
+    {"savina-big", "Savina Big: 120 actors × 20k pings", "ms", NONE, 0, 1,
      bench_sv_big},
 };
 
