@@ -542,36 +542,39 @@ pc__publish(pc__proc *p, int worker)
 void
 pc__proc_finish(pc__worker *w, pc__proc *p, int rc, pc_msg *value)
 {
-    pc__joiner *j;
+    pc__joiner *j, *joiners = p->joiners;
     bool zombie = p->joinable && p->kind == PC__TASK;
 
-    while ((j = p->joiners)) {
-        p->joiners = j->next;
+    p->joiners = NULL;
+    pc__mb_clear(p);
+    if (!p->daemon)
+        pc__nondaemon_add(-1);
+    p->daemon = true; /* counted once */
+    if (p->kind == PC__ACTOR)
+        pc__actor_release((pc__actor *)p);
+    else
+        pc__task_release(w, (pc__task *)p);
+    /* The ref must be stale (or a zombie's) before any joiner can learn of
+     * the end, so that pc_alive() after a join is false on every worker. */
+    if (zombie) {
+        ((pc__task *)p)->exit_val = value;
+        ((pc__task *)p)->wake_rc = rc;
+        p->state = PC__ST_ZOMBIE;
+        atomic_store_explicit(&pc__slot_get(p->idx)->zombie, 1,
+                              memory_order_release);
+        value = NULL;
+    } else {
+        pc__zombie_free(w, p);
+    }
+    while ((j = joiners)) {
+        joiners = j->next;
         if (zombie)
             pc__reply(j->rt, PC__ENDED, NULL);
         else
             pc__reply(j->rt, rc, value ? pc_msg_ref(value) : NULL);
         free(j);
     }
-    pc__mb_clear(p);
-    if (!p->daemon)
-        pc__nondaemon_add(-1);
-    p->daemon = true; /* counted once */
-    if (p->kind == PC__ACTOR) {
-        pc__actor_release((pc__actor *)p);
-    } else {
-        pc__task_release(w, (pc__task *)p);
-        if (zombie) {
-            ((pc__task *)p)->exit_val = value;
-            ((pc__task *)p)->wake_rc = rc;
-            p->state = PC__ST_ZOMBIE;
-            atomic_store_explicit(&pc__slot_get(p->idx)->zombie, 1,
-                                  memory_order_release);
-            return;
-        }
-    }
     pc_msg_free(&value);
-    pc__zombie_free(w, p);
 }
 
 /* Free an ended proc (a zombie whose value was taken, or a finished one). */

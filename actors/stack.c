@@ -21,6 +21,10 @@
 
 #include "internal.h"
 
+#ifdef PC__ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 static size_t
 page_size(void)
 {
@@ -73,7 +77,7 @@ pc__stack_get(pc__stack_pool *p, size_t size)
         s = p->free;
         p->free = s->next;
         p->nfree--;
-        return s;
+        goto out;
     }
     if (!(s = malloc(sizeof *s)))
         return NULL;
@@ -96,6 +100,12 @@ pc__stack_get(pc__stack_pool *p, size_t size)
     s->lo = s->map + (s->map_size - size);
     s->size = size;
     s->next = NULL;
+out:
+#ifdef PC__ASAN
+    /* An ended task never unwound, so its frames' redzones are still
+     * poisoned in the shadow, also of memory unmapped and mapped again. */
+    __asan_unpoison_memory_region(s->lo, s->size);
+#endif
     return s;
 }
 

@@ -179,6 +179,10 @@ shared_claim(pc__worker *w, pc__task *t)
 static bool
 prepare(pc__worker *w, pc__task *t)
 {
+#ifdef PC__TSAN
+    if (!t->fiber)
+        t->fiber = __tsan_create_fiber(0);
+#endif
     if (t->p.small)
         return shared_claim(w, t);
     if (!t->ctx.sp) {
@@ -186,10 +190,6 @@ prepare(pc__worker *w, pc__task *t)
             return false;
         pc__ctx_make(&t->ctx, t->stack->lo, t->stack->size, task_entry);
     }
-#ifdef PC__TSAN
-    if (!t->fiber)
-        t->fiber = __tsan_create_fiber(0);
-#endif
     return true;
 }
 

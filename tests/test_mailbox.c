@@ -327,8 +327,10 @@ send_from_foreign_threads(int W)
         CU_ASSERT_PTR_NULL(m);
     }
     CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, foreign_sender, &c), 0);
-    PT_RUN();
+    /* a foreign thread's picos calls must be over before pc_node_run()
+     * frees the node */
     pthread_join(th, NULL);
+    PT_RUN();
     pt_flush();
     CU_ASSERT_EQUAL(atomic_load(&c.done), 1);
     CU_ASSERT_EQUAL(atomic_load(&c.got), MAIN_SENDS + THREAD_SENDS);

@@ -382,17 +382,32 @@ struct join_ctx {
 };
 
 static void
-deep_exit(int depth)
+exit_inner(void)
 {
     pc_msg *m = NULL;
 
-    if (depth > 0) {
-        deep_exit(depth - 1);
-        return;
-    }
     if (pc_msg_new_str(&m, "exit.value", "from deep") != PC_OK)
         m = NULL;
     pc_exit(m);
+}
+
+/* A few frames deep, so pc_exit has a stack to abandon. */
+__attribute__((noinline)) static void
+exit_middle(volatile int *depth)
+{
+    char pad[256];
+
+    memset(pad, 1, sizeof pad);
+    __asm__ volatile("" : : "r"(pad) : "memory");
+    (*depth)++;
+    exit_inner();
+}
+
+__attribute__((noinline)) static void
+exit_outer(volatile int *depth)
+{
+    (*depth)++;
+    exit_middle(depth);
 }
 
 static pc_msg *
@@ -400,7 +415,9 @@ exiting_task(void *arg)
 {
     struct join_ctx *c = arg;
 
-    deep_exit(5);
+    volatile int depth = 0;
+
+    exit_outer(&depth);
     atomic_fetch_add(&c->after, 1);
     return NULL;
 }
@@ -563,6 +580,63 @@ join_running_nonjoinable(int W)
     CU_ASSERT_EQUAL(pc_spawn(join_running_main, &c, &o, NULL), PC_OK);
     PT_RUN();
     CU_ASSERT_EQUAL(atomic_load(&c.done), 1);
+}
+
+static pc_msg *
+go_sender(void *arg)
+{
+    struct join_ctx *c = arg;
+
+    TCHECK_RC(pt_send(c->target, "go"), PC_OK);
+    return NULL;
+}
+
+static pc_msg *
+waits_for_go(void *arg);
+
+#define JOIN_ROUNDS 200
+
+static pc_msg *
+join_then_stale_main(void *arg)
+{
+    struct join_ctx *c = arg;
+    int ok = 0;
+
+    for (int i = 0; i < JOIN_ROUNDS; i++) {
+        pc_msg *v = NULL;
+        pc_ref a = pt_spawn(waits_for_go, c, 1, 0);
+        int rc;
+
+        c->target = a;
+        pt_spawn(go_sender, c, PT_SELF, 0); /* runs once the join blocks */
+        rc = pc_task_join(a, PT_LONG, &v);
+        /* not joinable: the join may arrive after the end (PC_ENOENT) */
+        TCHECK(rc == PC_OK || rc == PC_ENOENT);
+        if (rc == PC_OK) {
+            ok++;
+            /* it has ended, so its ref is stale from now on */
+            TCHECK(!pc_alive(a));
+            TCHECK_RC(pc_task_terminate(a), PC_ENOENT);
+            TCHECK_RC(pc_task_join(a, 0, NULL), PC_ENOENT);
+        }
+        pc_msg_free(&v);
+    }
+    TCHECK(ok > 0);
+    atomic_fetch_add(&c->done, 1);
+    return NULL;
+}
+
+/* Once pc_task_join has returned, the ref is stale at once, also when the
+ * task ended on another worker. */
+PT_WTEST(join_then_stale)
+static void
+join_then_stale(int W)
+{
+    struct join_ctx c;
+
+    memset(&c, 0, sizeof c);
+    PT_RUN_TASK(W, join_then_stale_main, &c, &c.done, 1);
+    CU_ASSERT_EQUAL(atomic_load(&c.ran), JOIN_ROUNDS);
 }
 
 static pc_msg *
@@ -820,7 +894,8 @@ terminate_blocked(int W)
 struct stale_ctx {
     pc_ref main;
     atomic_int wrong_first; /* a new task got mail meant for a stale ref */
-    atomic_int reused;      /* a new task took the stale ref's slot */
+    atomic_int reused_a;    /* a new task took a's slot */
+    atomic_int reused_b;    /* ... b's slot */
     atomic_int done;
 };
 
@@ -866,34 +941,77 @@ first_must_be_end(void *arg)
     return NULL;
 }
 
+/* Free slots are kept per worker, so new tasks reuse b's slot (b ended on
+ * worker 1) only when spawned there: this task spawns them on its own
+ * worker and reports their refs. */
+static pc_msg *
+spawner_there(void *arg)
+{
+    struct stale_ctx *c = arg;
+
+    for (int i = 0; i < REUSE_TASKS; i++)
+        TCHECK_RC(pt_send_ref(c->main, "live",
+                              pt_spawn(first_must_be_end, c, PT_SELF,
+                                       PC_TASK_JOINABLE)),
+                  PC_OK);
+    return NULL;
+}
+
 static pc_msg *
 stale_main(void *arg)
 {
     struct stale_ctx *c = arg;
-    pc_ref a, live[REUSE_TASKS];
+    pc_ref a, b, live[2 * REUSE_TASKS], g;
     uint64_t node = pc_node_id();
+    int nlive = 0, nready = 0;
 
     c->main = pc_self();
-    a = pt_spawn(null_task, c, 1, PC_TASK_JOINABLE);
+    /* a ends on this worker, b on worker 1 (the other one, if any) */
+    a = pt_spawn(null_task, c, PT_SELF, PC_TASK_JOINABLE);
+    b = pt_spawn(null_task, c, 1, PC_TASK_JOINABLE);
     TCHECK_EQ(a.node, node);
     TCHECK_RC(pc_task_join(a, PT_LONG, NULL), PC_OK);
+    TCHECK_RC(pc_task_join(b, PT_LONG, NULL), PC_OK);
     check_dead_ref(a, PC_ENOENT);
+    check_dead_ref(b, PC_ENOENT);
 
-    /* Fill the slots again with live tasks: one likely takes a's slot.
-     * None may get what is sent to the stale ref. */
-    for (int i = 0; i < REUSE_TASKS; i++) {
-        live[i] = pt_spawn(first_must_be_end, c, 1, PC_TASK_JOINABLE);
-        if ((uint32_t)live[i].id == (uint32_t)a.id)
-            atomic_store(&c->reused, 1);
-        TCHECK(!pc_ref_eq(live[i], a));
-    }
+    /* Fill the slots again with live tasks, on both workers. None may get
+     * what is sent to the stale refs. */
     for (int i = 0; i < REUSE_TASKS; i++)
-        PT_EXPECT("ready");
+        live[nlive++] = pt_spawn(first_must_be_end, c, PT_SELF,
+                                 PC_TASK_JOINABLE);
+    pt_spawn(spawner_there, c, 1, 0);
+    while (nlive < 2 * REUSE_TASKS || nready < 2 * REUSE_TASKS) {
+        pc_msg *m = NULL;
+        if (pc_recv(&m, PT_LONG) != PC_OK || !m) {
+            TCHECK(!"lost a live/ready message");
+            break;
+        }
+        if (pc_msg_is(m, "live") && nlive < 2 * REUSE_TASKS)
+            live[nlive++] = pt_msg_ref(m);
+        else if (pc_msg_is(m, "ready"))
+            nready++;
+        else
+            TCHECK(!"unexpected message");
+        pc_msg_free(&m);
+    }
+    for (int i = 0; i < nlive; i++) {
+        if ((uint32_t)live[i].id == (uint32_t)a.id)
+            atomic_store(&c->reused_a, 1);
+        if ((uint32_t)live[i].id == (uint32_t)b.id)
+            atomic_store(&c->reused_b, 1);
+        TCHECK(!pc_ref_eq(live[i], a));
+        TCHECK(!pc_ref_eq(live[i], b));
+    }
     check_dead_ref(a, PC_ENOENT);
+    check_dead_ref(b, PC_ENOENT);
 
-    /* forged refs: another generation of a live slot, a slot never used */
-    pc_ref g = live[0];
+    /* forged refs: another generation of a live slot, slots never used */
+    g = live[0];
     g.id += 1ull << 32;
+    check_dead_ref(g, PC_ENOENT);
+    g = live[nlive - 1];
+    g.id -= 1ull << 32;
     check_dead_ref(g, PC_ENOENT);
     g.id = (0x7ull << 32) | 0x7ffffff0u;
     check_dead_ref(g, PC_ENOENT);
@@ -910,15 +1028,16 @@ stale_main(void *arg)
     g.node = node ^ 0x8000000000000000ull;
     check_dead_ref(g, PC_EUNREACH);
 
-    for (int i = 0; i < REUSE_TASKS; i++) {
+    for (int i = 0; i < nlive; i++) {
         TCHECK(pc_alive(live[i]));
         TCHECK_RC(pt_send(live[i], "end"), PC_OK);
     }
-    for (int i = 0; i < REUSE_TASKS; i++)
+    for (int i = 0; i < nlive; i++)
         TCHECK_RC(pc_task_join(live[i], PT_LONG, NULL), PC_OK);
-    for (int i = 0; i < REUSE_TASKS; i++)
+    for (int i = 0; i < nlive; i += 17)
         check_dead_ref(live[i], PC_ENOENT);
     check_dead_ref(a, PC_ENOENT);
+    check_dead_ref(b, PC_ENOENT);
     atomic_fetch_add(&c->done, 1);
     return NULL;
 }
@@ -934,9 +1053,10 @@ stale_refs(int W)
     memset(&c, 0, sizeof c);
     PT_RUN_TASK(W, stale_main, &c, &c.done, 1);
     CU_ASSERT_EQUAL(atomic_load(&c.wrong_first), 0);
-    if (!atomic_load(&c.reused))
-        printf("\n  note: no slot reuse seen among %d new tasks\n",
-               REUSE_TASKS);
+    if (!atomic_load(&c.reused_a) || !atomic_load(&c.reused_b))
+        printf("\n  note: slot reuse not seen (a: %d, b: %d); the stale "
+               "checks ran without it\n",
+               atomic_load(&c.reused_a), atomic_load(&c.reused_b));
 }
 
 /* From the main thread, with no node and with one. */
@@ -947,8 +1067,11 @@ stale_refs_main_thread(void)
     pc_ref r = PC_REF_NIL;
     pc_msg *m = NULL;
 
+    pc_spawn_opts jo = {0};
+
+    jo.flags = PC_TASK_JOINABLE; /* it may end before the join arrives */
     PT_START(1);
-    CU_ASSERT_EQUAL(pc_spawn(null_task, NULL, NULL, &r), PC_OK);
+    CU_ASSERT_EQUAL(pc_spawn(null_task, NULL, &jo, &r), PC_OK);
     CU_ASSERT_EQUAL(pc_task_join(r, PT_LONG, NULL), PC_OK);
     CU_ASSERT(!pc_alive(r));
     CU_ASSERT_EQUAL(pc_send_data(r, "x", NULL, 0), PC_ENOENT);
@@ -1669,6 +1792,7 @@ PT_MAIN("task", PT_WENTRY(resume_wakes_suspend),
         PT_WENTRY(suspend_and_sleep_timeouts), PT_WENTRY(sleep_interrupted),
         PT_WENTRY(yield_interleaves), PT_WENTRY(exit_values),
         PT_WENTRY(join_ended_joinable), PT_WENTRY(join_running_nonjoinable),
+        PT_WENTRY(join_then_stale),
         PT_WENTRY(join_timeout), PT_WENTRY(join_self),
         PT_WENTRY(join_terminated), PT_WENTRY(terminate_blocked),
         PT_WENTRY(stale_refs), PT_ENTRY(stale_refs_main_thread),

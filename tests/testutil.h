@@ -53,6 +53,7 @@
 struct pt_fail {
     const char *file;
     int line;
+    long times; /* the same check failing again is counted, not listed */
     char text[200];
 };
 
@@ -70,15 +71,23 @@ pt_fail_at(const char *file, int line, const char *fmt, ...)
     va_list ap;
 
     pthread_mutex_lock(&pt_fail_lock);
+    pt_nfails_all++;
+    for (int i = 0; i < pt_nfails; i++) {
+        if (pt_fails[i].line == line && strcmp(pt_fails[i].file, file) == 0) {
+            pt_fails[i].times++;
+            pthread_mutex_unlock(&pt_fail_lock);
+            return;
+        }
+    }
     if (pt_nfails < PT_MAX_FAILS) {
         struct pt_fail *f = &pt_fails[pt_nfails++];
         f->file = file;
         f->line = line;
+        f->times = 1;
         va_start(ap, fmt);
         vsnprintf(f->text, sizeof f->text, fmt, ap);
         va_end(ap);
     }
-    pt_nfails_all++;
     pthread_mutex_unlock(&pt_fail_lock);
 }
 
@@ -122,15 +131,24 @@ pt_fail_at(const char *file, int line, const char *fmt, ...)
 static inline void
 pt_flush(void)
 {
+    long shown = 0;
+
     pthread_mutex_lock(&pt_fail_lock);
-    for (int i = 0; i < pt_nfails; i++)
-        CU_assertImplementation(CU_FALSE, (unsigned)pt_fails[i].line,
-                                pt_fails[i].text, pt_fails[i].file, "",
-                                CU_FALSE);
-    if (pt_nfails_all > pt_nfails) {
+    for (int i = 0; i < pt_nfails; i++) {
+        struct pt_fail *f = &pt_fails[i];
+        if (f->times > 1) {
+            size_t n = strlen(f->text);
+            snprintf(f->text + n, sizeof f->text - n, " [failed %ld times]",
+                     f->times);
+        }
+        CU_assertImplementation(CU_FALSE, (unsigned)f->line, f->text, f->file,
+                                "", CU_FALSE);
+        shown += f->times;
+    }
+    if (pt_nfails_all > shown) {
         static char more[80];
         snprintf(more, sizeof more, "%ld more failed checks not shown",
-                 pt_nfails_all - pt_nfails);
+                 pt_nfails_all - shown);
         CU_assertImplementation(CU_FALSE, 0, more, __FILE__, "", CU_FALSE);
     }
     pt_nfails = 0;
@@ -287,6 +305,9 @@ pt_scaled(long n)
 
     if (d < 1)
         d = 1;
+#if defined(__SANITIZE_THREAD__)
+    d *= 50; /* TSan reserves about 1 MB of trace per task (fiber) */
+#endif
     return n / d > 0 ? n / d : 1;
 }
 
