@@ -195,6 +195,7 @@ enum pc__env_kind {
 typedef struct pc__env {
     _Atomic(struct pc__env *) next;
     uint8_t kind;
+    uint16_t home; /* cache.c */
     pc_ref to;
     int rc;
     pc_msg *msg;
@@ -226,6 +227,24 @@ void pc__sync_post(pc__sync *s, int rc, pc_msg *msg);
  * PC_ETIMEDOUT; on PC_OK-like results *msg gets the posted message. */
 int pc__sync_wait(pc__sync *s, double timeout, pc_msg **msg);
 
+/* ---- block caches (cache.c) ---------------------------------------------- */
+
+enum { PC__CACHE_MSG, PC__CACHE_ENV, PC__CACHES };
+#define PC__CACHE_MAX 16384 /* blocks kept per list */
+extern const size_t pc__cache_size[PC__CACHES];
+
+typedef struct pc__cache {
+    void *local; /* home thread only */
+    unsigned nlocal;
+    _Atomic(void *) remote; /* pushed by other threads */
+} pc__cache;
+
+/* A block of class c; *home records where it came from (0: plain malloc,
+ * when called outside workers). */
+void *pc__cache_alloc(pc__worker *w, int c, uint16_t *home);
+void pc__cache_free(int c, uint16_t home, void *p);
+void pc__cache_fini(pc__worker *w);
+
 /* ---- worker and node ----------------------------------------------------- */
 
 struct pc__worker {
@@ -250,8 +269,7 @@ struct pc__worker {
     uint32_t free_slot;
     uint32_t batch_next, batch_end; /* reserved fresh indexes */
     uint64_t rr;                    /* round-robin cursor for spawns */
-    void *msg_cache; /* freed small messages, linked through themselves */
-    unsigned msg_cached;
+    pc__cache caches[PC__CACHES]; /* cache.c */
 #ifdef PC__ASAN
     void *sched_stack_lo;
     size_t sched_stack_size;
@@ -312,6 +330,7 @@ pc__proc *pc__proc_lookup(pc__worker *w, pc_ref r); /* owner-side, live */
 pc_err pc__slot_alloc(pc__worker *w, uint32_t *idx, uint32_t *gen);
 void pc__env_push(pc__worker *target, pc__env *e);
 pc__env *pc__env_new(int kind);
+void pc__env_free(pc__env *e);
 void pc__nondaemon_add(long n);
 int pc__pick_worker(int want);
 void pc__publish(pc__proc *p, int worker); /* set slot, link or post */
@@ -325,8 +344,6 @@ void pc__zombie_free(pc__worker *w, pc__proc *p);
  * PC_ESTATE. */
 pc_err pc__route(pc_ref to, pc__worker **tw, pc__proc **local);
 
-/* msg.c */
-void pc__msg_cache_fini(pc__worker *w);
 
 /* task.c */
 void pc__task_run(pc__worker *w, pc__task *t); /* from the scheduler */

@@ -7,9 +7,9 @@
  * makes the common send-receive-free path free of atomic RMW operations.
  *
  * Small messages (type and payload within SMALL_ROOM bytes) are all one
- * size and each worker keeps up to CACHE_MAX freed ones for reuse, so a busy
- * mailbox doesn't turn into malloc work; a message freed on another thread
- * (or beyond the cap) goes back to malloc.
+ * size and come from the worker's block cache (cache.c), which takes them
+ * back from whichever thread frees them, so a busy mailbox, even across
+ * workers, doesn't turn into malloc work.
  *
  * A protobuf-c message rides along unpacked; its packed bytes are made on
  * the first pc_msg_data() call and published with a compare-exchange, so two
@@ -22,13 +22,12 @@
 
 #include "internal.h"
 
-#define SMALL_ROOM 64   /* type + NUL + payload + NUL of a cached message */
-#define CACHE_MAX 16384 /* cached messages per worker */
+#define SMALL_ROOM 64 /* type + NUL + payload + NUL of a cached message */
 
 struct pc_msg {
     atomic_uint refs;
     uint16_t type_len;
-    uint16_t small; /* allocated with SMALL_ROOM bytes of room */
+    uint16_t home; /* small message: its cache home (cache.c); 0: none */
     size_t len;
     pc_ref sender;
     const char *type;
@@ -42,19 +41,17 @@ static pc_msg *
 msg_alloc(const char *type, size_t tlen, size_t dlen)
 {
     size_t room = tlen + 1 + dlen + 1;
-    pc__worker *w = pc__tls_worker;
-    bool small = room <= SMALL_ROOM;
+    uint16_t home = 0;
     pc_msg *m;
 
-    if (small && w && w->msg_cache) {
-        m = w->msg_cache;
-        w->msg_cache = *(void **)m;
-        w->msg_cached--;
-    } else if (!(m = malloc(sizeof *m + (small ? SMALL_ROOM : room)))) {
+    if (room <= SMALL_ROOM)
+        m = pc__cache_alloc(pc__tls_worker, PC__CACHE_MSG, &home);
+    else
+        m = malloc(sizeof *m + room);
+    if (!m)
         return NULL;
-    }
     atomic_init(&m->refs, 1);
-    m->small = small;
+    m->home = home;
     m->type_len = (uint16_t)tlen;
     m->len = dlen;
     m->sender = pc_self();
@@ -143,27 +140,14 @@ pc_msg_free(pc_msg **mp)
         protobuf_c_message_free_unpacked(m->pb, NULL);
         free(atomic_load_explicit(&m->packed, memory_order_relaxed));
     }
-    pc__worker *w = pc__tls_worker;
-    if (m->small && w && w->msg_cached < CACHE_MAX) {
-        *(void **)m = w->msg_cache;
-        w->msg_cache = m;
-        w->msg_cached++;
-        return;
-    }
-    free(m);
-}
-
-void
-pc__msg_cache_fini(pc__worker *w)
-{
-    void *m;
-
-    while ((m = w->msg_cache)) {
-        w->msg_cache = *(void **)m;
+    if (m->home)
+        pc__cache_free(PC__CACHE_MSG, m->home, m);
+    else
         free(m);
-    }
-    w->msg_cached = 0;
 }
+
+const size_t pc__cache_size[PC__CACHES] = {sizeof(pc_msg) + SMALL_ROOM,
+                                           sizeof(pc__env)};
 
 const char *
 pc_msg_type(const pc_msg *m)

@@ -19,7 +19,7 @@
  * The scheduler loop: drain the inbox, run up to a batch of runnable procs
  * (a task runs until it blocks; a light actor handles up to 64 messages),
  * poll libev without blocking, and block in libev only when nothing is
- * runnable. Tasks switch straight to the next runnable task when they block
+ * runnable and the inbox stayed empty for a short spin. Tasks switch straight to the next runnable task when they block
  * (no trip through the scheduler), up to a budget, after which the scheduler
  * polls I/O, so a ping-pong pair can't starve fds and timers.
  */
@@ -36,6 +36,7 @@
 #define SLOT_BATCH 64
 #define RUN_BATCH 256
 #define SWITCH_BUDGET 256
+#define IDLE_SPINS 512 /* pause instructions before sleeping: ~10-20 us */
 
 pc__node *pc__the_node;
 _Thread_local pc__worker *pc__tls_worker;
@@ -272,11 +273,21 @@ mpsc_empty(pc__mpsc *q)
 pc__env *
 pc__env_new(int kind)
 {
-    pc__env *e = calloc(1, sizeof *e);
+    uint16_t home;
+    pc__env *e = pc__cache_alloc(pc__tls_worker, PC__CACHE_ENV, &home);
 
-    if (e)
+    if (e) {
+        memset(e, 0, sizeof *e);
         e->kind = (uint8_t)kind;
+        e->home = home;
+    }
     return e;
+}
+
+void
+pc__env_free(pc__env *e)
+{
+    pc__cache_free(PC__CACHE_ENV, e->home, e);
 }
 
 void
@@ -527,7 +538,7 @@ pc__publish(pc__proc *p, int worker)
     }
     pc__env *e = pc__env_new(PC__ENV_SPAWN);
     if (!e)
-        abort(); /* 40 bytes; the proc itself was just allocated */
+        abort(); /* 80 bytes; the proc itself was just allocated */
     e->ptr = p;
     pc__env_push(tw, e);
 }
@@ -610,10 +621,29 @@ run_proc(pc__worker *w, pc__proc *p)
     }
 }
 
-/* Nothing runnable: sleep in libev until an fd, a timer or the doorbell. */
+static inline void
+cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
+/* Nothing runnable: first spin a few microseconds on the inbox (another
+ * worker's reply is often that close, and sleeping costs two system calls
+ * and a wake-up), then sleep in libev until an fd, a timer or the doorbell. */
 static void
 worker_idle(pc__worker *w)
 {
+    for (int i = 0; i < IDLE_SPINS; i++) {
+        if (!mpsc_empty(&w->inbox)) {
+            ev_run(w->loop, EVRUN_NOWAIT); /* fds and timers still get a turn */
+            return;
+        }
+        cpu_relax();
+    }
     atomic_store_explicit(&w->sleeping, true, memory_order_relaxed);
     atomic_thread_fence(memory_order_seq_cst);
     if (mpsc_empty(&w->inbox) &&
@@ -683,7 +713,7 @@ node_free(pc__node *n)
     }
     for (int i = 0; n->workers && i < n->nworkers; i++) {
         pc__worker *w = &n->workers[i];
-        pc__msg_cache_fini(w);
+        pc__cache_fini(w);
         pc__stack_put(&w->pool, &w->shared);
         pc__stack_pool_fini(&w->pool);
         if (w->loop)
@@ -863,7 +893,7 @@ reap_all(pc__node *n)
                 pc__sync_post(e->rt.sync, PC_ECLOSED, NULL);
                 pc__sync_unref(e->rt.sync);
             }
-            free(e);
+            pc__env_free(e);
         }
     }
     pc__tls_worker = NULL;

@@ -545,7 +545,7 @@ request(pc__worker *tw, pc__env *e, double timeout, pc_msg **reply)
     pc__sync *s = pc__sync_new();
     if (!s) {
         pc_msg_free(&e->msg);
-        free(e);
+        pc__env_free(e);
         return PC_ENOMEM;
     }
     atomic_fetch_add(&s->refs, 1); /* one for the envelope's reply */
@@ -942,5 +942,5 @@ pc__handle_env(pc__worker *w, pc__env *e)
         pc__reply(e->rt, e->rc, e->msg); /* now on the waiter's worker */
         break;
     }
-    free(e);
+    pc__env_free(e);
 }

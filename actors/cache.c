@@ -1,0 +1,96 @@
+/* actors/cache.c — per-worker caches of fixed-size blocks (messages,
+ * envelopes), with frees from other threads sent home.
+ *
+ * Producer/consumer traffic across workers allocates on one thread and frees
+ * on another, which malloc handles badly (arena locks, consolidation). Each
+ * block here remembers its home worker. A free on the home worker pushes it
+ * on the worker's local list (no atomics); a free anywhere else pushes it on
+ * the home's `remote` stack with one compare-exchange. The home takes the
+ * whole remote stack with one exchange when its local list runs dry, so
+ * blocks circulate between producer and consumer without malloc, and the
+ * stack has no ABA problem (the only pop is "take all"). Each list keeps at
+ * most PC__CACHE_MAX blocks; the rest go back to malloc.
+ */
+#include <stdlib.h>
+
+#include "internal.h"
+
+/* A free block is linked through its first word. */
+typedef struct blk {
+    struct blk *next;
+} blk;
+
+void *
+pc__cache_alloc(pc__worker *w, int c, uint16_t *home)
+{
+    pc__cache *k;
+    blk *b;
+
+    *home = 0;
+    if (!w)
+        return malloc(pc__cache_size[c]);
+    k = &w->caches[c];
+    if (!k->local && atomic_load_explicit(&k->remote, memory_order_relaxed)) {
+        k->local = atomic_exchange_explicit(&k->remote, NULL,
+                                            memory_order_acquire);
+        k->nlocal = 0; /* unknown: recounted as blocks come back */
+    }
+    if ((b = k->local)) {
+        k->local = b->next;
+        if (k->nlocal)
+            k->nlocal--;
+    } else if (!(b = malloc(pc__cache_size[c]))) {
+        return NULL;
+    }
+    *home = (uint16_t)(w->index + 1);
+    return b;
+}
+
+void
+pc__cache_free(int c, uint16_t home, void *p)
+{
+    pc__node *n = pc__the_node;
+    pc__worker *w = pc__tls_worker;
+    blk *b = p, *head;
+    pc__cache *k;
+
+    if (!home || !n || home > n->nworkers) {
+        free(p);
+        return;
+    }
+    k = &n->workers[home - 1].caches[c];
+    if (w && w->index == home - 1) {
+        if (k->nlocal >= PC__CACHE_MAX) {
+            free(p);
+            return;
+        }
+        b->next = k->local;
+        k->local = b;
+        k->nlocal++;
+        return;
+    }
+    head = atomic_load_explicit(&k->remote, memory_order_relaxed);
+    do {
+        b->next = head;
+    } while (!atomic_compare_exchange_weak_explicit(
+        &k->remote, &head, b, memory_order_release, memory_order_relaxed));
+}
+
+void
+pc__cache_fini(pc__worker *w)
+{
+    for (int c = 0; c < PC__CACHES; c++) {
+        pc__cache *k = &w->caches[c];
+        blk *b = atomic_exchange(&k->remote, NULL);
+        for (int pass = 0; pass < 2; pass++) {
+            while (b) {
+                blk *next = b->next;
+                free(b);
+                b = next;
+            }
+            b = k->local;
+            k->local = NULL;
+        }
+        k->nlocal = 0;
+    }
+}
