@@ -45,7 +45,7 @@ pc_actor_spawn(pc_actor_fn fn, void *state, pc_actor_fini_fn fini,
     }
     a->p.kind = PC__ACTOR;
     a->p.daemon = (o.flags & PC_TASK_DAEMON) != 0;
-    a->p.joinable = false; /* actors have no exit value to keep */
+    a->p.joinable = (o.flags & PC_TASK_JOINABLE) != 0; /* keeps end code */
     a->fn = fn;
     a->fini = fini;
     a->state = state;

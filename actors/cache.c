@@ -31,8 +31,8 @@ pc__cache_alloc(pc__worker *w, int c, uint16_t *home)
         return malloc(pc__cache_size[c]);
     k = &w->caches[c];
     if (!k->local && atomic_load_explicit(&k->remote, memory_order_relaxed)) {
-        k->local = atomic_exchange_explicit(&k->remote, NULL,
-                                            memory_order_acquire);
+        k->local =
+            atomic_exchange_explicit(&k->remote, NULL, memory_order_acquire);
         k->nlocal = 0; /* unknown: recounted as blocks come back */
     }
     if ((b = k->local)) {
@@ -51,7 +51,8 @@ pc__cache_free(int c, uint16_t home, void *p)
 {
     pc__node *n = pc__the_node;
     pc__worker *w = pc__tls_worker;
-    blk *b = p, *head;
+    blk *b = p;
+    void *head;
     pc__cache *k;
 
     if (!home || !n || home > n->nworkers) {

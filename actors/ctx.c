@@ -1,11 +1,12 @@
 /* actors/ctx.c — the context switch under every task.
  *
  * A context is just a saved stack pointer. pc__ctx_switch() pushes the
- * callee-saved registers on the current stack, stores the stack pointer in `from`, loads the one in
- * `to`, pops the same registers and returns — into wherever `to` last called
- * pc__ctx_switch(), or, for a fresh context, into its entry function. That
- * is the whole cost of a switch: about 20 instructions and no system call
- * (ucontext's swapcontext does a sigprocmask syscall per switch).
+ * callee-saved registers on the current stack, stores the stack pointer in
+ * `from`, loads the one in `to`, pops the same registers and returns — into
+ * wherever `to` last called pc__ctx_switch(), or, for a fresh context, into its
+ * entry function. That is the whole cost of a switch: about 20 instructions and
+ * no system call (ucontext's swapcontext does a sigprocmask syscall per
+ * switch).
  *
  * x86-64 (System V) and aarch64 (AAPCS64) have hand-written switches;
  * anything else, or a build with -DPICOS_CONTEXT=ucontext, uses the portable

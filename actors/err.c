@@ -3,10 +3,11 @@
  * Both tables come from PC_ERR_LIST in picos/err.h, so adding an error is one
  * line there and nothing here.
  */
+#include "picos/err.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 
-#include "picos/err.h"
 #include "picos/ref.h"
 
 const char *

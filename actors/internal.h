@@ -1,4 +1,5 @@
-/* actors/internal.h — the runtime's private types, shared by the actors sources.
+/* actors/internal.h — the runtime's private types, shared by the actors
+ * sources.
  *
  * Ownership map (who may touch what):
  *   - pc__node: created and freed by the thread that calls pc_node_start() /
@@ -73,7 +74,7 @@ typedef struct pc__stack {
 } pc__stack;
 
 typedef struct pc__stack_pool {
-    pc__stack *free;   /* stacks of `size` bytes, ready for reuse */
+    pc__stack *free; /* stacks of `size` bytes, ready for reuse */
     unsigned nfree;
     unsigned max_free; /* more are unmapped on release */
     size_t size;       /* default usable size */
@@ -113,7 +114,7 @@ enum pc__state {
     PC__ST_AWAIT_FD,    /* pc_wait_fd */
     PC__ST_AWAIT_REPLY, /* pc_task_join / pc_deliver: a reply wakes it */
     PC__ST_IDLE,        /* light actor with an empty mailbox */
-    PC__ST_ZOMBIE,      /* ended joinable task: exit code and value kept */
+    PC__ST_ZOMBIE,      /* ended joinable proc: exit code and value kept */
     PC__ST_DEAD
 };
 
@@ -147,7 +148,9 @@ typedef struct pc__proc {
     pc_msg **mb;
     uint32_t mb_head, mb_len, mb_cap;
     pc__joiner *joiners;
-    char *name; /* NULL or malloc'd */
+    char *name;       /* NULL or malloc'd */
+    pc_msg *exit_val; /* ending task's value; then the zombie's */
+    int exit_rc;      /* how it ended (PC_OK, PC_EKILLED, ...) */
 } pc__proc;
 
 typedef struct pc__task {
@@ -157,7 +160,7 @@ typedef struct pc__task {
     size_t stack_size;
     pc_task_fn fn;
     void *arg;
-    ev_timer timer; /* lazy: left armed after an early wake, see task.c */
+    ev_timer timer;  /* lazy: left armed after an early wake, see task.c */
     double deadline; /* of the current wait (pc__clock), 0: none */
     double armed;    /* deadline the armed timer was set for */
     ev_io io;
@@ -165,7 +168,6 @@ typedef struct pc__task {
     uint32_t token; /* bumps at every reply wait; stale replies mismatch */
     void *wake_val;
     pc_msg *reply_msg; /* join result */
-    pc_msg *exit_val;  /* zombie's value */
     /* small mode: the frames copied out of the shared stack */
     char *save;
     size_t save_len, save_cap;
@@ -269,7 +271,7 @@ struct pc__worker {
     uint32_t free_slot;
     uint32_t batch_next, batch_end; /* reserved fresh indexes */
     uint64_t rr;                    /* round-robin cursor for spawns */
-    pc__cache caches[PC__CACHES]; /* cache.c */
+    pc__cache caches[PC__CACHES];   /* cache.c */
 #ifdef PC__ASAN
     void *sched_stack_lo;
     size_t sched_stack_size;
@@ -295,7 +297,7 @@ typedef struct pc__node {
     int nworkers;
     pc__worker *workers;
     size_t stack_size;
-    double coarse_step; /* CLOCK_MONOTONIC_COARSE resolution */
+    double coarse_step;          /* CLOCK_MONOTONIC_COARSE resolution */
     _Atomic(pc__slot *) *chunks; /* PC__MAX_CHUNKS entries */
     pthread_mutex_t chunk_mu;
     atomic_uint_fast32_t slot_next; /* next never-used index */
@@ -343,7 +345,6 @@ void pc__zombie_free(pc__worker *w, pc__proc *p);
  * the caller's worker, *local the proc; else PC_ENOENT / PC_EUNREACH /
  * PC_ESTATE. */
 pc_err pc__route(pc_ref to, pc__worker **tw, pc__proc **local);
-
 
 /* task.c */
 void pc__task_run(pc__worker *w, pc__task *t); /* from the scheduler */

@@ -5,13 +5,13 @@
  * afterwards, so no lock guards them; the default sink writes one line with
  * a single fputs, which stdio locks, so lines from workers never interleave.
  */
+#include "picos/log.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#include "picos/log.h"
 
 #define LEVEL_UNSET -1
 
@@ -44,8 +44,10 @@ level_from_env(void)
     static const struct {
         const char *name;
         pc_log_level level;
-    } names[] = {{"debug", PC_LOG_LEVEL_DEBUG}, {"info", PC_LOG_LEVEL_INFO},
-                 {"warn", PC_LOG_LEVEL_WARN},   {"error", PC_LOG_LEVEL_ERROR},
+    } names[] = {{"debug", PC_LOG_LEVEL_DEBUG},
+                 {"info", PC_LOG_LEVEL_INFO},
+                 {"warn", PC_LOG_LEVEL_WARN},
+                 {"error", PC_LOG_LEVEL_ERROR},
                  {"off", PC_LOG_LEVEL_OFF}};
     const char *v = getenv("PICOS_LOG");
 

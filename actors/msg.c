@@ -176,9 +176,9 @@ packed(pc_msg *m, size_t *len)
         }
         protobuf_c_message_pack(m->pb, (uint8_t *)mine);
         mine[n] = '\0';
-        if (atomic_compare_exchange_strong_explicit(
-                &m->packed, &expect, mine, memory_order_acq_rel,
-                memory_order_acquire)) {
+        if (atomic_compare_exchange_strong_explicit(&m->packed, &expect, mine,
+                                                    memory_order_acq_rel,
+                                                    memory_order_acquire)) {
             buf = mine;
         } else {
             free(mine);

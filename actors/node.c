@@ -19,9 +19,10 @@
  * The scheduler loop: drain the inbox, run up to a batch of runnable procs
  * (a task runs until it blocks; a light actor handles up to 64 messages),
  * poll libev without blocking, and block in libev only when nothing is
- * runnable and the inbox stayed empty for a short spin. Tasks switch straight to the next runnable task when they block
- * (no trip through the scheduler), up to a budget, after which the scheduler
- * polls I/O, so a ping-pong pair can't starve fds and timers.
+ * runnable and the inbox stayed empty for a short spin. Tasks switch straight
+ * to the next runnable task when they block (no trip through the scheduler), up
+ * to a budget, after which the scheduler polls I/O, so a ping-pong pair can't
+ * starve fds and timers.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -547,14 +548,14 @@ pc__publish(pc__proc *p, int worker)
 
 /* The proc ended with rc (PC_OK: normal exit with value; PC_EKILLED...).
  * Frees the mailbox and the proc and its slot, handing joiners the result —
- * or, for a joinable task, keeps a zombie with rc and value and tells the
+ * or, for a joinable proc, keeps a zombie with rc and value and tells the
  * joiners PC__ENDED, so that the one that still waits collects it with a
  * second join. Consumes value. */
 void
 pc__proc_finish(pc__worker *w, pc__proc *p, int rc, pc_msg *value)
 {
     pc__joiner *j, *joiners = p->joiners;
-    bool zombie = p->joinable && p->kind == PC__TASK;
+    bool zombie = p->joinable;
 
     p->joiners = NULL;
     pc__mb_clear(p);
@@ -568,8 +569,8 @@ pc__proc_finish(pc__worker *w, pc__proc *p, int rc, pc_msg *value)
     /* The ref must be stale (or a zombie's) before any joiner can learn of
      * the end, so that pc_alive() after a join is false on every worker. */
     if (zombie) {
-        ((pc__task *)p)->exit_val = value;
-        ((pc__task *)p)->wake_rc = rc;
+        p->exit_val = value;
+        p->exit_rc = rc;
         p->state = PC__ST_ZOMBIE;
         atomic_store_explicit(&pc__slot_get(p->idx)->zombie, 1,
                               memory_order_release);
@@ -877,7 +878,7 @@ reap_all(pc__node *n)
             continue;
         pc__tls_worker = p->w;
         if (p->state == PC__ST_ZOMBIE) {
-            pc_msg_free(&((pc__task *)p)->exit_val);
+            pc_msg_free(&p->exit_val);
             pc__zombie_free(p->w, p);
         } else {
             pc__proc_finish(p->w, p, PC_EKILLED, NULL);

@@ -83,9 +83,9 @@ pc__stack_get(pc__stack_pool *p, size_t size)
         return NULL;
     s->guarded = p->guards_left > 0;
     s->map_size = size + (s->guarded ? ps : 0);
-    s->map = mmap(NULL, s->map_size, PROT_READ | PROT_WRITE,
-                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1,
-                  0);
+    s->map =
+        mmap(NULL, s->map_size, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (s->map == MAP_FAILED) {
         free(s);
         return NULL;

@@ -244,9 +244,9 @@ pc__task_run(pc__worker *w, pc__task *t)
         __tsan_destroy_fiber(d->fiber);
         d->fiber = NULL;
 #endif
-        pc_msg *v = d->exit_val;
-        d->exit_val = NULL;
-        pc__proc_finish(w, &d->p, d->wake_rc, v);
+        pc_msg *v = d->p.exit_val;
+        d->p.exit_val = NULL;
+        pc__proc_finish(w, &d->p, d->p.exit_rc, v);
     }
 }
 
@@ -266,8 +266,8 @@ static void
 task_exit(pc__worker *w, pc__task *t, int rc, pc_msg *value)
 {
     pc__stack_check(t->stack, __builtin_frame_address(0), t->p.name);
-    t->wake_rc = rc;
-    t->exit_val = value;
+    t->p.exit_rc = rc;
+    t->p.exit_val = value;
     w->dead = t;
     if (w->shared_owner == t)
         w->shared_owner = NULL; /* its frames are garbage now */
@@ -764,10 +764,9 @@ join_local(pc__proc *p, pc__reply_to rt)
     if (!p || p->state == PC__ST_DEAD) {
         pc__reply(rt, PC_ENOENT, NULL);
     } else if (p->state == PC__ST_ZOMBIE) {
-        pc__task *t = (pc__task *)p;
-        pc_msg *v = t->exit_val;
-        int rc = t->wake_rc;
-        t->exit_val = NULL;
+        pc_msg *v = p->exit_val;
+        int rc = p->exit_rc;
+        p->exit_val = NULL;
         pc__zombie_free(p->w, p);
         pc__reply(rt, rc, v);
     } else if (!(j = malloc(sizeof *j))) {
@@ -781,8 +780,7 @@ join_local(pc__proc *p, pc__reply_to rt)
 
 /* One join attempt: PC__ENDED means "it ended, join again to collect". */
 static int
-join_once(pc__worker *w, pc__worker *tw, pc_ref ref, double timeout,
-          pc_msg **v)
+join_once(pc__worker *w, pc__worker *tw, pc_ref ref, double timeout, pc_msg **v)
 {
     if (tw != w) {
         pc__env *e = pc__env_new(PC__ENV_JOIN);
@@ -799,9 +797,9 @@ join_once(pc__worker *w, pc__worker *tw, pc_ref ref, double timeout,
     if (!p)
         return PC_ENOENT;
     if (p->state == PC__ST_ZOMBIE) {
-        *v = ((pc__task *)p)->exit_val;
-        rc = ((pc__task *)p)->wake_rc;
-        ((pc__task *)p)->exit_val = NULL;
+        *v = p->exit_val;
+        rc = p->exit_rc;
+        p->exit_val = NULL;
         pc__zombie_free(w, p);
         return rc;
     }
@@ -889,11 +887,11 @@ pc_wait_fd(int fd, int events, double timeout, int *revents)
         if (poll(&pfd, 1, 0) <= 0)
             return PC_ETIMEDOUT;
         if (revents)
-            *revents = ((pfd.revents & (POLLIN | POLLHUP | POLLERR))
-                            ? (events & PC_READ)
-                            : 0) |
-                       ((pfd.revents & (POLLOUT | POLLERR)) ? (events & PC_WRITE)
-                                                            : 0);
+            *revents =
+                ((pfd.revents & (POLLIN | POLLHUP | POLLERR))
+                     ? (events & PC_READ)
+                     : 0) |
+                ((pfd.revents & (POLLOUT | POLLERR)) ? (events & PC_WRITE) : 0);
         return PC_OK;
     }
     ev_io_set(&t->io, fd,

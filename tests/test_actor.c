@@ -77,8 +77,7 @@ order_driver(void *arg)
 
     o.name = "ordered";
     c->st.driver = pc_self();
-    TCHECK_RC(pc_actor_spawn(order_handler, &c->st, order_fini, &o, &a),
-              PC_OK);
+    TCHECK_RC(pc_actor_spawn(order_handler, &c->st, order_fini, &o, &a), PC_OK);
     c->st.expected_self = a; /* read by the handler after the first send */
     TCHECK(pc_alive(a));
     TCHECK_EQ(a.node, pc_node_id());
@@ -93,6 +92,7 @@ order_driver(void *arg)
     TCHECK_RC(pc_task_join(a, PT_LONG, &v), PC_OK);
     TCHECK(v == NULL); /* actors have no exit value */
     pc_msg_free(&v);
+    TCHECK_EQ(atomic_load(&c->st.fini), 1); /* ended means finalised */
 
     /* stale now */
     TCHECK(!pc_alive(a));
@@ -179,6 +179,7 @@ term_driver(void *arg)
     TCHECK_RC(pc_task_join(a, PT_LONG, &v), PC_EKILLED);
     TCHECK(v == NULL);
     TCHECK(!pc_alive(a));
+    TCHECK_EQ(atomic_load(&c->joinable.fini), 1);
     TCHECK_RC(pc_task_terminate(a), PC_ENOENT);
     TCHECK_RC(pc_task_terminate(b), PC_OK);
     /* drain the echoes of the queued messages, if any were handled */
@@ -307,8 +308,7 @@ perm_driver(void *arg)
     pc_spawn_opts o = pt_on(1, 0);
 
     c->st.driver = pc_self();
-    TCHECK_RC(pc_actor_spawn(perm_handler, &c->st, NULL, &o, &c->actor),
-              PC_OK);
+    TCHECK_RC(pc_actor_spawn(perm_handler, &c->st, NULL, &o, &c->actor), PC_OK);
     TCHECK_RC(pt_send(c->actor, "go"), PC_OK);
     PT_EXPECT("handled");
     atomic_fetch_add(&c->done, 1);
@@ -405,7 +405,7 @@ actor_million(int W)
     struct million_ctx c;
 
     memset(&c, 0, sizeof c);
-    c.n = pt_scaled(MILLION);
+    c.n = pt_scaled(MILLION, 20);
     PT_RUN_TASK(W, million_driver, &c, &c.done, 1);
     CU_ASSERT_EQUAL(atomic_load(&c.spawned), c.n);
     CU_ASSERT_EQUAL(atomic_load(&c.handled), c.n);
@@ -541,8 +541,7 @@ rr_driver(void *arg)
               PC_OK);
     c->add_st.doubler = c->doubler;
     o = pt_on(0, 0);
-    TCHECK_RC(pc_actor_spawn(adder, &c->add_st, rr_fini, &o, &c->adder),
-              PC_OK);
+    TCHECK_RC(pc_actor_spawn(adder, &c->add_st, rr_fini, &o, &c->adder), PC_OK);
     for (int i = 0; i < CLIENTS; i++)
         cl[i] = pt_spawn(rr_client, c, i, PC_TASK_JOINABLE);
     for (int i = 0; i < CLIENTS; i++)
@@ -623,6 +622,50 @@ join_actor_driver(void *arg)
     return NULL;
 }
 
+static int
+bye_handler(void *state, pc_msg *msg)
+{
+    (void)state;
+    TCHECK_RC(pt_send(pc_msg_sender(msg), "bye"), PC_OK);
+    return PC_ACTOR_STOP;
+}
+
+static pc_msg *
+join_ended_actor_driver(void *arg)
+{
+    struct join_ctx *c = arg;
+    pc_spawn_opts o = pt_on(1, PC_TASK_JOINABLE);
+    pc_msg *v = (pc_msg *)(void *)c;
+    pc_ref a = PC_REF_NIL;
+    long spins = 0;
+
+    TCHECK_RC(pc_actor_spawn(bye_handler, NULL, NULL, &o, &a), PC_OK);
+    TCHECK_RC(pt_send(a, "stop"), PC_OK);
+    PT_EXPECT("bye");
+    while (pc_alive(a) && spins++ < 1000000)
+        pc_yield();
+    TCHECK(!pc_alive(a));
+    /* ended before the join: PC_TASK_JOINABLE keeps it joinable once */
+    TCHECK_RC(pc_task_join(a, PT_LONG, &v), PC_OK);
+    TCHECK(v == NULL);
+    TCHECK_RC(pc_task_join(a, 0, NULL), PC_ENOENT);
+    atomic_fetch_add(&c->done, 1);
+    return NULL;
+}
+
+/* A PC_TASK_JOINABLE actor that already ended can still be joined once
+ * (actor.h: opts as for pc_spawn, only stack_size and PC_TASK_SMALL are
+ * ignored). */
+PT_WTEST(actor_join_ended_joinable)
+static void
+actor_join_ended_joinable(int W)
+{
+    struct join_ctx c;
+
+    memset(&c, 0, sizeof c);
+    PT_RUN_TASK(W, join_ended_actor_driver, &c, &c.done, 1);
+}
+
 /* pc_task_join works on actors. */
 PT_WTEST(actor_join)
 static void
@@ -667,4 +710,4 @@ PT_MAIN("actor", PT_WENTRY(actor_order_stop_fini),
         PT_WENTRY(actor_terminate_fini), PT_WENTRY(actor_fini_at_node_end),
         PT_WENTRY(actor_handler_calls), PT_WENTRY(actor_million),
         PT_WENTRY(actor_request_reply), PT_WENTRY(actor_join),
-        PT_ENTRY(actor_spawn_states))
+        PT_WENTRY(actor_join_ended_joinable), PT_ENTRY(actor_spawn_states))

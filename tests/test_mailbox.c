@@ -102,11 +102,10 @@ fifo_per_sender(int W)
     pc_spawn_opts o;
 
     memset(&c, 0, sizeof c);
-    c.per_sender = pt_scaled(PER_SENDER);
+    c.per_sender = pt_scaled(PER_SENDER, 1);
     PT_START(W);
     o = pt_on(0, 0);
-    CU_ASSERT_EQUAL_FATAL(pc_spawn(fifo_receiver, &c, &o, &c.receiver),
-                          PC_OK);
+    CU_ASSERT_EQUAL_FATAL(pc_spawn(fifo_receiver, &c, &o, &c.receiver), PC_OK);
     for (uint32_t i = 0; i < SENDERS; i++) {
         c.args[i].c = &c;
         c.args[i].i = i;
@@ -211,7 +210,7 @@ pingpong_cross_worker(int W)
     pc_spawn_opts o;
 
     memset(&c, 0, sizeof c);
-    c.per_pair = pt_scaled(ROUND_TRIPS) / PAIRS;
+    c.per_pair = pt_scaled(ROUND_TRIPS, 4) / PAIRS;
     if (c.per_pair < 1)
         c.per_pair = 1;
     PT_START(W);
@@ -487,8 +486,7 @@ deliver_from_main_thread(int W)
     pthread_cond_init(&c.cond, NULL);
     PT_START(W);
     o = pt_on(1, 0);
-    CU_ASSERT_EQUAL_FATAL(pc_spawn(main_deliver_receiver, &c, &o, &c.r),
-                          PC_OK);
+    CU_ASSERT_EQUAL_FATAL(pc_spawn(main_deliver_receiver, &c, &o, &c.r), PC_OK);
     pthread_mutex_lock(&c.lock);
     while (!c.suspended)
         pthread_cond_wait(&c.cond, &c.lock);
@@ -646,8 +644,7 @@ leftover_mail_freed(int W)
     CU_ASSERT_EQUAL(atomic_load(&c.r_ended), 1);
 }
 
-PT_MAIN("mailbox", PT_WENTRY(fifo_per_sender),
-        PT_WENTRY(pingpong_cross_worker),
+PT_MAIN("mailbox", PT_WENTRY(fifo_per_sender), PT_WENTRY(pingpong_cross_worker),
         PT_WENTRY(send_from_foreign_threads), PT_ENTRY(send_einval),
         PT_WENTRY(deliver_enqueued), PT_WENTRY(deliver_from_main_thread),
         PT_WENTRY(mailbox_depth_counts), PT_WENTRY(leftover_mail_freed))

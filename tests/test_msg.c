@@ -5,9 +5,8 @@
  * The protobuf cases use tests/test.proto (picos.test.Ping), compiled by
  * protoc-c into the build dir.
  */
-#include "testutil.h"
-
 #include "test.pb-c.h"
+#include "testutil.h"
 
 PT_TEST(msg_basic)
 static void

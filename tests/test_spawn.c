@@ -68,7 +68,7 @@ static void
 spawn_join_100k(int W)
 {
     struct many_ctx c;
-    long n = pt_scaled(MANY);
+    long n = pt_scaled(MANY, 50);
 
     memset(&c, 0, sizeof c);
     c.n = n;
@@ -150,7 +150,7 @@ static void
 alive_100k(int W)
 {
     struct alive_ctx c;
-    long n = pt_scaled(MANY);
+    long n = pt_scaled(MANY, 50);
 
     memset(&c, 0, sizeof c);
     c.n = n;
@@ -299,9 +299,9 @@ hello_child(void *arg)
 {
     struct actor_spawn_ctx *c = arg;
 
-    TCHECK_RC(pt_send_u64(c->requester, "hello.task",
-                          (uint64_t)pc_worker_index()),
-              PC_OK);
+    TCHECK_RC(
+        pt_send_u64(c->requester, "hello.task", (uint64_t)pc_worker_index()),
+        PC_OK);
     return NULL;
 }
 
@@ -311,9 +311,9 @@ hello_actor(void *state, pc_msg *msg)
     struct actor_spawn_ctx *c = state;
 
     (void)msg;
-    TCHECK_RC(pt_send_u64(c->requester, "hello.actor",
-                          (uint64_t)pc_worker_index()),
-              PC_OK);
+    TCHECK_RC(
+        pt_send_u64(c->requester, "hello.actor", (uint64_t)pc_worker_index()),
+        PC_OK);
     return PC_ACTOR_STOP;
 }
 

@@ -12,9 +12,9 @@
  * two workers the tasks under test sit on the other worker than the task
  * driving them.
  */
-#include "testutil.h"
-
 #include <pthread.h>
+
+#include "testutil.h"
 
 /* ---- resume and the wake rules -------------------------------------------- */
 
@@ -591,8 +591,7 @@ go_sender(void *arg)
     return NULL;
 }
 
-static pc_msg *
-waits_for_go(void *arg);
+static pc_msg *waits_for_go(void *arg);
 
 #define JOIN_ROUNDS 200
 
@@ -978,8 +977,8 @@ stale_main(void *arg)
     /* Fill the slots again with live tasks, on both workers. None may get
      * what is sent to the stale refs. */
     for (int i = 0; i < REUSE_TASKS; i++)
-        live[nlive++] = pt_spawn(first_must_be_end, c, PT_SELF,
-                                 PC_TASK_JOINABLE);
+        live[nlive++] =
+            pt_spawn(first_must_be_end, c, PT_SELF, PC_TASK_JOINABLE);
     pt_spawn(spawner_there, c, 1, 0);
     while (nlive < 2 * REUSE_TASKS || nready < 2 * REUSE_TASKS) {
         pc_msg *m = NULL;
@@ -1090,9 +1089,9 @@ stale_refs_main_thread(void)
 
 struct daemon_ctx {
     pc_ref a;
-    atomic_int d_started, d_after;   /* spawned with PC_TASK_DAEMON */
-    atomic_int s_started, s_after;   /* became one by pc_set_daemon(true) */
-    atomic_int u_finished;           /* daemon that un-daemoned itself */
+    atomic_int d_started, d_after; /* spawned with PC_TASK_DAEMON */
+    atomic_int s_started, s_after; /* became one by pc_set_daemon(true) */
+    atomic_int u_finished;         /* daemon that un-daemoned itself */
     atomic_int a_done;
 };
 
@@ -1353,8 +1352,7 @@ node_join_timeout(int W)
     PT_START(W);
     CU_ASSERT_EQUAL(pc_node_join(0), PC_OK); /* no tasks yet */
     o = pt_on(1, 0);
-    CU_ASSERT_EQUAL_FATAL(pc_spawn(node_calls_from_task, &done, &o, &a),
-                          PC_OK);
+    CU_ASSERT_EQUAL_FATAL(pc_spawn(node_calls_from_task, &done, &o, &a), PC_OK);
     t0 = pc_now();
     CU_ASSERT_EQUAL(pc_node_join(0.05), PC_ETIMEDOUT);
     CU_ASSERT(pt_since(t0) >= 0.045);
@@ -1787,18 +1785,16 @@ small_tasks_block(int W)
 
 PT_MAIN("task", PT_WENTRY(resume_wakes_suspend),
         PT_WENTRY(resume_does_not_wake_recv),
-        PT_WENTRY(send_does_not_wake_suspend),
-        PT_WENTRY(recv_timeout_and_poll),
+        PT_WENTRY(send_does_not_wake_suspend), PT_WENTRY(recv_timeout_and_poll),
         PT_WENTRY(suspend_and_sleep_timeouts), PT_WENTRY(sleep_interrupted),
         PT_WENTRY(yield_interleaves), PT_WENTRY(exit_values),
         PT_WENTRY(join_ended_joinable), PT_WENTRY(join_running_nonjoinable),
-        PT_WENTRY(join_then_stale),
-        PT_WENTRY(join_timeout), PT_WENTRY(join_self),
-        PT_WENTRY(join_terminated), PT_WENTRY(terminate_blocked),
-        PT_WENTRY(stale_refs), PT_ENTRY(stale_refs_main_thread),
-        PT_WENTRY(daemon_finish), PT_WENTRY(node_empty_and_daemon_only),
-        PT_WENTRY(node_stop_from_task), PT_WENTRY(node_stop_from_thread),
-        PT_WENTRY(node_join_timeout), PT_WENTRY(blocking_calls_outside_tasks),
-        PT_ENTRY(node_states), PT_WENTRY(task_identity),
-        PT_WENTRY(stack_size_custom), PT_WENTRY(small_tasks_ring),
-        PT_WENTRY(small_tasks_block))
+        PT_WENTRY(join_then_stale), PT_WENTRY(join_timeout),
+        PT_WENTRY(join_self), PT_WENTRY(join_terminated),
+        PT_WENTRY(terminate_blocked), PT_WENTRY(stale_refs),
+        PT_ENTRY(stale_refs_main_thread), PT_WENTRY(daemon_finish),
+        PT_WENTRY(node_empty_and_daemon_only), PT_WENTRY(node_stop_from_task),
+        PT_WENTRY(node_stop_from_thread), PT_WENTRY(node_join_timeout),
+        PT_WENTRY(blocking_calls_outside_tasks), PT_ENTRY(node_states),
+        PT_WENTRY(task_identity), PT_WENTRY(stack_size_custom),
+        PT_WENTRY(small_tasks_ring), PT_WENTRY(small_tasks_block))

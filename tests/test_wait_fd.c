@@ -5,11 +5,11 @@
  * The writer always writes after the reader said "ready" and went straight
  * into pc_wait_fd (see test_task.c for why that is race-free).
  */
-#include "testutil.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/socket.h>
+
+#include "testutil.h"
 
 static void
 nonblock(int fd)

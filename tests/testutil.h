@@ -59,7 +59,7 @@ struct pt_fail {
 
 static pthread_mutex_t pt_fail_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct pt_fail pt_fails[PT_MAX_FAILS];
-static int pt_nfails;     /* recorded, capped at PT_MAX_FAILS */
+static int pt_nfails;      /* recorded, capped at PT_MAX_FAILS */
 static long pt_nfails_all; /* all failures, including the dropped ones */
 
 static inline void pt_fail_at(const char *file, int line, const char *fmt, ...)
@@ -103,7 +103,7 @@ pt_fail_at(const char *file, int line, const char *fmt, ...)
     do {                                                                       \
         int pt_rc_ = (int)(expr), pt_want_ = (int)(want);                      \
         if (pt_rc_ != pt_want_)                                                \
-            pt_fail_at(__FILE__, __LINE__, "%s: got %s, want %s", #expr,      \
+            pt_fail_at(__FILE__, __LINE__, "%s: got %s, want %s", #expr,       \
                        pc_err_name(pt_rc_), pc_err_name(pt_want_));            \
     } while (0)
 
@@ -112,7 +112,7 @@ pt_fail_at(const char *file, int line, const char *fmt, ...)
     do {                                                                       \
         long long pt_a_ = (long long)(a), pt_b_ = (long long)(b);              \
         if (pt_a_ != pt_b_)                                                    \
-            pt_fail_at(__FILE__, __LINE__, "%s == %s: %lld != %lld", #a, #b,  \
+            pt_fail_at(__FILE__, __LINE__, "%s == %s: %lld != %lld", #a, #b,   \
                        pt_a_, pt_b_);                                          \
     } while (0)
 
@@ -121,7 +121,7 @@ pt_fail_at(const char *file, int line, const char *fmt, ...)
     do {                                                                       \
         const char *pt_sa_ = (a), *pt_sb_ = (b);                               \
         if (!pt_sa_ || !pt_sb_ || strcmp(pt_sa_, pt_sb_) != 0)                 \
-            pt_fail_at(__FILE__, __LINE__, "%s == %s: \"%s\" != \"%s\"", #a,  \
+            pt_fail_at(__FILE__, __LINE__, "%s == %s: \"%s\" != \"%s\"", #a,   \
                        #b, pt_sa_ ? pt_sa_ : "(null)",                         \
                        pt_sb_ ? pt_sb_ : "(null)");                            \
     } while (0)
@@ -165,7 +165,7 @@ pt_flush(void)
         pt_o_.workers = (W);                                                   \
         int pt_src_ = pc_node_start(&pt_o_);                                   \
         if (pt_src_ != PC_OK)                                                  \
-            fprintf(stderr, "pc_node_start: %s\n", pc_err_name(pt_src_));     \
+            fprintf(stderr, "pc_node_start: %s\n", pc_err_name(pt_src_));      \
         CU_ASSERT_FATAL(pt_src_ == PC_OK);                                     \
     } while (0)
 
@@ -247,8 +247,7 @@ pt_u64(const pc_msg *m)
 
 /* Receive one message within PT_LONG and check its type; frees it. Returns
  * the message's 64-bit value (pt_u64) or ~0. Tasks only. */
-#define PT_EXPECT(type)                                                        \
-    pt_expect_at(__FILE__, __LINE__, (type))
+#define PT_EXPECT(type) pt_expect_at(__FILE__, __LINE__, (type))
 
 static inline uint64_t
 pt_expect_at(const char *file, int line, const char *type)
@@ -295,10 +294,12 @@ pt_since(double t0)
     return pc_now() - t0;
 }
 
-/* Work sizes are divided by PICOS_TEST_SCALE (default 1), so a slow
- * sanitizer job may shrink the stress tests without editing them. */
+/* Work sizes are divided by PICOS_TEST_SCALE (default 1), so a slow job may
+ * shrink the stress tests without editing them. Under TSan they are also
+ * divided by tsan_div: each task is a TSan fiber with about 1 MB of trace,
+ * so 100k live tasks can't work there (50), and every message costs ~10x. */
 static inline long
-pt_scaled(long n)
+pt_scaled(long n, long tsan_div)
 {
     const char *s = getenv("PICOS_TEST_SCALE");
     long d = s ? atol(s) : 1;
@@ -306,7 +307,10 @@ pt_scaled(long n)
     if (d < 1)
         d = 1;
 #if defined(__SANITIZE_THREAD__)
-    d *= 50; /* TSan reserves about 1 MB of trace per task (fiber) */
+    if (tsan_div > 1)
+        d *= tsan_div;
+#else
+    (void)tsan_div;
 #endif
     return n / d > 0 ? n / d : 1;
 }
@@ -372,8 +376,15 @@ typedef struct pt_test {
     }
 
 /* Table entries for PT_MAIN. */
-#define PT_ENTRY(name) {#name, name##_pt}
-#define PT_WENTRY(name) {#name "_w1", name##_w1_pt}, {#name "_w2", name##_w2_pt}
+#define PT_ENTRY(name)                                                         \
+    {                                                                          \
+#name, name##_pt                                                       \
+    }
+#define PT_WENTRY(name)                                                        \
+    {#name "_w1", name##_w1_pt},                                               \
+    {                                                                          \
+#name "_w2", name##_w2_pt                                              \
+    }
 
 static inline int
 pt_main(int argc, char **argv, const char *suite, const pt_test *tests,

@@ -26,6 +26,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -304,23 +305,41 @@ bench_ring(result *r)
 
 /* ------------------------------------------------------------------------ */
 /* Spawn + exit: the driver spawns all N before any runs (W=1: they run when
- * it blocks); the last one to end tells it. */
+ * it blocks); the last one to end tells it. Light actors are each sent a
+ * fresh message and stop on it. */
 
 static struct {
     long n;
+    bool actors;
     atomic_long ended;
     pc_ref driver;
     double secs;
 } sp;
 
-static pc_msg *
-sp_trivial(void *arg)
+/* Called once by each task or actor as it ends. */
+static void
+sp_ended(void)
 {
-    (void)arg;
     if (atomic_fetch_add_explicit(&sp.ended, 1, memory_order_relaxed) + 1 ==
         sp.n)
         CHECK(pc_send_data(sp.driver, "done", NULL, 0));
+}
+
+static pc_msg *
+sp_task(void *arg)
+{
+    (void)arg;
+    sp_ended();
     return NULL;
+}
+
+static int
+sp_actor(void *state, pc_msg *msg)
+{
+    (void)state;
+    (void)msg;
+    sp_ended();
+    return PC_ACTOR_STOP;
 }
 
 static pc_msg *
@@ -330,75 +349,50 @@ sp_driver(void *arg)
     atomic_store(&sp.ended, 0);
     sp.driver = pc_self();
     double t0 = pc_now();
-    for (long i = 0; i < sp.n; i++)
-        CHECK(pc_spawn(sp_trivial, NULL, NULL, NULL));
+    for (long i = 0; i < sp.n; i++) {
+        if (sp.actors) {
+            pc_ref a;
+            CHECK(pc_actor_spawn(sp_actor, NULL, NULL, NULL, &a));
+            CHECK(pc_send_data(a, "go", NULL, 0));
+        } else {
+            CHECK(pc_spawn(sp_task, NULL, NULL, NULL));
+        }
+    }
     recv_one();
     sp.secs = pc_now() - t0;
     return NULL;
+}
+
+static void
+spawn_bench(result *r, bool actors)
+{
+    double t[RUNS];
+    char b[32];
+
+    sp.n = SIZE(1000000, 20000);
+    sp.actors = actors;
+    for (int k = 0; k < RUNS; k++) {
+        run_node(1, 0, sp_driver, NULL);
+        t[k] = sp.secs;
+    }
+    r->figure = min_of(t, RUNS) * 1e6 / sp.n; /* s per 1M */
+    note(r, "%s %s%s; peak RSS %.0f MiB", count_str(sp.n, b),
+         actors ? "actors, one new message each"
+                : "tasks, all spawned before the first runs",
+         g_quick ? " (scaled to 1M)" : "", peak_rss_mb());
+    note_runs(r, t, 1e3, "ms");
 }
 
 static void
 bench_spawn_tasks(result *r)
 {
-    double t[RUNS];
-    char b[32];
-
-    sp.n = SIZE(1000000, 20000);
-    for (int k = 0; k < RUNS; k++) {
-        run_node(1, 0, sp_driver, NULL);
-        t[k] = sp.secs;
-    }
-    r->figure = min_of(t, RUNS) * 1e6 / sp.n; /* s per 1M tasks */
-    note(r, "%s tasks, all spawned before the first runs%s; peak RSS %.0f MiB",
-         count_str(sp.n, b), g_quick ? " (scaled to 1M)" : "", peak_rss_mb());
-    note_runs(r, t, 1e3, "ms");
-}
-
-/* Light actors: spawn, send each a fresh message, it stops on it. */
-
-static int
-sa_actor(void *state, pc_msg *msg)
-{
-    (void)state;
-    (void)msg;
-    if (atomic_fetch_add_explicit(&sp.ended, 1, memory_order_relaxed) + 1 ==
-        sp.n)
-        CHECK(pc_send_data(sp.driver, "done", NULL, 0));
-    return PC_ACTOR_STOP;
-}
-
-static pc_msg *
-sa_driver(void *arg)
-{
-    (void)arg;
-    atomic_store(&sp.ended, 0);
-    sp.driver = pc_self();
-    double t0 = pc_now();
-    for (long i = 0; i < sp.n; i++) {
-        pc_ref a;
-        CHECK(pc_actor_spawn(sa_actor, NULL, NULL, NULL, &a));
-        CHECK(pc_send_data(a, "go", NULL, 0));
-    }
-    recv_one();
-    sp.secs = pc_now() - t0;
-    return NULL;
+    spawn_bench(r, false);
 }
 
 static void
 bench_spawn_actors(result *r)
 {
-    double t[RUNS];
-    char b[32];
-
-    sp.n = SIZE(1000000, 20000);
-    for (int k = 0; k < RUNS; k++) {
-        run_node(1, 0, sa_driver, NULL);
-        t[k] = sp.secs;
-    }
-    r->figure = min_of(t, RUNS) * 1e6 / sp.n;
-    note(r, "%s actors, one new message each%s; peak RSS %.0f MiB",
-         count_str(sp.n, b), g_quick ? " (scaled to 1M)" : "", peak_rss_mb());
-    note_runs(r, t, 1e3, "ms");
+    spawn_bench(r, true);
 }
 
 /* ------------------------------------------------------------------------ */

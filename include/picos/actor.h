@@ -5,10 +5,16 @@
  * task, the same mailbox, and the same send / terminate / join API
  * (pc_send(), pc_task_terminate(), pc_task_join(), pc_alive()). Inside the
  * handler pc_self() is the actor's ref and non-blocking calls work (pc_send,
- * pc_spawn, pc_actor_spawn, pc_resume, pc_msg_*); blocking calls (pc_recv,
- * pc_sleep, pc_deliver, pc_task_join, pc_wait_fd) return PC_EPERM.
+ * pc_spawn, pc_actor_spawn, pc_resume, pc_task_terminate, pc_msg_*);
+ * blocking calls (pc_recv, pc_sleep, pc_suspend, pc_yield, pc_deliver,
+ * pc_task_join, pc_wait_fd) return PC_EPERM.
  *
- * An idle light actor costs its state plus about 100 bytes.
+ * Like a task, a light actor that is not a daemon (PC_TASK_DAEMON, or
+ * pc_set_daemon() in its handler) keeps pc_node_run() waiting until it stops.
+ * With PC_TASK_JOINABLE its end code is kept until one pc_task_join() takes
+ * it (PC_OK after PC_ACTOR_STOP, PC_EKILLED after terminate; no value).
+ *
+ * An idle light actor costs its state plus about 130 bytes.
  */
 #ifndef PICOS_ACTOR_H
 #define PICOS_ACTOR_H

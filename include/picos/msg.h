@@ -29,9 +29,9 @@ typedef struct pc_msg pc_msg;
 #define PC_MSG_TYPE_MAX 255
 
 /* New message of `type` (NULL means "") with a copy of `len` bytes at `data`
- * (data may be NULL when len is 0). The sender is the calling task, or the
- * nil ref outside tasks. Returns PC_OK and *out, PC_EINVAL (type longer than
- * PC_MSG_TYPE_MAX), or PC_ENOMEM. Any thread. */
+ * (data may be NULL when len is 0). The sender is the calling task or light
+ * actor, or the nil ref outside them. Returns PC_OK and *out, PC_EINVAL (type
+ * longer than PC_MSG_TYPE_MAX), or PC_ENOMEM. Any thread. */
 pc_err pc_msg_new(pc_msg **out, const char *type, const void *data, size_t len);
 
 /* As pc_msg_new() for a NUL-terminated string payload (the NUL is not

@@ -16,6 +16,10 @@
  * the workers and frees the node. A task or another thread may call
  * pc_node_stop() to end it early (pycos's terminate()). After pc_node_run()
  * returns, pc_node_start() may be called again.
+ *
+ * Calls marked "any thread" also work from threads that are not workers
+ * (main(), a thread pool); such a thread must be done with picos calls before
+ * pc_node_run() frees the node (join it first).
  */
 #ifndef PICOS_NODE_H
 #define PICOS_NODE_H

@@ -39,8 +39,8 @@ extern "C" {
 typedef pc_msg *(*pc_task_fn)(void *arg);
 
 /* Which worker a new task goes to. */
-#define PC_WORKER_SELF 0   /* the spawner's worker; round-robin outside */
-#define PC_WORKER_ANY (-1) /* round-robin over the workers */
+#define PC_WORKER_SELF 0       /* the spawner's worker; round-robin outside */
+#define PC_WORKER_ANY (-1)     /* round-robin over the workers */
 #define PC_WORKER(i) ((i) + 1) /* worker i, 0 <= i < pc_node_workers() */
 
 /* Task flags. */
@@ -53,10 +53,10 @@ typedef pc_msg *(*pc_task_fn)(void *arg);
 #define PC_TASK_SMALL 0x4u
 
 typedef struct pc_spawn_opts {
-    int worker;         /* PC_WORKER_SELF (the default, 0), _ANY, or (i) */
-    unsigned flags;     /* PC_TASK_* */
-    size_t stack_size;  /* 0: the node's default */
-    const char *name;   /* for logs and status; copied; may be NULL */
+    int worker;        /* PC_WORKER_SELF (the default, 0), _ANY, or (i) */
+    unsigned flags;    /* PC_TASK_* */
+    size_t stack_size; /* 0: the node's default */
+    const char *name;  /* for logs and status; copied; may be NULL */
 } pc_spawn_opts;
 
 /* A zeroed pc_spawn_opts is the default: own worker, no flags. */
