@@ -32,18 +32,17 @@ pc_actor_spawn(pc_actor_fn fn, void *state, pc_actor_fini_fn fini,
         return PC_EINVAL;
     if ((worker = pc__pick_worker(o.worker)) < 0)
         return PC_EINVAL;
-    if (!(a = calloc(1, sizeof *a)))
+    if (!(a = (pc__actor *)pc__proc_alloc(PC__CACHE_ACTOR, sizeof *a)))
         return PC_ENOMEM;
+    a->p.kind = PC__ACTOR;
     if (o.name && !(a->p.name = strdup(o.name))) {
-        free(a);
+        pc__proc_free(&a->p);
         return PC_ENOMEM;
     }
     if ((rc = pc__slot_alloc(pc__tls_worker, &a->p.idx, &a->p.gen)) != PC_OK) {
-        free(a->p.name);
-        free(a);
+        pc__proc_free(&a->p);
         return rc;
     }
-    a->p.kind = PC__ACTOR;
     a->p.daemon = (o.flags & PC_TASK_DAEMON) != 0;
     a->p.joinable = (o.flags & PC_TASK_JOINABLE) != 0; /* keeps end code */
     a->fn = fn;

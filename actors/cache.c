@@ -10,6 +10,13 @@
  * blocks circulate between producer and consumer without malloc, and the
  * stack has no ABA problem (the only pop is "take all"). Each list keeps at
  * most PC__CACHE_MAX blocks; the rest go back to malloc.
+ *
+ * Procs (tasks, light actors) come from slabs of SLAB_BLOCKS instead: a
+ * million actors spawned at once then cost a few thousand mallocs, not a
+ * million. Slab blocks are never freed one by one: they stay on the lists
+ * (memory is kept at its peak) and the slabs go with the node, which is
+ * safe because no proc outlives its node. Messages can outlive the node (an
+ * exit value held by main()), so they don't use slabs.
  */
 #include <stdlib.h>
 
@@ -19,6 +26,33 @@
 typedef struct blk {
     struct blk *next;
 } blk;
+
+#define SLAB_BLOCKS 64
+
+static bool
+slab_class(int c)
+{
+    return c == PC__CACHE_TASK || c == PC__CACHE_ACTOR;
+}
+
+/* Carve a new slab into the local list; false when out of memory. */
+static bool
+slab_grow(pc__cache *k, size_t size)
+{
+    size_t bs = (size + 15) & ~(size_t)15;
+    char *slab = malloc(16 + SLAB_BLOCKS * bs);
+
+    if (!slab)
+        return false;
+    *(void **)slab = k->slabs;
+    k->slabs = slab;
+    for (int i = SLAB_BLOCKS - 1; i >= 0; i--) {
+        blk *b = (blk *)(void *)(slab + 16 + (size_t)i * bs);
+        b->next = k->local;
+        k->local = b;
+    }
+    return true;
+}
 
 void *
 pc__cache_alloc(pc__worker *w, int c, uint16_t *home)
@@ -35,6 +69,8 @@ pc__cache_alloc(pc__worker *w, int c, uint16_t *home)
             atomic_exchange_explicit(&k->remote, NULL, memory_order_acquire);
         k->nlocal = 0; /* unknown: recounted as blocks come back */
     }
+    if (!k->local && slab_class(c) && !slab_grow(k, pc__cache_size[c]))
+        return NULL;
     if ((b = k->local)) {
         k->local = b->next;
         if (k->nlocal)
@@ -61,7 +97,7 @@ pc__cache_free(int c, uint16_t home, void *p)
     }
     k = &n->workers[home - 1].caches[c];
     if (w && w->index == home - 1) {
-        if (k->nlocal >= PC__CACHE_MAX) {
+        if (k->nlocal >= PC__CACHE_MAX && !slab_class(c)) {
             free(p);
             return;
         }
@@ -83,6 +119,15 @@ pc__cache_fini(pc__worker *w)
     for (int c = 0; c < PC__CACHES; c++) {
         pc__cache *k = &w->caches[c];
         blk *b = atomic_exchange(&k->remote, NULL);
+        if (slab_class(c)) { /* the blocks live in the slabs */
+            void *slab;
+            while ((slab = k->slabs)) {
+                k->slabs = *(void **)slab;
+                free(slab);
+            }
+            k->local = NULL;
+            continue;
+        }
         for (int pass = 0; pass < 2; pass++) {
             while (b) {
                 blk *next = b->next;

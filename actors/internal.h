@@ -151,6 +151,7 @@ typedef struct pc__proc {
     char *name;       /* NULL or malloc'd */
     pc_msg *exit_val; /* ending task's value; then the zombie's */
     int exit_rc;      /* how it ended (PC_OK, PC_EKILLED, ...) */
+    uint16_t home;    /* block cache home (cache.c) */
 } pc__proc;
 
 typedef struct pc__task {
@@ -231,7 +232,13 @@ int pc__sync_wait(pc__sync *s, double timeout, pc_msg **msg);
 
 /* ---- block caches (cache.c) ---------------------------------------------- */
 
-enum { PC__CACHE_MSG, PC__CACHE_ENV, PC__CACHES };
+enum {
+    PC__CACHE_MSG,
+    PC__CACHE_ENV,
+    PC__CACHE_TASK,  /* slab-backed */
+    PC__CACHE_ACTOR, /* slab-backed */
+    PC__CACHES
+};
 #define PC__CACHE_MAX 16384 /* blocks kept per list */
 extern const size_t pc__cache_size[PC__CACHES];
 
@@ -239,6 +246,7 @@ typedef struct pc__cache {
     void *local; /* home thread only */
     unsigned nlocal;
     _Atomic(void *) remote; /* pushed by other threads */
+    void *slabs;            /* slab-backed classes: the slabs, linked */
 } pc__cache;
 
 /* A block of class c; *home records where it came from (0: plain malloc,
@@ -341,6 +349,10 @@ void pc__runq_push(pc__worker *w, pc__proc *p);
 void pc__proc_finish(pc__worker *w, pc__proc *p, int rc, pc_msg *value);
 void pc__reply(pc__reply_to rt, int rc, pc_msg *msg);
 void pc__zombie_free(pc__worker *w, pc__proc *p);
+/* A zeroed proc of `size` bytes from cache class c (PC__CACHE_TASK/ACTOR);
+ * pc__proc_free gives it back. */
+pc__proc *pc__proc_alloc(int c, size_t size);
+void pc__proc_free(pc__proc *p);
 /* Route a ref of a live proc: PC_OK with *tw its worker and, when that is
  * the caller's worker, *local the proc; else PC_ENOENT / PC_EUNREACH /
  * PC_ESTATE. */

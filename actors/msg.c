@@ -147,7 +147,8 @@ pc_msg_free(pc_msg **mp)
 }
 
 const size_t pc__cache_size[PC__CACHES] = {sizeof(pc_msg) + SMALL_ROOM,
-                                           sizeof(pc__env)};
+                                           sizeof(pc__env), sizeof(pc__task),
+                                           sizeof(pc__actor)};
 
 const char *
 pc_msg_type(const pc_msg *m)

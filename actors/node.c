@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -68,14 +69,15 @@ chunk_ensure(pc__node *n, uint32_t idx)
         return PC_OK;
     pthread_mutex_lock(&n->chunk_mu);
     if (!atomic_load_explicit(&n->chunks[c], memory_order_relaxed)) {
-        pc__slot *chunk = calloc(PC__CHUNK_SLOTS, sizeof *chunk);
-        if (chunk) {
-            for (uint32_t i = 0; i < PC__CHUNK_SLOTS; i++)
-                atomic_init(&chunk[i].gen, 1);
+        /* zero pages from the kernel, touched only as slots are used: an
+         * all-zero slot is a valid free slot of generation 0 */
+        void *chunk =
+            mmap(NULL, PC__CHUNK_SLOTS * sizeof(pc__slot),
+                 PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (chunk != MAP_FAILED)
             atomic_store_explicit(&n->chunks[c], chunk, memory_order_release);
-        } else {
+        else
             rc = PC_ENOMEM;
-        }
     }
     pthread_mutex_unlock(&n->chunk_mu);
     return rc;
@@ -136,7 +138,7 @@ slot_release(pc__worker *w, uint32_t idx)
     pc__slot *s = pc__slot_get(idx);
     uint32_t g = atomic_load_explicit(&s->gen, memory_order_relaxed) + 1;
 
-    atomic_store_explicit(&s->gen, g ? g : 1, memory_order_release);
+    atomic_store_explicit(&s->gen, g, memory_order_release);
     atomic_store_explicit(&s->zombie, 0, memory_order_relaxed);
     atomic_store_explicit(&s->proc,
                           (pc__proc *)(((uintptr_t)w->free_slot << 1) | 1),
@@ -589,14 +591,34 @@ pc__proc_finish(pc__worker *w, pc__proc *p, int rc, pc_msg *value)
     pc_msg_free(&value);
 }
 
+pc__proc *
+pc__proc_alloc(int c, size_t size)
+{
+    uint16_t home;
+    pc__proc *p = pc__cache_alloc(pc__tls_worker, c, &home);
+
+    if (p) {
+        memset(p, 0, size);
+        p->home = home;
+    }
+    return p;
+}
+
+void
+pc__proc_free(pc__proc *p)
+{
+    free(p->name);
+    pc__cache_free(p->kind == PC__ACTOR ? PC__CACHE_ACTOR : PC__CACHE_TASK,
+                   p->home, p);
+}
+
 /* Free an ended proc (a zombie whose value was taken, or a finished one). */
 void
 pc__zombie_free(pc__worker *w, pc__proc *p)
 {
     p->state = PC__ST_DEAD;
     slot_release(w, p->idx);
-    free(p->name);
-    free(p);
+    pc__proc_free(p);
 }
 
 /* ---- the worker loop --------------------------------------------------------- */
@@ -708,8 +730,11 @@ static void
 node_free(pc__node *n)
 {
     if (n->chunks) {
-        for (uint32_t c = 0; c < PC__MAX_CHUNKS; c++)
-            free(atomic_load(&n->chunks[c]));
+        for (uint32_t c = 0; c < PC__MAX_CHUNKS; c++) {
+            pc__slot *chunk = atomic_load(&n->chunks[c]);
+            if (chunk)
+                munmap(chunk, PC__CHUNK_SLOTS * sizeof(pc__slot));
+        }
         free(n->chunks);
     }
     for (int i = 0; n->workers && i < n->nworkers; i++) {

@@ -58,17 +58,30 @@ cur_task(pc__worker *w)
 
 /* ---- mailbox ----------------------------------------------------------------- */
 
+/* The mailbox is a ring of message pointers, grown by doubling. Most
+ * mailboxes hold at most one message at a time (request/reply, rings,
+ * actors that get one message), so until a second one arrives there is no
+ * ring: with mb_cap == 0 the `mb` field holds the single message itself. */
 bool
 pc__mb_push(pc__proc *p, pc_msg *m)
 {
-    if (p->mb_len == p->mb_cap) {
+    if (p->mb_cap == 0 && p->mb_len == 0) {
+        p->mb = (pc_msg **)(void *)m;
+        p->mb_len = 1;
+        return true;
+    }
+    if (p->mb_len >= p->mb_cap) { /* full, or one message and no ring */
         uint32_t cap = p->mb_cap ? p->mb_cap * 2 : 4;
         pc_msg **nb = malloc(cap * sizeof *nb);
         if (!nb || cap < p->mb_cap)
             return free(nb), false;
-        for (uint32_t i = 0; i < p->mb_len; i++)
-            nb[i] = p->mb[(p->mb_head + i) & (p->mb_cap - 1)];
-        free(p->mb);
+        if (p->mb_cap == 0) {
+            nb[0] = (pc_msg *)(void *)p->mb;
+        } else {
+            for (uint32_t i = 0; i < p->mb_len; i++)
+                nb[i] = p->mb[(p->mb_head + i) & (p->mb_cap - 1)];
+            free(p->mb);
+        }
         p->mb = nb;
         p->mb_cap = cap;
         p->mb_head = 0;
@@ -85,6 +98,12 @@ pc__mb_pop(pc__proc *p)
 
     if (!p->mb_len)
         return NULL;
+    if (p->mb_cap == 0) {
+        m = (pc_msg *)(void *)p->mb;
+        p->mb = NULL;
+        p->mb_len = 0;
+        return m;
+    }
     m = p->mb[p->mb_head];
     p->mb_head = (p->mb_head + 1) & (p->mb_cap - 1);
     if (--p->mb_len == 0 && p->mb_cap > 64) {
@@ -103,7 +122,8 @@ pc__mb_clear(pc__proc *p)
 
     while ((m = pc__mb_pop(p)))
         pc_msg_free(&m);
-    free(p->mb);
+    if (p->mb_cap)
+        free(p->mb);
     p->mb = NULL;
     p->mb_cap = p->mb_len = p->mb_head = 0;
 }
@@ -402,18 +422,17 @@ pc_spawn(pc_task_fn fn, void *arg, const pc_spawn_opts *opts, pc_ref *ref)
         return PC_EINVAL;
     if ((worker = pc__pick_worker(o.worker)) < 0)
         return PC_EINVAL;
-    if (!(t = calloc(1, sizeof *t)))
+    if (!(t = (pc__task *)pc__proc_alloc(PC__CACHE_TASK, sizeof *t)))
         return PC_ENOMEM;
+    t->p.kind = PC__TASK;
     if (o.name && !(t->p.name = strdup(o.name))) {
-        free(t);
+        pc__proc_free(&t->p);
         return PC_ENOMEM;
     }
     if ((rc = pc__slot_alloc(pc__tls_worker, &t->p.idx, &t->p.gen)) != PC_OK) {
-        free(t->p.name);
-        free(t);
+        pc__proc_free(&t->p);
         return rc;
     }
-    t->p.kind = PC__TASK;
     t->p.daemon = (o.flags & PC_TASK_DAEMON) != 0;
     t->p.joinable = (o.flags & PC_TASK_JOINABLE) != 0;
     t->p.small = SMALL_MODE && (o.flags & PC_TASK_SMALL) != 0;

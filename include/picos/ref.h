@@ -18,7 +18,7 @@ extern "C" {
 
 typedef struct pc_ref {
     uint64_t node; /* node id, unique per process start */
-    uint64_t id;   /* generation << 32 | slot index; 0 is never used */
+    uint64_t id;   /* generation << 32 | slot index (index 0 is never used) */
 } pc_ref;
 
 #define PC_REF_NIL ((pc_ref){0, 0})
