@@ -1244,7 +1244,7 @@ static const bench benches[] = {
 
 typedef struct row {
     char label[128];
-    char figure[64];
+    char figure[128]; /* a number, or why the run failed */
     char target[32];
     const char *met;
     const char *unit;
