@@ -50,6 +50,11 @@ pc__stack_pool_init(pc__stack_pool *p, size_t size, int guards)
 static void
 stack_unmap(pc__stack *s)
 {
+#ifdef PC__ASAN
+    /* the shadow outlives the mapping: don't leave poison for the next
+     * mapping at this address (a slot chunk, say) */
+    __asan_unpoison_memory_region(s->lo, s->size);
+#endif
     munmap(s->map, s->map_size);
     free(s);
 }
