@@ -235,7 +235,7 @@ int pc__sync_wait(pc__sync *s, double timeout, pc_msg **msg);
 enum {
     PC__CACHE_MSG,
     PC__CACHE_ENV,
-    PC__CACHE_TASK,  /* slab-backed */
+    PC__CACHE_TASK,
     PC__CACHE_ACTOR, /* slab-backed */
     PC__CACHES
 };
