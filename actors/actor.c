@@ -73,7 +73,7 @@ pc__actor_run(pc__worker *w, pc__actor *a)
         pc__proc_finish(w, &a->p, PC_EKILLED, NULL);
     } else if (rc != PC_ACTOR_CONTINUE) {
         pc__proc_finish(w, &a->p, PC_OK, NULL);
-    } else if (a->p.mb_len) {
+    } else if (pc__mb_len(&a->p)) {
         pc__runq_push(w, &a->p);
     } else {
         a->p.state = PC__ST_IDLE;

@@ -134,6 +134,12 @@ typedef struct pc__joiner {
     pc__reply_to rt;
 } pc__joiner;
 
+/* A FIFO of message pointers (mailbox.c). */
+typedef struct pc__ring {
+    pc_msg **buf; /* with cap == 0: the single message itself, or NULL */
+    uint32_t head, len, cap;
+} pc__ring;
+
 typedef struct pc__proc {
     struct pc__proc *next; /* run queue link */
     uint32_t idx, gen;     /* slot identity: ref.id = gen << 32 | idx */
@@ -144,9 +150,9 @@ typedef struct pc__proc {
     bool killed; /* terminate pending: finish when next popped */
     bool small;  /* runs on the worker's shared stack */
     pc__worker *w;
-    /* mailbox: a ring of message pointers, grown on demand */
-    pc_msg **mb;
-    uint32_t mb_head, mb_len, mb_cap;
+    pc__ring mb;  /* ordinary mail */
+    pc__ring cmb; /* channel mail, taken in turn with mb (mailbox.c) */
+    bool cturn;   /* next pop prefers cmb */
     pc__joiner *joiners;
     char *name;       /* NULL or malloc'd */
     pc_msg *exit_val; /* ending task's value; then the zombie's */
@@ -199,11 +205,13 @@ typedef struct pc__env {
     _Atomic(struct pc__env *) next;
     uint8_t kind;
     uint16_t home; /* cache.c */
+    bool chan;     /* PC__ENV_MSG: to the channel ring */
     pc_ref to;
     int rc;
     pc_msg *msg;
     void *ptr;
     pc__reply_to rt;
+    void (*ack)(void *ctx, int rc); /* PC__ENV_MSG: pc__send_ex's, ctx = ptr */
 } pc__env;
 
 /* Vyukov's intrusive MPSC queue: wait-free push, single consumer. */
@@ -221,6 +229,7 @@ struct pc__sync {
     bool done;
     int rc;
     pc_msg *msg;
+    void *ptr;
 };
 
 pc__sync *pc__sync_new(void);
@@ -348,6 +357,26 @@ void pc__link(pc__worker *w, pc__proc *p);
 void pc__runq_push(pc__worker *w, pc__proc *p);
 void pc__proc_finish(pc__worker *w, pc__proc *p, int rc, pc_msg *value);
 void pc__reply(pc__reply_to rt, int rc, pc_msg *msg);
+
+/* The one blocking primitive that sync objects, the thread pool and other
+ * modules build on; any thread may do the waking.
+ *   pc__wait_prepare(&rt): in the waiter (a task or a foreign thread; an
+ *       actor handler gets PC_EPERM), before publishing rt where a waker
+ *       will find it (under the module's own lock).
+ *   pc__wait_block(&rt, timeout, &ptr): block until pc__wake(rt, ...) or
+ *       the timeout; returns the waker's rc (ptr: its value) or PC_ETIMEDOUT.
+ *       A timed-out waiter must then check, under the module's lock, whether
+ *       a waker took rt meanwhile (and so acted on its behalf).
+ *   pc__wake(rt, rc, msg, ptr): exactly once per rt that was published;
+ *       a late wake is dropped. Consumes msg.
+ *   pc__wait_drop(&rt): instead of pc__wake, when the waiter itself takes
+ *       rt back (after a timeout) and no waker will ever see it.
+ * A task's rt lives in the module's structures, never on the task's stack
+ * (small tasks' stacks move). */
+int pc__wait_prepare(pc__reply_to *rt);
+int pc__wait_block(pc__reply_to *rt, double timeout, void **ptr);
+void pc__wake(pc__reply_to rt, int rc, pc_msg *msg, void *ptr);
+void pc__wait_drop(pc__reply_to *rt);
 void pc__zombie_free(pc__worker *w, pc__proc *p);
 /* A zeroed proc of `size` bytes from cache class c (PC__CACHE_TASK/ACTOR);
  * pc__proc_free gives it back. */
@@ -363,17 +392,32 @@ void pc__task_run(pc__worker *w, pc__task *t); /* from the scheduler */
 void pc__task_after_switch(pc__worker *w);
 void pc__task_wake(pc__task *t, int rc);
 void pc__task_release(pc__worker *w, pc__task *t); /* stack, watchers */
-void pc__deliver_local(pc__worker *w, pc__proc *p, pc_msg *m);
+bool pc__deliver_local(pc__worker *w, pc__proc *p, pc_msg *m, bool chan);
+
+/* Called on the target's worker once a message is in its mailbox (PC_OK)
+ * or refused because the target ended (PC_ENOENT). */
+typedef void (*pc__ack_fn)(void *ctx, int rc);
+
+/* pc_send with options: `chan` puts the message in the channel ring of the
+ * mailbox; `ack` (may be NULL) is called exactly once when this returns
+ * PC_OK — at once for a target on the caller's worker, else on the target's
+ * worker. Errors are as pc_send's and then ack is never called. */
+pc_err pc__send_ex(pc_ref to, pc_msg **m, bool chan, pc__ack_fn ack, void *ctx);
 void pc__handle_env(pc__worker *w, pc__env *e);
 
 /* actor.c */
 void pc__actor_run(pc__worker *w, pc__actor *a);
 void pc__actor_release(pc__actor *a);
 
-/* mailbox (task.c) */
-bool pc__mb_push(pc__proc *p, pc_msg *m);
+/* mailbox.c */
+bool pc__mb_push(pc__proc *p, pc_msg *m, bool chan);
 pc_msg *pc__mb_pop(pc__proc *p);
 void pc__mb_clear(pc__proc *p);
+static inline size_t
+pc__mb_len(const pc__proc *p)
+{
+    return (size_t)p->mb.len + p->cmb.len;
+}
 
 static inline pc_ref
 pc__proc_ref(const pc__proc *p)

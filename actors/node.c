@@ -405,11 +405,18 @@ pc__sync_wait(pc__sync *s, double timeout, pc_msg **msg)
 void
 pc__reply(pc__reply_to rt, int rc, pc_msg *msg)
 {
+    pc__wake(rt, rc, msg, NULL);
+}
+
+void
+pc__wake(pc__reply_to rt, int rc, pc_msg *msg, void *ptr)
+{
     pc__worker *w = pc__tls_worker;
     uint32_t idx, gen;
     pc__slot *s;
 
     if (rt.sync) {
+        rt.sync->ptr = ptr; /* read by the waiter only after the post */
         pc__sync_post(rt.sync, rc, msg);
         pc__sync_unref(rt.sync);
         return;
@@ -427,6 +434,7 @@ pc__reply(pc__reply_to rt, int rc, pc_msg *msg)
         if (t && t->p.state == PC__ST_AWAIT_REPLY && t->token == rt.token) {
             pc_msg_free(&t->reply_msg);
             t->reply_msg = msg;
+            t->wake_val = ptr;
             pc__task_wake(t, rc);
         } else {
             pc_msg_free(&msg);
@@ -440,6 +448,7 @@ pc__reply(pc__reply_to rt, int rc, pc_msg *msg)
     }
     e->rc = rc;
     e->msg = msg;
+    e->ptr = ptr;
     e->rt = rt;
     pc__env_push(tw, e);
 }
@@ -514,7 +523,7 @@ pc__link(pc__worker *w, pc__proc *p)
     }
     if (p->kind == PC__ACTOR) {
         p->state = PC__ST_IDLE;
-        if (p->mb_len)
+        if (pc__mb_len(p))
             pc__runq_push(w, p);
     } else {
         pc__runq_push(w, p);

@@ -56,78 +56,6 @@ cur_task(pc__worker *w)
                                                      : NULL;
 }
 
-/* ---- mailbox ----------------------------------------------------------------- */
-
-/* The mailbox is a ring of message pointers, grown by doubling. Most
- * mailboxes hold at most one message at a time (request/reply, rings,
- * actors that get one message), so until a second one arrives there is no
- * ring: with mb_cap == 0 the `mb` field holds the single message itself. */
-bool
-pc__mb_push(pc__proc *p, pc_msg *m)
-{
-    if (p->mb_cap == 0 && p->mb_len == 0) {
-        p->mb = (pc_msg **)(void *)m;
-        p->mb_len = 1;
-        return true;
-    }
-    if (p->mb_len >= p->mb_cap) { /* full, or one message and no ring */
-        uint32_t cap = p->mb_cap ? p->mb_cap * 2 : 4;
-        pc_msg **nb = malloc(cap * sizeof *nb);
-        if (!nb || cap < p->mb_cap)
-            return free(nb), false;
-        if (p->mb_cap == 0) {
-            nb[0] = (pc_msg *)(void *)p->mb;
-        } else {
-            for (uint32_t i = 0; i < p->mb_len; i++)
-                nb[i] = p->mb[(p->mb_head + i) & (p->mb_cap - 1)];
-            free(p->mb);
-        }
-        p->mb = nb;
-        p->mb_cap = cap;
-        p->mb_head = 0;
-    }
-    p->mb[(p->mb_head + p->mb_len) & (p->mb_cap - 1)] = m;
-    p->mb_len++;
-    return true;
-}
-
-pc_msg *
-pc__mb_pop(pc__proc *p)
-{
-    pc_msg *m;
-
-    if (!p->mb_len)
-        return NULL;
-    if (p->mb_cap == 0) {
-        m = (pc_msg *)(void *)p->mb;
-        p->mb = NULL;
-        p->mb_len = 0;
-        return m;
-    }
-    m = p->mb[p->mb_head];
-    p->mb_head = (p->mb_head + 1) & (p->mb_cap - 1);
-    if (--p->mb_len == 0 && p->mb_cap > 64) {
-        free(p->mb); /* a burst is over: give the memory back */
-        p->mb = NULL;
-        p->mb_cap = 0;
-        p->mb_head = 0;
-    }
-    return m;
-}
-
-void
-pc__mb_clear(pc__proc *p)
-{
-    pc_msg *m;
-
-    while ((m = pc__mb_pop(p)))
-        pc_msg_free(&m);
-    if (p->mb_cap)
-        free(p->mb);
-    p->mb = NULL;
-    p->mb_cap = p->mb_len = p->mb_head = 0;
-}
-
 /* ---- switching -------------------------------------------------------------------- */
 
 /* Switch from the running context (saved into `from`) to task `to`, or to
@@ -486,21 +414,24 @@ pc_set_daemon(bool daemon)
 
 /* ---- messaging ------------------------------------------------------------------- */
 
-void
-pc__deliver_local(pc__worker *w, pc__proc *p, pc_msg *m)
+/* Put m in p's mailbox (p is on this worker); false when p can't take it
+ * (ended), in which case m is freed. */
+bool
+pc__deliver_local(pc__worker *w, pc__proc *p, pc_msg *m, bool chan)
 {
-    if (p->state >= PC__ST_ZOMBIE || !pc__mb_push(p, m)) {
+    if (p->state >= PC__ST_ZOMBIE || !pc__mb_push(p, m, chan)) {
         pc_msg_free(&m);
-        return;
+        return false;
     }
     if (p->state == PC__ST_AWAIT_MSG)
         pc__task_wake((pc__task *)p, PC_OK);
     else if (p->state == PC__ST_IDLE)
         pc__runq_push(w, p);
+    return true;
 }
 
 pc_err
-pc_send(pc_ref to, pc_msg **m)
+pc__send_ex(pc_ref to, pc_msg **m, bool chan, pc__ack_fn ack, void *ctx)
 {
     pc__worker *tw;
     pc__proc *p;
@@ -509,13 +440,15 @@ pc_send(pc_ref to, pc_msg **m)
     if (!m || !*m)
         return PC_EINVAL;
     if ((rc = pc__route(to, &tw, &p)) != PC_OK) {
-        if (rc == PC_EUNREACH && pc__remote_send)
+        if (rc == PC_EUNREACH && pc__remote_send && !ack && !chan)
             return pc__remote_send(to, m);
         return rc;
     }
     if (p) {
-        pc__deliver_local(tw, p, *m);
+        bool ok = pc__deliver_local(tw, p, *m, chan);
         *m = NULL;
+        if (ack)
+            ack(ctx, ok ? PC_OK : PC_ENOENT);
         return PC_OK;
     }
     pc__env *e = pc__env_new(PC__ENV_MSG);
@@ -523,9 +456,18 @@ pc_send(pc_ref to, pc_msg **m)
         return PC_ENOMEM;
     e->to = to;
     e->msg = *m;
+    e->chan = chan;
+    e->ack = ack;
+    e->ptr = ctx;
     *m = NULL;
     pc__env_push(tw, e);
     return PC_OK;
+}
+
+pc_err
+pc_send(pc_ref to, pc_msg **m)
+{
+    return pc__send_ex(to, m, false, NULL, NULL);
 }
 
 pc_err
@@ -575,6 +517,59 @@ request(pc__worker *tw, pc__env *e, double timeout, pc_msg **reply)
     return rc;
 }
 
+int
+pc__wait_prepare(pc__reply_to *rt)
+{
+    pc__worker *w = pc__tls_worker;
+    pc__task *t = cur_task(w);
+
+    memset(rt, 0, sizeof *rt);
+    if (t) {
+        rt->task = pc__proc_ref(&t->p);
+        rt->token = ++t->token;
+        return PC_OK;
+    }
+    if (w && w->cur)
+        return PC_EPERM; /* a light actor can't block */
+    if (!(rt->sync = pc__sync_new()))
+        return PC_ENOMEM;
+    atomic_fetch_add(&rt->sync->refs, 1); /* the waker's */
+    return PC_OK;
+}
+
+int
+pc__wait_block(pc__reply_to *rt, double timeout, void **ptr)
+{
+    pc__worker *w = pc__tls_worker;
+    int rc;
+
+    if (ptr)
+        *ptr = NULL;
+    if (rt->sync) {
+        rc = pc__sync_wait(rt->sync, timeout, NULL);
+        if (ptr && rc != PC_ETIMEDOUT)
+            *ptr = rt->sync->ptr;
+        pc__sync_unref(rt->sync); /* the waiter's */
+        return rc;
+    }
+    pc__task *t = cur_task(w);
+    if (timeout == 0)
+        return PC_ETIMEDOUT;
+    t->wake_val = NULL;
+    rc = task_wait(w, t, PC__ST_AWAIT_REPLY, timeout);
+    pc_msg_free(&t->reply_msg);
+    if (ptr && rc != PC_ETIMEDOUT)
+        *ptr = t->wake_val;
+    return rc;
+}
+
+void
+pc__wait_drop(pc__reply_to *rt)
+{
+    if (rt->sync)
+        pc__sync_unref(rt->sync); /* the waker's: it will never wake */
+}
+
 pc_err
 pc_deliver(pc_ref to, pc_msg **m, double timeout)
 {
@@ -589,7 +584,7 @@ pc_deliver(pc_ref to, pc_msg **m, double timeout)
     if ((rc = pc__route(to, &tw, &p)) != PC_OK)
         return rc;
     if (p) {
-        pc__deliver_local(tw, p, *m);
+        pc__deliver_local(tw, p, *m, false);
         *m = NULL;
         return PC_OK;
     }
@@ -616,14 +611,14 @@ pc_recv(pc_msg **out, double timeout)
     *out = NULL;
     if (!t)
         return PC_EPERM;
-    if (t->p.mb_len) {
+    if (pc__mb_len(&t->p)) {
         *out = pc__mb_pop(&t->p);
         return PC_OK;
     }
     if (timeout == 0)
         return PC_ETIMEDOUT;
     rc = task_wait(w, t, PC__ST_AWAIT_MSG, timeout);
-    if (t->p.mb_len) /* a message that raced the timer still counts */
+    if (pc__mb_len(&t->p)) /* a message that raced the timer counts */
         rc = PC_OK;
     if (rc == PC_OK)
         *out = pc__mb_pop(&t->p);
@@ -635,7 +630,7 @@ pc_mailbox_depth(void)
 {
     pc__worker *w = pc__tls_worker;
 
-    return (w && w->cur) ? w->cur->mb_len : 0;
+    return (w && w->cur) ? pc__mb_len(w->cur) : 0;
 }
 
 /* ---- sleeping and resuming --------------------------------------------------------- */
@@ -929,6 +924,7 @@ void
 pc__handle_env(pc__worker *w, pc__env *e)
 {
     pc__proc *p;
+    int rc;
 
     switch (e->kind) {
     case PC__ENV_SPAWN:
@@ -936,15 +932,15 @@ pc__handle_env(pc__worker *w, pc__env *e)
         break;
     case PC__ENV_MSG:
         p = pc__proc_lookup(w, e->to);
-        if (p && p->state < PC__ST_ZOMBIE) {
-            pc__deliver_local(w, p, e->msg);
-            if (e->rt.sync || e->rt.token)
-                pc__reply(e->rt, PC_OK, NULL);
-        } else {
+        rc = PC_ENOENT;
+        if (p && pc__deliver_local(w, p, e->msg, e->chan))
+            rc = PC_OK;
+        else if (!p)
             pc_msg_free(&e->msg);
-            if (e->rt.sync || e->rt.token)
-                pc__reply(e->rt, PC_ENOENT, NULL);
-        }
+        if (e->rt.sync || e->rt.token)
+            pc__reply(e->rt, rc, NULL);
+        if (e->ack)
+            e->ack(e->ptr, rc);
         break;
     case PC__ENV_RESUME:
         resume_local(pc__proc_lookup(w, e->to), e->ptr);
@@ -956,7 +952,7 @@ pc__handle_env(pc__worker *w, pc__env *e)
         join_local(pc__proc_lookup(w, e->to), e->rt);
         break;
     case PC__ENV_REPLY:
-        pc__reply(e->rt, e->rc, e->msg); /* now on the waiter's worker */
+        pc__wake(e->rt, e->rc, e->msg, e->ptr); /* on the waiter's worker */
         break;
     }
     pc__env_free(e);
