@@ -137,7 +137,9 @@ typedef struct pc__joiner {
 /* A FIFO of message pointers (mailbox.c). */
 typedef struct pc__ring {
     pc_msg **buf; /* with cap == 0: the single message itself, or NULL */
-    uint32_t head, len, cap;
+    uint32_t head, len, cap; /* len counts slots, holes included */
+    uint32_t live;           /* messages */
+    uint64_t base;           /* sequence number of slot 0 */
 } pc__ring;
 
 typedef struct pc__proc {
@@ -154,7 +156,10 @@ typedef struct pc__proc {
     pc__ring cmb; /* channel mail, taken in turn with mb (mailbox.c) */
     bool cturn;   /* next pop prefers cmb */
     pc__joiner *joiners;
-    char *name;       /* NULL or malloc'd */
+    char *name;               /* NULL or malloc'd */
+    struct pc__mon *watchers; /* monitors on this proc (monitor.c) */
+    struct pc__mon *links;    /* procs linked with this one */
+    bool trap_exits;
     pc_msg *exit_val; /* ending task's value; then the zombie's */
     int exit_rc;      /* how it ended (PC_OK, PC_EKILLED, ...) */
     uint16_t home;    /* block cache home (cache.c) */
@@ -190,6 +195,12 @@ typedef struct pc__actor {
     void *state;
 } pc__actor;
 
+/* A ref in a monitor or link list (monitor.c). */
+typedef struct pc__mon {
+    struct pc__mon *next;
+    pc_ref ref;
+} pc__mon;
+
 /* ---- cross-thread envelopes --------------------------------------------- */
 
 enum pc__env_kind {
@@ -198,7 +209,13 @@ enum pc__env_kind {
     PC__ENV_RESUME,    /* value (ptr) to `to` */
     PC__ENV_TERMINATE, /* `to` */
     PC__ENV_JOIN,      /* join `to`, reply to rt */
-    PC__ENV_REPLY      /* rc + msg to the task in rt */
+    PC__ENV_REPLY,     /* rc + msg to the task in rt */
+    /* monitor.c: rt.task is the other end */
+    PC__ENV_MONITOR,   /* rt.task watches `to` */
+    PC__ENV_DEMONITOR, /* rt.task stops watching `to` */
+    PC__ENV_LINK,      /* link `to` with rt.task */
+    PC__ENV_UNLINK,    /* unlink `to` from rt.task */
+    PC__ENV_EXIT_SIG   /* rt.task ended (rc: pc_down_reason, msg: EXIT) */
 };
 
 typedef struct pc__env {
@@ -378,6 +395,7 @@ int pc__wait_block(pc__reply_to *rt, double timeout, void **ptr);
 void pc__wake(pc__reply_to rt, int rc, pc_msg *msg, void *ptr);
 void pc__wait_drop(pc__reply_to *rt);
 void pc__zombie_free(pc__worker *w, pc__proc *p);
+void pc__terminate_local(pc__worker *w, pc__proc *p);
 /* A zeroed proc of `size` bytes from cache class c (PC__CACHE_TASK/ACTOR);
  * pc__proc_free gives it back. */
 pc__proc *pc__proc_alloc(int c, size_t size);
@@ -405,18 +423,33 @@ typedef void (*pc__ack_fn)(void *ctx, int rc);
 pc_err pc__send_ex(pc_ref to, pc_msg **m, bool chan, pc__ack_fn ack, void *ctx);
 void pc__handle_env(pc__worker *w, pc__env *e);
 
+/* monitor.c */
+void pc__mon_handle_env(pc__worker *w, pc__env *e);
+/* Detach p's monitor and link lists before it is freed... */
+void pc__mon_detach(pc__proc *p, pc__mon **watchers, pc__mon **links);
+/* ...and, once its ref is stale, tell them how it ended (consumes the lists
+ * and a reference to value). */
+void pc__mon_notify(pc__worker *w, pc_ref who, pc__mon *watchers,
+                    pc__mon *links, int rc, pc_msg *value);
+
 /* actor.c */
 void pc__actor_run(pc__worker *w, pc__actor *a);
 void pc__actor_release(pc__actor *a);
 
 /* mailbox.c */
+typedef bool (*pc__match_fn)(const pc_msg *m, void *ctx);
 bool pc__mb_push(pc__proc *p, pc_msg *m, bool chan);
 pc_msg *pc__mb_pop(pc__proc *p);
+/* Selective receive: from[] are sequence numbers (ordinary, channel ring)
+ * to start at, advanced past what was scanned. */
+pc_msg *pc__mb_take(pc__proc *p, uint64_t from[2], pc__match_fn match,
+                    void *ctx);
+void pc__mb_mark(const pc__proc *p, uint64_t mark[2]);
 void pc__mb_clear(pc__proc *p);
 static inline size_t
 pc__mb_len(const pc__proc *p)
 {
-    return (size_t)p->mb.len + p->cmb.len;
+    return (size_t)p->mb.live + p->cmb.live;
 }
 
 static inline pc_ref

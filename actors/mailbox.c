@@ -7,6 +7,12 @@
  * Within each ring order is FIFO, so FIFO per sender→receiver holds for each
  * kind of mail.
  *
+ * Selective receive takes a message out of the middle: its slot becomes a
+ * hole that pops skip, so every message keeps its sequence number (base +
+ * slot) and a scan can resume where the last one stopped — Erlang's receive
+ * marker: a request/reply loop marks the mailbox before it sends the request
+ * and then looks only at what arrived after the mark.
+ *
  * A ring grows by doubling and shrinks back to nothing after a burst. Most
  * rings hold at most one message at a time (request/reply, rings of tasks,
  * actors that get one message), so until a second one arrives there is no
@@ -16,12 +22,20 @@
 
 #include "internal.h"
 
+/* Slot i of a ring (0 = head). */
+static inline pc_msg **
+slot(pc__ring *r, uint32_t i)
+{
+    return r->cap ? &r->buf[(r->head + i) & (r->cap - 1)]
+                  : (pc_msg **)(void *)&r->buf;
+}
+
 static bool
 ring_push(pc__ring *r, pc_msg *m)
 {
     if (r->cap == 0 && r->len == 0) {
         r->buf = (pc_msg **)(void *)m;
-        r->len = 1;
+        r->len = r->live = 1;
         return true;
     }
     if (r->len >= r->cap) { /* full, or one message and no buffer */
@@ -29,36 +43,30 @@ ring_push(pc__ring *r, pc_msg *m)
         pc_msg **nb = malloc(cap * sizeof *nb);
         if (!nb || cap < r->cap)
             return free(nb), false;
-        if (r->cap == 0) {
-            nb[0] = (pc_msg *)(void *)r->buf;
-        } else {
-            for (uint32_t i = 0; i < r->len; i++)
-                nb[i] = r->buf[(r->head + i) & (r->cap - 1)];
+        for (uint32_t i = 0; i < r->len; i++)
+            nb[i] = *slot(r, i);
+        if (r->cap)
             free(r->buf);
-        }
         r->buf = nb;
         r->cap = cap;
         r->head = 0;
     }
     r->buf[(r->head + r->len) & (r->cap - 1)] = m;
     r->len++;
+    r->live++;
     return true;
 }
 
-static pc_msg *
-ring_pop(pc__ring *r)
+/* Drop slot 0 (a message or a hole). */
+static void
+advance(pc__ring *r)
 {
-    pc_msg *m;
-
-    if (!r->len)
-        return NULL;
+    r->base++;
     if (r->cap == 0) {
-        m = (pc_msg *)(void *)r->buf;
         r->buf = NULL;
         r->len = 0;
-        return m;
+        return;
     }
-    m = r->buf[r->head];
     r->head = (r->head + 1) & (r->cap - 1);
     if (--r->len == 0 && r->cap > 64) {
         free(r->buf); /* a burst is over: give the memory back */
@@ -66,7 +74,45 @@ ring_pop(pc__ring *r)
         r->cap = 0;
         r->head = 0;
     }
-    return m;
+}
+
+static pc_msg *
+ring_pop(pc__ring *r)
+{
+    while (r->len) {
+        pc_msg *m = *slot(r, 0);
+        advance(r);
+        if (m) {
+            r->live--;
+            return m;
+        }
+    }
+    return NULL;
+}
+
+/* The first message at or after sequence number *from that `match` accepts,
+ * taken out (its slot becomes a hole, so later sequence numbers stay put);
+ * *from is moved past everything looked at. */
+static pc_msg *
+ring_take(pc__ring *r, uint64_t *from, pc__match_fn match, void *ctx)
+{
+    uint64_t end = r->base + r->len;
+    uint64_t s = *from > r->base ? *from : r->base;
+
+    for (; s < end; s++) {
+        pc_msg **sl = slot(r, (uint32_t)(s - r->base));
+        if (*sl && match(*sl, ctx)) {
+            pc_msg *m = *sl;
+            *sl = NULL;
+            r->live--;
+            while (r->len && !*slot(r, 0))
+                advance(r);
+            *from = s + 1;
+            return m;
+        }
+    }
+    *from = end;
+    return NULL;
 }
 
 static void
@@ -79,7 +125,7 @@ ring_clear(pc__ring *r)
     if (r->cap)
         free(r->buf);
     r->buf = NULL;
-    r->cap = r->len = r->head = 0;
+    r->cap = r->len = r->head = r->live = 0;
 }
 
 bool
@@ -91,12 +137,27 @@ pc__mb_push(pc__proc *p, pc_msg *m, bool chan)
 pc_msg *
 pc__mb_pop(pc__proc *p)
 {
-    if (p->cmb.len && (p->cturn || !p->mb.len)) {
+    if (p->cmb.live && (p->cturn || !p->mb.live)) {
         p->cturn = false;
         return ring_pop(&p->cmb);
     }
     p->cturn = true;
     return ring_pop(&p->mb);
+}
+
+pc_msg *
+pc__mb_take(pc__proc *p, uint64_t from[2], pc__match_fn match, void *ctx)
+{
+    pc_msg *m = ring_take(&p->mb, &from[0], match, ctx);
+
+    return m ? m : ring_take(&p->cmb, &from[1], match, ctx);
+}
+
+void
+pc__mb_mark(const pc__proc *p, uint64_t mark[2])
+{
+    mark[0] = p->mb.base + p->mb.len;
+    mark[1] = p->cmb.base + p->cmb.len;
 }
 
 void

@@ -566,9 +566,12 @@ void
 pc__proc_finish(pc__worker *w, pc__proc *p, int rc, pc_msg *value)
 {
     pc__joiner *j, *joiners = p->joiners;
+    pc__mon *watchers, *links;
+    pc_ref who = pc__proc_ref(p);
     bool zombie = p->joinable;
 
     p->joiners = NULL;
+    pc__mon_detach(p, &watchers, &links);
     pc__mb_clear(p);
     if (!p->daemon)
         pc__nondaemon_add(-1);
@@ -597,6 +600,9 @@ pc__proc_finish(pc__worker *w, pc__proc *p, int rc, pc_msg *value)
             pc__reply(j->rt, rc, value ? pc_msg_ref(value) : NULL);
         free(j);
     }
+    if (watchers || links) /* may end linked procs: last, with p settled */
+        pc__mon_notify(w, who, watchers, links, rc,
+                       zombie ? pc_msg_ref(p->exit_val) : pc_msg_ref(value));
     pc_msg_free(&value);
 }
 

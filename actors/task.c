@@ -625,6 +625,62 @@ pc_recv(pc_msg **out, double timeout)
     return rc;
 }
 
+pc_mark
+pc_mailbox_mark(void)
+{
+    pc__worker *w = pc__tls_worker;
+    pc_mark mk = {{0, 0}};
+
+    if (w && w->cur)
+        pc__mb_mark(w->cur, mk.seq);
+    return mk;
+}
+
+pc_err
+pc_recv_match(pc_match_fn match, void *ctx, const pc_mark *after, pc_msg **out,
+              double timeout)
+{
+    pc__worker *w = pc__tls_worker;
+    pc__task *t = cur_task(w);
+    uint64_t from[2] = {0, 0};
+    double deadline = timeout > 0 ? pc_now() + timeout : 0, left = timeout;
+
+    if (!out || !match)
+        return PC_EINVAL;
+    *out = NULL;
+    if (!t)
+        return PC_EPERM;
+    if (after) {
+        from[0] = after->seq[0];
+        from[1] = after->seq[1];
+    }
+    for (;;) {
+        if ((*out = pc__mb_take(&t->p, from, match, ctx)))
+            return PC_OK;
+        if (timeout > 0 && (left = deadline - pc_now()) <= 0)
+            return PC_ETIMEDOUT;
+        if (timeout == 0 ||
+            task_wait(w, t, PC__ST_AWAIT_MSG, left) == PC_ETIMEDOUT) {
+            *out = pc__mb_take(&t->p, from, match, ctx); /* raced the timer */
+            return *out ? PC_OK : PC_ETIMEDOUT;
+        }
+    }
+}
+
+static bool
+type_is(const pc_msg *m, void *type)
+{
+    return pc_msg_is(m, type);
+}
+
+pc_err
+pc_recv_type(const char *type, pc_msg **out, double timeout)
+{
+    if (!type)
+        return PC_EINVAL;
+    return pc_recv_match(type_is, (void *)type, NULL, out, timeout);
+}
+
 size_t
 pc_mailbox_depth(void)
 {
@@ -713,6 +769,21 @@ pc_resume(pc_ref ref, void *value)
 /* ---- ending, joining ---------------------------------------------------------------- */
 
 void
+pc_exit_error(const char *reason)
+{
+    pc__worker *w = pc__tls_worker;
+    pc__task *t = cur_task(w);
+    pc_msg *m = NULL;
+
+    if (!t) {
+        PC_LOG_ERROR("actors", "pc_exit_error() called outside a task");
+        abort();
+    }
+    pc_msg_new_str(&m, PC_MSG_ERROR, reason ? reason : "");
+    task_exit(w, t, PC_EFAILED, m);
+}
+
+void
 pc_exit(pc_msg *value)
 {
     pc__worker *w = pc__tls_worker;
@@ -725,8 +796,8 @@ pc_exit(pc_msg *value)
     task_exit(w, t, PC_OK, value);
 }
 
-static void
-terminate_local(pc__worker *w, pc__proc *p)
+void
+pc__terminate_local(pc__worker *w, pc__proc *p)
 {
     if (!p)
         return;
@@ -758,7 +829,7 @@ pc_task_terminate(pc_ref ref)
     if ((rc = pc__route(ref, &tw, &p)) != PC_OK)
         return rc;
     if (p) {
-        terminate_local(tw, p);
+        pc__terminate_local(tw, p);
         return PC_OK;
     }
     pc__env *e = pc__env_new(PC__ENV_TERMINATE);
@@ -946,10 +1017,17 @@ pc__handle_env(pc__worker *w, pc__env *e)
         resume_local(pc__proc_lookup(w, e->to), e->ptr);
         break;
     case PC__ENV_TERMINATE:
-        terminate_local(w, pc__proc_lookup(w, e->to));
+        pc__terminate_local(w, pc__proc_lookup(w, e->to));
         break;
     case PC__ENV_JOIN:
         join_local(pc__proc_lookup(w, e->to), e->rt);
+        break;
+    case PC__ENV_MONITOR:
+    case PC__ENV_DEMONITOR:
+    case PC__ENV_LINK:
+    case PC__ENV_UNLINK:
+    case PC__ENV_EXIT_SIG:
+        pc__mon_handle_env(w, e);
         break;
     case PC__ENV_REPLY:
         pc__wake(e->rt, e->rc, e->msg, e->ptr); /* on the waiter's worker */

@@ -25,6 +25,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "picos/err.h"
 #include "picos/msg.h"
@@ -102,6 +103,32 @@ pc_err pc_recv(pc_msg **out, double timeout);
 
 /* Messages waiting in the caller's mailbox (tasks and actors). */
 size_t pc_mailbox_depth(void);
+
+/* ---- selective receive (Erlang's receive, pycos's CategorizeMessages) ---- */
+
+/* Decides whether a message is the one wanted; must not keep it. */
+typedef bool (*pc_match_fn)(const pc_msg *m, void *ctx);
+
+/* A position in the caller's mailbox: messages that arrive after
+ * pc_mailbox_mark() lie after it. Marking before sending a request lets the
+ * wait for its reply skip everything that was already queued (Erlang's
+ * receive marker), so request/reply never rescans the whole mailbox. */
+typedef struct pc_mark {
+    uint64_t seq[2];
+} pc_mark;
+
+pc_mark pc_mailbox_mark(void);
+
+/* Take the first message for which match(m, ctx) is true — among those after
+ * `after` (NULL: the whole mailbox) — waiting up to `timeout` seconds for it;
+ * the others stay queued in order. While it waits, only newly arrived
+ * messages are looked at. Returns PC_OK with *out, or PC_ETIMEDOUT (*out
+ * NULL). Tasks only. */
+pc_err pc_recv_match(pc_match_fn match, void *ctx, const pc_mark *after,
+                     pc_msg **out, double timeout);
+
+/* pc_recv_match() for the first message of type `type`. */
+pc_err pc_recv_type(const char *type, pc_msg **out, double timeout);
 
 /* Let the other runnable tasks of this worker run, then continue. */
 pc_err pc_yield(void);

@@ -1,0 +1,434 @@
+/* actors/monitor.c — monitors, links and the DOWN / EXIT messages.
+ *
+ * Each proc keeps two small lists of refs: the procs watching it and the
+ * procs linked with it. Both lists belong to the proc's worker; a request
+ * from elsewhere (monitor, link, their undoing) travels as an envelope to
+ * that worker, and a link's other half is an envelope to the other end's.
+ *
+ * When a proc ends, pc__proc_finish() detaches the lists, makes the ref
+ * stale, and only then calls pc__mon_notify(): one DOWN message is built and
+ * every watcher gets a reference to it (fan-out, no copies); every linked
+ * proc gets an exit signal, which on its worker either kills it (abnormal
+ * end, not trapping), becomes an EXIT message (trapping), or is dropped
+ * (normal end, not trapping) — Erlang's rules.
+ *
+ * The payload is a few little-endian fields, so the message can leave the
+ * process as it is:
+ *   u8 version (1), u8 reason, u16 0, u64 node, u64 id,
+ *   u16 type length n, n type bytes, NUL, u32 value length, value bytes
+ * For PC_DOWN_ERROR the type is empty and the value is the reason text
+ * (every payload is followed by a NUL, so both read as C strings).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define HDR 20 /* version, reason, pad, node, id */
+
+static void
+put16(unsigned char *p, uint16_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+}
+
+static void
+put32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void
+put64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t
+get(const unsigned char *p, int n)
+{
+    uint64_t v = 0;
+
+    for (int i = n - 1; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static pc_down_reason
+reason_of(int rc)
+{
+    switch (rc) {
+    case PC_OK:
+        return PC_DOWN_NORMAL;
+    case PC_EKILLED:
+        return PC_DOWN_KILLED;
+    case PC_EUNREACH:
+        return PC_DOWN_NODE;
+    case PC_ENOENT:
+        return PC_DOWN_NOPROC;
+    default:
+        return PC_DOWN_ERROR;
+    }
+}
+
+/* A DOWN or EXIT message from `who`, ended with rc and value. */
+static pc_msg *
+make_down(const char *type, pc_ref who, int rc, const pc_msg *value)
+{
+    pc_down_reason reason = reason_of(rc);
+    const char *vtype = "";
+    const void *data = NULL;
+    size_t vlen = 0, tlen;
+    unsigned char *buf;
+    pc_msg *m = NULL;
+
+    if (reason == PC_DOWN_ERROR) {
+        if (value && pc_msg_is(value, PC_MSG_ERROR))
+            data = pc_msg_data(value, &vlen);
+        else
+            data = pc_strerror(rc), vlen = strlen(data);
+    } else if (reason == PC_DOWN_NORMAL && value) {
+        vtype = pc_msg_type(value);
+        data = pc_msg_data(value, &vlen);
+    }
+    tlen = strlen(vtype);
+    if (vlen > UINT32_MAX)
+        vlen = 0;
+    if (!(buf = malloc(HDR + 7 + tlen + vlen)))
+        return NULL;
+    buf[0] = 1;
+    buf[1] = (unsigned char)reason;
+    put16(buf + 2, 0);
+    put64(buf + 4, who.node);
+    put64(buf + 12, who.id);
+    put16(buf + HDR, (uint16_t)tlen);
+    memcpy(buf + HDR + 2, vtype, tlen);
+    buf[HDR + 2 + tlen] = '\0';
+    put32(buf + HDR + 3 + tlen, (uint32_t)vlen);
+    if (vlen)
+        memcpy(buf + HDR + 7 + tlen, data, vlen);
+    pc_msg_new(&m, type, buf, HDR + 7 + tlen + vlen);
+    free(buf);
+    return m;
+}
+
+pc_err
+pc_down_parse(const pc_msg *m, pc_down *out)
+{
+    const unsigned char *p;
+    size_t len, tlen, vlen;
+
+    if (!m || !out ||
+        (!pc_msg_is(m, PC_MSG_DOWN) && !pc_msg_is(m, PC_MSG_EXIT)))
+        return PC_EINVAL;
+    p = pc_msg_data(m, &len);
+    if (len < HDR + 7 || p[0] != 1 || p[1] > PC_DOWN_NOPROC)
+        return PC_EINVAL;
+    tlen = (size_t)get(p + HDR, 2);
+    if (len < HDR + 7 + tlen || p[HDR + 2 + tlen] != '\0' ||
+        memchr(p + HDR + 2, '\0', tlen))
+        return PC_EINVAL;
+    vlen = (size_t)get(p + HDR + 3 + tlen, 4);
+    if (len != HDR + 7 + tlen + vlen)
+        return PC_EINVAL;
+    memset(out, 0, sizeof *out);
+    out->reason = (pc_down_reason)p[1];
+    out->who.node = get(p + 4, 8);
+    out->who.id = get(p + 12, 8);
+    out->error = "";
+    out->value = p + HDR + 7 + tlen;
+    out->value_len = vlen;
+    if (out->reason == PC_DOWN_ERROR) {
+        if (tlen || memchr(out->value, '\0', vlen))
+            return PC_EINVAL;
+        out->error = (const char *)out->value; /* NUL after the payload */
+    } else if (out->reason == PC_DOWN_NORMAL && (tlen || vlen)) {
+        out->value_type = (const char *)p + HDR + 2;
+    }
+    return PC_OK;
+}
+
+/* ---- lists ------------------------------------------------------------------ */
+
+static bool
+list_has(pc__mon *l, pc_ref r)
+{
+    for (; l; l = l->next)
+        if (pc_ref_eq(l->ref, r))
+            return true;
+    return false;
+}
+
+static void
+list_add(pc__mon **l, pc_ref r)
+{
+    pc__mon *n;
+
+    if (list_has(*l, r) || !(n = malloc(sizeof *n)))
+        return;
+    n->ref = r;
+    n->next = *l;
+    *l = n;
+}
+
+static bool
+list_del(pc__mon **l, pc_ref r)
+{
+    for (; *l; l = &(*l)->next) {
+        if (pc_ref_eq((*l)->ref, r)) {
+            pc__mon *d = *l;
+            *l = d->next;
+            free(d);
+            return true;
+        }
+    }
+    return false;
+}
+
+void
+pc__mon_detach(pc__proc *p, pc__mon **watchers, pc__mon **links)
+{
+    *watchers = p->watchers;
+    *links = p->links;
+    p->watchers = p->links = NULL;
+}
+
+/* ---- signals ---------------------------------------------------------------- */
+
+static void
+send_down(pc_ref to, pc_ref who, int rc, const pc_msg *value)
+{
+    pc_msg *m = make_down(PC_MSG_DOWN, who, rc, value);
+
+    if (m && pc_send(to, &m) != PC_OK)
+        pc_msg_free(&m);
+}
+
+/* Exit signal from `from` (ended with reason) arriving at p, on p's worker. */
+static void
+exit_signal(pc__worker *w, pc__proc *p, pc_ref from, int reason, pc_msg *exit)
+{
+    if (!p || p->state >= PC__ST_ZOMBIE) {
+        pc_msg_free(&exit);
+        return;
+    }
+    if (p == w->cur) {
+        /* it is running (it ended a linked proc itself): act once it has
+         * switched away, not in the middle of that proc's ending */
+        pc__env *e = pc__env_new(PC__ENV_EXIT_SIG);
+        if (!e) {
+            pc_msg_free(&exit);
+            return;
+        }
+        e->to = pc__proc_ref(p);
+        e->rt.task = from;
+        e->rc = reason;
+        e->msg = exit;
+        pc__env_push(w, e);
+        return;
+    }
+    list_del(&p->links, from);
+    if (p->trap_exits && exit) {
+        pc__deliver_local(w, p, exit, false);
+        return;
+    }
+    pc_msg_free(&exit);
+    if (reason != PC_DOWN_NORMAL)
+        pc__terminate_local(w, p);
+}
+
+/* Send an exit signal to `to`, wherever it is. */
+static void
+post_exit(pc_ref to, pc_ref from, int reason, pc_msg *exit)
+{
+    pc__worker *w = pc__tls_worker, *tw;
+    pc__proc *p;
+
+    if (pc__route(to, &tw, &p) != PC_OK) {
+        pc_msg_free(&exit);
+        return;
+    }
+    if (p && tw == w) {
+        exit_signal(w, p, from, reason, exit);
+        return;
+    }
+    pc__env *e = pc__env_new(PC__ENV_EXIT_SIG);
+    if (!e) {
+        pc_msg_free(&exit);
+        return;
+    }
+    e->to = to;
+    e->rt.task = from;
+    e->rc = reason;
+    e->msg = exit;
+    pc__env_push(tw, e);
+}
+
+void
+pc__mon_notify(pc__worker *w, pc_ref who, pc__mon *watchers, pc__mon *links,
+               int rc, pc_msg *value)
+{
+    pc_msg *down = watchers ? make_down(PC_MSG_DOWN, who, rc, value) : NULL;
+    pc_msg *exit = links ? make_down(PC_MSG_EXIT, who, rc, value) : NULL;
+    pc__mon *n;
+
+    (void)w;
+    while ((n = watchers)) {
+        watchers = n->next;
+        pc_msg *m = down ? pc_msg_ref(down) : NULL;
+        if (m && pc_send(n->ref, &m) != PC_OK)
+            pc_msg_free(&m);
+        free(n);
+    }
+    while ((n = links)) {
+        links = n->next;
+        post_exit(n->ref, who, reason_of(rc), exit ? pc_msg_ref(exit) : NULL);
+        free(n);
+    }
+    pc_msg_free(&down);
+    pc_msg_free(&exit);
+    pc_msg_free(&value);
+}
+
+/* ---- requests -------------------------------------------------------------------- */
+
+/* Apply a monitor/link request on target p (on this worker; NULL: gone). */
+static void
+apply(pc__worker *w, int kind, pc__proc *p, pc_ref target, pc_ref other)
+{
+    switch (kind) {
+    case PC__ENV_MONITOR:
+        if (p && p->state < PC__ST_ZOMBIE)
+            list_add(&p->watchers, other);
+        else
+            send_down(other, target, PC_ENOENT, NULL);
+        break;
+    case PC__ENV_DEMONITOR:
+        if (p)
+            list_del(&p->watchers, other);
+        break;
+    case PC__ENV_LINK:
+        if (p && p->state < PC__ST_ZOMBIE)
+            list_add(&p->links, other);
+        else
+            post_exit(other, target, PC_DOWN_NOPROC,
+                      make_down(PC_MSG_EXIT, target, PC_ENOENT, NULL));
+        break;
+    case PC__ENV_UNLINK:
+        if (p)
+            list_del(&p->links, other);
+        break;
+    }
+    (void)w;
+}
+
+void
+pc__mon_handle_env(pc__worker *w, pc__env *e)
+{
+    pc__proc *p = pc__proc_lookup(w, e->to);
+
+    if (e->kind == PC__ENV_EXIT_SIG) {
+        exit_signal(w, p, e->rt.task, e->rc, e->msg);
+        e->msg = NULL;
+        return;
+    }
+    apply(w, e->kind, p, e->to, e->rt.task);
+}
+
+/* Route a request about `target` from `other` to target's worker. */
+static pc_err
+request(int kind, pc_ref target, pc_ref other)
+{
+    pc__worker *w = pc__tls_worker, *tw;
+    pc__proc *p;
+    pc_err rc = pc__route(target, &tw, &p);
+
+    if (rc == PC_ENOENT) { /* gone: answer as its worker would */
+        apply(w, kind, NULL, target, other);
+        return kind == PC__ENV_DEMONITOR || kind == PC__ENV_UNLINK ? PC_ENOENT
+                                                                   : PC_OK;
+    }
+    if (rc != PC_OK)
+        return rc;
+    if (p && tw == w) {
+        apply(w, kind, p, target, other);
+        return PC_OK;
+    }
+    pc__env *e = pc__env_new(kind);
+    if (!e)
+        return PC_ENOMEM;
+    e->to = target;
+    e->rt.task = other;
+    pc__env_push(tw, e);
+    return PC_OK;
+}
+
+pc_err
+pc_monitor(pc_ref watcher, pc_ref target)
+{
+    pc__worker *tw;
+    pc__proc *p;
+    pc_err rc = pc__route(watcher, &tw, &p);
+
+    if (rc != PC_OK)
+        return rc;
+    return request(PC__ENV_MONITOR, target, watcher);
+}
+
+pc_err
+pc_demonitor(pc_ref watcher, pc_ref target)
+{
+    return request(PC__ENV_DEMONITOR, target, watcher);
+}
+
+static pc__proc *
+self_proc(void)
+{
+    pc__worker *w = pc__tls_worker;
+
+    return w ? w->cur : NULL;
+}
+
+pc_err
+pc_link(pc_ref other)
+{
+    pc__proc *me = self_proc();
+    pc_ref self;
+    pc_err rc;
+
+    if (!me)
+        return PC_EPERM;
+    self = pc__proc_ref(me);
+    if (pc_ref_eq(self, other))
+        return PC_EINVAL;
+    rc = request(PC__ENV_LINK, other, self);
+    if (rc == PC_OK && pc_alive(other))
+        list_add(&me->links, other);
+    return rc;
+}
+
+pc_err
+pc_unlink(pc_ref other)
+{
+    pc__proc *me = self_proc();
+
+    if (!me)
+        return PC_EPERM;
+    list_del(&me->links, other);
+    request(PC__ENV_UNLINK, other, pc__proc_ref(me));
+    return PC_OK;
+}
+
+pc_err
+pc_trap_exits(bool on)
+{
+    pc__proc *me = self_proc();
+
+    if (!me)
+        return PC_EPERM;
+    me->trap_exits = on;
+    return PC_OK;
+}
