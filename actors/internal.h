@@ -160,6 +160,8 @@ typedef struct pc__proc {
     struct pc__mon *watchers; /* monitors on this proc (monitor.c) */
     struct pc__mon *links;    /* procs linked with this one */
     bool trap_exits;
+    void (*at_exit)(void *arg); /* pc_at_exit() */
+    void *at_exit_arg;
     pc_msg *exit_val; /* ending task's value; then the zombie's */
     int exit_rc;      /* how it ended (PC_OK, PC_EKILLED, ...) */
     uint16_t home;    /* block cache home (cache.c) */

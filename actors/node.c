@@ -580,6 +580,11 @@ pc__proc_finish(pc__worker *w, pc__proc *p, int rc, pc_msg *value)
         pc__actor_release((pc__actor *)p);
     else
         pc__task_release(w, (pc__task *)p);
+    if (p->at_exit) {
+        void (*fn)(void *) = p->at_exit;
+        p->at_exit = NULL;
+        fn(p->at_exit_arg);
+    }
     /* The ref must be stale (or a zombie's) before any joiner can learn of
      * the end, so that pc_alive() after a join is false on every worker. */
     if (zombie) {

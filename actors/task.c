@@ -412,6 +412,19 @@ pc_set_daemon(bool daemon)
     return PC_OK;
 }
 
+pc_err
+pc_at_exit(void (*fn)(void *arg), void *arg)
+{
+    pc__worker *w = pc__tls_worker;
+    pc__proc *p = w ? w->cur : NULL;
+
+    if (!p)
+        return PC_EPERM;
+    p->at_exit = fn;
+    p->at_exit_arg = arg;
+    return PC_OK;
+}
+
 /* ---- messaging ------------------------------------------------------------------- */
 
 /* Put m in p's mailbox (p is on this worker); false when p can't take it

@@ -171,6 +171,14 @@ pc_err pc_task_terminate(pc_ref ref);
  * return. */
 void pc_exit(pc_msg *value) __attribute__((noreturn));
 
+/* Run fn(arg) when the calling task or light actor ends, however it ends
+ * (return, pc_exit, error, terminate, the node's end) — the way to free what
+ * a task holds, since terminate runs none of its code. fn runs on a worker
+ * thread (or in pc_node_run() at the node's end) after the task's stack is
+ * gone, so arg must not point into that stack. One handler per task: a
+ * second call replaces the first; fn NULL removes it. Tasks and actors. */
+pc_err pc_at_exit(void (*fn)(void *arg), void *arg);
+
 /* True while `ref` names a live task or actor of this node. Any thread. */
 bool pc_alive(pc_ref ref);
 
