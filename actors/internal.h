@@ -174,9 +174,15 @@ typedef struct pc__task {
     size_t stack_size;
     pc_task_fn fn;
     void *arg;
-    ev_timer timer;  /* lazy: left armed after an early wake, see task.c */
-    double deadline; /* of the current wait (pc__clock), 0: none */
-    double armed;    /* deadline the armed timer was set for */
+    pc_task_fn swap_fn; /* pending hot swap (hotswap.c), NULL: none */
+    void *swap_arg;
+    uint32_t swap_seq; /* of the latest request; offers carry it */
+    pc_ref swap_from;  /* who asked: the offer's sender */
+    bool swappable;
+    bool swap_offered; /* the swap message is out; accept or drop it */
+    ev_timer timer;    /* lazy: left armed after an early wake, see task.c */
+    double deadline;   /* of the current wait (pc__clock), 0: none */
+    double armed;      /* deadline the armed timer was set for */
     ev_io io;
     int wake_rc;
     uint32_t token; /* bumps at every reply wait; stale replies mismatch */
@@ -217,7 +223,9 @@ enum pc__env_kind {
     PC__ENV_DEMONITOR, /* rt.task stops watching `to` */
     PC__ENV_LINK,      /* link `to` with rt.task */
     PC__ENV_UNLINK,    /* unlink `to` from rt.task */
-    PC__ENV_EXIT_SIG   /* rt.task ended (rc: pc_down_reason, msg: EXIT) */
+    PC__ENV_EXIT_SIG,  /* rt.task ended (rc: pc_down_reason, msg: EXIT) */
+    PC__ENV_SWAP,      /* hot swap `to` to swap_fn(ptr) */
+    PC__ENV_SWAP_ALL   /* hot swap every task running swap_old here */
 };
 
 typedef struct pc__env {
@@ -231,6 +239,7 @@ typedef struct pc__env {
     void *ptr;
     pc__reply_to rt;
     void (*ack)(void *ctx, int rc); /* PC__ENV_MSG: pc__send_ex's, ctx = ptr */
+    pc_task_fn swap_fn, swap_old;   /* PC__ENV_SWAP, PC__ENV_SWAP_ALL */
 } pc__env;
 
 /* Vyukov's intrusive MPSC queue: wait-free push, single consumer. */
@@ -298,6 +307,7 @@ struct pc__worker {
     pc__proc *rq_head, *rq_tail; /* run queue, FIFO */
     int budget;                  /* direct switches left before I/O poll */
     pc__task *dead;              /* ended task whose stack is to release */
+    pc__task *reborn;            /* hot-swapped task to restart afresh */
     pc__stack_pool pool;
     /* shared stack for small tasks, mapped on first use */
     pc__stack *shared;
@@ -411,6 +421,10 @@ pc_err pc__route(pc_ref to, pc__worker **tw, pc__proc **local);
 void pc__task_run(pc__worker *w, pc__task *t); /* from the scheduler */
 void pc__task_after_switch(pc__worker *w);
 void pc__task_wake(pc__task *t, int rc);
+/* Leave the running task's code for good and start it again at fn(arg) on
+ * a fresh stack frame, same ref, same mailbox (hot swap). */
+void pc__task_rebirth(pc__worker *w, pc__task *t) __attribute__((noreturn));
+pc__task *pc__cur_task(pc__worker *w);
 void pc__task_release(pc__worker *w, pc__task *t); /* stack, watchers */
 bool pc__deliver_local(pc__worker *w, pc__proc *p, pc_msg *m, bool chan);
 
@@ -433,6 +447,14 @@ void pc__mon_detach(pc__proc *p, pc__mon **watchers, pc__mon **links);
  * and a reference to value). */
 void pc__mon_notify(pc__worker *w, pc_ref who, pc__mon *watchers,
                     pc__mon *links, int rc, pc_msg *value);
+
+/* msg.c */
+void pc__msg_set_sender(pc_msg *m, pc_ref sender);
+
+/* hotswap.c */
+void pc__swap_handle_env(pc__worker *w, pc__env *e);
+/* In pc_recv(): the hot-swap offer to return instead of waiting, or NULL. */
+pc_msg *pc__swap_offer(pc__task *t);
 
 /* actor.c */
 void pc__actor_run(pc__worker *w, pc__actor *a);

@@ -219,6 +219,12 @@ pc_msg_pb(const pc_msg *m)
     return m ? m->pb : NULL;
 }
 
+void
+pc__msg_set_sender(pc_msg *m, pc_ref sender)
+{
+    m->sender = sender; /* only before the message is shared */
+}
+
 pc_ref
 pc_msg_sender(const pc_msg *m)
 {

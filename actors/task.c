@@ -37,6 +37,10 @@
 
 #include "internal.h"
 
+#ifdef PC__ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 #define CONTAINER(ptr, type, field)                                            \
     ((type *)(void *)((char *)(ptr)-offsetof(type, field)))
 
@@ -134,7 +138,7 @@ prepare(pc__worker *w, pc__task *t)
     if (t->p.small)
         return shared_claim(w, t);
     if (!t->ctx.sp) {
-        if (!(t->stack = pc__stack_get(&w->pool, t->stack_size)))
+        if (!t->stack && !(t->stack = pc__stack_get(&w->pool, t->stack_size)))
             return false;
         pc__ctx_make(&t->ctx, t->stack->lo, t->stack->size, task_entry);
     }
@@ -185,6 +189,19 @@ pc__task_run(pc__worker *w, pc__task *t)
     }
     t->p.state = PC__ST_RUNNING;
     go(w, &w->sched_ctx, t, false);
+    if (w->reborn) { /* hot-swapped: its old frames are abandoned */
+        pc__task *r = w->reborn;
+        w->reborn = NULL;
+        r->ctx.sp = NULL; /* prepare() makes a fresh context */
+#ifdef PC__TSAN
+        __tsan_destroy_fiber(r->fiber); /* its shadow stack is abandoned */
+        r->fiber = NULL;
+#endif
+#ifdef PC__ASAN
+        __asan_unpoison_memory_region(r->stack->lo, r->stack->size);
+#endif
+        pc__runq_push(w, &r->p);
+    }
     if (w->dead) { /* a task ended; now off its stack, release it */
         pc__task *d = w->dead;
         w->dead = NULL;
@@ -221,6 +238,23 @@ task_exit(pc__worker *w, pc__task *t, int rc, pc_msg *value)
         w->shared_owner = NULL; /* its frames are garbage now */
     go(w, &t->ctx, NULL, true);
     abort(); /* never resumed */
+}
+
+void
+pc__task_rebirth(pc__worker *w, pc__task *t)
+{
+    w->reborn = t;
+    if (w->shared_owner == t)
+        w->shared_owner = NULL; /* its frames are garbage now */
+    t->save_len = 0;
+    go(w, &t->ctx, NULL, true);
+    abort(); /* never resumed: the scheduler starts it afresh */
+}
+
+pc__task *
+pc__cur_task(pc__worker *w)
+{
+    return cur_task(w);
 }
 
 void
@@ -624,6 +658,8 @@ pc_recv(pc_msg **out, double timeout)
     *out = NULL;
     if (!t)
         return PC_EPERM;
+    if ((*out = pc__swap_offer(t)))
+        return PC_OK;
     if (pc__mb_len(&t->p)) {
         *out = pc__mb_pop(&t->p);
         return PC_OK;
@@ -631,6 +667,8 @@ pc_recv(pc_msg **out, double timeout)
     if (timeout == 0)
         return PC_ETIMEDOUT;
     rc = task_wait(w, t, PC__ST_AWAIT_MSG, timeout);
+    if ((*out = pc__swap_offer(t)))
+        return PC_OK;      /* woken for a hot swap */
     if (pc__mb_len(&t->p)) /* a message that raced the timer counts */
         rc = PC_OK;
     if (rc == PC_OK)
@@ -1041,6 +1079,10 @@ pc__handle_env(pc__worker *w, pc__env *e)
     case PC__ENV_UNLINK:
     case PC__ENV_EXIT_SIG:
         pc__mon_handle_env(w, e);
+        break;
+    case PC__ENV_SWAP:
+    case PC__ENV_SWAP_ALL:
+        pc__swap_handle_env(w, e);
         break;
     case PC__ENV_REPLY:
         pc__wake(e->rt, e->rc, e->msg, e->ptr); /* on the waiter's worker */
