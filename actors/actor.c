@@ -30,11 +30,14 @@ pc_actor_spawn(pc_actor_fn fn, void *state, pc_actor_fini_fn fini,
         return PC_ESTATE;
     if (!fn)
         return PC_EINVAL;
-    if ((worker = pc__pick_worker(o.worker)) < 0)
+    if ((worker = pc__pick_worker(o.worker)) < 0 ||
+        o.mailbox_policy > PC_MB_BLOCK)
         return PC_EINVAL;
     if (!(a = (pc__actor *)pc__proc_alloc(PC__CACHE_ACTOR, sizeof *a)))
         return PC_ENOMEM;
     a->p.kind = PC__ACTOR;
+    a->p.mb_cap = o.mailbox_cap;
+    a->p.mb_policy = (uint8_t)o.mailbox_policy;
     if (o.name && !(a->p.name = strdup(o.name))) {
         pc__proc_free(&a->p);
         return PC_ENOMEM;

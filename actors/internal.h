@@ -152,7 +152,12 @@ typedef struct pc__proc {
     bool killed; /* terminate pending: finish when next popped */
     bool small;  /* runs on the worker's shared stack */
     pc__worker *w;
-    pc__ring mb;  /* ordinary mail */
+    uint32_t mb_cap;   /* bounded mailbox: capacity (0: unbounded) */
+    uint8_t mb_policy; /* pc_mbox_policy */
+    uint64_t mb_dropped, mb_refused, mb_over;
+    pc__joiner *space_waiters; /* PC_MB_BLOCK senders, FIFO-ish (LIFO list
+                                  reversed on wake) */
+    pc__ring mb;               /* ordinary mail */
     pc__ring cmb; /* channel mail, taken in turn with mb (mailbox.c) */
     bool cturn;   /* next pop prefers cmb */
     pc__joiner *joiners;
@@ -225,7 +230,8 @@ enum pc__env_kind {
     PC__ENV_UNLINK,    /* unlink `to` from rt.task */
     PC__ENV_EXIT_SIG,  /* rt.task ended (rc: pc_down_reason, msg: EXIT) */
     PC__ENV_SWAP,      /* hot swap `to` to swap_fn(ptr) */
-    PC__ENV_SWAP_ALL   /* hot swap every task running swap_old here */
+    PC__ENV_SWAP_ALL,  /* hot swap every task running swap_old here */
+    PC__ENV_STATS      /* fill the pc_mbox_stats at ptr, wake rt */
 };
 
 typedef struct pc__env {
@@ -426,7 +432,8 @@ void pc__task_wake(pc__task *t, int rc);
 void pc__task_rebirth(pc__worker *w, pc__task *t) __attribute__((noreturn));
 pc__task *pc__cur_task(pc__worker *w);
 void pc__task_release(pc__worker *w, pc__task *t); /* stack, watchers */
-bool pc__deliver_local(pc__worker *w, pc__proc *p, pc_msg *m, bool chan);
+/* PC_OK; PC_ENOENT (p ended) or PC_EFULL (bounded, full): m freed. */
+int pc__deliver_local(pc__worker *w, pc__proc *p, pc_msg *m, bool chan);
 
 /* Called on the target's worker once a message is in its mailbox (PC_OK)
  * or refused because the target ended (PC_ENOENT). */
@@ -470,6 +477,7 @@ pc_msg *pc__mb_take(pc__proc *p, uint64_t from[2], pc__match_fn match,
                     void *ctx);
 void pc__mb_mark(const pc__proc *p, uint64_t mark[2]);
 void pc__mb_clear(pc__proc *p);
+void pc__mb_wake_senders(pc__proc *p);
 static inline size_t
 pc__mb_len(const pc__proc *p)
 {

@@ -134,15 +134,50 @@ pc__mb_push(pc__proc *p, pc_msg *m, bool chan)
     return ring_push(chan ? &p->cmb : &p->mb, m);
 }
 
+/* A bounded mailbox has room again: wake the longest-waiting blocked
+ * sender (the list is newest-first). It re-checks the room itself. */
+static void
+room(pc__proc *p)
+{
+    pc__joiner **jp = &p->space_waiters, *j;
+
+    if (!*jp || pc__mb_len(p) >= p->mb_cap)
+        return;
+    while ((*jp)->next)
+        jp = &(*jp)->next;
+    j = *jp;
+    *jp = NULL;
+    pc__wake(j->rt, PC_OK, NULL, NULL);
+    free(j);
+}
+
+void
+pc__mb_wake_senders(pc__proc *p)
+{
+    pc__joiner *j;
+
+    while ((j = p->space_waiters)) {
+        p->space_waiters = j->next;
+        pc__wake(j->rt, PC_ENOENT, NULL, NULL);
+        free(j);
+    }
+}
+
 pc_msg *
 pc__mb_pop(pc__proc *p)
 {
+    pc_msg *m;
+
     if (p->cmb.live && (p->cturn || !p->mb.live)) {
         p->cturn = false;
-        return ring_pop(&p->cmb);
+        m = ring_pop(&p->cmb);
+    } else {
+        p->cturn = true;
+        m = ring_pop(&p->mb);
     }
-    p->cturn = true;
-    return ring_pop(&p->mb);
+    if (p->space_waiters)
+        room(p);
+    return m;
 }
 
 pc_msg *
@@ -150,7 +185,11 @@ pc__mb_take(pc__proc *p, uint64_t from[2], pc__match_fn match, void *ctx)
 {
     pc_msg *m = ring_take(&p->mb, &from[0], match, ctx);
 
-    return m ? m : ring_take(&p->cmb, &from[1], match, ctx);
+    if (!m)
+        m = ring_take(&p->cmb, &from[1], match, ctx);
+    if (m && p->space_waiters)
+        room(p);
+    return m;
 }
 
 void
@@ -163,6 +202,7 @@ pc__mb_mark(const pc__proc *p, uint64_t mark[2])
 void
 pc__mb_clear(pc__proc *p)
 {
+    pc__mb_wake_senders(p); /* they find it gone when they retry */
     ring_clear(&p->mb);
     ring_clear(&p->cmb);
 }

@@ -382,7 +382,8 @@ pc_spawn(pc_task_fn fn, void *arg, const pc_spawn_opts *opts, pc_ref *ref)
         return PC_ESTATE;
     if (!fn)
         return PC_EINVAL;
-    if ((worker = pc__pick_worker(o.worker)) < 0)
+    if ((worker = pc__pick_worker(o.worker)) < 0 ||
+        o.mailbox_policy > PC_MB_BLOCK)
         return PC_EINVAL;
     if (!(t = (pc__task *)pc__proc_alloc(PC__CACHE_TASK, sizeof *t)))
         return PC_ENOMEM;
@@ -398,6 +399,8 @@ pc_spawn(pc_task_fn fn, void *arg, const pc_spawn_opts *opts, pc_ref *ref)
     t->p.daemon = (o.flags & PC_TASK_DAEMON) != 0;
     t->p.joinable = (o.flags & PC_TASK_JOINABLE) != 0;
     t->p.small = SMALL_MODE && (o.flags & PC_TASK_SMALL) != 0;
+    t->p.mb_cap = o.mailbox_cap;
+    t->p.mb_policy = (uint8_t)o.mailbox_policy;
     t->stack_size = o.stack_size;
     t->fn = fn;
     t->arg = arg;
@@ -461,20 +464,71 @@ pc_at_exit(void (*fn)(void *arg), void *arg)
 
 /* ---- messaging ------------------------------------------------------------------- */
 
-/* Put m in p's mailbox (p is on this worker); false when p can't take it
- * (ended), in which case m is freed. */
-bool
+/* Put m in p's mailbox (p is on this worker), applying a bounded mailbox's
+ * policy. Returns PC_OK, or PC_ENOENT (p ended) / PC_EFULL with m freed. */
+int
 pc__deliver_local(pc__worker *w, pc__proc *p, pc_msg *m, bool chan)
 {
-    if (p->state >= PC__ST_ZOMBIE || !pc__mb_push(p, m, chan)) {
+    if (p->state >= PC__ST_ZOMBIE) {
         pc_msg_free(&m);
-        return false;
+        return PC_ENOENT;
+    }
+    if (p->mb_cap && pc__mb_len(p) >= p->mb_cap) {
+        if (p->mb_policy == PC_MB_BLOCK) {
+            p->mb_over++;
+        } else {
+            if (p->mb_policy == PC_MB_DROP)
+                p->mb_dropped++;
+            else
+                p->mb_refused++;
+            pc_msg_free(&m);
+            return PC_EFULL;
+        }
+    }
+    if (!pc__mb_push(p, m, chan)) {
+        pc_msg_free(&m);
+        return PC_ENOMEM;
     }
     if (p->state == PC__ST_AWAIT_MSG)
         pc__task_wake((pc__task *)p, PC_OK);
     else if (p->state == PC__ST_IDLE)
         pc__runq_push(w, p);
-    return true;
+    return PC_OK;
+}
+
+/* A full bounded mailbox on the sender's own worker: what pc_send does.
+ * Returns PC_OK to go on delivering (room now, or DROP/over accounting is
+ * left to pc__deliver_local), or an error for the sender. */
+static int
+full_local(pc__worker *w, pc_ref to, pc__proc **pp)
+{
+    pc__proc *p = *pp;
+    pc__task *me = cur_task(w);
+
+    while (p->mb_cap && pc__mb_len(p) >= p->mb_cap) {
+        if (p->mb_policy == PC_MB_DROP)
+            return PC_OK; /* dropped and counted on delivery */
+        if (p->mb_policy == PC_MB_FAIL) {
+            p->mb_refused++;
+            return PC_EFULL;
+        }
+        if (!me || &me->p == p) { /* BLOCK, but this sender can't wait */
+            p->mb_refused++;
+            return PC_EFULL;
+        }
+        pc__joiner *j = malloc(sizeof *j);
+        if (!j)
+            return PC_ENOMEM;
+        pc__wait_prepare(&j->rt);
+        j->next = p->space_waiters;
+        p->space_waiters = j;
+        pc__wait_block(&j->rt, -1, NULL);
+        pc__worker *tw;
+        if (pc__route(to, &tw, pp) != PC_OK || !*pp)
+            return PC_ENOENT; /* it ended while we waited */
+        p = *pp;
+    }
+    return PC_OK;
 }
 
 pc_err
@@ -492,10 +546,12 @@ pc__send_ex(pc_ref to, pc_msg **m, bool chan, pc__ack_fn ack, void *ctx)
         return rc;
     }
     if (p) {
-        bool ok = pc__deliver_local(tw, p, *m, chan);
+        if (p->mb_cap && (rc = full_local(tw, to, &p)) != PC_OK)
+            return rc; /* the caller keeps *m */
+        rc = pc__deliver_local(tw, p, *m, chan);
         *m = NULL;
         if (ack)
-            ack(ctx, ok ? PC_OK : PC_ENOENT);
+            ack(ctx, rc);
         return PC_OK;
     }
     pc__env *e = pc__env_new(PC__ENV_MSG);
@@ -631,9 +687,13 @@ pc_deliver(pc_ref to, pc_msg **m, double timeout)
     if ((rc = pc__route(to, &tw, &p)) != PC_OK)
         return rc;
     if (p) {
-        pc__deliver_local(tw, p, *m, false);
+        if (p->mb_cap && (rc = full_local(tw, to, &p)) != PC_OK) {
+            pc_msg_free(m); /* as when refused on another worker */
+            return rc;
+        }
+        rc = pc__deliver_local(tw, p, *m, false);
         *m = NULL;
-        return PC_OK;
+        return rc;
     }
     if (timeout == 0)
         timeout = 1e-9; /* "don't wait" can't confirm anything: barely wait */
@@ -730,6 +790,54 @@ pc_recv_type(const char *type, pc_msg **out, double timeout)
     if (!type)
         return PC_EINVAL;
     return pc_recv_match(type_is, (void *)type, NULL, out, timeout);
+}
+
+static void
+stats_fill(const pc__proc *p, pc_mbox_stats *st)
+{
+    st->depth = pc__mb_len(p);
+    st->cap = p->mb_cap;
+    st->dropped = p->mb_dropped;
+    st->refused = p->mb_refused;
+    st->over = p->mb_over;
+}
+
+pc_err
+pc_mailbox_stats(pc_ref ref, pc_mbox_stats *out, double timeout)
+{
+    pc__worker *tw;
+    pc__proc *p;
+    pc_msg *reply = NULL;
+    size_t len;
+    int rc;
+
+    if (!out)
+        return PC_EINVAL;
+    memset(out, 0, sizeof *out);
+    if ((rc = pc__route(ref, &tw, &p)) != PC_OK)
+        return rc;
+    if (p) {
+        stats_fill(p, out);
+        return PC_OK;
+    }
+    if (pc__tls_worker && pc__tls_worker->cur &&
+        pc__tls_worker->cur->kind != PC__TASK)
+        return PC_EPERM;
+    pc__env *e = pc__env_new(PC__ENV_STATS);
+    if (!e)
+        return PC_ENOMEM;
+    e->to = ref;
+    /* the answer comes as a message, freed by the runtime if we gave up */
+    rc = request(tw, e, timeout == 0 ? 1e-9 : timeout, &reply);
+    if (rc == PC_OK) {
+        const void *d = pc_msg_data(reply, &len);
+        if (len == sizeof *out)
+            memcpy(out, d, sizeof *out);
+        else
+            rc = PC_EPROTO;
+    }
+    pc_msg_free(&reply);
+    return rc;
 }
 
 size_t
@@ -1054,11 +1162,12 @@ pc__handle_env(pc__worker *w, pc__env *e)
         break;
     case PC__ENV_MSG:
         p = pc__proc_lookup(w, e->to);
-        rc = PC_ENOENT;
-        if (p && pc__deliver_local(w, p, e->msg, e->chan))
-            rc = PC_OK;
-        else if (!p)
+        if (p) {
+            rc = pc__deliver_local(w, p, e->msg, e->chan);
+        } else {
+            rc = PC_ENOENT;
             pc_msg_free(&e->msg);
+        }
         if (e->rt.sync || e->rt.token)
             pc__reply(e->rt, rc, NULL);
         if (e->ack)
@@ -1083,6 +1192,17 @@ pc__handle_env(pc__worker *w, pc__env *e)
     case PC__ENV_SWAP:
     case PC__ENV_SWAP_ALL:
         pc__swap_handle_env(w, e);
+        break;
+    case PC__ENV_STATS:
+        if ((p = pc__proc_lookup(w, e->to))) {
+            pc_mbox_stats st;
+            pc_msg *m = NULL;
+            stats_fill(p, &st);
+            pc_msg_new(&m, "picos.mbox.stats", &st, sizeof st);
+            pc__reply(e->rt, m ? PC_OK : PC_ENOMEM, m);
+        } else {
+            pc__reply(e->rt, PC_ENOENT, NULL);
+        }
         break;
     case PC__ENV_REPLY:
         pc__wake(e->rt, e->rc, e->msg, e->ptr); /* on the waiter's worker */

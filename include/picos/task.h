@@ -53,11 +53,26 @@ typedef pc_msg *(*pc_task_fn)(void *arg);
  * (Builds with ASan or the ucontext fallback give it a private stack.) */
 #define PC_TASK_SMALL 0x4u
 
+/* What a bounded mailbox does with a message that finds it full. */
+typedef enum pc_mbox_policy {
+    PC_MB_FAIL = 0, /* refuse it: a sender on the target's worker gets
+                       PC_EFULL and keeps the message; from elsewhere it is
+                       refused on arrival (pc_deliver reports PC_EFULL) */
+    PC_MB_DROP = 1, /* drop the newest (the arriving one), count it */
+    PC_MB_BLOCK = 2 /* a task on the target's worker waits in pc_send until
+                       there is room; other senders can't be made to wait:
+                       actor handlers get PC_EFULL, and messages from other
+                       workers or threads are taken beyond the capacity
+                       (counted as `over`) so nothing is lost */
+} pc_mbox_policy;
+
 typedef struct pc_spawn_opts {
-    int worker;        /* PC_WORKER_SELF (the default, 0), _ANY, or (i) */
-    unsigned flags;    /* PC_TASK_* */
-    size_t stack_size; /* 0: the node's default */
-    const char *name;  /* for logs and status; copied; may be NULL */
+    int worker;           /* PC_WORKER_SELF (the default, 0), _ANY, or (i) */
+    unsigned flags;       /* PC_TASK_* */
+    size_t stack_size;    /* 0: the node's default */
+    const char *name;     /* for logs and status; copied; may be NULL */
+    uint32_t mailbox_cap; /* 0: unbounded; else at most this many queued */
+    pc_mbox_policy mailbox_policy;
 } pc_spawn_opts;
 
 /* A zeroed pc_spawn_opts is the default: own worker, no flags. */
@@ -92,7 +107,8 @@ pc_err pc_send_data(pc_ref to, const char *type, const void *data, size_t len);
  * seconds (negative: forever). On PC_OK the message was enqueued. On
  * PC_ETIMEDOUT it may still be enqueued later; in both cases *m is NULL.
  * PC_ENOENT: the target was gone (the message is freed and *m NULL when the
- * failure was found after it left; *m is kept when found before). Tasks and
+ * failure was found after it left; *m is kept when found before). PC_EFULL:
+ * a full bounded mailbox refused it (*m NULL). Tasks and
  * foreign threads; PC_EPERM from a light-actor handler. */
 pc_err pc_deliver(pc_ref to, pc_msg **m, double timeout);
 
@@ -103,6 +119,21 @@ pc_err pc_recv(pc_msg **out, double timeout);
 
 /* Messages waiting in the caller's mailbox (tasks and actors). */
 size_t pc_mailbox_depth(void);
+
+/* A mailbox's counters, for monitoring. */
+typedef struct pc_mbox_stats {
+    size_t depth;     /* messages queued now */
+    size_t cap;       /* 0: unbounded */
+    uint64_t dropped; /* PC_MB_DROP: arrivals dropped */
+    uint64_t refused; /* PC_MB_FAIL: arrivals refused */
+    uint64_t over;    /* PC_MB_BLOCK: arrivals taken beyond the capacity */
+} pc_mbox_stats;
+
+/* The counters of task or actor `ref`. On its own worker the answer is
+ * immediate; from elsewhere the caller (a task or a foreign thread) waits up
+ * to `timeout` for the target's worker to answer. Returns PC_OK, PC_ENOENT,
+ * PC_ETIMEDOUT, PC_EPERM (an actor handler asking another worker). */
+pc_err pc_mailbox_stats(pc_ref ref, pc_mbox_stats *out, double timeout);
 
 /* ---- selective receive (Erlang's receive, pycos's CategorizeMessages) ---- */
 
