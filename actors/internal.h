@@ -355,6 +355,7 @@ typedef struct pc__node {
     atomic_uint_fast32_t slot_next; /* next never-used index */
     atomic_long nondaemon;          /* live non-daemon tasks */
     atomic_bool stop_requested;
+    atomic_int foreign_pushes; /* pc__env_push()es by non-worker threads */
     atomic_uint_fast64_t rr;
     pthread_mutex_t mu; /* with cv: pc_node_run / pc_node_join waits */
     pthread_cond_t cv;

@@ -110,7 +110,8 @@ make_down(const char *type, pc_ref who, int rc, const pc_msg *value)
     put32(buf + HDR + 3 + tlen, (uint32_t)vlen);
     if (vlen)
         memcpy(buf + HDR + 7 + tlen, data, vlen);
-    pc_msg_new(&m, type, buf, HDR + 7 + tlen + vlen);
+    if (pc_msg_new(&m, type, buf, HDR + 7 + tlen + vlen) == PC_OK)
+        pc__msg_set_sender(m, who); /* from the proc that ended */
     free(buf);
     return m;
 }

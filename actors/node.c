@@ -26,6 +26,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -296,12 +297,20 @@ pc__env_free(pc__env *e)
 void
 pc__env_push(pc__worker *target, pc__env *e)
 {
+    /* A foreign thread may still be in here when the task it woke has run
+     * and the node ends: pc_node_run() waits for such pushes to finish. */
+    bool foreign = !pc__tls_worker;
+
+    if (foreign)
+        atomic_fetch_add(&pc__the_node->foreign_pushes, 1);
     mpsc_push(&target->inbox, e);
     /* Pairs with the fence in worker_idle(): either the worker sees our
      * envelope before sleeping, or we see it sleeping and ring. */
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&target->sleeping, memory_order_relaxed))
         ev_async_send(target->loop, &target->doorbell);
+    if (foreign)
+        atomic_fetch_sub(&pc__the_node->foreign_pushes, 1);
 }
 
 static void
@@ -960,6 +969,8 @@ pc_node_run(void)
     }
     for (int i = 0; i < n->nworkers; i++)
         pthread_join(n->workers[i].thread, NULL);
+    while (atomic_load(&n->foreign_pushes) > 0)
+        sched_yield(); /* a foreign thread is finishing a push: a few ns */
     reap_all(n);
     pc__the_node = NULL;
     node_free(n);
