@@ -26,6 +26,42 @@ struct pc_module {
     void *handle;
 };
 
+/* An offer's payload: process-local, like the function it names. */
+struct offer {
+    uint32_t seq;
+    pc_task_fn fn;
+    void *arg;
+};
+
+static bool
+offer_read(const pc_msg *m, struct offer *o)
+{
+    size_t len;
+    const void *d;
+
+    if (!m || !pc_msg_is(m, PC_MSG_HOTSWAP))
+        return false;
+    d = pc_msg_data(m, &len);
+    if (len != sizeof *o)
+        return false;
+    memcpy(o, d, sizeof *o);
+    return true;
+}
+
+pc_err
+pc_hot_swap_offered(const pc_msg *offer, pc_task_fn *fn, void **arg)
+{
+    struct offer o;
+
+    if (!offer_read(offer, &o))
+        return PC_EINVAL;
+    if (fn)
+        *fn = o.fn;
+    if (arg)
+        *arg = o.arg;
+    return PC_OK;
+}
+
 static void
 set_swap(pc__task *t, pc_task_fn fn, void *arg, pc_ref from)
 {
@@ -45,8 +81,8 @@ pc__swap_offer(pc__task *t)
 
     if (!t->swap_fn || !t->swappable || t->swap_offered)
         return NULL;
-    if (pc_msg_new(&m, PC_MSG_HOTSWAP, &t->swap_seq, sizeof t->swap_seq) !=
-        PC_OK)
+    struct offer o = {t->swap_seq, t->swap_fn, t->swap_arg};
+    if (pc_msg_new(&m, PC_MSG_HOTSWAP, &o, sizeof o) != PC_OK)
         return NULL;
     pc__msg_set_sender(m, t->swap_from);
     t->swap_offered = true;
@@ -69,19 +105,13 @@ pc_hot_swap_accept(pc_msg **offer)
 {
     pc__worker *w = pc__tls_worker;
     pc__task *t = pc__cur_task(w);
-    uint32_t seq;
-    size_t len;
-    const void *d;
+    struct offer o;
 
     if (!t)
         return PC_EPERM;
-    if (!offer || !*offer || !pc_msg_is(*offer, PC_MSG_HOTSWAP))
+    if (!offer || !offer_read(*offer, &o))
         return PC_EINVAL;
-    d = pc_msg_data(*offer, &len);
-    if (len != sizeof seq)
-        return PC_EINVAL;
-    memcpy(&seq, d, sizeof seq);
-    if (!t->swap_fn || !t->swap_offered || seq != t->swap_seq)
+    if (!t->swap_fn || !t->swap_offered || o.seq != t->swap_seq)
         return PC_EINVAL;
     pc_msg_free(offer);
     t->fn = t->swap_fn;

@@ -24,8 +24,6 @@
  * compares the clock with the current deadline and either times the wait
  * out or re-arms for the rest. A request/reply loop with a timeout on every
  * receive thus costs one clock read per wait, not a heap insert and delete.
- * Long timeouts read the cheap coarse clock (plus its resolution, so they
- * are never early); short ones the precise clock.
  *
  * Work for a proc on another worker travels as an envelope through that
  * worker's inbox; pc__handle_env() applies it on the owner's thread.
@@ -292,18 +290,13 @@ pc__task_wake(pc__task *t, int rc)
     pc__runq_push(w, &t->p);
 }
 
-/* Monotonic seconds; coarse (4 ms steps, 3x cheaper) when `coarse`, then
- * rounded up by one step so a deadline from it is never early. */
+/* Monotonic seconds, the precise clock: the coarse one can lag by more
+ * than its resolution when ticks run late, which made sleeps end early. */
 static double
-clock_now(bool coarse)
+clock_now(void)
 {
     struct timespec ts;
 
-    if (coarse) {
-        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9 +
-               pc__the_node->coarse_step;
-    }
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
@@ -330,7 +323,7 @@ timer_cb(struct ev_loop *loop, ev_timer *tm, int revents)
     (void)revents;
     if (t->deadline == 0)
         return; /* woken by its event meanwhile: nothing to time out */
-    now = clock_now(false);
+    now = clock_now();
     if (now >= t->deadline)
         pc__task_wake(t, PC_ETIMEDOUT);
     else
@@ -356,7 +349,7 @@ static int
 task_wait(pc__worker *w, pc__task *t, int state, double timeout)
 {
     if (timeout >= 0) {
-        t->deadline = clock_now(timeout >= 0.1) + timeout;
+        t->deadline = clock_now() + timeout;
         if (!ev_is_active(&t->timer) || t->armed > t->deadline)
             timer_arm(w, t, timeout);
     }

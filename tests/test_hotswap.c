@@ -11,6 +11,8 @@ struct hctx {
     atomic_int done;
 };
 
+static pc_msg *v2(void *arg);
+
 /* Answers "get" with `version`; "enable" makes it swappable; "quit" ends
  * it. What it does with an offer depends on `accept`. */
 static pc_msg *
@@ -25,6 +27,9 @@ serve(const char *version, bool accept, bool swappable)
                 pc_hot_swap_accept(&m);
                 TCHECK(!"pc_hot_swap_accept returned");
             }
+            pc_task_fn fn = NULL;
+            TCHECK_RC(pc_hot_swap_offered(m, &fn, NULL), PC_OK);
+            TCHECK(fn == v2); /* what this test always offers */
             /* declining: keep the first offer, show the others to the
              * driver (the sender is the task that asked) */
             if (!kept) {

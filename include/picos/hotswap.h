@@ -42,9 +42,15 @@ extern "C" {
 pc_err pc_hot_swappable(bool on);
 
 /* Ask task `ref` to continue as fn(arg) at its next safe point; a newer
- * request replaces an older one not yet accepted. Returns PC_OK, PC_ENOENT,
- * PC_EINVAL (fn NULL), PC_ENOTSUP (a light actor). Any thread. */
+ * request replaces an older one not yet accepted. The request reaches the
+ * task before any message the caller sends it afterwards. Returns PC_OK,
+ * PC_ENOENT, PC_EINVAL (fn NULL), PC_ENOTSUP (a light actor). Any thread. */
 pc_err pc_hot_swap(pc_ref ref, pc_task_fn fn, void *arg);
+
+/* What an offer proposes: the function and arg the task would continue as
+ * (to decide whether to accept; dladdr() gives the function's name).
+ * Returns PC_OK, or PC_EINVAL when `offer` is not a hot-swap offer. */
+pc_err pc_hot_swap_offered(const pc_msg *offer, pc_task_fn *fn, void **arg);
 
 /* Accept the offer pc_recv() returned: does not return on success (the task
  * restarts as the new function). Returns PC_EINVAL when *offer is not the
