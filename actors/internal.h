@@ -407,12 +407,15 @@ void pc__reply(pc__reply_to rt, int rc, pc_msg *msg);
  *       a late wake is dropped. Consumes msg.
  *   pc__wait_drop(&rt): instead of pc__wake, when the waiter itself takes
  *       rt back (after a timeout) and no waker will ever see it.
+ *   pc__wait_cancel(&rt): a prepared rt that was never published and will
+ *       not be waited on (instead of pc__wait_block).
  * A task's rt lives in the module's structures, never on the task's stack
  * (small tasks' stacks move). */
 int pc__wait_prepare(pc__reply_to *rt);
 int pc__wait_block(pc__reply_to *rt, double timeout, void **ptr);
 void pc__wake(pc__reply_to rt, int rc, pc_msg *msg, void *ptr);
 void pc__wait_drop(pc__reply_to *rt);
+void pc__wait_cancel(pc__reply_to *rt);
 void pc__zombie_free(pc__worker *w, pc__proc *p);
 void pc__terminate_local(pc__worker *w, pc__proc *p);
 /* A zeroed proc of `size` bytes from cache class c (PC__CACHE_TASK/ACTOR);
@@ -436,8 +439,9 @@ void pc__task_release(pc__worker *w, pc__task *t); /* stack, watchers */
 /* PC_OK; PC_ENOENT (p ended) or PC_EFULL (bounded, full): m freed. */
 int pc__deliver_local(pc__worker *w, pc__proc *p, pc_msg *m, bool chan);
 
-/* Called on the target's worker once a message is in its mailbox (PC_OK)
- * or refused because the target ended (PC_ENOENT). */
+/* Called on the target's worker once a message is in its mailbox (PC_OK),
+ * or with why not (PC_ENOENT: it ended; PC_EFULL: a full bounded mailbox
+ * refused it; PC_ENOMEM; PC_ECLOSED: the node ended first). */
 typedef void (*pc__ack_fn)(void *ctx, int rc);
 
 /* pc_send with options: `chan` puts the message in the channel ring of the

@@ -944,6 +944,8 @@ reap_all(pc__node *n)
         pc__env *e;
         while ((e = mpsc_pop(&w->inbox))) {
             pc_msg_free(&e->msg);
+            if (e->kind == PC__ENV_MSG && e->ack)
+                e->ack(e->ptr, PC_ECLOSED); /* "exactly once" holds here too */
             if (e->rt.sync) {
                 pc__sync_post(e->rt.sync, PC_ECLOSED, NULL);
                 pc__sync_unref(e->rt.sync);

@@ -539,7 +539,8 @@ pc__send_ex(pc_ref to, pc_msg **m, bool chan, pc__ack_fn ack, void *ctx)
         return rc;
     }
     if (p) {
-        if (p->mb_cap && (rc = full_local(tw, to, &p)) != PC_OK)
+        /* channel fan-out never waits for room: over capacity is counted */
+        if (p->mb_cap && !chan && (rc = full_local(tw, to, &p)) != PC_OK)
             return rc; /* the caller keeps *m */
         rc = pc__deliver_local(tw, p, *m, chan);
         *m = NULL;
@@ -664,6 +665,16 @@ pc__wait_drop(pc__reply_to *rt)
 {
     if (rt->sync)
         pc__sync_unref(rt->sync); /* the waker's: it will never wake */
+}
+
+void
+pc__wait_cancel(pc__reply_to *rt)
+{
+    if (rt->sync) {
+        pc__sync_unref(rt->sync); /* the waker's */
+        pc__sync_unref(rt->sync); /* and the waiter's */
+        rt->sync = NULL;
+    }
 }
 
 pc_err
