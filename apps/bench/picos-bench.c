@@ -234,6 +234,82 @@ bench_pingpong(result *r)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Lock hand-off: two tasks on one worker take turns on one pc_lock. Each
+ * releases while the other is queued on the lock, so every release hands it
+ * over and every acquire after it waits: two hand-offs per driver round. */
+
+static struct {
+    long n, warm;
+    pc_lock *l;
+    bool stop; /* read and written under the lock */
+    double secs;
+} lk;
+
+static pc_msg *
+lk_peer(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        CHECK(pc_lock_acquire(lk.l, -1));
+        bool stop = lk.stop;
+        CHECK(pc_lock_release(lk.l));
+        if (stop)
+            return NULL;
+    }
+}
+
+static void
+lk_rounds(long n)
+{
+    for (long i = 0; i < n; i++) {
+        CHECK(pc_lock_release(lk.l));
+        CHECK(pc_lock_acquire(lk.l, -1));
+    }
+}
+
+static pc_msg *
+lk_driver(void *arg)
+{
+    pc_spawn_opts so = {0};
+    pc_ref peer;
+
+    (void)arg;
+    so.flags = PC_TASK_JOINABLE;
+    CHECK(pc_lock_new(&lk.l, false));
+    lk.stop = false;
+    CHECK(pc_lock_acquire(lk.l, 0));
+    CHECK(pc_spawn(lk_peer, NULL, &so, &peer));
+    CHECK(pc_yield()); /* the peer runs and queues on the lock */
+    lk_rounds(lk.warm);
+    double t0 = pc_now();
+    lk_rounds(lk.n);
+    lk.secs = pc_now() - t0;
+    lk.stop = true;
+    CHECK(pc_lock_release(lk.l)); /* to the peer, which then ends */
+    CHECK(pc_task_join(peer, -1, NULL));
+    pc_lock_free(&lk.l);
+    return NULL;
+}
+
+static void
+bench_lock_handoff(result *r)
+{
+    double t[RUNS];
+    char b[32];
+
+    lk.n = SIZE(1000000, 20000);
+    lk.warm = lk.n / 100;
+    for (int k = 0; k < RUNS; k++) {
+        run_node(1, 0, lk_driver, NULL);
+        t[k] = lk.secs / (2.0 * (double)lk.n);
+    }
+    r->figure = min_of(t, RUNS) * 1e6;
+    note(r, "%s hand-offs, each release to the task queued on the lock",
+         count_str(2 * lk.n, b));
+    note_runs(r, t, 1e6, "µs");
+}
+
+/* ------------------------------------------------------------------------ */
 /* Ring: task i forwards the token to task i+1; the driver is task 0. The
  * same message goes all the way round. Round 0 is a warm-up (first run of
  * every task). */
@@ -1191,6 +1267,151 @@ bench_sv_big(result *r)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Thread pool: a task calls pc_pool_run() with a trivial function, over and
+ * over: task → pool thread → back to the task on its own worker. The pool
+ * is made and freed by the driver (a pool must be freed before the node
+ * ends). */
+
+static struct {
+    long n, warm;
+    double secs;
+} tp;
+
+static void *
+tp_fn(void *arg)
+{
+    return arg;
+}
+
+static void
+tp_rounds(pc_pool *pool, long n)
+{
+    for (long i = 0; i < n; i++) {
+        void *res = NULL;
+        CHECK(pc_pool_run(pool, tp_fn, (void *)(intptr_t)(i + 1), -1, &res));
+        if (res != (void *)(intptr_t)(i + 1))
+            fail("pc_pool_run: wrong result", PC_EPROTO);
+    }
+}
+
+static pc_msg *
+tp_driver(void *arg)
+{
+    pc_pool *pool;
+
+    (void)arg;
+    CHECK(pc_pool_new(&pool, 1));
+    tp_rounds(pool, tp.warm);
+    double t0 = pc_now();
+    tp_rounds(pool, tp.n);
+    tp.secs = pc_now() - t0;
+    CHECK(pc_pool_free(&pool));
+    return NULL;
+}
+
+static void
+bench_pool(result *r)
+{
+    double t[RUNS];
+    char b[32];
+
+    tp.n = SIZE(200000, 5000);
+    tp.warm = tp.n / 100;
+    for (int k = 0; k < RUNS; k++) {
+        run_node(1, 0, tp_driver, NULL);
+        t[k] = tp.secs / tp.n;
+    }
+    r->figure = min_of(t, RUNS) * 1e6;
+    note(r, "%s pc_pool_run calls, 1 pool thread, fn returns its argument",
+         count_str(tp.n, b));
+    note_runs(r, t, 1e6, "µs");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Channel fan-out: the driver publishes K messages on a channel that 1,000
+ * light actors are subscribed to by ref, yielding every CF_BATCH so they
+ * take their mail in batches; each actor counts its K and the last one
+ * done tells the driver. A delivery is one reference handed to one
+ * subscriber and taken by it. The actors are daemons: the node ends them. */
+
+#define CF_BATCH 32
+
+static struct {
+    long k;
+    int subs;
+    long *got; /* per actor, its state */
+    atomic_int finished;
+    pc_ref driver;
+    double secs;
+} cf;
+
+static int
+cf_actor(void *state, pc_msg *msg)
+{
+    long *got = state;
+
+    (void)msg;
+    if (++*got == cf.k &&
+        atomic_fetch_add_explicit(&cf.finished, 1, memory_order_relaxed) + 1 ==
+            cf.subs)
+        CHECK(pc_send_data(cf.driver, "done", NULL, 0));
+    return PC_ACTOR_CONTINUE;
+}
+
+static pc_msg *
+cf_driver(void *arg)
+{
+    pc_spawn_opts o = {0};
+    pc_chan *ch;
+
+    (void)arg;
+    o.flags = PC_TASK_DAEMON;
+    atomic_store(&cf.finished, 0);
+    cf.driver = pc_self();
+    CHECK(pc_chan_new(&ch, NULL, NULL, NULL));
+    for (int i = 0; i < cf.subs; i++) {
+        pc_ref a;
+        cf.got[i] = 0;
+        CHECK(pc_actor_spawn(cf_actor, &cf.got[i], NULL, &o, &a));
+        CHECK(pc_chan_subscribe(ch, a));
+    }
+    double t0 = pc_now();
+    for (long i = 0; i < cf.k; i++) {
+        pc_msg *m;
+        CHECK(pc_msg_new(&m, "tick", &i, sizeof i));
+        CHECK(pc_chan_send(ch, &m));
+        if (i % CF_BATCH == CF_BATCH - 1)
+            CHECK(pc_yield());
+    }
+    recv_one();
+    cf.secs = pc_now() - t0;
+    pc_chan_free(&ch);
+    return NULL;
+}
+
+static void
+bench_chan_fanout(result *r)
+{
+    double t[RUNS];
+    char b1[32], b2[32];
+
+    cf.subs = 1000;
+    cf.k = SIZE(10000, 200);
+    if (!(cf.got = calloc((size_t)cf.subs, sizeof *cf.got)))
+        fail("calloc", PC_ENOMEM);
+    for (int k = 0; k < RUNS; k++) {
+        run_node(1, 0, cf_driver, NULL);
+        t[k] = cf.secs;
+    }
+    free(cf.got);
+    double deliveries = (double)cf.k * cf.subs;
+    r->figure = deliveries / min_of(t, RUNS) / 1e6;
+    note(r, "%s messages x %s light-actor subscribers, pc_chan_send",
+         count_str(cf.k, b1), count_str(cf.subs, b2));
+    note_runs(r, t, 1e3, "ms");
+}
+
+/* ------------------------------------------------------------------------ */
 /* The table                                                                */
 
 typedef enum { NONE, AT_MOST, AT_LEAST } goal;
@@ -1208,8 +1429,11 @@ typedef struct bench {
 static const bench benches[] = {
     {"pingpong", "ping-pong round trip, 2 tasks (W=1)", "µs", AT_MOST, 0.1, 0,
      bench_pingpong},
+    {"lock-handoff", "lock hand-off between two tasks (W=1)", "µs", AT_MOST,
+     0.1, 0, bench_lock_handoff},
     {"ring", "ring of 1,000 tasks, per hop (W=1)", "µs", AT_MOST, 0.06, 0,
      bench_ring},
+    {"pool", "thread-pool round trip (W=1)", "µs", AT_MOST, 10, 0, bench_pool},
     {"spawn-tasks", "spawn + exit of 1M tasks (W=1)", "s", AT_MOST, 0.2, 0,
      bench_spawn_tasks},
     {"spawn-actors", "spawn 1M light actors, 1 message each (W=1)", "s",
@@ -1238,6 +1462,8 @@ static const bench benches[] = {
      0, 1, bench_sv_fjcreation},
     {"savina-big", "Savina Big: 120 actors × 20k pings", "ms", NONE, 0, 1,
      bench_sv_big},
+    {"chan-fanout", "channel fan-out, 1 publisher → 1,000 subscribers (W=1)",
+     "M deliveries/s", AT_LEAST, 20, 0, bench_chan_fanout},
 };
 
 #define NBENCH ((int)(sizeof benches / sizeof benches[0]))

@@ -3,11 +3,17 @@
 #define PICOS_PICOS_H
 
 #include "picos/actor.h"
+#include "picos/chan.h"
 #include "picos/err.h"
+#include "picos/hotswap.h"
 #include "picos/log.h"
+#include "picos/monitor.h"
 #include "picos/msg.h"
 #include "picos/node.h"
+#include "picos/pool.h"
 #include "picos/ref.h"
+#include "picos/supervisor.h"
+#include "picos/sync.h"
 #include "picos/task.h"
 
 #define PICOS_VERSION_MAJOR 0
