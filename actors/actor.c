@@ -19,35 +19,15 @@ pc_err
 pc_actor_spawn(pc_actor_fn fn, void *state, pc_actor_fini_fn fini,
                const pc_spawn_opts *opts, pc_ref *ref)
 {
-    pc_spawn_opts o = {0};
     pc__actor *a;
     int worker;
     pc_err rc;
 
-    if (opts)
-        o = *opts;
-    if (!pc__the_node)
-        return PC_ESTATE;
     if (!fn)
-        return PC_EINVAL;
-    if ((worker = pc__pick_worker(o.worker)) < 0 ||
-        o.mailbox_policy > PC_MB_BLOCK)
-        return PC_EINVAL;
-    if (!(a = (pc__actor *)pc__proc_alloc(PC__CACHE_ACTOR, sizeof *a)))
-        return PC_ENOMEM;
-    a->p.kind = PC__ACTOR;
-    a->p.mb_cap = o.mailbox_cap;
-    a->p.mb_policy = (uint8_t)o.mailbox_policy;
-    if (o.name && !(a->p.name = strdup(o.name))) {
-        pc__proc_free(&a->p);
-        return PC_ENOMEM;
-    }
-    if ((rc = pc__slot_alloc(pc__tls_worker, &a->p.idx, &a->p.gen)) != PC_OK) {
-        pc__proc_free(&a->p);
+        return pc__the_node ? PC_EINVAL : PC_ESTATE;
+    if ((rc = pc__proc_new(PC__ACTOR, sizeof *a, opts, (pc__proc **)&a,
+                           &worker)) != PC_OK)
         return rc;
-    }
-    a->p.daemon = (o.flags & PC_TASK_DAEMON) != 0;
-    a->p.joinable = (o.flags & PC_TASK_JOINABLE) != 0; /* keeps end code */
     a->fn = fn;
     a->fini = fini;
     a->state = state;

@@ -46,6 +46,17 @@
 #include <ucontext.h>
 #endif
 
+/* Spin-wait hint for busy loops. */
+static inline void
+pc__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
 /* ---- context switch (ctx.c) ---------------------------------------------- */
 
 typedef struct pc__ctx {
@@ -418,6 +429,14 @@ void pc__wait_drop(pc__reply_to *rt);
 void pc__wait_cancel(pc__reply_to *rt);
 void pc__zombie_free(pc__worker *w, pc__proc *p);
 void pc__terminate_local(pc__worker *w, pc__proc *p);
+/* Spawn's common part: validate opts, allocate a zeroed proc of `size`
+ * bytes of `kind`, give it a name and a slot, apply the flags and mailbox
+ * bounds; *worker is where it goes. The caller fills the rest, takes the ref
+ * and calls pc__publish(). */
+pc_err pc__proc_new(int kind, size_t size, const pc_spawn_opts *opts,
+                    pc__proc **out, int *worker);
+/* Post an envelope of `kind` about `to` (ptr: its payload) to worker tw. */
+pc_err pc__post(pc__worker *tw, int kind, pc_ref to, void *ptr);
 /* A zeroed proc of `size` bytes from cache class c (PC__CACHE_TASK/ACTOR);
  * pc__proc_free gives it back. */
 pc__proc *pc__proc_alloc(int c, size_t size);

@@ -620,6 +620,54 @@ pc__proc_finish(pc__worker *w, pc__proc *p, int rc, pc_msg *value)
     pc_msg_free(&value);
 }
 
+pc_err
+pc__proc_new(int kind, size_t size, const pc_spawn_opts *opts, pc__proc **out,
+             int *worker)
+{
+    pc_spawn_opts o = {0};
+    pc__proc *p;
+    pc_err rc;
+
+    if (opts)
+        o = *opts;
+    if (!pc__the_node)
+        return PC_ESTATE;
+    if ((*worker = pc__pick_worker(o.worker)) < 0 ||
+        o.mailbox_policy > PC_MB_BLOCK)
+        return PC_EINVAL;
+    if (!(p = pc__proc_alloc(
+              kind == PC__ACTOR ? PC__CACHE_ACTOR : PC__CACHE_TASK, size)))
+        return PC_ENOMEM;
+    p->kind = (uint8_t)kind;
+    if ((o.name && !(p->name = strdup(o.name)))) {
+        pc__proc_free(p);
+        return PC_ENOMEM;
+    }
+    if ((rc = pc__slot_alloc(pc__tls_worker, &p->idx, &p->gen)) != PC_OK) {
+        pc__proc_free(p);
+        return rc;
+    }
+    p->daemon = (o.flags & PC_TASK_DAEMON) != 0;
+    p->joinable = (o.flags & PC_TASK_JOINABLE) != 0;
+    p->mb_cap = o.mailbox_cap;
+    p->mb_policy = (uint8_t)o.mailbox_policy;
+    *out = p;
+    return PC_OK;
+}
+
+pc_err
+pc__post(pc__worker *tw, int kind, pc_ref to, void *ptr)
+{
+    pc__env *e = pc__env_new(kind);
+
+    if (!e)
+        return PC_ENOMEM;
+    e->to = to;
+    e->ptr = ptr;
+    pc__env_push(tw, e);
+    return PC_OK;
+}
+
 pc__proc *
 pc__proc_alloc(int c, size_t size)
 {
@@ -673,16 +721,6 @@ run_proc(pc__worker *w, pc__proc *p)
     }
 }
 
-static inline void
-cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ volatile("yield");
-#endif
-}
-
 /* Nothing runnable: first spin a few microseconds on the inbox (another
  * worker's reply is often that close, and sleeping costs two system calls
  * and a wake-up), then sleep in libev until an fd, a timer or the doorbell. */
@@ -694,7 +732,7 @@ worker_idle(pc__worker *w)
             ev_run(w->loop, EVRUN_NOWAIT); /* fds and timers still get a turn */
             return;
         }
-        cpu_relax();
+        pc__cpu_relax();
     }
     atomic_store_explicit(&w->sleeping, true, memory_order_relaxed);
     atomic_thread_fence(memory_order_seq_cst);

@@ -90,16 +90,6 @@ struct pc_pool {
  * there would wait for itself). */
 static _Thread_local pc_pool *tls_pool;
 
-static inline void
-cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ volatile("yield");
-#endif
-}
-
 static void
 pool_unref(pc_pool *p)
 {
@@ -251,7 +241,7 @@ take_job(pc_pool *p)
             for (int i = 0; i < SPINS; i++) {
                 if (atomic_load_explicit(&p->queued, memory_order_acquire))
                     break;
-                cpu_relax();
+                pc__cpu_relax();
             }
             pthread_mutex_lock(&p->mu);
             p->nspin = 0;

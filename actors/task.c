@@ -363,38 +363,17 @@ task_wait(pc__worker *w, pc__task *t, int state, double timeout)
 pc_err
 pc_spawn(pc_task_fn fn, void *arg, const pc_spawn_opts *opts, pc_ref *ref)
 {
-    pc__node *n = pc__the_node;
-    pc_spawn_opts o = {0};
     pc__task *t;
     int worker;
     pc_err rc;
 
-    if (opts)
-        o = *opts;
-    if (!n)
-        return PC_ESTATE;
     if (!fn)
-        return PC_EINVAL;
-    if ((worker = pc__pick_worker(o.worker)) < 0 ||
-        o.mailbox_policy > PC_MB_BLOCK)
-        return PC_EINVAL;
-    if (!(t = (pc__task *)pc__proc_alloc(PC__CACHE_TASK, sizeof *t)))
-        return PC_ENOMEM;
-    t->p.kind = PC__TASK;
-    if (o.name && !(t->p.name = strdup(o.name))) {
-        pc__proc_free(&t->p);
-        return PC_ENOMEM;
-    }
-    if ((rc = pc__slot_alloc(pc__tls_worker, &t->p.idx, &t->p.gen)) != PC_OK) {
-        pc__proc_free(&t->p);
+        return pc__the_node ? PC_EINVAL : PC_ESTATE;
+    if ((rc = pc__proc_new(PC__TASK, sizeof *t, opts, (pc__proc **)&t,
+                           &worker)) != PC_OK)
         return rc;
-    }
-    t->p.daemon = (o.flags & PC_TASK_DAEMON) != 0;
-    t->p.joinable = (o.flags & PC_TASK_JOINABLE) != 0;
-    t->p.small = SMALL_MODE && (o.flags & PC_TASK_SMALL) != 0;
-    t->p.mb_cap = o.mailbox_cap;
-    t->p.mb_policy = (uint8_t)o.mailbox_policy;
-    t->stack_size = o.stack_size;
+    t->p.small = SMALL_MODE && opts && (opts->flags & PC_TASK_SMALL) != 0;
+    t->stack_size = opts ? opts->stack_size : 0;
     t->fn = fn;
     t->arg = arg;
     ev_init(&t->timer, timer_cb);
@@ -920,13 +899,7 @@ pc_resume(pc_ref ref, void *value)
         resume_local(p, value);
         return PC_OK;
     }
-    pc__env *e = pc__env_new(PC__ENV_RESUME);
-    if (!e)
-        return PC_ENOMEM;
-    e->to = ref;
-    e->ptr = value;
-    pc__env_push(tw, e);
-    return PC_OK;
+    return pc__post(tw, PC__ENV_RESUME, ref, value);
 }
 
 /* ---- ending, joining ---------------------------------------------------------------- */
@@ -995,12 +968,7 @@ pc_task_terminate(pc_ref ref)
         pc__terminate_local(tw, p);
         return PC_OK;
     }
-    pc__env *e = pc__env_new(PC__ENV_TERMINATE);
-    if (!e)
-        return PC_ENOMEM;
-    e->to = ref;
-    pc__env_push(tw, e);
-    return PC_OK;
+    return pc__post(tw, PC__ENV_TERMINATE, ref, NULL);
 }
 
 /* On the target's worker: answer a join now (zombie, gone) or queue it. */
