@@ -242,7 +242,8 @@ enum pc__env_kind {
     PC__ENV_EXIT_SIG,  /* rt.task ended (rc: pc_down_reason, msg: EXIT) */
     PC__ENV_SWAP,      /* hot swap `to` to swap_fn(ptr) */
     PC__ENV_SWAP_ALL,  /* hot swap every task running swap_old here */
-    PC__ENV_STATS      /* fill the pc_mbox_stats at ptr, wake rt */
+    PC__ENV_STATS,     /* fill the pc_mbox_stats at ptr, wake rt */
+    PC__ENV_FD_CANCEL  /* `to` in pc_wait_fd: wake it with PC_ECLOSED */
 };
 
 typedef struct pc__env {

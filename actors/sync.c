@@ -44,16 +44,6 @@
 
 /* ---- spinlock --------------------------------------------------------------- */
 
-static inline void
-cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 /* Test-and-test-and-set; yields the CPU after a short spin, since a foreign
  * thread holding it may have been preempted. */
 static inline void
@@ -64,7 +54,7 @@ spin_lock(atomic_bool *s)
     while (atomic_exchange_explicit(s, true, memory_order_acquire)) {
         while (atomic_load_explicit(s, memory_order_relaxed)) {
             if (++n < 100)
-                cpu_relax();
+                pc__cpu_relax();
             else
                 sched_yield();
         }

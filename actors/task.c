@@ -1120,6 +1120,29 @@ pc_wait_fd(int fd, int events, double timeout, int *revents)
     return rc;
 }
 
+static void
+fd_cancel_local(pc__proc *p)
+{
+    if (p && p->kind == PC__TASK && p->state == PC__ST_AWAIT_FD)
+        pc__task_wake((pc__task *)p, PC_ECLOSED);
+}
+
+pc_err
+pc_wait_fd_cancel(pc_ref ref)
+{
+    pc__worker *tw;
+    pc__proc *p;
+    pc_err rc;
+
+    if ((rc = pc__route(ref, &tw, &p)) != PC_OK)
+        return rc;
+    if (p) {
+        fd_cancel_local(p);
+        return PC_OK;
+    }
+    return pc__post(tw, PC__ENV_FD_CANCEL, ref, NULL);
+}
+
 /* ---- envelopes from other threads ------------------------------------------------------ */
 
 void
@@ -1160,6 +1183,9 @@ pc__handle_env(pc__worker *w, pc__env *e)
     case PC__ENV_UNLINK:
     case PC__ENV_EXIT_SIG:
         pc__mon_handle_env(w, e);
+        break;
+    case PC__ENV_FD_CANCEL:
+        fd_cancel_local(pc__proc_lookup(w, e->to));
         break;
     case PC__ENV_SWAP:
     case PC__ENV_SWAP_ALL:

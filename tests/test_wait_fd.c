@@ -389,6 +389,68 @@ wait_fd_outside_task(void)
     close(p[1]);
 }
 
+/* ---- pc_wait_fd_cancel ---------------------------------------------------- */
+
+struct cancel_ctx {
+    int p[2];
+    pc_ref driver;
+    atomic_int done;
+};
+
+static pc_msg *
+cancel_waiter(void *arg)
+{
+    struct cancel_ctx *c = arg;
+    int rev = -1;
+
+    pt_send(c->driver, "waiting");
+    /* nothing is ever written: only the cancel can end this wait */
+    TCHECK_RC(pc_wait_fd(c->p[0], PC_READ, PT_LONG, &rev), PC_ECLOSED);
+    TCHECK_EQ(rev, 0);
+    pt_send(c->driver, "cancelled");
+    return NULL;
+}
+
+static pc_msg *
+cancel_main(void *arg)
+{
+    struct cancel_ctx *c = arg;
+
+    c->driver = pc_self();
+    for (int w = 0; w < 2; w++) { /* same worker, then the other (W=2) */
+        pc_ref t = pt_spawn(cancel_waiter, c, w, 0);
+        pc_msg *m = NULL;
+        PT_EXPECT("waiting");
+        /* a resume doesn't end that wait, only the cancel does; across
+         * workers the waiter may not be in pc_wait_fd yet, so cancel until
+         * it reports (a cancel before its wait is a no-op by contract) */
+        TCHECK_RC(pc_resume(t, NULL), PC_OK);
+        int rc;
+        do { /* PC_ENOENT once it has reported and ended */
+            rc = pc_wait_fd_cancel(t);
+            TCHECK(rc == PC_OK || rc == PC_ENOENT);
+        } while (pc_recv_type("cancelled", &m, 0.01) == PC_ETIMEDOUT);
+        pc_msg_free(&m);
+    }
+    TCHECK_RC(pc_wait_fd_cancel(PC_REF_NIL), PC_ENOENT);
+    atomic_fetch_add(&c->done, 1);
+    return NULL;
+}
+
+PT_WTEST(wait_fd_cancel)
+static void
+wait_fd_cancel(int W)
+{
+    struct cancel_ctx c;
+
+    memset(&c, 0, sizeof c);
+    CU_ASSERT_FATAL(pipe(c.p) == 0);
+    PT_RUN_TASK(W, cancel_main, &c, &c.done, 1);
+    close(c.p[0]);
+    close(c.p[1]);
+}
+
 PT_MAIN("wait_fd", PT_WENTRY(wait_fd_read_ready), PT_WENTRY(wait_fd_basics),
         PT_WENTRY(wait_fd_wake_rules), PT_WENTRY(wait_fd_terminate),
-        PT_WENTRY(wait_fd_many), PT_ENTRY(wait_fd_outside_task))
+        PT_WENTRY(wait_fd_many), PT_WENTRY(wait_fd_cancel),
+        PT_ENTRY(wait_fd_outside_task))

@@ -223,6 +223,12 @@ bool pc_alive(pc_ref ref);
  * transport/ builds sockets on it. Tasks only. */
 pc_err pc_wait_fd(int fd, int events, double timeout, int *revents);
 
+/* Wake task `ref` if it is blocked in pc_wait_fd(): its pc_wait_fd() returns
+ * PC_ECLOSED. For closing an fd other tasks wait on (transport/ sockets wake
+ * their waiters this way). A task not in pc_wait_fd() is not affected.
+ * Returns PC_OK or PC_ENOENT. Any thread. */
+pc_err pc_wait_fd_cancel(pc_ref ref);
+
 #ifdef __cplusplus
 }
 #endif
