@@ -361,7 +361,6 @@ typedef struct pc__node {
     int nworkers;
     pc__worker *workers;
     size_t stack_size;
-    double coarse_step;          /* CLOCK_MONOTONIC_COARSE resolution */
     _Atomic(pc__slot *) *chunks; /* PC__MAX_CHUNKS entries */
     pthread_mutex_t chunk_mu;
     atomic_uint_fast32_t slot_next; /* next never-used index */

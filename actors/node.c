@@ -857,11 +857,6 @@ pc_node_start(const pc_node_opts *opts)
     n->id = o.node_id ? o.node_id : random_id();
     n->nworkers = o.workers;
     n->stack_size = o.stack_size;
-    {
-        struct timespec r = {0, 4000000};
-        clock_getres(CLOCK_MONOTONIC_COARSE, &r);
-        n->coarse_step = (double)r.tv_sec + (double)r.tv_nsec * 1e-9;
-    }
     pthread_mutex_init(&n->mu, NULL);
     pthread_mutex_init(&n->chunk_mu, NULL);
     pthread_condattr_init(&ca);
