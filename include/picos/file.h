@@ -1,0 +1,142 @@
+/* picos/file.h — asynchronous fds and files (pycos's AsyncFile).
+ *
+ * Two kinds of handle, because the kernel offers two kinds of readiness:
+ *
+ *  - pc_fd: pipes, sockets, terminals and other character devices. The fd is
+ *    made non-blocking and a task that finds it not ready waits in
+ *    pc_wait_fd(), so only that task waits; its worker runs the others.
+ *  - pc_file: regular files. They are always "ready" to poll(), and a read
+ *    can still block on the disk, so each operation runs on a thread of a
+ *    pc_pool and only the calling task waits for it.
+ *
+ * Timeouts are in seconds over the whole call (negative: forever; 0: don't
+ * wait). A handle is used by one task at a time for reading and one at a
+ * time for writing (a reader and a writer may be different tasks of the
+ * same worker); nothing in a handle is locked. Close a handle only when no
+ * other task is inside a call on it.
+ *
+ * SIGPIPE: the first pc_fd_open() sets SIGPIPE to SIG_IGN when it is at
+ * SIG_DFL, so that a write to a pipe whose reader is gone returns
+ * PC_ECLOSED instead of killing the process. (Subprocesses started by
+ * picos/proc.h get the default disposition back.)
+ *
+ * Errors: PC_ESYS leaves the system's errno in errno (set in the calling
+ * thread, also for pc_file calls that ran on a pool thread).
+ */
+#ifndef PICOS_FILE_H
+#define PICOS_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "picos/err.h"
+#include "picos/pool.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- pc_fd: pipes, sockets, character devices --------------------------- */
+
+typedef struct pc_fd pc_fd;
+
+/* Wrap `fd` (which must stay open) in a new pc_fd and set O_NONBLOCK on it.
+ * The pc_fd takes ownership: pc_fd_close() closes fd. On error fd is left
+ * alone (still the caller's). Returns PC_OK with *out, PC_EINVAL (fd < 0 or
+ * out NULL), PC_ESYS (fcntl failed), PC_ENOMEM. Any thread. */
+pc_err pc_fd_open(pc_fd **out, int fd);
+
+/* The wrapped fd (still owned by f), or -1 for NULL. Any thread. */
+int pc_fd_fileno(const pc_fd *f);
+
+/* Read at least one byte, at most len, into buf. Returns PC_OK with *n >= 1,
+ * or PC_OK with *n == 0 at end of file; PC_ETIMEDOUT (*n == 0),
+ * PC_ECLOSED (the wait was cancelled), PC_ESYS, PC_EINVAL. Tasks only (when
+ * data is already buffered or available, any thread gets it; a wait from a
+ * non-task returns PC_EPERM). */
+pc_err pc_fd_read(pc_fd *f, void *buf, size_t len, double timeout, size_t *n);
+
+/* Read exactly len bytes unless end of file or the timeout comes first.
+ * Returns PC_OK with *n == len, or PC_OK with *n < len at end of file,
+ * or PC_ETIMEDOUT with the *n bytes read so far (as pycos, the partial data
+ * is kept: it is in buf). Other errors as pc_fd_read(). Tasks only. */
+pc_err pc_fd_read_full(pc_fd *f, void *buf, size_t len, double timeout,
+                       size_t *n);
+
+/* Read one line, '\n' included, into a new NUL-terminated buffer *line
+ * (the caller frees it with free()), its length in *len (may be NULL).
+ * At end of file the last, unterminated line is returned as is.
+ * Returns PC_OK; PC_ECLOSED at end of file with nothing left (*line NULL);
+ * PC_ETOOBIG when `max` bytes came without a '\n': *line holds those max
+ * bytes (consumed) and the rest of the line comes with the next call;
+ * PC_ETIMEDOUT (*line NULL, nothing consumed: what arrived stays buffered
+ * for the next call); PC_ESYS, PC_ENOMEM, PC_EINVAL (max 0). Tasks only. */
+pc_err pc_fd_readline(pc_fd *f, char **line, size_t *len, size_t max,
+                      double timeout);
+
+/* Write at least one byte of buf (as much as the fd takes now). Returns
+ * PC_OK with *n >= 1 (n may be NULL), PC_ETIMEDOUT, PC_ECLOSED (the reader
+ * end is closed: EPIPE; or the wait was cancelled), PC_ESYS, PC_EINVAL.
+ * Tasks only. */
+pc_err pc_fd_write(pc_fd *f, const void *buf, size_t len, double timeout,
+                   size_t *n);
+
+/* Write all len bytes. Returns PC_OK, or an error of pc_fd_write() with the
+ * bytes written so far in *n (may be NULL). Tasks only. */
+pc_err pc_fd_write_all(pc_fd *f, const void *buf, size_t len, double timeout,
+                       size_t *n);
+
+/* Close the fd and free the handle; *f becomes NULL. Unread buffered data
+ * is dropped. NULL and *f == NULL are no-ops. Returns PC_OK, or PC_ESYS
+ * when close() failed (the handle is freed anyway). Any thread. */
+pc_err pc_fd_close(pc_fd **f);
+
+/* ---- pc_file: regular files through a thread pool ------------------------ */
+
+typedef struct pc_file pc_file;
+
+/* Open `path` with open(2) `flags` and `mode` (O_CLOEXEC is always added) on
+ * a thread of `pool`. pool NULL uses picos's default file pool: 2 threads,
+ * made by the first open that asks for it and freed when the last file
+ * opened on it is closed. So close every such file before the node ends
+ * (the rule for any pool, see picos/pool.h). A given pool must outlive the
+ * files opened on it.
+ * Returns PC_OK with *out; PC_ENOENT (no such file; errno ENOENT),
+ * PC_ESYS (other open errors, errno set), PC_EINVAL, PC_ENOMEM, or the
+ * pool's errors (PC_ECLOSED, PC_EPERM from an actor handler). Tasks (only
+ * the task waits) and foreign threads (which block). */
+pc_err pc_file_open(pc_file **out, const char *path, int flags, int mode,
+                    pc_pool *pool);
+
+/* Read up to len bytes at the file position, on a pool thread. PC_OK with
+ * *n (0 at end of file), PC_ESYS (errno set), PC_EINVAL. There is no
+ * timeout: a pool job that has started can't be stopped, and it writes into
+ * buf, so the caller must wait for it. Tasks and foreign threads. */
+pc_err pc_file_read(pc_file *f, void *buf, size_t len, size_t *n);
+
+/* Write all len bytes at the file position (looping over short writes), on
+ * a pool thread. PC_OK with *n == len (n may be NULL), or PC_ESYS with the
+ * bytes written so far. Tasks and foreign threads. */
+pc_err pc_file_write(pc_file *f, const void *buf, size_t len, size_t *n);
+
+/* pc_file_read() at offset `off`, not moving the file position; reads until
+ * len bytes or end of file (short only at end of file). */
+pc_err pc_file_pread(pc_file *f, void *buf, size_t len, int64_t off, size_t *n);
+
+/* pc_file_write() at offset `off`, not moving the file position. */
+pc_err pc_file_pwrite(pc_file *f, const void *buf, size_t len, int64_t off,
+                      size_t *n);
+
+/* The file's fd (owned by f), or -1 for NULL. Any thread. */
+int pc_file_fileno(const pc_file *f);
+
+/* Close the file and free the handle, *f NULL; the last close of a file on
+ * the default pool frees that pool (a task waits without blocking its
+ * worker). NULL and *f == NULL are no-ops. Returns PC_OK or PC_ESYS
+ * (close failed; freed anyway). Tasks and foreign threads. */
+pc_err pc_file_close(pc_file **f);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
