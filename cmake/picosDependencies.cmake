@@ -7,6 +7,7 @@
 #
 #   picos::ev          libev (Debian's libev-dev ships no pkg-config file)
 #   picos::protobuf-c  libprotobuf-c (pkg-config, with a plain search fallback)
+#   picos::wolfssl     wolfSSL (pkg-config; Debian: libwolfssl-dev)
 
 if(NOT TARGET picos::ev)
     find_path(PICOS_EV_INCLUDE_DIR ev.h PATH_SUFFIXES libev)
@@ -44,4 +45,16 @@ if(NOT TARGET picos::protobuf-c)
         target_link_libraries(picos::protobuf-c
             INTERFACE "${PICOS_PROTOBUF_C_LIBRARY}")
     endif()
+endif()
+
+if(NOT TARGET picos::wolfssl)
+    find_package(PkgConfig REQUIRED)
+    pkg_check_modules(PICOS_WOLFSSL QUIET IMPORTED_TARGET wolfssl)
+    if(NOT PICOS_WOLFSSL_FOUND)
+        message(FATAL_ERROR
+            "picos: wolfSSL not found (Debian: apt-get install "
+            "libwolfssl-dev, or run `make deps`)")
+    endif()
+    add_library(picos::wolfssl INTERFACE IMPORTED)
+    target_link_libraries(picos::wolfssl INTERFACE PkgConfig::PICOS_WOLFSSL)
 endif()

@@ -1412,6 +1412,194 @@ bench_chan_fanout(result *r)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Sockets. HTTP: the picos-webserver loop (an accept task per worker, a task
+ * per connection, keep-alive) in this process on an ephemeral loopback port,
+ * loaded by wrk from the main thread, which is not a worker. TCP echo: a
+ * client task and an echo task on one worker, 32-byte messages. */
+
+static const char hb_pong[] = "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n"
+                              "Connection: keep-alive\r\n\r\nping pong";
+
+static pc_msg *
+hb_conn(void *arg)
+{
+    pc_sock *s = arg;
+    char buf[8193], out[16 * (sizeof hb_pong - 1)];
+    size_t used = 0, n;
+
+    while (used < sizeof buf - 1 &&
+           pc_sock_read(s, buf + used, sizeof buf - 1 - used, -1, &n) ==
+               PC_OK &&
+           n > 0) {
+        char *p = buf, *e;
+        size_t outlen = 0;
+        int ok = 1;
+
+        used += n;
+        buf[used] = '\0';
+        while (ok && (e = strstr(p, "\r\n\r\n"))) { /* one per request */
+            if (outlen == sizeof out) {
+                ok = pc_sock_write_all(s, out, outlen, -1, NULL) == PC_OK;
+                outlen = 0;
+            }
+            memcpy(out + outlen, hb_pong, sizeof hb_pong - 1);
+            outlen += sizeof hb_pong - 1;
+            p = e + 4;
+        }
+        if (!ok ||
+            (outlen && pc_sock_write_all(s, out, outlen, -1, NULL) != PC_OK))
+            break;
+        used -= (size_t)(p - buf);
+        memmove(buf, p, used);
+    }
+    pc_sock_close(&s);
+    return NULL;
+}
+
+static pc_msg *
+hb_accept(void *arg)
+{
+    pc_sock *l = arg, *c;
+
+    while (pc_sock_accept(l, &c, -1) == PC_OK)
+        if (pc_spawn(hb_conn, c, NULL, NULL) != PC_OK)
+            pc_sock_close(&c);
+    pc_sock_release(&l);
+    return NULL;
+}
+
+/* One node lifetime with one wrk run: requests/s, or -1 with *why set. */
+static double
+hb_run(char *summary, size_t size, const char **why)
+{
+    pc_node_opts o = {.workers = 2};
+    pc_sock *l;
+    char cmd[160], line[256];
+    double rps = -1;
+    int status;
+    FILE *f;
+
+    CHECK(pc_node_start(&o));
+    CHECK(pc_sock_listen(&l, "127.0.0.1", 0, 5000));
+    for (int w = 0; w < 2; w++)
+        CHECK(pc_spawn(
+            hb_accept, pc_sock_retain(l),
+            &(pc_spawn_opts){.worker = PC_WORKER(w), .flags = PC_TASK_DAEMON},
+            NULL));
+    snprintf(cmd, sizeof cmd, "wrk -t2 -c100 -d%ds http://127.0.0.1:%u/ 2>&1",
+             SIZE(5, 1), (unsigned)pc_sock_port(l));
+    fflush(NULL);
+    f = popen(cmd, "r"); /* from main(), which is not a worker */
+    while (f && fgets(line, sizeof line, f)) {
+        sscanf(line, "Requests/sec: %lf", &rps);
+        if (strstr(line, "requests in"))
+            snprintf(summary, size, "%.*s", (int)strcspn(line, "\n"),
+                     line + strspn(line, " "));
+    }
+    status = f ? pclose(f) : -1;
+    pc_sock_close(&l);
+    pc_node_stop(); /* ends the accept and connection tasks */
+    CHECK(pc_node_run());
+    if (rps < 0)
+        *why = WIFEXITED(status) && WEXITSTATUS(status) == 127
+                   ? "wrk not found (apt-get install wrk)"
+                   : "wrk printed no Requests/sec";
+    return rps;
+}
+
+static void
+bench_http(result *r)
+{
+    double t[RUNS];
+    char summary[RUNS][128] = {{0}};
+    const char *why = NULL;
+    int best = 0;
+
+    for (int k = 0; k < RUNS; k++) {
+        t[k] = hb_run(summary[k], sizeof summary[k], &why);
+        if (t[k] < 0) { /* not a failure of picos: say so, don't fail */
+            r->figure = 0;
+            note(r, "skipped: %s", why);
+            return;
+        }
+        if (t[k] > t[best])
+            best = k;
+    }
+    r->figure = t[best];
+    note(r, "best: %s; wrk -t2 -c100 -d%ds shares the 2 cores", summary[best],
+         SIZE(5, 1));
+    note_runs(r, t, 1, "req/s");
+}
+
+static struct {
+    long n, warm;
+    double secs;
+} te;
+
+static pc_msg *
+te_echo(void *arg)
+{
+    pc_sock *l = arg, *c;
+    char buf[64];
+    size_t n;
+
+    CHECK(pc_sock_accept(l, &c, -1));
+    pc_sock_close(&l);
+    while (pc_sock_read(c, buf, sizeof buf, -1, &n) == PC_OK && n > 0)
+        CHECK(pc_sock_write_all(c, buf, n, -1, NULL));
+    pc_sock_close(&c);
+    return NULL;
+}
+
+static void
+te_rounds(pc_sock *s, long n)
+{
+    char msg[32] = "ping", back[32];
+
+    for (long i = 0; i < n; i++) {
+        CHECK(pc_sock_write_all(s, msg, sizeof msg, -1, NULL));
+        CHECK(pc_sock_read_exact(s, back, sizeof back, -1, NULL));
+    }
+}
+
+static pc_msg *
+te_driver(void *arg)
+{
+    pc_sock *l, *s;
+    uint16_t port;
+
+    (void)arg;
+    CHECK(pc_sock_listen(&l, "127.0.0.1", 0, 0));
+    port = pc_sock_port(l);
+    CHECK(pc_spawn(te_echo, l, NULL, NULL)); /* the echo owns l now */
+    CHECK(pc_sock_connect(&s, "127.0.0.1", port, 5.0));
+    te_rounds(s, te.warm);
+    double t0 = pc_now();
+    te_rounds(s, te.n);
+    te.secs = pc_now() - t0;
+    pc_sock_close(&s);
+    return NULL;
+}
+
+static void
+bench_tcp_echo(result *r)
+{
+    double t[RUNS];
+    char b[32];
+
+    te.n = SIZE(100000, 5000);
+    te.warm = te.n / 100;
+    for (int k = 0; k < RUNS; k++) {
+        run_node(1, 0, te_driver, NULL);
+        t[k] = te.secs / te.n;
+    }
+    r->figure = min_of(t, RUNS) * 1e6;
+    note(r, "%s round trips of 32 bytes over loopback TCP (TCP_NODELAY)",
+         count_str(te.n, b));
+    note_runs(r, t, 1e6, "µs");
+}
+
+/* ------------------------------------------------------------------------ */
 /* The table                                                                */
 
 typedef enum { NONE, AT_MOST, AT_LEAST } goal;
@@ -1464,6 +1652,9 @@ static const bench benches[] = {
      bench_sv_big},
     {"chan-fanout", "channel fan-out, 1 publisher → 1,000 subscribers (W=1)",
      "M deliveries/s", AT_LEAST, 20, 0, bench_chan_fanout},
+    {"http-wrk", "HTTP ping-pong, wrk 100 connections (W=2)", "req/s", AT_LEAST,
+     100000, 0, bench_http},
+    {"tcp-echo", "TCP echo round trip (W=1)", "µs", NONE, 0, 0, bench_tcp_echo},
 };
 
 #define NBENCH ((int)(sizeof benches / sizeof benches[0]))

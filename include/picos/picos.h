@@ -18,6 +18,7 @@
 #include "picos/supervisor.h"
 #include "picos/sync.h"
 #include "picos/task.h"
+#include "picos/tls.h"
 
 #define PICOS_VERSION_MAJOR 0
 #define PICOS_VERSION_MINOR 1
