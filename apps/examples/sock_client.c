@@ -8,6 +8,7 @@
  * which should match what the client printed. Exit 0 when every client sent
  * everything.
  */
+#define _POSIX_C_SOURCE 200809L /* rand_r */
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -15,6 +15,7 @@
  * ends when the last connection task has seen EOF, so no sleeps are needed:
  * the totals are final when pc_node_run() returns.
  */
+#define _POSIX_C_SOURCE 200809L /* rand_r */
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>

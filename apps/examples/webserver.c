@@ -6,11 +6,15 @@
  *                                            N keep-alive requests each, check
  *                                            the answers, and exit
  *
- * One listener, and an accept task on every worker: whichever worker is free
- * takes the next connection and runs its task itself, so a connection never
- * changes thread and no hand-off between workers is paid per connection
- * (SO_REUSEPORT listeners would need a socket made outside pc_sock_listen()
- * and split connections by hash whether a worker is busy or not).
+ * One listener with an accept task on every worker, and each connection's
+ * task spawned with PC_WORKER_ANY (round-robin over the workers). Accepting
+ * on every worker keeps accept from being one worker's job when clients
+ * connect per request (as pycos's benchmark does); spreading the connection
+ * tasks matters because accept is bursty: when wrk opens 100 connections at
+ * once, the first acceptor to wake takes nearly all of them (100 of 101 in
+ * a trial), and tasks kept on the accepting worker would leave the other
+ * idle. SO_REUSEPORT listeners would need a socket made outside
+ * pc_sock_listen() and split by address hash, however busy a worker is.
  *
  * A connection task reads until "\r\n\r\n" (headers are bounded to 8 KB:
  * larger gets 431 and a close), answers every complete request in what it
@@ -110,9 +114,10 @@ acceptor(void *arg)
 {
     pc_sock *l = arg; /* this task's own reference */
     pc_sock *c;
+    pc_spawn_opts any = {.worker = PC_WORKER_ANY};
 
     while (pc_sock_accept(l, &c, -1) == PC_OK)
-        if (pc_spawn(connection, c, NULL, NULL) != PC_OK)
+        if (pc_spawn(connection, c, &any, NULL) != PC_OK)
             pc_sock_close(&c);
     pc_sock_release(&l);
     return NULL;
