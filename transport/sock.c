@@ -44,6 +44,8 @@
 #include "picos/ref.h"
 #include "picos/task.h"
 
+#include "fdwait.h"
+
 struct pc_sock {
     int fd;
     int family;
@@ -52,8 +54,7 @@ struct pc_sock {
     atomic_bool closed;
     atomic_int err; /* last errno */
     pthread_mutex_t lock;
-    pc_ref *waiters; /* tasks in pc_wait_fd() on fd; under lock */
-    size_t nwait, capwait;
+    tp_waiters waiters; /* tasks in pc_wait_fd() on fd; under lock */
 };
 
 /* ---- errors -------------------------------------------------------------------- */
@@ -102,26 +103,6 @@ sys_fail(pc_sock *s)
     return map_errno(e);
 }
 
-/* ---- time ------------------------------------------------------------------------ */
-
-static double
-deadline_of(double timeout)
-{
-    return timeout < 0 ? -1 : pc_now() + timeout;
-}
-
-/* Seconds left until deadline (-1: forever; 0: only poll). */
-static double
-left(double deadline)
-{
-    double r;
-
-    if (deadline < 0)
-        return -1;
-    r = deadline - pc_now();
-    return r > 0 ? r : 0;
-}
-
 /* ---- objects and references ------------------------------------------------------- */
 
 static pc_err
@@ -160,7 +141,7 @@ unref(pc_sock *s)
     e = errno;
     close(s->fd);
     pthread_mutex_destroy(&s->lock);
-    free(s->waiters);
+    tp_waiters_free(&s->waiters);
     free(s);
     errno = e;
 }
@@ -185,8 +166,7 @@ pc_sock_close(pc_sock **sp)
     *sp = NULL;
     pthread_mutex_lock(&s->lock);
     if (!atomic_exchange(&s->closed, true)) {
-        for (size_t i = 0; i < s->nwait; i++)
-            pc_wait_fd_cancel(s->waiters[i]);
+        tp_waiters_cancel(&s->waiters);
     }
     pthread_mutex_unlock(&s->lock);
     unref(s);
@@ -218,45 +198,7 @@ leave(pc_sock *s, pc_err rc)
 static pc_err
 wait_io(pc_sock *s, int ev, double deadline)
 {
-    pc_ref me = pc_self();
-    bool closed;
-    pc_err rc;
-
-    pthread_mutex_lock(&s->lock);
-    if (atomic_load(&s->closed)) {
-        pthread_mutex_unlock(&s->lock);
-        return PC_ECLOSED;
-    }
-    if (s->nwait == s->capwait) {
-        size_t cap = s->capwait ? 2 * s->capwait : 4;
-        pc_ref *w = realloc(s->waiters, cap * sizeof *w);
-        if (!w) {
-            pthread_mutex_unlock(&s->lock);
-            return PC_ENOMEM;
-        }
-        s->waiters = w;
-        s->capwait = cap;
-    }
-    s->waiters[s->nwait++] = me;
-    pthread_mutex_unlock(&s->lock);
-
-    for (;;) {
-        rc = pc_wait_fd(s->fd, ev, left(deadline), NULL);
-        if (rc != PC_ECLOSED || atomic_load(&s->closed))
-            break;
-        /* a late cancel meant for an earlier wait: wait again */
-    }
-
-    pthread_mutex_lock(&s->lock);
-    for (size_t i = 0; i < s->nwait; i++) {
-        if (pc_ref_eq(s->waiters[i], me)) {
-            s->waiters[i] = s->waiters[--s->nwait];
-            break;
-        }
-    }
-    closed = atomic_load(&s->closed);
-    pthread_mutex_unlock(&s->lock);
-    return closed ? PC_ECLOSED : rc;
+    return tp_wait_fd(&s->waiters, &s->lock, &s->closed, s->fd, ev, deadline);
 }
 
 static bool
@@ -485,7 +427,7 @@ connect_fd(int fd, const struct sockaddr *sa, socklen_t len, double deadline)
             break;
         if (errno == EAGAIN && sa->sa_family == AF_UNIX) {
             /* a full Unix backlog doesn't signal writability: poll it */
-            double l = left(deadline);
+            double l = tp_left(deadline);
             if (l == 0)
                 return PC_ETIMEDOUT;
             pc_sleep(l < 0 || l > 0.005 ? 0.005 : l);
@@ -493,7 +435,7 @@ connect_fd(int fd, const struct sockaddr *sa, socklen_t len, double deadline)
         }
         return sys_fail(NULL);
     }
-    rc = pc_wait_fd(fd, PC_WRITE, left(deadline), NULL);
+    rc = pc_wait_fd(fd, PC_WRITE, tp_left(deadline), NULL);
     if (rc != PC_OK)
         return rc;
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
@@ -509,7 +451,7 @@ pc_err
 pc_sock_connect(pc_sock **s, const char *host, uint16_t port, double timeout)
 {
     struct addrinfo *res = NULL, *ai;
-    double deadline = deadline_of(timeout);
+    double deadline = tp_deadline(timeout);
     int fd, e = 0;
     pc_err rc;
 
@@ -591,7 +533,7 @@ pc_sock_unix_connect(pc_sock **s, const char *path, double timeout)
     if (fd < 0)
         return sys_fail(NULL);
     rc =
-        connect_fd(fd, (struct sockaddr *)&un, sizeof un, deadline_of(timeout));
+        connect_fd(fd, (struct sockaddr *)&un, sizeof un, tp_deadline(timeout));
     if (rc == PC_ESYS && errno == ENOENT)
         rc = PC_ENOENT;
     if (rc == PC_OK)
@@ -607,7 +549,7 @@ pc_sock_unix_connect(pc_sock **s, const char *path, double timeout)
 pc_err
 pc_sock_accept(pc_sock *s, pc_sock **client, double timeout)
 {
-    double deadline = deadline_of(timeout);
+    double deadline = tp_deadline(timeout);
     struct sockaddr_storage ss;
     socklen_t sl;
     pc_err rc;
@@ -749,7 +691,7 @@ pc_sock_read(pc_sock *s, void *buf, size_t len, double timeout, size_t *n)
         return PC_EINVAL;
     if ((rc = enter(s)) != PC_OK)
         return rc;
-    return leave(s, read_some(s, buf, len, deadline_of(timeout), n));
+    return leave(s, read_some(s, buf, len, tp_deadline(timeout), n));
 }
 
 static pc_err
@@ -783,7 +725,7 @@ pc_sock_read_exact(pc_sock *s, void *buf, size_t n, double timeout, size_t *got)
         return PC_EINVAL;
     if ((rc = enter(s)) != PC_OK)
         return rc;
-    return leave(s, read_exact(s, buf, n, deadline_of(timeout), got));
+    return leave(s, read_exact(s, buf, n, tp_deadline(timeout), got));
 }
 
 /* Write every byte of iov[0..cnt) within deadline; s entered. iov is
@@ -846,7 +788,7 @@ pc_sock_write_all(pc_sock *s, const void *buf, size_t len, double timeout,
         return rc;
     iov.iov_base = (void *)(uintptr_t)buf;
     iov.iov_len = len;
-    return leave(s, writev_all(s, &iov, 1, deadline_of(timeout), sent));
+    return leave(s, writev_all(s, &iov, 1, tp_deadline(timeout), sent));
 }
 
 /* ---- framing ------------------------------------------------------------------------- */
@@ -873,14 +815,14 @@ pc_sock_send_msg(pc_sock *s, const void *data, size_t len, double timeout)
     iov[0].iov_len = 4;
     iov[1].iov_base = (void *)(uintptr_t)data;
     iov[1].iov_len = len;
-    return leave(s, writev_all(s, iov, 2, deadline_of(timeout), &sent));
+    return leave(s, writev_all(s, iov, 2, tp_deadline(timeout), &sent));
 }
 
 pc_err
 pc_sock_recv_msg(pc_sock *s, size_t max, void **buf, size_t *len,
                  double timeout)
 {
-    double deadline = deadline_of(timeout);
+    double deadline = tp_deadline(timeout);
     unsigned char h[4];
     size_t got, n;
     char *p;
@@ -922,7 +864,7 @@ pc_err
 pc_sock_sendto(pc_sock *s, const void *buf, size_t len, const pc_sock_addr *to,
                double timeout)
 {
-    double deadline = deadline_of(timeout);
+    double deadline = tp_deadline(timeout);
     const struct sockaddr *sa;
     struct sockaddr_in6 mapped;
     socklen_t sl;
@@ -962,7 +904,7 @@ pc_err
 pc_sock_recvfrom(pc_sock *s, void *buf, size_t cap, size_t *n,
                  pc_sock_addr *from, double timeout)
 {
-    double deadline = deadline_of(timeout);
+    double deadline = tp_deadline(timeout);
     pc_sock_addr dummy;
     ssize_t r;
     pc_err rc;

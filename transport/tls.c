@@ -43,6 +43,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "fdwait.h"
+
 /* wolfSSL's options.h must come before its other headers */
 /* clang-format off */
 #include <wolfssl/options.h>
@@ -73,8 +75,7 @@ struct pc_tls {
     bool handshaken; /* under lock */
     int io_errno;    /* last errno of the I/O callbacks; under lock */
     pthread_mutex_t lock;
-    pc_ref *waiters; /* tasks in pc_wait_fd(); under lock */
-    size_t nwait, capwait;
+    tp_waiters waiters; /* tasks in pc_wait_fd() on fd; under lock */
 };
 
 /* ---- library init ---------------------------------------------------------------- */
@@ -121,25 +122,6 @@ lib_ready(void)
 {
     pthread_once(&init_once, init_lib);
     return init_rc == WOLFSSL_SUCCESS;
-}
-
-/* ---- time ------------------------------------------------------------------------ */
-
-static double
-deadline_of(double timeout)
-{
-    return timeout < 0 ? -1 : pc_now() + timeout;
-}
-
-static double
-left(double deadline)
-{
-    double r;
-
-    if (deadline < 0)
-        return -1;
-    r = deadline - pc_now();
-    return r > 0 ? r : 0;
 }
 
 /* ---- contexts ---------------------------------------------------------------------- */
@@ -352,7 +334,7 @@ unref(pc_tls *t)
     pc_sock_close(&t->sock);
     ctx_unref(t->ctx);
     pthread_mutex_destroy(&t->lock);
-    free(t->waiters);
+    tp_waiters_free(&t->waiters);
     free(t);
 }
 
@@ -370,8 +352,7 @@ pc_tls_close(pc_tls **tp)
         if (t->handshaken)
             (void)wolfSSL_shutdown(
                 t->ssl); /* one try; a full buffer loses it */
-        for (size_t i = 0; i < t->nwait; i++)
-            pc_wait_fd_cancel(t->waiters[i]);
+        tp_waiters_cancel(&t->waiters);
     }
     pthread_mutex_unlock(&t->lock);
     /* wake tasks blocked on the socket itself too, and make the fd useless
@@ -406,44 +387,7 @@ leave(pc_tls *t, pc_err rc)
 static pc_err
 wait_io(pc_tls *t, int ev, double deadline)
 {
-    pc_ref me = pc_self();
-    bool closed;
-    pc_err rc;
-
-    pthread_mutex_lock(&t->lock);
-    if (atomic_load(&t->closed)) {
-        pthread_mutex_unlock(&t->lock);
-        return PC_ECLOSED;
-    }
-    if (t->nwait == t->capwait) {
-        size_t cap = t->capwait ? 2 * t->capwait : 4;
-        pc_ref *w = realloc(t->waiters, cap * sizeof *w);
-        if (!w) {
-            pthread_mutex_unlock(&t->lock);
-            return PC_ENOMEM;
-        }
-        t->waiters = w;
-        t->capwait = cap;
-    }
-    t->waiters[t->nwait++] = me;
-    pthread_mutex_unlock(&t->lock);
-
-    for (;;) {
-        rc = pc_wait_fd(t->fd, ev, left(deadline), NULL);
-        if (rc != PC_ECLOSED || atomic_load(&t->closed))
-            break;
-    }
-
-    pthread_mutex_lock(&t->lock);
-    for (size_t i = 0; i < t->nwait; i++) {
-        if (pc_ref_eq(t->waiters[i], me)) {
-            t->waiters[i] = t->waiters[--t->nwait];
-            break;
-        }
-    }
-    closed = atomic_load(&t->closed);
-    pthread_mutex_unlock(&t->lock);
-    return closed ? PC_ECLOSED : rc;
+    return tp_wait_fd(&t->waiters, &t->lock, &t->closed, t->fd, ev, deadline);
 }
 
 /* ---- error classification -------------------------------------------------------------- */
@@ -562,7 +506,7 @@ step_fail(pc_tls *t, int ret, int *ev, const char *what)
 pc_err
 pc_tls_handshake(pc_tls *t, double timeout)
 {
-    double deadline = deadline_of(timeout);
+    double deadline = tp_deadline(timeout);
     pc_err rc = enter(t);
     int ev = 0;
 
@@ -581,7 +525,7 @@ pc_tls_handshake(pc_tls *t, double timeout)
         pthread_mutex_unlock(&t->lock);
         if (rc != PC_EAGAIN)
             break;
-        if (deadline >= 0 && left(deadline) <= 0) {
+        if (deadline >= 0 && tp_left(deadline) <= 0) {
             rc = PC_ETIMEDOUT;
             break;
         }
@@ -595,7 +539,7 @@ pc_tls_handshake(pc_tls *t, double timeout)
 pc_err
 pc_tls_read(pc_tls *t, void *buf, size_t len, double timeout, size_t *n)
 {
-    double deadline = deadline_of(timeout);
+    double deadline = tp_deadline(timeout);
     pc_err rc;
     int ev = 0;
 
@@ -627,7 +571,7 @@ pc_tls_read(pc_tls *t, void *buf, size_t len, double timeout, size_t *n)
         pthread_mutex_unlock(&t->lock);
         if (rc != PC_EAGAIN)
             break;
-        if (deadline >= 0 && left(deadline) <= 0) {
+        if (deadline >= 0 && tp_left(deadline) <= 0) {
             rc = PC_ETIMEDOUT;
             break;
         }
@@ -641,7 +585,7 @@ pc_tls_read(pc_tls *t, void *buf, size_t len, double timeout, size_t *n)
 pc_err
 pc_tls_write_all(pc_tls *t, const void *buf, size_t len, double timeout)
 {
-    double deadline = deadline_of(timeout);
+    double deadline = tp_deadline(timeout);
     const char *p = buf;
     pc_err rc;
     int ev = 0;
@@ -672,7 +616,7 @@ pc_tls_write_all(pc_tls *t, const void *buf, size_t len, double timeout)
             continue;
         if (rc != PC_EAGAIN)
             break;
-        if (deadline >= 0 && left(deadline) <= 0) {
+        if (deadline >= 0 && tp_left(deadline) <= 0) {
             rc = PC_ETIMEDOUT;
             break;
         }
