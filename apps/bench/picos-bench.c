@@ -1534,6 +1534,138 @@ bench_http(result *r)
     note_runs(r, t, 1e-3, "k req/s");
 }
 
+/* HTTP over TLS: hb_conn's ping-pong over pc_tls (TLS 1.3, EC P-256 certs
+ * made by the openssl CLI in a temp dir), loaded by wrk over https (wrk does
+ * not verify certificates). Target: half the plain http-wrk target. */
+
+static pc_tls_ctx *hbt_ctx;
+
+static pc_msg *
+hbt_conn(void *arg)
+{
+    pc_sock *s = arg;
+    pc_tls *t;
+    char buf[8193], out[16 * (sizeof hb_pong - 1)];
+    size_t used = 0, n;
+
+    if (pc_tls_wrap(&t, hbt_ctx, s, NULL) != PC_OK) {
+        pc_sock_close(&s);
+        return NULL;
+    }
+    if (pc_tls_handshake(t, 10.0) != PC_OK) {
+        pc_tls_close(&t);
+        return NULL;
+    }
+    while (used < sizeof buf - 1 &&
+           pc_tls_read(t, buf + used, sizeof buf - 1 - used, -1, &n) == PC_OK &&
+           n > 0) {
+        char *p = buf, *e;
+        size_t outlen = 0;
+        int ok = 1;
+
+        used += n;
+        buf[used] = '\0';
+        while (ok && (e = strstr(p, "\r\n\r\n"))) {
+            if (outlen == sizeof out) {
+                ok = pc_tls_write_all(t, out, outlen, -1) == PC_OK;
+                outlen = 0;
+            }
+            memcpy(out + outlen, hb_pong, sizeof hb_pong - 1);
+            outlen += sizeof hb_pong - 1;
+            p = e + 4;
+        }
+        if (!ok || (outlen && pc_tls_write_all(t, out, outlen, -1) != PC_OK))
+            break;
+        used -= (size_t)(p - buf);
+        memmove(buf, p, used);
+    }
+    pc_tls_close(&t);
+    return NULL;
+}
+
+static pc_msg *
+hbt_accept(void *arg)
+{
+    pc_sock *l = arg, *c;
+    pc_spawn_opts any = {.worker = PC_WORKER_ANY};
+
+    while (pc_sock_accept(l, &c, -1) == PC_OK)
+        if (pc_spawn(hbt_conn, c, &any, NULL) != PC_OK)
+            pc_sock_close(&c);
+    pc_sock_release(&l);
+    return NULL;
+}
+
+static void
+bench_https(result *r)
+{
+    char dir[64] = "/tmp/picos-bench-tls-XXXXXX", cmd[1536], line[256];
+    char f_crt[96], f_key[96], summary[128] = "";
+    double rps = -1;
+    pc_node_opts o = {.workers = 2};
+    pc_sock *l;
+    FILE *f;
+
+    r->figure = 0;
+    if (!mkdtemp(dir)) {
+        note(r, "skipped: mkdtemp failed");
+        return;
+    }
+    snprintf(cmd, sizeof cmd,
+             "cd %s && openssl req -x509 -newkey ec -pkeyopt "
+             "ec_paramgen_curve:prime256v1 -nodes -keyout srv.key -out "
+             "srv.pem -days 2 -subj /CN=localhost -addext "
+             "subjectAltName=DNS:localhost,IP:127.0.0.1 >make.log 2>&1",
+             dir);
+    snprintf(f_crt, sizeof f_crt, "%s/srv.pem", dir);
+    snprintf(f_key, sizeof f_key, "%s/srv.key", dir);
+    if (system(cmd) != 0 ||
+        pc_tls_ctx_new(&hbt_ctx, &(pc_tls_ctx_opts){.server = true,
+                                                    .cert_file = f_crt,
+                                                    .key_file = f_key}) !=
+            PC_OK) {
+        note(r, "skipped: openssl could not make a certificate");
+        goto out;
+    }
+    CHECK(pc_node_start(&o));
+    CHECK(pc_sock_listen(&l, "127.0.0.1", 0, 5000));
+    for (int w = 0; w < 2; w++)
+        CHECK(pc_spawn(
+            hbt_accept, pc_sock_retain(l),
+            &(pc_spawn_opts){.worker = PC_WORKER(w), .flags = PC_TASK_DAEMON},
+            NULL));
+    snprintf(cmd, sizeof cmd, "wrk -t2 -c100 -d%ds https://127.0.0.1:%u/ 2>&1",
+             SIZE(5, 1), (unsigned)pc_sock_port(l));
+    fflush(NULL);
+    f = popen(cmd, "r");
+    while (f && fgets(line, sizeof line, f)) {
+        sscanf(line, "Requests/sec: %lf", &rps);
+        if (strstr(line, "requests in")) {
+            char *p = line + strspn(line, " ");
+            snprintf(summary, sizeof summary, "%.*s", (int)strcspn(p, "\n"), p);
+        }
+    }
+    if (f)
+        pclose(f);
+    pc_sock_close(&l);
+    pc_node_stop();
+    CHECK(pc_node_run());
+    if (rps < 0)
+        note(r, "skipped: wrk not found or printed no Requests/sec");
+    else {
+        r->figure = rps;
+        note(r,
+             "%s; TLS 1.3 (wolfSSL), wrk -t2 -c100 -d%ds; target is half "
+             "the plain http-wrk target",
+             summary, SIZE(5, 1));
+    }
+out:
+    pc_tls_ctx_free(&hbt_ctx);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+}
+
 static struct {
     long n, warm;
     double secs;
@@ -1657,6 +1789,8 @@ static const bench benches[] = {
      "M deliveries/s", AT_LEAST, 20, 0, bench_chan_fanout},
     {"http-wrk", "HTTP ping-pong, wrk 100 connections (W=2)", "req/s", AT_LEAST,
      100000, 0, bench_http},
+    {"https-wrk-tls", "HTTP ping-pong over TLS, wrk 100 connections (W=2)",
+     "req/s", AT_LEAST, 50000, 0, bench_https},
     {"tcp-echo", "TCP echo round trip (W=1)", "µs", NONE, 0, 0, bench_tcp_echo},
 };
 
