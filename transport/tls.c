@@ -503,6 +503,22 @@ step_fail(pc_tls *t, int ret, int *ev, const char *what)
 
 /* ---- calls ------------------------------------------------------------------------------- */
 
+/* After a wolfSSL step that returned *rc: true to retry it once the fd is
+ * ready for `ev` (PC_EAGAIN, time left, the wait went well); else *rc is
+ * the call's result. */
+static bool
+again(pc_tls *t, pc_err *rc, int ev, double deadline)
+{
+    if (*rc != PC_EAGAIN)
+        return false;
+    if (deadline >= 0 && tp_left(deadline) <= 0) {
+        *rc = PC_ETIMEDOUT;
+        return false;
+    }
+    *rc = wait_io(t, ev, deadline);
+    return *rc == PC_OK;
+}
+
 pc_err
 pc_tls_handshake(pc_tls *t, double timeout)
 {
@@ -523,14 +539,7 @@ pc_tls_handshake(pc_tls *t, double timeout)
             rc = step_fail(t, r, &ev, "handshake");
         }
         pthread_mutex_unlock(&t->lock);
-        if (rc != PC_EAGAIN)
-            break;
-        if (deadline >= 0 && tp_left(deadline) <= 0) {
-            rc = PC_ETIMEDOUT;
-            break;
-        }
-        rc = wait_io(t, ev, deadline);
-        if (rc != PC_OK)
+        if (!again(t, &rc, ev, deadline))
             break;
     }
     return leave(t, rc);
@@ -569,14 +578,7 @@ pc_tls_read(pc_tls *t, void *buf, size_t len, double timeout, size_t *n)
             rc = step_fail(t, r, &ev, "read");
         }
         pthread_mutex_unlock(&t->lock);
-        if (rc != PC_EAGAIN)
-            break;
-        if (deadline >= 0 && tp_left(deadline) <= 0) {
-            rc = PC_ETIMEDOUT;
-            break;
-        }
-        rc = wait_io(t, ev, deadline);
-        if (rc != PC_OK)
+        if (!again(t, &rc, ev, deadline))
             break;
     }
     return leave(t, rc);
@@ -614,14 +616,7 @@ pc_tls_write_all(pc_tls *t, const void *buf, size_t len, double timeout)
         pthread_mutex_unlock(&t->lock);
         if (rc == PC_OK)
             continue;
-        if (rc != PC_EAGAIN)
-            break;
-        if (deadline >= 0 && tp_left(deadline) <= 0) {
-            rc = PC_ETIMEDOUT;
-            break;
-        }
-        rc = wait_io(t, ev, deadline);
-        if (rc != PC_OK)
+        if (!again(t, &rc, ev, deadline))
             break;
     }
     return leave(t, rc);
