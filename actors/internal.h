@@ -24,7 +24,19 @@
 
 #include <ev.h>
 
-#include "picos/picos.h"
+#include "picos/actor.h"
+#include "picos/chan.h"
+#include "picos/err.h"
+#include "picos/hotswap.h"
+#include "picos/log.h"
+#include "picos/monitor.h"
+#include "picos/msg.h"
+#include "picos/node.h"
+#include "picos/pool.h"
+#include "picos/ref.h"
+#include "picos/supervisor.h"
+#include "picos/sync.h"
+#include "picos/task.h"
 
 #if defined(PICOS_SANITIZE_ADDRESS) || defined(__SANITIZE_ADDRESS__)
 #define PC__ASAN 1
@@ -45,6 +57,10 @@
 #define PC__CTX_UCONTEXT 1
 #include <ucontext.h>
 #endif
+
+/* The struct of `type` whose member `field` is at ptr (libev watchers). */
+#define PC__CONTAINER(ptr, type, field)                                        \
+    ((type *)(void *)((char *)(ptr)-offsetof(type, field)))
 
 /* Spin-wait hint for busy loops. */
 static inline void
@@ -108,8 +124,9 @@ pc__stack_check(const pc__stack *s, const void *sp, const char *name)
 /* At a task's end: also the lowest word, which only an overflow writes. */
 void pc__stack_check_end(const pc__stack *s, const char *name);
 
-/* Internal reply code: the joined task ended as a zombie; join it again to
- * collect its value (so a value is never handed to a joiner that gave up). */
+/* Internal reply code: the joined task ended as a zombie; collect its value
+ * with a second request (so a value is never handed to a joiner that gave
+ * up). */
 #define PC__ENDED 1
 
 /* ---- processes: tasks and light actors ----------------------------------- */
@@ -200,6 +217,7 @@ typedef struct pc__task {
     double deadline;   /* of the current wait (pc__clock), 0: none */
     double armed;      /* deadline the armed timer was set for */
     ev_io io;
+    uint32_t fd_wait; /* id of the current (or last) pc_wait_fd */
     int wake_rc;
     uint32_t token; /* bumps at every reply wait; stale replies mismatch */
     void *wake_val;
@@ -243,7 +261,8 @@ enum pc__env_kind {
     PC__ENV_SWAP,      /* hot swap `to` to swap_fn(ptr) */
     PC__ENV_SWAP_ALL,  /* hot swap every task running swap_old here */
     PC__ENV_STATS,     /* fill the pc_mbox_stats at ptr, wake rt */
-    PC__ENV_FD_CANCEL  /* `to` in pc_wait_fd: wake it with PC_ECLOSED */
+    PC__ENV_FD_CANCEL, /* `to` in pc_wait_fd (ptr: its wait id): PC_ECLOSED */
+    PC__ENV_UNJOIN     /* the joiner rt of `to` gave up: drop its record */
 };
 
 typedef struct pc__env {
@@ -358,6 +377,8 @@ typedef struct pc__slot {
 
 typedef struct pc__node {
     uint64_t id;
+    uint64_t incarnation; /* fresh and random at every start, never 0 */
+    uint32_t gen_base;    /* first generation of every slot (random) */
     int nworkers;
     pc__worker *workers;
     size_t stack_size;
@@ -379,7 +400,8 @@ extern _Thread_local pc__worker *pc__tls_worker
 /* Hook a transport sets to carry sends to other nodes (NULL: unreachable). */
 extern pc_err (*pc__remote_send)(pc_ref to, pc_msg **m);
 
-/* node.c */
+/* ---- slot.c: refs to procs -------------------------------------------- */
+
 static inline pc__slot *
 pc__slot_get(uint32_t idx)
 {
@@ -392,18 +414,50 @@ pc__slot_get(uint32_t idx)
                                  memory_order_acquire);
     return chunk ? &chunk[idx & (PC__CHUNK_SLOTS - 1)] : NULL;
 }
+/* The slot of a ref of this node whose generation still matches (a live
+ * proc or a zombie), or NULL: stale, nil, another node's. Any thread. */
+pc__slot *pc__slot_of(pc_ref r);
+/* The worker owning the proc in slot s. */
+pc__worker *pc__slot_worker(const pc__slot *s);
 pc__proc *pc__proc_lookup(pc__worker *w, pc_ref r); /* owner-side, live */
 pc_err pc__slot_alloc(pc__worker *w, uint32_t *idx, uint32_t *gen);
-void pc__env_push(pc__worker *target, pc__env *e);
+void pc__slot_release(pc__worker *w, uint32_t idx);
+/* Route a ref of a live proc: PC_OK with *tw its worker and, when that is
+ * the caller's worker, *local the proc; else PC_ENOENT / PC_EUNREACH /
+ * PC_ESTATE. */
+pc_err pc__route(pc_ref to, pc__worker **tw, pc__proc **local);
+
+/* ---- inbox.c: envelopes between threads --------------------------------- */
+
+void pc__inbox_init(pc__worker *w);
+void pc__inbox_drain(pc__worker *w);   /* apply every envelope waiting */
+pc__env *pc__inbox_pop(pc__worker *w); /* node teardown only */
+bool pc__inbox_empty(pc__worker *w);
 pc__env *pc__env_new(int kind);
 void pc__env_free(pc__env *e);
-void pc__nondaemon_add(long n);
-int pc__pick_worker(int want);
-void pc__publish(pc__proc *p, int worker); /* set slot, link or post */
-void pc__link(pc__worker *w, pc__proc *p);
-void pc__runq_push(pc__worker *w, pc__proc *p);
-void pc__proc_finish(pc__worker *w, pc__proc *p, int rc, pc_msg *value);
+void pc__env_push(pc__worker *target, pc__env *e);
+/* Apply e on the owner's worker w (does not free e) ... */
+void pc__env_apply(pc__worker *w, pc__env *e);
+/* ... and free it: what a worker does with each envelope it pops. */
+void pc__handle_env(pc__worker *w, pc__env *e);
+/* Have `req` (a template: kind, to and its other fields) applied to proc
+ * req->to by its owner: at once when that is the caller's worker, else as a
+ * copy posted to the owner. Returns PC_OK, pc__route()'s error, or
+ * PC_ENOMEM. The message in req, if any, is consumed on PC_OK. */
+pc_err pc__at_owner(const pc__env *req);
+
+/* ---- wait.c: answers from other threads --------------------------------- */
+
+/* Absolute CLOCK_MONOTONIC time `timeout` seconds from now. */
+void pc__deadline_ts(double timeout, struct timespec *ts);
 void pc__reply(pc__reply_to rt, int rc, pc_msg *msg);
+/* Post e (answered through e->rt) to worker tw, then wait for the answer up
+ * to timeout: as the running task (fresh token) or as a foreign thread. */
+int pc__request(pc__worker *tw, pc__env *e, double timeout, pc_msg **reply);
+/* The same; when it times out, *gave_up is the rt the answer would have
+ * gone to (holding a reference on rt.sync, for the caller to drop). */
+int pc__request_keep(pc__worker *tw, pc__env *e, double timeout, pc_msg **reply,
+                     pc__reply_to *gave_up);
 
 /* The one blocking primitive that sync objects, the thread pool and other
  * modules build on; any thread may do the waking.
@@ -427,36 +481,79 @@ int pc__wait_block(pc__reply_to *rt, double timeout, void **ptr);
 void pc__wake(pc__reply_to rt, int rc, pc_msg *msg, void *ptr);
 void pc__wait_drop(pc__reply_to *rt);
 void pc__wait_cancel(pc__reply_to *rt);
-void pc__zombie_free(pc__worker *w, pc__proc *p);
-void pc__terminate_local(pc__worker *w, pc__proc *p);
+
+/* ---- sched.c: run queue and worker loop --------------------------------- */
+
+pc_err pc__worker_init(pc__worker *w, int index, const pc_node_opts *o);
+void *pc__worker_main(void *arg);
+void pc__runq_push(pc__worker *w, pc__proc *p);
+pc__proc *pc__runq_pop(pc__worker *w);
+
+/* ---- proc.c: life cycle --------------------------------------------------- */
+
+void pc__nondaemon_add(long n);
+int pc__pick_worker(int want);
 /* Spawn's common part: validate opts, allocate a zeroed proc of `size`
  * bytes of `kind`, give it a name and a slot, apply the flags and mailbox
  * bounds; *worker is where it goes. The caller fills the rest, takes the ref
  * and calls pc__publish(). */
 pc_err pc__proc_new(int kind, size_t size, const pc_spawn_opts *opts,
                     pc__proc **out, int *worker);
-/* Post an envelope of `kind` about `to` (ptr: its payload) to worker tw. */
-pc_err pc__post(pc__worker *tw, int kind, pc_ref to, void *ptr);
+void pc__publish(pc__proc *p, int worker); /* set slot, link or post */
+void pc__link(pc__worker *w, pc__proc *p);
+void pc__proc_finish(pc__worker *w, pc__proc *p, int rc, pc_msg *value);
+void pc__zombie_free(pc__worker *w, pc__proc *p);
+void pc__terminate_local(pc__worker *w, pc__proc *p);
+/* JOIN envelope on the target's worker (e->ptr non-NULL: collect). */
+void pc__join_local(pc__worker *w, pc__env *e);
+/* UNJOIN: a timed-out joiner's record goes. */
+void pc__unjoin_local(pc__worker *w, pc__env *e);
 /* A zeroed proc of `size` bytes from cache class c (PC__CACHE_TASK/ACTOR);
  * pc__proc_free gives it back. */
 pc__proc *pc__proc_alloc(int c, size_t size);
 void pc__proc_free(pc__proc *p);
-/* Route a ref of a live proc: PC_OK with *tw its worker and, when that is
- * the caller's worker, *local the proc; else PC_ENOENT / PC_EUNREACH /
- * PC_ESTATE. */
-pc_err pc__route(pc_ref to, pc__worker **tw, pc__proc **local);
 
-/* task.c */
+/* ---- task.c: tasks ---------------------------------------------------------- */
+
+static inline pc__task *
+pc__cur_task(pc__worker *w)
+{
+    return (w && w->cur && w->cur->kind == PC__TASK) ? (pc__task *)w->cur
+                                                     : NULL;
+}
 void pc__task_run(pc__worker *w, pc__task *t); /* from the scheduler */
-void pc__task_after_switch(pc__worker *w);
 void pc__task_wake(pc__task *t, int rc);
+/* Block the running task in `state` up to timeout seconds (negative:
+ * forever); returns the code it was woken with. */
+int pc__task_wait(pc__worker *w, pc__task *t, int state, double timeout);
+/* A fresh wait token for t: never 0, which means "no reply wanted". */
+static inline uint32_t
+pc__task_token(pc__task *t)
+{
+    if (++t->token == 0)
+        t->token = 1;
+    return t->token;
+}
+/* End the running task t now (rc, value); never returns. */
+void pc__task_exit(pc__worker *w, pc__task *t, int rc, pc_msg *value)
+    __attribute__((noreturn));
 /* Leave the running task's code for good and start it again at fn(arg) on
  * a fresh stack frame, same ref, same mailbox (hot swap). */
 void pc__task_rebirth(pc__worker *w, pc__task *t) __attribute__((noreturn));
-pc__task *pc__cur_task(pc__worker *w);
 void pc__task_release(pc__worker *w, pc__task *t); /* stack, watchers */
+void pc__resume_local(pc__worker *w, pc__env *e);  /* RESUME envelope */
+
+/* ---- fd.c ------------------------------------------------------------------- */
+
+void pc__fd_io_init(pc__task *t);
+void pc__fd_cancel_local(pc__worker *w, pc__env *e); /* FD_CANCEL envelope */
+
+/* ---- send.c: messaging -------------------------------------------------------- */
+
 /* PC_OK; PC_ENOENT (p ended) or PC_EFULL (bounded, full): m freed. */
 int pc__deliver_local(pc__worker *w, pc__proc *p, pc_msg *m, bool chan);
+void pc__stats_local(pc__worker *w, pc__env *e); /* STATS envelope */
+void pc__msg_local(pc__worker *w, pc__env *e);   /* MSG envelope */
 
 /* Called on the target's worker once a message is in its mailbox (PC_OK),
  * or with why not (PC_ENOENT: it ended; PC_EFULL: a full bounded mailbox
@@ -468,7 +565,6 @@ typedef void (*pc__ack_fn)(void *ctx, int rc);
  * PC_OK — at once for a target on the caller's worker, else on the target's
  * worker. Errors are as pc_send's and then ack is never called. */
 pc_err pc__send_ex(pc_ref to, pc_msg **m, bool chan, pc__ack_fn ack, void *ctx);
-void pc__handle_env(pc__worker *w, pc__env *e);
 
 /* monitor.c */
 void pc__mon_handle_env(pc__worker *w, pc__env *e);

@@ -394,6 +394,7 @@ wait_fd_outside_task(void)
 struct cancel_ctx {
     int p[2];
     pc_ref driver;
+    uint32_t wait; /* the waiter's first wait id */
     atomic_int done;
 };
 
@@ -403,11 +404,18 @@ cancel_waiter(void *arg)
     struct cancel_ctx *c = arg;
     int rev = -1;
 
+    c->wait = pc_wait_fd_next();
+    TCHECK(c->wait != 0);
     pt_send(c->driver, "waiting");
-    /* nothing is ever written: only the cancel can end this wait */
+    /* nothing is written yet: only the cancel can end this wait */
     TCHECK_RC(pc_wait_fd(c->p[0], PC_READ, PT_LONG, &rev), PC_ECLOSED);
     TCHECK_EQ(rev, 0);
+    TCHECK(pc_wait_fd_next() != c->wait);
     pt_send(c->driver, "cancelled");
+    /* a second wait: a late cancel of the first must not end it */
+    TCHECK_RC(pc_wait_fd(c->p[0], PC_READ, PT_LONG, &rev), PC_OK);
+    TCHECK_EQ(rev, PC_READ);
+    pt_send(c->driver, "readable");
     return NULL;
 }
 
@@ -415,8 +423,10 @@ static pc_msg *
 cancel_main(void *arg)
 {
     struct cancel_ctx *c = arg;
+    char b = 'x';
 
     c->driver = pc_self();
+    TCHECK_EQ(pc_wait_fd_next(), pc_wait_fd_next()); /* only waits count */
     for (int w = 0; w < 2; w++) { /* same worker, then the other (W=2) */
         pc_ref t = pt_spawn(cancel_waiter, c, w, 0);
         pc_msg *m = NULL;
@@ -425,14 +435,20 @@ cancel_main(void *arg)
          * workers the waiter may not be in pc_wait_fd yet, so cancel until
          * it reports (a cancel before its wait is a no-op by contract) */
         TCHECK_RC(pc_resume(t, NULL), PC_OK);
-        int rc;
-        do { /* PC_ENOENT once it has reported and ended */
-            rc = pc_wait_fd_cancel(t);
-            TCHECK(rc == PC_OK || rc == PC_ENOENT);
+        TCHECK_RC(pc_wait_fd_cancel(t, c->wait + 1), PC_OK); /* not its id */
+        do {
+            TCHECK_RC(pc_wait_fd_cancel(t, c->wait), PC_OK);
         } while (pc_recv_type("cancelled", &m, 0.01) == PC_ETIMEDOUT);
         pc_msg_free(&m);
+        /* On the same worker the waiter is in its second wait by now (it
+         * ran until it blocked): the stale cancel must not wake it. */
+        TCHECK_RC(pc_wait_fd_cancel(t, c->wait), PC_OK);
+        TCHECK_EQ(write(c->p[1], &b, 1), 1);
+        PT_EXPECT("readable");
+        TCHECK_EQ(read(c->p[0], &b, 1), 1);
     }
-    TCHECK_RC(pc_wait_fd_cancel(PC_REF_NIL), PC_ENOENT);
+    TCHECK_RC(pc_wait_fd_cancel(PC_REF_NIL, 1), PC_ENOENT);
+    TCHECK_RC(pc_wait_fd_cancel(c->driver, 0), PC_EINVAL);
     atomic_fetch_add(&c->done, 1);
     return NULL;
 }

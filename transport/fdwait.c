@@ -2,9 +2,8 @@
  *
  * A waiter registers its task ref under the owner's lock, waits in
  * pc_wait_fd() without the lock, and unregisters. A close cancels every
- * registered wait. A cancel can arrive late, after its task left that wait
- * and entered another on the same object: the new wait then returns
- * PC_ECLOSED although nothing is closed, so it simply waits again. */
+ * registered wait, named by its id, so a cancel that arrives after its
+ * task left that wait does nothing to the task's next one. */
 #include "fdwait.h"
 
 #include <stdlib.h>
@@ -30,7 +29,7 @@ pc_err
 tp_wait_fd(tp_waiters *w, pthread_mutex_t *lock, const atomic_bool *closed,
            int fd, int ev, double deadline)
 {
-    pc_ref me = pc_self();
+    tp_waiter me = {pc_self(), pc_wait_fd_next()};
     bool was_closed;
     pc_err rc;
 
@@ -41,7 +40,7 @@ tp_wait_fd(tp_waiters *w, pthread_mutex_t *lock, const atomic_bool *closed,
     }
     if (w->n == w->cap) {
         size_t cap = w->cap ? 2 * w->cap : 4;
-        pc_ref *r = realloc(w->refs, cap * sizeof *r);
+        tp_waiter *r = realloc(w->refs, cap * sizeof *r);
         if (!r) {
             pthread_mutex_unlock(lock);
             return PC_ENOMEM;
@@ -52,13 +51,11 @@ tp_wait_fd(tp_waiters *w, pthread_mutex_t *lock, const atomic_bool *closed,
     w->refs[w->n++] = me;
     pthread_mutex_unlock(lock);
 
-    do /* a late cancel meant for an earlier wait: wait again */
-        rc = pc_wait_fd(fd, ev, tp_left(deadline), NULL);
-    while (rc == PC_ECLOSED && !atomic_load(closed));
+    rc = pc_wait_fd(fd, ev, tp_left(deadline), NULL);
 
     pthread_mutex_lock(lock);
     for (size_t i = 0; i < w->n; i++) {
-        if (pc_ref_eq(w->refs[i], me)) {
+        if (w->refs[i].wait == me.wait && pc_ref_eq(w->refs[i].task, me.task)) {
             w->refs[i] = w->refs[--w->n];
             break;
         }
@@ -72,7 +69,7 @@ void
 tp_waiters_cancel(tp_waiters *w)
 {
     for (size_t i = 0; i < w->n; i++)
-        pc_wait_fd_cancel(w->refs[i]);
+        pc_wait_fd_cancel(w->refs[i].task, w->refs[i].wait);
 }
 
 void

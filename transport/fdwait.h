@@ -14,8 +14,13 @@
 #include "picos/node.h"
 #include "picos/task.h"
 
+typedef struct tp_waiter {
+    pc_ref task;
+    uint32_t wait; /* its pc_wait_fd()'s id */
+} tp_waiter;
+
 typedef struct tp_waiters {
-    pc_ref *refs; /* tasks in pc_wait_fd() on the fd; under the owner's lock */
+    tp_waiter *refs; /* tasks in pc_wait_fd() on the fd; under the lock */
     size_t n, cap;
 } tp_waiters;
 

@@ -86,6 +86,13 @@ int pc_worker_index(void);
 /* Monotonic time in seconds (CLOCK_MONOTONIC). Any thread. */
 double pc_now(void);
 
+/* Timeouts and deadlines, for calls that wait in several steps: the
+ * absolute pc_now() time `timeout` seconds from now (negative: forever,
+ * INFINITY), and the timeout left until `deadline` (-1 for INFINITY, 0 once
+ * it has passed: "don't wait"). Any thread. */
+double pc_deadline(double timeout);
+double pc_deadline_left(double deadline);
+
 #ifdef __cplusplus
 }
 #endif

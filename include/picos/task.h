@@ -223,11 +223,18 @@ bool pc_alive(pc_ref ref);
  * transport/ builds sockets on it. Tasks only. */
 pc_err pc_wait_fd(int fd, int events, double timeout, int *revents);
 
-/* Wake task `ref` if it is blocked in pc_wait_fd(): its pc_wait_fd() returns
- * PC_ECLOSED. For closing an fd other tasks wait on (transport/ sockets wake
- * their waiters this way). A task not in pc_wait_fd() is not affected.
- * Returns PC_OK or PC_ENOENT. Any thread. */
-pc_err pc_wait_fd_cancel(pc_ref ref);
+/* The id that the calling task's next pc_wait_fd() will have (never 0; 0
+ * outside tasks). To let another task cancel a wait, publish pc_self() and
+ * this id where the canceller finds them, then call pc_wait_fd(). */
+uint32_t pc_wait_fd_next(void);
+
+/* Wake task `ref` if it is still blocked in the pc_wait_fd() with id `wait`:
+ * that pc_wait_fd() returns PC_ECLOSED. For closing an fd other tasks wait
+ * on (transport/ sockets wake their waiters this way). A task not in that
+ * wait — it already left it, or is in a later one — is not affected.
+ * Returns PC_OK, PC_ENOENT (no such task) or PC_EINVAL (wait 0). Any
+ * thread. */
+pc_err pc_wait_fd_cancel(pc_ref ref, uint32_t wait);
 
 #ifdef __cplusplus
 }

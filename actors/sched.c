@@ -1,0 +1,136 @@
+/* actors/sched.c — the run queue and the worker loop.
+ *
+ * Each worker runs: drain the inbox, run up to a batch of runnable procs (a
+ * task runs until it blocks; a light actor handles up to 64 messages), poll
+ * libev without blocking, and block in libev only when nothing is runnable
+ * and the inbox stayed empty for a short spin. Tasks switch straight to the
+ * next runnable task when they block (no trip through the scheduler), up to
+ * a budget, after which the scheduler polls I/O, so a ping-pong pair can't
+ * starve fds and timers.
+ */
+#include "internal.h"
+
+#define RUN_BATCH 256
+#define SWITCH_BUDGET 256
+#define IDLE_SPINS 512 /* pause instructions before sleeping: ~10-20 us */
+
+void
+pc__runq_push(pc__worker *w, pc__proc *p)
+{
+    p->state = PC__ST_READY;
+    p->next = NULL;
+    if (w->rq_tail)
+        w->rq_tail->next = p;
+    else
+        w->rq_head = p;
+    w->rq_tail = p;
+}
+
+pc__proc *
+pc__runq_pop(pc__worker *w)
+{
+    pc__proc *p = w->rq_head;
+
+    if (p) {
+        w->rq_head = p->next;
+        if (!w->rq_head)
+            w->rq_tail = NULL;
+        p->next = NULL;
+    }
+    return p;
+}
+
+static void
+doorbell_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+    (void)loop;
+    (void)a;
+    (void)revents;
+}
+
+pc_err
+pc__worker_init(pc__worker *w, int index, const pc_node_opts *o)
+{
+    w->index = index;
+    pc__inbox_init(w);
+    if (!(w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK)))
+        return PC_ENOMEM;
+    ev_async_init(&w->doorbell, doorbell_cb);
+    ev_async_start(w->loop, &w->doorbell);
+    ev_set_userdata(w->loop, w);
+    pc__stack_pool_init(&w->pool, o->stack_size,
+                        o->guard_pages < 0 ? 0 : o->guard_pages);
+    w->shared_size = o->shared_stack_size;
+    return PC_OK;
+}
+
+static void
+run_proc(pc__worker *w, pc__proc *p)
+{
+    w->budget--;
+    if (p->killed) {
+        pc__proc_finish(w, p, PC_EKILLED, NULL);
+    } else if (p->kind == PC__ACTOR) {
+        pc__actor_run(w, (pc__actor *)p);
+    } else {
+        pc__task_run(w, (pc__task *)p);
+    }
+}
+
+/* Nothing runnable: first spin a few microseconds on the inbox (another
+ * worker's reply is often that close, and sleeping costs two system calls
+ * and a wake-up), then sleep in libev until an fd, a timer or the doorbell. */
+static void
+worker_idle(pc__worker *w)
+{
+    for (int i = 0; i < IDLE_SPINS; i++) {
+        if (!pc__inbox_empty(w)) {
+            ev_run(w->loop, EVRUN_NOWAIT); /* fds and timers still get a turn */
+            return;
+        }
+        pc__cpu_relax();
+    }
+    atomic_store_explicit(&w->sleeping, true, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (pc__inbox_empty(w) &&
+        !atomic_load_explicit(&w->stop, memory_order_relaxed))
+        ev_run(w->loop, EVRUN_ONCE);
+    else
+        ev_run(w->loop, EVRUN_NOWAIT);
+    atomic_store_explicit(&w->sleeping, false, memory_order_relaxed);
+}
+
+void *
+pc__worker_main(void *arg)
+{
+    pc__worker *w = arg;
+
+    pc__tls_worker = w;
+#ifdef PC__ASAN
+    {
+        pthread_attr_t a;
+        pthread_getattr_np(pthread_self(), &a);
+        pthread_attr_getstack(&a, &w->sched_stack_lo, &w->sched_stack_size);
+        pthread_attr_destroy(&a);
+    }
+#endif
+#ifdef PC__TSAN
+    w->sched_fiber = __tsan_get_current_fiber();
+#endif
+    while (!atomic_load_explicit(&w->stop, memory_order_acquire)) {
+        pc__proc *p;
+        int n = 0;
+
+        pc__inbox_drain(w);
+        w->budget = SWITCH_BUDGET;
+        /* until the batch or the switch budget is spent: then poll I/O */
+        while (n++ < RUN_BATCH && w->budget > 0 && (p = pc__runq_pop(w)))
+            run_proc(w, p);
+        if (w->rq_head)
+            ev_run(w->loop, EVRUN_NOWAIT);
+        else
+            worker_idle(w);
+    }
+    pc__tls_worker = NULL;
+    return NULL;
+}

@@ -1,0 +1,346 @@
+/* actors/send.c — send, deliver and receive.
+ *
+ * A send to a proc on the caller's worker puts the message straight into
+ * its mailbox (and makes it runnable); to another worker it travels as a MSG
+ * envelope; to another node it goes to the registered transport. FIFO per
+ * sender→receiver holds on each path: one worker runs a sender at a time,
+ * and an inbox is FIFO. Receive pops the mailbox or waits in PC__ST_AWAIT_MSG;
+ * selective receive scans from a mark (mailbox.c).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Put m in p's mailbox (p is on this worker), applying a bounded mailbox's
+ * policy. Returns PC_OK, or PC_ENOENT (p ended) / PC_EFULL with m freed. */
+int
+pc__deliver_local(pc__worker *w, pc__proc *p, pc_msg *m, bool chan)
+{
+    if (p->state >= PC__ST_ZOMBIE) {
+        pc_msg_free(&m);
+        return PC_ENOENT;
+    }
+    if (p->mb_cap && pc__mb_len(p) >= p->mb_cap) {
+        if (p->mb_policy == PC_MB_BLOCK) {
+            p->mb_over++;
+        } else {
+            if (p->mb_policy == PC_MB_DROP)
+                p->mb_dropped++;
+            else
+                p->mb_refused++;
+            pc_msg_free(&m);
+            return PC_EFULL;
+        }
+    }
+    if (!pc__mb_push(p, m, chan)) {
+        pc_msg_free(&m);
+        return PC_ENOMEM;
+    }
+    if (p->state == PC__ST_AWAIT_MSG)
+        pc__task_wake((pc__task *)p, PC_OK);
+    else if (p->state == PC__ST_IDLE)
+        pc__runq_push(w, p);
+    return PC_OK;
+}
+
+/* A full bounded mailbox on the sender's own worker: what pc_send does.
+ * Returns PC_OK to go on delivering (room now, or DROP/over accounting is
+ * left to pc__deliver_local), or an error for the sender. */
+static int
+full_local(pc__worker *w, pc_ref to, pc__proc **pp)
+{
+    pc__proc *p = *pp;
+    pc__task *me = pc__cur_task(w);
+
+    while (p->mb_cap && pc__mb_len(p) >= p->mb_cap) {
+        if (p->mb_policy == PC_MB_DROP)
+            return PC_OK; /* dropped and counted on delivery */
+        if (p->mb_policy == PC_MB_FAIL) {
+            p->mb_refused++;
+            return PC_EFULL;
+        }
+        if (!me || &me->p == p) { /* BLOCK, but this sender can't wait */
+            p->mb_refused++;
+            return PC_EFULL;
+        }
+        pc__joiner *j = malloc(sizeof *j);
+        if (!j)
+            return PC_ENOMEM;
+        pc__wait_prepare(&j->rt);
+        j->next = p->space_waiters;
+        p->space_waiters = j;
+        pc__wait_block(&j->rt, -1, NULL);
+        pc__worker *tw;
+        if (pc__route(to, &tw, pp) != PC_OK || !*pp)
+            return PC_ENOENT; /* it ended while we waited */
+        p = *pp;
+    }
+    return PC_OK;
+}
+
+pc_err
+pc__send_ex(pc_ref to, pc_msg **m, bool chan, pc__ack_fn ack, void *ctx)
+{
+    pc__worker *tw;
+    pc__proc *p;
+    pc_err rc;
+
+    if (!m || !*m)
+        return PC_EINVAL;
+    if ((rc = pc__route(to, &tw, &p)) != PC_OK) {
+        if (rc == PC_EUNREACH && pc__remote_send && !ack && !chan)
+            return pc__remote_send(to, m);
+        return rc;
+    }
+    if (p) {
+        /* channel fan-out never waits for room: over capacity is counted */
+        if (p->mb_cap && !chan && (rc = full_local(tw, to, &p)) != PC_OK)
+            return rc; /* the caller keeps *m */
+        rc = pc__deliver_local(tw, p, *m, chan);
+        *m = NULL;
+        if (ack)
+            ack(ctx, rc);
+        return PC_OK;
+    }
+    pc__env *e = pc__env_new(PC__ENV_MSG);
+    if (!e)
+        return PC_ENOMEM;
+    e->to = to;
+    e->msg = *m;
+    e->chan = chan;
+    e->ack = ack;
+    e->ptr = ctx;
+    *m = NULL;
+    pc__env_push(tw, e);
+    return PC_OK;
+}
+
+pc_err
+pc_send(pc_ref to, pc_msg **m)
+{
+    return pc__send_ex(to, m, false, NULL, NULL);
+}
+
+pc_err
+pc_send_data(pc_ref to, const char *type, const void *data, size_t len)
+{
+    pc_msg *m;
+    pc_err rc = pc_msg_new(&m, type, data, len);
+
+    if (rc == PC_OK && (rc = pc_send(to, &m)) != PC_OK)
+        pc_msg_free(&m);
+    return rc;
+}
+
+pc_err
+pc_deliver(pc_ref to, pc_msg **m, double timeout)
+{
+    pc__worker *w = pc__tls_worker, *tw;
+    pc__proc *p;
+    pc_err rc;
+
+    if (!m || !*m)
+        return PC_EINVAL;
+    if (w && w->cur && w->cur->kind != PC__TASK)
+        return PC_EPERM;
+    if ((rc = pc__route(to, &tw, &p)) != PC_OK)
+        return rc;
+    if (p) {
+        if (p->mb_cap && (rc = full_local(tw, to, &p)) != PC_OK) {
+            pc_msg_free(m); /* as when refused on another worker */
+            return rc;
+        }
+        rc = pc__deliver_local(tw, p, *m, false);
+        *m = NULL;
+        return rc;
+    }
+    if (timeout == 0)
+        timeout = 1e-9; /* "don't wait" can't confirm anything: barely wait */
+    pc__env *e = pc__env_new(PC__ENV_MSG);
+    if (!e)
+        return PC_ENOMEM;
+    e->to = to;
+    e->msg = *m;
+    *m = NULL;
+    return pc__request(tw, e, timeout, NULL);
+}
+
+pc_err
+pc_recv(pc_msg **out, double timeout)
+{
+    pc__worker *w = pc__tls_worker;
+    pc__task *t = pc__cur_task(w);
+    int rc;
+
+    if (!out)
+        return PC_EINVAL;
+    *out = NULL;
+    if (!t)
+        return PC_EPERM;
+    if ((*out = pc__swap_offer(t)))
+        return PC_OK;
+    if (pc__mb_len(&t->p)) {
+        *out = pc__mb_pop(&t->p);
+        return PC_OK;
+    }
+    if (timeout == 0)
+        return PC_ETIMEDOUT;
+    rc = pc__task_wait(w, t, PC__ST_AWAIT_MSG, timeout);
+    if ((*out = pc__swap_offer(t)))
+        return PC_OK;      /* woken for a hot swap */
+    if (pc__mb_len(&t->p)) /* a message that raced the timer counts */
+        rc = PC_OK;
+    if (rc == PC_OK)
+        *out = pc__mb_pop(&t->p);
+    return rc;
+}
+
+pc_mark
+pc_mailbox_mark(void)
+{
+    pc__worker *w = pc__tls_worker;
+    pc_mark mk = {{0, 0}};
+
+    if (w && w->cur)
+        pc__mb_mark(w->cur, mk.seq);
+    return mk;
+}
+
+pc_err
+pc_recv_match(pc_match_fn match, void *ctx, const pc_mark *after, pc_msg **out,
+              double timeout)
+{
+    pc__worker *w = pc__tls_worker;
+    pc__task *t = pc__cur_task(w);
+    uint64_t from[2] = {0, 0};
+    double deadline = timeout > 0 ? pc_now() + timeout : 0, left = timeout;
+
+    if (!out || !match)
+        return PC_EINVAL;
+    *out = NULL;
+    if (!t)
+        return PC_EPERM;
+    if (after) {
+        from[0] = after->seq[0];
+        from[1] = after->seq[1];
+    }
+    for (;;) {
+        if ((*out = pc__mb_take(&t->p, from, match, ctx)))
+            return PC_OK;
+        if (timeout > 0 && (left = deadline - pc_now()) <= 0)
+            return PC_ETIMEDOUT;
+        if (timeout == 0 ||
+            pc__task_wait(w, t, PC__ST_AWAIT_MSG, left) == PC_ETIMEDOUT) {
+            *out = pc__mb_take(&t->p, from, match, ctx); /* raced the timer */
+            return *out ? PC_OK : PC_ETIMEDOUT;
+        }
+    }
+}
+
+static bool
+type_is(const pc_msg *m, void *type)
+{
+    return pc_msg_is(m, type);
+}
+
+pc_err
+pc_recv_type(const char *type, pc_msg **out, double timeout)
+{
+    if (!type)
+        return PC_EINVAL;
+    return pc_recv_match(type_is, (void *)type, NULL, out, timeout);
+}
+
+static void
+stats_fill(const pc__proc *p, pc_mbox_stats *st)
+{
+    st->depth = pc__mb_len(p);
+    st->cap = p->mb_cap;
+    st->dropped = p->mb_dropped;
+    st->refused = p->mb_refused;
+    st->over = p->mb_over;
+}
+
+pc_err
+pc_mailbox_stats(pc_ref ref, pc_mbox_stats *out, double timeout)
+{
+    pc__worker *tw;
+    pc__proc *p;
+    pc_msg *reply = NULL;
+    size_t len;
+    int rc;
+
+    if (!out)
+        return PC_EINVAL;
+    memset(out, 0, sizeof *out);
+    if ((rc = pc__route(ref, &tw, &p)) != PC_OK)
+        return rc;
+    if (p) {
+        stats_fill(p, out);
+        return PC_OK;
+    }
+    if (pc__tls_worker && pc__tls_worker->cur &&
+        pc__tls_worker->cur->kind != PC__TASK)
+        return PC_EPERM;
+    if (timeout == 0)
+        return PC_ETIMEDOUT; /* only its worker can read it: that's a wait */
+    pc__env *e = pc__env_new(PC__ENV_STATS);
+    if (!e)
+        return PC_ENOMEM;
+    e->to = ref;
+    /* the answer comes as a message, freed by the runtime if we gave up */
+    rc = pc__request(tw, e, timeout, &reply);
+    if (rc == PC_OK) {
+        const void *d = pc_msg_data(reply, &len);
+        if (len == sizeof *out)
+            memcpy(out, d, sizeof *out);
+        else
+            rc = PC_EPROTO;
+    }
+    pc_msg_free(&reply);
+    return rc;
+}
+
+void
+pc__stats_local(pc__worker *w, pc__env *e)
+{
+    pc__proc *p = pc__proc_lookup(w, e->to);
+    pc_mbox_stats st;
+    pc_msg *m = NULL;
+
+    if (!p) {
+        pc__reply(e->rt, PC_ENOENT, NULL);
+        return;
+    }
+    stats_fill(p, &st);
+    pc_msg_new(&m, "picos.mbox.stats", &st, sizeof st);
+    pc__reply(e->rt, m ? PC_OK : PC_ENOMEM, m);
+}
+
+void
+pc__msg_local(pc__worker *w, pc__env *e)
+{
+    pc__proc *p = pc__proc_lookup(w, e->to);
+    int rc;
+
+    if (p) {
+        rc = pc__deliver_local(w, p, e->msg, e->chan);
+    } else {
+        rc = PC_ENOENT;
+        pc_msg_free(&e->msg);
+    }
+    e->msg = NULL;
+    if (e->rt.sync || e->rt.token)
+        pc__reply(e->rt, rc, NULL);
+    if (e->ack)
+        e->ack(e->ptr, rc);
+}
+
+size_t
+pc_mailbox_depth(void)
+{
+    pc__worker *w = pc__tls_worker;
+
+    return (w && w->cur) ? pc__mb_len(w->cur) : 0;
+}

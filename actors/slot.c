@@ -1,0 +1,182 @@
+/* actors/slot.c — the slot table: refs to procs, checked from any thread.
+ *
+ * Refs are checked against a global slot table: chunked so it grows without
+ * moving, never freed while the node lives, and each slot carries a
+ * generation bumped when its proc ends. Any thread can therefore tell a
+ * stale ref (PC_ENOENT) without touching the proc. Free slots go on the
+ * freeing worker's own list; fresh indexes come from one atomic counter in
+ * batches of 64, so spawn is O(1) and contention-free in the common case.
+ *
+ * Generations of fresh slots start at the node's random `gen_base`, not at
+ * 0, so a ref kept from an earlier node with the same fixed node id does not
+ * name a task of this one (it would match only by a 1-in-2^32 chance).
+ */
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#include "internal.h"
+
+#define SLOT_BATCH 64
+
+static pc_err
+chunk_ensure(pc__node *n, uint32_t idx)
+{
+    uint32_t c = idx >> PC__CHUNK_BITS;
+    pc_err rc = PC_OK;
+
+    if (c >= PC__MAX_CHUNKS)
+        return PC_ENOMEM;
+    if (atomic_load_explicit(&n->chunks[c], memory_order_acquire))
+        return PC_OK;
+    pthread_mutex_lock(&n->chunk_mu);
+    if (!atomic_load_explicit(&n->chunks[c], memory_order_relaxed)) {
+        /* zero pages from the kernel, touched only as slots are used: an
+         * all-zero slot is a valid free slot of generation 0 */
+        void *chunk =
+            mmap(NULL, PC__CHUNK_SLOTS * sizeof(pc__slot),
+                 PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (chunk != MAP_FAILED)
+            atomic_store_explicit(&n->chunks[c], chunk, memory_order_release);
+        else
+            rc = PC_ENOMEM;
+    }
+    pthread_mutex_unlock(&n->chunk_mu);
+    return rc;
+}
+
+/* A fresh index: from the worker's reserved batch, else the global counter. */
+static pc_err
+slot_fresh(pc__worker *w, uint32_t *idx)
+{
+    pc__node *n = pc__the_node;
+    uint32_t i;
+
+    if (w && w->batch_next < w->batch_end) {
+        i = w->batch_next++;
+    } else if (w) {
+        i = (uint32_t)atomic_fetch_add(&n->slot_next, SLOT_BATCH);
+        if (i > UINT32_MAX - 2 * SLOT_BATCH)
+            return PC_ENOMEM;
+        w->batch_next = i + 1;
+        w->batch_end = i + SLOT_BATCH;
+    } else {
+        i = (uint32_t)atomic_fetch_add(&n->slot_next, 1);
+        if (i > UINT32_MAX - 2 * SLOT_BATCH)
+            return PC_ENOMEM;
+    }
+    /* a batch never straddles chunks: SLOT_BATCH divides PC__CHUNK_SLOTS
+     * only when batches are aligned, so just ensure each index's chunk */
+    *idx = i;
+    return chunk_ensure(n, i);
+}
+
+pc_err
+pc__slot_alloc(pc__worker *w, uint32_t *idx, uint32_t *gen)
+{
+    pc_err rc;
+
+    if (w && w->free_slot) {
+        pc__slot *s = pc__slot_get(w->free_slot);
+        *idx = w->free_slot;
+        w->free_slot = (uint32_t)((uintptr_t)atomic_load_explicit(
+                                      &s->proc, memory_order_relaxed) >>
+                                  1);
+        atomic_store_explicit(&s->proc, NULL, memory_order_relaxed);
+        *gen = atomic_load_explicit(&s->gen, memory_order_relaxed);
+        return PC_OK;
+    }
+    if ((rc = slot_fresh(w, idx)) != PC_OK)
+        return rc;
+    *gen = pc__the_node->gen_base; /* the never-used slot's first */
+    atomic_store_explicit(&pc__slot_get(*idx)->gen, *gen, memory_order_relaxed);
+    return PC_OK;
+}
+
+/* The slot's proc ended: bump the generation (stale refs now fail) and put
+ * the index on this worker's free list. */
+void
+pc__slot_release(pc__worker *w, uint32_t idx)
+{
+    pc__slot *s = pc__slot_get(idx);
+    uint32_t g = atomic_load_explicit(&s->gen, memory_order_relaxed) + 1;
+
+    atomic_store_explicit(&s->gen, g, memory_order_release);
+    atomic_store_explicit(&s->zombie, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->proc,
+                          (pc__proc *)(((uintptr_t)w->free_slot << 1) | 1),
+                          memory_order_relaxed);
+    w->free_slot = idx;
+}
+
+pc__slot *
+pc__slot_of(pc_ref r)
+{
+    pc__node *n = pc__the_node;
+    uint32_t idx = (uint32_t)r.id;
+    pc__slot *s;
+
+    if (!n || r.node != n->id || !(s = pc__slot_get(idx)) ||
+        atomic_load_explicit(&s->gen, memory_order_acquire) !=
+            (uint32_t)(r.id >> 32))
+        return NULL;
+    return s;
+}
+
+pc__worker *
+pc__slot_worker(const pc__slot *s)
+{
+    return &pc__the_node->workers[atomic_load_explicit(&s->worker,
+                                                       memory_order_acquire)];
+}
+
+/* The proc in slot s, when it is the one r names. Only the owning worker
+ * may dereference it: nobody else frees it. */
+static pc__proc *
+slot_proc(pc__slot *s, pc_ref r)
+{
+    pc__proc *p = atomic_load_explicit(&s->proc, memory_order_acquire);
+
+    if (!p || ((uintptr_t)p & 1) || p->idx != (uint32_t)r.id ||
+        p->gen != (uint32_t)(r.id >> 32))
+        return NULL;
+    return p;
+}
+
+pc__proc *
+pc__proc_lookup(pc__worker *w, pc_ref r)
+{
+    pc__slot *s = pc__slot_of(r);
+
+    if (!s ||
+        atomic_load_explicit(&s->worker, memory_order_relaxed) != w->index)
+        return NULL;
+    return slot_proc(s, r);
+}
+
+pc_err
+pc__route(pc_ref to, pc__worker **tw, pc__proc **local)
+{
+    pc__node *n = pc__the_node;
+    pc__slot *s;
+
+    *local = NULL;
+    if (!n)
+        return PC_ESTATE;
+    if (to.node != n->id)
+        return pc_ref_is_nil(to) ? PC_ENOENT : PC_EUNREACH;
+    if (!(s = pc__slot_of(to)) ||
+        atomic_load_explicit(&s->zombie, memory_order_acquire))
+        return PC_ENOENT;
+    *tw = pc__slot_worker(s);
+    if (*tw != pc__tls_worker)
+        return PC_OK;
+    return (*local = slot_proc(s, to)) ? PC_OK : PC_ENOENT;
+}
+
+bool
+pc_alive(pc_ref r)
+{
+    pc__slot *s = pc__slot_of(r);
+
+    return s && !atomic_load_explicit(&s->zombie, memory_order_acquire);
+}
