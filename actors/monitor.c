@@ -164,12 +164,12 @@ list_has(pc__mon *l, pc_ref r)
 }
 
 static void
-list_add(pc__mon **l, pc_ref r)
+list_add(pc__mon **l, pc_ref r, pc__mon *n)
 {
-    pc__mon *n;
-
-    if (list_has(*l, r) || !(n = malloc(sizeof *n)))
+    if (list_has(*l, r)) {
+        free(n);
         return;
+    }
     n->ref = r;
     n->next = *l;
     *l = n;
@@ -296,34 +296,38 @@ pc__mon_notify(pc__worker *w, pc_ref who, pc__mon *watchers, pc__mon *links,
 
 /* ---- requests -------------------------------------------------------------------- */
 
-/* Apply a monitor/link request on target p (on this worker; NULL: gone). */
+/* Apply a monitor/link request on target p (on this worker; NULL: gone).
+ * MONITOR and LINK bring the list node, allocated by the caller so that a
+ * failed allocation is the caller's PC_ENOMEM, not a silent no-op here. */
 static void
-apply(pc__worker *w, int kind, pc__proc *p, pc_ref target, pc_ref other)
+apply(int kind, pc__proc *p, pc_ref target, pc_ref other, pc__mon *n)
 {
     switch (kind) {
     case PC__ENV_MONITOR:
-        if (p && p->state < PC__ST_ZOMBIE)
-            list_add(&p->watchers, other);
-        else
-            send_down(other, target, PC_ENOENT, NULL);
+        if (p && p->state < PC__ST_ZOMBIE) {
+            list_add(&p->watchers, other, n);
+            return;
+        }
+        send_down(other, target, PC_ENOENT, NULL);
         break;
     case PC__ENV_DEMONITOR:
         if (p)
             list_del(&p->watchers, other);
         break;
     case PC__ENV_LINK:
-        if (p && p->state < PC__ST_ZOMBIE)
-            list_add(&p->links, other);
-        else
-            post_exit(other, target, PC_DOWN_NOPROC,
-                      make_down(PC_MSG_EXIT, target, PC_ENOENT, NULL));
+        if (p && p->state < PC__ST_ZOMBIE) {
+            list_add(&p->links, other, n);
+            return;
+        }
+        post_exit(other, target, PC_DOWN_NOPROC,
+                  make_down(PC_MSG_EXIT, target, PC_ENOENT, NULL));
         break;
     case PC__ENV_UNLINK:
         if (p)
             list_del(&p->links, other);
         break;
     }
-    (void)w;
+    free(n);
 }
 
 void
@@ -336,35 +340,30 @@ pc__mon_handle_env(pc__worker *w, pc__env *e)
         e->msg = NULL;
         return;
     }
-    apply(w, e->kind, p, e->to, e->rt.task);
+    apply(e->kind, p, e->to, e->rt.task, e->ptr);
+    e->ptr = NULL;
 }
 
-/* Route a request about `target` from `other` to target's worker. */
+/* Have a request about `target` from `other` applied on target's worker. */
 static pc_err
 request(int kind, pc_ref target, pc_ref other)
 {
-    pc__worker *w = pc__tls_worker, *tw;
-    pc__proc *p;
-    pc_err rc = pc__route(target, &tw, &p);
+    pc__mon *n = NULL;
+    pc_err rc;
 
+    if ((kind == PC__ENV_MONITOR || kind == PC__ENV_LINK) &&
+        !(n = malloc(sizeof *n)))
+        return PC_ENOMEM;
+    rc = pc__at_owner(&(pc__env){
+        .kind = (uint8_t)kind, .to = target, .rt = {.task = other}, .ptr = n});
     if (rc == PC_ENOENT) { /* gone: answer as its worker would */
-        apply(w, kind, NULL, target, other);
+        apply(kind, NULL, target, other, n);
         return kind == PC__ENV_DEMONITOR || kind == PC__ENV_UNLINK ? PC_ENOENT
                                                                    : PC_OK;
     }
     if (rc != PC_OK)
-        return rc;
-    if (p && tw == w) {
-        apply(w, kind, p, target, other);
-        return PC_OK;
-    }
-    pc__env *e = pc__env_new(kind);
-    if (!e)
-        return PC_ENOMEM;
-    e->to = target;
-    e->rt.task = other;
-    pc__env_push(tw, e);
-    return PC_OK;
+        free(n);
+    return rc;
 }
 
 pc_err
@@ -405,10 +404,18 @@ pc_link(pc_ref other)
     self = pc__proc_ref(me);
     if (pc_ref_eq(self, other))
         return PC_EINVAL;
-    rc = request(PC__ENV_LINK, other, self);
-    if (rc == PC_OK && pc_alive(other))
-        list_add(&me->links, other);
-    return rc;
+    pc__mon *n = malloc(sizeof *n);
+    if (!n)
+        return PC_ENOMEM;
+    if ((rc = request(PC__ENV_LINK, other, self)) != PC_OK) {
+        free(n);
+        return rc;
+    }
+    if (pc_alive(other))
+        list_add(&me->links, other, n);
+    else
+        free(n);
+    return PC_OK;
 }
 
 pc_err
