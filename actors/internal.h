@@ -37,6 +37,7 @@
 #include "picos/supervisor.h"
 #include "picos/sync.h"
 #include "picos/task.h"
+#include "picos/transport.h"
 
 #if defined(PICOS_SANITIZE_ADDRESS) || defined(__SANITIZE_ADDRESS__)
 #define PC__ASAN 1
@@ -397,9 +398,6 @@ extern pc__node *pc__the_node;
 extern _Thread_local pc__worker *pc__tls_worker
     __attribute__((tls_model("initial-exec")));
 
-/* Hook a transport sets to carry sends to other nodes (NULL: unreachable). */
-extern pc_err (*pc__remote_send)(pc_ref to, pc_msg **m);
-
 /* ---- slot.c: refs to procs -------------------------------------------- */
 
 static inline pc__slot *
@@ -478,6 +476,9 @@ int pc__request_keep(pc__worker *tw, pc__env *e, double timeout, pc_msg **reply,
  * (small tasks' stacks move). */
 int pc__wait_prepare(pc__reply_to *rt);
 int pc__wait_block(pc__reply_to *rt, double timeout, void **ptr);
+/* The same, also taking the message the waker sent (else freed). */
+int pc__wait_block_msg(pc__reply_to *rt, double timeout, void **ptr,
+                       pc_msg **msg);
 void pc__wake(pc__reply_to rt, int rc, pc_msg *msg, void *ptr);
 void pc__wait_drop(pc__reply_to *rt);
 void pc__wait_cancel(pc__reply_to *rt);
@@ -574,6 +575,22 @@ void pc__mon_detach(pc__proc *p, pc__mon **watchers, pc__mon **links);
  * and a reference to value). */
 void pc__mon_notify(pc__worker *w, pc_ref who, pc__mon *watchers,
                     pc__mon *links, int rc, pc_msg *value);
+
+/* remote.c: refs of other nodes, through the registered transport; each
+ * returns PC_EUNREACH when none is registered. */
+pc_err pc__remote_send(pc_ref to, pc_msg **m, bool chan);
+pc_err pc__remote_deliver(pc_ref to, pc_msg **m, double timeout);
+pc_err pc__remote_join(pc_ref to, double timeout, pc_msg **value);
+pc_err pc__remote_terminate(pc_ref to);
+pc_err pc__remote_monitor(pc_ref watcher, pc_ref target, bool on);
+pc_err pc__remote_link(pc_ref local, pc_ref remote, bool on);
+pc_err pc__remote_exit(pc_ref from, pc_ref to, pc_msg **exit);
+void pc__transport_fini(void); /* pc_node_run: before the workers stop */
+
+/* monitor.c, for remote.c */
+pc_err pc__mon_request(int kind, pc_ref target, pc_ref other);
+void pc__mon_exit(pc_ref to, pc_ref from, int reason, pc_msg *exit);
+void pc__mon_node_down(pc_ref local, pc_ref remote, bool link);
 
 /* msg.c */
 void pc__msg_set_sender(pc_msg *m, pc_ref sender);

@@ -245,27 +245,33 @@ exit_signal(pc__worker *w, pc__proc *p, pc_ref from, int reason, pc_msg *exit)
 static void
 post_exit(pc_ref to, pc_ref from, int reason, pc_msg *exit)
 {
-    pc__worker *w = pc__tls_worker, *tw;
-    pc__proc *p;
+    pc__env sig = {.kind = PC__ENV_EXIT_SIG,
+                   .to = to,
+                   .rt = {.task = from},
+                   .rc = reason,
+                   .msg = exit};
+    pc_err rc = pc__at_owner(&sig);
 
-    if (pc__route(to, &tw, &p) != PC_OK) {
+    if (rc == PC_EUNREACH && exit)
+        rc = pc__remote_exit(from, to, &exit);
+    if (rc != PC_OK)
         pc_msg_free(&exit);
-        return;
-    }
-    if (p && tw == w) {
-        exit_signal(w, p, from, reason, exit);
-        return;
-    }
-    pc__env *e = pc__env_new(PC__ENV_EXIT_SIG);
-    if (!e) {
-        pc_msg_free(&exit);
-        return;
-    }
-    e->to = to;
-    e->rt.task = from;
-    e->rc = reason;
-    e->msg = exit;
-    pc__env_push(tw, e);
+}
+
+void
+pc__mon_exit(pc_ref to, pc_ref from, int reason, pc_msg *exit)
+{
+    post_exit(to, from, reason, exit);
+}
+
+void
+pc__mon_node_down(pc_ref local, pc_ref remote, bool link)
+{
+    if (link)
+        post_exit(local, remote, PC_DOWN_NODE,
+                  make_down(PC_MSG_EXIT, remote, PC_EUNREACH, NULL));
+    else
+        send_down(local, remote, PC_EUNREACH, NULL);
 }
 
 void
@@ -344,9 +350,10 @@ pc__mon_handle_env(pc__worker *w, pc__env *e)
     e->ptr = NULL;
 }
 
-/* Have a request about `target` from `other` applied on target's worker. */
-static pc_err
-request(int kind, pc_ref target, pc_ref other)
+/* Have a request about `target` from `other` applied on target's worker,
+ * or by the transport when target is another node's. */
+pc_err
+pc__mon_request(int kind, pc_ref target, pc_ref other)
 {
     pc__mon *n = NULL;
     pc_err rc;
@@ -356,6 +363,13 @@ request(int kind, pc_ref target, pc_ref other)
         return PC_ENOMEM;
     rc = pc__at_owner(&(pc__env){
         .kind = (uint8_t)kind, .to = target, .rt = {.task = other}, .ptr = n});
+    if (rc == PC_EUNREACH) {
+        free(n);
+        bool on = kind == PC__ENV_MONITOR || kind == PC__ENV_LINK;
+        if (kind == PC__ENV_MONITOR || kind == PC__ENV_DEMONITOR)
+            return pc__remote_monitor(other, target, on);
+        return pc__remote_link(other, target, on);
+    }
     if (rc == PC_ENOENT) { /* gone: answer as its worker would */
         apply(kind, NULL, target, other, n);
         return kind == PC__ENV_DEMONITOR || kind == PC__ENV_UNLINK ? PC_ENOENT
@@ -375,13 +389,13 @@ pc_monitor(pc_ref watcher, pc_ref target)
 
     if (rc != PC_OK)
         return rc;
-    return request(PC__ENV_MONITOR, target, watcher);
+    return pc__mon_request(PC__ENV_MONITOR, target, watcher);
 }
 
 pc_err
 pc_demonitor(pc_ref watcher, pc_ref target)
 {
-    return request(PC__ENV_DEMONITOR, target, watcher);
+    return pc__mon_request(PC__ENV_DEMONITOR, target, watcher);
 }
 
 static pc__proc *
@@ -407,11 +421,11 @@ pc_link(pc_ref other)
     pc__mon *n = malloc(sizeof *n);
     if (!n)
         return PC_ENOMEM;
-    if ((rc = request(PC__ENV_LINK, other, self)) != PC_OK) {
+    if ((rc = pc__mon_request(PC__ENV_LINK, other, self)) != PC_OK) {
         free(n);
         return rc;
     }
-    if (pc_alive(other))
+    if (pc_alive(other) || other.node != self.node)
         list_add(&me->links, other, n);
     else
         free(n);
@@ -426,7 +440,7 @@ pc_unlink(pc_ref other)
     if (!me)
         return PC_EPERM;
     list_del(&me->links, other);
-    request(PC__ENV_UNLINK, other, pc__proc_ref(me));
+    pc__mon_request(PC__ENV_UNLINK, other, pc__proc_ref(me));
     return PC_OK;
 }
 

@@ -34,6 +34,8 @@ struct pc_msg {
     ProtobufCMessage *pb;
     _Atomic(char *) packed; /* pb's packed form, made on demand */
     char *data;
+    void (*free_fn)(void *data, void *hint); /* payload not ours (remote) */
+    void *hint;
     char inl[]; /* type NUL data NUL */
 };
 
@@ -56,6 +58,7 @@ msg_alloc(const char *type, size_t tlen, size_t dlen)
     m->len = dlen;
     m->sender = pc_self();
     m->pb = NULL;
+    m->free_fn = NULL;
     atomic_init(&m->packed, NULL);
     memcpy(m->inl, type, tlen);
     m->inl[tlen] = '\0';
@@ -117,6 +120,35 @@ pc_msg_new_pb(pc_msg **out, void *pbv)
     return PC_OK;
 }
 
+pc_err
+pc_msg_new_remote(pc_msg **out, pc_ref sender, const char *type, void *data,
+                  size_t len, void (*free_fn)(void *data, void *hint),
+                  void *hint)
+{
+    size_t tlen;
+    pc_msg *m;
+
+    if (!out || (!data && len))
+        return PC_EINVAL;
+    *out = NULL;
+    if (!type)
+        type = "";
+    tlen = strnlen(type, PC_MSG_TYPE_MAX + 1);
+    if (tlen > PC_MSG_TYPE_MAX)
+        return PC_EINVAL;
+    if (!(m = msg_alloc(type, tlen, 0)))
+        return PC_ENOMEM;
+    m->sender = sender;
+    if (data) {
+        m->data = data;
+        m->len = len;
+        m->free_fn = free_fn;
+        m->hint = hint;
+    }
+    *out = m;
+    return PC_OK;
+}
+
 pc_msg *
 pc_msg_ref(pc_msg *m)
 {
@@ -140,6 +172,8 @@ pc_msg_free(pc_msg **mp)
         protobuf_c_message_free_unpacked(m->pb, NULL);
         free(atomic_load_explicit(&m->packed, memory_order_relaxed));
     }
+    if (m->free_fn)
+        m->free_fn(m->data, m->hint);
     if (m->home)
         pc__cache_free(PC__CACHE_MSG, m->home, m);
     else

@@ -30,7 +30,6 @@
 
 pc__node *pc__the_node;
 _Thread_local pc__worker *pc__tls_worker;
-pc_err (*pc__remote_send)(pc_ref to, pc_msg **m);
 
 static pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -242,6 +241,7 @@ pc_node_run(void)
 
     if ((rc = wait_done(-1)) != PC_OK)
         return rc;
+    pc__transport_fini(); /* its threads end while the workers still run */
     pthread_mutex_lock(&start_mu);
     for (int i = 0; i < n->nworkers; i++) {
         atomic_store(&n->workers[i].stop, true);

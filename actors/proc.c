@@ -291,7 +291,9 @@ pc__terminate_local(pc__worker *w, pc__proc *p)
 pc_err
 pc_task_terminate(pc_ref ref)
 {
-    return pc__at_owner(&(pc__env){.kind = PC__ENV_TERMINATE, .to = ref});
+    pc_err rc = pc__at_owner(&(pc__env){.kind = PC__ENV_TERMINATE, .to = ref});
+
+    return rc == PC_EUNREACH ? pc__remote_terminate(ref) : rc;
 }
 
 /* Does joiner record rt stand for the same wait as `of`? */
@@ -451,14 +453,19 @@ pc_task_join(pc_ref ref, double timeout, pc_msg **value)
         return PC_EINVAL;
     if (!n)
         return PC_ESTATE;
-    if (ref.node != n->id)
-        return pc_ref_is_nil(ref) ? PC_ENOENT : PC_EUNREACH;
+    if (pc_ref_is_nil(ref))
+        return PC_ENOENT;
+    if (ref.node != n->id) {
+        rc = pc__remote_join(ref, timeout, &v);
+        goto out;
+    }
     /* not pc__route(): it refuses zombies, and joins are what they wait for */
     if (!(s = pc__slot_of(ref)))
         return PC_ENOENT;
     pc__worker *tw = pc__slot_worker(s);
     if ((rc = join_wait(w, tw, s, ref, timeout, &v)) == PC__ENDED)
         rc = join_collect(w, tw, ref, &v);
+out:
     if (value)
         *value = v;
     else

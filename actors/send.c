@@ -89,8 +89,8 @@ pc__send_ex(pc_ref to, pc_msg **m, bool chan, pc__ack_fn ack, void *ctx)
     if (!m || !*m)
         return PC_EINVAL;
     if ((rc = pc__route(to, &tw, &p)) != PC_OK) {
-        if (rc == PC_EUNREACH && pc__remote_send && !ack && !chan)
-            return pc__remote_send(to, m);
+        if (rc == PC_EUNREACH && !ack)
+            return pc__remote_send(to, m, chan);
         return rc;
     }
     if (p) {
@@ -145,7 +145,7 @@ pc_deliver(pc_ref to, pc_msg **m, double timeout)
     if (w && w->cur && w->cur->kind != PC__TASK)
         return PC_EPERM;
     if ((rc = pc__route(to, &tw, &p)) != PC_OK)
-        return rc;
+        return rc == PC_EUNREACH ? pc__remote_deliver(to, m, timeout) : rc;
     if (p) {
         if (p->mb_cap && (rc = full_local(tw, to, &p)) != PC_OK) {
             pc_msg_free(m); /* as when refused on another worker */

@@ -243,15 +243,17 @@ pc__wait_prepare(pc__reply_to *rt)
 }
 
 int
-pc__wait_block(pc__reply_to *rt, double timeout, void **ptr)
+pc__wait_block_msg(pc__reply_to *rt, double timeout, void **ptr, pc_msg **msg)
 {
     pc__worker *w = pc__tls_worker;
     int rc;
 
     if (ptr)
         *ptr = NULL;
+    if (msg)
+        *msg = NULL;
     if (rt->sync) {
-        rc = pc__sync_wait(rt->sync, timeout, NULL);
+        rc = pc__sync_wait(rt->sync, timeout, msg);
         if (ptr && rc != PC_ETIMEDOUT)
             *ptr = rt->sync->ptr;
         pc__sync_unref(rt->sync); /* the waiter's */
@@ -262,10 +264,21 @@ pc__wait_block(pc__reply_to *rt, double timeout, void **ptr)
         return PC_ETIMEDOUT;
     t->wake_val = NULL;
     rc = pc__task_wait(w, t, PC__ST_AWAIT_REPLY, timeout);
-    pc_msg_free(&t->reply_msg);
+    if (msg) {
+        *msg = t->reply_msg;
+        t->reply_msg = NULL;
+    } else {
+        pc_msg_free(&t->reply_msg);
+    }
     if (ptr && rc != PC_ETIMEDOUT)
         *ptr = t->wake_val;
     return rc;
+}
+
+int
+pc__wait_block(pc__reply_to *rt, double timeout, void **ptr)
+{
+    return pc__wait_block_msg(rt, timeout, ptr, NULL);
 }
 
 void

@@ -1,0 +1,141 @@
+/* picos/transport.h — the interface a network transport plugs into.
+ *
+ * The runtime (actors/) knows no network. A transport — picos's ZeroMQ node
+ * links, or a test's loop-back — registers one table of operations, and the
+ * runtime calls it for every ref whose node is not this one: pc_send,
+ * pc_deliver, pc_monitor / pc_demonitor, pc_link / pc_unlink (and the exit
+ * signals a link carries), pc_task_terminate and pc_task_join all work on
+ * remote refs through it (location transparency). In the other direction
+ * the transport hands the runtime what arrives from its peers through the
+ * pc_transport_*_in() calls below, from any thread (its own I/O thread).
+ *
+ * Contracts:
+ *   - Ownership: an op taking `pc_msg **m` that returns PC_OK owns *m (and
+ *     NULLs it); on any error *m is untouched and stays the caller's.
+ *   - Replies: deliver and join ops get a `ticket`; the transport answers
+ *     each exactly once with pc_transport_reply(ticket, rc, value), or the
+ *     runtime gives up on it (timeout, pc_transport_node_down()) and a late
+ *     reply is dropped. Deadlines are absolute pc_now() times (INFINITY:
+ *     none); the transport carries them on the wire.
+ *   - Node down: when the transport declares a peer dead (heartbeats), it
+ *     calls pc_transport_node_down(node): every local watcher of that node's
+ *     tasks gets DOWN with PC_DOWN_NODE, links to them fire, and pending
+ *     delivers and joins to them fail with PC_EUNREACH.
+ *   - Teardown: ops are called only between pc_transport_register() and
+ *     pc_transport_unregister(); unregister waits until no call is inside
+ *     an op, then calls ops->stop(). pc_node_run() unregisters the transport
+ *     before it stops the workers, so a transport's threads end while the
+ *     node can still take what they push.
+ * Ops may be called from any thread (workers, foreign threads) and must not
+ * block: queue the work for the transport's own thread.
+ */
+#ifndef PICOS_TRANSPORT_H
+#define PICOS_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "picos/err.h"
+#include "picos/msg.h"
+#include "picos/ref.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pc_transport_ops {
+    const char *name; /* for logs */
+    void *ctx;        /* passed to every op */
+    /* A message for `to` (a ref of another node): at most once, FIFO per
+     * sender→receiver; never blocks (a full peer queue is PC_EFULL, and the
+     * caller keeps *m). `chan`: it is channel traffic. */
+    pc_err (*send)(void *ctx, pc_ref to, pc_msg **m, bool chan);
+    /* The same, acknowledged: answer `ticket` with the remote mailbox's
+     * verdict (PC_OK, PC_ENOENT, PC_EFULL...) or PC_ETIMEDOUT / PC_EUNREACH. */
+    pc_err (*deliver)(void *ctx, pc_ref to, pc_msg **m, double deadline,
+                      uint64_t ticket);
+    /* Local `watcher` starts (on) or stops watching remote `target`: the
+     * remote node sends the DOWN (a PC_MSG_DOWN message) when it ends. */
+    pc_err (*monitor)(void *ctx, pc_ref watcher, pc_ref target, bool on);
+    /* Local proc `local` links (on) or unlinks with remote `remote`. */
+    pc_err (*link)(void *ctx, pc_ref local, pc_ref remote, bool on);
+    /* Exit signal of linked local proc `from` to remote `to` (*exit: the
+     * PC_MSG_EXIT message). */
+    pc_err (*exit_signal)(void *ctx, pc_ref from, pc_ref to, pc_msg **exit);
+    pc_err (*terminate)(void *ctx, pc_ref target);
+    /* Answer `ticket` with how remote `target` ended and its exit value. */
+    pc_err (*join)(void *ctx, pc_ref target, double deadline, uint64_t ticket);
+    /* Unregistered: end the transport's threads; no op is called after. */
+    void (*stop)(void *ctx);
+} pc_transport_ops;
+
+/* Register the transport (ops is copied). One at a time: PC_ESTATE when
+ * one is registered or no node runs; PC_EINVAL without send. Any thread. */
+pc_err pc_transport_register(const pc_transport_ops *ops);
+
+/* Unregister it: waits for calls inside ops to return, then calls stop().
+ * Pending delivers and joins through it fail with PC_EUNREACH. Not from
+ * inside an op. Returns PC_ESTATE when none is registered. */
+pc_err pc_transport_unregister(void);
+
+/* This node start's incarnation: random, never 0, new at every start (a
+ * restarted node is a new node even with a fixed node id). 0: no node. */
+uint64_t pc_node_incarnation(void);
+
+/* ---- from the network ---------------------------------------------------- */
+
+/* A message from remote `sender` whose payload is `data` (len bytes) taken
+ * without copying: free_fn(data, hint) is called when the message is
+ * freed (free_fn may be NULL when the data outlives the message). type is
+ * copied. On error data is still the caller's. Any thread. */
+pc_err pc_msg_new_remote(pc_msg **out, pc_ref sender, const char *type,
+                         void *data, size_t len,
+                         void (*free_fn)(void *data, void *hint), void *hint);
+
+/* Put m in the mailbox of local `to`. With ack, ack(ctx, rc) is called
+ * exactly once (on to's worker) with the mailbox's verdict, when this
+ * returns PC_OK. Returns PC_OK (*m taken), or PC_ENOENT / PC_EUNREACH (not
+ * a ref of this node) with *m untouched. Any thread. */
+pc_err pc_transport_inject(pc_ref to, pc_msg **m, bool chan,
+                           void (*ack)(void *ctx, pc_err rc), void *ctx);
+
+/* Answer a deliver or join ticket (value: a join's exit value, consumed;
+ * may be NULL). A ticket the runtime gave up is ignored. Any thread. */
+void pc_transport_reply(uint64_t ticket, pc_err rc, pc_msg *value);
+
+/* Remote `watcher` starts (on) or stops watching local `target`: when the
+ * target ends, its DOWN is sent to the watcher (through the transport).
+ * A gone target answers at once with a DOWN (PC_DOWN_NOPROC). Any thread. */
+pc_err pc_transport_monitor_in(pc_ref watcher, pc_ref target, bool on);
+
+/* Remote `remote` links (on) or unlinks with local `local`. */
+pc_err pc_transport_link_in(pc_ref remote, pc_ref local, bool on);
+
+/* An exit signal from linked remote `from` arrives for local `to` (*exit:
+ * its PC_MSG_EXIT message, taken on PC_OK): Erlang's rules apply. */
+pc_err pc_transport_exit_in(pc_ref from, pc_ref to, pc_msg **exit);
+
+/* The transport declared `node` down (or its incarnation replaced). */
+void pc_transport_node_down(uint64_t node);
+
+/* ---- refs on the wire ------------------------------------------------------ */
+
+/* The wire form of a ref: version byte 1, then node, incarnation and id as
+ * little-endian 64-bit words: PC_REF_WIRE_SIZE bytes. */
+#define PC_REF_WIRE_SIZE 25
+
+/* Encode r of a node with `incarnation` into buf (at least
+ * PC_REF_WIRE_SIZE bytes). Returns the bytes written, or 0 when size is too
+ * small. */
+size_t pc_ref_encode(pc_ref r, uint64_t incarnation, void *buf, size_t size);
+
+/* Decode exactly PC_REF_WIRE_SIZE bytes. Returns PC_OK, PC_EPROTO (an
+ * unknown version), or PC_EINVAL (wrong length, NULL). */
+pc_err pc_ref_decode(const void *buf, size_t len, pc_ref *r,
+                     uint64_t *incarnation);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
