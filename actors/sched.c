@@ -13,6 +13,7 @@
 #define RUN_BATCH 256
 #define SWITCH_BUDGET 256
 #define IDLE_SPINS 512 /* pause instructions before sleeping: ~10-20 us */
+#define FD_POLL_SPINS 32 /* spins between two polls of the fds: ~1 us */
 
 void
 pc__runq_push(pc__worker *w, pc__proc *p)
@@ -77,16 +78,24 @@ run_proc(pc__worker *w, pc__proc *p)
     }
 }
 
-/* Nothing runnable: first spin a few microseconds on the inbox (another
- * worker's reply is often that close, and sleeping costs two system calls
- * and a wake-up), then sleep in libev until an fd, a timer or the doorbell. */
+/* Nothing runnable: first spin a few microseconds (another worker's reply
+ * is often that close, and sleeping costs two system calls and a wake-up),
+ * watching the inbox at every turn and the fds and timers every
+ * FD_POLL_SPINS turns, so a socket that becomes readable meanwhile is
+ * served at once instead of after the spin; then sleep in libev until an
+ * fd, a timer or the doorbell. */
 static void
 worker_idle(pc__worker *w)
 {
-    for (int i = 0; i < IDLE_SPINS; i++) {
+    for (int i = 1; i <= IDLE_SPINS; i++) {
         if (!pc__inbox_empty(w)) {
             ev_run(w->loop, EVRUN_NOWAIT); /* fds and timers still get a turn */
             return;
+        }
+        if (i % FD_POLL_SPINS == 0) {
+            ev_run(w->loop, EVRUN_NOWAIT);
+            if (w->rq_head)
+                return;
         }
         pc__cpu_relax();
     }
