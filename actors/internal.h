@@ -594,6 +594,10 @@ void pc__mon_node_down(pc_ref local, pc_ref remote, bool link);
 
 /* msg.c */
 void pc__msg_set_sender(pc_msg *m, pc_ref sender);
+/* Make *mp name `sender` (nil: leave it) before it is sent: in place when
+ * the caller holds the only reference, else by a copy of the header that
+ * borrows the payload; PC_ENOMEM leaves *mp as it was. */
+pc_err pc__msg_stamp(pc_msg **mp, pc_ref sender);
 
 /* hotswap.c */
 void pc__swap_handle_env(pc__worker *w, pc__env *e);

@@ -204,7 +204,7 @@ send_down(pc_ref to, pc_ref who, int rc, const pc_msg *value)
 {
     pc_msg *m = make_down(PC_MSG_DOWN, who, rc, value);
 
-    if (m && pc_send(to, &m) != PC_OK)
+    if (m && pc__send_ex(to, &m, false, NULL, NULL) != PC_OK)
         pc_msg_free(&m);
 }
 
@@ -286,7 +286,7 @@ pc__mon_notify(pc__worker *w, pc_ref who, pc__mon *watchers, pc__mon *links,
     while ((n = watchers)) {
         watchers = n->next;
         pc_msg *m = down ? pc_msg_ref(down) : NULL;
-        if (m && pc_send(n->ref, &m) != PC_OK)
+        if (m && pc__send_ex(n->ref, &m, false, NULL, NULL) != PC_OK)
             pc_msg_free(&m);
         free(n);
     }

@@ -253,6 +253,42 @@ pc_msg_pb(const pc_msg *m)
     return m ? m->pb : NULL;
 }
 
+static void
+drop_original(void *data, void *hint)
+{
+    pc_msg *orig = hint;
+
+    (void)data;
+    pc_msg_free(&orig);
+}
+
+pc_err
+pc__msg_stamp(pc_msg **mp, pc_ref sender)
+{
+    pc_msg *m = *mp, *c;
+    size_t len;
+    const void *data;
+
+    if (pc_ref_is_nil(sender) || pc_ref_eq(m->sender, sender))
+        return PC_OK;
+    if (atomic_load_explicit(&m->refs, memory_order_acquire) == 1) {
+        m->sender = sender; /* ours alone: nobody else can see it change */
+        return PC_OK;
+    }
+    /* shared: a new header naming the new sender, the payload borrowed
+     * from the original, which it keeps alive */
+    data = pc_msg_data(m, &len);
+    if (pc_msg_new_remote(&c, sender, m->type, (void *)data, len, drop_original,
+                          m) != PC_OK)
+        return PC_ENOMEM;
+    if (!data) { /* no payload: nothing borrowed */
+        c->free_fn = NULL;
+        pc_msg_free(&m);
+    }
+    *mp = c; /* our reference to m now belongs to c */
+    return PC_OK;
+}
+
 void
 pc__msg_set_sender(pc_msg *m, pc_ref sender)
 {

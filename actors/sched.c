@@ -12,7 +12,7 @@
 
 #define RUN_BATCH 256
 #define SWITCH_BUDGET 256
-#define IDLE_SPINS 512 /* pause instructions before sleeping: ~10-20 us */
+#define IDLE_SPINS 512   /* pause instructions before sleeping: ~10-20 us */
 #define FD_POLL_SPINS 32 /* spins between two polls of the fds: ~1 us */
 
 void

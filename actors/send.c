@@ -119,6 +119,12 @@ pc__send_ex(pc_ref to, pc_msg **m, bool chan, pc__ack_fn ack, void *ctx)
 pc_err
 pc_send(pc_ref to, pc_msg **m)
 {
+    pc_err rc;
+
+    if (!m || !*m)
+        return PC_EINVAL;
+    if ((rc = pc__msg_stamp(m, pc_self())) != PC_OK)
+        return rc;
     return pc__send_ex(to, m, false, NULL, NULL);
 }
 
@@ -144,6 +150,8 @@ pc_deliver(pc_ref to, pc_msg **m, double timeout)
         return PC_EINVAL;
     if (w && w->cur && w->cur->kind != PC__TASK)
         return PC_EPERM;
+    if ((rc = pc__msg_stamp(m, pc_self())) != PC_OK)
+        return rc;
     if ((rc = pc__route(to, &tw, &p)) != PC_OK)
         return rc == PC_EUNREACH ? pc__remote_deliver(to, m, timeout) : rc;
     if (p) {

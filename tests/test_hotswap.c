@@ -162,7 +162,8 @@ swap_main(void *arg)
     expect_version(d, "v1");                 /* declined: still the old code */
     TCHECK_RC(pc_hot_swap(d, v2, c), PC_OK); /* a newer request... */
     TCHECK_RC(pc_recv_type(PC_MSG_HOTSWAP, &m, PT_LONG), PC_OK);
-    TCHECK(m && pc_ref_eq(pc_msg_sender(m), pc_self()));
+    /* d handed the newer offer back: it names d, who sent it here */
+    TCHECK(m && pc_ref_eq(pc_msg_sender(m), d));
     pc_msg_free(&m);
     TCHECK_RC(pt_send(d, "try"), PC_OK); /* ...so the kept one is refused */
     TCHECK_RC(pc_recv_type("tried", &m, PT_LONG), PC_OK);

@@ -229,7 +229,62 @@ fixed_node_id_restart(void)
     CU_ASSERT_EQUAL(pc_node_run(), PC_OK);
 }
 
-PT_MAIN("join", PT_WENTRY(join_zero_timeout),
+/* pc_msg_sender names who sent the message, also when it is forwarded or
+ * handed back, and when the message is shared by several holders. */
+static pc_msg *
+echo_task(void *arg)
+{
+    pc_msg *m = NULL;
+
+    (void)arg;
+    while (pc_recv(&m, PT_LONG) == PC_OK && !pc_msg_is(m, "end")) {
+        pc_msg *keep = pc_msg_is(m, "shared") ? pc_msg_ref(m) : NULL;
+        TCHECK_RC(pc_send(pc_msg_sender(m), &m), PC_OK);
+        TCHECK(m == NULL);
+        if (keep) /* our copy still names the first sender */
+            TCHECK(!pc_ref_eq(pc_msg_sender(keep), pc_self()));
+        pc_msg_free(&keep);
+    }
+    pc_msg_free(&m);
+    return NULL;
+}
+
+static pc_msg *
+sender_main(void *arg)
+{
+    struct join_ctx *c = arg;
+    pc_ref e = pt_spawn(echo_task, NULL, 1, 0);
+    pc_msg *m = NULL;
+
+    TCHECK_RC(pc_msg_new_str(&m, "hello", "hi"), PC_OK);
+    TCHECK(pc_ref_eq(pc_msg_sender(m), pc_self())); /* made here */
+    TCHECK_RC(pc_send(e, &m), PC_OK);
+    TCHECK_RC(pc_recv_type("hello", &m, PT_LONG), PC_OK);
+    TCHECK(m && pc_ref_eq(pc_msg_sender(m), e)); /* the echo sent it back */
+    TCHECK_STR(m ? pc_msg_str(m) : NULL, "hi");
+    pc_msg_free(&m);
+    TCHECK_RC(pc_msg_new_str(&m, "shared", "payload"), PC_OK);
+    TCHECK_RC(pc_send(e, &m), PC_OK);
+    TCHECK_RC(pc_recv_type("shared", &m, PT_LONG), PC_OK);
+    TCHECK(m && pc_ref_eq(pc_msg_sender(m), e));
+    TCHECK_STR(m ? pc_msg_str(m) : NULL, "payload");
+    pc_msg_free(&m);
+    TCHECK_RC(pt_send(e, "end"), PC_OK);
+    atomic_fetch_add(&c->done, 1);
+    return NULL;
+}
+
+PT_WTEST(sender_is_who_sent)
+static void
+sender_is_who_sent(int W)
+{
+    struct join_ctx c;
+
+    memset(&c, 0, sizeof c);
+    PT_RUN_TASK(W, sender_main, &c, &c.done, 1);
+}
+
+PT_MAIN("join", PT_WENTRY(sender_is_who_sent), PT_WENTRY(join_zero_timeout),
         PT_WENTRY(join_timeouts_leave_nothing),
         PT_ENTRY(join_timeouts_foreign_thread), PT_WENTRY(token_wrap),
         PT_ENTRY(fixed_node_id_restart))

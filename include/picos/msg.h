@@ -29,9 +29,9 @@ typedef struct pc_msg pc_msg;
 #define PC_MSG_TYPE_MAX 255
 
 /* New message of `type` (NULL means "") with a copy of `len` bytes at `data`
- * (data may be NULL when len is 0). The sender is the calling task or light
- * actor, or the nil ref outside them. Returns PC_OK and *out, PC_EINVAL (type
- * longer than PC_MSG_TYPE_MAX), or PC_ENOMEM. Any thread. */
+ * (data may be NULL when len is 0). Its sender is the calling task or light
+ * actor, or the nil ref outside them, until it is sent. Returns PC_OK and *out,
+ * PC_EINVAL (type longer than PC_MSG_TYPE_MAX), or PC_ENOMEM. Any thread. */
 pc_err pc_msg_new(pc_msg **out, const char *type, const void *data, size_t len);
 
 /* As pc_msg_new() for a NUL-terminated string payload (the NUL is not
@@ -71,7 +71,17 @@ const char *pc_msg_str(const pc_msg *m);
 /* The attached protobuf-c message (`ProtobufCMessage *`) or NULL. Read only. */
 const void *pc_msg_pb(const pc_msg *m);
 
-/* The task that made the message (the nil ref when made outside a task). */
+/* Who sent the message to you, as Akka's sender(): the task or light actor
+ * whose pc_send / pc_deliver put it in your mailbox — the same for a
+ * message that came from another node (the remote task that sent it). Each
+ * send from a task names that task, so a forwarded message names the
+ * forwarder, and an echo that hands a message back names the echo. A send
+ * from outside tasks (main(), a pool thread) keeps the message's previous
+ * sender (its creator's ref, nil for one made outside tasks). Messages the
+ * runtime sends name the proc they are about: DOWN/EXIT the proc that ended,
+ * a hot-swap offer the task that asked; channel fan-out keeps the
+ * publisher. A message shared by several holders is copied (its payload is
+ * not) when a send must change its sender. */
 pc_ref pc_msg_sender(const pc_msg *m);
 
 #ifdef __cplusplus
