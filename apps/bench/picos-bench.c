@@ -1505,10 +1505,8 @@ hb_run(result *r, const char *scheme)
     CHECK(pc_node_start(&o));
     CHECK(pc_sock_listen(&l, "127.0.0.1", 0, 5000));
     for (int w = 0; w < 2; w++)
-        CHECK(pc_spawn(
-            hb_accept, pc_sock_retain(l),
-            &(pc_spawn_opts){.worker = PC_WORKER(w), .flags = PC_TASK_DAEMON},
-            NULL));
+        CHECK(pc_spawn(hb_accept, pc_sock_retain(l),
+                       &(pc_spawn_opts){.worker = PC_WORKER(w)}, NULL));
     hb.wrk = g_quick ? "-t2 -c100 -d1s" : "-t2 -c100 -d5s";
     snprintf(cmd, sizeof cmd, "wrk %s %s://127.0.0.1:%u/ 2>&1", hb.wrk, scheme,
              (unsigned)pc_sock_port(l));
@@ -1522,8 +1520,10 @@ hb_run(result *r, const char *scheme)
         }
     }
     status = f ? pclose(f) : -1;
+    /* The node ends by itself: closing l ends the accept tasks, and wrk's
+     * exit the connection tasks. (pc_node_stop() would end them before
+     * they release their listener and socket references.) */
     pc_sock_close(&l);
-    pc_node_stop(); /* ends the accept and connection tasks */
     CHECK(pc_node_run());
     r->figure = rps > 0 ? rps : 0;
     if (rps < 0)
