@@ -1,27 +1,36 @@
 /* picos-bench — the runtime's figures, printed as one Markdown table.
  *
  * Each benchmark is a function that starts its own node with the worker
- * count it needs, runs a driver task that times only the measured part with
- * pc_now(), and stops the node again. The latency and throughput ones do this
- * three times (three node lifetimes) and keep the best run; the memory ones
- * run once and read the resident set from /proc/self/statm before and after.
+ * count it needs, runs a driver task that times the measured part with
+ * pc_now(), and stops the node again. It runs once per process, and nothing
+ * is warmed up first: the anchors the table is compared with (Erlang, CAF,
+ * pycos) were measured running once in a fresh process, so a figure here is
+ * a cold start too, with the allocator, the page tables and the caches as a
+ * new process finds them. Where they allocate a message per send, so do the
+ * rows compared with them; the zero-allocation variants are rows of their
+ * own, labelled so.
  *
- * By default every benchmark runs in a forked child: a crash or a hang (each
- * child has an alarm) becomes a row saying so instead of ending the table,
- * and the memory figures are not blurred by what earlier benchmarks left in
- * the allocator. The child hands its figure back through a pipe; the parent
- * prints the table at the end. --no-fork runs everything in-process, which is
- * what you want under perf or callgrind.
+ * The table is made by a parent that runs no benchmark itself: for each row
+ * it re-executes this program (/proc/self/exe --row NAME) --samples times
+ * (3, or 1 with --quick) and prints the median sample; the note lists every
+ * sample. A crash or a hang (each child has an alarm) becomes a row saying
+ * so instead of ending the table. The child hands its result back through a
+ * pipe (--result-fd); run by hand, `picos-bench --row NAME` prints it.
+ * --no-fork runs every row once in this process instead, which is what you
+ * want under perf or callgrind (later rows then start warm).
  *
  * Driver tasks hand results back through file-static structs: the node's
- * threads are joined by pc_node_run() before main() reads them. A failed
- * picos call ends the process with a message (the child's exit status then
- * marks the row as failed); the exit status is 0 when every benchmark ran,
- * whether or not it met its target.
+ * threads are joined by pc_node_run() before the benchmark function reads
+ * them. A failed picos call ends the process with a message (the child's
+ * exit status then marks the row as failed); the exit status is 0 when every
+ * benchmark ran, whether or not it met its target.
  */
 #define _XOPEN_SOURCE 700
 
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -31,13 +40,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "picos/picos.h"
 
-#define RUNS 3 /* node lifetimes per timed benchmark; the best is kept */
+#define MAX_SAMPLES 15
 
 static int g_quick;   /* --quick: small sizes */
 static int g_workers; /* --workers N: 0 means each benchmark's default */
@@ -60,12 +71,21 @@ fail(const char *what, int rc)
             fail(#call, rc_);                                                  \
     } while (0)
 
+/* A failed system call outside picos (the TCP floor, the certificates). */
+static void
+sys_fail(const char *what)
+{
+    fprintf(stderr, "picos-bench: %s: %s\n", what, strerror(errno));
+    _exit(2);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Results                                                                  */
 
 typedef struct result {
     double figure;
-    char note[480];
+    char shown[64]; /* the figure cell, when the row wants more than figure */
+    char note[640];
 } result;
 
 static void note(result *r, const char *fmt, ...)
@@ -99,27 +119,6 @@ count_str(long n, char *buf)
     return buf;
 }
 
-static double
-min_of(const double *t, int n)
-{
-    double m = t[0];
-
-    for (int i = 1; i < n; i++)
-        if (t[i] < m)
-            m = t[i];
-    return m;
-}
-
-/* Adds "runs: a / b / c unit" (each run scaled by `scale`) to the note. */
-static void
-note_runs(result *r, const double *t, double scale, const char *unit)
-{
-    note(r, "; runs:");
-    for (int i = 0; i < RUNS; i++)
-        note(r, "%s %.4g", i ? " /" : "", t[i] * scale);
-    note(r, " %s", unit);
-}
-
 static long
 rss_bytes(void)
 {
@@ -143,9 +142,26 @@ peak_rss_mb(void)
     return ru.ru_maxrss / 1024.0; /* ru_maxrss is in KiB on Linux */
 }
 
-/* Start a node of `workers` workers, run fn(arg) on worker `on` as the
- * driver, and return when every non-daemon task has ended. */
+/* The driver's clock: it brackets the measured part with clock_start()
+ * and clock_stop(); run_node() returns the time between them. */
+static double g_t0, g_secs;
+
 static void
+clock_start(void)
+{
+    g_t0 = pc_now();
+}
+
+static void
+clock_stop(void)
+{
+    g_secs = pc_now() - g_t0;
+}
+
+/* Start a node of `workers` workers, run fn(arg) on worker `on` as the
+ * driver, and return when every non-daemon task has ended: the seconds the
+ * driver's clock measured (0 if it used none). */
+static double
 run_node(int workers, int on, pc_task_fn fn, void *arg)
 {
     pc_node_opts o = {0};
@@ -154,9 +170,11 @@ run_node(int workers, int on, pc_task_fn fn, void *arg)
     o.workers = workers;
     so.worker = PC_WORKER(on);
     so.name = "driver";
+    g_secs = 0;
     CHECK(pc_node_start(&o));
     CHECK(pc_spawn(fn, arg, &so, NULL));
     CHECK(pc_node_run());
+    return g_secs;
 }
 
 /* Receive one message and drop it (a "done" notice). */
@@ -170,67 +188,168 @@ recv_one(void)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Ping-pong: the echo sends the very message it received back; it owns it. */
+/* Ping-pong and ring: a token carrying an 8-byte count goes from task to
+ * task. "New message" rows do what the anchors do: each hop frees the
+ * message it received and sends a new one with the count + 1, which the
+ * driver checks at the end. "Bounce" rows hand the very message received on
+ * (pc_send of a message the task owns): no allocation at all. */
+
+static long
+take_count(pc_msg **m)
+{
+    long v;
+    size_t len;
+    const void *d = pc_msg_data(*m, &len);
+
+    if (len != sizeof v)
+        fail("token: unexpected message", PC_EPROTO);
+    memcpy(&v, d, sizeof v);
+    pc_msg_free(m);
+    return v;
+}
+
+/* Hand the token *m on to `to`: a new message (count + 1) or the same. */
+static void
+pass_on(pc_ref to, pc_msg **m, bool fresh)
+{
+    if (fresh) {
+        long v = take_count(m) + 1;
+        CHECK(pc_send_data(to, "token", &v, sizeof v));
+    } else {
+        CHECK(pc_send(to, m));
+    }
+}
 
 static struct {
-    long n, warm;
-    double secs;
+    long n;
+    bool fresh;
 } pp;
 
 static pc_msg *
 pp_echo(void *arg)
 {
     (void)arg;
-    for (long i = 0; i < pp.warm + pp.n; i++) {
+    for (long i = 0; i < pp.n; i++) {
         pc_msg *m;
         CHECK(pc_recv(&m, -1));
-        CHECK(pc_send(pc_msg_sender(m), &m));
+        pass_on(pc_msg_sender(m), &m, pp.fresh);
     }
     return NULL;
-}
-
-static void
-pp_rounds(pc_ref echo, pc_msg **m, long n)
-{
-    for (long i = 0; i < n; i++) {
-        CHECK(pc_send(echo, m));
-        CHECK(pc_recv(m, -1));
-    }
 }
 
 static pc_msg *
 pp_driver(void *arg)
 {
+    long zero = 0;
     pc_ref echo;
-    pc_msg *m;
+    pc_msg *m = NULL;
 
     (void)arg;
     CHECK(pc_spawn(pp_echo, NULL, NULL, &echo));
-    CHECK(pc_msg_new(&m, "ping", NULL, 0));
-    pp_rounds(echo, &m, pp.warm);
-    double t0 = pc_now();
-    pp_rounds(echo, &m, pp.n);
-    pp.secs = pc_now() - t0;
+    if (!pp.fresh)
+        CHECK(pc_msg_new(&m, "token", &zero, sizeof zero));
+    clock_start();
+    for (long i = 0; i < pp.n; i++) {
+        if (pp.fresh)
+            CHECK(pc_send_data(echo, "token", &i, sizeof i));
+        else
+            CHECK(pc_send(echo, &m));
+        CHECK(pc_recv(&m, -1));
+        if (pp.fresh && take_count(&m) != i + 1)
+            fail("ping-pong: wrong count", PC_EPROTO);
+    }
+    clock_stop();
     pc_msg_free(&m);
     return NULL;
 }
 
 static void
-bench_pingpong(result *r)
+bench_pingpong(result *r, int fresh)
 {
-    double t[RUNS];
     char b[32];
 
     pp.n = SIZE(1000000, 20000);
-    pp.warm = pp.n / 100;
-    for (int k = 0; k < RUNS; k++) {
-        run_node(1, 0, pp_driver, NULL);
-        t[k] = pp.secs / pp.n;
-    }
-    r->figure = min_of(t, RUNS) * 1e6;
-    note(r, "%s round trips, the echo returns the received message",
+    pp.fresh = fresh;
+    r->figure = run_node(1, 0, pp_driver, NULL) / pp.n * 1e6;
+    note(r,
+         "2 tasks on 1 worker, %s; %s round trips, timed from the first "
+         "send",
+         fresh ? "a new 8-byte message each way (pc_send_data), the "
+                 "received one freed"
+               : "one 8-byte message sent back and forth with pc_send, "
+                 "no allocation",
          count_str(pp.n, b));
-    note_runs(r, t, 1e6, "µs");
+}
+
+/* Ring: task i passes the token to task i+1; the driver is task 0. */
+
+static struct {
+    int n;
+    long rounds;
+    bool fresh;
+    pc_ref *refs;
+} rg;
+
+static pc_msg *
+ring_member(void *arg)
+{
+    const pc_ref *next = arg; /* read after the first token: all spawned */
+
+    for (long r = 0; r < rg.rounds; r++) {
+        pc_msg *m;
+        CHECK(pc_recv(&m, -1));
+        pass_on(*next, &m, rg.fresh);
+    }
+    return NULL;
+}
+
+static pc_msg *
+ring_driver(void *arg)
+{
+    long zero = 0;
+    pc_msg *m;
+
+    (void)arg;
+    rg.refs = calloc((size_t)rg.n, sizeof *rg.refs);
+    if (!rg.refs)
+        fail("calloc", PC_ENOMEM);
+    rg.refs[0] = pc_self();
+    for (int i = rg.n - 1; i >= 1; i--)
+        CHECK(
+            pc_spawn(ring_member, &rg.refs[(i + 1) % rg.n], NULL, &rg.refs[i]));
+    CHECK(pc_msg_new(&m, "token", &zero, sizeof zero));
+    clock_start();
+    for (long r = 0; r < rg.rounds; r++) {
+        pass_on(rg.refs[1], &m, rg.fresh);
+        CHECK(pc_recv(&m, -1));
+    }
+    clock_stop();
+    /* Fresh: each of the hops added one. */
+    if (rg.fresh && take_count(&m) != rg.rounds * rg.n)
+        fail("ring: wrong count", PC_EPROTO);
+    pc_msg_free(&m);
+    free(rg.refs);
+    return NULL;
+}
+
+static void
+bench_ring(result *r, int fresh)
+{
+    char b1[32], b2[32], b3[32];
+
+    rg.n = 1000;
+    rg.rounds = SIZE(1000, 20);
+    rg.fresh = fresh;
+    long hops = rg.n * rg.rounds;
+    r->figure = run_node(1, 0, ring_driver, NULL) / (double)hops * 1e6;
+    note(r,
+         "%s tasks on 1 worker, spawned before the clock starts; each %s "
+         "to the next; %s rounds = %s hops, timed from the first send",
+         count_str(rg.n, b1),
+         fresh ? "receives the token, frees it and sends a new 8-byte one"
+               : "passes on the one 8-byte message it received (pc_send, no "
+                 "allocation)",
+         count_str(rg.rounds, b2), count_str(hops, b3));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -239,10 +358,9 @@ bench_pingpong(result *r)
  * over and every acquire after it waits: two hand-offs per driver round. */
 
 static struct {
-    long n, warm;
+    long n;
     pc_lock *l;
     bool stop; /* read and written under the lock */
-    double secs;
 } lk;
 
 static pc_msg *
@@ -255,15 +373,6 @@ lk_peer(void *arg)
         CHECK(pc_lock_release(lk.l));
         if (stop)
             return NULL;
-    }
-}
-
-static void
-lk_rounds(long n)
-{
-    for (long i = 0; i < n; i++) {
-        CHECK(pc_lock_release(lk.l));
-        CHECK(pc_lock_acquire(lk.l, -1));
     }
 }
 
@@ -280,10 +389,12 @@ lk_driver(void *arg)
     CHECK(pc_lock_acquire(lk.l, 0));
     CHECK(pc_spawn(lk_peer, NULL, &so, &peer));
     CHECK(pc_yield()); /* the peer runs and queues on the lock */
-    lk_rounds(lk.warm);
-    double t0 = pc_now();
-    lk_rounds(lk.n);
-    lk.secs = pc_now() - t0;
+    clock_start();
+    for (long i = 0; i < lk.n; i++) {
+        CHECK(pc_lock_release(lk.l));
+        CHECK(pc_lock_acquire(lk.l, -1));
+    }
+    clock_stop();
     lk.stop = true;
     CHECK(pc_lock_release(lk.l)); /* to the peer, which then ends */
     CHECK(pc_task_join(peer, -1, NULL));
@@ -292,120 +403,37 @@ lk_driver(void *arg)
 }
 
 static void
-bench_lock_handoff(result *r)
+bench_lock_handoff(result *r, int unused)
 {
-    double t[RUNS];
     char b[32];
 
+    (void)unused;
     lk.n = SIZE(1000000, 20000);
-    lk.warm = lk.n / 100;
-    for (int k = 0; k < RUNS; k++) {
-        run_node(1, 0, lk_driver, NULL);
-        t[k] = lk.secs / (2.0 * (double)lk.n);
-    }
-    r->figure = min_of(t, RUNS) * 1e6;
-    note(r, "%s hand-offs, each release to the task queued on the lock",
+    r->figure = run_node(1, 0, lk_driver, NULL) / (2.0 * (double)lk.n) * 1e6;
+    note(r,
+         "2 tasks on 1 worker, one pc_lock; %s hand-offs, each release to "
+         "the task queued on the lock",
          count_str(2 * lk.n, b));
-    note_runs(r, t, 1e6, "µs");
-}
-
-/* ------------------------------------------------------------------------ */
-/* Ring: task i forwards the token to task i+1; the driver is task 0. The
- * same message goes all the way round. Round 0 is a warm-up (first run of
- * every task). */
-
-static struct {
-    int n;
-    long rounds;
-    pc_ref *refs;
-    double secs;
-} rg;
-
-static pc_msg *
-ring_member(void *arg)
-{
-    const pc_ref *next = arg; /* read after the first token: all spawned */
-
-    for (long r = 0; r <= rg.rounds; r++) {
-        pc_msg *m;
-        CHECK(pc_recv(&m, -1));
-        CHECK(pc_send(*next, &m));
-    }
-    return NULL;
-}
-
-static pc_msg *
-ring_driver(void *arg)
-{
-    pc_msg *m;
-    double t0 = 0;
-
-    (void)arg;
-    rg.refs = calloc((size_t)rg.n, sizeof *rg.refs);
-    if (!rg.refs)
-        fail("calloc", PC_ENOMEM);
-    rg.refs[0] = pc_self();
-    for (int i = rg.n - 1; i >= 1; i--)
-        CHECK(
-            pc_spawn(ring_member, &rg.refs[(i + 1) % rg.n], NULL, &rg.refs[i]));
-    CHECK(pc_msg_new(&m, "token", NULL, 0));
-    for (long r = 0; r <= rg.rounds; r++) {
-        if (r == 1)
-            t0 = pc_now();
-        CHECK(pc_send(rg.refs[1], &m));
-        CHECK(pc_recv(&m, -1));
-    }
-    rg.secs = pc_now() - t0;
-    pc_msg_free(&m);
-    free(rg.refs);
-    return NULL;
-}
-
-static void
-bench_ring(result *r)
-{
-    double t[RUNS];
-    char b1[32], b2[32];
-
-    rg.n = 1000;
-    rg.rounds = SIZE(1000, 20);
-    long hops = rg.n * rg.rounds;
-    for (int k = 0; k < RUNS; k++) {
-        run_node(1, 0, ring_driver, NULL);
-        t[k] = rg.secs / (double)hops;
-    }
-    r->figure = min_of(t, RUNS) * 1e6;
-    note(r, "%s tasks, %s hops", count_str(rg.n, b1), count_str(hops, b2));
-    note_runs(r, t, 1e6, "µs");
 }
 
 /* ------------------------------------------------------------------------ */
 /* Spawn + exit: the driver spawns all N before any runs (W=1: they run when
- * it blocks); the last one to end tells it. Light actors are each sent a
- * fresh message and stop on it. */
+ * it blocks), then receives the N messages they send it, as the Erlang
+ * anchor does (spawn(fun() -> Parent ! done end), N times, then N
+ * receives). Light actors are each sent a new message and, on it, send the
+ * driver one and stop. */
 
 static struct {
     long n;
     bool actors;
-    atomic_long ended;
     pc_ref driver;
-    double secs;
 } sp;
-
-/* Called once by each task or actor as it ends. */
-static void
-sp_ended(void)
-{
-    if (atomic_fetch_add_explicit(&sp.ended, 1, memory_order_relaxed) + 1 ==
-        sp.n)
-        CHECK(pc_send_data(sp.driver, "done", NULL, 0));
-}
 
 static pc_msg *
 sp_task(void *arg)
 {
     (void)arg;
-    sp_ended();
+    CHECK(pc_send_data(sp.driver, "done", NULL, 0));
     return NULL;
 }
 
@@ -414,7 +442,7 @@ sp_actor(void *state, pc_msg *msg)
 {
     (void)state;
     (void)msg;
-    sp_ended();
+    CHECK(pc_send_data(sp.driver, "done", NULL, 0));
     return PC_ACTOR_STOP;
 }
 
@@ -422,9 +450,8 @@ static pc_msg *
 sp_driver(void *arg)
 {
     (void)arg;
-    atomic_store(&sp.ended, 0);
     sp.driver = pc_self();
-    double t0 = pc_now();
+    clock_start();
     for (long i = 0; i < sp.n; i++) {
         if (sp.actors) {
             pc_ref a;
@@ -434,41 +461,37 @@ sp_driver(void *arg)
             CHECK(pc_spawn(sp_task, NULL, NULL, NULL));
         }
     }
-    recv_one();
-    sp.secs = pc_now() - t0;
+    for (long i = 0; i < sp.n; i++)
+        recv_one();
+    clock_stop();
     return NULL;
 }
 
 static void
-spawn_bench(result *r, bool actors)
+bench_spawn(result *r, int actors)
 {
-    double t[RUNS];
     char b[32];
 
     sp.n = SIZE(1000000, 20000);
     sp.actors = actors;
-    for (int k = 0; k < RUNS; k++) {
-        run_node(1, 0, sp_driver, NULL);
-        t[k] = sp.secs;
-    }
-    r->figure = min_of(t, RUNS) * 1e6 / sp.n; /* s per 1M */
-    note(r, "%s %s%s; peak RSS %.0f MiB", count_str(sp.n, b),
-         actors ? "actors, one new message each"
-                : "tasks, all spawned before the first runs",
-         g_quick ? " (scaled to 1M)" : "", peak_rss_mb());
-    note_runs(r, t, 1e3, "ms");
-}
-
-static void
-bench_spawn_tasks(result *r)
-{
-    spawn_bench(r, false);
-}
-
-static void
-bench_spawn_actors(result *r)
-{
-    spawn_bench(r, true);
+    r->figure = run_node(1, 0, sp_driver, NULL) * 1e6 / sp.n; /* s per 1M */
+    count_str(sp.n, b);
+    if (actors)
+        note(r,
+             "1 worker; the driver spawns %s light actors (pc_actor_spawn) "
+             "and sends each a new empty message; each, on it, sends the "
+             "driver a new empty message and stops; the driver receives all "
+             "%s; timed from the first spawn to the last receive",
+             b, b);
+    else
+        note(r,
+             "1 worker; the driver spawns %s tasks (pc_spawn, default "
+             "stacks), none runs before the last is spawned; each sends the "
+             "driver a new empty message and returns; the driver receives "
+             "all %s; timed from the first spawn to the last receive",
+             b, b);
+    note(r, "%s; peak RSS %.0f MiB", g_quick ? " (scaled to 1M)" : "",
+         peak_rss_mb());
 }
 
 /* ------------------------------------------------------------------------ */
@@ -509,15 +532,19 @@ rss_actors_driver(void *arg)
 }
 
 static void
-bench_rss_actors(result *r)
+bench_rss_actors(result *r, int unused)
 {
     char b[32];
 
+    (void)unused;
     rs.n = SIZE(1000000, 20000);
     run_node(1, 0, rss_actors_driver, NULL);
     double delta = (double)(rs.after - rs.before);
     r->figure = delta * (1e6 / rs.n) / (1024.0 * 1024.0); /* MiB per 1M */
-    note(r, "%s actors: RSS %.1f -> %.1f MiB, %.0f bytes per actor%s",
+    note(r,
+         "1 worker; %s light actors spawned (pc_actor_spawn, no message "
+         "yet), all alive; process RSS %.1f -> %.1f MiB, %.0f bytes per "
+         "actor%s",
          count_str(rs.n, b), rs.before / 1048576.0, rs.after / 1048576.0,
          delta / rs.n, g_quick ? " (scaled to 1M)" : "");
 }
@@ -554,29 +581,20 @@ rss_tasks_driver(void *arg)
 }
 
 static void
-rss_tasks(result *r, unsigned flags)
+bench_rss_tasks(result *r, int flags)
 {
     char b[32];
 
     rs.n = SIZE(100000, 10000);
-    rs.flags = flags;
+    rs.flags = (unsigned)flags;
     run_node(1, 0, rss_tasks_driver, NULL);
     double delta = (double)(rs.after - rs.before);
     r->figure = delta / rs.n / 1024.0;
-    note(r, "%s tasks in pc_recv(): RSS %.1f -> %.1f MiB", count_str(rs.n, b),
+    note(r,
+         "1 worker; %s tasks (pc_spawn%s), each blocked in pc_recv(); "
+         "process RSS %.1f -> %.1f MiB",
+         count_str(rs.n, b), flags ? ", PC_TASK_SMALL" : ", default stacks",
          rs.before / 1048576.0, rs.after / 1048576.0);
-}
-
-static void
-bench_rss_tasks(result *r)
-{
-    rss_tasks(r, 0);
-}
-
-static void
-bench_rss_tasks_small(result *r)
-{
-    rss_tasks(r, PC_TASK_SMALL);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -601,7 +619,6 @@ static struct {
     long per_sender;
     pc_ref receiver;
     atomic_long sent, received;
-    double secs;
 } mb;
 
 static pc_msg *
@@ -638,7 +655,7 @@ mb_receiver(void *arg)
     atomic_store(&mb.received, 0);
     mb.receiver = pc_self();
     o.worker = PC_WORKER(mb.workers - 1); /* W=2: the other worker */
-    double t0 = pc_now();
+    clock_start();
     for (int i = 0; i < mb.senders; i++)
         CHECK(pc_spawn(mb_sender, (void *)(intptr_t)i, &o, NULL));
     for (long got = 0; got < total; got++) {
@@ -657,46 +674,32 @@ mb_receiver(void *arg)
         if (got % 1024 == 0)
             atomic_store_explicit(&mb.received, got, memory_order_relaxed);
     }
-    mb.secs = pc_now() - t0;
+    clock_stop();
     free(next);
     return NULL;
 }
 
 static void
-mailbox(result *r, int workers)
+bench_mailbox(result *r, int workers)
 {
-    double t[RUNS];
-    char b[32];
+    char b1[32], b2[32];
 
     mb.senders = 100;
     mb.per_sender = SIZE(50000, 1000);
     mb.workers = workers;
     long total = mb.senders * mb.per_sender;
-    for (int k = 0; k < RUNS; k++) {
-        run_node(workers, 0, mb_receiver, NULL);
-        t[k] = mb.secs;
-    }
-    r->figure = total / min_of(t, RUNS) / 1e6;
-    note(r, "100 senders x %s messages (new 16-byte message each)%s",
-         count_str(mb.per_sender, b),
-         workers > 1 ? ", senders on worker 1, receiver on worker 0" : "");
-    note_runs(r, t, 1e3, "ms");
-}
-
-static void
-bench_mailbox_w1(result *r)
-{
-    mailbox(r, 1);
-}
-
-static void
-bench_mailbox_w2(result *r)
-{
-    mailbox(r, 2);
+    r->figure = total / run_node(workers, 0, mb_receiver, NULL) / 1e6;
+    note(r,
+         "%d worker%s; 100 sender tasks%s each send %s new 16-byte messages "
+         "(pc_send_data), yielding every %d; 1 receiver task%s takes all %s "
+         "and checks per-sender order; timed from the first spawn",
+         workers, workers > 1 ? "s" : "", workers > 1 ? " on worker 1" : "",
+         count_str(mb.per_sender, b1), MB_BATCH,
+         workers > 1 ? " on worker 0" : "", count_str(total, b2));
 }
 
 /* ------------------------------------------------------------------------ */
-/* Parallel CPU work: 2 x 32 equal tasks placed round-robin (PC_WORKER_ANY). */
+/* Parallel CPU work: 64 equal tasks placed round-robin (PC_WORKER_ANY). */
 
 static struct {
     int tasks;
@@ -704,7 +707,6 @@ static struct {
     atomic_long done;
     atomic_ulong sink; /* keeps the work from being optimised away */
     pc_ref driver;
-    double secs;
 } par;
 
 static uint64_t
@@ -740,11 +742,11 @@ par_driver(void *arg)
     o.worker = PC_WORKER_ANY;
     atomic_store(&par.done, 0);
     par.driver = pc_self();
-    double t0 = pc_now();
+    clock_start();
     for (int i = 0; i < par.tasks; i++)
         CHECK(pc_spawn(par_worker, (void *)(intptr_t)i, &o, NULL));
     recv_one();
-    par.secs = pc_now() - t0;
+    clock_stop();
     return NULL;
 }
 
@@ -779,32 +781,25 @@ par_threads(int n)
 }
 
 static void
-bench_parallel(result *r)
+bench_parallel(result *r, int unused)
 {
     int w = g_workers ? g_workers : 2;
-    double t1[RUNS], tw[RUNS];
     char b[32];
 
+    (void)unused;
     par.tasks = 64;
     par.iters = SIZE(2000000, 50000);
-    for (int k = 0; k < RUNS; k++) {
-        run_node(1, 0, par_driver, NULL);
-        t1[k] = par.secs;
-        run_node(w, 0, par_driver, NULL);
-        tw[k] = par.secs;
-    }
-    double best1 = min_of(t1, RUNS), bestw = min_of(tw, RUNS);
-    r->figure = best1 / bestw;
-    note(r, "%d tasks x %s xorshift steps: W=1 %.1f ms, W=%d %.1f ms",
-         par.tasks, count_str(par.iters, b), best1 * 1e3, w, bestw * 1e3);
-    for (int k = 0; k < RUNS; k++) {
-        t1[k] = par_threads(1);
-        tw[k] = par_threads(w);
-    }
-    note(r, "; the same work on %d plain threads, now: %.2f×", w,
-         min_of(t1, RUNS) / min_of(tw, RUNS));
+    double t1 = run_node(1, 0, par_driver, NULL);
+    double tw = run_node(w, 0, par_driver, NULL);
+    r->figure = t1 / tw;
+    note(r,
+         "%d tasks x %s xorshift steps, spread with PC_WORKER_ANY: W=1 %.1f "
+         "ms, then W=%d %.1f ms (two nodes, one after the other)",
+         par.tasks, count_str(par.iters, b), t1 * 1e3, w, tw * 1e3);
+    t1 = par_threads(1);
+    tw = par_threads(w);
+    note(r, "; the same work on 1 vs %d plain threads, now: %.2f×", w, t1 / tw);
 }
-
 /* ------------------------------------------------------------------------ */
 /* Savina micro set. Messages carry a small struct; the kind says what it
  * is. Actor-based benchmarks use light actors, the others tasks. Workers: 1
@@ -899,29 +894,15 @@ static struct {
     pc_ref *refs; /* one per actor or task */
     void *state;  /* one state struct per actor */
     atomic_long count;
-    double secs;
 } sv;
 
-/* Run driver `fn` RUNS times; the figure is the best time in ms. The refs
- * and actor states live outside the nodes, so nothing is freed while an
- * actor or task may still use it. */
+/* Take k "done" notices, then stop the clock. */
 static void
-sv_run(result *r, pc_task_fn fn, size_t state_size)
+sv_finish(int k)
 {
-    double t[RUNS];
-
-    sv.refs = calloc((size_t)sv.actors + 1, sizeof *sv.refs);
-    sv.state = calloc((size_t)sv.actors + 1, state_size ? state_size : 1);
-    if (!sv.refs || !sv.state)
-        fail("calloc", PC_ENOMEM);
-    for (int k = 0; k < RUNS; k++) {
-        run_node(sv_workers(), 0, fn, NULL);
-        t[k] = sv.secs;
-    }
-    free(sv.refs);
-    free(sv.state);
-    r->figure = min_of(t, RUNS) * 1e3;
-    note_runs(r, t, 1e3, "ms");
+    for (int i = 0; i < k; i++)
+        (void)sv_recv();
+    clock_stop();
 }
 
 /* PingPong: two tasks, a new message each way. */
@@ -948,25 +929,15 @@ svpp_driver(void *arg)
     o.worker = PC_WORKER(sv_workers() > 1 ? 1 : 0);
     sv.driver = pc_self();
     CHECK(pc_spawn(svpp_pong, NULL, &o, &pong));
-    double t0 = pc_now();
+    clock_start();
     for (long i = 0; i < sv.n; i++) {
         sv_send(pong, K_PING, 0, i);
         if (sv_recv().value != i)
             fail("savina pingpong: wrong pong", PC_EPROTO);
     }
-    sv.secs = pc_now() - t0;
+    clock_stop();
     sv_send(pong, K_STOP, 0, 0);
     return NULL;
-}
-
-static void
-bench_sv_pingpong(result *r)
-{
-    char b[32];
-
-    sv.n = SIZE(40000, 4000);
-    note(r, "%s pings", count_str(sv.n, b));
-    sv_run(r, svpp_driver, 0);
 }
 
 /* Counting: a producer actor sends N increments to a counter actor, then
@@ -1014,21 +985,10 @@ svc_driver(void *arg)
     sv.driver = pc_self();
     CHECK(pc_actor_spawn(svc_counter, &count, NULL, &o, &sv.a));
     CHECK(pc_actor_spawn(svc_producer, NULL, NULL, &o, &sv.b));
-    double t0 = pc_now();
+    clock_start();
     sv_send(sv.b, K_START, 0, 0);
-    (void)sv_recv();
-    sv.secs = pc_now() - t0;
+    sv_finish(1);
     return NULL;
-}
-
-static void
-bench_sv_counting(result *r)
-{
-    char b[32];
-
-    sv.n = SIZE(1000000, 20000);
-    note(r, "%s messages to a counter actor", count_str(sv.n, b));
-    sv_run(r, svc_driver, 0);
 }
 
 /* ThreadRing: a token with a count goes round a ring of tasks, one hop per
@@ -1064,22 +1024,10 @@ svtr_driver(void *arg)
     for (int i = sv.actors - 1; i >= 0; i--)
         CHECK(pc_spawn(svtr_member, &sv.refs[(i + 1) % sv.actors], &o,
                        &sv.refs[i]));
-    double t0 = pc_now();
+    clock_start();
     sv_send(sv.refs[0], K_PING, 0, sv.n);
-    (void)sv_recv();
-    sv.secs = pc_now() - t0;
+    sv_finish(1);
     return NULL; /* the ring still reads sv.refs while STOP goes round */
-}
-
-static void
-bench_sv_threadring(result *r)
-{
-    char b[32];
-
-    sv.actors = 100;
-    sv.n = SIZE(100000, 10000);
-    note(r, "100 tasks, %s token passes", count_str(sv.n, b));
-    sv_run(r, svtr_driver, 0);
 }
 
 /* Fork-join throughput: the driver sends N messages to each of K actors;
@@ -1114,25 +1062,12 @@ svfjt_driver(void *arg)
     sv.driver = pc_self();
     for (int a = 0; a < sv.actors; a++)
         CHECK(pc_actor_spawn(svfjt_actor, &st[a], NULL, &o, &sv.refs[a]));
-    double t0 = pc_now();
+    clock_start();
     for (long i = 0; i < sv.n; i++)
         for (int a = 0; a < sv.actors; a++)
             sv_send(sv.refs[a], K_WORK, 0, i);
-    for (int a = 0; a < sv.actors; a++)
-        (void)sv_recv();
-    sv.secs = pc_now() - t0;
+    sv_finish(sv.actors);
     return NULL;
-}
-
-static void
-bench_sv_fjthroughput(result *r)
-{
-    char b[32];
-
-    sv.actors = 60;
-    sv.n = SIZE(10000, 1000);
-    note(r, "60 actors x %s messages", count_str(sv.n, b));
-    sv_run(r, svfjt_driver, sizeof(fj_state));
 }
 
 /* Fork-join creation: N actors, each created, sent one message, ending on
@@ -1159,25 +1094,14 @@ svfjc_driver(void *arg)
     (void)arg;
     sv.driver = pc_self();
     atomic_store(&sv.count, 0);
-    double t0 = pc_now();
+    clock_start();
     for (long i = 0; i < sv.n; i++) {
         pc_ref a;
         CHECK(pc_actor_spawn(svfjc_actor, NULL, NULL, &o, &a));
         sv_send(a, K_WORK, 0, i);
     }
-    (void)sv_recv();
-    sv.secs = pc_now() - t0;
+    sv_finish(1);
     return NULL;
-}
-
-static void
-bench_sv_fjcreation(result *r)
-{
-    char b[32];
-
-    sv.n = SIZE(40000, 4000);
-    note(r, "%s actors", count_str(sv.n, b));
-    sv_run(r, svfjc_driver, 0);
 }
 
 /* Big: each actor pings a random peer and waits for its pong before the
@@ -1243,27 +1167,77 @@ svbig_driver(void *arg)
         st[a].rng = 0x2545F4914F6CDD1Dull * (uint64_t)(a + 1);
         CHECK(pc_actor_spawn(svbig_actor, &st[a], NULL, &o, &sv.refs[a]));
     }
-    double t0 = pc_now();
+    clock_start();
     for (int a = 0; a < sv.actors; a++)
         sv_send(sv.refs[a], K_START, 0, 0);
-    for (int a = 0; a < sv.actors; a++)
-        (void)sv_recv();
-    sv.secs = pc_now() - t0;
+    sv_finish(sv.actors);
     /* No ping is in flight once all are done: each had one at most. */
     for (int a = 0; a < sv.actors; a++)
         sv_send(sv.refs[a], K_STOP, 0, 0);
     return NULL;
 }
 
+/* The Savina rows: each runs its driver once; the figure is its time in
+ * ms. The refs and actor states live outside the node, so nothing is freed
+ * while an actor or task may still use it. */
+
+enum {
+    SV_PINGPONG,
+    SV_COUNTING,
+    SV_THREADRING,
+    SV_FJ_THROUGHPUT,
+    SV_FJ_CREATION,
+    SV_BIG
+};
+
+static const struct sv_def {
+    pc_task_fn driver;
+    size_t state_size; /* per actor */
+    int actors;
+    long n, n_quick;
+    const char *what, *per; /* the note: "what; n per" */
+} sv_defs[] = {
+    [SV_PINGPONG] = {svpp_driver, 0, 0, 40000, 4000,
+                     "2 tasks (the pong task on worker 1 when W > 1), a new "
+                     "16-byte message each way",
+                     "pings"},
+    [SV_COUNTING] = {svc_driver, 0, 0, 1000000, 20000,
+                     "a producer light actor sends a counter light actor new "
+                     "16-byte messages, then asks for the count",
+                     "messages"},
+    [SV_THREADRING] = {svtr_driver, 0, 100, 100000, 10000,
+                       "100 tasks in a ring, a new 16-byte token per pass",
+                       "passes"},
+    [SV_FJ_THROUGHPUT] = {svfjt_driver, sizeof(fj_state), 60, 10000, 1000,
+                          "the driver sends each of 60 light actors new "
+                          "16-byte messages, 8 LCG steps per message",
+                          "messages to each"},
+    [SV_FJ_CREATION] = {svfjc_driver, 0, 0, 40000, 4000,
+                        "light actors, each spawned, sent one new 16-byte "
+                        "message and ending on it",
+                        "actors"},
+    [SV_BIG] = {svbig_driver, sizeof(big_state), 120, 20000, 1000,
+                "120 light actors, each pings a random peer and waits for "
+                "its pong; new 16-byte messages",
+                "pings each"},
+};
+
 static void
-bench_sv_big(result *r)
+bench_savina(result *r, int which)
 {
+    const struct sv_def *d = &sv_defs[which];
     char b[32];
 
-    sv.actors = 120;
-    sv.n = SIZE(20000, 1000);
-    note(r, "120 actors x %s pings to random peers", count_str(sv.n, b));
-    sv_run(r, svbig_driver, sizeof(big_state));
+    sv.actors = d->actors;
+    sv.n = SIZE(d->n, d->n_quick);
+    sv.refs = calloc((size_t)sv.actors + 1, sizeof *sv.refs);
+    sv.state = calloc((size_t)sv.actors + 1, d->state_size ? d->state_size : 1);
+    if (!sv.refs || !sv.state)
+        fail("calloc", PC_ENOMEM);
+    r->figure = run_node(sv_workers(), 0, d->driver, NULL) * 1e3;
+    free(sv.refs);
+    free(sv.state);
+    note(r, "%s; %s %s", d->what, count_str(sv.n, b), d->per);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1273,25 +1247,13 @@ bench_sv_big(result *r)
  * ends). */
 
 static struct {
-    long n, warm;
-    double secs;
+    long n;
 } tp;
 
 static void *
 tp_fn(void *arg)
 {
     return arg;
-}
-
-static void
-tp_rounds(pc_pool *pool, long n)
-{
-    for (long i = 0; i < n; i++) {
-        void *res = NULL;
-        CHECK(pc_pool_run(pool, tp_fn, (void *)(intptr_t)(i + 1), -1, &res));
-        if (res != (void *)(intptr_t)(i + 1))
-            fail("pc_pool_run: wrong result", PC_EPROTO);
-    }
 }
 
 static pc_msg *
@@ -1301,30 +1263,30 @@ tp_driver(void *arg)
 
     (void)arg;
     CHECK(pc_pool_new(&pool, 1));
-    tp_rounds(pool, tp.warm);
-    double t0 = pc_now();
-    tp_rounds(pool, tp.n);
-    tp.secs = pc_now() - t0;
+    clock_start();
+    for (long i = 0; i < tp.n; i++) {
+        void *res = NULL;
+        CHECK(pc_pool_run(pool, tp_fn, (void *)(intptr_t)(i + 1), -1, &res));
+        if (res != (void *)(intptr_t)(i + 1))
+            fail("pc_pool_run: wrong result", PC_EPROTO);
+    }
+    clock_stop();
     CHECK(pc_pool_free(&pool));
     return NULL;
 }
 
 static void
-bench_pool(result *r)
+bench_pool(result *r, int unused)
 {
-    double t[RUNS];
     char b[32];
 
+    (void)unused;
     tp.n = SIZE(200000, 5000);
-    tp.warm = tp.n / 100;
-    for (int k = 0; k < RUNS; k++) {
-        run_node(1, 0, tp_driver, NULL);
-        t[k] = tp.secs / tp.n;
-    }
-    r->figure = min_of(t, RUNS) * 1e6;
-    note(r, "%s pc_pool_run calls, 1 pool thread, fn returns its argument",
+    r->figure = run_node(1, 0, tp_driver, NULL) / tp.n * 1e6;
+    note(r,
+         "1 task on 1 worker, 1 pool thread; %s pc_pool_run calls one after "
+         "the other, fn returns its argument",
          count_str(tp.n, b));
-    note_runs(r, t, 1e6, "µs");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1342,7 +1304,6 @@ static struct {
     long *got; /* per actor, its state */
     atomic_int finished;
     pc_ref driver;
-    double secs;
 } cf;
 
 static int
@@ -1375,7 +1336,7 @@ cf_driver(void *arg)
         CHECK(pc_actor_spawn(cf_actor, &cf.got[i], NULL, &o, &a));
         CHECK(pc_chan_subscribe(ch, a));
     }
-    double t0 = pc_now();
+    clock_start();
     for (long i = 0; i < cf.k; i++) {
         pc_msg *m;
         CHECK(pc_msg_new(&m, "tick", &i, sizeof i));
@@ -1384,53 +1345,62 @@ cf_driver(void *arg)
             CHECK(pc_yield());
     }
     recv_one();
-    cf.secs = pc_now() - t0;
+    clock_stop();
     pc_chan_free(&ch);
     return NULL;
 }
 
 static void
-bench_chan_fanout(result *r)
+bench_chan_fanout(result *r, int unused)
 {
-    double t[RUNS];
     char b1[32], b2[32];
 
+    (void)unused;
     cf.subs = 1000;
     cf.k = SIZE(10000, 200);
     if (!(cf.got = calloc((size_t)cf.subs, sizeof *cf.got)))
         fail("calloc", PC_ENOMEM);
-    for (int k = 0; k < RUNS; k++) {
-        run_node(1, 0, cf_driver, NULL);
-        t[k] = cf.secs;
-    }
+    r->figure = (double)cf.k * cf.subs / run_node(1, 0, cf_driver, NULL) / 1e6;
     free(cf.got);
-    double deliveries = (double)cf.k * cf.subs;
-    r->figure = deliveries / min_of(t, RUNS) / 1e6;
-    note(r, "%s messages x %s light-actor subscribers, pc_chan_send",
-         count_str(cf.k, b1), count_str(cf.subs, b2));
-    note_runs(r, t, 1e3, "ms");
+    note(r,
+         "1 worker; the driver publishes %s new 8-byte messages with "
+         "pc_chan_send (yielding every %d) to %s light-actor subscribers, "
+         "each counts its own; a delivery is one message taken by one "
+         "subscriber",
+         count_str(cf.k, b1), CF_BATCH, count_str(cf.subs, b2));
 }
 
 /* ------------------------------------------------------------------------ */
-/* Sockets. HTTP: the picos-webserver loop (an accept task per worker, a task
- * per connection spread over the workers, keep-alive) in this process on an
- * ephemeral loopback port, loaded by wrk from the main thread, which is not a
- * worker. TCP echo: a client task and an echo task on one worker, 32-byte
- * messages. */
+/* HTTP. The picos-webserver loop (an accept task per worker, a task per
+ * connection spread over the workers, keep-alive) in this process on an
+ * ephemeral loopback port, loaded by wrk from the main thread, which is not
+ * a worker. Plain and TLS connections share one request loop, given the
+ * connection's read and write calls. */
 
 static const char hb_pong[] = "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n"
                               "Connection: keep-alive\r\n\r\nping pong";
 
-static pc_msg *
-hb_conn(void *arg)
+typedef struct hb_io {
+    pc_err (*read)(void *c, void *buf, size_t len, size_t *n);
+    pc_err (*write)(void *c, const void *buf, size_t len);
+} hb_io;
+
+static struct {
+    pc_task_fn conn; /* one task per accepted connection */
+    pc_tls_ctx *ctx; /* https: the server's context */
+    const char *wrk; /* the wrk options, for the note */
+} hb;
+
+/* Answer every request on connection c with hb_pong, the answers to one
+ * read's requests in one write, until EOF or an error. */
+static void
+hb_serve(void *c, const hb_io *io)
 {
-    pc_sock *s = arg;
     char buf[8193], out[16 * (sizeof hb_pong - 1)];
     size_t used = 0, n;
 
     while (used < sizeof buf - 1 &&
-           pc_sock_read(s, buf + used, sizeof buf - 1 - used, -1, &n) ==
-               PC_OK &&
+           io->read(c, buf + used, sizeof buf - 1 - used, &n) == PC_OK &&
            n > 0) {
         char *p = buf, *e;
         size_t outlen = 0;
@@ -1440,20 +1410,69 @@ hb_conn(void *arg)
         buf[used] = '\0';
         while (ok && (e = strstr(p, "\r\n\r\n"))) { /* one per request */
             if (outlen == sizeof out) {
-                ok = pc_sock_write_all(s, out, outlen, -1, NULL) == PC_OK;
+                ok = io->write(c, out, outlen) == PC_OK;
                 outlen = 0;
             }
             memcpy(out + outlen, hb_pong, sizeof hb_pong - 1);
             outlen += sizeof hb_pong - 1;
             p = e + 4;
         }
-        if (!ok ||
-            (outlen && pc_sock_write_all(s, out, outlen, -1, NULL) != PC_OK))
+        if (!ok || (outlen && io->write(c, out, outlen) != PC_OK))
             break;
         used -= (size_t)(p - buf);
         memmove(buf, p, used);
     }
+}
+
+static pc_err
+hb_sock_read(void *c, void *buf, size_t len, size_t *n)
+{
+    return pc_sock_read(c, buf, len, -1, n);
+}
+
+static pc_err
+hb_sock_write(void *c, const void *buf, size_t len)
+{
+    return pc_sock_write_all(c, buf, len, -1, NULL);
+}
+
+static pc_err
+hb_tls_read(void *c, void *buf, size_t len, size_t *n)
+{
+    return pc_tls_read(c, buf, len, -1, n);
+}
+
+static pc_err
+hb_tls_write(void *c, const void *buf, size_t len)
+{
+    return pc_tls_write_all(c, buf, len, -1);
+}
+
+static pc_msg *
+hb_conn(void *arg)
+{
+    static const hb_io io = {hb_sock_read, hb_sock_write};
+    pc_sock *s = arg;
+
+    hb_serve(s, &io);
     pc_sock_close(&s);
+    return NULL;
+}
+
+static pc_msg *
+hb_tls_conn(void *arg)
+{
+    static const hb_io io = {hb_tls_read, hb_tls_write};
+    pc_sock *s = arg;
+    pc_tls *t;
+
+    if (pc_tls_wrap(&t, hb.ctx, s, NULL) != PC_OK) {
+        pc_sock_close(&s);
+        return NULL;
+    }
+    if (pc_tls_handshake(t, 10.0) == PC_OK)
+        hb_serve(t, &io);
+    pc_tls_close(&t);
     return NULL;
 }
 
@@ -1464,19 +1483,21 @@ hb_accept(void *arg)
     pc_spawn_opts any = {.worker = PC_WORKER_ANY}; /* accept is bursty */
 
     while (pc_sock_accept(l, &c, -1) == PC_OK)
-        if (pc_spawn(hb_conn, c, &any, NULL) != PC_OK)
+        if (pc_spawn(hb.conn, c, &any, NULL) != PC_OK)
             pc_sock_close(&c);
     pc_sock_release(&l);
     return NULL;
 }
 
-/* One node lifetime with one wrk run: requests/s, or -1 with *why set. */
-static double
-hb_run(char *summary, size_t size, const char **why)
+/* One node lifetime with one wrk run against `scheme`://: sets the figure
+ * (requests/s) and the note, or a "skipped" note and figure 0 when wrk is
+ * missing or says nothing (not a failure of picos). */
+static void
+hb_run(result *r, const char *scheme)
 {
     pc_node_opts o = {.workers = 2};
     pc_sock *l;
-    char cmd[160], line[256];
+    char cmd[192], line[256], summary[128] = "";
     double rps = -1;
     int status;
     FILE *f;
@@ -1484,129 +1505,58 @@ hb_run(char *summary, size_t size, const char **why)
     CHECK(pc_node_start(&o));
     CHECK(pc_sock_listen(&l, "127.0.0.1", 0, 5000));
     for (int w = 0; w < 2; w++)
-        CHECK(pc_spawn(
-            hb_accept, pc_sock_retain(l),
-            &(pc_spawn_opts){.worker = PC_WORKER(w), .flags = PC_TASK_DAEMON},
-            NULL));
-    snprintf(cmd, sizeof cmd, "wrk -t2 -c100 -d%ds http://127.0.0.1:%u/ 2>&1",
-             SIZE(5, 1), (unsigned)pc_sock_port(l));
+        CHECK(pc_spawn(hb_accept, pc_sock_retain(l),
+                       &(pc_spawn_opts){.worker = PC_WORKER(w)}, NULL));
+    hb.wrk = g_quick ? "-t2 -c100 -d1s" : "-t2 -c100 -d5s";
+    snprintf(cmd, sizeof cmd, "wrk %s %s://127.0.0.1:%u/ 2>&1", hb.wrk, scheme,
+             (unsigned)pc_sock_port(l));
     fflush(NULL);
     f = popen(cmd, "r"); /* from main(), which is not a worker */
     while (f && fgets(line, sizeof line, f)) {
         sscanf(line, "Requests/sec: %lf", &rps);
         if (strstr(line, "requests in")) {
             char *p = line + strspn(line, " ");
-            snprintf(summary, size, "%.*s", (int)strcspn(p, "\n"), p);
+            snprintf(summary, sizeof summary, "%.*s", (int)strcspn(p, "\n"), p);
         }
     }
     status = f ? pclose(f) : -1;
+    /* The node ends by itself: closing l ends the accept tasks, and wrk's
+     * exit the connection tasks. (pc_node_stop() would end them before
+     * they release their listener and socket references.) */
     pc_sock_close(&l);
-    pc_node_stop(); /* ends the accept and connection tasks */
     CHECK(pc_node_run());
+    r->figure = rps > 0 ? rps : 0;
     if (rps < 0)
-        *why = WIFEXITED(status) && WEXITSTATUS(status) == 127
-                   ? "wrk not found (apt-get install wrk)"
-                   : "wrk printed no Requests/sec";
-    return rps;
+        note(r, "skipped: %s",
+             WIFEXITED(status) && WEXITSTATUS(status) == 127
+                 ? "wrk not found (apt-get install wrk)"
+                 : "wrk printed no Requests/sec");
+    else
+        note(r,
+             "2 workers, an accept task on each, a task per connection "
+             "(PC_WORKER_ANY), keep-alive, a 9-byte body; wrk %s from the "
+             "same 2 cores: %s",
+             hb.wrk, summary);
 }
 
 static void
-bench_http(result *r)
+bench_http(result *r, int unused)
 {
-    double t[RUNS];
-    char summary[RUNS][128] = {{0}};
-    const char *why = NULL;
-    int best = 0;
-
-    for (int k = 0; k < RUNS; k++) {
-        t[k] = hb_run(summary[k], sizeof summary[k], &why);
-        if (t[k] < 0) { /* not a failure of picos: say so, don't fail */
-            r->figure = 0;
-            note(r, "skipped: %s", why);
-            return;
-        }
-        if (t[k] > t[best])
-            best = k;
-    }
-    r->figure = t[best];
-    note(r, "best: %s; wrk -t2 -c100 -d%ds shares the 2 cores", summary[best],
-         SIZE(5, 1));
-    note_runs(r, t, 1e-3, "k req/s");
+    (void)unused;
+    hb.conn = hb_conn;
+    hb_run(r, "http");
 }
 
-/* HTTP over TLS: hb_conn's ping-pong over pc_tls (TLS 1.3, EC P-256 certs
- * made by the openssl CLI in a temp dir), loaded by wrk over https (wrk does
- * not verify certificates). Target: half the plain http-wrk target. */
-
-static pc_tls_ctx *hbt_ctx;
-
-static pc_msg *
-hbt_conn(void *arg)
-{
-    pc_sock *s = arg;
-    pc_tls *t;
-    char buf[8193], out[16 * (sizeof hb_pong - 1)];
-    size_t used = 0, n;
-
-    if (pc_tls_wrap(&t, hbt_ctx, s, NULL) != PC_OK) {
-        pc_sock_close(&s);
-        return NULL;
-    }
-    if (pc_tls_handshake(t, 10.0) != PC_OK) {
-        pc_tls_close(&t);
-        return NULL;
-    }
-    while (used < sizeof buf - 1 &&
-           pc_tls_read(t, buf + used, sizeof buf - 1 - used, -1, &n) == PC_OK &&
-           n > 0) {
-        char *p = buf, *e;
-        size_t outlen = 0;
-        int ok = 1;
-
-        used += n;
-        buf[used] = '\0';
-        while (ok && (e = strstr(p, "\r\n\r\n"))) {
-            if (outlen == sizeof out) {
-                ok = pc_tls_write_all(t, out, outlen, -1) == PC_OK;
-                outlen = 0;
-            }
-            memcpy(out + outlen, hb_pong, sizeof hb_pong - 1);
-            outlen += sizeof hb_pong - 1;
-            p = e + 4;
-        }
-        if (!ok || (outlen && pc_tls_write_all(t, out, outlen, -1) != PC_OK))
-            break;
-        used -= (size_t)(p - buf);
-        memmove(buf, p, used);
-    }
-    pc_tls_close(&t);
-    return NULL;
-}
-
-static pc_msg *
-hbt_accept(void *arg)
-{
-    pc_sock *l = arg, *c;
-    pc_spawn_opts any = {.worker = PC_WORKER_ANY};
-
-    while (pc_sock_accept(l, &c, -1) == PC_OK)
-        if (pc_spawn(hbt_conn, c, &any, NULL) != PC_OK)
-            pc_sock_close(&c);
-    pc_sock_release(&l);
-    return NULL;
-}
-
+/* HTTP over TLS: the same loop over pc_tls (TLS 1.3, EC P-256 certs made by
+ * the openssl CLI in a temp dir), loaded by wrk over https (wrk does not
+ * verify certificates). Target: half the plain http-wrk target. */
 static void
-bench_https(result *r)
+bench_https(result *r, int unused)
 {
-    char dir[64] = "/tmp/picos-bench-tls-XXXXXX", cmd[1536], line[256];
-    char f_crt[96], f_key[96], summary[128] = "";
-    double rps = -1;
-    pc_node_opts o = {.workers = 2};
-    pc_sock *l;
-    FILE *f;
+    char dir[64] = "/tmp/picos-bench-tls-XXXXXX", cmd[1536];
+    char f_crt[96], f_key[96];
 
-    r->figure = 0;
+    (void)unused;
     if (!mkdtemp(dir)) {
         note(r, "skipped: mkdtemp failed");
         return;
@@ -1620,55 +1570,42 @@ bench_https(result *r)
     snprintf(f_crt, sizeof f_crt, "%s/srv.pem", dir);
     snprintf(f_key, sizeof f_key, "%s/srv.key", dir);
     if (system(cmd) != 0 ||
-        pc_tls_ctx_new(&hbt_ctx, &(pc_tls_ctx_opts){.server = true,
-                                                    .cert_file = f_crt,
-                                                    .key_file = f_key}) !=
+        pc_tls_ctx_new(&hb.ctx, &(pc_tls_ctx_opts){.server = true,
+                                                   .cert_file = f_crt,
+                                                   .key_file = f_key}) !=
             PC_OK) {
         note(r, "skipped: openssl could not make a certificate");
-        goto out;
+    } else {
+        hb.conn = hb_tls_conn;
+        hb_run(r, "https");
+        if (r->figure > 0)
+            note(r, "; TLS 1.3 (wolfSSL), EC P-256; target is half the "
+                    "plain http-wrk target");
     }
-    CHECK(pc_node_start(&o));
-    CHECK(pc_sock_listen(&l, "127.0.0.1", 0, 5000));
-    for (int w = 0; w < 2; w++)
-        CHECK(pc_spawn(
-            hbt_accept, pc_sock_retain(l),
-            &(pc_spawn_opts){.worker = PC_WORKER(w), .flags = PC_TASK_DAEMON},
-            NULL));
-    snprintf(cmd, sizeof cmd, "wrk -t2 -c100 -d%ds https://127.0.0.1:%u/ 2>&1",
-             SIZE(5, 1), (unsigned)pc_sock_port(l));
-    fflush(NULL);
-    f = popen(cmd, "r");
-    while (f && fgets(line, sizeof line, f)) {
-        sscanf(line, "Requests/sec: %lf", &rps);
-        if (strstr(line, "requests in")) {
-            char *p = line + strspn(line, " ");
-            snprintf(summary, sizeof summary, "%.*s", (int)strcspn(p, "\n"), p);
-        }
-    }
-    if (f)
-        pclose(f);
-    pc_sock_close(&l);
-    pc_node_stop();
-    CHECK(pc_node_run());
-    if (rps < 0)
-        note(r, "skipped: wrk not found or printed no Requests/sec");
-    else {
-        r->figure = rps;
-        note(r,
-             "%s; TLS 1.3 (wolfSSL), wrk -t2 -c100 -d%ds; target is half "
-             "the plain http-wrk target",
-             summary, SIZE(5, 1));
-    }
-out:
-    pc_tls_ctx_free(&hbt_ctx);
+    pc_tls_ctx_free(&hb.ctx);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", dir);
 }
 
+/* ------------------------------------------------------------------------ */
+/* TCP echo: a client task and an echo task on one worker, 32-byte messages
+ * over one loopback connection. Beside it, in the same process right after,
+ * its floor: one plain pthread, no picos, that plays both ends of the same
+ * kind of connection and makes the system calls a picos worker makes for a
+ * round trip (each side tries the read first, as pc_sock does, and waits in
+ * epoll when it finds nothing):
+ *
+ *   write(c) read(c)=EAGAIN epoll_wait=s read(s) write(s) read(s)=EAGAIN
+ *   epoll_wait=c read(c)
+ *
+ * on a level-triggered epoll set holding both fds from the start. The figure
+ * is picos's time over the floor's. */
+
+#define TE_SIZE 32
+
 static struct {
-    long n, warm;
-    double secs;
+    long n;
 } te;
 
 static pc_msg *
@@ -1686,52 +1623,143 @@ te_echo(void *arg)
     return NULL;
 }
 
-static void
-te_rounds(pc_sock *s, long n)
-{
-    char msg[32] = "ping", back[32];
-
-    for (long i = 0; i < n; i++) {
-        CHECK(pc_sock_write_all(s, msg, sizeof msg, -1, NULL));
-        CHECK(pc_sock_read_exact(s, back, sizeof back, -1, NULL));
-    }
-}
-
 static pc_msg *
 te_driver(void *arg)
 {
+    char msg[TE_SIZE] = "ping", back[TE_SIZE];
     pc_sock *l, *s;
-    uint16_t port;
 
     (void)arg;
     CHECK(pc_sock_listen(&l, "127.0.0.1", 0, 0));
-    port = pc_sock_port(l);
+    uint16_t port = pc_sock_port(l);
     CHECK(pc_spawn(te_echo, l, NULL, NULL)); /* the echo owns l now */
     CHECK(pc_sock_connect(&s, "127.0.0.1", port, 5.0));
-    te_rounds(s, te.warm);
-    double t0 = pc_now();
-    te_rounds(s, te.n);
-    te.secs = pc_now() - t0;
+    clock_start();
+    for (long i = 0; i < te.n; i++) {
+        CHECK(pc_sock_write_all(s, msg, sizeof msg, -1, NULL));
+        CHECK(pc_sock_read_exact(s, back, sizeof back, -1, NULL));
+    }
+    clock_stop();
     pc_sock_close(&s);
     return NULL;
 }
 
+/* The floor's pieces. Each checks what it expects and ends the run if the
+ * kernel does otherwise. */
 static void
-bench_tcp_echo(result *r)
+fl_write(int fd, const char *buf)
 {
-    double t[RUNS];
+    if (write(fd, buf, TE_SIZE) != TE_SIZE)
+        sys_fail("floor: write");
+}
+
+static void
+fl_nothing(int fd)
+{
+    char b[1];
+
+    if (read(fd, b, sizeof b) >= 0 || errno != EAGAIN)
+        sys_fail("floor: read did not find nothing");
+}
+
+static void
+fl_wait(int ep, int fd)
+{
+    struct epoll_event ev;
+
+    if (epoll_wait(ep, &ev, 1, -1) != 1 || ev.data.fd != fd)
+        sys_fail("floor: epoll_wait");
+}
+
+static void
+fl_read(int fd, char *buf)
+{
+    if (read(fd, buf, TE_SIZE) != TE_SIZE) /* loopback: all 32 at once */
+        sys_fail("floor: read");
+}
+
+/* A connected loopback TCP pair like pc_sock's: non-blocking, TCP_NODELAY. */
+static void
+fl_pair(int *c, int *s)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t alen = sizeof a;
+    int one = 1, l = socket(AF_INET, SOCK_STREAM, 0);
+
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof a) != 0 ||
+        listen(l, 1) != 0 || getsockname(l, (struct sockaddr *)&a, &alen) != 0)
+        sys_fail("floor: listen");
+    if ((*c = socket(AF_INET, SOCK_STREAM, 0)) < 0 ||
+        connect(*c, (struct sockaddr *)&a, sizeof a) != 0 ||
+        (*s = accept(l, NULL, NULL)) < 0)
+        sys_fail("floor: connect");
+    close(l);
+    for (int i = 0; i < 2; i++) {
+        int fd = i ? *s : *c;
+        if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0 ||
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
+            sys_fail("floor: socket options");
+    }
+}
+
+static void *
+fl_thread(void *arg)
+{
+    char msg[TE_SIZE] = "ping", buf[TE_SIZE];
+    double *secs = arg;
+    int c, s, ep = epoll_create1(0);
+
+    fl_pair(&c, &s);
+    for (int i = 0; i < 2; i++) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = i ? s : c};
+        if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, ev.data.fd, &ev) != 0)
+            sys_fail("floor: epoll");
+    }
+    double t0 = pc_now();
+    for (long i = 0; i < te.n; i++) {
+        fl_write(c, msg); /* the client sends */
+        fl_nothing(c);    /* and finds no answer yet */
+        fl_wait(ep, s);   /* the loop: the echo's side is readable */
+        fl_read(s, buf);  /* the echo reads */
+        fl_write(s, buf); /* and answers */
+        fl_nothing(s);    /* and finds no next request yet */
+        fl_wait(ep, c);   /* the loop: the client's side is readable */
+        fl_read(c, buf);  /* the client reads the answer */
+    }
+    *secs = pc_now() - t0;
+    close(ep);
+    close(c);
+    close(s);
+    return NULL;
+}
+
+static void
+bench_tcp_echo(result *r, int unused)
+{
+    pthread_t th;
+    double floor_secs = 0;
     char b[32];
 
+    (void)unused;
     te.n = SIZE(100000, 5000);
-    te.warm = te.n / 100;
-    for (int k = 0; k < RUNS; k++) {
-        run_node(1, 0, te_driver, NULL);
-        t[k] = te.secs / te.n;
-    }
-    r->figure = min_of(t, RUNS) * 1e6;
-    note(r, "%s round trips of 32 bytes over loopback TCP (TCP_NODELAY)",
-         count_str(te.n, b));
-    note_runs(r, t, 1e6, "µs");
+    double us = run_node(1, 0, te_driver, NULL) / te.n * 1e6;
+    if (pthread_create(&th, NULL, fl_thread, &floor_secs) != 0)
+        fail("pthread_create", PC_ESYS);
+    pthread_join(th, NULL);
+    double floor_us = floor_secs / te.n * 1e6;
+    r->figure = us / floor_us;
+    snprintf(r->shown, sizeof r->shown, "%.2f (%.1f vs %.1f µs)", r->figure, us,
+             floor_us);
+    note(r,
+         "%s round trips of %d bytes over one loopback TCP connection "
+         "(TCP_NODELAY); picos: a client task and an echo task on 1 worker "
+         "(pc_sock_write_all, pc_sock_read_exact / pc_sock_read), %.2f µs; "
+         "floor, measured next in the same process: one plain pthread "
+         "playing both ends on a level-triggered epoll set, 2 writes, 4 "
+         "reads (2 finding nothing) and 2 epoll_waits per round trip, %.2f "
+         "µs",
+         count_str(te.n, b), TE_SIZE, us, floor_us);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1740,58 +1768,68 @@ bench_tcp_echo(result *r)
 typedef enum { NONE, AT_MOST, AT_LEAST } goal;
 
 typedef struct bench {
-    const char *name;  /* what --only matches */
+    const char *name;  /* what --only and --row match */
     const char *label; /* first column */
     const char *unit;
     goal goal;
     double target;
     int uses_workers; /* --workers applies: show W in the label */
-    void (*run)(result *r);
+    void (*run)(result *r, int param);
+    int param; /* the variant: a flag, a worker count, a Savina row */
 } bench;
 
 static const bench benches[] = {
-    {"pingpong", "ping-pong round trip, 2 tasks (W=1)", "µs", AT_MOST, 0.1, 0,
-     bench_pingpong},
+    {"pingpong", "ping-pong round trip, new message each way (W=1)", "µs",
+     AT_MOST, 0.06, 0, bench_pingpong, 1},
+    {"pingpong-bounce", "ping-pong round trip, zero-allocation bounce (W=1)",
+     "µs", NONE, 0, 0, bench_pingpong, 0},
     {"lock-handoff", "lock hand-off between two tasks (W=1)", "µs", AT_MOST,
-     0.1, 0, bench_lock_handoff},
-    {"ring", "ring of 1,000 tasks, per hop (W=1)", "µs", AT_MOST, 0.06, 0,
-     bench_ring},
-    {"pool", "thread-pool round trip (W=1)", "µs", AT_MOST, 10, 0, bench_pool},
-    {"spawn-tasks", "spawn + exit of 1M tasks (W=1)", "s", AT_MOST, 0.2, 0,
-     bench_spawn_tasks},
-    {"spawn-actors", "spawn 1M light actors, 1 message each (W=1)", "s",
-     AT_MOST, 0.1, 0, bench_spawn_actors},
-    {"rss-actors", "1M live idle light actors, RSS", "MB", AT_MOST, 256, 0,
-     bench_rss_actors},
-    {"rss-tasks", "100k live idle tasks, RSS per task", "KB", AT_MOST, 4.5, 0,
-     bench_rss_tasks},
+     0.1, 0, bench_lock_handoff, 0},
+    {"ring", "ring of 1,000 tasks, per hop, new message per hop (W=1)", "µs",
+     AT_MOST, 0.06, 0, bench_ring, 1},
+    {"ring-bounce",
+     "ring of 1,000 tasks, per hop, zero-allocation bounce (W=1)", "µs", NONE,
+     0, 0, bench_ring, 0},
+    {"pool", "thread-pool round trip (W=1)", "µs", AT_MOST, 10, 0, bench_pool,
+     0},
+    {"spawn-tasks", "spawn + exit of 1M tasks, each messages the driver (W=1)",
+     "s", AT_MOST, 0.3, 0, bench_spawn, 0},
+    {"spawn-actors",
+     "spawn 1M light actors, 1 message each, each replies (W=1)", "s", AT_MOST,
+     0.15, 0, bench_spawn, 1},
+    {"rss-actors", "1M live idle light actors, RSS", "MB", AT_MOST, 160, 0,
+     bench_rss_actors, 0},
+    {"rss-tasks", "100k live idle tasks, RSS per task", "KB", AT_MOST, 4.3, 0,
+     bench_rss_tasks, 0},
     {"rss-tasks-small", "100k live idle tasks (PC_TASK_SMALL), RSS per task",
-     "KB", AT_MOST, 2.5, 0, bench_rss_tasks_small},
+     "KB", AT_MOST, 2.5, 0, bench_rss_tasks, PC_TASK_SMALL},
     {"mailbox-w1", "N:1 mailbox, 100 senders → 1 receiver (W=1)", "M msg/s",
-     AT_LEAST, 20, 0, bench_mailbox_w1},
+     AT_LEAST, 20, 0, bench_mailbox, 1},
     {"mailbox-w2", "N:1 mailbox, 100 senders on worker 1 → 1 on 0 (W=2)",
-     "M msg/s", AT_LEAST, 20, 0, bench_mailbox_w2},
+     "M msg/s", AT_LEAST, 20, 0, bench_mailbox, 2},
     {"parallel", "parallel CPU work, speed-up over W=1", "×", AT_LEAST, 0.9, 1,
-     bench_parallel},
+     bench_parallel, 0},
     {"savina-pingpong", "Savina PingPong: 40k pings, tasks", "ms", NONE, 0, 1,
-     bench_sv_pingpong},
+     bench_savina, SV_PINGPONG},
     {"savina-counting", "Savina Counting: 1M messages, actors", "ms", NONE, 0,
-     1, bench_sv_counting},
+     1, bench_savina, SV_COUNTING},
     {"savina-threadring", "Savina ThreadRing: 100 tasks, 100k passes", "ms",
-     NONE, 0, 1, bench_sv_threadring},
+     NONE, 0, 1, bench_savina, SV_THREADRING},
     {"savina-fj-throughput", "Savina Fork-join throughput: 60 actors × 10k",
-     "ms", NONE, 0, 1, bench_sv_fjthroughput},
+     "ms", NONE, 0, 1, bench_savina, SV_FJ_THROUGHPUT},
     {"savina-fj-creation", "Savina Fork-join creation: 40k actors", "ms", NONE,
-     0, 1, bench_sv_fjcreation},
+     0, 1, bench_savina, SV_FJ_CREATION},
     {"savina-big", "Savina Big: 120 actors × 20k pings", "ms", NONE, 0, 1,
-     bench_sv_big},
+     bench_savina, SV_BIG},
     {"chan-fanout", "channel fan-out, 1 publisher → 1,000 subscribers (W=1)",
-     "M deliveries/s", AT_LEAST, 20, 0, bench_chan_fanout},
+     "M deliveries/s", AT_LEAST, 20, 0, bench_chan_fanout, 0},
     {"http-wrk", "HTTP ping-pong, wrk 100 connections (W=2)", "req/s", AT_LEAST,
-     100000, 0, bench_http},
+     100000, 0, bench_http, 0},
     {"https-wrk-tls", "HTTP ping-pong over TLS, wrk 100 connections (W=2)",
-     "req/s", AT_LEAST, 50000, 0, bench_https},
-    {"tcp-echo", "TCP echo round trip (W=1)", "µs", NONE, 0, 0, bench_tcp_echo},
+     "req/s", AT_LEAST, 50000, 0, bench_https, 0},
+    {"tcp-echo",
+     "TCP echo round trip, 32 B, loopback, vs a plain epoll thread (W=1)",
+     "× floor", AT_MOST, 1.5, 0, bench_tcp_echo, 0},
 };
 
 #define NBENCH ((int)(sizeof benches / sizeof benches[0]))
@@ -1823,6 +1861,15 @@ bench_target(const bench *b)
                                             : b->target;
 }
 
+static const bench *
+find_bench(const char *name)
+{
+    for (int k = 0; k < NBENCH; k++)
+        if (strcmp(benches[k].name, name) == 0)
+            return &benches[k];
+    return NULL;
+}
+
 static void
 fmt_figure(char *buf, size_t size, double v)
 {
@@ -1836,19 +1883,38 @@ fmt_figure(char *buf, size_t size, double v)
         snprintf(buf, size, "%.3f", v);
 }
 
-/* Run one benchmark in a forked child; 0 when it ran. */
-static int
-run_forked(const bench *b, result *res, char *why, size_t why_size)
+/* Read exactly size bytes from fd; how many came. */
+static size_t
+read_full(int fd, void *buf, size_t size)
 {
-    int fds[2];
+    size_t got = 0;
+
+    while (got < size) {
+        ssize_t n = read(fd, (char *)buf + got, size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    return got;
+}
+
+/* One sample of a row: this program again, in a fresh process, running
+ * only that row (--row), its result back through a pipe. 0 when it ran. */
+static int
+run_fresh(const bench *b, result *res, char *why, size_t why_size)
+{
+    char fd_arg[16], workers_arg[16];
+    int fds[2], status;
     pid_t pid;
-    int status;
-    ssize_t got = 0;
 
     if (pipe(fds) != 0) {
         snprintf(why, why_size, "pipe: %s", strerror(errno));
         return -1;
     }
+    snprintf(fd_arg, sizeof fd_arg, "%d", fds[1]);
+    snprintf(workers_arg, sizeof workers_arg, "%d", g_workers);
     fflush(NULL);
     pid = fork();
     if (pid < 0) {
@@ -1858,21 +1924,23 @@ run_forked(const bench *b, result *res, char *why, size_t why_size)
         return -1;
     }
     if (pid == 0) {
+        char *argv[10] = {"picos-bench", "--row", (char *)b->name,
+                          "--result-fd", fd_arg};
+        int argc = 5;
+
+        if (g_quick)
+            argv[argc++] = "--quick";
+        if (g_workers) {
+            argv[argc++] = "--workers";
+            argv[argc++] = workers_arg;
+        }
         close(fds[0]);
-        alarm(g_quick ? 120 : 600); /* a hang becomes a failed row */
-        memset(res, 0, sizeof *res);
-        b->run(res);
-        _exit(write(fds[1], res, sizeof *res) == (ssize_t)sizeof *res ? 0 : 3);
+        alarm(g_quick ? 120 : 600); /* kept across exec: a hang fails */
+        execv("/proc/self/exe", argv);
+        _exit(127);
     }
     close(fds[1]);
-    while (got < (ssize_t)sizeof *res) {
-        ssize_t n = read(fds[0], (char *)res + got, sizeof *res - (size_t)got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        got += n;
-    }
+    size_t got = read_full(fds[0], res, sizeof *res);
     close(fds[0]);
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
@@ -1882,11 +1950,74 @@ run_forked(const bench *b, result *res, char *why, size_t why_size)
                                              : strsignal(WTERMSIG(status)));
         return -1;
     }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
-        got != (ssize_t)sizeof *res) {
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || got != sizeof *res) {
         snprintf(why, why_size, "failed: exit %d", WEXITSTATUS(status));
         return -1;
     }
+    return 0;
+}
+
+static int
+by_figure(const void *a, const void *b)
+{
+    double x = ((const result *)a)->figure, y = ((const result *)b)->figure;
+
+    return (x > y) - (x < y);
+}
+
+/* The row's figure: `samples` fresh processes (or, with fork_each 0, one
+ * run in this one); *res becomes the median sample (the lower of the two
+ * middle ones for an even count, so it is a run that happened), its note
+ * followed by every sample in the order they ran. 0 when all ran. */
+static int
+run_samples(const bench *b, int samples, int fork_each, result *res, char *why,
+            size_t why_size)
+{
+    result s[MAX_SAMPLES], sorted[MAX_SAMPLES];
+
+    if (!fork_each) {
+        memset(res, 0, sizeof *res);
+        b->run(res, b->param);
+        return 0;
+    }
+    for (int i = 0; i < samples; i++) {
+        memset(&s[i], 0, sizeof s[i]);
+        if (run_fresh(b, &s[i], why, why_size) != 0)
+            return -1;
+    }
+    memcpy(sorted, s, (size_t)samples * sizeof *s);
+    qsort(sorted, (size_t)samples, sizeof *sorted, by_figure);
+    *res = sorted[(samples - 1) / 2];
+    if (samples > 1) {
+        note(res, "; median of %d fresh processes:", samples);
+        for (int i = 0; i < samples; i++)
+            note(res, "%s %.4g", i ? " /" : "", s[i].figure);
+        note(res, " %s", b->unit);
+    }
+    return 0;
+}
+
+/* --row: run one benchmark once, here, and hand the result to the parent
+ * (result_fd >= 0) or print it. */
+static int
+run_row(const char *name, int result_fd)
+{
+    const bench *b = find_bench(name);
+    result res;
+
+    if (!b) {
+        fprintf(stderr, "picos-bench: no benchmark '%s' (--list)\n", name);
+        return 2;
+    }
+    memset(&res, 0, sizeof res);
+    b->run(&res, b->param);
+    if (result_fd >= 0)
+        return write(result_fd, &res, sizeof res) == (ssize_t)sizeof res ? 0
+                                                                         : 3;
+    char fig[64];
+    fmt_figure(fig, sizeof fig, res.figure);
+    printf("%s: %s %s\n%s\n", b->name, res.shown[0] ? res.shown : fig, b->unit,
+           res.note);
     return 0;
 }
 
@@ -1990,20 +2121,26 @@ usage(FILE *to)
 {
     fprintf(to,
             "usage: picos-bench [--quick] [--only NAME] [--workers N] "
-            "[--no-fork] [--list]\n"
-            "  --quick      small sizes (a smoke run)\n"
+            "[--samples N] [--no-fork] [--list] [--row NAME]\n"
+            "  --quick      small sizes and 1 sample (a smoke run)\n"
             "  --only NAME  run the benchmarks whose name contains NAME\n"
             "  --workers N  workers for the parallel speed-up (default 2) "
             "and Savina (default 1)\n"
-            "  --no-fork    run in this process (for perf, callgrind, gdb)\n"
-            "  --list       print the benchmark names\n");
+            "  --samples N  fresh processes per row, the median is shown "
+            "(default 3, --quick 1, at most %d)\n"
+            "  --no-fork    run each row once in this process (for perf, "
+            "callgrind, gdb; later rows start warm)\n"
+            "  --row NAME   run benchmark NAME once in this process and print "
+            "its figure\n"
+            "  --list       print the benchmark names\n",
+            MAX_SAMPLES);
 }
 
 int
 main(int argc, char **argv)
 {
-    const char *only = NULL;
-    int fork_each = 1;
+    const char *only = NULL, *row_name = NULL;
+    int fork_each = 1, samples = 0, result_fd = -1;
     row rows[NBENCH];
     int nrows = 0, failures = 0, met = 0, goals = 0;
     double load = load_average();
@@ -2013,10 +2150,20 @@ main(int argc, char **argv)
             g_quick = 1;
         } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
             only = argv[++i];
+        } else if (strcmp(argv[i], "--row") == 0 && i + 1 < argc) {
+            row_name = argv[++i];
+        } else if (strcmp(argv[i], "--result-fd") == 0 && i + 1 < argc) {
+            result_fd = atoi(argv[++i]); /* internal: set by run_fresh */
         } else if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) {
             g_workers = atoi(argv[++i]);
             if (g_workers < 1 || g_workers > 1024) {
                 fprintf(stderr, "picos-bench: bad --workers\n");
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--samples") == 0 && i + 1 < argc) {
+            samples = atoi(argv[++i]);
+            if (samples < 1 || samples > MAX_SAMPLES) {
+                fprintf(stderr, "picos-bench: bad --samples\n");
                 return 2;
             }
         } else if (strcmp(argv[i], "--no-fork") == 0) {
@@ -2034,13 +2181,18 @@ main(int argc, char **argv)
             return 2;
         }
     }
+    if (row_name)
+        return run_row(row_name, result_fd);
+    if (!samples)
+        samples = g_quick ? 1 : 3;
+    if (!fork_each)
+        samples = 1;
 
     for (int k = 0; k < NBENCH; k++) {
         const bench *b = &benches[k];
         row *rw = &rows[nrows];
         result res;
         char why[128] = "";
-        int ok = 0;
 
         if (only && !strstr(b->name, only))
             continue;
@@ -2054,13 +2206,7 @@ main(int argc, char **argv)
         rw->unit = b->unit;
         fprintf(stderr, "picos-bench: %-22s ... ", b->name);
 
-        if (fork_each) {
-            ok = run_forked(b, &res, why, sizeof why) == 0;
-        } else {
-            memset(&res, 0, sizeof res);
-            b->run(&res);
-            ok = 1;
-        }
+        int ok = run_samples(b, samples, fork_each, &res, why, sizeof why) == 0;
 
         double target = bench_target(b);
         if (b->goal == NONE)
@@ -2076,7 +2222,10 @@ main(int argc, char **argv)
             fprintf(stderr, "%s\n", why);
             continue;
         }
-        fmt_figure(rw->figure, sizeof rw->figure, res.figure);
+        if (res.shown[0])
+            snprintf(rw->figure, sizeof rw->figure, "%s", res.shown);
+        else
+            fmt_figure(rw->figure, sizeof rw->figure, res.figure);
         snprintf(rw->note, sizeof rw->note, "%s", res.note);
         if (b->goal == NONE) {
             rw->met = "—";
@@ -2097,9 +2246,16 @@ main(int argc, char **argv)
     }
     print_machine(load);
     print_table(rows, nrows);
-    printf("\n%d of %d targets met. KB and MB are 1024 and 1024² bytes; "
-           "times are the best of %d runs, each in a fresh node.\n\n",
-           met, goals, RUNS);
+    printf("\n%d of %d targets met. KB and MB are 1024 and 1024² bytes. ", met,
+           goals);
+    if (fork_each)
+        printf("Each figure is the median of %d sample%s, each a fresh "
+               "process running its row once: a cold start, nothing warmed "
+               "up.\n\n",
+               samples, samples > 1 ? "s" : "");
+    else
+        printf("--no-fork: one run per row, all in this process (later rows "
+               "start warm).\n\n");
     for (int i = 0; i < nrows; i++)
         if (rows[i].note[0])
             printf("- %s: %s\n", rows[i].label, rows[i].note);
