@@ -256,7 +256,10 @@ pc_module_free(pc_module **mp)
 {
     if (!mp || !*mp)
         return;
-    dlclose((*mp)->handle);
+    /* No dlclose(): a task may still run the module's code, or a swap
+     * offer point into it, and nothing tells when the last one stops.
+     * The library stays mapped until the process ends (Erlang, too, keeps
+     * old code until it is purged). */
     free(*mp);
     *mp = NULL;
 }

@@ -79,8 +79,9 @@ pc_err pc_hot_swap_module(pc_module *old, pc_module *new_mod,
  * afterwards. Any thread. */
 pc_err pc_hot_swap_all(pc_task_fn old_fn, pc_task_fn new_fn);
 
-/* dlclose() the module and free it; *m becomes NULL. No task may still run
- * its code. */
+/* Free the module handle; *m becomes NULL. The library itself stays
+ * loaded until the process ends, since tasks may still run its code (a
+ * later pc_module_load of the same path gets the same mapping). */
 void pc_module_free(pc_module **m);
 
 #ifdef __cplusplus

@@ -1,12 +1,17 @@
 /* picos/msg.h — messages: refcounted, immutable once sent.
  *
- * A message is a type name, a byte payload and the ref of the task that made
- * it. It may instead (or also) carry a protobuf-c message, kept unpacked while
- * it stays in the process and packed only when it leaves it (pc_msg_bytes()).
+ * A message is a type name, a byte payload and the ref of its sender (see
+ * pc_msg_sender()). It may instead (or also) carry a protobuf-c message, kept unpacked while
+ * it stays in the process and packed only when its bytes are asked for
+ * (pc_msg_data(), or when it leaves the process).
  *
- * Ownership: pc_msg_new*() hands the caller one reference. A send takes
- * `pc_msg **` and sets the caller's pointer to NULL on success; on error the
- * caller still owns it. Fan-out (channels) takes more references with
+ * Ownership — one rule for every call that takes `pc_msg **` (pc_send,
+ * pc_deliver, pc_chan_send, pc_chan_deliver, the transport's ops): on
+ * success the call took the message and set *m to NULL; on any error the
+ * caller still owns the message in *m, to retry or free. For pc_deliver an
+ * error after the message left (PC_ETIMEDOUT) means it may or may not have
+ * arrived; the caller's *m is then a reference of its own to the same
+ * message. pc_msg_new*() hands the caller one reference. Fan-out (channels) takes more references with
  * pc_msg_ref(); nothing is ever copied. Once a message has been sent nobody
  * may change it, which is why the accessors return const data.
  */

@@ -12,8 +12,11 @@
  *     pc_node_run();                  // returns when non-daemon tasks are done
  *
  * pc_node_run() is pycos's finish(): it waits until every non-daemon task has
- * ended (daemon tasks are not waited for), then terminates the daemons, stops
- * the workers and frees the node. A task or another thread may call
+ * ended (daemon tasks are not waited for); then, in this order, it
+ * unregisters the transport (its threads end), stops and joins the workers,
+ * terminates what is still alive (daemons, uncollected zombies) without
+ * running more task code — their exit handlers and monitors still fire —
+ * answers what is left in the inboxes with PC_ECLOSED, and frees the node. A task or another thread may call
  * pc_node_stop() to end it early (pycos's terminate()). After pc_node_run()
  * returns, pc_node_start() may be called again.
  *
