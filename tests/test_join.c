@@ -161,7 +161,7 @@ wrap_main(void *arg)
 {
     struct join_ctx *c = arg;
     pc__task *me = pc__cur_task(pc__tls_worker);
-    pc_ref t = pt_spawn(counting_target, c, 1, 0);
+    pc_ref t = pt_spawn(counting_target, c, 1, PC_TASK_JOINABLE);
     pc_msg *m = NULL;
 
     for (int i = 0; i < 3; i++) {
