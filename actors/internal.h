@@ -126,7 +126,9 @@ enum pc__state {
     PC__ST_AWAIT_REPLY, /* pc_task_join / pc_deliver: a reply wakes it */
     PC__ST_IDLE,        /* light actor with an empty mailbox */
     PC__ST_ZOMBIE,      /* ended joinable proc: exit code and value kept */
-    PC__ST_DEAD
+    PC__ST_DEAD         /* ending (pc__proc_finish: nothing wakes, runs or
+                           ends it again; its exit handler may run as it),
+                           or freed */
 };
 
 typedef struct pc__worker pc__worker;
@@ -178,10 +180,19 @@ typedef struct pc__proc {
     bool trap_exits;
     void (*at_exit)(void *arg); /* pc_at_exit() */
     void *at_exit_arg;
-    pc_msg *exit_val; /* ending task's value; then the zombie's */
-    int exit_rc;      /* how it ended (PC_OK, PC_EKILLED, ...) */
-    uint16_t home;    /* block cache home (cache.c) */
+    pc_msg *exit_val;        /* ending task's value; then the zombie's */
+    int exit_rc;             /* how it ended (PC_OK, PC_EKILLED, ...) */
+    uint16_t home;           /* block cache home (cache.c) */
+    struct pc__psync *psync; /* locks held, current wait (sync.c), or NULL */
 } pc__proc;
+
+/* True while p ends (pc__proc_finish): its exit handler may be running as
+ * it, and can't block there (a light-actor handler's rules). */
+static inline bool
+pc__proc_ending(const pc__proc *p)
+{
+    return p->state == PC__ST_DEAD;
+}
 
 typedef struct pc__task {
     pc__proc p;
@@ -447,6 +458,8 @@ void pc__proc_free(pc__proc *p);
 pc_err pc__route(pc_ref to, pc__worker **tw, pc__proc **local);
 
 /* task.c */
+/* In pc__proc_finish: run p's pc_at_exit() handler, as p. */
+void pc__at_exit_run(pc__worker *w, pc__proc *p);
 void pc__task_run(pc__worker *w, pc__task *t); /* from the scheduler */
 void pc__task_after_switch(pc__worker *w);
 void pc__task_wake(pc__task *t, int rc);
@@ -481,6 +494,10 @@ void pc__mon_notify(pc__worker *w, pc_ref who, pc__mon *watchers,
 
 /* msg.c */
 void pc__msg_set_sender(pc_msg *m, pc_ref sender);
+
+/* sync.c: in pc__proc_finish, after the exit handler: give back what p
+ * was handed in the wait it ended in, and hand on the locks it holds. */
+void pc__sync_proc_ended(pc__worker *w, pc__proc *p);
 
 /* hotswap.c */
 void pc__swap_handle_env(pc__worker *w, pc__env *e);

@@ -579,21 +579,20 @@ pc__proc_finish(pc__worker *w, pc__proc *p, int rc, pc_msg *value)
     pc_ref who = pc__proc_ref(p);
     bool zombie = p->joinable;
 
+    p->state = PC__ST_DEAD; /* ending: nothing wakes, runs or ends it again */
     p->joiners = NULL;
+    if (p->kind == PC__ACTOR)
+        pc__actor_release((pc__actor *)p);
+    else
+        pc__task_release(w, (pc__task *)p);
+    /* as p, before its links, mail and locks go */
+    pc__at_exit_run(w, p);
+    pc__sync_proc_ended(w, p);
     pc__mon_detach(p, &watchers, &links);
     pc__mb_clear(p);
     if (!p->daemon)
         pc__nondaemon_add(-1);
     p->daemon = true; /* counted once */
-    if (p->kind == PC__ACTOR)
-        pc__actor_release((pc__actor *)p);
-    else
-        pc__task_release(w, (pc__task *)p);
-    if (p->at_exit) {
-        void (*fn)(void *) = p->at_exit;
-        p->at_exit = NULL;
-        fn(p->at_exit_arg);
-    }
     /* The ref must be stale (or a zombie's) before any joiner can learn of
      * the end, so that pc_alive() after a join is false on every worker. */
     if (zombie) {

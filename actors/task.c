@@ -51,11 +51,13 @@
 #define SMALL_MODE 1
 #endif
 
+/* The running task; NULL in its exit handler (it can't block there). */
 static inline pc__task *
 cur_task(pc__worker *w)
 {
-    return (w && w->cur && w->cur->kind == PC__TASK) ? (pc__task *)w->cur
-                                                     : NULL;
+    return (w && w->cur && w->cur->kind == PC__TASK && !pc__proc_ending(w->cur))
+               ? (pc__task *)w->cur
+               : NULL;
 }
 
 /* ---- switching -------------------------------------------------------------------- */
@@ -429,9 +431,25 @@ pc_at_exit(void (*fn)(void *arg), void *arg)
 
     if (!p)
         return PC_EPERM;
+    if (pc__proc_ending(p))
+        return PC_ESTATE; /* in its handler: too late for another */
     p->at_exit = fn;
     p->at_exit_arg = arg;
     return PC_OK;
+}
+
+void
+pc__at_exit_run(pc__worker *w, pc__proc *p)
+{
+    void (*fn)(void *) = p->at_exit;
+    pc__proc *cur = w->cur; /* the scheduler's NULL, or a proc ending p */
+
+    if (!fn)
+        return;
+    p->at_exit = NULL;
+    w->cur = p; /* pc_self() is p; cur_task() refuses to block it */
+    fn(p->at_exit_arg);
+    w->cur = cur;
 }
 
 /* ---- messaging ------------------------------------------------------------------- */
@@ -665,7 +683,7 @@ pc_deliver(pc_ref to, pc_msg **m, double timeout)
 
     if (!m || !*m)
         return PC_EINVAL;
-    if (w && w->cur && w->cur->kind != PC__TASK)
+    if (w && w->cur && !cur_task(w))
         return PC_EPERM;
     if ((rc = pc__route(to, &tw, &p)) != PC_OK)
         return rc;
@@ -803,8 +821,7 @@ pc_mailbox_stats(pc_ref ref, pc_mbox_stats *out, double timeout)
         stats_fill(p, out);
         return PC_OK;
     }
-    if (pc__tls_worker && pc__tls_worker->cur &&
-        pc__tls_worker->cur->kind != PC__TASK)
+    if (pc__tls_worker && pc__tls_worker->cur && !cur_task(pc__tls_worker))
         return PC_EPERM;
     pc__env *e = pc__env_new(PC__ENV_STATS);
     if (!e)
@@ -1054,8 +1071,8 @@ pc_task_join(pc_ref ref, double timeout, pc_msg **value)
 
     if (value)
         *value = NULL;
-    if (w && w->cur && w->cur->kind != PC__TASK)
-        return PC_EPERM;
+    if (w && !cur_task(w))
+        return PC_EPERM; /* a handler or a worker callback can't wait */
     if (pc_ref_eq(ref, pc_self()))
         return PC_EINVAL;
     if (!n)
