@@ -144,7 +144,9 @@ enum pc__state {
     PC__ST_AWAIT_REPLY, /* pc_task_join / pc_deliver: a reply wakes it */
     PC__ST_IDLE,        /* light actor with an empty mailbox */
     PC__ST_ZOMBIE,      /* ended joinable proc: exit code and value kept */
-    PC__ST_DEAD
+    PC__ST_DEAD         /* ending (pc__proc_finish: nothing wakes, runs or
+                           ends it again; its exit handler may run as it),
+                           or freed */
 };
 
 typedef struct pc__worker pc__worker;
@@ -196,10 +198,19 @@ typedef struct pc__proc {
     bool trap_exits;
     void (*at_exit)(void *arg); /* pc_at_exit() */
     void *at_exit_arg;
-    pc_msg *exit_val; /* ending task's value; then the zombie's */
-    int exit_rc;      /* how it ended (PC_OK, PC_EKILLED, ...) */
-    uint16_t home;    /* block cache home (cache.c) */
+    pc_msg *exit_val;        /* ending task's value; then the zombie's */
+    int exit_rc;             /* how it ended (PC_OK, PC_EKILLED, ...) */
+    uint16_t home;           /* block cache home (cache.c) */
+    struct pc__psync *psync; /* locks held, current wait (sync.c), or NULL */
 } pc__proc;
+
+/* True while p ends (pc__proc_finish): its exit handler may be running as
+ * it, and can't block there (a light-actor handler's rules). */
+static inline bool
+pc__proc_ending(const pc__proc *p)
+{
+    return p->state == PC__ST_DEAD;
+}
 
 typedef struct pc__task {
     pc__proc p;
@@ -504,6 +515,8 @@ void pc__publish(pc__proc *p, int worker); /* set slot, link or post */
 void pc__link(pc__worker *w, pc__proc *p);
 void pc__proc_finish(pc__worker *w, pc__proc *p, int rc, pc_msg *value);
 void pc__zombie_free(pc__worker *w, pc__proc *p);
+/* In pc__proc_finish: run p's pc_at_exit() handler, as p. */
+void pc__at_exit_run(pc__worker *w, pc__proc *p);
 void pc__terminate_local(pc__worker *w, pc__proc *p);
 /* JOIN envelope on the target's worker (e->ptr non-NULL: collect). */
 void pc__join_local(pc__worker *w, pc__env *e);
@@ -516,11 +529,13 @@ void pc__proc_free(pc__proc *p);
 
 /* ---- task.c: tasks ---------------------------------------------------------- */
 
+/* The running task; NULL in its exit handler (it can't block there). */
 static inline pc__task *
 pc__cur_task(pc__worker *w)
 {
-    return (w && w->cur && w->cur->kind == PC__TASK) ? (pc__task *)w->cur
-                                                     : NULL;
+    return (w && w->cur && w->cur->kind == PC__TASK && !pc__proc_ending(w->cur))
+               ? (pc__task *)w->cur
+               : NULL;
 }
 void pc__task_run(pc__worker *w, pc__task *t); /* from the scheduler */
 void pc__task_wake(pc__task *t, int rc);
@@ -598,6 +613,10 @@ void pc__msg_set_sender(pc_msg *m, pc_ref sender);
  * the caller holds the only reference, else by a copy of the header that
  * borrows the payload; PC_ENOMEM leaves *mp as it was. */
 pc_err pc__msg_stamp(pc_msg **mp, pc_ref sender);
+
+/* sync.c: in pc__proc_finish, after the exit handler: give back what p
+ * was handed in the wait it ended in, and hand on the locks it holds. */
+void pc__sync_proc_ended(pc__worker *w, pc__proc *p);
 
 /* hotswap.c */
 void pc__swap_handle_env(pc__worker *w, pc__env *e);

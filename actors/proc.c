@@ -159,21 +159,20 @@ pc__proc_finish(pc__worker *w, pc__proc *p, int rc, pc_msg *value)
     pc_ref who = pc__proc_ref(p);
     bool zombie = p->joinable;
 
+    p->state = PC__ST_DEAD; /* ending: nothing wakes, runs or ends it again */
     p->joiners = NULL;
+    if (p->kind == PC__ACTOR)
+        pc__actor_release((pc__actor *)p);
+    else
+        pc__task_release(w, (pc__task *)p);
+    /* as p, before its links, mail and locks go */
+    pc__at_exit_run(w, p);
+    pc__sync_proc_ended(w, p);
     pc__mon_detach(p, &watchers, &links);
     pc__mb_clear(p);
     if (!p->daemon)
         pc__nondaemon_add(-1);
     p->daemon = true; /* counted once */
-    if (p->kind == PC__ACTOR)
-        pc__actor_release((pc__actor *)p);
-    else
-        pc__task_release(w, (pc__task *)p);
-    if (p->at_exit) {
-        void (*fn)(void *) = p->at_exit;
-        p->at_exit = NULL;
-        fn(p->at_exit_arg);
-    }
     /* The ref must be stale (or a zombie's) before any joiner can learn of
      * the end, so that pc_alive() after a join is false on every worker. */
     if (zombie) {
@@ -232,9 +231,25 @@ pc_at_exit(void (*fn)(void *arg), void *arg)
 
     if (!p)
         return PC_EPERM;
+    if (pc__proc_ending(p))
+        return PC_ESTATE; /* in its handler: too late for another */
     p->at_exit = fn;
     p->at_exit_arg = arg;
     return PC_OK;
+}
+
+void
+pc__at_exit_run(pc__worker *w, pc__proc *p)
+{
+    void (*fn)(void *) = p->at_exit;
+    pc__proc *cur = w->cur; /* the scheduler's NULL, or a proc ending p */
+
+    if (!fn)
+        return;
+    p->at_exit = NULL;
+    w->cur = p; /* pc_self() is p; pc__cur_task() refuses to block it */
+    fn(p->at_exit_arg);
+    w->cur = cur;
 }
 
 void
@@ -447,8 +462,8 @@ pc_task_join(pc_ref ref, double timeout, pc_msg **value)
 
     if (value)
         *value = NULL;
-    if (w && w->cur && w->cur->kind != PC__TASK)
-        return PC_EPERM;
+    if (w && !pc__cur_task(w))
+        return PC_EPERM; /* a handler or a worker callback can't wait */
     if (pc_ref_eq(ref, pc_self()))
         return PC_EINVAL;
     if (!n)

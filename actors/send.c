@@ -148,7 +148,7 @@ pc_deliver(pc_ref to, pc_msg **m, double timeout)
 
     if (!m || !*m)
         return PC_EINVAL;
-    if (w && w->cur && w->cur->kind != PC__TASK)
+    if (w && w->cur && !pc__cur_task(w))
         return PC_EPERM;
     if ((rc = pc__msg_stamp(m, pc_self())) != PC_OK)
         return rc;
@@ -288,8 +288,7 @@ pc_mailbox_stats(pc_ref ref, pc_mbox_stats *out, double timeout)
         stats_fill(p, out);
         return PC_OK;
     }
-    if (pc__tls_worker && pc__tls_worker->cur &&
-        pc__tls_worker->cur->kind != PC__TASK)
+    if (pc__tls_worker && pc__tls_worker->cur && !pc__cur_task(pc__tls_worker))
         return PC_EPERM;
     if (timeout == 0)
         return PC_ETIMEDOUT; /* only its worker can read it: that's a wait */

@@ -17,6 +17,8 @@
 #include <limits.h>
 #include <pthread.h>
 
+#include "picos/supervisor.h"
+
 #include "testutil.h"
 
 /* ---- the kinds, as one "take" and one "give back" ------------------------- */
@@ -27,6 +29,7 @@ enum kind {
     K_EVENT,    /* pc_event_wait */
     K_COND,     /* pc_cond_acquire + pc_cond_wait */
     K_CONDLOCK, /* pc_cond_acquire only */
+    K_RLOCK,    /* pc_lock_acquire on a recursive lock */
 };
 
 #define NW 5 /* waiters per test */
@@ -40,7 +43,7 @@ struct q_arg {
 };
 
 struct q_ctx {
-    pc_lock *lock;
+    pc_lock *lock, *rlock;
     pc_sem *sem;
     pc_event *ev;
     pc_cond *cond;
@@ -112,6 +115,8 @@ op(struct q_ctx *c, enum kind kind, double timeout, struct q_arg *a)
     switch (kind) {
     case K_LOCK:
         return pc_lock_acquire(c->lock, timeout);
+    case K_RLOCK:
+        return pc_lock_acquire(c->rlock, timeout);
     case K_SEM:
         return pc_sem_acquire(c->sem, timeout);
     case K_EVENT:
@@ -127,6 +132,8 @@ holds(enum kind kind, int rc)
 {
     if (kind == K_EVENT)
         return false;
+    if (rc == PC_EOWNERDEAD) /* a lock whose owner ended holding it */
+        return kind != K_SEM;
     if (kind == K_COND)
         return rc == PC_OK || rc == PC_ETIMEDOUT; /* re-acquired either way */
     return rc == PC_OK;
@@ -138,6 +145,9 @@ undo(struct q_ctx *c, enum kind kind)
     switch (kind) {
     case K_LOCK:
         TCHECK_RC(pc_lock_release(c->lock), PC_OK);
+        break;
+    case K_RLOCK:
+        TCHECK_RC(pc_lock_release(c->rlock), PC_OK);
         break;
     case K_SEM:
         TCHECK_RC(pc_sem_release(c->sem), PC_OK);
@@ -153,6 +163,7 @@ static void
 make_objects(struct q_ctx *c, unsigned sem_value)
 {
     TCHECK_RC(pc_lock_new(&c->lock, false), PC_OK);
+    TCHECK_RC(pc_lock_new(&c->rlock, true), PC_OK);
     TCHECK_RC(pc_sem_new(&c->sem, sem_value), PC_OK);
     TCHECK_RC(pc_event_new(&c->ev), PC_OK);
     TCHECK_RC(pc_cond_new(&c->cond), PC_OK);
@@ -162,10 +173,11 @@ static void
 free_objects(struct q_ctx *c)
 {
     pc_lock_free(&c->lock);
+    pc_lock_free(&c->rlock);
     pc_sem_free(&c->sem);
     pc_event_free(&c->ev);
     pc_cond_free(&c->cond);
-    TCHECK(!c->lock && !c->sem && !c->ev && !c->cond);
+    TCHECK(!c->lock && !c->rlock && !c->sem && !c->ev && !c->cond);
 }
 
 /* In the driver: make the waiters of `kind` wait (K_COND needs nothing). */
@@ -174,6 +186,8 @@ shut(struct q_ctx *c, enum kind kind)
 {
     if (kind == K_LOCK)
         TCHECK_RC(pc_lock_acquire(c->lock, 0), PC_OK);
+    else if (kind == K_RLOCK)
+        TCHECK_RC(pc_lock_acquire(c->rlock, 0), PC_OK);
     else if (kind == K_CONDLOCK)
         TCHECK_RC(pc_cond_acquire(c->cond, 0), PC_OK);
     else if (kind == K_SEM)
@@ -188,6 +202,9 @@ open_(struct q_ctx *c, enum kind kind, unsigned n)
     switch (kind) {
     case K_LOCK:
         TCHECK_RC(pc_lock_release(c->lock), PC_OK);
+        break;
+    case K_RLOCK:
+        TCHECK_RC(pc_lock_release(c->rlock), PC_OK);
         break;
     case K_SEM:
         TCHECK_RC(pc_sem_release(c->sem), PC_OK);
@@ -208,7 +225,8 @@ open_(struct q_ctx *c, enum kind kind, unsigned n)
     }
 }
 
-/* After the test: the object is free again (nothing lost or still held). */
+/* After the test: the object is free again (nothing lost or still held,
+ * and no owner's death left to report). */
 static void
 check_free(struct q_ctx *c, enum kind kind)
 {
@@ -216,6 +234,10 @@ check_free(struct q_ctx *c, enum kind kind)
     case K_LOCK:
         TCHECK_RC(pc_lock_acquire(c->lock, 0), PC_OK);
         TCHECK_RC(pc_lock_release(c->lock), PC_OK);
+        break;
+    case K_RLOCK:
+        TCHECK_RC(pc_lock_acquire(c->rlock, 0), PC_OK);
+        TCHECK_RC(pc_lock_release(c->rlock), PC_OK);
         break;
     case K_SEM:
         TCHECK_EQ(pc_sem_value(c->sem), 1);
@@ -1278,7 +1300,8 @@ sync_actor(void *state, pc_msg *msg)
     TCHECK_RC(pc_cond_acquire(c->cond, 0), PC_OK);
     TCHECK_RC(pc_cond_acquire(c->cond, 0), PC_OK); /* recursive */
     TCHECK_RC(pc_cond_notify_all(c->cond), PC_OK);
-    TCHECK_RC(pc_cond_wait(c->cond, 0), PC_EPERM);
+    TCHECK_RC(pc_cond_wait(c->cond, 0), PC_ETIMEDOUT); /* never waits */
+    TCHECK_RC(pc_cond_wait(c->cond, 1.0), PC_EPERM);
     TCHECK_RC(pc_cond_release(c->cond), PC_OK);
     TCHECK_RC(pc_cond_release(c->cond), PC_OK);
     atomic_fetch_add(&a->handled, 1);
@@ -1321,6 +1344,462 @@ actor_handler_eperm(int W)
     CU_ASSERT_EQUAL(atomic_load(&a.handled), 1);
 }
 
+/* ---- robust locks: an owner that ends holding a lock ----------------------- */
+
+enum end_how { END_RETURN, END_ERROR, END_KILL, END_HOWS };
+
+static struct q_ctx od_c;
+static enum kind od_kind; /* K_LOCK, K_RLOCK, K_CONDLOCK or K_COND */
+static atomic_int od_how;
+
+/* The kind the holder takes: a condition's waiter is woken by a holder of
+ * its lock. */
+static enum kind
+held_kind(enum kind kind)
+{
+    return kind == K_COND ? K_CONDLOCK : kind;
+}
+
+/* Takes the lock (a recursive one twice; a condition's notifies its waiter
+ * too), says so, and ends as told without releasing it. */
+static pc_msg *
+dying_holder(void *arg)
+{
+    struct q_ctx *c = arg;
+    enum kind hk = held_kind(od_kind);
+
+    for (int i = 0; i < (hk == K_RLOCK ? 2 : 1); i++)
+        TCHECK_RC(op(c, hk, PT_LONG, NULL), PC_OK);
+    if (od_kind == K_COND)
+        TCHECK_RC(pc_cond_notify_all(c->cond), PC_OK);
+    TCHECK_RC(pt_send(c->driver, "held"), PC_OK);
+    PT_EXPECT("end"); /* END_KILL: terminated in here */
+    if (atomic_load(&od_how) == END_ERROR)
+        pc_exit_error("ends holding the lock");
+    return NULL;
+}
+
+static pc_msg *
+recording_waiter(void *arg)
+{
+    struct q_arg *a = arg;
+    struct q_ctx *c = a->c;
+    int rc = op(c, a->kind, PT_LONG, a);
+
+    atomic_store(&c->rcs[a->i], rc);
+    if (holds(a->kind, rc))
+        undo(c, a->kind);
+    return NULL;
+}
+
+/* The try form of kind's take. */
+static int
+try_take(struct q_ctx *c, enum kind kind)
+{
+    if (kind == K_CONDLOCK)
+        return pc_cond_acquire(c->cond, 0);
+    return pc_lock_acquire(kind == K_RLOCK ? c->rlock : c->lock, 0);
+}
+
+/* One round: the holder ends `how`, with or without a waiter queued behind
+ * it. False when the lock was not handed on (stop there: it is lost). */
+static bool
+owner_dies_round(struct q_ctx *c, enum end_how how, bool waiter)
+{
+    static const int joined[END_HOWS] = {PC_OK, PC_EFAILED, PC_EKILLED};
+    enum kind kind = od_kind, hk = held_kind(kind);
+    int rc;
+    pc_ref h;
+
+    atomic_store(&od_how, how);
+    if (waiter && kind == K_COND) /* waits for the notification first */
+        queue_waiter(c, recording_waiter, 0, K_COND);
+    h = pt_spawn(dying_holder, c, 1, PC_TASK_JOINABLE);
+    PT_EXPECT("held");
+    if (waiter && kind != K_COND)
+        queue_waiter(c, recording_waiter, 0, kind);
+    if (how == END_KILL)
+        TCHECK_RC(pc_task_terminate(h), PC_OK);
+    else
+        TCHECK_RC(pt_send(h, "end"), PC_OK);
+    TCHECK_RC(pc_task_join(h, PT_LONG, NULL), joined[how]);
+    if (waiter) {
+        TCHECK_RC(pc_task_join(c->w[0], PT_LONG, NULL), PC_OK);
+        rc = atomic_load(&c->rcs[0]);
+    } else {
+        rc = try_take(c, hk);
+        if (holds(hk, rc))
+            undo(c, hk);
+    }
+    TCHECK_RC(rc, PC_EOWNERDEAD);
+    if (rc != PC_EOWNERDEAD)
+        return false;
+    check_free(c, hk); /* and told only once */
+    return true;
+}
+
+static pc_msg *
+owner_dies_main(void *arg)
+{
+    struct q_ctx *c = arg;
+    bool ok = true;
+
+    start_relays(c);
+    make_objects(c, 0);
+    for (int how = 0; ok && how < END_HOWS; how++)
+        for (int waiter = 0; ok && waiter < 2; waiter++)
+            ok = owner_dies_round(c, (enum end_how)how, waiter);
+    free_objects(c);
+    atomic_fetch_add(&c->done, 1);
+    return NULL;
+}
+
+static void
+run_owner_dies(int W, enum kind kind)
+{
+    memset(&od_c, 0, sizeof od_c);
+    od_kind = kind;
+    PT_RUN_TASK(W, owner_dies_main, &od_c, &od_c.done, 1);
+}
+
+/* A task that returns, fails or is terminated holding a lock hands it on:
+ * the next owner (a waiter, or a later caller) gets PC_EOWNERDEAD, once. */
+PT_WTEST(owner_dies_lock)
+static void
+owner_dies_lock(int W)
+{
+    run_owner_dies(W, K_LOCK);
+}
+
+/* The same for a recursive lock held two levels deep. */
+PT_WTEST(owner_dies_rlock)
+static void
+owner_dies_rlock(int W)
+{
+    run_owner_dies(W, K_RLOCK);
+}
+
+PT_WTEST(owner_dies_cond_lock)
+static void
+owner_dies_cond_lock(int W)
+{
+    run_owner_dies(W, K_CONDLOCK);
+}
+
+/* A notified condition waiter whose notifier ends holding the lock gets it
+ * back with PC_EOWNERDEAD from pc_cond_wait(). */
+PT_WTEST(owner_dies_cond_wait)
+static void
+owner_dies_cond_wait(int W)
+{
+    run_owner_dies(W, K_COND);
+}
+
+/* ---- robust locks under a supervisor ------------------------------------------ */
+
+struct sup_ctx {
+    pc_lock *l;
+    pc_ref driver;
+    atomic_int runs;
+    atomic_int done;
+};
+
+/* Run 0 takes the lock and crashes; run 1 recovers it, takes it again and
+ * waits to be terminated; run 2 recovers it again. */
+static pc_msg *
+locking_child(void *arg)
+{
+    struct sup_ctx *c = arg;
+    int run = atomic_fetch_add(&c->runs, 1);
+    int rc = pc_lock_acquire(c->l, PT_LONG);
+    pc_msg *m = NULL;
+
+    if (run == 0) {
+        TCHECK_RC(rc, PC_OK);
+        pc_exit_error("crashed holding the lock");
+    }
+    TCHECK_RC(rc, PC_EOWNERDEAD);
+    if (rc != PC_OK && rc != PC_EOWNERDEAD)
+        return NULL;
+    TCHECK_RC(pc_lock_release(c->l), PC_OK);
+    if (run == 1)
+        TCHECK_RC(pc_lock_acquire(c->l, PT_LONG), PC_OK);
+    TCHECK_RC(pt_send_ref(c->driver, "recovered", pc_self()), PC_OK);
+    while (pc_recv(&m, -1) == PC_OK)
+        pc_msg_free(&m);
+    return NULL;
+}
+
+static pc_ref
+expect_recovered(void)
+{
+    pc_msg *m = NULL;
+    pc_ref r = PC_REF_NIL;
+
+    TCHECK_RC(pc_recv_type("recovered", &m, PT_LONG), PC_OK);
+    if (m)
+        r = pt_msg_ref(m);
+    pc_msg_free(&m);
+    return r;
+}
+
+static pc_msg *
+sup_lock_main(void *arg)
+{
+    struct sup_ctx *c = arg;
+    pc_sup_opts o = {PC_SUP_ONE_FOR_ONE, 5, 60};
+    pc_child_spec spec;
+    pc_ref sup, kid;
+
+    c->driver = pc_self();
+    TCHECK_RC(pc_lock_new(&c->l, false), PC_OK);
+    memset(&spec, 0, sizeof spec);
+    spec.name = "locker";
+    spec.fn = locking_child;
+    spec.arg = c;
+    spec.restart = PC_RESTART_PERMANENT;
+    spec.opts = pt_on(1, 0);
+    TCHECK_RC(pc_supervisor_start(&o, &spec, 1, NULL, &sup), PC_OK);
+    kid = expect_recovered(); /* run 1, after the crash of run 0 */
+    if (!pc_ref_is_nil(kid)) {
+        TCHECK_RC(pc_task_terminate(kid), PC_OK); /* holding it again */
+        kid = expect_recovered();                 /* run 2 */
+    }
+    TCHECK(!pc_ref_is_nil(kid));
+    TCHECK_RC(pc_supervisor_stop(sup), PC_OK);
+    atomic_fetch_add(&c->done, 1);
+    return NULL;
+}
+
+/* A supervised child that crashes or is killed holding a lock doesn't
+ * deadlock its restarts: the new child gets the lock with PC_EOWNERDEAD. */
+PT_WTEST(supervisor_restart_recovers_lock)
+static void
+supervisor_restart_recovers_lock(int W)
+{
+    struct sup_ctx c;
+
+    memset(&c, 0, sizeof c);
+    PT_RUN_TASK(W, sup_lock_main, &c, &c.done, 1);
+    CU_ASSERT_EQUAL(atomic_load(&c.runs), 3);
+    pc_lock_free(&c.l);
+}
+
+/* ---- a waiter killed around its hand-off ------------------------------------ */
+
+static struct q_ctx kw_c;
+static enum kind kw_kind;
+
+struct spin_ctx {
+    atomic_int spinning, go;
+};
+
+/* Keeps its worker busy (its inbox unread) until told to stop. */
+static pc_msg *
+spinner(void *arg)
+{
+    struct spin_ctx *s = arg;
+
+    atomic_store(&s->spinning, 1);
+    while (!atomic_load(&s->go))
+        ;
+    return NULL;
+}
+
+/* Hand the object to waiter 1 (on worker 1) and terminate it, in either
+ * order. With two workers, worker 1 is kept busy meanwhile, so both the
+ * wake-up and the terminate wait in its inbox: the waiter ends before its
+ * wake-up is read, or is woken and then ended before it runs. */
+static void
+killed_round(struct q_ctx *c, enum kind kind, bool kill_first)
+{
+    struct spin_ctx s;
+    pc_ref sp = PC_REF_NIL;
+
+    memset(&s, 0, sizeof s);
+    if (kind == K_SEM && pc_sem_value(c->sem) > 0)
+        TCHECK_RC(pc_sem_acquire(c->sem, 0), PC_OK);
+    if (kind == K_EVENT)
+        TCHECK_RC(pc_event_clear(c->ev), PC_OK);
+    shut(c, kind);
+    queue_waiter(c, fifo_waiter, 1, kind);
+    if (pc_node_workers() > 1) {
+        sp = pt_spawn(spinner, &s, 1, PC_TASK_JOINABLE);
+        while (!atomic_load(&s.spinning))
+            ;
+    }
+    if (kill_first)
+        TCHECK_RC(pc_task_terminate(c->w[1]), PC_OK);
+    open_(c, kind, 1);
+    if (!kill_first)
+        TCHECK_RC(pc_task_terminate(c->w[1]), PC_OK);
+    atomic_store(&s.go, 1);
+    if (!pc_ref_is_nil(sp))
+        TCHECK_RC(pc_task_join(sp, PT_LONG, NULL), PC_OK);
+    TCHECK_RC(pc_task_join(c->w[1], PT_LONG, NULL), PC_EKILLED);
+    TCHECK_EQ(atomic_load(&c->pos), 0); /* it never ran on */
+    check_free(c, kind);                /* nothing lost with it */
+}
+
+static pc_msg *
+killed_main(void *arg)
+{
+    struct q_ctx *c = arg;
+
+    start_relays(c);
+    make_objects(c, 0);
+    killed_round(c, kw_kind, false);
+    killed_round(c, kw_kind, true);
+    free_objects(c);
+    atomic_fetch_add(&c->done, 1);
+    return NULL;
+}
+
+static void
+run_killed(int W, enum kind kind)
+{
+    memset(&kw_c, 0, sizeof kw_c);
+    kw_kind = kind;
+    PT_RUN_TASK(W, killed_main, &kw_c, &kw_c.done, 1);
+}
+
+/* A lock handed to a waiter that is terminated before it runs goes to the
+ * next (here: is free again), also when the wake-up crosses workers. */
+PT_WTEST(killed_waiter_lock)
+static void
+killed_waiter_lock(int W)
+{
+    run_killed(W, K_LOCK);
+}
+
+PT_WTEST(killed_waiter_rlock)
+static void
+killed_waiter_rlock(int W)
+{
+    run_killed(W, K_RLOCK);
+}
+
+/* A semaphore unit handed to it goes back. */
+PT_WTEST(killed_waiter_sem)
+static void
+killed_waiter_sem(int W)
+{
+    run_killed(W, K_SEM);
+}
+
+PT_WTEST(killed_waiter_event)
+static void
+killed_waiter_event(int W)
+{
+    run_killed(W, K_EVENT);
+}
+
+/* A notified condition waiter handed the lock. */
+PT_WTEST(killed_waiter_cond)
+static void
+killed_waiter_cond(int W)
+{
+    run_killed(W, K_COND);
+}
+
+PT_WTEST(killed_waiter_cond_lock)
+static void
+killed_waiter_cond_lock(int W)
+{
+    run_killed(W, K_CONDLOCK);
+}
+
+/* ---- timeout 0: take it now or fail at once ----------------------------------- */
+
+struct zero_ctx {
+    struct q_ctx q;
+    atomic_int got; /* the cond-lock waiter got the lock */
+    atomic_int done;
+};
+
+/* On worker 1: holds every lock (the sem is at 0, the event clear) until
+ * told, then lets go. */
+static pc_msg *
+zero_holder(void *arg)
+{
+    struct q_ctx *c = arg;
+
+    TCHECK_RC(pc_lock_acquire(c->lock, PT_LONG), PC_OK);
+    TCHECK_RC(pc_lock_acquire(c->rlock, PT_LONG), PC_OK);
+    TCHECK_RC(pc_cond_acquire(c->cond, PT_LONG), PC_OK);
+    TCHECK_RC(pt_send(c->driver, "held"), PC_OK);
+    PT_EXPECT("end");
+    TCHECK_RC(pc_lock_release(c->lock), PC_OK);
+    TCHECK_RC(pc_lock_release(c->rlock), PC_OK);
+    TCHECK_RC(pc_cond_release(c->cond), PC_OK);
+    TCHECK_RC(pc_sem_release(c->sem), PC_OK);
+    TCHECK_RC(pc_event_set(c->ev), PC_OK);
+    return NULL;
+}
+
+static pc_msg *
+got_waiter(void *arg)
+{
+    struct q_arg *a = arg;
+    struct zero_ctx *z = (struct zero_ctx *)(void *)a->c;
+
+    queued(a);
+    TCHECK_RC(pc_cond_acquire(z->q.cond, PT_LONG), PC_OK);
+    atomic_store(&z->got, 1);
+    TCHECK_RC(pc_cond_release(z->q.cond), PC_OK);
+    return NULL;
+}
+
+static pc_msg *
+zero_main(void *arg)
+{
+    struct zero_ctx *z = arg;
+    struct q_ctx *c = &z->q;
+    pc_ref h;
+
+    start_relays(c);
+    make_objects(c, 0);
+    h = pt_spawn(zero_holder, c, 1, PC_TASK_JOINABLE);
+    PT_EXPECT("held");
+    TCHECK_RC(pc_lock_acquire(c->lock, 0), PC_ETIMEDOUT);
+    TCHECK_RC(pc_lock_acquire(c->rlock, 0), PC_ETIMEDOUT);
+    TCHECK_RC(pc_cond_acquire(c->cond, 0), PC_ETIMEDOUT);
+    TCHECK_RC(pc_sem_acquire(c->sem, 0), PC_ETIMEDOUT);
+    TCHECK_RC(pc_event_wait(c->ev, 0), PC_ETIMEDOUT);
+    TCHECK_RC(pt_send(h, "end"), PC_OK);
+    TCHECK_RC(pc_task_join(h, PT_LONG, NULL), PC_OK);
+    TCHECK_RC(pc_lock_acquire(c->lock, 0), PC_OK);
+    TCHECK_RC(pc_lock_acquire(c->rlock, 0), PC_OK);
+    TCHECK_RC(pc_cond_acquire(c->cond, 0), PC_OK);
+    TCHECK_RC(pc_sem_acquire(c->sem, 0), PC_OK);
+    TCHECK_RC(pc_event_wait(c->ev, 0), PC_OK);
+    TCHECK_RC(pc_lock_release(c->lock), PC_OK);
+    TCHECK_RC(pc_lock_release(c->rlock), PC_OK);
+    /* A condition wait of 0 can't be notified: it returns at once and
+     * never lets the lock go, although a task on worker 1 waits for it. */
+    queue_waiter(c, got_waiter, 1, K_CONDLOCK);
+    TCHECK_RC(pc_cond_wait(c->cond, 0), PC_ETIMEDOUT);
+    TCHECK_EQ(atomic_load(&z->got), 0);
+    TCHECK_RC(pc_cond_release(c->cond), PC_OK); /* still ours */
+    TCHECK_RC(pc_task_join(c->w[1], PT_LONG, NULL), PC_OK);
+    TCHECK_EQ(atomic_load(&z->got), 1);
+    free_objects(c);
+    atomic_fetch_add(&z->done, 1);
+    return NULL;
+}
+
+/* Timeout 0 tries without waiting, against a holder on the other worker;
+ * pc_cond_wait(c, 0) keeps the lock. */
+PT_WTEST(timeout_zero_tries)
+static void
+timeout_zero_tries(int W)
+{
+    struct zero_ctx z;
+
+    memset(&z, 0, sizeof z);
+    PT_RUN_TASK(W, zero_main, &z, &z.done, 1);
+}
+
 PT_MAIN("sync", PT_WENTRY(fifo_lock), PT_WENTRY(fifo_sem),
         PT_WENTRY(fifo_event), PT_WENTRY(fifo_cond), PT_WENTRY(fifo_cond_lock),
         PT_WENTRY(timeout_lock), PT_WENTRY(timeout_sem),
@@ -1335,4 +1814,11 @@ PT_MAIN("sync", PT_WENTRY(fifo_lock), PT_WENTRY(fifo_sem),
         PT_WENTRY(free_wakes_sem), PT_WENTRY(free_wakes_event),
         PT_WENTRY(free_wakes_cond), PT_WENTRY(terminated_waiter_lock),
         PT_WENTRY(terminated_waiter_sem), PT_WENTRY(terminated_waiter_cond),
-        PT_WENTRY(actor_handler_eperm))
+        PT_WENTRY(actor_handler_eperm), PT_WENTRY(owner_dies_lock),
+        PT_WENTRY(owner_dies_rlock), PT_WENTRY(owner_dies_cond_lock),
+        PT_WENTRY(owner_dies_cond_wait),
+        PT_WENTRY(supervisor_restart_recovers_lock),
+        PT_WENTRY(killed_waiter_lock), PT_WENTRY(killed_waiter_rlock),
+        PT_WENTRY(killed_waiter_sem), PT_WENTRY(killed_waiter_event),
+        PT_WENTRY(killed_waiter_cond), PT_WENTRY(killed_waiter_cond_lock),
+        PT_WENTRY(timeout_zero_tries))

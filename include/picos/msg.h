@@ -1,9 +1,9 @@
 /* picos/msg.h — messages: refcounted, immutable once sent.
  *
  * A message is a type name, a byte payload and the ref of its sender (see
- * pc_msg_sender()). It may instead (or also) carry a protobuf-c message, kept unpacked while
- * it stays in the process and packed only when its bytes are asked for
- * (pc_msg_data(), or when it leaves the process).
+ * pc_msg_sender()). It may instead (or also) carry a protobuf-c message, kept
+ * unpacked while it stays in the process and packed only when its bytes are
+ * asked for (pc_msg_data(), or when it leaves the process).
  *
  * Ownership — one rule for every call that takes `pc_msg **` (pc_send,
  * pc_deliver, pc_chan_send, pc_chan_deliver, the transport's ops): on
@@ -11,9 +11,10 @@
  * caller still owns the message in *m, to retry or free. For pc_deliver an
  * error after the message left (PC_ETIMEDOUT) means it may or may not have
  * arrived; the caller's *m is then a reference of its own to the same
- * message. pc_msg_new*() hands the caller one reference. Fan-out (channels) takes more references with
- * pc_msg_ref(); nothing is ever copied. Once a message has been sent nobody
- * may change it, which is why the accessors return const data.
+ * message. pc_msg_new*() hands the caller one reference. Fan-out (channels)
+ * takes more references with pc_msg_ref(); nothing is ever copied. Once a
+ * message has been sent nobody may change it, which is why the accessors return
+ * const data.
  */
 #ifndef PICOS_MSG_H
 #define PICOS_MSG_H

@@ -16,9 +16,10 @@
  * unregisters the transport (its threads end), stops and joins the workers,
  * terminates what is still alive (daemons, uncollected zombies) without
  * running more task code — their exit handlers and monitors still fire —
- * answers what is left in the inboxes with PC_ECLOSED, and frees the node. A task or another thread may call
- * pc_node_stop() to end it early (pycos's terminate()). After pc_node_run()
- * returns, pc_node_start() may be called again.
+ * answers what is left in the inboxes with PC_ECLOSED, and frees the node. A
+ * task or another thread may call pc_node_stop() to end it early (pycos's
+ * terminate()). After pc_node_run() returns, pc_node_start() may be called
+ * again.
  *
  * Calls marked "any thread" also work from threads that are not workers
  * (main(), a thread pool); such a thread must be done with picos calls before

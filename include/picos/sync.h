@@ -1,5 +1,6 @@
 /* picos/sync.h — task-level locks, conditions, events and semaphores
- * (pycos's Lock, RLock, Condition, Event and Semaphore, PYCOS_SPEC §1.5).
+ * (pycos's Lock, RLock, Condition, Event and Semaphore, PYCOS_SPEC §1.5),
+ * with robust locks (POSIX's robust mutexes).
  *
  * These block the calling task only, never its worker: the worker runs its
  * other tasks meanwhile. Unlike pycos's (one scheduler, no preemption), they
@@ -12,15 +13,40 @@
  *     hands the object straight to the first waiter, wherever it runs: a
  *     caller that arrives later can't take it first (no barging).
  *   - Every blocking call takes a timeout in seconds: negative waits
- *     forever, 0 only tries (never blocks). A waiter that times out leaves
- *     the queue; one that was handed the object at the moment it timed out
- *     keeps it and returns PC_OK.
- *   - Who may block: tasks and foreign threads. In a light-actor handler (or
- *     a worker's own callbacks) every call with a timeout other than 0
- *     returns PC_EPERM, whether or not it would have had to wait; the try
- *     forms (timeout 0) and the non-blocking calls work there.
+ *     forever, 0 takes the object only if it is free now and otherwise
+ *     returns PC_ETIMEDOUT at once (it never waits, so it can't race a
+ *     hand-off, and never lets go of anything: see pc_cond_wait()). A waiter
+ *     that times out leaves the queue; one that was handed the object at the
+ *     moment it timed out keeps it and returns PC_OK.
+ *   - Who may block: tasks and foreign threads. In a light-actor handler, a
+ *     pc_at_exit() handler (task.h) or a worker's own callbacks every call
+ *     with a timeout other than 0 returns PC_EPERM, whether or not it would
+ *     have had to wait; the try forms (timeout 0) and the non-blocking calls
+ *     work there.
  *   - The owner of a lock is the calling task or light actor (pc_self()),
- *     or, outside them, the calling thread.
+ *     or, outside them, the calling thread. A task's pc_at_exit() handler
+ *     runs as the task, so it can release the task's locks.
+ *   - Locks (plain, recursive, a condition's) are robust. When the task or
+ *     light actor that owns one ends without releasing it — it returns,
+ *     fails (pc_exit_error), is terminated, or the node ends; its exit
+ *     handler still may release it — the lock goes to its first waiter, or
+ *     is left free, and that next owner is told with PC_EOWNERDEAD instead
+ *     of PC_OK from the call that got it (pc_lock_acquire, pc_cond_acquire,
+ *     pc_cond_wait). PC_EOWNERDEAD is a success: the caller owns the lock
+ *     (at the depth it asked for), but what the lock guards may have been
+ *     left half-updated, so it should check or repair it, then go on as
+ *     usual. Only that next owner is told (once, unlike POSIX the lock
+ *     needs no "consistent" call): its own release is an ordinary one. A
+ *     foreign thread is not tracked: a thread that exits holding a lock
+ *     leaves it held.
+ *   - A task terminated while it waits leaves the queue. What was handed to
+ *     it before it could run again — a lock, a semaphore unit, a
+ *     notification and the lock after it — goes on to the next waiter, or
+ *     back, as if the task had been skipped (a lock it never ran with comes
+ *     with PC_OK, or PC_EOWNERDEAD if a dead owner left it), also when it
+ *     ran on another worker and its wake-up was still on the way.
+ *     Semaphores have no owner: units a task took and didn't release stay
+ *     taken when it ends.
  *   - pc_*_free() may be called while tasks or threads wait in the object:
  *     each is woken with PC_ECLOSED and no longer touches it. Other calls
  *     must not race with the free (the caller owns the object).
@@ -53,16 +79,19 @@ typedef struct pc_lock pc_lock;
 pc_err pc_lock_new(pc_lock **out, bool recursive);
 
 /* Free *l and set *l to NULL (NULL or *l NULL: nothing). Waiters get
- * PC_ECLOSED. Any thread. */
+ * PC_ECLOSED. It may be held, by the caller or by a task that must then not
+ * touch it again (its end lets go of it). Any thread. */
 void pc_lock_free(pc_lock **l);
 
 /* Acquire l, waiting up to `timeout` seconds (negative: forever, 0: try).
  * Returns PC_OK (the caller owns it; a recursive lock's owner adds one
- * level), PC_ETIMEDOUT, PC_ECLOSED (freed while waiting), PC_EPERM (timeout
- * not 0 in a light-actor handler), PC_ESTATE (the owner of a non-recursive
- * lock asked to wait for it: that would never end; with timeout 0 it gets
- * PC_ETIMEDOUT), PC_EINVAL, PC_ENOMEM. Tasks and foreign threads; light
- * actors with timeout 0. */
+ * level), PC_EOWNERDEAD (the caller owns it, and is the first owner since
+ * one ended holding it: repair what it guards), PC_ETIMEDOUT, PC_ECLOSED
+ * (freed while waiting), PC_EPERM (timeout not 0 in a light-actor or exit
+ * handler), PC_ESTATE (the owner of a non-recursive lock asked to wait for
+ * it: that would never end; with timeout 0 it gets PC_ETIMEDOUT),
+ * PC_EINVAL, PC_ENOMEM. Tasks and foreign threads; light actors and exit
+ * handlers with timeout 0. */
 pc_err pc_lock_acquire(pc_lock *l, double timeout);
 
 /* Release one level of l; at the last one the lock goes to the first
@@ -84,18 +113,22 @@ pc_err pc_cond_new(pc_cond **out);
 void pc_cond_free(pc_cond **c);
 
 /* Acquire / release c's lock: as pc_lock_acquire() / pc_lock_release() on a
- * recursive lock. */
+ * recursive lock (robust too: PC_EOWNERDEAD). */
 pc_err pc_cond_acquire(pc_cond *c, double timeout);
 pc_err pc_cond_release(pc_cond *c);
 
 /* Release c's lock fully (all levels), wait up to `timeout` seconds for a
  * notification, then acquire the lock again at the level it had (waiting as
- * long as that takes, also after a timeout). Returns PC_OK (notified),
- * PC_ETIMEDOUT (not notified; the lock is held again all the same),
- * PC_EPERM (the caller doesn't hold the lock, or is a light-actor handler:
- * even timeout 0 may have to wait for the lock), PC_ECLOSED (c was freed;
- * nothing is held), PC_EINVAL, PC_ENOMEM (the lock is still held). Tasks and
- * foreign threads. */
+ * long as that takes, also after a timeout). Timeout 0 can't be notified (a
+ * notification is never kept for later): it returns PC_ETIMEDOUT at once
+ * and never lets the lock go. Returns PC_OK (notified), PC_ETIMEDOUT (not
+ * notified; the lock is held again all the same), PC_EOWNERDEAD (the lock
+ * is held again, got from an owner that ended holding it; notified or not
+ * is not known: check the condition as after any wake-up), PC_EPERM (the
+ * caller doesn't hold the lock, or timeout not 0 in a light-actor or exit
+ * handler), PC_ECLOSED (c was freed; nothing is held), PC_EINVAL, PC_ENOMEM
+ * (the lock is still held). Tasks and foreign threads; light actors and
+ * exit handlers with timeout 0. */
 pc_err pc_cond_wait(pc_cond *c, double timeout);
 
 /* Wake up to n of the tasks waiting in pc_cond_wait(), oldest first; each

@@ -17,7 +17,8 @@
  * message to a task that ends before reading it is dropped.
  *
  * Unless said otherwise, functions below are for tasks only (the calling
- * thread must be running a task) and return PC_EPERM elsewhere. Those marked
+ * thread must be running a task) and return PC_EPERM elsewhere, including
+ * in a task's own exit handler (pc_at_exit()). Those marked
  * "any thread" also work from light actors, foreign threads and main().
  */
 #ifndef PICOS_TASK_H
@@ -91,7 +92,8 @@ pc_ref pc_self(void);
 /* The name given at spawn ("" when none). Tasks and light actors. */
 const char *pc_self_name(void);
 
-/* True when the caller is a task (not an actor handler or plain thread). */
+/* True when the caller is a task (not an actor handler, an exit handler or
+ * a plain thread). */
 bool pc_in_task(void);
 
 /* Send *m to `to`; never blocks. On PC_OK the message belongs to the
@@ -187,8 +189,9 @@ pc_err pc_set_daemon(bool daemon);
  * task keeps its value after it ends until one join takes it; other tasks
  * can be joined only while they run. Returns PC_OK, PC_ETIMEDOUT, PC_ENOENT
  * (no such task, or it ended unjoinable before the join arrived), PC_EKILLED
- * (it was terminated; *value NULL), PC_EINVAL (joining itself).
- * Tasks and foreign threads; not light-actor handlers. */
+ * (it was terminated; *value NULL), PC_EINVAL (joining itself), PC_EPERM
+ * (from a light-actor or exit handler, or a worker's own callbacks).
+ * Tasks and foreign threads. */
 pc_err pc_task_join(pc_ref ref, double timeout, pc_msg **value);
 
 /* Terminate task or actor `ref`: it is removed at the point where it waits,
@@ -204,10 +207,24 @@ void pc_exit(pc_msg *value) __attribute__((noreturn));
 
 /* Run fn(arg) when the calling task or light actor ends, however it ends
  * (return, pc_exit, error, terminate, the node's end) — the way to free what
- * a task holds, since terminate runs none of its code. fn runs on a worker
- * thread (or in pc_node_run() at the node's end) after the task's stack is
- * gone, so arg must not point into that stack. One handler per task: a
- * second call replaces the first; fn NULL removes it. Tasks and actors. */
+ * a task holds, since terminate runs none of its code. One handler per task:
+ * a second call replaces the first; fn NULL removes it. Returns PC_OK,
+ * PC_EPERM (not a task or actor), PC_ESTATE (called in the handler). Tasks
+ * and actors.
+ *
+ * fn runs on the task's worker thread (or in pc_node_run() at the node's
+ * end), after the task's stack is gone (arg must not point into it), and
+ * before its monitors, links and joiners learn of the end. It runs as the
+ * task: pc_self() and pc_self_name() are the task's, messages it sends are
+ * from the task, and it can release the locks the task holds (sync.h). But
+ * it can't wait, as in a light-actor handler: pc_recv(), pc_recv_match(),
+ * pc_sleep(), pc_yield(), pc_suspend(), pc_wait_fd(), pc_deliver() and
+ * pc_task_join() (whatever the timeout), and sync calls with a timeout other
+ * than 0 return PC_EPERM; their try forms (timeout 0) work. pc_in_task() is
+ * false there; mail to the task itself is dropped; pc_task_terminate() of
+ * itself does nothing; pc_exit() and pc_exit_error() must not be called
+ * (they abort). Locks still held when fn returns are handed on as a dead
+ * owner's (PC_EOWNERDEAD, sync.h). */
 pc_err pc_at_exit(void (*fn)(void *arg), void *arg);
 
 /* True while `ref` names a live task or actor of this node. Any thread. */
