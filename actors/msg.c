@@ -190,7 +190,7 @@ pc_msg_type(const pc_msg *m)
     return m ? m->type : "";
 }
 
-int
+bool
 pc_msg_is(const pc_msg *m, const char *type)
 {
     return m && type && strcmp(m->type, type) == 0;

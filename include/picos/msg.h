@@ -19,6 +19,7 @@
 #ifndef PICOS_MSG_H
 #define PICOS_MSG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -64,7 +65,7 @@ void pc_msg_free(pc_msg **m);
 const char *pc_msg_type(const pc_msg *m);
 
 /* True when the type name equals `type`. */
-int pc_msg_is(const pc_msg *m, const char *type);
+bool pc_msg_is(const pc_msg *m, const char *type);
 
 /* The payload and its length. For a protobuf message the payload is its
  * packed form, made on the first call (thread-safe) and kept. */
