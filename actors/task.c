@@ -262,6 +262,7 @@ pc__task_release(pc__worker *w, pc__task *t)
         ev_timer_stop(w->loop, &t->timer);
     if (ev_is_active(&t->io))
         ev_io_stop(w->loop, &t->io);
+    pc__mb_sender_gone(t); /* blocked in pc_send: its turn goes on */
     pc__stack_check_end(t->stack, t->p.name);
     pc__stack_put(&w->pool, &t->stack);
     if (w->shared_owner == t)
@@ -436,31 +437,15 @@ pc_at_exit(void (*fn)(void *arg), void *arg)
 
 /* ---- messaging ------------------------------------------------------------------- */
 
-/* Put m in p's mailbox (p is on this worker), applying a bounded mailbox's
- * policy. Returns PC_OK, or PC_ENOENT (p ended) / PC_EFULL with m freed. */
 int
-pc__deliver_local(pc__worker *w, pc__proc *p, pc_msg *m, bool chan)
+pc__deliver_local(pc__worker *w, pc__proc *p, pc_msg *m, unsigned how)
 {
-    if (p->state >= PC__ST_ZOMBIE) {
-        pc_msg_free(&m);
+    int rc;
+
+    if (p->state >= PC__ST_ZOMBIE)
         return PC_ENOENT;
-    }
-    if (p->mb_cap && pc__mb_len(p) >= p->mb_cap) {
-        if (p->mb_policy == PC_MB_BLOCK) {
-            p->mb_over++;
-        } else {
-            if (p->mb_policy == PC_MB_DROP)
-                p->mb_dropped++;
-            else
-                p->mb_refused++;
-            pc_msg_free(&m);
-            return PC_EFULL;
-        }
-    }
-    if (!pc__mb_push(p, m, chan)) {
-        pc_msg_free(&m);
-        return PC_ENOMEM;
-    }
+    if ((rc = pc__mb_put(p, m, how)) != PC_OK)
+        return rc;
     if (p->state == PC__ST_AWAIT_MSG)
         pc__task_wake((pc__task *)p, PC_OK);
     else if (p->state == PC__ST_IDLE)
@@ -468,43 +453,10 @@ pc__deliver_local(pc__worker *w, pc__proc *p, pc_msg *m, bool chan)
     return PC_OK;
 }
 
-/* A full bounded mailbox on the sender's own worker: what pc_send does.
- * Returns PC_OK to go on delivering (room now, or DROP/over accounting is
- * left to pc__deliver_local), or an error for the sender. */
-static int
-full_local(pc__worker *w, pc_ref to, pc__proc **pp)
-{
-    pc__proc *p = *pp;
-    pc__task *me = cur_task(w);
-
-    while (p->mb_cap && pc__mb_len(p) >= p->mb_cap) {
-        if (p->mb_policy == PC_MB_DROP)
-            return PC_OK; /* dropped and counted on delivery */
-        if (p->mb_policy == PC_MB_FAIL) {
-            p->mb_refused++;
-            return PC_EFULL;
-        }
-        if (!me || &me->p == p) { /* BLOCK, but this sender can't wait */
-            p->mb_refused++;
-            return PC_EFULL;
-        }
-        pc__joiner *j = malloc(sizeof *j);
-        if (!j)
-            return PC_ENOMEM;
-        pc__wait_prepare(&j->rt);
-        j->next = p->space_waiters;
-        p->space_waiters = j;
-        pc__wait_block(&j->rt, -1, NULL);
-        pc__worker *tw;
-        if (pc__route(to, &tw, pp) != PC_OK || !*pp)
-            return PC_ENOENT; /* it ended while we waited */
-        p = *pp;
-    }
-    return PC_OK;
-}
-
-pc_err
-pc__send_ex(pc_ref to, pc_msg **m, bool chan, pc__ack_fn ack, void *ctx)
+/* pc_send, pc_send_timeout, pc__send_ex: *m is consumed only on PC_OK. */
+static pc_err
+send_msg(pc_ref to, pc_msg **m, unsigned how, double timeout, pc__ack_fn ack,
+         void *ctx)
 {
     pc__worker *tw;
     pc__proc *p;
@@ -513,15 +465,21 @@ pc__send_ex(pc_ref to, pc_msg **m, bool chan, pc__ack_fn ack, void *ctx)
     if (!m || !*m)
         return PC_EINVAL;
     if ((rc = pc__route(to, &tw, &p)) != PC_OK) {
-        if (rc == PC_EUNREACH && pc__remote_send && !ack && !chan)
+        if (rc == PC_EUNREACH && pc__remote_send && !ack &&
+            !(how & PC__MB_CHAN))
             return pc__remote_send(to, m);
         return rc;
     }
     if (p) {
-        /* channel fan-out never waits for room: over capacity is counted */
-        if (p->mb_cap && !chan && (rc = full_local(tw, to, &p)) != PC_OK)
-            return rc; /* the caller keeps *m */
-        rc = pc__deliver_local(tw, p, *m, chan);
+        /* only ordinary mail waits for room (or is refused at the call) */
+        if (!how && p->mb_cap &&
+            (rc = pc__mb_admit(tw, to, &p, timeout)) != PC_OK)
+            return rc;
+        rc = pc__deliver_local(tw, p, *m, how);
+        if (rc != PC_OK && rc != PC_EFULL)
+            return rc;
+        if (rc == PC_EFULL) /* dropped by the policy, as across workers */
+            pc_msg_free(m);
         *m = NULL;
         if (ack)
             ack(ctx, rc);
@@ -532,7 +490,7 @@ pc__send_ex(pc_ref to, pc_msg **m, bool chan, pc__ack_fn ack, void *ctx)
         return PC_ENOMEM;
     e->to = to;
     e->msg = *m;
-    e->chan = chan;
+    e->how = (uint8_t)how;
     e->ack = ack;
     e->ptr = ctx;
     *m = NULL;
@@ -541,9 +499,28 @@ pc__send_ex(pc_ref to, pc_msg **m, bool chan, pc__ack_fn ack, void *ctx)
 }
 
 pc_err
+pc__send_ex(pc_ref to, pc_msg **m, unsigned how, pc__ack_fn ack, void *ctx)
+{
+    return send_msg(to, m, how, -1, ack, ctx);
+}
+
+void
+pc__send_sys(pc_ref to, pc_msg **m)
+{
+    if (send_msg(to, m, PC__MB_SYS, -1, NULL, NULL) != PC_OK)
+        pc_msg_free(m);
+}
+
+pc_err
 pc_send(pc_ref to, pc_msg **m)
 {
-    return pc__send_ex(to, m, false, NULL, NULL);
+    return send_msg(to, m, 0, -1, NULL, NULL);
+}
+
+pc_err
+pc_send_timeout(pc_ref to, pc_msg **m, double timeout)
+{
+    return send_msg(to, m, 0, timeout, NULL, NULL);
 }
 
 pc_err
@@ -670,12 +647,10 @@ pc_deliver(pc_ref to, pc_msg **m, double timeout)
     if ((rc = pc__route(to, &tw, &p)) != PC_OK)
         return rc;
     if (p) {
-        if (p->mb_cap && (rc = full_local(tw, to, &p)) != PC_OK) {
-            pc_msg_free(m); /* as when refused on another worker */
+        if (p->mb_cap && (rc = pc__mb_admit(tw, to, &p, timeout)) != PC_OK)
             return rc;
-        }
-        rc = pc__deliver_local(tw, p, *m, false);
-        *m = NULL;
+        if ((rc = pc__deliver_local(tw, p, *m, 0)) == PC_OK)
+            *m = NULL;
         return rc;
     }
     if (timeout == 0)
@@ -684,9 +659,10 @@ pc_deliver(pc_ref to, pc_msg **m, double timeout)
     if (!e)
         return PC_ENOMEM;
     e->to = to;
-    e->msg = *m;
-    *m = NULL;
-    return request(tw, e, timeout, NULL);
+    e->msg = pc_msg_ref(*m); /* ours stays with the caller until the verdict */
+    if ((rc = request(tw, e, timeout, NULL)) == PC_OK)
+        pc_msg_free(m);
+    return rc;
 }
 
 pc_err
@@ -1157,12 +1133,11 @@ pc__handle_env(pc__worker *w, pc__env *e)
         break;
     case PC__ENV_MSG:
         p = pc__proc_lookup(w, e->to);
-        if (p) {
-            rc = pc__deliver_local(w, p, e->msg, e->chan);
-        } else {
-            rc = PC_ENOENT;
-            pc_msg_free(&e->msg);
-        }
+        rc = p ? pc__deliver_local(w, p, e->msg, e->how) : PC_ENOENT;
+        if (rc == PC_OK)
+            e->msg = NULL;
+        else
+            pc_msg_free(&e->msg); /* refused, dropped or too late: counted */
         if (e->rt.sync || e->rt.token)
             pc__reply(e->rt, rc, NULL);
         if (e->ack)

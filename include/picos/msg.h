@@ -4,11 +4,20 @@
  * it. It may instead (or also) carry a protobuf-c message, kept unpacked while
  * it stays in the process and packed only when it leaves it (pc_msg_bytes()).
  *
- * Ownership: pc_msg_new*() hands the caller one reference. A send takes
- * `pc_msg **` and sets the caller's pointer to NULL on success; on error the
- * caller still owns it. Fan-out (channels) takes more references with
- * pc_msg_ref(); nothing is ever copied. Once a message has been sent nobody
- * may change it, which is why the accessors return const data.
+ * Ownership: pc_msg_new*() hands the caller one reference. Every call that
+ * takes a message as `pc_msg **m` to send it (pc_send, pc_send_timeout,
+ * pc_deliver, pc_chan_send, pc_chan_deliver) follows one rule, "consumed only
+ * on success": on PC_OK it takes the caller's reference and sets *m to NULL;
+ * on ANY other return *m is unchanged and still the caller's, to free or to
+ * send again — whether the failure was found before the message left or
+ * reported back by its target. (An acknowledged send keeps a reference of its
+ * own in flight for this, so after PC_ETIMEDOUT the message may still arrive:
+ * sending *m again may deliver it twice.) A failure found only after a
+ * fire-and-forget send returned PC_OK (pc_send across workers) can't be
+ * reported: the message is dropped there and counted. Fan-out (channels)
+ * takes more references with pc_msg_ref(); nothing is ever copied. Once a
+ * message has been sent nobody may change it, which is why the accessors
+ * return const data.
  */
 #ifndef PICOS_MSG_H
 #define PICOS_MSG_H
