@@ -208,7 +208,7 @@ tidy(pc__ring *r)
 static pc_msg *
 ring_take(pc__ring *r, uint64_t *from, pc__match_fn match, void *ctx)
 {
-    uint32_t a, i;
+    uint32_t a, i, holes = 0;
     pc_msg *m = NULL;
 
     if (r->live == 0) {
@@ -228,7 +228,9 @@ ring_take(pc__ring *r, uint64_t *from, pc__match_fn match, void *ctx)
     a = first_from(r, *from);
     for (i = a; i < r->len; i++) {
         pc__mail *x = at(r, i);
-        if (x->m && match(x->m, ctx)) {
+        if (!x->m) {
+            holes++;
+        } else if (match(x->m, ctx)) {
             m = x->m;
             x->m = NULL;
             r->live--;
@@ -237,12 +239,14 @@ ring_take(pc__ring *r, uint64_t *from, pc__match_fn match, void *ctx)
         }
     }
     pc__mb_visits += i - a + (m != NULL);
-    if (!m)
-        *from = r->next;
-    if (i > a || m)
-        pack(r, a, i < r->len ? i : r->len - 1);
-    if (m)
+    if (m) {
+        pack(r, a, i);
         tidy(r);
+    } else {
+        *from = r->next;
+        if (holes)
+            pack(r, a, r->len - 1);
+    }
     return m;
 }
 

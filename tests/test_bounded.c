@@ -267,19 +267,31 @@ struct live_ctx {
     struct live_arg {
         struct live_ctx *c;
         uint64_t i;
+        pc_msg *m; /* the sender's until sent; freed at its end */
     } arg[3];
     atomic_int done;
 };
 
+static void
+free_held(void *arg)
+{
+    pc_msg_free(arg);
+}
+
 /* Tells the driver it is about to send, then sends its index to r: the
- * send blocks (r is full) before anything else runs on this worker. */
+ * send blocks (r is full) before anything else runs on this worker. The
+ * message is the sender's until the send succeeds, so a sender terminated
+ * while blocked frees it at its end. */
 static pc_msg *
 sender_i(void *arg)
 {
     struct live_arg *a = arg;
 
+    TCHECK_RC(pc_msg_new(&a->m, "n", &a->i, sizeof a->i), PC_OK);
+    TCHECK_RC(pc_at_exit(free_held, &a->m), PC_OK);
     TCHECK_RC(pt_send(a->c->driver, "sending"), PC_OK);
-    TCHECK_RC(send_u64(a->c->r, a->i), PC_OK);
+    TCHECK_RC(pc_send(a->c->r, &a->m), PC_OK);
+    TCHECK(a->m == NULL);
     TCHECK_RC(pt_send_u64(a->c->driver, "sent", a->i), PC_OK);
     return NULL;
 }
@@ -319,7 +331,7 @@ live_main(void *arg)
     TCHECK_RC(pc_spawn(live_receiver, c, &o, &c->r), PC_OK);
     TCHECK_RC(send_u64(c->r, 100), PC_OK); /* now it is full */
     for (int i = 0; i < 3; i++) {
-        c->arg[i] = (struct live_arg){c, (uint64_t)i};
+        c->arg[i] = (struct live_arg){c, (uint64_t)i, NULL};
         c->s[i] = pt_spawn(sender_i, &c->arg[i], PT_SELF, 0);
         PT_EXPECT("sending"); /* and it blocked right after */
     }
