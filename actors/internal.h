@@ -392,7 +392,9 @@ extern pc__node *pc__the_node;
 extern _Thread_local pc__worker *pc__tls_worker
     __attribute__((tls_model("initial-exec")));
 
-/* Hook a transport sets to carry sends to other nodes (NULL: unreachable). */
+/* Hook a transport sets to carry sends to other nodes (NULL: unreachable).
+ * It follows msg.h's rule: *m is NULLed only on PC_OK. System messages
+ * (PC__MB_SYS, e.g. DOWN to a remote watcher) reach it as ordinary sends. */
 extern pc_err (*pc__remote_send)(pc_ref to, pc_msg **m);
 
 /* node.c */
