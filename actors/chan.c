@@ -845,7 +845,7 @@ fan_out(pc_chan *c, pc_msg *m, dlv *d, int level, bool top)
         pc_err rc;
         if (last)
             m = NULL;
-        rc = pc__send_ex(t->ref[i], &r, true, d ? dlv_ack : NULL, d);
+        rc = pc__send_ex(t->ref[i], &r, PC__MB_CHAN, d ? dlv_ack : NULL, d);
         if (rc == PC_OK) {
             handed++;
             continue;
@@ -956,23 +956,22 @@ deliver(pc_chan *ch, pc_msg **m, int n, double deadline, int *reached)
     dlv *d;
     pc_err rc;
 
-    if (n > 0 && (rc = wait_subscribers(ch, (size_t)n, deadline)) != PC_OK) {
-        if (rc == PC_ETIMEDOUT || rc == PC_ECLOSED)
-            pc_msg_free(m);
+    if (n > 0 && (rc = wait_subscribers(ch, (size_t)n, deadline)) != PC_OK)
         return rc;
-    }
     if (!(d = calloc(1, sizeof *d)))
         return PC_ENOMEM;
     atomic_init(&d->refs, 1);
     pthread_mutex_init(&d->mu, NULL);
     d->pending = 1;
     d->want = n;
-    if ((rc = fan_out(ch, *m, d, 0, true)) != PC_OK) {
-        pc_msg_free(m); /* closed since the wait */
+    /* the fan-out gets a reference of its own: *m stays the caller's until
+     * the verdict is PC_OK */
+    pc_msg *r = pc_msg_ref(*m);
+    if ((rc = fan_out(ch, r, d, 0, true)) != PC_OK) {
+        pc_msg_free(&r); /* closed since the wait: fan_out left it alone */
         dlv_unref(d);
         return rc;
     }
-    *m = NULL;
 
     pthread_mutex_lock(&d->mu);
     d->pending--; /* the fan-out is over */
@@ -996,6 +995,8 @@ deliver(pc_chan *ch, pc_msg **m, int n, double deadline, int *reached)
         *reached = d->reached;
     pthread_mutex_unlock(&d->mu);
     dlv_unref(d);
+    if (rc == PC_OK)
+        pc_msg_free(m);
     return rc;
 }
 

@@ -165,13 +165,25 @@ typedef struct pc__joiner {
     pc__reply_to rt;
 } pc__joiner;
 
-/* A FIFO of message pointers (mailbox.c). */
+/* A slot of a mailbox ring: a message (NULL: a hole) and its sequence
+ * number (mailbox.c). */
+typedef struct pc__mail {
+    pc_msg *m;
+    uint64_t seq;
+} pc__mail;
+
+/* A FIFO of messages with sequence numbers (mailbox.c). */
 typedef struct pc__ring {
-    pc_msg **buf; /* with cap == 0: the single message itself, or NULL */
+    union {
+        pc__mail *buf; /* cap > 0: cap slots, a power of two */
+        pc_msg *one;   /* cap == 0: the single message (seq next - 1) */
+    };
     uint32_t head, len, cap; /* len counts slots, holes included */
     uint32_t live;           /* messages */
-    uint64_t base;           /* sequence number of slot 0 */
+    uint64_t next;           /* sequence number of the next message pushed */
 } pc__ring;
+
+struct pc__task;
 
 typedef struct pc__proc {
     struct pc__proc *next; /* run queue link */
@@ -186,9 +198,9 @@ typedef struct pc__proc {
     uint32_t mb_cap;   /* bounded mailbox: capacity (0: unbounded) */
     uint8_t mb_policy; /* pc_mbox_policy */
     uint64_t mb_dropped, mb_refused, mb_over;
-    pc__joiner *space_waiters; /* PC_MB_BLOCK senders, FIFO-ish (LIFO list
-                                  reversed on wake) */
-    pc__ring mb;               /* ordinary mail */
+    struct pc__task *space_waiters; /* PC_MB_BLOCK: the oldest task blocked
+                                       in pc_send, of a ring (mailbox.c) */
+    pc__ring mb;                    /* ordinary mail */
     pc__ring cmb; /* channel mail, taken in turn with mb (mailbox.c) */
     bool cturn;   /* next pop prefers cmb */
     pc__joiner *joiners;
@@ -234,6 +246,10 @@ typedef struct pc__task {
     uint32_t token; /* bumps at every reply wait; stale replies mismatch */
     void *wake_val;
     pc_msg *reply_msg; /* join result */
+    /* blocked in pc_send on room_for's full PC_MB_BLOCK mailbox: linked in
+     * its space_waiters ring (mailbox.c) */
+    struct pc__task *room_next, *room_prev;
+    pc__proc *room_for;
     /* small mode: the frames copied out of the shared stack */
     char *save;
     size_t save_len, save_cap;
@@ -281,7 +297,7 @@ typedef struct pc__env {
     _Atomic(struct pc__env *) next;
     uint8_t kind;
     uint16_t home; /* cache.c */
-    bool chan;     /* PC__ENV_MSG: to the channel ring */
+    uint8_t how;   /* PC__ENV_MSG: PC__MB_CHAN, PC__MB_SYS */
     pc_ref to;
     int rc;
     pc_msg *msg;
@@ -566,8 +582,19 @@ void pc__fd_cancel_local(pc__worker *w, pc__env *e); /* FD_CANCEL envelope */
 
 /* ---- send.c: messaging -------------------------------------------------------- */
 
-/* PC_OK; PC_ENOENT (p ended) or PC_EFULL (bounded, full): m freed. */
-int pc__deliver_local(pc__worker *w, pc__proc *p, pc_msg *m, bool chan);
+/* How a message enters a mailbox (pc__send_ex, pc__deliver_local). */
+#define PC__MB_CHAN 0x1u /* into the channel ring */
+/* A system message (DOWN, EXIT, replies to requests): never waits for room
+ * and is never refused or dropped for capacity; a full mailbox takes it
+ * beyond its capacity and counts it in mb_over. */
+#define PC__MB_SYS 0x2u
+
+/* Put m into p's mailbox (p is on this worker; `how`: PC__MB_*), applying a
+ * bounded mailbox's policy, and wake p if it waits for mail. Returns PC_OK
+ * (m is the mailbox's now), or PC_ENOENT (p ended), PC_EFULL (refused or
+ * dropped by the policy, counted), PC_ENOMEM — then m is still the
+ * caller's. */
+int pc__deliver_local(pc__worker *w, pc__proc *p, pc_msg *m, unsigned how);
 void pc__stats_local(pc__worker *w, pc__env *e); /* STATS envelope */
 void pc__msg_local(pc__worker *w, pc__env *e);   /* MSG envelope */
 
@@ -576,11 +603,16 @@ void pc__msg_local(pc__worker *w, pc__env *e);   /* MSG envelope */
  * refused it; PC_ENOMEM; PC_ECLOSED: the node ended first). */
 typedef void (*pc__ack_fn)(void *ctx, int rc);
 
-/* pc_send with options: `chan` puts the message in the channel ring of the
- * mailbox; `ack` (may be NULL) is called exactly once when this returns
- * PC_OK — at once for a target on the caller's worker, else on the target's
- * worker. Errors are as pc_send's and then ack is never called. */
-pc_err pc__send_ex(pc_ref to, pc_msg **m, bool chan, pc__ack_fn ack, void *ctx);
+/* pc_send with options: `how` (PC__MB_CHAN: the channel ring of the
+ * mailbox; PC__MB_SYS: a system message; either one never waits for room);
+ * `ack` (may be NULL) is called exactly once when this returns PC_OK — at
+ * once for a target on the caller's worker, else on the target's worker —
+ * with the target's verdict. Errors are as pc_send's (*m kept) and then ack
+ * is never called. */
+pc_err pc__send_ex(pc_ref to, pc_msg **m, unsigned how, pc__ack_fn ack,
+                   void *ctx);
+/* A system message (PC__MB_SYS) to `to`; consumes *m whatever happens. */
+void pc__send_sys(pc_ref to, pc_msg **m);
 
 /* monitor.c */
 void pc__mon_handle_env(pc__worker *w, pc__env *e);
@@ -629,7 +661,10 @@ void pc__actor_release(pc__actor *a);
 
 /* mailbox.c */
 typedef bool (*pc__match_fn)(const pc_msg *m, void *ctx);
-bool pc__mb_push(pc__proc *p, pc_msg *m, bool chan);
+/* Enqueue m (how: PC__MB_*) under p's bound and policy: PC_OK (taken),
+ * PC_EFULL (refused or dropped, counted), PC_ENOMEM; m is not consumed on
+ * error. */
+int pc__mb_put(pc__proc *p, pc_msg *m, unsigned how);
 pc_msg *pc__mb_pop(pc__proc *p);
 /* Selective receive: from[] are sequence numbers (ordinary, channel ring)
  * to start at, advanced past what was scanned. */
@@ -637,7 +672,19 @@ pc_msg *pc__mb_take(pc__proc *p, uint64_t from[2], pc__match_fn match,
                     void *ctx);
 void pc__mb_mark(const pc__proc *p, uint64_t mark[2]);
 void pc__mb_clear(pc__proc *p);
-void pc__mb_wake_senders(pc__proc *p);
+/* An ordinary message from p's own worker is about to go into p's bounded
+ * mailbox (*pp, the proc `to` names): PC_OK to deliver it (room, or
+ * PC_MB_DROP, which drops it on delivery), or, with the mailbox full,
+ * PC_EFULL (PC_MB_FAIL; PC_MB_BLOCK when the sender can't wait or timeout
+ * is 0) or, for PC_MB_BLOCK, after waiting up to `timeout` (negative:
+ * forever) in FIFO order with the other blocked senders, PC_ETIMEDOUT or
+ * PC_ENOENT (the target ended meanwhile). *pp is refreshed after a wait. */
+int pc__mb_admit(pc__worker *w, pc_ref to, pc__proc **pp, double timeout);
+/* Task t ends: if it was blocked sending, give its turn to the next. */
+void pc__mb_sender_gone(pc__task *t);
+/* Slots looked at by this thread's selective receives (tests check that a
+ * scan stays proportional to the messages queued). */
+extern _Thread_local uint64_t pc__mb_visits;
 static inline size_t
 pc__mb_len(const pc__proc *p)
 {

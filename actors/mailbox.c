@@ -1,4 +1,5 @@
-/* actors/mailbox.c — a proc's mailbox: two FIFO rings of message pointers.
+/* actors/mailbox.c — a proc's mailbox: two FIFO rings of messages, and the
+ * bounds of a bounded one.
  *
  * Ordinary mail and channel mail (fan-out from pc_chan_*) go to separate
  * rings, and a receive takes from them in turn when both hold messages, so a
@@ -7,81 +8,124 @@
  * Within each ring order is FIFO, so FIFO per sender→receiver holds for each
  * kind of mail.
  *
- * Selective receive takes a message out of the middle: its slot becomes a
- * hole that pops skip, so every message keeps its sequence number (base +
- * slot) and a scan can resume where the last one stopped — Erlang's receive
- * marker: a request/reply loop marks the mailbox before it sends the request
- * and then looks only at what arrived after the mark.
+ * Every message gets a sequence number when it is queued, stored beside it
+ * in its slot. A receive mark is a sequence number (Erlang's receive marker:
+ * a request/reply loop marks the mailbox before it sends the request and
+ * then looks only at what arrived after the mark), and a scan finds where
+ * to start by binary search, because slots stay sorted by number whatever
+ * moves. Selective receive takes a message out of the middle and leaves a
+ * hole (NULL); holes never outlive the next look at them: a scan packs the
+ * messages it passed over toward its end, so the holes among them gather
+ * just before where it started — dropped off the ring when that is the head,
+ * else renumbered below the scan's start so that no later scan from that
+ * mark or a newer one lands on them. A taken last slot is dropped at once,
+ * and when holes still outnumber messages the whole ring is packed. So an
+ * unmatched message at the head no longer makes request/reply grow the ring,
+ * and a scan looks at O(messages) slots: packing costs what the scan that
+ * triggers it already paid, and each hole is made once.
  *
- * A ring grows by doubling and shrinks back to nothing after a burst. Most
- * rings hold at most one message at a time (request/reply, rings of tasks,
- * actors that get one message), so until a second one arrives there is no
- * buffer: with cap == 0 the `buf` field holds the single message itself.
+ * A ring grows by doubling and shrinks back to nothing after a burst (or,
+ * when packing leaves it mostly empty, to a quarter). Most rings hold at
+ * most one message at a time (request/reply, rings of tasks, actors that get
+ * one message), so until a second one arrives there is no buffer: with
+ * cap == 0 the ring holds the single message itself, numbered next - 1.
+ *
+ * PC_MB_BLOCK: tasks of the target's worker that wait in pc_send for room
+ * are linked, oldest first, in a ring through their pc__task (no allocation,
+ * O(1) in and out). Room wakes them oldest first, one per free slot; a woken
+ * sender keeps its turn until it runs (it re-queues at the front if the
+ * mailbox filled again meanwhile), a terminated one leaves the ring when it
+ * ends and passes the wake on, so a live sender never sleeps while there is
+ * room. System messages (PC__MB_SYS: DOWN, EXIT, replies) are never made to
+ * wait or refused: they go in beyond the capacity, counted in mb_over.
  */
 #include <stdlib.h>
 
 #include "internal.h"
 
-/* Slot i of a ring (0 = head). */
-static inline pc_msg **
-slot(pc__ring *r, uint32_t i)
+_Thread_local uint64_t pc__mb_visits;
+
+/* Slot i of a buffered ring (0 = head). */
+static inline pc__mail *
+at(pc__ring *r, uint32_t i)
 {
-    return r->cap ? &r->buf[(r->head + i) & (r->cap - 1)]
-                  : (pc_msg **)(void *)&r->buf;
+    return &r->buf[(r->head + i) & (r->cap - 1)];
+}
+
+/* The ring has no slots left: give a burst's memory back. */
+static void
+emptied(pc__ring *r)
+{
+    r->head = 0;
+    if (r->cap > 64) {
+        free(r->buf);
+        r->buf = NULL;
+        r->cap = 0;
+    }
+}
+
+/* Move the messages into a buffer of `cap` slots (a power of two, at least
+ * r->live + 1), dropping the holes. False when out of memory. */
+static bool
+rebuffer(pc__ring *r, uint32_t cap)
+{
+    pc__mail *nb = malloc(cap * sizeof *nb);
+    uint32_t n = 0;
+
+    if (!nb)
+        return false;
+    if (r->cap == 0) {
+        if (r->len)
+            nb[n++] = (pc__mail){r->one, r->next - 1};
+    } else {
+        for (uint32_t i = 0; i < r->len; i++)
+            if (at(r, i)->m)
+                nb[n++] = *at(r, i);
+        free(r->buf);
+    }
+    r->buf = nb;
+    r->cap = cap;
+    r->head = 0;
+    r->len = n;
+    return true;
 }
 
 static bool
 ring_push(pc__ring *r, pc_msg *m)
 {
     if (r->cap == 0 && r->len == 0) {
-        r->buf = (pc_msg **)(void *)m;
+        r->one = m;
         r->len = r->live = 1;
+        r->next++;
         return true;
     }
     if (r->len >= r->cap) { /* full, or one message and no buffer */
         uint32_t cap = r->cap ? r->cap * 2 : 4;
-        pc_msg **nb = malloc(cap * sizeof *nb);
-        if (!nb || cap < r->cap)
-            return free(nb), false;
-        for (uint32_t i = 0; i < r->len; i++)
-            nb[i] = *slot(r, i);
-        if (r->cap)
-            free(r->buf);
-        r->buf = nb;
-        r->cap = cap;
-        r->head = 0;
+        if (cap < r->cap || !rebuffer(r, cap))
+            return false;
     }
-    r->buf[(r->head + r->len) & (r->cap - 1)] = m;
+    *at(r, r->len) = (pc__mail){m, r->next++};
     r->len++;
     r->live++;
     return true;
 }
 
-/* Drop slot 0 (a message or a hole). */
-static void
-advance(pc__ring *r)
-{
-    r->base++;
-    if (r->cap == 0) {
-        r->buf = NULL;
-        r->len = 0;
-        return;
-    }
-    r->head = (r->head + 1) & (r->cap - 1);
-    if (--r->len == 0 && r->cap > 64) {
-        free(r->buf); /* a burst is over: give the memory back */
-        r->buf = NULL;
-        r->cap = 0;
-        r->head = 0;
-    }
-}
-
 static pc_msg *
 ring_pop(pc__ring *r)
 {
+    pc_msg *m;
+
+    if (r->cap == 0) {
+        m = r->len ? r->one : NULL;
+        r->one = NULL;
+        r->len = r->live = 0;
+        return m;
+    }
     while (r->len) {
-        pc_msg *m = *slot(r, 0);
-        advance(r);
+        m = at(r, 0)->m;
+        r->head = (r->head + 1) & (r->cap - 1);
+        if (--r->len == 0)
+            emptied(r);
         if (m) {
             r->live--;
             return m;
@@ -90,29 +134,120 @@ ring_pop(pc__ring *r)
     return NULL;
 }
 
-/* The first message at or after sequence number *from that `match` accepts,
- * taken out (its slot becomes a hole, so later sequence numbers stay put);
- * *from is moved past everything looked at. */
+/* Index of the first slot numbered `from` or later (r->len: none). Slots
+ * are sorted by number, holes included. */
+static uint32_t
+first_from(pc__ring *r, uint64_t from)
+{
+    uint32_t lo = 0, hi = r->len;
+
+    if (hi == 0 || at(r, 0)->seq >= from)
+        return 0;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (at(r, mid)->seq < from)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Pack the messages of slots [a, e] toward e, keeping their order, so the
+ * h holes among them end up in [a, a + h): dropped when a is the head,
+ * else numbered as slot a - 1 (below any scan that started at a, and still
+ * sorted). Returns h. */
+static uint32_t
+pack(pc__ring *r, uint32_t a, uint32_t e)
+{
+    uint32_t d = e + 1, h;
+
+    for (uint32_t s = e + 1; s-- > a;) {
+        pc__mail *x = at(r, s);
+        if (x->m && --d != s)
+            *at(r, d) = *x;
+    }
+    h = d - a;
+    if (h == 0)
+        return 0;
+    if (a == 0) {
+        r->head = (r->head + h) & (r->cap - 1);
+        if ((r->len -= h) == 0)
+            emptied(r);
+    } else {
+        uint64_t below = at(r, a - 1)->seq;
+        for (uint32_t i = a; i < d; i++)
+            *at(r, i) = (pc__mail){NULL, below};
+    }
+    return h;
+}
+
+/* After a take: drop trailing holes, and pack everything (shrinking a
+ * mostly empty buffer) when holes outnumber messages. */
+static void
+tidy(pc__ring *r)
+{
+    uint32_t cap = r->cap;
+
+    while (r->len && !at(r, r->len - 1)->m)
+        r->len--;
+    if (r->len == 0) {
+        emptied(r);
+        return;
+    }
+    if (r->len - r->live <= r->live)
+        return;
+    while (cap > 64 && r->live * 4 <= cap / 2)
+        cap /= 2;
+    if (cap == r->cap || !rebuffer(r, cap))
+        pack(r, 0, r->len - 1);
+}
+
+/* The first message numbered *from or later that `match` accepts, taken
+ * out; *from is moved past everything looked at. */
 static pc_msg *
 ring_take(pc__ring *r, uint64_t *from, pc__match_fn match, void *ctx)
 {
-    uint64_t end = r->base + r->len;
-    uint64_t s = *from > r->base ? *from : r->base;
+    uint32_t a, i, holes = 0;
+    pc_msg *m = NULL;
 
-    for (; s < end; s++) {
-        pc_msg **sl = slot(r, (uint32_t)(s - r->base));
-        if (*sl && match(*sl, ctx)) {
-            pc_msg *m = *sl;
-            *sl = NULL;
+    if (r->live == 0) {
+        *from = r->next;
+        return NULL;
+    }
+    if (r->cap == 0) { /* the one message, numbered next - 1 */
+        pc__mb_visits++;
+        if (*from < r->next && match(r->one, ctx)) {
+            m = r->one;
+            r->one = NULL;
+            r->len = r->live = 0;
+        }
+        *from = r->next;
+        return m;
+    }
+    a = first_from(r, *from);
+    for (i = a; i < r->len; i++) {
+        pc__mail *x = at(r, i);
+        if (!x->m) {
+            holes++;
+        } else if (match(x->m, ctx)) {
+            m = x->m;
+            x->m = NULL;
             r->live--;
-            while (r->len && !*slot(r, 0))
-                advance(r);
-            *from = s + 1;
-            return m;
+            *from = x->seq + 1;
+            break;
         }
     }
-    *from = end;
-    return NULL;
+    pc__mb_visits += i - a + (m != NULL);
+    if (m) {
+        pack(r, a, i);
+        tidy(r);
+    } else {
+        *from = r->next;
+        if (holes)
+            pack(r, a, r->len - 1);
+    }
+    return m;
 }
 
 static void
@@ -128,39 +263,167 @@ ring_clear(pc__ring *r)
     r->cap = r->len = r->head = r->live = 0;
 }
 
-bool
-pc__mb_push(pc__proc *p, pc_msg *m, bool chan)
+/* ---- blocked senders (PC_MB_BLOCK) ------------------------------------------ */
+
+/* Link t into p's blocked senders: last, or at the front when it had its
+ * turn already and lost the room to someone else. */
+static void
+waiter_link(pc__proc *p, pc__task *t, bool front)
 {
-    return ring_push(chan ? &p->cmb : &p->mb, m);
+    pc__task *h = p->space_waiters;
+
+    t->room_for = p;
+    if (!h) {
+        t->room_next = t->room_prev = t;
+        p->space_waiters = t;
+        return;
+    }
+    t->room_next = h;
+    t->room_prev = h->room_prev;
+    h->room_prev->room_next = t;
+    h->room_prev = t;
+    if (front)
+        p->space_waiters = t;
 }
 
-/* A bounded mailbox has room again: wake the longest-waiting blocked
- * sender (the list is newest-first). It re-checks the room itself. */
+static void
+waiter_unlink(pc__task *t)
+{
+    pc__proc *p = t->room_for;
+
+    if (t->room_next == t) {
+        p->space_waiters = NULL;
+    } else {
+        t->room_prev->room_next = t->room_next;
+        t->room_next->room_prev = t->room_prev;
+        if (p->space_waiters == t)
+            p->space_waiters = t->room_next;
+    }
+    t->room_next = t->room_prev = NULL;
+    t->room_for = NULL;
+}
+
+/* p's mailbox may have room: wake blocked senders, oldest first, one per
+ * free slot. A sender woken earlier that hasn't run yet holds its slot; a
+ * terminated one (killed, about to end) doesn't. */
 static void
 room(pc__proc *p)
 {
-    pc__joiner **jp = &p->space_waiters, *j;
+    pc__task *t = p->space_waiters;
+    size_t len = pc__mb_len(p);
 
-    if (!*jp || pc__mb_len(p) >= p->mb_cap)
+    if (!t)
         return;
-    while ((*jp)->next)
-        jp = &(*jp)->next;
-    j = *jp;
-    *jp = NULL;
-    pc__wake(j->rt, PC_OK, NULL, NULL);
-    free(j);
+    do {
+        if (len >= p->mb_cap)
+            return;
+        if (!t->p.killed) {
+            if (t->p.state == PC__ST_AWAIT_REPLY)
+                pc__task_wake(t, PC_OK);
+            len++;
+        }
+        t = t->room_next;
+    } while (t != p->space_waiters);
+}
+
+/* p ended: wake every blocked sender; they find it gone. */
+static void
+wake_senders(pc__proc *p)
+{
+    pc__task *t;
+
+    while ((t = p->space_waiters)) {
+        waiter_unlink(t);
+        if (t->p.state == PC__ST_AWAIT_REPLY)
+            pc__task_wake(t, PC_ENOENT);
+    }
 }
 
 void
-pc__mb_wake_senders(pc__proc *p)
+pc__mb_sender_gone(pc__task *t)
 {
-    pc__joiner *j;
+    pc__proc *p = t->room_for;
 
-    while ((j = p->space_waiters)) {
-        p->space_waiters = j->next;
-        pc__wake(j->rt, PC_ENOENT, NULL, NULL);
-        free(j);
+    if (p) {
+        waiter_unlink(t);
+        room(p); /* the turn it may have held goes on */
     }
+}
+
+/* Block task `me` until room() or wake_senders() wakes it or `timeout`
+ * passes; returns that wake's code or PC_ETIMEDOUT. */
+static int
+wait_room(pc__proc *p, pc__task *me, double timeout, bool front)
+{
+    pc__reply_to rt;
+    int rc;
+
+    pc__wait_prepare(&rt);
+    waiter_link(p, me, front);
+    rc = pc__wait_block(&rt, timeout, NULL);
+    if (me->room_for)
+        waiter_unlink(me);
+    return rc;
+}
+
+static bool
+full(const pc__proc *p)
+{
+    return p->mb_cap && pc__mb_len(p) >= p->mb_cap;
+}
+
+int
+pc__mb_admit(pc__worker *w, pc_ref to, pc__proc **pp, double timeout)
+{
+    pc__task *me = pc__cur_task(w);
+    double deadline = timeout > 0 ? pc_now() + timeout : 0, left = timeout;
+    bool again = false;
+    pc__worker *tw;
+    int rc;
+
+    while (full(*pp)) {
+        pc__proc *p = *pp;
+        if (p->mb_policy == PC_MB_DROP)
+            return PC_OK; /* dropped and counted on delivery */
+        if (p->mb_policy == PC_MB_FAIL || !me || &me->p == p || timeout == 0) {
+            p->mb_refused++; /* FAIL, or a BLOCK sender that can't wait */
+            return PC_EFULL;
+        }
+        if (timeout > 0 && (left = deadline - pc_now()) <= 0) {
+            p->mb_refused++;
+            return PC_ETIMEDOUT;
+        }
+        rc = wait_room(p, me, left, again);
+        again = true;
+        if (pc__route(to, &tw, pp) != PC_OK || !*pp)
+            return PC_ENOENT; /* it ended while we waited */
+        if (rc == PC_ETIMEDOUT && full(*pp)) {
+            (*pp)->mb_refused++;
+            return PC_ETIMEDOUT;
+        }
+    }
+    return PC_OK;
+}
+
+/* ---- the mailbox ---------------------------------------------------------------- */
+
+int
+pc__mb_put(pc__proc *p, pc_msg *m, unsigned how)
+{
+    if (full(p)) {
+        if ((how & PC__MB_SYS) || p->mb_policy == PC_MB_BLOCK) {
+            p->mb_over++;
+        } else {
+            if (p->mb_policy == PC_MB_DROP)
+                p->mb_dropped++;
+            else
+                p->mb_refused++;
+            return PC_EFULL;
+        }
+    }
+    if (!ring_push((how & PC__MB_CHAN) ? &p->cmb : &p->mb, m))
+        return PC_ENOMEM;
+    return PC_OK;
 }
 
 pc_msg *
@@ -195,14 +458,14 @@ pc__mb_take(pc__proc *p, uint64_t from[2], pc__match_fn match, void *ctx)
 void
 pc__mb_mark(const pc__proc *p, uint64_t mark[2])
 {
-    mark[0] = p->mb.base + p->mb.len;
-    mark[1] = p->cmb.base + p->cmb.len;
+    mark[0] = p->mb.next;
+    mark[1] = p->cmb.next;
 }
 
 void
 pc__mb_clear(pc__proc *p)
 {
-    pc__mb_wake_senders(p); /* they find it gone when they retry */
+    wake_senders(p); /* they find it gone when they retry */
     ring_clear(&p->mb);
     ring_clear(&p->cmb);
 }

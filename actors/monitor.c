@@ -204,8 +204,8 @@ send_down(pc_ref to, pc_ref who, int rc, const pc_msg *value)
 {
     pc_msg *m = make_down(PC_MSG_DOWN, who, rc, value);
 
-    if (m && pc__send_ex(to, &m, false, NULL, NULL) != PC_OK)
-        pc_msg_free(&m);
+    if (m)
+        pc__send_sys(to, &m);
 }
 
 /* Exit signal from `from` (ended with reason) arriving at p, on p's worker. */
@@ -233,7 +233,8 @@ exit_signal(pc__worker *w, pc__proc *p, pc_ref from, int reason, pc_msg *exit)
     }
     list_del(&p->links, from);
     if (p->trap_exits && exit) {
-        pc__deliver_local(w, p, exit, false);
+        if (pc__deliver_local(w, p, exit, PC__MB_SYS) != PC_OK)
+            pc_msg_free(&exit); /* out of memory */
         return;
     }
     pc_msg_free(&exit);
@@ -286,8 +287,8 @@ pc__mon_notify(pc__worker *w, pc_ref who, pc__mon *watchers, pc__mon *links,
     while ((n = watchers)) {
         watchers = n->next;
         pc_msg *m = down ? pc_msg_ref(down) : NULL;
-        if (m && pc__send_ex(n->ref, &m, false, NULL, NULL) != PC_OK)
-            pc_msg_free(&m);
+        if (m)
+            pc__send_sys(n->ref, &m);
         free(n);
     }
     while ((n = links)) {

@@ -374,7 +374,7 @@ pc_transport_inject(pc_ref to, pc_msg **m, bool chan,
     /* a DOWN from a remote target ends the watch kept for node-down */
     if (pc_msg_is(*m, PC_MSG_DOWN) && pc_down_parse(*m, &d) == PC_OK)
         watch_set(to, d.who, false, false);
-    return pc__send_ex(to, m, chan, (pc__ack_fn)ack, ctx);
+    return pc__send_ex(to, m, chan ? PC__MB_CHAN : 0, (pc__ack_fn)ack, ctx);
 }
 
 void

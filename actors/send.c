@@ -15,28 +15,14 @@
 /* Put m in p's mailbox (p is on this worker), applying a bounded mailbox's
  * policy. Returns PC_OK, or PC_ENOENT (p ended) / PC_EFULL with m freed. */
 int
-pc__deliver_local(pc__worker *w, pc__proc *p, pc_msg *m, bool chan)
+pc__deliver_local(pc__worker *w, pc__proc *p, pc_msg *m, unsigned how)
 {
-    if (p->state >= PC__ST_ZOMBIE) {
-        pc_msg_free(&m);
+    int rc;
+
+    if (p->state >= PC__ST_ZOMBIE)
         return PC_ENOENT;
-    }
-    if (p->mb_cap && pc__mb_len(p) >= p->mb_cap) {
-        if (p->mb_policy == PC_MB_BLOCK) {
-            p->mb_over++;
-        } else {
-            if (p->mb_policy == PC_MB_DROP)
-                p->mb_dropped++;
-            else
-                p->mb_refused++;
-            pc_msg_free(&m);
-            return PC_EFULL;
-        }
-    }
-    if (!pc__mb_push(p, m, chan)) {
-        pc_msg_free(&m);
-        return PC_ENOMEM;
-    }
+    if ((rc = pc__mb_put(p, m, how)) != PC_OK)
+        return rc;
     if (p->state == PC__ST_AWAIT_MSG)
         pc__task_wake((pc__task *)p, PC_OK);
     else if (p->state == PC__ST_IDLE)
@@ -44,43 +30,10 @@ pc__deliver_local(pc__worker *w, pc__proc *p, pc_msg *m, bool chan)
     return PC_OK;
 }
 
-/* A full bounded mailbox on the sender's own worker: what pc_send does.
- * Returns PC_OK to go on delivering (room now, or DROP/over accounting is
- * left to pc__deliver_local), or an error for the sender. */
-static int
-full_local(pc__worker *w, pc_ref to, pc__proc **pp)
-{
-    pc__proc *p = *pp;
-    pc__task *me = pc__cur_task(w);
-
-    while (p->mb_cap && pc__mb_len(p) >= p->mb_cap) {
-        if (p->mb_policy == PC_MB_DROP)
-            return PC_OK; /* dropped and counted on delivery */
-        if (p->mb_policy == PC_MB_FAIL) {
-            p->mb_refused++;
-            return PC_EFULL;
-        }
-        if (!me || &me->p == p) { /* BLOCK, but this sender can't wait */
-            p->mb_refused++;
-            return PC_EFULL;
-        }
-        pc__joiner *j = malloc(sizeof *j);
-        if (!j)
-            return PC_ENOMEM;
-        pc__wait_prepare(&j->rt);
-        j->next = p->space_waiters;
-        p->space_waiters = j;
-        pc__wait_block(&j->rt, -1, NULL);
-        pc__worker *tw;
-        if (pc__route(to, &tw, pp) != PC_OK || !*pp)
-            return PC_ENOENT; /* it ended while we waited */
-        p = *pp;
-    }
-    return PC_OK;
-}
-
-pc_err
-pc__send_ex(pc_ref to, pc_msg **m, bool chan, pc__ack_fn ack, void *ctx)
+/* pc_send, pc_send_timeout, pc__send_ex: *m is consumed only on PC_OK. */
+static pc_err
+send_msg(pc_ref to, pc_msg **m, unsigned how, double timeout, pc__ack_fn ack,
+         void *ctx)
 {
     pc__worker *tw;
     pc__proc *p;
@@ -90,14 +43,19 @@ pc__send_ex(pc_ref to, pc_msg **m, bool chan, pc__ack_fn ack, void *ctx)
         return PC_EINVAL;
     if ((rc = pc__route(to, &tw, &p)) != PC_OK) {
         if (rc == PC_EUNREACH && !ack)
-            return pc__remote_send(to, m, chan);
+            return pc__remote_send(to, m, (how & PC__MB_CHAN) != 0);
         return rc;
     }
     if (p) {
-        /* channel fan-out never waits for room: over capacity is counted */
-        if (p->mb_cap && !chan && (rc = full_local(tw, to, &p)) != PC_OK)
-            return rc; /* the caller keeps *m */
-        rc = pc__deliver_local(tw, p, *m, chan);
+        /* only ordinary mail waits for room (or is refused at the call) */
+        if (!how && p->mb_cap &&
+            (rc = pc__mb_admit(tw, to, &p, timeout)) != PC_OK)
+            return rc;
+        rc = pc__deliver_local(tw, p, *m, how);
+        if (rc != PC_OK && rc != PC_EFULL)
+            return rc;
+        if (rc == PC_EFULL) /* dropped by the policy, as across workers */
+            pc_msg_free(m);
         *m = NULL;
         if (ack)
             ack(ctx, rc);
@@ -108,7 +66,7 @@ pc__send_ex(pc_ref to, pc_msg **m, bool chan, pc__ack_fn ack, void *ctx)
         return PC_ENOMEM;
     e->to = to;
     e->msg = *m;
-    e->chan = chan;
+    e->how = (uint8_t)how;
     e->ack = ack;
     e->ptr = ctx;
     *m = NULL;
@@ -117,7 +75,20 @@ pc__send_ex(pc_ref to, pc_msg **m, bool chan, pc__ack_fn ack, void *ctx)
 }
 
 pc_err
-pc_send(pc_ref to, pc_msg **m)
+pc__send_ex(pc_ref to, pc_msg **m, unsigned how, pc__ack_fn ack, void *ctx)
+{
+    return send_msg(to, m, how, -1, ack, ctx);
+}
+
+void
+pc__send_sys(pc_ref to, pc_msg **m)
+{
+    if (send_msg(to, m, PC__MB_SYS, -1, NULL, NULL) != PC_OK)
+        pc_msg_free(m);
+}
+
+pc_err
+pc_send_timeout(pc_ref to, pc_msg **m, double timeout)
 {
     pc_err rc;
 
@@ -125,7 +96,13 @@ pc_send(pc_ref to, pc_msg **m)
         return PC_EINVAL;
     if ((rc = pc__msg_stamp(m, pc_self())) != PC_OK)
         return rc;
-    return pc__send_ex(to, m, false, NULL, NULL);
+    return send_msg(to, m, 0, timeout, NULL, NULL);
+}
+
+pc_err
+pc_send(pc_ref to, pc_msg **m)
+{
+    return pc_send_timeout(to, m, -1);
 }
 
 pc_err
@@ -155,23 +132,22 @@ pc_deliver(pc_ref to, pc_msg **m, double timeout)
     if ((rc = pc__route(to, &tw, &p)) != PC_OK)
         return rc == PC_EUNREACH ? pc__remote_deliver(to, m, timeout) : rc;
     if (p) {
-        if (p->mb_cap && (rc = full_local(tw, to, &p)) != PC_OK) {
-            pc_msg_free(m); /* as when refused on another worker */
+        if (p->mb_cap && (rc = pc__mb_admit(tw, to, &p, timeout)) != PC_OK)
             return rc;
-        }
-        rc = pc__deliver_local(tw, p, *m, false);
-        *m = NULL;
+        if ((rc = pc__deliver_local(tw, p, *m, 0)) == PC_OK)
+            *m = NULL;
         return rc;
     }
     if (timeout == 0)
-        timeout = 1e-9; /* "don't wait" can't confirm anything: barely wait */
+        return PC_ETIMEDOUT; /* only a wait could confirm it: nothing sent */
     pc__env *e = pc__env_new(PC__ENV_MSG);
     if (!e)
         return PC_ENOMEM;
     e->to = to;
-    e->msg = *m;
-    *m = NULL;
-    return pc__request(tw, e, timeout, NULL);
+    e->msg = pc_msg_ref(*m); /* ours stays with the caller until the verdict */
+    if ((rc = pc__request(tw, e, timeout, NULL)) == PC_OK)
+        pc_msg_free(m);
+    return rc;
 }
 
 pc_err
@@ -331,13 +307,11 @@ pc__msg_local(pc__worker *w, pc__env *e)
     pc__proc *p = pc__proc_lookup(w, e->to);
     int rc;
 
-    if (p) {
-        rc = pc__deliver_local(w, p, e->msg, e->chan);
-    } else {
-        rc = PC_ENOENT;
-        pc_msg_free(&e->msg);
-    }
-    e->msg = NULL;
+    rc = p ? pc__deliver_local(w, p, e->msg, e->how) : PC_ENOENT;
+    if (rc == PC_OK)
+        e->msg = NULL;
+    else
+        pc_msg_free(&e->msg); /* refused, dropped or too late: counted */
     if (e->rt.sync || e->rt.token)
         pc__reply(e->rt, rc, NULL);
     if (e->ack)

@@ -158,10 +158,15 @@ on_exit_msg(sv *s, pc_msg **m)
     }
 }
 
+/* A system message: the asker's full bounded mailbox takes it anyway, and
+ * the supervisor never waits for room in it. */
 static void
 reply(const pc_msg *req, const char *type, const void *data, size_t len)
 {
-    pc_send_data(pc_msg_sender(req), type, data, len);
+    pc_msg *m = NULL;
+
+    if (pc_msg_new(&m, type, data, len) == PC_OK)
+        pc__send_sys(pc_msg_sender(req), &m);
 }
 
 static pc_msg *

@@ -238,6 +238,7 @@ pc__task_release(pc__worker *w, pc__task *t)
         ev_timer_stop(w->loop, &t->timer);
     if (ev_is_active(&t->io))
         ev_io_stop(w->loop, &t->io);
+    pc__mb_sender_gone(t); /* blocked in pc_send: its turn goes on */
     pc__stack_check_end(t->stack, t->p.name);
     pc__stack_put(&w->pool, &t->stack);
     if (w->shared_owner == t)

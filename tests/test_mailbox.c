@@ -6,6 +6,8 @@
  * receiver pair); payloads carry the sender's index and sequence number.
  * Leftover mail is checked by LSan in the sanitizer builds.
  */
+#include "picos/chan.h"
+
 #include "testutil.h"
 
 /* ---- FIFO per sender --------------------------------------------------------- */
@@ -421,7 +423,8 @@ deliverer(void *arg)
     /* stale target */
     TCHECK_RC(pc_msg_new(&m, "d", NULL, 0), PC_OK);
     TCHECK_RC(pc_deliver(c->r, &m, PT_LONG), PC_ENOENT);
-    pc_msg_free(&m); /* kept or freed: both allowed */
+    TCHECK(m != NULL); /* an error: still the caller's */
+    pc_msg_free(&m);
     TCHECK_RC(pc_msg_new(&m, "d", NULL, 0), PC_OK);
     TCHECK_RC(pc_deliver(PC_REF_NIL, &m, PT_LONG), PC_ENOENT);
     pc_msg_free(&m);
@@ -644,7 +647,195 @@ leftover_mail_freed(int W)
     CU_ASSERT_EQUAL(atomic_load(&c.r_ended), 1);
 }
 
+/* ---- ownership on error: *m is the caller's on every error ------------------- */
+
+/* *m is still a valid message of `type` (readable, and freed here). */
+#define KEPT(m, type) kept_at(__FILE__, __LINE__, (m), (type))
+
+static void
+kept_at(const char *file, int line, pc_msg **m, const char *type)
+{
+    if (!*m)
+        pt_fail_at(file, line, "an error took the message (*m NULL)");
+    else if (!pc_msg_is(*m, type))
+        pt_fail_at(file, line, "*m is \"%s\", want \"%s\"", pc_msg_type(*m),
+                   type);
+    pc_msg_free(m);
+}
+
+static pc_msg *
+new_msg(const char *type)
+{
+    pc_msg *m = NULL;
+
+    TCHECK_RC(pc_msg_new_str(&m, type, "payload"), PC_OK);
+    return m;
+}
+
+struct own_ctx {
+    pc_ref main, target, kill; /* kill: the spinner terminates it first */
+    atomic_bool go;
+    atomic_int done;
+};
+
+/* Holds its worker until `go` (so nothing reaches that worker's tasks),
+ * optionally ending a task of its worker first. */
+static pc_msg *
+spinner(void *arg)
+{
+    struct own_ctx *c = arg;
+
+    TCHECK_RC(pt_send(c->main, "spinning"), PC_OK);
+    while (!atomic_load(&c->go))
+        ;
+    if (!pc_ref_is_nil(c->kill))
+        TCHECK_RC(pc_task_terminate(c->kill), PC_OK);
+    return NULL;
+}
+
+static pc_msg *
+releaser(void *arg)
+{
+    struct own_ctx *c = arg;
+
+    atomic_store(&c->go, true);
+    return NULL;
+}
+
+/* Reports every message it gets, until "stop". */
+static pc_msg *
+reporter(void *arg)
+{
+    struct own_ctx *c = arg;
+    pc_msg *m = NULL;
+
+    while (pc_recv(&m, PT_LONG) == PC_OK && !pc_msg_is(m, "stop")) {
+        pc_msg *r = NULL;
+        TCHECK_RC(pc_msg_new_str(&r, "had", pc_msg_str(m)), PC_OK);
+        TCHECK_RC(pc_send(c->main, &r), PC_OK);
+        pc_msg_free(&m);
+    }
+    pc_msg_free(&m);
+    return NULL;
+}
+
+static pc_msg *
+own_main(void *arg)
+{
+    struct own_ctx *c = arg;
+    pc_ref gone = pt_spawn(reporter, c, 1, PC_TASK_JOINABLE);
+    pc_ref far = {pc_node_id() + 1, 1ull << 32 | 1}; /* another node's */
+    pc_chan *ch = NULL;
+    pc_msg *m;
+    int reached = -1;
+
+    c->main = pc_self();
+    /* a stale ref, the nil ref, another node's ref: found at the call */
+    TCHECK_RC(pt_send(gone, "stop"), PC_OK);
+    TCHECK_RC(pc_task_join(gone, PT_LONG, NULL), PC_OK);
+    const pc_ref bad[] = {gone, PC_REF_NIL, far};
+    const pc_err why[] = {PC_ENOENT, PC_ENOENT, PC_EUNREACH};
+    for (int i = 0; i < 3; i++) {
+        m = new_msg("a");
+        TCHECK_RC(pc_send(bad[i], &m), why[i]);
+        KEPT(&m, "a");
+        m = new_msg("b");
+        TCHECK_RC(pc_send_timeout(bad[i], &m, 0), why[i]);
+        KEPT(&m, "b");
+        m = new_msg("c");
+        TCHECK_RC(pc_deliver(bad[i], &m, PT_LONG), why[i]);
+        KEPT(&m, "c");
+    }
+    /* success: NULL */
+    m = new_msg("self");
+    TCHECK_RC(pc_send_timeout(pc_self(), &m, 0), PC_OK);
+    TCHECK(m == NULL);
+    PT_EXPECT("self");
+
+    /* channels: a bad n, nobody subscribing in time */
+    TCHECK_RC(pc_chan_new(&ch, NULL, NULL, NULL), PC_OK);
+    m = new_msg("d");
+    TCHECK_RC(pc_chan_send(NULL, &m), PC_EINVAL);
+    KEPT(&m, "d");
+    m = new_msg("e");
+    TCHECK_RC(pc_chan_deliver(ch, &m, -1, PT_LONG, &reached), PC_EINVAL);
+    KEPT(&m, "e");
+    m = new_msg("f");
+    TCHECK_RC(pc_chan_deliver(ch, &m, 1, 0.01, &reached), PC_ETIMEDOUT);
+    KEPT(&m, "f");
+
+    if (pc_node_workers() > 1) {
+        /* the verdict comes from the other worker: the target ended
+         * before the message got there */
+        c->target = pt_spawn(reporter, c, 1, 0);
+        c->kill = c->target;
+        pt_spawn(spinner, c, 1, 0);
+        PT_EXPECT("spinning");
+        pt_spawn(releaser, c, PT_SELF, 0); /* runs once we wait */
+        m = new_msg("g");
+        TCHECK_RC(pc_deliver(c->target, &m, PT_LONG), PC_ENOENT);
+        KEPT(&m, "g");
+
+        /* no verdict in time: the target's worker is held */
+        atomic_store(&c->go, false);
+        c->kill = PC_REF_NIL;
+        c->target = pt_spawn(reporter, c, 1, 0);
+        pt_spawn(spinner, c, 1, 0);
+        PT_EXPECT("spinning");
+        m = new_msg("h");
+        TCHECK_RC(pc_deliver(c->target, &m, 0.02), PC_ETIMEDOUT);
+        TCHECK(m != NULL); /* ours, though it may still arrive */
+        TCHECK_RC(pc_chan_subscribe(ch, c->target), PC_OK);
+        pc_msg *n = new_msg("i");
+        TCHECK_RC(pc_chan_deliver(ch, &n, 0, 0.02, &reached), PC_ETIMEDOUT);
+        TCHECK_EQ(reached, 0);
+        KEPT(&n, "i");
+        atomic_store(&c->go, true);
+        /* it did arrive later, intact, and both references are fine */
+        TCHECK_RC(pc_recv_type("had", &n, PT_LONG), PC_OK);
+        if (n)
+            TCHECK_STR(pc_msg_str(n), "payload");
+        pc_msg_free(&n);
+        KEPT(&m, "h");
+        TCHECK_RC(pc_recv_type("had", &m, PT_LONG), PC_OK); /* "i"'s */
+        pc_msg_free(&m);
+        TCHECK_RC(pt_send(c->target, "stop"), PC_OK);
+    }
+    pc_chan_free(&ch);
+    atomic_fetch_add(&c->done, 1);
+    return NULL;
+}
+
+/* Every call that takes `pc_msg **` leaves *m with the caller on every
+ * error — found at the call or reported back by the target's worker — and
+ * NULLs it on success (msg.h). pc_deliver used to free the message when the
+ * failure was found on the other worker, and pc_chan_deliver on a timeout. */
+PT_WTEST(ownership_on_error)
+static void
+ownership_on_error(int W)
+{
+    struct own_ctx c;
+    pc_chan *ch = NULL;
+    pc_msg *m = new_msg("nonode");
+
+    memset(&c, 0, sizeof c);
+    /* no node runs yet */
+    CU_ASSERT_EQUAL(pc_send(PC_REF_NIL, &m), PC_ESTATE);
+    CU_ASSERT_EQUAL_FATAL(pc_chan_new(&ch, NULL, NULL, NULL), PC_OK);
+    CU_ASSERT_EQUAL(pc_chan_send(ch, &m), PC_ESTATE);
+    CU_ASSERT_EQUAL(pc_chan_deliver(ch, &m, 0, 0, NULL), PC_ESTATE);
+    CU_ASSERT_PTR_NOT_NULL(m);
+    CU_ASSERT_STRING_EQUAL(pc_msg_type(m), "nonode");
+    pc_chan_free(&ch);
+    PT_RUN_TASK(W, own_main, &c, &c.done, 1);
+    /* from a foreign thread (main) while no node runs */
+    CU_ASSERT_EQUAL(pc_deliver(PC_REF_NIL, &m, 0.01), PC_ESTATE);
+    CU_ASSERT_PTR_NOT_NULL(m);
+    pc_msg_free(&m);
+}
+
 PT_MAIN("mailbox", PT_WENTRY(fifo_per_sender), PT_WENTRY(pingpong_cross_worker),
         PT_WENTRY(send_from_foreign_threads), PT_ENTRY(send_einval),
         PT_WENTRY(deliver_enqueued), PT_WENTRY(deliver_from_main_thread),
-        PT_WENTRY(mailbox_depth_counts), PT_WENTRY(leftover_mail_freed))
+        PT_WENTRY(mailbox_depth_counts), PT_WENTRY(leftover_mail_freed),
+        PT_WENTRY(ownership_on_error))

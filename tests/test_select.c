@@ -13,6 +13,7 @@
  * so with two workers their mail crosses workers. Timeouts only bound
  * failures, except where a timeout is what is tested.
  */
+#include "../actors/internal.h" /* the ring's shape, pc__mb_visits */
 #include "testutil.h"
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -725,6 +726,166 @@ many_takes_from_middle(int W)
     PT_RUN_TASK(W, many_takes_main, &c, &c.done, 1);
 }
 
+/* ---- holes: an unmatched head, reused marks -------------------------------- */
+
+/* The running task's ordinary ring. */
+static const pc__ring *
+my_ring(void)
+{
+    return &pc__tls_worker->cur->mb;
+}
+
+static bool
+reply_is(const pc_msg *m, void *ctx)
+{
+    return pc_msg_is(m, "reply") && pt_u64(m) == *(uint64_t *)ctx;
+}
+
+static pc_msg *
+echo(void *arg)
+{
+    pc_msg *m = NULL;
+
+    (void)arg;
+    while (pc_recv(&m, PT_LONG) == PC_OK && !pc_msg_is(m, "stop")) {
+        TCHECK_RC(pt_send_u64(pc_msg_sender(m), "reply", pt_u64(m)), PC_OK);
+        pc_msg_free(&m);
+    }
+    pc_msg_free(&m);
+    return NULL;
+}
+
+static pc_msg *
+reqrep_main(void *arg)
+{
+    struct sel_ctx *c = arg;
+    long rounds = pt_scaled(100000, 10);
+    pc_sup_opts so = {.strategy = PC_SUP_ONE_FOR_ONE, .intensity = 1};
+    pc_ref e = pt_spawn(echo, NULL, 1, 0), sup = PC_REF_NIL;
+    uint32_t maxcap = 0, maxlen = 0;
+    pc_msg *m = NULL;
+    long count;
+
+    /* a message nobody asks for stays at the head throughout */
+    TCHECK_RC(pt_send_u64(pc_self(), "stuck", 7), PC_OK);
+    for (uint64_t i = 0; i < (uint64_t)rounds; i++) {
+        pc_mark mk = pc_mailbox_mark();
+        TCHECK_RC(pt_send_u64(e, "req", i), PC_OK);
+        TCHECK_RC(pc_recv_match(reply_is, &i, &mk, &m, PT_LONG), PC_OK);
+        CHECK_MSG(&m, "reply", i);
+        if (my_ring()->cap > maxcap)
+            maxcap = my_ring()->cap;
+        if (my_ring()->len > maxlen)
+            maxlen = my_ring()->len;
+    }
+    TCHECK(maxcap <= 4); /* was: a slot per round, doubling to 128k */
+    TCHECK(maxlen <= 2);
+    /* the supervisor's own request/reply (a mark, then the reply) */
+    TCHECK_RC(pc_supervisor_start(&so, NULL, 0, NULL, &sup), PC_OK);
+    for (long i = 0; i < rounds / 10; i++)
+        TCHECK_RC(pc_supervisor_restarts(sup, &count, PT_LONG), PC_OK);
+    TCHECK(my_ring()->cap <= 4);
+    TCHECK_EQ(pc_mailbox_depth(), 1);
+    EXPECT_NEXT("stuck", 7);
+    TCHECK_RC(pc_supervisor_stop(sup), PC_OK);
+    TCHECK_RC(pt_send(e, "stop"), PC_OK);
+    atomic_fetch_add(&c->done, 1);
+    return NULL;
+}
+
+/* One unmatched message at the head, then 100k rounds of mark, request,
+ * pc_recv_match of the reply after the mark (and rounds of the supervisor's
+ * own ask()): the ring keeps its size. The reply's slot used to stay as a
+ * hole, since holes were reclaimed only at the head. */
+PT_WTEST(reqrep_ring_bounded)
+static void
+reqrep_ring_bounded(int W)
+{
+    struct sel_ctx c;
+
+    memset(&c, 0, sizeof c);
+    PT_RUN_TASK(W, reqrep_main, &c, &c.done, 1);
+}
+
+static bool
+type_is_ctx(const pc_msg *m, void *ctx)
+{
+    return pc_msg_is(m, ctx);
+}
+
+static pc_msg *
+scan_main(void *arg)
+{
+    struct sel_ctx *c = arg;
+    uint64_t n = (uint64_t)pt_scaled(20000, 10), v0;
+    pc_msg *m = NULL;
+
+    /* 1. pc_recv_type loop behind an unmatched head */
+    TCHECK_RC(pt_send_u64(pc_self(), "x", 0), PC_OK);
+    for (uint64_t i = 0; i < n; i++)
+        TCHECK_RC(pt_send_u64(pc_self(), "b", i), PC_OK);
+    v0 = pc__mb_visits;
+    for (uint64_t i = 0; i < n; i++) {
+        TCHECK_RC(pc_recv_type("b", &m, 0), PC_OK);
+        CHECK_MSG(&m, "b", i);
+    }
+    TCHECK(pc__mb_visits - v0 <= 4 * n); /* was n * n / 2 */
+
+    /* 2. one mark reused for every take, with mail queued behind */
+    pc_mark mk = pc_mailbox_mark();
+    for (uint64_t i = 0; i < n; i++)
+        TCHECK_RC(pt_send_u64(pc_self(), "c", i), PC_OK);
+    for (uint64_t i = 0; i < n; i++)
+        TCHECK_RC(pt_send_u64(pc_self(), "d", i), PC_OK);
+    v0 = pc__mb_visits;
+    for (uint64_t i = 0; i < n; i++) {
+        TCHECK_RC(pc_recv_match(type_is_ctx, "c", &mk, &m, 0), PC_OK);
+        CHECK_MSG(&m, "c", i);
+    }
+    TCHECK(pc__mb_visits - v0 <= 4 * n);
+    for (uint64_t i = 0; i < n; i++) {
+        TCHECK_RC(pc_recv_type("d", &m, 0), PC_OK);
+        CHECK_MSG(&m, "d", i);
+    }
+    TCHECK(pc__mb_visits - v0 <= 8 * n);
+
+    /* 3. holes left by marked takes, then unmarked scans over them */
+    mk = pc_mailbox_mark();
+    for (uint64_t i = 0; i < n; i++)
+        TCHECK_RC(pt_send_u64(pc_self(), "f", i), PC_OK);
+    for (uint64_t i = 0; i < n; i++)
+        TCHECK_RC(pt_send_u64(pc_self(), "e", i), PC_OK);
+    v0 = pc__mb_visits;
+    for (uint64_t i = 0; i < n; i++) {
+        TCHECK_RC(pc_recv_match(type_is_ctx, "f", &mk, &m, 0), PC_OK);
+        CHECK_MSG(&m, "f", i);
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        TCHECK_RC(pc_recv_type("e", &m, 0), PC_OK);
+        CHECK_MSG(&m, "e", i);
+    }
+    TCHECK(pc__mb_visits - v0 <= 8 * n);
+    TCHECK(my_ring()->len <= 2 * my_ring()->live + 1);
+
+    EXPECT_NEXT("x", 0);
+    TCHECK_EQ(pc_mailbox_depth(), 0);
+    atomic_fetch_add(&c->done, 1);
+    return NULL;
+}
+
+/* Selective receive loops over a mailbox that keeps unmatched mail at its
+ * head look at O(messages) slots in all (counted, not timed): holes are not
+ * walked again and again. */
+PT_WTEST(scans_skip_holes)
+static void
+scans_skip_holes(int W)
+{
+    struct sel_ctx c;
+
+    memset(&c, 0, sizeof c);
+    PT_RUN_TASK(W, scan_main, &c, &c.done, 1);
+}
+
 /* ---- a model: random pushes, pops, takes and marks ----------------------- */
 
 #define MODEL_OPS 20000
@@ -734,11 +895,11 @@ many_takes_from_middle(int W)
 struct model {
     uint64_t q[MODEL_MAX]; /* values still queued, in order */
     int n;
-    uint64_t next;    /* value of the next push */
-    uint64_t rng;     /* LCG state */
-    uint64_t mark_at; /* first value pushed after the current mark */
-    pc_mark mark;
-    bool have_mark;
+    uint64_t next;       /* value of the next push */
+    uint64_t rng;        /* LCG state */
+    uint64_t mark_at[4]; /* first value pushed after each mark kept */
+    pc_mark mark[4];
+    int nmarks;
     long bad;
 };
 
@@ -837,17 +998,30 @@ model_main(void *arg)
                 ;
             rc = pc_recv_match(mod_is, &w, NULL, &m, 0);
             model_check(md, rc, &m, i < md->n ? i : -1);
-        } else if (r < 92) {
-            md->mark = pc_mailbox_mark();
-            md->mark_at = md->next;
-            md->have_mark = true;
-        } else if (md->have_mark) {
-            /* the first one after the mark, with a predicate that would
-             * take anything: the mark alone must hold the older ones back */
+        } else if (r < 90) {
+            /* up to four marks live at once, the oldest replaced */
+            int k = md->nmarks < 4 ? md->nmarks++ : (int)rnd(md, 4);
+            md->mark[k] = pc_mailbox_mark();
+            md->mark_at[k] = md->next;
+        } else if (md->nmarks && r < 95) {
+            /* the first one after a mark, with a predicate that would take
+             * anything: the mark alone must hold the older ones back */
             uint64_t zero = 0;
-            for (i = 0; i < md->n && md->q[i] < md->mark_at; i++)
+            int k = (int)rnd(md, (uint32_t)md->nmarks);
+            for (i = 0; i < md->n && md->q[i] < md->mark_at[k]; i++)
                 ;
-            rc = pc_recv_match(at_least, &zero, &md->mark, &m, 0);
+            rc = pc_recv_match(at_least, &zero, &md->mark[k], &m, 0);
+            model_check(md, rc, &m, i < md->n ? i : -1);
+        } else if (md->nmarks) {
+            /* a class after a mark (holes of other marks' takes between) */
+            struct mod_want w = {rnd(md, 3) + 2, 0};
+            int k = (int)rnd(md, (uint32_t)md->nmarks);
+            w.r = rnd(md, w.k);
+            for (i = 0; i < md->n &&
+                        (md->q[i] < md->mark_at[k] || md->q[i] % w.k != w.r);
+                 i++)
+                ;
+            rc = pc_recv_match(mod_is, &w, &md->mark[k], &m, 0);
             model_check(md, rc, &m, i < md->n ? i : -1);
         }
         if (pc_mailbox_depth() != (size_t)md->n)
@@ -1009,4 +1183,5 @@ select_errors(int W)
 PT_MAIN("select", PT_WENTRY(recv_type_first_of_type),
         PT_WENTRY(recv_match_timeout_and_poll), PT_WENTRY(recv_match_waits),
         PT_WENTRY(mark_skips_older), PT_WENTRY(many_takes_from_middle),
-        PT_WENTRY(selective_model), PT_WENTRY(select_errors))
+        PT_WENTRY(selective_model), PT_WENTRY(reqrep_ring_bounded),
+        PT_WENTRY(scans_skip_holes), PT_WENTRY(select_errors))

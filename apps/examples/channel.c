@@ -55,6 +55,7 @@ publisher(void *arg)
     if (pc_msg_new(&m, "start", NULL, 0) == PC_OK &&
         pc_chan_deliver(ch, &m, 2, 5.0, &reached) == PC_OK)
         printf("start reached %d subscribers\n", reached);
+    pc_msg_free(&m); /* still ours when the deliver failed */
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
         if (pc_msg_new(&m, "num", nums[i], strlen(nums[i])) == PC_OK &&
             pc_chan_send(ch, &m) == PC_OK)

@@ -127,10 +127,12 @@ pc_err pc_chan_unsubscribe_chan(pc_chan *ch, pc_chan *sub);
 
 /* Publish *m: apply the transform, then hand one reference to every
  * subscriber task and pass the message on into every sub-channel. Best
- * effort: never blocks, and a subscriber found gone is unsubscribed and
- * counted as lost. Returns PC_OK with *m NULL (also when the transform
- * dropped the message or nobody is subscribed); PC_EINVAL, PC_ESTATE (no
- * node runs), PC_ECLOSED: the caller keeps *m. Any thread. */
+ * effort: never blocks (a full bounded mailbox applies its policy, but a
+ * PC_MB_BLOCK one takes it beyond the capacity), and a subscriber found gone
+ * is unsubscribed and counted as lost. Returns PC_OK with *m NULL (also when
+ * the transform dropped the message or nobody is subscribed); PC_EINVAL,
+ * PC_ESTATE (no node runs), PC_ECLOSED: the caller keeps *m (msg.h's rule).
+ * Any thread. */
 pc_err pc_chan_send(pc_chan *ch, pc_msg **m);
 
 /* Publish *m with acknowledgements (pycos's deliver). When n > 0 it first
@@ -143,12 +145,12 @@ pc_err pc_chan_send(pc_chan *ch, pc_msg **m);
  * message in their mailbox by then; it may be more or less than n, and 0 when
  * the transform dropped it. timeout: seconds, negative waits forever, 0
  * doesn't wait (acks from other workers then usually miss the count).
- * Returns PC_OK when all (or n) acks are in; PC_ETIMEDOUT when the timeout
- * passed first (more tasks may still get it); PC_ECLOSED when the channel was
- * freed while it waited for subscribers. In those three cases *m is NULL.
- * PC_EINVAL (n < 0), PC_ESTATE (no node runs): the caller keeps *m; so
- * does PC_ENOMEM, unless it came after the fan-out (*m NULL then). Tasks and
- * foreign threads; PC_EPERM from a light-actor handler. */
+ * Returns PC_OK when all (or n) acks are in, with *m NULL. Every other
+ * return leaves *m with the caller (msg.h's rule): PC_ETIMEDOUT when the
+ * timeout passed first (after the fan-out, more tasks may still get it);
+ * PC_ECLOSED when the channel was freed while it waited for subscribers;
+ * PC_EINVAL (n < 0), PC_ESTATE (no node runs), PC_ENOMEM. Tasks and foreign
+ * threads; PC_EPERM from a light-actor handler. */
 pc_err pc_chan_deliver(pc_chan *ch, pc_msg **m, int n, double timeout,
                        int *reached);
 

@@ -5,16 +5,22 @@
  * unpacked while it stays in the process and packed only when its bytes are
  * asked for (pc_msg_data(), or when it leaves the process).
  *
- * Ownership — one rule for every call that takes `pc_msg **` (pc_send,
- * pc_deliver, pc_chan_send, pc_chan_deliver, the transport's ops): on
- * success the call took the message and set *m to NULL; on any error the
- * caller still owns the message in *m, to retry or free. For pc_deliver an
- * error after the message left (PC_ETIMEDOUT) means it may or may not have
- * arrived; the caller's *m is then a reference of its own to the same
- * message. pc_msg_new*() hands the caller one reference. Fan-out (channels)
+ * Ownership: pc_msg_new*() hands the caller one reference. Every call that
+ * takes a message as `pc_msg **m` to send it (pc_send, pc_send_timeout,
+ * pc_deliver, pc_chan_send, pc_chan_deliver, a transport's ops) follows one
+ * rule, "consumed only on success": on PC_OK it takes the caller's reference
+ * and sets *m to NULL; on ANY other return *m is unchanged and still the
+ * caller's, to free or to send again — whether the failure was found before the
+ * message left or reported back by its target. (An acknowledged send keeps a
+ * reference of its own in flight for this, so after PC_ETIMEDOUT the message
+ * may still arrive: sending *m again may deliver it twice.) A failure found
+ * only after a fire-and-forget send returned PC_OK (pc_send across workers)
+ * can't be reported: the message is dropped there and counted. (When a send
+ * must give a shared message a new sender, *m may come back as a new header
+ * over the same payload.) Fan-out (channels)
  * takes more references with pc_msg_ref(); nothing is ever copied. Once a
- * message has been sent nobody may change it, which is why the accessors return
- * const data.
+ * message has been sent nobody may change it, which is why the accessors
+ * return const data.
  */
 #ifndef PICOS_MSG_H
 #define PICOS_MSG_H

@@ -54,17 +54,22 @@ typedef pc_msg *(*pc_task_fn)(void *arg);
  * (Builds with ASan or the ucontext fallback give it a private stack.) */
 #define PC_TASK_SMALL 0x4u
 
-/* What a bounded mailbox does with a message that finds it full. */
+/* What a bounded mailbox does with a message that finds it full. System
+ * messages — DOWN and EXIT (monitors, links), supervisor replies — ignore the
+ * bound: they are never refused, dropped or waited for, but taken beyond the
+ * capacity and counted as `over`. Channel mail never waits either. */
 typedef enum pc_mbox_policy {
     PC_MB_FAIL = 0, /* refuse it: a sender on the target's worker gets
                        PC_EFULL and keeps the message; from elsewhere it is
-                       refused on arrival (pc_deliver reports PC_EFULL) */
+                       refused on arrival: dropped and counted (pc_deliver
+                       reports PC_EFULL) */
     PC_MB_DROP = 1, /* drop the newest (the arriving one), count it */
-    PC_MB_BLOCK = 2 /* a task on the target's worker waits in pc_send until
-                       there is room; other senders can't be made to wait:
-                       actor handlers get PC_EFULL, and messages from other
-                       workers or threads are taken beyond the capacity
-                       (counted as `over`) so nothing is lost */
+    PC_MB_BLOCK = 2 /* a task on the target's worker waits in pc_send (or
+                       pc_send_timeout) until there is room, FIFO with the
+                       other blocked senders; senders that can't wait (actor
+                       handlers, the target itself) get PC_EFULL; messages
+                       from other workers or threads are taken beyond the
+                       capacity (counted as `over`) so nothing is lost */
 } pc_mbox_policy;
 
 typedef struct pc_spawn_opts {
@@ -96,22 +101,39 @@ const char *pc_self_name(void);
  * a plain thread). */
 bool pc_in_task(void);
 
-/* Send *m to `to`; never blocks. On PC_OK the message belongs to the
- * receiver and *m is NULL. Returns PC_ENOENT (stale or unknown ref: the
- * caller keeps *m), PC_EUNREACH (a ref of another node, while no transport is
- * attached), PC_EINVAL. Any thread. */
+/* Send *m to `to`. Ownership as in msg.h: on PC_OK the message belongs to
+ * the receiver and *m is NULL; on every error *m is still the caller's.
+ * pc_send reports what can be known at the call: PC_ENOENT (stale or unknown
+ * ref), PC_EUNREACH (a ref of another node while no transport is attached),
+ * PC_EINVAL, PC_ENOMEM, and for a full bounded mailbox on the caller's worker
+ * PC_EFULL (PC_MB_FAIL; PC_MB_BLOCK when the caller can't wait). What is
+ * found later on the target's worker — a PC_MB_FAIL mailbox full on arrival,
+ * the target gone — drops the message and counts it (pc_mbox_stats);
+ * pc_deliver() reports the target's verdict instead. Never waits, except for
+ * room in a full PC_MB_BLOCK mailbox on the caller's worker, and there it is
+ * pc_send_timeout(to, m, -1). Any thread. */
 pc_err pc_send(pc_ref to, pc_msg **m);
+
+/* pc_send() waiting at most `timeout` seconds for room in a full PC_MB_BLOCK
+ * mailbox on the caller's worker (0: don't wait, PC_EFULL at once; negative:
+ * forever): PC_ETIMEDOUT when the time passes first, PC_ENOENT when the
+ * target ends meanwhile. For every other target it is pc_send(). On every
+ * error *m is still the caller's (msg.h). Any thread; only tasks wait (an
+ * actor handler gets PC_EFULL). */
+pc_err pc_send_timeout(pc_ref to, pc_msg **m, double timeout);
 
 /* Convenience: pc_msg_new() + pc_send(); the message is freed on error. */
 pc_err pc_send_data(pc_ref to, const char *type, const void *data, size_t len);
 
-/* Send *m and return once it is in the target's mailbox, or after `timeout`
- * seconds (negative: forever). On PC_OK the message was enqueued. On
- * PC_ETIMEDOUT it may still be enqueued later; in both cases *m is NULL.
- * PC_ENOENT: the target was gone (the message is freed and *m NULL when the
- * failure was found after it left; *m is kept when found before). PC_EFULL:
- * a full bounded mailbox refused it (*m NULL). Tasks and
- * foreign threads; PC_EPERM from a light-actor handler. */
+/* Send *m and wait up to `timeout` seconds (negative: forever) for the
+ * target's verdict: PC_OK, the message is in its mailbox and *m NULL;
+ * PC_EFULL, a full bounded mailbox refused or dropped it; PC_ENOENT, the
+ * target was gone; PC_ETIMEDOUT, no verdict in time (it may still be
+ * enqueued later); PC_EUNREACH, PC_EINVAL, PC_ENOMEM. A full PC_MB_BLOCK
+ * mailbox on the caller's worker is first waited on, within the same
+ * timeout. On every error *m is still the caller's (msg.h). A timeout of 0
+ * waits a nanosecond across workers: it can't confirm anything sooner. Tasks
+ * and foreign threads; PC_EPERM from a light-actor handler. */
 pc_err pc_deliver(pc_ref to, pc_msg **m, double timeout);
 
 /* Take the oldest message of the caller's mailbox into *out, waiting up to
@@ -127,8 +149,11 @@ typedef struct pc_mbox_stats {
     size_t depth;     /* messages queued now */
     size_t cap;       /* 0: unbounded */
     uint64_t dropped; /* PC_MB_DROP: arrivals dropped */
-    uint64_t refused; /* PC_MB_FAIL: arrivals refused */
-    uint64_t over;    /* PC_MB_BLOCK: arrivals taken beyond the capacity */
+    uint64_t refused; /* PC_MB_FAIL: arrivals refused; PC_MB_BLOCK: sends
+                         that couldn't wait or timed out */
+    uint64_t over;    /* arrivals taken beyond the capacity: system
+                         messages, channel mail and other workers' mail to
+                         PC_MB_BLOCK */
 } pc_mbox_stats;
 
 /* The counters of task or actor `ref`. On its own worker the answer is
