@@ -288,7 +288,7 @@ enum pc__env_kind {
     PC__ENV_EXIT_SIG,  /* rt.task ended (rc: pc_down_reason, msg: EXIT) */
     PC__ENV_SWAP,      /* hot swap `to` to swap_fn(ptr) */
     PC__ENV_SWAP_ALL,  /* hot swap every task running swap_old here */
-    PC__ENV_STATS,     /* fill the pc_mbox_stats at ptr, wake rt */
+    PC__ENV_STATS,     /* fill the pc_mailbox_stats at ptr, wake rt */
     PC__ENV_FD_CANCEL, /* `to` in pc_wait_fd (ptr: its wait id): PC_ECLOSED */
     PC__ENV_UNJOIN     /* the joiner rt of `to` gave up: drop its record */
 };

@@ -237,7 +237,7 @@ pc_recv_type(const char *type, pc_msg **out, double timeout)
 }
 
 static void
-stats_fill(const pc__proc *p, pc_mbox_stats *st)
+stats_fill(const pc__proc *p, pc_mailbox_stats *st)
 {
     st->depth = pc__mb_len(p);
     st->cap = p->mb_cap;
@@ -247,7 +247,7 @@ stats_fill(const pc__proc *p, pc_mbox_stats *st)
 }
 
 pc_err
-pc_mailbox_stats(pc_ref ref, pc_mbox_stats *out, double timeout)
+pc_mailbox_stats_get(pc_ref ref, pc_mailbox_stats *out, double timeout)
 {
     pc__worker *tw;
     pc__proc *p;
@@ -289,7 +289,7 @@ void
 pc__stats_local(pc__worker *w, pc__env *e)
 {
     pc__proc *p = pc__proc_lookup(w, e->to);
-    pc_mbox_stats st;
+    pc_mailbox_stats st;
     pc_msg *m = NULL;
 
     if (!p) {

@@ -9,12 +9,12 @@ struct bctx {
     atomic_int done;
 };
 
-static pc_mbox_stats
+static pc_mailbox_stats
 stats(pc_ref r)
 {
-    pc_mbox_stats st;
+    pc_mailbox_stats st;
 
-    TCHECK_RC(pc_mailbox_stats(r, &st, PT_LONG), PC_OK);
+    TCHECK_RC(pc_mailbox_stats_get(r, &st, PT_LONG), PC_OK);
     return st;
 }
 
@@ -93,7 +93,7 @@ policies_main(void *arg)
 {
     struct bctx *c = arg;
     static const uint64_t first2[] = {0, 1};
-    pc_mbox_stats st;
+    pc_mailbox_stats st;
 
     c->driver = pc_self();
     /* FAIL on the same worker: the sender hears PC_EFULL, keeps the msg */
@@ -171,7 +171,7 @@ block_main(void *arg)
 {
     struct bctx *c = arg;
     static const uint64_t all3[] = {0, 1, 2};
-    pc_mbox_stats st;
+    pc_mailbox_stats st;
 
     c->driver = pc_self();
     c->want = 3; /* it must not end before the blocked sender is done */
@@ -396,7 +396,7 @@ timeout_main(void *arg)
 {
     struct bctx *c = arg;
     static const uint64_t got[] = {1};
-    pc_mbox_stats st;
+    pc_mailbox_stats st;
     pc_msg *m = NULL;
     uint64_t v = 9;
 
@@ -524,7 +524,7 @@ static void
 sys_round(struct sys_ctx *c, int how)
 {
     pc_spawn_opts o = pt_on(c->watcher_on, 0);
-    pc_mbox_stats st;
+    pc_mailbox_stats st;
 
     o.mailbox_cap = 1;
     o.mailbox_policy = c->pol;
@@ -594,7 +594,7 @@ static pc_msg *
 asker(void *arg)
 {
     struct sys_ctx *c = arg;
-    pc_mbox_stats st;
+    pc_mailbox_stats st;
     long count = -1;
 
     TCHECK_RC(send_u64(pc_self(), 1), PC_OK); /* now it is full */
@@ -673,7 +673,7 @@ own_main(void *arg)
     struct bctx *c = arg;
     static const pc_mbox_policy pols[] = {PC_MB_FAIL, PC_MB_DROP, PC_MB_BLOCK};
     static const uint64_t one[] = {1};
-    pc_mbox_stats st;
+    pc_mailbox_stats st;
     pc_msg *m;
 
     c->driver = pc_self();
@@ -737,7 +737,7 @@ stats_from_main(void)
 {
     struct bctx c;
     pc_spawn_opts o = {0};
-    pc_mbox_stats st;
+    pc_mailbox_stats st;
     pc_ref r;
 
     memset(&c, 0, sizeof c);
@@ -748,10 +748,10 @@ stats_from_main(void)
     o.mailbox_cap = 3;
     o.flags = PC_TASK_DAEMON;
     CU_ASSERT_EQUAL_FATAL(pc_spawn(holder, &c, &o, &r), PC_OK);
-    CU_ASSERT_EQUAL(pc_mailbox_stats(r, &st, PT_LONG), PC_OK);
+    CU_ASSERT_EQUAL(pc_mailbox_stats_get(r, &st, PT_LONG), PC_OK);
     CU_ASSERT_EQUAL(st.cap, 3);
-    CU_ASSERT_EQUAL(pc_mailbox_stats(r, NULL, PT_LONG), PC_EINVAL);
-    CU_ASSERT_EQUAL(pc_mailbox_stats(PC_REF_NIL, &st, PT_LONG), PC_ENOENT);
+    CU_ASSERT_EQUAL(pc_mailbox_stats_get(r, NULL, PT_LONG), PC_EINVAL);
+    CU_ASSERT_EQUAL(pc_mailbox_stats_get(PC_REF_NIL, &st, PT_LONG), PC_ENOENT);
     PT_RUN();
 }
 

@@ -108,7 +108,7 @@ bool pc_in_task(void);
  * PC_EINVAL, PC_ENOMEM, and for a full bounded mailbox on the caller's worker
  * PC_EFULL (PC_MB_FAIL; PC_MB_BLOCK when the caller can't wait). What is
  * found later on the target's worker — a PC_MB_FAIL mailbox full on arrival,
- * the target gone — drops the message and counts it (pc_mbox_stats);
+ * the target gone — drops the message and counts it (pc_mailbox_stats_get);
  * pc_deliver() reports the target's verdict instead. Never waits, except for
  * room in a full PC_MB_BLOCK mailbox on the caller's worker, and there it is
  * pc_send_timeout(to, m, -1). Any thread. */
@@ -145,7 +145,7 @@ pc_err pc_recv(pc_msg **out, double timeout);
 size_t pc_mailbox_depth(void);
 
 /* A mailbox's counters, for monitoring. */
-typedef struct pc_mbox_stats {
+typedef struct pc_mailbox_stats {
     size_t depth;     /* messages queued now */
     size_t cap;       /* 0: unbounded */
     uint64_t dropped; /* PC_MB_DROP: arrivals dropped */
@@ -154,13 +154,13 @@ typedef struct pc_mbox_stats {
     uint64_t over;    /* arrivals taken beyond the capacity: system
                          messages, channel mail and other workers' mail to
                          PC_MB_BLOCK */
-} pc_mbox_stats;
+} pc_mailbox_stats;
 
 /* The counters of task or actor `ref`. On its own worker the answer is
  * immediate; from elsewhere the caller (a task or a foreign thread) waits up
  * to `timeout` for the target's worker to answer. Returns PC_OK, PC_ENOENT,
  * PC_ETIMEDOUT, PC_EPERM (an actor handler asking another worker). */
-pc_err pc_mailbox_stats(pc_ref ref, pc_mbox_stats *out, double timeout);
+pc_err pc_mailbox_stats_get(pc_ref ref, pc_mailbox_stats *out, double timeout);
 
 /* ---- selective receive (Erlang's receive, pycos's CategorizeMessages) ---- */
 
