@@ -194,27 +194,45 @@ typedef struct pc__proc {
     bool joinable;
     bool killed; /* terminate pending: finish when next popped */
     bool small;  /* runs on the worker's shared stack */
-    pc__worker *w;
-    uint32_t mb_cap;   /* bounded mailbox: capacity (0: unbounded) */
+    bool trap_exits;
     uint8_t mb_policy; /* pc_mbox_policy */
+    uint32_t mb_cap;   /* bounded mailbox: capacity (0: unbounded) */
+    pc__worker *w;
+    struct pc__proc_x *x; /* the rarely used rest, or NULL (see below) */
+    pc__ring mb;          /* ordinary mail */
+    pc__ring cmb;         /* channel mail, taken in turn with mb (mailbox.c) */
+    bool cturn;           /* next pop prefers cmb */
+    uint16_t home;        /* block cache home (cache.c) */
+    int exit_rc;          /* how it ended (PC_OK, PC_EKILLED, ...) */
+    pc_msg *exit_val;     /* ending task's value; then the zombie's */
+    struct pc__psync *psync; /* locks held, current wait (sync.c), or NULL */
+} pc__proc;
+
+/* What most procs never use, allocated the first time one does (a name, a
+ * bounded mailbox, a joiner, a monitor, a link, an exit handler): a million
+ * idle light actors then cost what they use. Freed with the proc. */
+typedef struct pc__proc_x {
+    char *name; /* NULL or malloc'd */
+    pc__joiner *joiners;
+    struct pc__mon *watchers;   /* monitors on this proc (monitor.c) */
+    struct pc__mon *links;      /* procs linked with this one */
+    void (*at_exit)(void *arg); /* pc_at_exit() */
+    void *at_exit_arg;
+    /* bounded mailboxes (made at spawn for them) */
     uint64_t mb_dropped, mb_refused, mb_over;
     struct pc__task *space_waiters; /* PC_MB_BLOCK: the oldest task blocked
                                        in pc_send, of a ring (mailbox.c) */
-    pc__ring mb;                    /* ordinary mail */
-    pc__ring cmb; /* channel mail, taken in turn with mb (mailbox.c) */
-    bool cturn;   /* next pop prefers cmb */
-    pc__joiner *joiners;
-    char *name;               /* NULL or malloc'd */
-    struct pc__mon *watchers; /* monitors on this proc (monitor.c) */
-    struct pc__mon *links;    /* procs linked with this one */
-    bool trap_exits;
-    void (*at_exit)(void *arg); /* pc_at_exit() */
-    void *at_exit_arg;
-    pc_msg *exit_val;        /* ending task's value; then the zombie's */
-    int exit_rc;             /* how it ended (PC_OK, PC_EKILLED, ...) */
-    uint16_t home;           /* block cache home (cache.c) */
-    struct pc__psync *psync; /* locks held, current wait (sync.c), or NULL */
-} pc__proc;
+} pc__proc_x;
+
+/* p's extension, made on first use; NULL when out of memory. */
+pc__proc_x *pc__proc_x_get(pc__proc *p);
+
+/* p's name, or NULL. */
+static inline const char *
+pc__proc_name(const pc__proc *p)
+{
+    return p->x ? p->x->name : NULL;
+}
 
 /* True while p ends (pc__proc_finish): its exit handler may be running as
  * it, and can't block there (a light-actor handler's rules). */

@@ -270,12 +270,12 @@ ring_clear(pc__ring *r)
 static void
 waiter_link(pc__proc *p, pc__task *t, bool front)
 {
-    pc__task *h = p->space_waiters;
+    pc__task *h = p->x->space_waiters;
 
     t->room_for = p;
     if (!h) {
         t->room_next = t->room_prev = t;
-        p->space_waiters = t;
+        p->x->space_waiters = t;
         return;
     }
     t->room_next = h;
@@ -283,7 +283,7 @@ waiter_link(pc__proc *p, pc__task *t, bool front)
     h->room_prev->room_next = t;
     h->room_prev = t;
     if (front)
-        p->space_waiters = t;
+        p->x->space_waiters = t;
 }
 
 static void
@@ -292,12 +292,12 @@ waiter_unlink(pc__task *t)
     pc__proc *p = t->room_for;
 
     if (t->room_next == t) {
-        p->space_waiters = NULL;
+        p->x->space_waiters = NULL;
     } else {
         t->room_prev->room_next = t->room_next;
         t->room_next->room_prev = t->room_prev;
-        if (p->space_waiters == t)
-            p->space_waiters = t->room_next;
+        if (p->x->space_waiters == t)
+            p->x->space_waiters = t->room_next;
     }
     t->room_next = t->room_prev = NULL;
     t->room_for = NULL;
@@ -309,7 +309,7 @@ waiter_unlink(pc__task *t)
 static void
 room(pc__proc *p)
 {
-    pc__task *t = p->space_waiters;
+    pc__task *t = p->x ? p->x->space_waiters : NULL;
     size_t len = pc__mb_len(p);
 
     if (!t)
@@ -323,7 +323,7 @@ room(pc__proc *p)
             len++;
         }
         t = t->room_next;
-    } while (t != p->space_waiters);
+    } while (t != p->x->space_waiters);
 }
 
 /* p ended: wake every blocked sender; they find it gone. */
@@ -332,7 +332,7 @@ wake_senders(pc__proc *p)
 {
     pc__task *t;
 
-    while ((t = p->space_waiters)) {
+    while (p->x && (t = p->x->space_waiters)) {
         waiter_unlink(t);
         if (t->p.state == PC__ST_AWAIT_REPLY)
             pc__task_wake(t, PC_ENOENT);
@@ -386,11 +386,11 @@ pc__mb_admit(pc__worker *w, pc_ref to, pc__proc **pp, double timeout)
         if (p->mb_policy == PC_MB_DROP)
             return PC_OK; /* dropped and counted on delivery */
         if (p->mb_policy == PC_MB_FAIL || !me || &me->p == p || timeout == 0) {
-            p->mb_refused++; /* FAIL, or a BLOCK sender that can't wait */
+            p->x->mb_refused++; /* FAIL, or a BLOCK sender that can't wait */
             return PC_EFULL;
         }
         if (timeout > 0 && (left = deadline - pc_now()) <= 0) {
-            p->mb_refused++;
+            p->x->mb_refused++;
             return PC_ETIMEDOUT;
         }
         rc = wait_room(p, me, left, again);
@@ -398,7 +398,7 @@ pc__mb_admit(pc__worker *w, pc_ref to, pc__proc **pp, double timeout)
         if (pc__route(to, &tw, pp) != PC_OK || !*pp)
             return PC_ENOENT; /* it ended while we waited */
         if (rc == PC_ETIMEDOUT && full(*pp)) {
-            (*pp)->mb_refused++;
+            (*pp)->x->mb_refused++;
             return PC_ETIMEDOUT;
         }
     }
@@ -412,12 +412,12 @@ pc__mb_put(pc__proc *p, pc_msg *m, unsigned how)
 {
     if (full(p)) {
         if ((how & PC__MB_SYS) || p->mb_policy == PC_MB_BLOCK) {
-            p->mb_over++;
+            p->x->mb_over++;
         } else {
             if (p->mb_policy == PC_MB_DROP)
-                p->mb_dropped++;
+                p->x->mb_dropped++;
             else
-                p->mb_refused++;
+                p->x->mb_refused++;
             return PC_EFULL;
         }
     }
@@ -438,7 +438,7 @@ pc__mb_pop(pc__proc *p)
         p->cturn = true;
         m = ring_pop(&p->mb);
     }
-    if (p->space_waiters)
+    if (p->mb_cap && p->x->space_waiters)
         room(p);
     return m;
 }
@@ -450,7 +450,7 @@ pc__mb_take(pc__proc *p, uint64_t from[2], pc__match_fn match, void *ctx)
 
     if (!m)
         m = ring_take(&p->cmb, &from[1], match, ctx);
-    if (m && p->space_waiters)
+    if (m && p->mb_cap && p->x->space_waiters)
         room(p);
     return m;
 }

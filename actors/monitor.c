@@ -163,9 +163,19 @@ list_has(pc__mon *l, pc_ref r)
     return false;
 }
 
+/* Add r, once, to p's links (else its watchers), with list node n. */
 static void
-list_add(pc__mon **l, pc_ref r, pc__mon *n)
+list_add(pc__proc *p, bool link, pc_ref r, pc__mon *n)
 {
+    pc__proc_x *x = pc__proc_x_get(p);
+    pc__mon **l;
+
+    if (!x) {
+        PC_LOG_ERROR("actors", "no memory for a %s", link ? "link" : "monitor");
+        free(n);
+        return;
+    }
+    l = link ? &x->links : &x->watchers;
     if (list_has(*l, r)) {
         free(n);
         return;
@@ -192,9 +202,10 @@ list_del(pc__mon **l, pc_ref r)
 void
 pc__mon_detach(pc__proc *p, pc__mon **watchers, pc__mon **links)
 {
-    *watchers = p->watchers;
-    *links = p->links;
-    p->watchers = p->links = NULL;
+    *watchers = p->x ? p->x->watchers : NULL;
+    *links = p->x ? p->x->links : NULL;
+    if (p->x)
+        p->x->watchers = p->x->links = NULL;
 }
 
 /* ---- signals ---------------------------------------------------------------- */
@@ -231,7 +242,8 @@ exit_signal(pc__worker *w, pc__proc *p, pc_ref from, int reason, pc_msg *exit)
         pc__env_push(w, e);
         return;
     }
-    list_del(&p->links, from);
+    if (p->x)
+        list_del(&p->x->links, from);
     if (p->trap_exits && exit) {
         if (pc__deliver_local(w, p, exit, PC__MB_SYS) != PC_OK)
             pc_msg_free(&exit); /* out of memory */
@@ -312,26 +324,26 @@ apply(int kind, pc__proc *p, pc_ref target, pc_ref other, pc__mon *n)
     switch (kind) {
     case PC__ENV_MONITOR:
         if (p && p->state < PC__ST_ZOMBIE) {
-            list_add(&p->watchers, other, n);
+            list_add(p, false, other, n);
             return;
         }
         send_down(other, target, PC_ENOENT, NULL);
         break;
     case PC__ENV_DEMONITOR:
-        if (p)
-            list_del(&p->watchers, other);
+        if (p && p->x)
+            list_del(&p->x->watchers, other);
         break;
     case PC__ENV_LINK:
         if (p && p->state < PC__ST_ZOMBIE) {
-            list_add(&p->links, other, n);
+            list_add(p, true, other, n);
             return;
         }
         post_exit(other, target, PC_DOWN_NOPROC,
                   make_down(PC_MSG_EXIT, target, PC_ENOENT, NULL));
         break;
     case PC__ENV_UNLINK:
-        if (p)
-            list_del(&p->links, other);
+        if (p && p->x)
+            list_del(&p->x->links, other);
         break;
     }
     free(n);
@@ -420,14 +432,16 @@ pc_link(pc_ref other)
     if (pc_ref_eq(self, other))
         return PC_EINVAL;
     pc__mon *n = malloc(sizeof *n);
-    if (!n)
+    if (!n || !pc__proc_x_get(me)) {
+        free(n);
         return PC_ENOMEM;
+    }
     if ((rc = pc__mon_request(PC__ENV_LINK, other, self)) != PC_OK) {
         free(n);
         return rc;
     }
     if (pc_alive(other) || other.node != self.node)
-        list_add(&me->links, other, n);
+        list_add(me, true, other, n);
     else
         free(n);
     return PC_OK;
@@ -440,7 +454,8 @@ pc_unlink(pc_ref other)
 
     if (!me)
         return PC_EPERM;
-    list_del(&me->links, other);
+    if (me->x)
+        list_del(&me->x->links, other);
     pc__mon_request(PC__ENV_UNLINK, other, pc__proc_ref(me));
     return PC_OK;
 }

@@ -60,10 +60,21 @@ pc__proc_alloc(int c, size_t size)
     return p;
 }
 
+pc__proc_x *
+pc__proc_x_get(pc__proc *p)
+{
+    if (!p->x)
+        p->x = calloc(1, sizeof *p->x);
+    return p->x;
+}
+
 void
 pc__proc_free(pc__proc *p)
 {
-    free(p->name);
+    if (p->x) {
+        free(p->x->name);
+        free(p->x);
+    }
     pc__cache_free(p->kind == PC__ACTOR ? PC__CACHE_ACTOR : PC__CACHE_TASK,
                    p->home, p);
 }
@@ -87,7 +98,12 @@ pc__proc_new(int kind, size_t size, const pc_spawn_opts *opts, pc__proc **out,
               kind == PC__ACTOR ? PC__CACHE_ACTOR : PC__CACHE_TASK, size)))
         return PC_ENOMEM;
     p->kind = (uint8_t)kind;
-    if ((o.name && !(p->name = strdup(o.name)))) {
+    /* named and bounded procs need their extension from the start */
+    if ((o.name || o.mailbox_cap) && !pc__proc_x_get(p)) {
+        pc__proc_free(p);
+        return PC_ENOMEM;
+    }
+    if (o.name && !(p->x->name = strdup(o.name))) {
         pc__proc_free(p);
         return PC_ENOMEM;
     }
@@ -154,13 +170,14 @@ pc__publish(pc__proc *p, int worker)
 void
 pc__proc_finish(pc__worker *w, pc__proc *p, int rc, pc_msg *value)
 {
-    pc__joiner *j, *joiners = p->joiners;
+    pc__joiner *j, *joiners = p->x ? p->x->joiners : NULL;
     pc__mon *watchers, *links;
     pc_ref who = pc__proc_ref(p);
     bool zombie = p->joinable;
 
     p->state = PC__ST_DEAD; /* ending: nothing wakes, runs or ends it again */
-    p->joiners = NULL;
+    if (p->x)
+        p->x->joiners = NULL;
     if (p->kind == PC__ACTOR)
         pc__actor_release((pc__actor *)p);
     else
@@ -233,22 +250,26 @@ pc_at_exit(void (*fn)(void *arg), void *arg)
         return PC_EPERM;
     if (pc__proc_ending(p))
         return PC_ESTATE; /* in its handler: too late for another */
-    p->at_exit = fn;
-    p->at_exit_arg = arg;
+    if (!fn && !p->x)
+        return PC_OK; /* none to remove */
+    if (!pc__proc_x_get(p))
+        return PC_ENOMEM;
+    p->x->at_exit = fn;
+    p->x->at_exit_arg = arg;
     return PC_OK;
 }
 
 void
 pc__at_exit_run(pc__worker *w, pc__proc *p)
 {
-    void (*fn)(void *) = p->at_exit;
+    void (*fn)(void *) = p->x ? p->x->at_exit : NULL;
     pc__proc *cur = w->cur; /* the scheduler's NULL, or a proc ending p */
 
     if (!fn)
         return;
-    p->at_exit = NULL;
+    p->x->at_exit = NULL;
     w->cur = p; /* pc_self() is p; pc__cur_task() refuses to block it */
-    fn(p->at_exit_arg);
+    fn(p->x->at_exit_arg);
     w->cur = cur;
 }
 
@@ -324,20 +345,22 @@ joiner_add(pc__proc *p, pc__reply_to rt)
 {
     pc__joiner *j = malloc(sizeof *j);
 
-    if (!j) {
+    if (!j || !pc__proc_x_get(p)) {
+        free(j);
         pc__reply(rt, PC_ENOMEM, NULL);
         return;
     }
     j->rt = rt;
-    j->next = p->joiners;
-    p->joiners = j;
+    j->next = p->x->joiners;
+    p->x->joiners = j;
 }
 
 /* Take joiner record `of` off p's list; true when it was there. */
 static bool
 joiner_del(pc__proc *p, pc__reply_to of)
 {
-    for (pc__joiner **jp = &p->joiners; *jp; jp = &(*jp)->next) {
+    for (pc__joiner **jp = p->x ? &p->x->joiners : NULL; jp && *jp;
+         jp = &(*jp)->next) {
         pc__joiner *j = *jp;
         if (same_wait(j->rt, of)) {
             *jp = j->next;

@@ -241,9 +241,9 @@ stats_fill(const pc__proc *p, pc_mailbox_stats *st)
 {
     st->depth = pc__mb_len(p);
     st->cap = p->mb_cap;
-    st->dropped = p->mb_dropped;
-    st->refused = p->mb_refused;
-    st->over = p->mb_over;
+    st->dropped = p->x ? p->x->mb_dropped : 0;
+    st->refused = p->x ? p->x->mb_refused : 0;
+    st->over = p->x ? p->x->mb_over : 0;
 }
 
 pc_err

@@ -132,7 +132,7 @@ schedule_out(pc__worker *w, pc__task *t)
 {
     pc__proc *next = w->rq_head;
 
-    pc__stack_check(t->stack, __builtin_frame_address(0), t->p.name);
+    pc__stack_check(t->stack, __builtin_frame_address(0), pc__proc_name(&t->p));
     if (next == &t->p && w->budget > 0) { /* yield with nobody else ready */
         w->budget--;
         w->rq_head = next->next;
@@ -163,7 +163,7 @@ pc__task_run(pc__worker *w, pc__task *t)
 {
     if (!prepare(w, t)) {
         PC_LOG_ERROR("actors", "no memory for the stack of task '%s'",
-                     t->p.name ? t->p.name : "");
+                     pc__proc_name(&t->p) ? pc__proc_name(&t->p) : "");
         pc__proc_finish(w, &t->p, PC_ENOMEM, NULL);
         return;
     }
@@ -210,7 +210,7 @@ task_entry(void)
 void
 pc__task_exit(pc__worker *w, pc__task *t, int rc, pc_msg *value)
 {
-    pc__stack_check(t->stack, __builtin_frame_address(0), t->p.name);
+    pc__stack_check(t->stack, __builtin_frame_address(0), pc__proc_name(&t->p));
     t->p.exit_rc = rc;
     t->p.exit_val = value;
     w->dead = t;
@@ -239,7 +239,7 @@ pc__task_release(pc__worker *w, pc__task *t)
     if (ev_is_active(&t->io))
         ev_io_stop(w->loop, &t->io);
     pc__mb_sender_gone(t); /* blocked in pc_send: its turn goes on */
-    pc__stack_check_end(t->stack, t->p.name);
+    pc__stack_check_end(t->stack, pc__proc_name(&t->p));
     pc__stack_put(&w->pool, &t->stack);
     if (w->shared_owner == t)
         w->shared_owner = NULL;
@@ -346,7 +346,7 @@ pc_self_name(void)
 {
     pc__worker *w = pc__tls_worker;
 
-    return (w && w->cur && w->cur->name) ? w->cur->name : "";
+    return (w && w->cur && pc__proc_name(w->cur)) ? pc__proc_name(w->cur) : "";
 }
 
 bool

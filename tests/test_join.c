@@ -75,7 +75,7 @@ counting_target(void *arg)
     while (pc_recv(&m, PT_LONG) == PC_OK && !pc_msg_is(m, "end")) {
         pc__proc *p = pc__proc_lookup(pc__tls_worker, pc_self());
         uint64_t n = 0;
-        for (pc__joiner *j = p ? p->joiners : NULL; j; j = j->next)
+        for (pc__joiner *j = p && p->x ? p->x->joiners : NULL; j; j = j->next)
             n++;
         if (pc_msg_is(m, "count"))
             TCHECK_RC(pt_send_u64(pc_msg_sender(m), "joiners", n), PC_OK);
