@@ -14,7 +14,7 @@
 static void
 io_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
-    pc__task *t = PC__CONTAINER(io, pc__task, io);
+    pc__task *t = PC__CONTAINER(io, pc__task_x, io)->t;
 
     (void)loop;
     if (t->p.state != PC__ST_AWAIT_FD)
@@ -52,11 +52,15 @@ pc_wait_fd(int fd, int events, double timeout, int *revents)
                 ((pfd.revents & (POLLOUT | POLLERR)) ? (events & PC_WRITE) : 0);
         return PC_OK;
     }
-    t->fd_wait = pc_wait_fd_next(); /* the id pc_wait_fd_next() promised */
-    ev_io_set(&t->io, fd,
+    uint32_t id = pc_wait_fd_next(); /* the id it promised */
+    pc__task_x *x = pc__task_x_get(t);
+    if (!x)
+        return PC_ENOMEM;
+    x->fd_wait = id;
+    ev_io_set(&x->io, fd,
               ((events & PC_READ) ? EV_READ : 0) |
                   ((events & PC_WRITE) ? EV_WRITE : 0));
-    ev_io_start(w->loop, &t->io);
+    ev_io_start(w->loop, &x->io);
     rc = pc__task_wait(w, t, PC__ST_AWAIT_FD, timeout);
     if (rc == PC_OK && revents)
         *revents = (int)(intptr_t)t->wake_val;
@@ -64,9 +68,9 @@ pc_wait_fd(int fd, int events, double timeout, int *revents)
 }
 
 void
-pc__fd_io_init(pc__task *t)
+pc__fd_io_init(pc__task_x *x)
 {
-    ev_init(&t->io, io_cb);
+    ev_init(&x->io, io_cb);
 }
 
 uint32_t
@@ -76,7 +80,9 @@ pc_wait_fd_next(void)
 
     if (!t)
         return 0;
-    return t->fd_wait + 1 ? t->fd_wait + 1 : 1;
+    uint32_t last = t->x ? t->x->fd_wait : 0;
+
+    return last + 1 ? last + 1 : 1;
 }
 
 void
@@ -85,7 +91,7 @@ pc__fd_cancel_local(pc__worker *w, pc__env *e)
     pc__proc *p = pc__proc_lookup(w, e->to);
 
     if (p && p->kind == PC__TASK && p->state == PC__ST_AWAIT_FD &&
-        ((pc__task *)p)->fd_wait == e->rt.token)
+        ((pc__task *)p)->x->fd_wait == e->rt.token)
         pc__task_wake((pc__task *)p, PC_ECLOSED);
 }
 

@@ -65,27 +65,34 @@ pc_hot_swap_offered(const pc_msg *offer, pc_task_fn *fn, void **arg)
 static void
 set_swap(pc__task *t, pc_task_fn fn, void *arg, pc_ref from)
 {
-    t->swap_fn = fn;
-    t->swap_arg = arg;
-    t->swap_from = from;
-    t->swap_seq++;
-    t->swap_offered = false;
-    if (t->swappable && t->p.state == PC__ST_AWAIT_MSG)
+    pc__task_x *x = pc__task_x_get(t);
+
+    if (!x) {
+        PC_LOG_ERROR("hotswap", "no memory for a hot swap request");
+        return;
+    }
+    x->swap_fn = fn;
+    x->swap_arg = arg;
+    x->swap_from = from;
+    x->swap_seq++;
+    x->swap_offered = false;
+    if (x->swappable && t->p.state == PC__ST_AWAIT_MSG)
         pc__task_wake(t, PC_OK);
 }
 
 pc_msg *
 pc__swap_offer(pc__task *t)
 {
+    pc__task_x *x = t->x;
     pc_msg *m = NULL;
 
-    if (!t->swap_fn || !t->swappable || t->swap_offered)
+    if (!x || !x->swap_fn || !x->swappable || x->swap_offered)
         return NULL;
-    struct offer o = {t->swap_seq, t->swap_fn, t->swap_arg};
+    struct offer o = {x->swap_seq, x->swap_fn, x->swap_arg};
     if (pc_msg_new(&m, PC_MSG_HOTSWAP, &o, sizeof o) != PC_OK)
         return NULL;
-    pc__msg_set_sender(m, t->swap_from);
-    t->swap_offered = true;
+    pc__msg_set_sender(m, x->swap_from);
+    x->swap_offered = true;
     return m;
 }
 
@@ -96,7 +103,11 @@ pc_hot_swappable(bool on)
 
     if (!t)
         return PC_EPERM;
-    t->swappable = on;
+    if (!on && !t->x)
+        return PC_OK;
+    if (!pc__task_x_get(t))
+        return PC_ENOMEM;
+    t->x->swappable = on;
     return PC_OK;
 }
 
@@ -105,19 +116,20 @@ pc_hot_swap_accept(pc_msg **offer)
 {
     pc__worker *w = pc__tls_worker;
     pc__task *t = pc__cur_task(w);
+    pc__task_x *x;
     struct offer o;
 
     if (!t)
         return PC_EPERM;
     if (!offer || !offer_read(*offer, &o))
         return PC_EINVAL;
-    if (!t->swap_fn || !t->swap_offered || o.seq != t->swap_seq)
+    if (!(x = t->x) || !x->swap_fn || !x->swap_offered || o.seq != x->swap_seq)
         return PC_EINVAL;
     pc_msg_free(offer);
-    t->fn = t->swap_fn;
-    t->arg = t->swap_arg;
-    t->swap_fn = NULL;
-    t->swap_offered = false;
+    t->fn = x->swap_fn;
+    t->arg = x->swap_arg;
+    x->swap_fn = NULL;
+    x->swap_offered = false;
     pc__task_rebirth(w, t);
 }
 

@@ -242,6 +242,28 @@ pc__proc_ending(const pc__proc *p)
     return p->state == PC__ST_DEAD;
 }
 
+/* What a task needs only once it waits with a timeout, waits for an fd,
+ * is hot-swapped or blocks on a full mailbox: made on first use, freed when
+ * it ends, so an idle task waiting for mail costs none of it. */
+typedef struct pc__task_x {
+    struct pc__task *t;
+    ev_timer timer;  /* lazy: left armed after an early wake, see task.c */
+    double deadline; /* of the current wait (pc_now()), 0: none */
+    double armed;    /* deadline the armed timer was set for */
+    ev_io io;
+    uint32_t fd_wait;   /* id of the current (or last) pc_wait_fd */
+    uint32_t swap_seq;  /* of the latest hot swap request; offers carry it */
+    pc_task_fn swap_fn; /* pending hot swap (hotswap.c), NULL: none */
+    void *swap_arg;
+    pc_ref swap_from; /* who asked: the offer's sender */
+    bool swappable;
+    bool swap_offered; /* the swap message is out; accept or drop it */
+    /* blocked in pc_send on room_for's full PC_MB_BLOCK mailbox: linked in
+     * its space_waiters ring (mailbox.c) */
+    struct pc__task *room_next, *room_prev;
+    pc__proc *room_for;
+} pc__task_x;
+
 typedef struct pc__task {
     pc__proc p;
     pc__ctx ctx;
@@ -249,25 +271,11 @@ typedef struct pc__task {
     size_t stack_size;
     pc_task_fn fn;
     void *arg;
-    pc_task_fn swap_fn; /* pending hot swap (hotswap.c), NULL: none */
-    void *swap_arg;
-    uint32_t swap_seq; /* of the latest request; offers carry it */
-    pc_ref swap_from;  /* who asked: the offer's sender */
-    bool swappable;
-    bool swap_offered; /* the swap message is out; accept or drop it */
-    ev_timer timer;    /* lazy: left armed after an early wake, see task.c */
-    double deadline;   /* of the current wait (pc__clock), 0: none */
-    double armed;      /* deadline the armed timer was set for */
-    ev_io io;
-    uint32_t fd_wait; /* id of the current (or last) pc_wait_fd */
+    pc__task_x *x; /* NULL until first needed */
     int wake_rc;
     uint32_t token; /* bumps at every reply wait; stale replies mismatch */
     void *wake_val;
     pc_msg *reply_msg; /* join result */
-    /* blocked in pc_send on room_for's full PC_MB_BLOCK mailbox: linked in
-     * its space_waiters ring (mailbox.c) */
-    struct pc__task *room_next, *room_prev;
-    pc__proc *room_for;
     /* small mode: the frames copied out of the shared stack */
     char *save;
     size_t save_len, save_cap;
@@ -591,11 +599,13 @@ void pc__task_exit(pc__worker *w, pc__task *t, int rc, pc_msg *value)
  * a fresh stack frame, same ref, same mailbox (hot swap). */
 void pc__task_rebirth(pc__worker *w, pc__task *t) __attribute__((noreturn));
 void pc__task_release(pc__worker *w, pc__task *t); /* stack, watchers */
-void pc__resume_local(pc__worker *w, pc__env *e);  /* RESUME envelope */
+/* t's extension, made on first use; NULL when out of memory. */
+pc__task_x *pc__task_x_get(pc__task *t);
+void pc__resume_local(pc__worker *w, pc__env *e); /* RESUME envelope */
 
 /* ---- fd.c ------------------------------------------------------------------- */
 
-void pc__fd_io_init(pc__task *t);
+void pc__fd_io_init(pc__task_x *x);
 void pc__fd_cancel_local(pc__worker *w, pc__env *e); /* FD_CANCEL envelope */
 
 /* ---- send.c: messaging -------------------------------------------------------- */

@@ -272,16 +272,16 @@ waiter_link(pc__proc *p, pc__task *t, bool front)
 {
     pc__task *h = p->x->space_waiters;
 
-    t->room_for = p;
+    t->x->room_for = p;
     if (!h) {
-        t->room_next = t->room_prev = t;
+        t->x->room_next = t->x->room_prev = t;
         p->x->space_waiters = t;
         return;
     }
-    t->room_next = h;
-    t->room_prev = h->room_prev;
-    h->room_prev->room_next = t;
-    h->room_prev = t;
+    t->x->room_next = h;
+    t->x->room_prev = h->x->room_prev;
+    h->x->room_prev->x->room_next = t;
+    h->x->room_prev = t;
     if (front)
         p->x->space_waiters = t;
 }
@@ -289,18 +289,18 @@ waiter_link(pc__proc *p, pc__task *t, bool front)
 static void
 waiter_unlink(pc__task *t)
 {
-    pc__proc *p = t->room_for;
+    pc__proc *p = t->x->room_for;
 
-    if (t->room_next == t) {
+    if (t->x->room_next == t) {
         p->x->space_waiters = NULL;
     } else {
-        t->room_prev->room_next = t->room_next;
-        t->room_next->room_prev = t->room_prev;
+        t->x->room_prev->x->room_next = t->x->room_next;
+        t->x->room_next->x->room_prev = t->x->room_prev;
         if (p->x->space_waiters == t)
-            p->x->space_waiters = t->room_next;
+            p->x->space_waiters = t->x->room_next;
     }
-    t->room_next = t->room_prev = NULL;
-    t->room_for = NULL;
+    t->x->room_next = t->x->room_prev = NULL;
+    t->x->room_for = NULL;
 }
 
 /* p's mailbox may have room: wake blocked senders, oldest first, one per
@@ -322,7 +322,7 @@ room(pc__proc *p)
                 pc__task_wake(t, PC_OK);
             len++;
         }
-        t = t->room_next;
+        t = t->x->room_next;
     } while (t != p->x->space_waiters);
 }
 
@@ -342,7 +342,7 @@ wake_senders(pc__proc *p)
 void
 pc__mb_sender_gone(pc__task *t)
 {
-    pc__proc *p = t->room_for;
+    pc__proc *p = t->x ? t->x->room_for : NULL;
 
     if (p) {
         waiter_unlink(t);
@@ -358,10 +358,12 @@ wait_room(pc__proc *p, pc__task *me, double timeout, bool front)
     pc__reply_to rt;
     int rc;
 
+    if (!pc__task_x_get(me))
+        return PC_ENOMEM;
     pc__wait_prepare(&rt);
     waiter_link(p, me, front);
     rc = pc__wait_block(&rt, timeout, NULL);
-    if (me->room_for)
+    if (me->x->room_for)
         waiter_unlink(me);
     return rc;
 }

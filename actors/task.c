@@ -234,11 +234,15 @@ pc__task_rebirth(pc__worker *w, pc__task *t)
 void
 pc__task_release(pc__worker *w, pc__task *t)
 {
-    if (ev_is_active(&t->timer))
-        ev_timer_stop(w->loop, &t->timer);
-    if (ev_is_active(&t->io))
-        ev_io_stop(w->loop, &t->io);
     pc__mb_sender_gone(t); /* blocked in pc_send: its turn goes on */
+    if (t->x) {
+        if (ev_is_active(&t->x->timer))
+            ev_timer_stop(w->loop, &t->x->timer);
+        if (ev_is_active(&t->x->io))
+            ev_io_stop(w->loop, &t->x->io);
+        free(t->x);
+        t->x = NULL;
+    }
     pc__stack_check_end(t->stack, pc__proc_name(&t->p));
     pc__stack_put(&w->pool, &t->stack);
     if (w->shared_owner == t)
@@ -260,49 +264,65 @@ pc__task_wake(pc__task *t, int rc)
 {
     pc__worker *w = t->p.w;
 
-    t->deadline = 0; /* the timer stays armed; its callback will see this */
-    if (ev_is_active(&t->io))
-        ev_io_stop(w->loop, &t->io);
+    if (t->x) {
+        t->x->deadline = 0; /* the timer stays armed; its callback sees it */
+        if (ev_is_active(&t->x->io))
+            ev_io_stop(w->loop, &t->x->io);
+    }
     t->wake_rc = rc;
     pc__runq_push(w, &t->p);
 }
 
 static void
-timer_arm(pc__worker *w, pc__task *t, double in)
+timer_arm(pc__worker *w, pc__task_x *x, double in)
 {
-    if (ev_is_active(&t->timer))
-        ev_timer_stop(w->loop, &t->timer);
+    if (ev_is_active(&x->timer))
+        ev_timer_stop(w->loop, &x->timer);
     /* libev adds `in` to its loop time, which may lag: then it fires early
      * and timer_cb re-arms. It never fires late. */
-    ev_timer_set(&t->timer, in, 0.);
-    ev_timer_start(w->loop, &t->timer);
-    t->armed = t->deadline;
+    ev_timer_set(&x->timer, in, 0.);
+    ev_timer_start(w->loop, &x->timer);
+    x->armed = x->deadline;
 }
 
 static void
 timer_cb(struct ev_loop *loop, ev_timer *tm, int revents)
 {
-    pc__task *t = PC__CONTAINER(tm, pc__task, timer);
+    pc__task_x *x = PC__CONTAINER(tm, pc__task_x, timer);
     double now;
 
     (void)loop;
     (void)revents;
-    if (t->deadline == 0)
+    if (x->deadline == 0)
         return; /* woken by its event meanwhile: nothing to time out */
     now = pc_now();
-    if (now >= t->deadline)
-        pc__task_wake(t, PC_ETIMEDOUT);
+    if (now >= x->deadline)
+        pc__task_wake(x->t, PC_ETIMEDOUT);
     else
-        timer_arm(t->p.w, t, t->deadline - now);
+        timer_arm(x->t->p.w, x, x->deadline - now);
+}
+
+pc__task_x *
+pc__task_x_get(pc__task *t)
+{
+    if (!t->x && (t->x = calloc(1, sizeof *t->x))) {
+        t->x->t = t;
+        ev_init(&t->x->timer, timer_cb);
+        pc__fd_io_init(t->x);
+    }
+    return t->x;
 }
 
 int
 pc__task_wait(pc__worker *w, pc__task *t, int state, double timeout)
 {
     if (timeout >= 0) {
-        t->deadline = pc_now() + timeout;
-        if (!ev_is_active(&t->timer) || t->armed > t->deadline)
-            timer_arm(w, t, timeout);
+        pc__task_x *x = pc__task_x_get(t);
+        if (!x)
+            return PC_ENOMEM; /* no timer: don't wait for ever instead */
+        x->deadline = pc_now() + timeout;
+        if (!ev_is_active(&x->timer) || x->armed > x->deadline)
+            timer_arm(w, x, timeout);
     }
     t->p.state = (uint8_t)state;
     schedule_out(w, t);
@@ -325,8 +345,6 @@ pc_spawn(pc_task_fn fn, void *arg, const pc_spawn_opts *opts, pc_ref *ref)
     t->stack_size = opts ? opts->stack_size : 0;
     t->fn = fn;
     t->arg = arg;
-    ev_init(&t->timer, timer_cb);
-    pc__fd_io_init(t);
     if (ref)
         *ref = pc__proc_ref(&t->p); /* before publishing: it may end at once */
     pc__publish(&t->p, worker);
