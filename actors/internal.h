@@ -203,9 +203,6 @@ typedef struct pc__proc {
     pc__ring cmb;         /* channel mail, taken in turn with mb (mailbox.c) */
     bool cturn;           /* next pop prefers cmb */
     uint16_t home;        /* block cache home (cache.c) */
-    int exit_rc;          /* how it ended (PC_OK, PC_EKILLED, ...) */
-    pc_msg *exit_val;     /* ending task's value; then the zombie's */
-    struct pc__psync *psync; /* locks held, current wait (sync.c), or NULL */
 } pc__proc;
 
 /* What most procs never use, allocated the first time one does (a name, a
@@ -218,6 +215,9 @@ typedef struct pc__proc_x {
     struct pc__mon *links;      /* procs linked with this one */
     void (*at_exit)(void *arg); /* pc_at_exit() */
     void *at_exit_arg;
+    struct pc__psync *psync; /* locks held, current wait (sync.c), or NULL */
+    pc_msg *exit_val;        /* a zombie's (joinable procs: made at spawn) */
+    int exit_rc;             /* how it ended (PC_OK, PC_EKILLED, ...) */
     /* bounded mailboxes (made at spawn for them) */
     uint64_t mb_dropped, mb_refused, mb_over;
     struct pc__task *space_waiters; /* PC_MB_BLOCK: the oldest task blocked
@@ -398,7 +398,9 @@ struct pc__worker {
     pc__proc *rq_head, *rq_tail; /* run queue, FIFO */
     int budget;                  /* direct switches left before I/O poll */
     pc__task *dead;              /* ended task whose stack is to release */
-    pc__task *reborn;            /* hot-swapped task to restart afresh */
+    int dead_rc;                 /* ... how it ended, and its value */
+    pc_msg *dead_val;
+    pc__task *reborn; /* hot-swapped task to restart afresh */
     pc__stack_pool pool;
     /* shared stack for small tasks, mapped on first use */
     pc__stack *shared;

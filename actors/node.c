@@ -209,7 +209,7 @@ reap_all(pc__node *n)
             continue;
         pc__tls_worker = p->w;
         if (p->state == PC__ST_ZOMBIE) {
-            pc_msg_free(&p->exit_val);
+            pc_msg_free(&p->x->exit_val);
             pc__zombie_free(p->w, p);
         } else {
             pc__proc_finish(p->w, p, PC_EKILLED, NULL);

@@ -98,8 +98,10 @@ pc__proc_new(int kind, size_t size, const pc_spawn_opts *opts, pc__proc **out,
               kind == PC__ACTOR ? PC__CACHE_ACTOR : PC__CACHE_TASK, size)))
         return PC_ENOMEM;
     p->kind = (uint8_t)kind;
-    /* named and bounded procs need their extension from the start */
-    if ((o.name || o.mailbox_cap) && !pc__proc_x_get(p)) {
+    /* named, bounded and joinable procs need their extension from the
+     * start (a zombie keeps its end there) */
+    if ((o.name || o.mailbox_cap || (o.flags & PC_TASK_JOINABLE)) &&
+        !pc__proc_x_get(p)) {
         pc__proc_free(p);
         return PC_ENOMEM;
     }
@@ -193,8 +195,8 @@ pc__proc_finish(pc__worker *w, pc__proc *p, int rc, pc_msg *value)
     /* The ref must be stale (or a zombie's) before any joiner can learn of
      * the end, so that pc_alive() after a join is false on every worker. */
     if (zombie) {
-        p->exit_val = value;
-        p->exit_rc = rc;
+        p->x->exit_val = value;
+        p->x->exit_rc = rc;
         p->state = PC__ST_ZOMBIE;
         atomic_store_explicit(&pc__slot_get(p->idx)->zombie, 1,
                               memory_order_release);
@@ -212,7 +214,7 @@ pc__proc_finish(pc__worker *w, pc__proc *p, int rc, pc_msg *value)
     }
     if (watchers || links) /* may end linked procs: last, with p settled */
         pc__mon_notify(w, who, watchers, links, rc,
-                       zombie ? pc_msg_ref(p->exit_val) : pc_msg_ref(value));
+                       zombie ? pc_msg_ref(p->x->exit_val) : pc_msg_ref(value));
     pc_msg_free(&value);
 }
 
@@ -375,10 +377,10 @@ joiner_del(pc__proc *p, pc__reply_to of)
 static int
 zombie_take(pc__worker *w, pc__proc *p, pc_msg **v)
 {
-    int rc = p->exit_rc;
+    int rc = p->x->exit_rc;
 
-    *v = p->exit_val;
-    p->exit_val = NULL;
+    *v = p->x->exit_val;
+    p->x->exit_val = NULL;
     pc__zombie_free(w, p);
     return rc;
 }

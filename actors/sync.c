@@ -57,9 +57,13 @@ pc__sync_self(bool make)
 
     if (!p)
         return &thread_ps;
-    if (!p->psync && make && (p->psync = calloc(1, sizeof *p->psync)))
-        p->psync->track = true;
-    return p->psync;
+    pc__proc_x *x = make ? pc__proc_x_get(p) : p->x;
+
+    if (!x)
+        return NULL;
+    if (!x->psync && make && (x->psync = calloc(1, sizeof *x->psync)))
+        x->psync->track = true;
+    return x->psync;
 }
 
 pc__owner
@@ -261,12 +265,12 @@ abandon_wait(pc__psync *ps)
 void
 pc__sync_proc_ended(pc__worker *w, pc__proc *p)
 {
-    pc__psync *ps = p->psync;
+    pc__psync *ps = p->x ? p->x->psync : NULL;
 
     (void)w;
     if (!ps)
         return;
-    p->psync = NULL;
+    p->x->psync = NULL;
     pc__mtx_owner_ended(ps);
     if (ps->wobj)
         abandon_wait(ps);

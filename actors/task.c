@@ -189,9 +189,9 @@ pc__task_run(pc__worker *w, pc__task *t)
         __tsan_destroy_fiber(d->fiber);
         d->fiber = NULL;
 #endif
-        pc_msg *v = d->p.exit_val;
-        d->p.exit_val = NULL;
-        pc__proc_finish(w, &d->p, d->p.exit_rc, v);
+        pc_msg *v = w->dead_val;
+        w->dead_val = NULL;
+        pc__proc_finish(w, &d->p, w->dead_rc, v);
     }
 }
 
@@ -211,8 +211,8 @@ void
 pc__task_exit(pc__worker *w, pc__task *t, int rc, pc_msg *value)
 {
     pc__stack_check(t->stack, __builtin_frame_address(0), pc__proc_name(&t->p));
-    t->p.exit_rc = rc;
-    t->p.exit_val = value;
+    w->dead_rc = rc;
+    w->dead_val = value;
     w->dead = t;
     if (w->shared_owner == t)
         w->shared_owner = NULL; /* its frames are garbage now */
