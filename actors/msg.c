@@ -131,6 +131,8 @@ pc_msg_new_remote(pc_msg **out, pc_ref sender, const char *type, void *data,
     if (!out || (!data && len))
         return PC_EINVAL;
     *out = NULL;
+    if (data && ((const char *)data)[len] != '\0')
+        return PC_EINVAL; /* pc_msg_str() and pc_down_parse() rely on it */
     if (!type)
         type = "";
     tlen = strnlen(type, PC_MSG_TYPE_MAX + 1);

@@ -7,12 +7,26 @@
  * called (seq_cst on both sides: either the caller sees NULL, or the
  * unregisterer sees the caller's increment).
  *
+ * While an unregister is under way (draining, stop(), failing what is
+ * left) a new transport can't register: it would be torn down with the old.
+ *
  * The runtime keeps, under one mutex, what it must settle when a peer node
  * dies: the pending tickets (deliver and join requests to remote refs, each
  * with the reply_to of its waiter) and the remote watches (local procs
- * monitoring or linked to remote ones). pc_transport_node_down() walks both
- * for that node. Lists, not hash tables: they hold what is in flight or
- * watched across nodes, which is small next to local traffic.
+ * monitoring or linked to remote ones, the link made from either side).
+ * pc_transport_node_down() walks both for that node, unregister for all
+ * nodes. Lists, not hash tables: they hold what is in flight or watched
+ * across nodes, which is small next to local traffic.
+ *
+ * A ticket can be answered before its waiter waits: inside the op itself
+ * (a transport that knows at once), or by a node-down meanwhile. A task's
+ * wake-up would be lost then (it is not waiting yet), so until the waiter
+ * has "armed" the ticket an answer is kept in it and the waiter takes it
+ * without waiting.
+ *
+ * A watch is recorded before the op that asks the peer: the peer's answer
+ * (a DOWN or EXIT for a target already gone) may come back through the
+ * transport's thread before the op has returned, and it removes the watch.
  */
 #include <math.h>
 #include <sched.h>
@@ -25,6 +39,10 @@ typedef struct ticket {
     struct ticket *next;
     uint64_t id, node;
     pc__reply_to rt;
+    bool armed; /* the waiter waits on rt: an answer wakes it */
+    bool done;  /* answered before that: off the list, rc and value here */
+    int rc;
+    pc_msg *value;
 } ticket;
 
 typedef struct watch {
@@ -40,6 +58,7 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static ticket *tickets;
 static watch *watches;
 static uint64_t next_ticket = 1;
+static bool unregistering; /* under mu */
 
 static const pc_transport_ops *
 ops_get(void)
@@ -68,7 +87,7 @@ pc_transport_register(const pc_transport_ops *ops)
     if (!pc__the_node)
         return PC_ESTATE;
     pthread_mutex_lock(&mu);
-    if (atomic_load(&cur_ops)) {
+    if (atomic_load(&cur_ops) || unregistering) {
         pthread_mutex_unlock(&mu);
         return PC_ESTATE;
     }
@@ -79,43 +98,96 @@ pc_transport_register(const pc_transport_ops *ops)
     return PC_OK;
 }
 
-/* Take every ticket (of `node`, or all with node 0) off the list and fail
- * its waiter with rc. */
-static void
-fail_tickets(uint64_t node, int rc)
+/* Answer t, just taken off the list (mu held): returns t when its waiter
+ * is to be woken (after unlocking), or NULL when the answer waits in t for
+ * the waiter, which is not waiting yet (*value is then taken). */
+static ticket *
+answer_locked(ticket *t, int rc, pc_msg **value)
 {
-    ticket *t, *fail = NULL, **tp;
+    if (t->armed)
+        return t;
+    t->done = true;
+    t->rc = rc;
+    t->value = *value;
+    *value = NULL;
+    return NULL;
+}
+
+/* Take every ticket (of `node`, or all) off the list and fail it with rc. */
+static void
+fail_tickets(uint64_t node, bool all, int rc)
+{
+    ticket *t, *wake = NULL, **tp;
+    pc_msg *none = NULL;
 
     pthread_mutex_lock(&mu);
     for (tp = &tickets; (t = *tp);) {
-        if (!node || t->node == node) {
+        if (all || t->node == node) {
             *tp = t->next;
-            t->next = fail;
-            fail = t;
+            if (answer_locked(t, rc, &none)) {
+                t->next = wake;
+                wake = t;
+            }
         } else {
             tp = &t->next;
         }
     }
     pthread_mutex_unlock(&mu);
-    while ((t = fail)) {
-        fail = t->next;
+    while ((t = wake)) {
+        wake = t->next;
         pc__wake(t->rt, rc, NULL, NULL);
         free(t);
+    }
+}
+
+/* Every remote watch (of `node`, or all) fires as its node's end. */
+static void
+watches_down(uint64_t node, bool all)
+{
+    watch *w, *gone = NULL, **wp;
+
+    pthread_mutex_lock(&mu);
+    for (wp = &watches; (w = *wp);) {
+        if (all || w->remote.node == node) {
+            *wp = w->next;
+            w->next = gone;
+            gone = w;
+        } else {
+            wp = &w->next;
+        }
+    }
+    pthread_mutex_unlock(&mu);
+    while ((w = gone)) {
+        gone = w->next;
+        pc__mon_node_down(w->local, w->remote, w->link);
+        free(w);
     }
 }
 
 pc_err
 pc_transport_unregister(void)
 {
-    const pc_transport_ops *o = atomic_exchange(&cur_ops, NULL);
+    const pc_transport_ops *o;
+    pc_transport_ops ops;
 
-    if (!o)
+    pthread_mutex_lock(&mu);
+    if (!(o = atomic_exchange(&cur_ops, NULL))) {
+        pthread_mutex_unlock(&mu);
         return PC_ESTATE;
+    }
+    ops = *o;
+    unregistering = true; /* the_ops stays ours until the end */
+    pthread_mutex_unlock(&mu);
     while (atomic_load(&inflight) > 0)
         sched_yield(); /* an op is queueing its work: microseconds */
-    if (o->stop)
-        o->stop(o->ctx);
-    fail_tickets(0, PC_EUNREACH);
+    if (ops.stop)
+        ops.stop(ops.ctx);
+    /* nothing answers through it any more: no DOWN or reply will come */
+    fail_tickets(0, true, PC_EUNREACH);
+    watches_down(0, true);
+    pthread_mutex_lock(&mu);
+    unregistering = false;
+    pthread_mutex_unlock(&mu);
     return PC_OK;
 }
 
@@ -125,6 +197,8 @@ pc__transport_fini(void)
     watch *w;
 
     pc_transport_unregister();
+    /* what a misbehaving transport added after its unregister: the refs
+     * would be stale in the next node */
     pthread_mutex_lock(&mu);
     while ((w = watches)) {
         watches = w->next;
@@ -154,16 +228,31 @@ pc__remote_send(pc_ref to, pc_msg **m, bool chan)
     return rc;
 }
 
-/* Wait for the answer to a ticket request made by `call`; returns the
- * reply's rc (and *value), PC_ETIMEDOUT, or the op's own error. */
+/* Take ticket `id` off the list (mu held); NULL when it is gone. */
+static ticket *
+ticket_take(uint64_t id)
+{
+    for (ticket **tp = &tickets; *tp; tp = &(*tp)->next) {
+        if ((*tp)->id == id) {
+            ticket *t = *tp;
+            *tp = t->next;
+            return t;
+        }
+    }
+    return NULL;
+}
+
+/* Ask `call` for a ticketed request to `node`, then wait up to timeout for
+ * the answer; returns the answer's rc (and *value), PC_ETIMEDOUT, or the
+ * op's own error. */
 static int
-ticket_wait(pc_ref to, double timeout, pc_msg **value,
+ticket_wait(uint64_t node, double timeout, pc_msg **value,
             pc_err (*call)(const pc_transport_ops *o, uint64_t id, void *arg),
             void *arg)
 {
-    pc__worker *w = pc__tls_worker;
     ticket *t = calloc(1, sizeof *t);
     const pc_transport_ops *o;
+    pc_msg *reply = NULL;
     int rc;
 
     if (!t)
@@ -174,54 +263,48 @@ ticket_wait(pc_ref to, double timeout, pc_msg **value,
     }
     pthread_mutex_lock(&mu);
     t->id = next_ticket++;
-    t->node = to.node;
+    t->node = node;
     t->next = tickets;
     tickets = t;
     pthread_mutex_unlock(&mu);
-    uint64_t id = t->id;
-    pc__reply_to rt = t->rt; /* t may be freed by a reply from now on */
     if (!(o = ops_get())) {
         rc = PC_EUNREACH;
     } else {
-        rc = call(o, id, arg);
+        rc = call(o, t->id, arg);
         ops_put();
     }
-    if (rc != PC_OK) { /* nobody will answer: take it back */
-        pthread_mutex_lock(&mu);
-        for (ticket **tp = &tickets; *tp; tp = &(*tp)->next) {
-            if ((*tp)->id == id) {
-                t = *tp;
-                *tp = t->next;
-                pthread_mutex_unlock(&mu);
-                pc__wait_cancel(&t->rt);
-                free(t);
-                return rc;
-            }
-        }
+    pthread_mutex_lock(&mu);
+    if (t->done || rc != PC_OK) { /* answered already, or nobody will */
+        if (!t->done)
+            ticket_take(t->id);
         pthread_mutex_unlock(&mu);
-        /* answered meanwhile (node down): fall through and take it */
+        pc__wait_cancel(&t->rt);
+        if (rc == PC_OK) {
+            rc = t->rc;
+            reply = t->value;
+        } else {
+            pc_msg_free(&t->value);
+        }
+        free(t);
+        goto out;
     }
-    (void)w;
-    pc_msg *reply = NULL;
+    t->armed = true;
+    uint64_t id = t->id;
+    pc__reply_to rt = t->rt; /* t may be freed by an answer from now on */
+    pthread_mutex_unlock(&mu);
     rc = pc__wait_block_msg(&rt, timeout, NULL, &reply);
     if (rc == PC_ETIMEDOUT) {
-        bool mine = false;
         pthread_mutex_lock(&mu);
-        for (ticket **tp = &tickets; *tp; tp = &(*tp)->next) {
-            if ((*tp)->id == id) {
-                t = *tp;
-                *tp = t->next;
-                mine = true;
-                break;
-            }
-        }
+        t = ticket_take(id); /* NULL: an answer is on its way, dropped */
         pthread_mutex_unlock(&mu);
-        if (mine) {
+        if (t) {
             pc__wait_drop(&t->rt);
             free(t);
         }
+        pc_msg_free(&reply);
         return PC_ETIMEDOUT;
     }
+out:
     if (value)
         *value = reply;
     else
@@ -250,7 +333,7 @@ pc__remote_deliver(pc_ref to, pc_msg **m, double timeout)
 {
     pc_msg *keep = pc_msg_ref(*m); /* the caller keeps it on any error */
     struct deliver_arg a = {to, m, pc_deadline(timeout)};
-    int rc = ticket_wait(to, timeout, NULL, call_deliver, &a);
+    int rc = ticket_wait(to.node, timeout, NULL, call_deliver, &a);
 
     if (rc == PC_OK) {
         pc_msg_free(&keep);
@@ -264,22 +347,29 @@ pc__remote_deliver(pc_ref to, pc_msg **m, double timeout)
     return rc;
 }
 
+struct join_arg {
+    pc_ref to;
+    double deadline;
+};
+
 static pc_err
 call_join(const pc_transport_ops *o, uint64_t id, void *arg)
 {
-    pc_ref *to = arg;
+    struct join_arg *a = arg;
 
     if (!o->join)
         return PC_ENOTSUP;
-    return o->join(o->ctx, *to, pc_deadline(-1), id);
+    return o->join(o->ctx, a->to, a->deadline, id);
 }
 
 pc_err
 pc__remote_join(pc_ref to, double timeout, pc_msg **value)
 {
+    struct join_arg a = {to, pc_deadline(timeout)};
+
     if (timeout == 0)
         return PC_ETIMEDOUT; /* another node: only a wait could tell */
-    return ticket_wait(to, timeout, value, call_join, &to);
+    return ticket_wait(to.node, timeout, value, call_join, &a);
 }
 
 pc_err
@@ -295,64 +385,108 @@ pc__remote_terminate(pc_ref to)
     return rc;
 }
 
+static watch **
+watch_find(pc_ref local, pc_ref remote, bool link)
+{
+    watch **wp;
+
+    for (wp = &watches; *wp; wp = &(*wp)->next) {
+        if ((*wp)->link == link && pc_ref_eq((*wp)->local, local) &&
+            pc_ref_eq((*wp)->remote, remote))
+            break;
+    }
+    return wp;
+}
+
+/* Record that local proc `local` watches (monitor) or is linked with
+ * remote `remote`; *added: it was not yet. */
+static pc_err
+watch_add(pc_ref local, pc_ref remote, bool link, bool *added)
+{
+    watch *w = malloc(sizeof *w);
+    watch **wp;
+
+    *added = false;
+    if (!w)
+        return PC_ENOMEM;
+    pthread_mutex_lock(&mu);
+    if (!*(wp = watch_find(local, remote, link))) {
+        *w = (watch){watches, local, remote, link};
+        watches = w;
+        w = NULL;
+        *added = true;
+    }
+    pthread_mutex_unlock(&mu);
+    free(w);
+    return PC_OK;
+}
+
 static void
-watch_set(pc_ref local, pc_ref remote, bool link, bool on)
+watch_del(pc_ref local, pc_ref remote, bool link)
 {
     watch *w, **wp;
 
     pthread_mutex_lock(&mu);
-    for (wp = &watches; (w = *wp); wp = &w->next) {
-        if (w->link == link && pc_ref_eq(w->local, local) &&
-            pc_ref_eq(w->remote, remote))
-            break;
-    }
-    if (on && !w && (w = malloc(sizeof *w))) {
-        *w = (watch){watches, local, remote, link};
-        watches = w;
-    } else if (!on && w) {
+    if ((w = *(wp = watch_find(local, remote, link))))
         *wp = w->next;
-        free(w);
-    }
     pthread_mutex_unlock(&mu);
+    free(w);
+}
+
+/* Set or end a watch around `ask`, the request that tells the other side:
+ * recorded before it (its answer may come back first and end the watch),
+ * taken back when it fails; ended whatever it says when `on` is false. */
+static pc_err
+watch_around(pc_ref local, pc_ref remote, bool link, bool on,
+             pc_err (*ask)(pc_ref local, pc_ref remote, bool link, bool on))
+{
+    bool added = false;
+    pc_err rc;
+
+    if (on && (rc = watch_add(local, remote, link, &added)) != PC_OK)
+        return rc;
+    rc = ask(local, remote, link, on);
+    if (!on || (rc != PC_OK && added))
+        watch_del(local, remote, link);
+    return rc;
+}
+
+static pc_err
+ask_remote(pc_ref local, pc_ref remote, bool link, bool on)
+{
+    const pc_transport_ops *o = ops_get();
+    pc_err rc;
+
+    if (!o)
+        return PC_EUNREACH;
+    if (link)
+        rc = o->link ? o->link(o->ctx, local, remote, on) : PC_ENOTSUP;
+    else
+        rc = o->monitor ? o->monitor(o->ctx, local, remote, on) : PC_ENOTSUP;
+    ops_put();
+    return rc;
 }
 
 pc_err
 pc__remote_monitor(pc_ref watcher, pc_ref target, bool on)
 {
-    const pc_transport_ops *o = ops_get();
-    pc_err rc;
-
-    if (!o)
-        return PC_EUNREACH;
-    rc = o->monitor ? o->monitor(o->ctx, watcher, target, on) : PC_ENOTSUP;
-    ops_put();
-    if (rc == PC_OK)
-        watch_set(watcher, target, false, on);
-    return rc;
+    return watch_around(watcher, target, false, on, ask_remote);
 }
 
 pc_err
 pc__remote_link(pc_ref local, pc_ref remote, bool on)
 {
-    const pc_transport_ops *o = ops_get();
-    pc_err rc;
-
-    if (!o)
-        return PC_EUNREACH;
-    rc = o->link ? o->link(o->ctx, local, remote, on) : PC_ENOTSUP;
-    ops_put();
-    if (rc == PC_OK)
-        watch_set(local, remote, true, on);
-    return rc;
+    return watch_around(local, remote, true, on, ask_remote);
 }
 
 pc_err
 pc__remote_exit(pc_ref from, pc_ref to, pc_msg **exit)
 {
-    const pc_transport_ops *o = ops_get();
+    const pc_transport_ops *o;
     pc_err rc;
 
-    if (!o)
+    watch_del(from, to, true); /* the link ends with its signal */
+    if (!(o = ops_get()))
         return PC_EUNREACH;
     rc = o->exit_signal ? o->exit_signal(o->ctx, from, to, exit) : PC_ENOTSUP;
     ops_put();
@@ -373,25 +507,21 @@ pc_transport_inject(pc_ref to, pc_msg **m, bool chan,
         return PC_EUNREACH;
     /* a DOWN from a remote target ends the watch kept for node-down */
     if (pc_msg_is(*m, PC_MSG_DOWN) && pc_down_parse(*m, &d) == PC_OK)
-        watch_set(to, d.who, false, false);
+        watch_del(to, d.who, false);
     return pc__send_ex(to, m, chan ? PC__MB_CHAN : 0, (pc__ack_fn)ack, ctx);
 }
 
 void
 pc_transport_reply(uint64_t id, pc_err rc, pc_msg *value)
 {
-    ticket *t, **tp;
+    ticket *t;
 
     pthread_mutex_lock(&mu);
-    for (tp = &tickets; (t = *tp); tp = &t->next) {
-        if (t->id == id) {
-            *tp = t->next;
-            break;
-        }
-    }
+    if ((t = ticket_take(id)))
+        t = answer_locked(t, rc, &value);
     pthread_mutex_unlock(&mu);
     if (!t) {
-        pc_msg_free(&value); /* given up: late */
+        pc_msg_free(&value); /* given up (late), or kept in the ticket */
         return;
     }
     pc__wake(t->rt, rc, value, NULL);
@@ -407,12 +537,20 @@ pc_transport_monitor_in(pc_ref watcher, pc_ref target, bool on)
               : pc__mon_request(PC__ENV_DEMONITOR, target, watcher);
 }
 
+static pc_err
+ask_local(pc_ref local, pc_ref remote, bool link, bool on)
+{
+    (void)link;
+    return pc__mon_request(on ? PC__ENV_LINK : PC__ENV_UNLINK, local, remote);
+}
+
 pc_err
 pc_transport_link_in(pc_ref remote, pc_ref local, bool on)
 {
     if (!pc__the_node || local.node != pc__the_node->id)
         return PC_EUNREACH;
-    return pc__mon_request(on ? PC__ENV_LINK : PC__ENV_UNLINK, local, remote);
+    /* watched here too: the link fires on node-down whoever made it */
+    return watch_around(local, remote, true, on, ask_local);
 }
 
 pc_err
@@ -424,7 +562,7 @@ pc_transport_exit_in(pc_ref from, pc_ref to, pc_msg **exit)
         return PC_EINVAL;
     if (!pc__the_node || to.node != pc__the_node->id)
         return PC_EUNREACH;
-    watch_set(to, from, true, false);
+    watch_del(to, from, true);
     pc__mon_exit(to, from, (int)d.reason, *exit);
     *exit = NULL;
     return PC_OK;
@@ -433,25 +571,8 @@ pc_transport_exit_in(pc_ref from, pc_ref to, pc_msg **exit)
 void
 pc_transport_node_down(uint64_t node)
 {
-    watch *w, *gone = NULL, **wp;
-
-    pthread_mutex_lock(&mu);
-    for (wp = &watches; (w = *wp);) {
-        if (w->remote.node == node) {
-            *wp = w->next;
-            w->next = gone;
-            gone = w;
-        } else {
-            wp = &w->next;
-        }
-    }
-    pthread_mutex_unlock(&mu);
-    while ((w = gone)) {
-        gone = w->next;
-        pc__mon_node_down(w->local, w->remote, w->link);
-        free(w);
-    }
-    fail_tickets(node, PC_EUNREACH);
+    watches_down(node, false);
+    fail_tickets(node, false, PC_EUNREACH);
 }
 
 /* ---- refs on the wire ---------------------------------------------------------- */

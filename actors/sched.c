@@ -8,6 +8,7 @@
  * a budget, after which the scheduler polls I/O, so a ping-pong pair can't
  * starve fds and timers.
  */
+#define _GNU_SOURCE /* pthread_getattr_np */
 #include "internal.h"
 
 #define RUN_BATCH 256

@@ -19,6 +19,7 @@
 #include "picos/sync.h"
 #include "picos/task.h"
 #include "picos/tls.h"
+#include "picos/transport.h"
 
 #define PICOS_VERSION_MAJOR 0
 #define PICOS_VERSION_MINOR 1

@@ -13,19 +13,24 @@
  *   - Ownership: an op taking `pc_msg **m` that returns PC_OK owns *m (and
  *     NULLs it); on any error *m is untouched and stays the caller's.
  *   - Replies: deliver and join ops get a `ticket`; the transport answers
- *     each exactly once with pc_transport_reply(ticket, rc, value), or the
- *     runtime gives up on it (timeout, pc_transport_node_down()) and a late
- *     reply is dropped. Deadlines are absolute pc_now() times (INFINITY:
- *     none); the transport carries them on the wire.
+ *     each exactly once with pc_transport_reply(ticket, rc, value), from
+ *     any thread and at any time after the op was called (inside the op
+ *     too), or the runtime gives up on it (timeout, node down, unregister)
+ *     and a late reply is dropped. Deadlines are absolute pc_now() times
+ *     (INFINITY: none); the transport carries them on the wire.
  *   - Node down: when the transport declares a peer dead (heartbeats), it
  *     calls pc_transport_node_down(node): every local watcher of that node's
  *     tasks gets DOWN with PC_DOWN_NODE, links to them fire, and pending
  *     delivers and joins to them fail with PC_EUNREACH.
  *   - Teardown: ops are called only between pc_transport_register() and
  *     pc_transport_unregister(); unregister waits until no call is inside
- *     an op, then calls ops->stop(). pc_node_run() unregisters the transport
- *     before it stops the workers, so a transport's threads end while the
- *     node can still take what they push.
+ *     an op, then calls ops->stop(); after that the transport calls nothing
+ *     in (its threads have ended). What went through it ends as on node
+ *     down: pending delivers and joins fail with PC_EUNREACH, local
+ *     watchers of remote procs get DOWN with PC_DOWN_NODE, links to them
+ *     fire. pc_node_run() unregisters the transport before it stops the
+ *     workers, so a transport's threads end while the node can still take
+ *     what they push.
  * Ops may be called from any thread (workers, foreign threads) and must not
  * block: queue the work for the transport's own thread.
  */
@@ -71,12 +76,15 @@ typedef struct pc_transport_ops {
 } pc_transport_ops;
 
 /* Register the transport (ops is copied). One at a time: PC_ESTATE when
- * one is registered or no node runs; PC_EINVAL without send. Any thread. */
+ * one is registered (or still being unregistered) or no node runs;
+ * PC_EINVAL without send. Any thread. */
 pc_err pc_transport_register(const pc_transport_ops *ops);
 
 /* Unregister it: waits for calls inside ops to return, then calls stop().
- * Pending delivers and joins through it fail with PC_EUNREACH. Not from
- * inside an op. Returns PC_ESTATE when none is registered. */
+ * Pending delivers and joins through it fail with PC_EUNREACH, and remote
+ * monitors and links fire as on pc_transport_node_down() of every node.
+ * Not from inside an op. Returns PC_ESTATE when none is registered. Any
+ * thread. */
 pc_err pc_transport_unregister(void);
 
 /* This node start's incarnation: random, never 0, new at every start (a
@@ -87,8 +95,10 @@ uint64_t pc_node_incarnation(void);
 
 /* A message from remote `sender` whose payload is `data` (len bytes) taken
  * without copying: free_fn(data, hint) is called when the message is
- * freed (free_fn may be NULL when the data outlives the message). type is
- * copied. On error data is still the caller's. Any thread. */
+ * freed (free_fn may be NULL when the data outlives the message). Like
+ * every payload, data[len] must be a NUL (pc_msg_str() and pc_down_parse()
+ * read up to it): PC_EINVAL otherwise. type is copied. On error data is
+ * still the caller's. Any thread. */
 pc_err pc_msg_new_remote(pc_msg **out, pc_ref sender, const char *type,
                          void *data, size_t len,
                          void (*free_fn)(void *data, void *hint), void *hint);
@@ -96,7 +106,10 @@ pc_err pc_msg_new_remote(pc_msg **out, pc_ref sender, const char *type,
 /* Put m in the mailbox of local `to`. With ack, ack(ctx, rc) is called
  * exactly once (on to's worker) with the mailbox's verdict, when this
  * returns PC_OK. Returns PC_OK (*m taken), or PC_ENOENT / PC_EUNREACH (not
- * a ref of this node) with *m untouched. Any thread. */
+ * a ref of this node) with *m untouched. Any thread; but from a task on
+ * to's own worker it is a local send: a full bounded mailbox answers
+ * PC_EFULL at once (*m untouched, no ack) and a PC_MB_BLOCK one makes that
+ * task wait for room — inject from the transport's own thread. */
 pc_err pc_transport_inject(pc_ref to, pc_msg **m, bool chan,
                            void (*ack)(void *ctx, pc_err rc), void *ctx);
 
@@ -109,14 +122,18 @@ void pc_transport_reply(uint64_t ticket, pc_err rc, pc_msg *value);
  * A gone target answers at once with a DOWN (PC_DOWN_NOPROC). Any thread. */
 pc_err pc_transport_monitor_in(pc_ref watcher, pc_ref target, bool on);
 
-/* Remote `remote` links (on) or unlinks with local `local`. */
+/* Remote `remote` links (on) or unlinks with local `local`; the link fires
+ * on pc_transport_node_down() of remote's node as well. Any thread. */
 pc_err pc_transport_link_in(pc_ref remote, pc_ref local, bool on);
 
 /* An exit signal from linked remote `from` arrives for local `to` (*exit:
  * its PC_MSG_EXIT message, taken on PC_OK): Erlang's rules apply. */
 pc_err pc_transport_exit_in(pc_ref from, pc_ref to, pc_msg **exit);
 
-/* The transport declared `node` down (or its incarnation replaced). */
+/* The transport declared `node` down (or its incarnation replaced): every
+ * local watcher of its procs gets DOWN (PC_DOWN_NODE), links to them fire
+ * (exit reason PC_DOWN_NODE), pending delivers and joins to them fail with
+ * PC_EUNREACH. Any thread. */
 void pc_transport_node_down(uint64_t node);
 
 /* ---- refs on the wire ------------------------------------------------------ */
