@@ -177,19 +177,6 @@ pc_chan_send(pc_chan *ch, pc_msg **m)
     return rc;
 }
 
-/* Seconds left until deadline (negative: none), never negative itself
- * unless there is no deadline. */
-static double
-left(double deadline)
-{
-    double now;
-
-    if (deadline < 0)
-        return -1;
-    now = pc_now();
-    return deadline > now ? deadline - now : 0;
-}
-
 /* Wait until c has n direct subscribers. */
 static pc_err
 wait_subscribers(pc_chan *c, size_t n, double deadline)
@@ -199,7 +186,7 @@ wait_subscribers(pc_chan *c, size_t n, double deadline)
     pthread_mutex_lock(&c->mu);
     while (!c->closed &&
            atomic_load_explicit(&c->nsubs, memory_order_relaxed) < n) {
-        double secs = left(deadline);
+        double secs = pc_deadline_left(deadline);
         nwait *w;
         if (secs == 0) {
             rc = PC_ETIMEDOUT;
@@ -267,7 +254,7 @@ deliver(pc_chan *ch, pc_msg **m, int n, double deadline, int *reached)
     }
     pthread_mutex_unlock(&d->mu);
     if (armed) {
-        pc__wait_block(&d->rt, left(deadline), NULL);
+        pc__wait_block(&d->rt, pc_deadline_left(deadline), NULL);
         pthread_mutex_lock(&d->mu);
         if (d->armed) { /* timed out and no ack took rt meanwhile */
             d->armed = false;
@@ -296,12 +283,12 @@ pc_chan_deliver(pc_chan *ch, pc_msg **m, int n, double timeout, int *reached)
         *reached = 0;
     if (!ch || !m || !*m || n < 0)
         return PC_EINVAL;
-    if (w && (!w->cur || w->cur->kind != PC__TASK))
+    if (w && !pc__cur_task(w))
         return PC_EPERM; /* a handler (or the scheduler) can't block */
     if (!pc_node_id())
         return PC_ESTATE;
     TAKE(ch); /* a pc_chan_free() while we wait wakes us; ch stays valid */
-    rc = deliver(ch, m, n, timeout < 0 ? -1 : pc_now() + timeout, reached);
+    rc = deliver(ch, m, n, pc_deadline(timeout), reached);
     pc__chan_unref(ch);
     return rc;
 }

@@ -378,7 +378,7 @@ int
 pc__mb_admit(pc__worker *w, pc_ref to, pc__proc **pp, double timeout)
 {
     pc__task *me = pc__cur_task(w);
-    double deadline = timeout > 0 ? pc_now() + timeout : 0, left = timeout;
+    double deadline = pc_deadline(timeout), left = timeout;
     bool again = false;
     pc__worker *tw;
     int rc;
@@ -391,7 +391,7 @@ pc__mb_admit(pc__worker *w, pc_ref to, pc__proc **pp, double timeout)
             p->x->mb_refused++; /* FAIL, or a BLOCK sender that can't wait */
             return PC_EFULL;
         }
-        if (timeout > 0 && (left = deadline - pc_now()) <= 0) {
+        if (timeout > 0 && (left = pc_deadline_left(deadline)) <= 0) {
             p->x->mb_refused++;
             return PC_ETIMEDOUT;
         }

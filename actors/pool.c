@@ -100,13 +100,13 @@ pool_unref(pc_pool *p)
     }
 }
 
-/* A light-actor handler can't wait (a task or a foreign thread can). */
+/* A light-actor or exit handler can't wait (a task or a foreign thread can). */
 static bool
 may_wait(void)
 {
     pc__worker *w = pc__tls_worker;
 
-    return !(w && w->cur && w->cur->kind != PC__TASK);
+    return !(w && w->cur && !pc__cur_task(w));
 }
 
 /* Give up an rt from pc__wait_prepare() that was never published: release

@@ -198,7 +198,7 @@ pc_recv_match(pc_match_fn match, void *ctx, const pc_mark *after, pc_msg **out,
     pc__worker *w = pc__tls_worker;
     pc__task *t = pc__cur_task(w);
     uint64_t from[2] = {0, 0};
-    double deadline = timeout > 0 ? pc_now() + timeout : 0, left = timeout;
+    double deadline = pc_deadline(timeout), left = timeout;
 
     if (!out || !match)
         return PC_EINVAL;
@@ -212,7 +212,7 @@ pc_recv_match(pc_match_fn match, void *ctx, const pc_mark *after, pc_msg **out,
     for (;;) {
         if ((*out = pc__mb_take(&t->p, from, match, ctx)))
             return PC_OK;
-        if (timeout > 0 && (left = deadline - pc_now()) <= 0)
+        if (timeout > 0 && (left = pc_deadline_left(deadline)) <= 0)
             return PC_ETIMEDOUT;
         if (timeout == 0 ||
             pc__task_wait(w, t, PC__ST_AWAIT_MSG, left) == PC_ETIMEDOUT) {

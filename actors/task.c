@@ -135,9 +135,7 @@ schedule_out(pc__worker *w, pc__task *t)
     pc__stack_check(t->stack, __builtin_frame_address(0), pc__proc_name(&t->p));
     if (next == &t->p && w->budget > 0) { /* yield with nobody else ready */
         w->budget--;
-        w->rq_head = next->next;
-        if (!w->rq_head)
-            w->rq_tail = NULL;
+        pc__runq_pop(w);
         t->p.state = PC__ST_RUNNING;
         return;
     }
@@ -146,9 +144,7 @@ schedule_out(pc__worker *w, pc__task *t)
         pc__task *n = (pc__task *)next;
         if (prepare(w, n)) {
             w->budget--;
-            w->rq_head = next->next;
-            if (!w->rq_head)
-                w->rq_tail = NULL;
+            pc__runq_pop(w);
             next->state = PC__ST_RUNNING;
             go(w, &t->ctx, n, false);
             return;

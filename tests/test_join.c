@@ -9,6 +9,28 @@
 #include "../actors/internal.h"
 #include "testutil.h"
 
+/* Allocation failure on demand: this executable's malloc() fails the next
+ * `fail_mallocs` calls of the thread that set it, else it is glibc's. The
+ * sanitizers bring their own malloc, so there the test says SKIP. */
+#if defined(PC__ASAN) || defined(PC__TSAN)
+#define PT_FAIL_MALLOC 0
+#else
+#define PT_FAIL_MALLOC 1
+extern void *__libc_malloc(size_t n);
+static _Thread_local int fail_mallocs;
+
+void *malloc(size_t n);
+void *
+malloc(size_t n)
+{
+    if (fail_mallocs > 0) {
+        fail_mallocs--;
+        return NULL;
+    }
+    return __libc_malloc(n);
+}
+#endif
+
 struct join_ctx {
     pc_ref target, main;
     atomic_int done;
@@ -284,7 +306,54 @@ sender_is_who_sent(int W)
     PT_RUN_TASK(W, sender_main, &c, &c.done, 1);
 }
 
-PT_MAIN("join", PT_WENTRY(sender_is_who_sent), PT_WENTRY(join_zero_timeout),
-        PT_WENTRY(join_timeouts_leave_nothing),
+/* pc_monitor / pc_link that can't allocate say so (they used to answer
+ * PC_OK and set nothing up). */
+static pc_msg *
+nomem_main(void *arg)
+{
+    struct join_ctx *c = arg;
+#if PT_FAIL_MALLOC
+    pc_ref t = pt_spawn(idle_task, NULL, 1, 0);
+    pc_msg *m = NULL;
+
+    fail_mallocs = 1;
+    TCHECK_RC(pc_monitor(pc_self(), t), PC_ENOMEM);
+    fail_mallocs = 1;
+    TCHECK_RC(pc_link(t), PC_ENOMEM);
+    fail_mallocs = 0;
+    /* nothing was set up: ending t sends no DOWN and no EXIT */
+    TCHECK_RC(pc_trap_exits(true), PC_OK);
+    TCHECK_RC(pc_task_terminate(t), PC_OK);
+    /* one monitor that works: its DOWN (killed, or no-proc if t ended
+     * first) is the only message; a link or monitor set up by the failed
+     * calls would have sent an EXIT or a second DOWN before it */
+    TCHECK_RC(pc_monitor(pc_self(), t), PC_OK);
+    TCHECK_RC(pc_recv(&m, PT_LONG), PC_OK);
+    pc_down d;
+    TCHECK_STR(m ? pc_msg_type(m) : NULL, PC_MSG_DOWN);
+    TCHECK(m && pc_down_parse(m, &d) == PC_OK &&
+           (d.reason == PC_DOWN_KILLED || d.reason == PC_DOWN_NOPROC));
+    pc_msg_free(&m);
+    TCHECK_RC(pc_recv(&m, 0.05), PC_ETIMEDOUT);
+#else
+    printf("\n  SKIP: malloc failure injection needs glibc's malloc "
+           "(sanitizer build)\n");
+#endif
+    atomic_fetch_add(&c->done, 1);
+    return NULL;
+}
+
+PT_WTEST(monitor_nomem)
+static void
+monitor_nomem(int W)
+{
+    struct join_ctx c;
+
+    memset(&c, 0, sizeof c);
+    PT_RUN_TASK(W, nomem_main, &c, &c.done, 1);
+}
+
+PT_MAIN("join", PT_WENTRY(monitor_nomem), PT_WENTRY(sender_is_who_sent),
+        PT_WENTRY(join_zero_timeout), PT_WENTRY(join_timeouts_leave_nothing),
         PT_ENTRY(join_timeouts_foreign_thread), PT_WENTRY(token_wrap),
         PT_ENTRY(fixed_node_id_restart))
