@@ -13,9 +13,6 @@
  * saved stack pointer must lie inside it, and its lowest word, which a task
  * never writes unless it overflowed, must still be zero. The check reads an
  * untouched page as the shared zero page, so it costs no memory.
- *
- * The stack's own record (pc__stack) sits in the top bytes of its mapping,
- * on the page the task touches first anyway, so a stack costs no heap.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,9 +24,6 @@
 #ifdef PC__ASAN
 #include <sanitizer/asan_interface.h>
 #endif
-
-/* Room for the stack's record at its top, keeping the stack 64-aligned. */
-#define STACK_REC ((sizeof(pc__stack) + 63) & ~(size_t)63)
 
 static size_t
 page_size(void)
@@ -61,7 +55,8 @@ stack_unmap(pc__stack *s)
      * mapping at this address (a slot chunk, say) */
     __asan_unpoison_memory_region(s->lo, s->size);
 #endif
-    munmap(s->map, s->map_size); /* s itself is in there */
+    munmap(s->map, s->map_size);
+    free(s);
 }
 
 void
@@ -89,25 +84,26 @@ pc__stack_get(pc__stack_pool *p, size_t size)
         p->nfree--;
         goto out;
     }
-    bool guarded = p->guards_left > 0;
-    size_t map_size = size + (guarded ? ps : 0);
-    char *map =
-        mmap(NULL, map_size, PROT_READ | PROT_WRITE,
-             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-    if (map == MAP_FAILED)
+    if (!(s = malloc(sizeof *s)))
         return NULL;
-    if (guarded) {
-        if (mprotect(map, ps, PROT_NONE) == 0)
-            p->guards_left--;
-        else
-            guarded = false; /* out of mappings: canary only */
+    s->guarded = p->guards_left > 0;
+    s->map_size = size + (s->guarded ? ps : 0);
+    s->map =
+        mmap(NULL, s->map_size, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (s->map == MAP_FAILED) {
+        free(s);
+        return NULL;
     }
-    s = (pc__stack *)(void *)(map + map_size - STACK_REC);
-    s->map = map;
-    s->map_size = map_size;
-    s->guarded = guarded;
-    s->lo = map + (map_size - size);
-    s->size = size - STACK_REC; /* the record takes the top */
+    if (s->guarded) {
+        if (mprotect(s->map, ps, PROT_NONE) == 0) {
+            p->guards_left--;
+        } else {
+            s->guarded = false; /* out of mappings: canary only */
+        }
+    }
+    s->lo = s->map + (s->map_size - size);
+    s->size = size;
     s->next = NULL;
 out:
 #ifdef PC__ASAN
@@ -126,7 +122,7 @@ pc__stack_put(pc__stack_pool *p, pc__stack **sp)
     if (!s)
         return;
     *sp = NULL;
-    if (s->size != p->size - STACK_REC || p->nfree >= p->max_free) {
+    if (s->size != p->size || p->nfree >= p->max_free) {
         if (s->guarded)
             p->guards_left++;
         stack_unmap(s);
