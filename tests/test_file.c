@@ -377,6 +377,156 @@ file_foreign_thread(void)
     rmtmp(&c);
 }
 
+/* ---- job state off the caller's stack ------------------------------------ */
+
+/* The task modes every pool-backed call is tried in: a task of its own
+ * stack, and a small task (PC_TASK_SMALL), whose stack is shared with the
+ * worker's other small tasks while it is suspended. */
+static const unsigned modes[] = {0, PC_TASK_SMALL};
+
+#define NSMALL 64
+#define SMALL_ROUNDS 50
+#define SMALL_LEN 4096
+
+struct many_ctx {
+    struct file_ctx f;
+    atomic_int done;
+};
+
+/* open / pread 4 KiB / close, SMALL_ROUNDS times: while one task waits for
+ * the pool, the others of its worker run on the same (shared) stack. */
+static pc_msg *
+many_reader(void *arg)
+{
+    struct many_ctx *c = arg;
+    unsigned char *buf = malloc(SMALL_LEN);
+
+    TCHECK(buf != NULL);
+    for (int r = 0; r < SMALL_ROUNDS && buf; r++) {
+        pc_file *f = NULL;
+        size_t n = 0;
+        TCHECK_RC(pc_file_open(&f, c->f.path, O_RDONLY, 0, NULL), PC_OK);
+        memset(buf, 0, SMALL_LEN);
+        TCHECK_RC(pc_file_pread(f, buf, SMALL_LEN, 0, &n), PC_OK);
+        TCHECK_EQ(n, SMALL_LEN);
+        for (size_t i = 0; i < SMALL_LEN; i++)
+            if (buf[i] != pat(i)) {
+                TCHECK(buf[i] == pat(i));
+                break;
+            }
+        TCHECK_RC(pc_file_close(&f), PC_OK);
+    }
+    free(buf);
+    atomic_fetch_add(&c->done, 1);
+    return NULL;
+}
+
+static void
+write_pattern(const char *path, size_t len)
+{
+    unsigned char *b = malloc(len);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+    CU_ASSERT_FATAL(b != NULL && fd >= 0);
+    for (size_t i = 0; i < len; i++)
+        b[i] = pat(i);
+    CU_ASSERT_EQUAL(write(fd, b, len), (ssize_t)len);
+    close(fd);
+    free(b);
+}
+
+PT_WTEST(file_many_small_tasks)
+static void
+file_many_small_tasks(int W)
+{
+    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        struct many_ctx c;
+        int fds = nfds();
+
+        memset(&c, 0, sizeof c);
+        tmpdir(&c.f);
+        write_pattern(c.f.path, SMALL_LEN);
+        PT_START(W);
+        for (int i = 0; i < NSMALL; i++) {
+            pc_spawn_opts o = pt_on(0, modes[m]);
+            CU_ASSERT_EQUAL(pc_spawn(many_reader, &c, &o, NULL), PC_OK);
+        }
+        PT_RUN();
+        CU_ASSERT_EQUAL(atomic_load(&c.done), NSMALL);
+        CU_ASSERT_EQUAL(nfds(), fds);
+        rmtmp(&c.f);
+    }
+}
+
+/* A task terminated while the pool reads for it: the read lands in the
+ * job, not in the caller's buffer, which its owner frees at once. */
+struct kill_ctx {
+    struct file_ctx f;
+    unsigned flags;
+    pc_file *file;
+    unsigned char *buf;
+    pc_ref killer;
+    atomic_int done;
+};
+
+static pc_msg *
+blocked_reader(void *arg)
+{
+    struct kill_ctx *c = arg;
+    size_t n = 0;
+
+    TCHECK_RC(pc_file_open(&c->file, c->f.path, O_RDONLY, 0, NULL), PC_OK);
+    TCHECK_RC(pt_send(c->killer, "opened"), PC_OK);
+    /* blocks on the pool thread: the FIFO has a writer and no data */
+    (void)pc_file_read(c->file, c->buf, SMALL_LEN, &n);
+    TCHECK(!"the terminated reader went on");
+    return NULL;
+}
+
+static pc_msg *
+file_killer(void *arg)
+{
+    struct kill_ctx *c = arg;
+    int wfd = open(c->f.path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    static unsigned char data[SMALL_LEN];
+    pc_ref r;
+
+    TCHECK(wfd >= 0);
+    c->killer = pc_self();
+    c->buf = malloc(SMALL_LEN);
+    r = pt_spawn(blocked_reader, c, 1, c->flags | PC_TASK_JOINABLE);
+    PT_EXPECT("opened");
+    TCHECK_RC(pc_sleep(0.05), PC_OK); /* most likely inside read(2) now */
+    TCHECK_RC(pc_task_terminate(r), PC_OK);
+    TCHECK_RC(pc_task_join(r, PT_LONG, NULL), PC_EKILLED);
+    free(c->buf); /* the caller is gone: its buffer is its owner's again */
+    c->buf = NULL;
+    memset(data, 0xab, sizeof data);
+    TCHECK_EQ(write(wfd, data, sizeof data), (ssize_t)sizeof data);
+    /* the last close frees the default pool: waits for the late read */
+    TCHECK_RC(pc_file_close(&c->file), PC_OK);
+    close(wfd);
+    atomic_fetch_add(&c->done, 1);
+    return NULL;
+}
+
+PT_WTEST(file_terminate_in_read)
+static void
+file_terminate_in_read(int W)
+{
+    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        struct kill_ctx c;
+
+        memset(&c, 0, sizeof c);
+        c.flags = modes[m];
+        tmpdir(&c.f);
+        CU_ASSERT_FATAL(mkfifo(c.f.path, 0600) == 0);
+        RUN_TASK(W, file_killer, &c, &c.done, 1);
+        rmtmp(&c.f);
+    }
+}
+
 PT_MAIN("file", PT_WENTRY(fd_pipe), PT_WENTRY(fd_write_closed),
         PT_WENTRY(file_big_roundtrip), PT_WENTRY(file_misc_ops),
-        PT_ENTRY(file_foreign_thread))
+        PT_ENTRY(file_foreign_thread), PT_WENTRY(file_many_small_tasks),
+        PT_WENTRY(file_terminate_in_read))
