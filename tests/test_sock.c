@@ -8,6 +8,7 @@
  * hand-shake with messages.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <sys/stat.h>
 
@@ -811,8 +812,163 @@ sock_ipv6(int W)
     PT_RUN_TASK(W, v6_main, &c, &c.done, 1);
 }
 
+/* ---- a task terminated inside a call ----------------------------------------------- */
+
+/* The task modes every call is tried in: a task of its own stack, and a
+ * small task (PC_TASK_SMALL), whose stack is shared while it waits. */
+static const unsigned modes[] = {0, PC_TASK_SMALL};
+
+static bool
+fd_open(int fd)
+{
+    return fcntl(fd, F_GETFD) >= 0 || errno != EBADF;
+}
+
+struct kill_ctx {
+    unsigned flags;
+    pc_sock *a;
+    pc_ref main;
+    char dir[64];
+    char path[128];
+    atomic_int done;
+};
+
+/* Holds no reference of its own: its call's is the one it leaves behind. */
+static pc_msg *
+kill_reader(void *arg)
+{
+    struct kill_ctx *c = arg;
+    pc_sock *a = c->a; /* before "ready": c->a is NULLed by the close */
+    char buf[8];
+    size_t n;
+
+    TCHECK_RC(pt_send(c->main, "ready"), PC_OK);
+    (void)pc_sock_read(a, buf, sizeof buf, -1, &n);
+    TCHECK(!"the terminated reader went on");
+    return NULL;
+}
+
+static pc_msg *
+kill_main(void *arg)
+{
+    struct kill_ctx *c = arg;
+    pc_sock *b = NULL, *x = NULL;
+    char buf[8];
+    size_t n = 9;
+    int afd;
+    pc_ref r;
+
+    c->main = pc_self();
+    tcp_pair("127.0.0.1", &c->a, &b);
+    if (!c->a || !b)
+        return NULL;
+    afd = pc_sock_fd(c->a);
+    r = pt_spawn(kill_reader, c, 1, c->flags | PC_TASK_JOINABLE);
+    PT_EXPECT("ready");
+    TCHECK_RC(pc_sleep(0.02), PC_OK); /* most likely in its wait now */
+    TCHECK_RC(pc_task_terminate(r), PC_OK);
+    /* at once: on another worker the reader may not be gone yet */
+    pc_sock_close(&c->a);
+    /* the peer sees the close... */
+    TCHECK_RC(pc_sock_read(b, buf, sizeof buf, PT_LONG, &n), PC_OK);
+    TCHECK_EQ(n, 0);
+    /* ...and the fd goes once the reader is gone (by the next close at
+     * the latest: b's) */
+    TCHECK_RC(pc_task_join(r, PT_LONG, NULL), PC_EKILLED);
+    TCHECK_RC(pc_sock_listen(&x, "127.0.0.1", 0, 1), PC_OK);
+    pc_sock_close(&x);
+    TCHECK(!fd_open(afd));
+    pc_sock_close(&b);
+    atomic_fetch_add(&c->done, 1);
+    return NULL;
+}
+
+PT_WTEST(sock_terminate_in_read)
+static void
+sock_terminate_in_read(int W)
+{
+    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        struct kill_ctx c;
+
+        memset(&c, 0, sizeof c);
+        c.flags = modes[m];
+        PT_RUN_TASK(W, kill_main, &c, &c.done, 1);
+    }
+}
+
+/* A connect that waits (a Unix listener with a full backlog) terminated:
+ * its new fd is closed. */
+static pc_msg *
+kill_connector(void *arg)
+{
+    struct kill_ctx *c = arg;
+    pc_sock *s = NULL;
+
+    TCHECK_RC(pt_send(c->main, "ready"), PC_OK);
+    (void)pc_sock_unix_connect(&s, c->path, -1);
+    TCHECK(!"the terminated connector went on");
+    return NULL;
+}
+
+static int
+nfds(void)
+{
+    int n = 0;
+
+    for (int fd = 0; fd < 1024; fd++)
+        n += fd_open(fd);
+    return n;
+}
+
+static pc_msg *
+kill_connect_main(void *arg)
+{
+    struct kill_ctx *c = arg;
+    pc_sock *l = NULL, *q[2] = {NULL, NULL}, *x = NULL;
+    int fds;
+    pc_ref r;
+
+    c->main = pc_self();
+    TCHECK_RC(pc_sock_unix_listen(&l, c->path, 1), PC_OK);
+    /* nobody accepts: two connections fill a backlog of 1 */
+    for (int i = 0; i < 2; i++)
+        TCHECK_RC(pc_sock_unix_connect(&q[i], c->path, PT_LONG), PC_OK);
+    TCHECK_RC(pc_sock_unix_connect(&x, c->path, 0), PC_ETIMEDOUT);
+    fds = nfds();
+    r = pt_spawn(kill_connector, c, 1, c->flags | PC_TASK_JOINABLE);
+    PT_EXPECT("ready");
+    TCHECK_RC(pc_sleep(0.02), PC_OK); /* most likely polling by now */
+    TCHECK_RC(pc_task_terminate(r), PC_OK);
+    TCHECK_RC(pc_task_join(r, PT_LONG, NULL), PC_EKILLED);
+    pc_sock_close(&q[0]); /* a close sweeps for the dead connector */
+    TCHECK_EQ(nfds(), fds - 1);
+    pc_sock_close(&q[1]);
+    pc_sock_close(&l);
+    atomic_fetch_add(&c->done, 1);
+    return NULL;
+}
+
+PT_WTEST(sock_terminate_in_connect)
+static void
+sock_terminate_in_connect(int W)
+{
+    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        struct kill_ctx c;
+
+        memset(&c, 0, sizeof c);
+        c.flags = modes[m];
+        snprintf(c.dir, sizeof c.dir, "/tmp/picos-sock-XXXXXX");
+        CU_ASSERT_FATAL(mkdtemp(c.dir) != NULL);
+        snprintf(c.path, sizeof c.path, "%s/s", c.dir);
+        PT_RUN_TASK(W, kill_connect_main, &c, &c.done, 1);
+        CU_ASSERT_EQUAL(unlink(c.path), 0);
+        CU_ASSERT_EQUAL(rmdir(c.dir), 0);
+    }
+}
+
 PT_MAIN("sock", PT_WENTRY(sock_echo_load), PT_WENTRY(sock_partial),
         PT_WENTRY(sock_timeouts), PT_ENTRY(sock_eperm),
         PT_WENTRY(sock_close_wakes), PT_WENTRY(sock_close_noref),
         PT_ENTRY(sock_close_foreign), PT_WENTRY(sock_framing),
-        PT_WENTRY(sock_udp), PT_WENTRY(sock_unix), PT_WENTRY(sock_ipv6))
+        PT_WENTRY(sock_udp), PT_WENTRY(sock_unix), PT_WENTRY(sock_ipv6),
+        PT_WENTRY(sock_terminate_in_read), PT_WENTRY(sock_terminate_in_connect))

@@ -16,6 +16,7 @@
  * fails with PC_EAUTH (NO_PEER_CERT) while the client learns of it from its
  * next read (the alert: PC_EAUTH, or PC_ECLOSED if a reset wins).
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/stat.h>
@@ -584,6 +585,122 @@ tls12_peer(int W)
     pc_tls_ctx_free(&p.sctx);
 }
 
+/* ---- a task terminated inside a call -------------------------------------------- */
+
+/* The task modes: a task of its own stack, and a small task. */
+static const unsigned modes[] = {0, PC_TASK_SMALL};
+
+static bool
+fd_open(int fd)
+{
+    return fcntl(fd, F_GETFD) >= 0 || errno != EBADF;
+}
+
+struct kill_ctx {
+    pc_tls_ctx *sctx, *cctx;
+    unsigned flags;
+    uint16_t port;
+    pc_tls *srv;
+    pc_ref main;
+    atomic_int done;
+};
+
+static pc_msg *
+kill_client(void *arg)
+{
+    struct kill_ctx *c = arg;
+    pc_sock *s = NULL;
+    pc_tls *t = NULL;
+    char buf[8];
+    size_t n = 9;
+
+    TCHECK_RC(pc_sock_connect(&s, "127.0.0.1", c->port, PT_LONG), PC_OK);
+    TCHECK_RC(pc_tls_wrap(&t, c->cctx, s, "localhost"), PC_OK);
+    if (!t) {
+        pc_sock_close(&s);
+        return NULL;
+    }
+    TCHECK_RC(pc_tls_handshake(t, PT_LONG), PC_OK);
+    /* the server's close: close_notify, a clean end */
+    TCHECK_RC(pc_tls_read(t, buf, sizeof buf, PT_LONG, &n), PC_OK);
+    TCHECK_EQ(n, 0);
+    /* our close would make the server's fd ready: not before it is shut */
+    PT_EXPECT("bye");
+    pc_tls_close(&t);
+    return NULL;
+}
+
+/* Holds no reference of its own: its call's is the one it leaves behind. */
+static pc_msg *
+kill_reader(void *arg)
+{
+    struct kill_ctx *c = arg;
+    pc_tls *t = c->srv; /* before "ready": c->srv is NULLed by the close */
+    char buf[8];
+    size_t n;
+
+    TCHECK_RC(pt_send(c->main, "ready"), PC_OK);
+    (void)pc_tls_read(t, buf, sizeof buf, -1, &n);
+    TCHECK(!"the terminated reader went on");
+    return NULL;
+}
+
+static pc_msg *
+kill_main(void *arg)
+{
+    struct kill_ctx *c = arg;
+    pc_sock *l = NULL, *s = NULL, *x = NULL;
+    pc_ref cli, r;
+    int sfd;
+
+    c->main = pc_self();
+    TCHECK_RC(pc_sock_listen(&l, "127.0.0.1", 0, 4), PC_OK);
+    if (!l)
+        return NULL;
+    c->port = pc_sock_port(l);
+    cli = pt_spawn(kill_client, c, 0, PC_TASK_JOINABLE);
+    TCHECK_RC(pc_sock_accept(l, &s, PT_LONG), PC_OK);
+    pc_sock_close(&l);
+    if (!s)
+        return NULL;
+    sfd = pc_sock_fd(s);
+    TCHECK_RC(pc_tls_wrap(&c->srv, c->sctx, s, NULL), PC_OK);
+    TCHECK_RC(pc_tls_handshake(c->srv, PT_LONG), PC_OK);
+    r = pt_spawn(kill_reader, c, 1, c->flags | PC_TASK_JOINABLE);
+    PT_EXPECT("ready");
+    TCHECK_RC(pc_sleep(0.02), PC_OK); /* most likely in its wait now */
+    TCHECK_RC(pc_task_terminate(r), PC_OK);
+    pc_tls_close(&c->srv); /* at once: the reader may not be gone yet */
+    TCHECK_RC(pc_task_join(r, PT_LONG, NULL), PC_EKILLED);
+    /* the connection and its fd go once the reader is gone (by the next
+     * close at the latest) */
+    TCHECK_RC(pc_sock_listen(&x, "127.0.0.1", 0, 1), PC_OK);
+    pc_sock_close(&x);
+    TCHECK(!fd_open(sfd));
+    TCHECK_RC(pt_send(cli, "bye"), PC_OK);
+    TCHECK_RC(pc_task_join(cli, PT_LONG, NULL), PC_OK);
+    atomic_fetch_add(&c->done, 1);
+    return NULL;
+}
+
+PT_WTEST(terminate_in_read)
+static void
+terminate_in_read(int W)
+{
+    CU_ASSERT_FATAL(make_certs());
+    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        struct kill_ctx c;
+
+        memset(&c, 0, sizeof c);
+        c.flags = modes[m];
+        c.sctx = server_ctx("srv.pem", "srv.key", false);
+        c.cctx = client_ctx("ca.pem", false);
+        PT_RUN_TASK(W, kill_main, &c, &c.done, 1);
+        pc_tls_ctx_free(&c.sctx);
+        pc_tls_ctx_free(&c.cctx);
+    }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -592,7 +709,7 @@ main(int argc, char **argv)
         PT_WENTRY(read_timeout),   PT_WENTRY(wrong_ca),
         PT_WENTRY(rogue_server),   PT_WENTRY(wrong_hostname),
         PT_WENTRY(no_client_cert), PT_WENTRY(plaintext_client),
-        PT_WENTRY(tls12_peer),
+        PT_WENTRY(tls12_peer),     PT_WENTRY(terminate_in_read),
     };
     int rc = pt_main(argc, argv, "tls", tests, sizeof tests / sizeof tests[0]);
 

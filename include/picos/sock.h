@@ -26,6 +26,15 @@
  * some reference it can count on is held (its own, or the owner's, which
  * the owner drops only after telling the task to stop).
  *
+ * A task terminated (pc_task_terminate) inside a call leaves nothing
+ * behind: the reference its call held is dropped by the next close or
+ * release of the socket that finds the task gone (a task terminated from
+ * another worker may end a moment after such a close: then a daemon task
+ * of picos finds it within about 50 ms), so the fd is closed and the peer
+ * sees the end once the last holder has closed. References the terminated
+ * task held itself (pc_sock_retain) are its own, as any memory it held. A
+ * connect terminated while it waits closes its new fd the same way.
+ *
  * Concurrency: any number of tasks, on any workers, may use one socket;
  * reads and writes are each one system call at a time, so two tasks writing
  * the same stream at once may interleave their bytes (give each direction

@@ -107,9 +107,10 @@ pc_err pc_tls_write_all(pc_tls *tls, const void *buf, size_t len,
 
 /* Close: send close_notify (best effort, one non-blocking try, only after a
  * completed handshake), wake every task waiting in a call on this connection
- * (they return PC_ECLOSED), close the socket, drop the caller's reference
- * and set *tls to NULL. Memory goes when the last task leaves its call.
- * NULL / *tls NULL: no-op. Any thread. */
+ * (they return PC_ECLOSED), drop the caller's reference and set *tls to
+ * NULL. The socket is closed and the memory freed when the last task has
+ * left its call; a task terminated inside a call counts as gone (as for
+ * pc_sock, picos/sock.h). NULL / *tls NULL: no-op. Any thread. */
 void pc_tls_close(pc_tls **tls);
 
 #ifdef __cplusplus
