@@ -253,26 +253,27 @@ file_roundtrip(void *arg)
     TCHECK_RC(pc_yield(), PC_OK);
     before = atomic_load(&c->rounds);
 
-    TCHECK_RC(
-        pc_file_open(&f, c->path, O_WRONLY | O_CREAT | O_TRUNC, 0600, c->pool),
-        PC_OK);
+    TCHECK_RC(pc_file_open(&f, c->path, O_WRONLY | O_CREAT | O_TRUNC, 0600,
+                           c->pool, PT_LONG),
+              PC_OK);
     for (size_t off = 0; off < BIG; off += CHUNK) {
-        TCHECK_RC(pc_file_write(f, buf + off, CHUNK, &n), PC_OK);
+        TCHECK_RC(pc_file_write(f, buf + off, CHUNK, PT_LONG, &n), PC_OK);
         TCHECK_EQ(n, CHUNK);
     }
-    TCHECK_RC(pc_file_close(&f), PC_OK);
+    TCHECK_RC(pc_file_close(&f, PT_LONG), PC_OK);
     TCHECK(f == NULL);
 
-    TCHECK_RC(pc_file_open(&f, c->path, O_RDONLY, 0, c->pool), PC_OK);
+    TCHECK_RC(pc_file_open(&f, c->path, O_RDONLY, 0, c->pool, PT_LONG), PC_OK);
     for (;;) {
-        TCHECK_RC(pc_file_read(f, back + total, BIG - total, &n), PC_OK);
+        TCHECK_RC(pc_file_read(f, back + total, BIG - total, PT_LONG, &n),
+                  PC_OK);
         if (n == 0 || total == BIG)
             break;
         total += n;
     }
     TCHECK_EQ(total, BIG);
     TCHECK(memcmp(buf, back, BIG) == 0);
-    TCHECK_RC(pc_file_close(&f), PC_OK);
+    TCHECK_RC(pc_file_close(&f, PT_LONG), PC_OK);
 
     /* the worker kept running the others while the pool did the I/O */
     TCHECK(atomic_load(&c->rounds) > before);
@@ -308,37 +309,38 @@ file_misc(void *arg)
     /* missing file: a clear error, errno ENOENT */
     snprintf(missing, sizeof missing, "%s/no-such-file", c->dir);
     errno = 0;
-    TCHECK_RC(pc_file_open(&f, missing, O_RDONLY, 0, NULL), PC_ENOENT);
+    TCHECK_RC(pc_file_open(&f, missing, O_RDONLY, 0, NULL, PT_LONG), PC_ENOENT);
     TCHECK_EQ(errno, ENOENT);
     TCHECK(f == NULL);
-    TCHECK_RC(pc_file_open(&f, missing, O_RDONLY, 0, c->pool), PC_ENOENT);
+    TCHECK_RC(pc_file_open(&f, missing, O_RDONLY, 0, c->pool, PT_LONG),
+              PC_ENOENT);
     /* a directory can't be opened for writing */
-    TCHECK_RC(pc_file_open(&f, c->dir, O_WRONLY, 0, c->pool), PC_ESYS);
+    TCHECK_RC(pc_file_open(&f, c->dir, O_WRONLY, 0, c->pool, PT_LONG), PC_ESYS);
     TCHECK_EQ(errno, EISDIR);
 
     /* pwrite / pread at offsets, the position untouched */
-    TCHECK_RC(
-        pc_file_open(&f, c->path, O_RDWR | O_CREAT | O_TRUNC, 0600, c->pool),
-        PC_OK);
+    TCHECK_RC(pc_file_open(&f, c->path, O_RDWR | O_CREAT | O_TRUNC, 0600,
+                           c->pool, PT_LONG),
+              PC_OK);
     TCHECK(pc_file_fileno(f) >= 0);
-    TCHECK_RC(pc_file_pwrite(f, "world", 5, 6, &n), PC_OK);
+    TCHECK_RC(pc_file_pwrite(f, "world", 5, 6, PT_LONG, &n), PC_OK);
     TCHECK_EQ(n, 5);
-    TCHECK_RC(pc_file_pwrite(f, "hello ", 6, 0, &n), PC_OK);
-    TCHECK_RC(pc_file_pread(f, buf, 5, 6, &n), PC_OK);
+    TCHECK_RC(pc_file_pwrite(f, "hello ", 6, 0, PT_LONG, &n), PC_OK);
+    TCHECK_RC(pc_file_pread(f, buf, 5, 6, PT_LONG, &n), PC_OK);
     TCHECK_EQ(n, 5);
     TCHECK(memcmp(buf, "world", 5) == 0);
-    TCHECK_RC(pc_file_pread(f, buf, sizeof buf, 0, &n), PC_OK);
+    TCHECK_RC(pc_file_pread(f, buf, sizeof buf, 0, PT_LONG, &n), PC_OK);
     TCHECK_EQ(n, 11); /* short only at end of file */
     TCHECK(memcmp(buf, "hello world", 11) == 0);
-    TCHECK_RC(pc_file_pread(f, buf, sizeof buf, 100, &n), PC_OK);
+    TCHECK_RC(pc_file_pread(f, buf, sizeof buf, 100, PT_LONG, &n), PC_OK);
     TCHECK_EQ(n, 0);
     /* position still 0: a plain read starts at the beginning */
-    TCHECK_RC(pc_file_read(f, buf, 5, &n), PC_OK);
+    TCHECK_RC(pc_file_read(f, buf, 5, PT_LONG, &n), PC_OK);
     TCHECK_EQ(n, 5);
     TCHECK(memcmp(buf, "hello", 5) == 0);
-    TCHECK_RC(pc_file_pread(f, buf, 1, -1, &n), PC_EINVAL);
-    TCHECK_RC(pc_file_close(&f), PC_OK);
-    TCHECK_RC(pc_file_close(&f), PC_OK); /* no-op */
+    TCHECK_RC(pc_file_pread(f, buf, 1, -1, PT_LONG, &n), PC_EINVAL);
+    TCHECK_RC(pc_file_close(&f, PT_LONG), PC_OK);
+    TCHECK_RC(pc_file_close(&f, PT_LONG), PC_OK); /* no-op */
     TCHECK_RC(pc_pool_free(&c->pool), PC_OK);
     atomic_fetch_add(&c->done, 1);
     return NULL;
@@ -368,12 +370,12 @@ file_foreign_thread(void)
 
     memset(&c, 0, sizeof c);
     tmpdir(&c);
-    CU_ASSERT_EQUAL(pc_file_open(&f, c.path, O_RDWR | O_CREAT, 0600, NULL),
-                    PC_OK);
-    CU_ASSERT_EQUAL(pc_file_write(f, "abc", 3, &n), PC_OK);
-    CU_ASSERT_EQUAL(pc_file_pread(f, buf, sizeof buf, 0, &n), PC_OK);
+    CU_ASSERT_EQUAL(
+        pc_file_open(&f, c.path, O_RDWR | O_CREAT, 0600, NULL, PT_LONG), PC_OK);
+    CU_ASSERT_EQUAL(pc_file_write(f, "abc", 3, PT_LONG, &n), PC_OK);
+    CU_ASSERT_EQUAL(pc_file_pread(f, buf, sizeof buf, 0, PT_LONG, &n), PC_OK);
     CU_ASSERT_EQUAL(n, 3);
-    CU_ASSERT_EQUAL(pc_file_close(&f), PC_OK);
+    CU_ASSERT_EQUAL(pc_file_close(&f, PT_LONG), PC_OK);
     rmtmp(&c);
 }
 
@@ -405,16 +407,17 @@ many_reader(void *arg)
     for (int r = 0; r < SMALL_ROUNDS && buf; r++) {
         pc_file *f = NULL;
         size_t n = 0;
-        TCHECK_RC(pc_file_open(&f, c->f.path, O_RDONLY, 0, NULL), PC_OK);
+        TCHECK_RC(pc_file_open(&f, c->f.path, O_RDONLY, 0, NULL, PT_LONG),
+                  PC_OK);
         memset(buf, 0, SMALL_LEN);
-        TCHECK_RC(pc_file_pread(f, buf, SMALL_LEN, 0, &n), PC_OK);
+        TCHECK_RC(pc_file_pread(f, buf, SMALL_LEN, 0, PT_LONG, &n), PC_OK);
         TCHECK_EQ(n, SMALL_LEN);
         for (size_t i = 0; i < SMALL_LEN; i++)
             if (buf[i] != pat(i)) {
                 TCHECK(buf[i] == pat(i));
                 break;
             }
-        TCHECK_RC(pc_file_close(&f), PC_OK);
+        TCHECK_RC(pc_file_close(&f, PT_LONG), PC_OK);
     }
     free(buf);
     atomic_fetch_add(&c->done, 1);
@@ -475,10 +478,11 @@ blocked_reader(void *arg)
     struct kill_ctx *c = arg;
     size_t n = 0;
 
-    TCHECK_RC(pc_file_open(&c->file, c->f.path, O_RDONLY, 0, NULL), PC_OK);
+    TCHECK_RC(pc_file_open(&c->file, c->f.path, O_RDONLY, 0, NULL, PT_LONG),
+              PC_OK);
     TCHECK_RC(pt_send(c->killer, "opened"), PC_OK);
     /* blocks on the pool thread: the FIFO has a writer and no data */
-    (void)pc_file_read(c->file, c->buf, SMALL_LEN, &n);
+    (void)pc_file_read(c->file, c->buf, SMALL_LEN, -1, &n);
     TCHECK(!"the terminated reader went on");
     return NULL;
 }
@@ -504,7 +508,7 @@ file_killer(void *arg)
     memset(data, 0xab, sizeof data);
     TCHECK_EQ(write(wfd, data, sizeof data), (ssize_t)sizeof data);
     /* the last close frees the default pool: waits for the late read */
-    TCHECK_RC(pc_file_close(&c->file), PC_OK);
+    TCHECK_RC(pc_file_close(&c->file, PT_LONG), PC_OK);
     close(wfd);
     atomic_fetch_add(&c->done, 1);
     return NULL;
@@ -526,7 +530,76 @@ file_terminate_in_read(int W)
     }
 }
 
+/* Timeouts: a read, an open and a close that can't finish in time give
+ * PC_ETIMEDOUT; the late jobs end safely later (their reads into nothing
+ * of the caller's, the late open's fd closed), and a timed-out close
+ * leaves the file open for a second close. */
+struct to_ctx {
+    struct file_ctx f;
+    unsigned flags;
+    atomic_int done;
+};
+
+static pc_msg *
+file_to_task(void *arg)
+{
+    struct to_ctx *c = arg;
+    pc_file *f = NULL;
+    size_t n = 9;
+    int wfd;
+
+    {
+        char buf[64]; /* on the (maybe shared) stack: gone after the call */
+        /* a FIFO without a writer: open(2) blocks */
+        TCHECK_RC(pc_file_open(&f, c->f.path, O_RDONLY, 0, NULL, 0.05),
+                  PC_ETIMEDOUT);
+        TCHECK(f == NULL);
+        wfd = open(c->f.path, O_RDWR | O_NONBLOCK | O_CLOEXEC); /* the late
+                                                  open now ends, unwanted */
+        TCHECK(wfd >= 0);
+        TCHECK_RC(pc_file_open(&f, c->f.path, O_RDONLY, 0, NULL, PT_LONG),
+                  PC_OK);
+        /* a writer and no data: read(2) blocks */
+        TCHECK_RC(pc_file_read(f, buf, sizeof buf, 0.05, &n), PC_ETIMEDOUT);
+        TCHECK_EQ(n, 0);
+        TCHECK_RC(pc_file_read(f, buf, sizeof buf, 0, &n), PC_ETIMEDOUT);
+    }
+    TCHECK_RC(pc_yield(), PC_OK); /* another frame over the old buf */
+    /* the late reads hold the default pool busy */
+    TCHECK_RC(pc_file_close(&f, 0.05), PC_ETIMEDOUT);
+    TCHECK(f != NULL);
+    close(wfd); /* end of file: the late reads end */
+    TCHECK_RC(pc_file_close(&f, PT_LONG), PC_OK);
+    TCHECK(f == NULL);
+    atomic_fetch_add(&c->done, 1);
+    return NULL;
+}
+
+PT_WTEST(file_timeouts)
+static void
+file_timeouts(int W)
+{
+    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        struct to_ctx c;
+
+        memset(&c, 0, sizeof c);
+        c.flags = modes[m];
+        tmpdir(&c.f);
+        CU_ASSERT_FATAL(mkfifo(c.f.path, 0600) == 0);
+        {
+            int fds = nfds();
+            PT_START(W);
+            pc_spawn_opts o = pt_on(0, c.flags);
+            CU_ASSERT_EQUAL(pc_spawn(file_to_task, &c, &o, NULL), PC_OK);
+            PT_RUN();
+            CU_ASSERT_EQUAL(atomic_load(&c.done), 1);
+            CU_ASSERT_EQUAL(nfds(), fds);
+        }
+        rmtmp(&c.f);
+    }
+}
+
 PT_MAIN("file", PT_WENTRY(fd_pipe), PT_WENTRY(fd_write_closed),
         PT_WENTRY(file_big_roundtrip), PT_WENTRY(file_misc_ops),
         PT_ENTRY(file_foreign_thread), PT_WENTRY(file_many_small_tasks),
-        PT_WENTRY(file_terminate_in_read))
+        PT_WENTRY(file_terminate_in_read), PT_WENTRY(file_timeouts))

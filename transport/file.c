@@ -704,16 +704,37 @@ defpool_get(pc_pool **out)
     return rc;
 }
 
+/* Drop a file's use of the default pool. The last user frees the pool,
+ * once it is idle: it waits up to `timeout` for late jobs (of callers that
+ * gave up) to end, still counted meanwhile, so nobody frees the pool under
+ * it and an open meanwhile keeps it. If they don't end in time (or the
+ * caller can't wait), PC_ETIMEDOUT (PC_EPERM) and nothing changes — unless
+ * `drop_anyway`: then the use is dropped all the same and the pool stays,
+ * unused, for the next open (whose last close frees it). */
 static pc_err
-defpool_put(void)
+defpool_put(double timeout, bool drop_anyway)
 {
-    pc_pool *p = NULL;
+    pc_pool *p;
+    pc_err rc;
 
     pthread_mutex_lock(&defpool_lock);
-    if (--defpool_users == 0) {
-        p = defpool;
-        defpool = NULL;
+    if (defpool_users > 1) {
+        defpool_users--;
+        pthread_mutex_unlock(&defpool_lock);
+        return PC_OK;
     }
+    p = defpool;
+    pthread_mutex_unlock(&defpool_lock);
+    rc = pc_pool_join(p, timeout);
+    pthread_mutex_lock(&defpool_lock);
+    if (rc != PC_OK && !drop_anyway) {
+        pthread_mutex_unlock(&defpool_lock);
+        return rc;
+    }
+    if (--defpool_users > 0 || rc != PC_OK)
+        p = NULL; /* in use again, or kept busy */
+    else
+        defpool = NULL;
     pthread_mutex_unlock(&defpool_lock);
     return p ? pc_pool_free(&p) : PC_OK;
 }
@@ -723,7 +744,7 @@ defpool_put(void)
 
 pc_err
 pc_file_open(pc_file **out, const char *path, int flags, int mode,
-             pc_pool *pool)
+             pc_pool *pool, double timeout)
 {
     size_t plen;
     struct job *j;
@@ -759,7 +780,7 @@ pc_file_open(pc_file **out, const char *path, int flags, int mode,
         }
         def = true;
     }
-    j = run_job(pool, j, -1, &rc);
+    j = run_job(pool, j, timeout, &rc);
     if (j && j->err) {
         errno = j->err;
         rc = j->err == ENOENT ? PC_ENOENT : PC_ESYS;
@@ -771,7 +792,7 @@ pc_file_open(pc_file **out, const char *path, int flags, int mode,
         free(f->fd);
         free(f);
         if (def)
-            defpool_put();
+            (void)defpool_put(0, true); /* busy after a timeout: kept */
         errno = e;
         return rc;
     }
@@ -840,27 +861,30 @@ file_io(pc_file *f, enum job_op op, void *buf, size_t len, int64_t off,
 }
 
 pc_err
-pc_file_read(pc_file *f, void *buf, size_t len, size_t *n)
+pc_file_read(pc_file *f, void *buf, size_t len, double timeout, size_t *n)
 {
-    return file_io(f, OP_READ, buf, len, 0, -1, n);
+    return file_io(f, OP_READ, buf, len, 0, timeout, n);
 }
 
 pc_err
-pc_file_write(pc_file *f, const void *buf, size_t len, size_t *n)
+pc_file_write(pc_file *f, const void *buf, size_t len, double timeout,
+              size_t *n)
 {
-    return file_io(f, OP_WRITE, (void *)buf, len, 0, -1, n);
+    return file_io(f, OP_WRITE, (void *)buf, len, 0, timeout, n);
 }
 
 pc_err
-pc_file_pread(pc_file *f, void *buf, size_t len, int64_t off, size_t *n)
+pc_file_pread(pc_file *f, void *buf, size_t len, int64_t off, double timeout,
+              size_t *n)
 {
-    return file_io(f, OP_PREAD, buf, len, off, -1, n);
+    return file_io(f, OP_PREAD, buf, len, off, timeout, n);
 }
 
 pc_err
-pc_file_pwrite(pc_file *f, const void *buf, size_t len, int64_t off, size_t *n)
+pc_file_pwrite(pc_file *f, const void *buf, size_t len, int64_t off,
+               double timeout, size_t *n)
 {
-    return file_io(f, OP_PWRITE, (void *)buf, len, off, -1, n);
+    return file_io(f, OP_PWRITE, (void *)buf, len, off, timeout, n);
 }
 
 int
@@ -870,20 +894,21 @@ pc_file_fileno(const pc_file *f)
 }
 
 pc_err
-pc_file_close(pc_file **fp)
+pc_file_close(pc_file **fp, double timeout)
 {
     pc_file *f;
+    pc_err rc;
     int r, e = 0;
 
     if (!fp || !*fp)
         return PC_OK;
     f = *fp;
+    if (f->default_pool && (rc = defpool_put(timeout, false)) != PC_OK)
+        return rc; /* nothing done: *fp still open */
     *fp = NULL;
     r = fdref_put(f->fd); /* or later, by the last late job */
     if (r < 0)
         e = errno;
-    if (f->default_pool)
-        defpool_put();
     free(f);
     pthread_mutex_lock(&jobs_lock);
     sweep_dead(); /* jobs of terminated callers that ended meanwhile */
