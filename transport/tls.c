@@ -459,6 +459,12 @@ classify(pc_tls *t, int err, const char **check)
     return PC_EPROTO;
 }
 
+static const char *
+side(const pc_tls *t)
+{
+    return t->ctx->server ? "server" : "client";
+}
+
 /* One wolfSSL step failed with return value ret: PC_EAGAIN with *ev set
  * when it only needs the fd, else the mapped error (logged when `what`). */
 static pc_err
@@ -479,17 +485,23 @@ step_fail(pc_tls *t, int ret, int *ev, const char *what)
     }
     if (tp_obj_closed(&t->o))
         return PC_ECLOSED;
-    if (err == WOLFSSL_ERROR_ZERO_RETURN)
+    if (err == WOLFSSL_ERROR_ZERO_RETURN) {
+        PC_LOG_DEBUG("tls", "%s (%s side): the peer closed (close_notify)",
+                     what ? what : "call", side(t));
         return PC_ECLOSED;
+    }
     rc = classify(t, err, &check);
-    if (what) {
+    if (rc == PC_ECLOSED && t->handshaken) {
+        /* a peer that goes away after the handshake is not a failure */
+        PC_LOG_DEBUG("tls", "%s (%s side): %s", what ? what : "call", side(t),
+                     check);
+    } else if (what) {
         long vr = wolfSSL_get_verify_result(t->ssl);
         wolfSSL_ERR_error_string_n((unsigned long)err, why, sizeof why);
         PC_LOG_WARN("tls",
                     "%s (%s side) failed: %s: %s (wolfSSL %d, verify "
                     "result %ld) -> %s",
-                    what, t->ctx->server ? "server" : "client", check, why, err,
-                    vr, pc_err_name(rc));
+                    what, side(t), check, why, err, vr, pc_err_name(rc));
     }
     return rc;
 }
@@ -566,6 +578,10 @@ pc_tls_read(pc_tls *t, void *buf, size_t len, double timeout, size_t *n)
             *n = (size_t)r;
             rc = PC_OK;
         } else if (wolfSSL_get_error(t->ssl, r) == WOLFSSL_ERROR_ZERO_RETURN) {
+            PC_LOG_DEBUG("tls",
+                         "read (%s side): the peer closed "
+                         "(close_notify)",
+                         side(t));
             rc = PC_OK; /* close_notify: clean EOF */
         } else {
             rc = step_fail(t, r, &ev, "read");

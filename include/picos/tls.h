@@ -18,8 +18,11 @@
  * saying it rejected ours); PC_EPROTO for protocol failures (plaintext on a
  * TLS port, version mismatch, bad records); PC_ETIMEDOUT; PC_ECLOSED (closed
  * locally, reset, or the peer vanished without close_notify). Each failed
- * handshake is logged once at WARN (module "tls") with wolfSSL's reason and
- * which check failed.
+ * handshake, and each real error later (a bad record, an alert), is logged
+ * once at WARN (module "tls") with wolfSSL's reason and which check
+ * failed. A peer that ends the connection after the handshake — with
+ * close_notify, by closing the socket, or with a reset — is normal and is
+ * logged at DEBUG only.
  *
  * Concurrency: one reader task and one writer task may use a pc_tls at once
  * (every wolfSSL call is made under the connection's mutex, never held
