@@ -1,7 +1,9 @@
 /* tests/test_sock.c — pc_sock: TCP echo under load across workers, partial
  * reads and writes, timeouts, refused connections, close waking waiters
  * (also across workers), framing (round trips, oversize and hostile
- * lengths, EOF inside a frame), UDP, Unix sockets and IPv6.
+ * lengths, EOF inside a frame), UDP, Unix sockets and IPv6 (not
+ * registered, and a SKIP line printed, on a host without ::1), tasks
+ * terminated inside a read or a connect.
  *
  * Loopback only, ephemeral ports only (port 0 + pc_sock_port), so the tests
  * can run in parallel with anything. Nothing sleeps to synchronise: tasks
@@ -9,6 +11,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <sys/stat.h>
 
@@ -767,14 +770,11 @@ v6_main(void *arg)
     pc_sock *l = NULL, *a = NULL, *b = NULL;
     pc_sock_addr pa;
     char want[64], got[64], buf[8];
-    pc_err rc = pc_sock_listen(&l, "::1", 0, 4);
 
-    if (rc != PC_OK) {
-        printf("\n  note: no IPv6 loopback (%s, errno %d): IPv6 test skipped\n",
-               pc_err_name(rc), errno);
-        atomic_fetch_add(&c->done, 1);
-        return NULL;
-    }
+    /* registered only when ::1 works (main: has_ipv6_loopback) */
+    TCHECK_RC(pc_sock_listen(&l, "::1", 0, 4), PC_OK);
+    if (!l)
+        goto out;
     TCHECK_RC(pc_sock_connect(&a, "::1", pc_sock_port(l), PT_LONG), PC_OK);
     TCHECK_RC(pc_sock_accept(l, &b, PT_LONG), PC_OK);
     if (a && b) {
@@ -785,6 +785,7 @@ v6_main(void *arg)
         TCHECK_RC(pc_sock_read_exact(b, buf, 3, PT_LONG, NULL), PC_OK);
         TCHECK(memcmp(buf, "six", 3) == 0);
     }
+out:
     pc_sock_close(&a);
     pc_sock_close(&b);
     pc_sock_close(&l);
@@ -966,9 +967,57 @@ sock_terminate_in_connect(int W)
     }
 }
 
-PT_MAIN("sock", PT_WENTRY(sock_echo_load), PT_WENTRY(sock_partial),
-        PT_WENTRY(sock_timeouts), PT_ENTRY(sock_eperm),
-        PT_WENTRY(sock_close_wakes), PT_WENTRY(sock_close_noref),
-        PT_ENTRY(sock_close_foreign), PT_WENTRY(sock_framing),
-        PT_WENTRY(sock_udp), PT_WENTRY(sock_unix), PT_WENTRY(sock_ipv6),
-        PT_WENTRY(sock_terminate_in_read), PT_WENTRY(sock_terminate_in_connect))
+/* Whether this host has an IPv6 loopback to test on: bind a socket to
+ * [::1]:0. */
+static bool
+has_ipv6_loopback(void)
+{
+    struct sockaddr_in6 a;
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    bool ok;
+
+    if (fd < 0)
+        return false;
+    memset(&a, 0, sizeof a);
+    a.sin6_family = AF_INET6;
+    a.sin6_addr = in6addr_loopback;
+    ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+/* CUnit has no "skipped" state: a test that can't run here is not
+ * registered (so it can't count as passed) and a SKIP line says so. */
+int
+main(int argc, char **argv)
+{
+    static const pt_test all[] = {
+        PT_WENTRY(sock_echo_load),
+        PT_WENTRY(sock_partial),
+        PT_WENTRY(sock_timeouts),
+        PT_ENTRY(sock_eperm),
+        PT_WENTRY(sock_close_wakes),
+        PT_WENTRY(sock_close_noref),
+        PT_ENTRY(sock_close_foreign),
+        PT_WENTRY(sock_framing),
+        PT_WENTRY(sock_udp),
+        PT_WENTRY(sock_unix),
+        PT_WENTRY(sock_ipv6),
+        PT_WENTRY(sock_terminate_in_read),
+        PT_WENTRY(sock_terminate_in_connect),
+    };
+    pt_test run[sizeof all / sizeof all[0]];
+    bool v6 = has_ipv6_loopback();
+    size_t n = 0;
+
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        if (!v6 && strncmp(all[i].name, "sock_ipv6", 9) == 0) {
+            printf("SKIP: %s: no IPv6 loopback (::1) on this host; not run, "
+                   "not counted as passed\n",
+                   all[i].name);
+            continue;
+        }
+        run[n++] = all[i];
+    }
+    return pt_main(argc, argv, "sock", run, n);
+}
