@@ -1,4 +1,4 @@
-/* tests/test_file.c — pc_fd over pipes (read, read_full, bounded readline,
+/* tests/test_file.c — pc_fd over pipes (read, read_exact, bounded readline,
  * timeouts, EOF, EPIPE) and pc_file through the pool: a multi-MB round trip
  * while other tasks of the same worker keep exchanging messages (so the
  * worker is shown not to block), pread/pwrite, a missing file, and a pool
@@ -72,7 +72,7 @@ fd_reader(void *arg)
     pc_ref w;
 
     TCHECK_RC(pc_fd_open(&r, c->p[0]), PC_OK);
-    TCHECK_EQ(pc_fd_fileno(r), c->p[0]);
+    TCHECK_EQ(pc_fd_fd(r), c->p[0]);
     TCHECK(fcntl(c->p[0], F_GETFL) & O_NONBLOCK);
     /* nothing yet: timeouts */
     TCHECK_RC(pc_fd_readline(r, &line, &len, 100, 0.02), PC_ETIMEDOUT);
@@ -98,10 +98,10 @@ fd_reader(void *arg)
     TCHECK_STR(line, "ij\n");
     free(line);
     /* read drains what readline buffered first */
-    TCHECK_RC(pc_fd_read_full(r, buf, 4, PT_LONG, &n), PC_OK);
+    TCHECK_RC(pc_fd_read_exact(r, buf, 4, PT_LONG, &n), PC_OK);
     TCHECK_EQ(n, 4);
     TCHECK(memcmp(buf, "xyz\n", 4) == 0);
-    TCHECK_RC(pc_fd_read_full(r, buf, 10, PT_LONG, &n), PC_OK);
+    TCHECK_RC(pc_fd_read_exact(r, buf, 10, PT_LONG, &n), PC_OK);
     TCHECK_EQ(n, 10);
     TCHECK(memcmp(buf, "0123456789", 10) == 0);
     /* the last line has no newline, then EOF */
@@ -112,7 +112,7 @@ fd_reader(void *arg)
     TCHECK(line == NULL);
     TCHECK_RC(pc_fd_read(r, buf, sizeof buf, PT_LONG, &n), PC_OK);
     TCHECK_EQ(n, 0);
-    TCHECK_RC(pc_fd_read_full(r, buf, sizeof buf, PT_LONG, &n), PC_OK);
+    TCHECK_RC(pc_fd_read_exact(r, buf, sizeof buf, PT_LONG, &n), PC_ECLOSED);
     TCHECK_EQ(n, 0);
     TCHECK_RC(pc_task_join(w, PT_LONG, NULL), PC_OK);
     TCHECK_RC(pc_fd_close(&r), PC_OK);
@@ -154,6 +154,22 @@ fd_epipe(void *arg)
     TCHECK_RC(pc_fd_close(&w), PC_OK);
     TCHECK_RC(pc_fd_open(&w, -1), PC_EINVAL);
     TCHECK_RC(pc_fd_close(&w), PC_OK);
+
+    /* read_exact: end of file before len is PC_ECLOSED, with the count */
+    {
+        pc_fd *r = NULL;
+        char buf[10];
+        TCHECK(pipe2(p, O_CLOEXEC) == 0);
+        TCHECK_EQ(write(p[1], "abc", 3), 3);
+        close(p[1]);
+        TCHECK_RC(pc_fd_open(&r, p[0]), PC_OK);
+        TCHECK_RC(pc_fd_read_exact(r, buf, sizeof buf, PT_LONG, &n),
+                  PC_ECLOSED);
+        TCHECK_EQ(n, 3);
+        TCHECK(memcmp(buf, "abc", 3) == 0);
+        TCHECK_RC(pc_fd_read_exact(r, buf, 0, PT_LONG, NULL), PC_OK);
+        TCHECK_RC(pc_fd_close(&r), PC_OK);
+    }
     atomic_fetch_add(done, 1);
     return NULL;
 }
@@ -322,7 +338,7 @@ file_misc(void *arg)
     TCHECK_RC(pc_file_open(&f, c->path, O_RDWR | O_CREAT | O_TRUNC, 0600,
                            c->pool, PT_LONG),
               PC_OK);
-    TCHECK(pc_file_fileno(f) >= 0);
+    TCHECK(pc_file_fd(f) >= 0);
     TCHECK_RC(pc_file_pwrite(f, "world", 5, 6, PT_LONG, &n), PC_OK);
     TCHECK_EQ(n, 5);
     TCHECK_RC(pc_file_pwrite(f, "hello ", 6, 0, PT_LONG, &n), PC_OK);

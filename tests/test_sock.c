@@ -309,7 +309,7 @@ timeouts_main(void *arg)
         uint16_t port = pc_sock_port(l);
         pc_sock_close(&l);
         errno = 0;
-        TCHECK_RC(pc_sock_connect(&x, "127.0.0.1", port, PT_LONG), PC_ECLOSED);
+        TCHECK_RC(pc_sock_connect(&x, "127.0.0.1", port, PT_LONG), PC_EREFUSED);
         TCHECK_EQ(errno, ECONNREFUSED);
         TCHECK(x == NULL);
     }

@@ -104,7 +104,7 @@ pc_fd_open(pc_fd **out, int fd)
 }
 
 int
-pc_fd_fileno(const pc_fd *f)
+pc_fd_fd(const pc_fd *f)
 {
     return f ? f->fd : -1;
 }
@@ -188,28 +188,30 @@ pc_fd_read(pc_fd *f, void *buf, size_t len, double timeout, size_t *n)
 }
 
 pc_err
-pc_fd_read_full(pc_fd *f, void *buf, size_t len, double timeout, size_t *n)
+pc_fd_read_exact(pc_fd *f, void *buf, size_t len, double timeout, size_t *n)
 {
     double deadline = deadline_of(timeout);
-    size_t got = 0;
+    size_t got = 0, dummy;
+    pc_err rc = PC_OK;
 
-    if (!f || !n || (!buf && len))
+    if (!n)
+        n = &dummy;
+    *n = 0;
+    if (!f || (!buf && len))
         return PC_EINVAL;
     if (f->rlen > f->rpos)
         got = take_buffered(f, buf, len);
     while (got < len) {
         size_t k = 0;
-        pc_err rc = raw_read(f, (char *)buf + got, len - got, deadline, &k);
-        if (rc != PC_OK) {
-            *n = got;
-            return rc;
-        }
-        if (k == 0)
+        rc = raw_read(f, (char *)buf + got, len - got, deadline, &k);
+        if (rc == PC_OK && k == 0)
+            rc = PC_ECLOSED; /* end of file first */
+        if (rc != PC_OK)
             break;
         got += k;
     }
     *n = got;
-    return PC_OK;
+    return rc;
 }
 
 /* Make room for at least `want` more bytes after rlen. */
@@ -888,7 +890,7 @@ pc_file_pwrite(pc_file *f, const void *buf, size_t len, int64_t off,
 }
 
 int
-pc_file_fileno(const pc_file *f)
+pc_file_fd(const pc_file *f)
 {
     return f ? f->fd->fd : -1;
 }

@@ -528,7 +528,7 @@ sink_take(struct comm *c, struct sink *s)
         if (rc != PC_OK)
             return rc;
         if (k == 0) {
-            epoll_ctl(c->ep, EPOLL_CTL_DEL, pc_fd_fileno(s->fd), NULL);
+            epoll_ctl(c->ep, EPOLL_CTL_DEL, pc_fd_fd(s->fd), NULL);
             s->fd = NULL;
             return PC_OK;
         }
@@ -546,7 +546,7 @@ watch(struct comm *c, pc_fd *fd, uint32_t events)
 
     memset(&ev, 0, sizeof ev);
     ev.events = events;
-    ev.data.fd = pc_fd_fileno(fd);
+    ev.data.fd = pc_fd_fd(fd);
     return epoll_ctl(c->ep, EPOLL_CTL_ADD, ev.data.fd, &ev) < 0 ? PC_ESYS
                                                                 : PC_OK;
 }
@@ -622,7 +622,7 @@ pc_proc_communicate(pc_proc *p, const void *input, size_t len, char **out,
             if (rc == PC_ECLOSED || (rc == PC_OK && sent == len)) {
                 /* all in, or the child stopped reading: the rest is
                  * dropped */
-                epoll_ctl(c->ep, EPOLL_CTL_DEL, pc_fd_fileno(p->in), NULL);
+                epoll_ctl(c->ep, EPOLL_CTL_DEL, pc_fd_fd(p->in), NULL);
                 pc_proc_close_stdin(p);
                 rc = PC_OK;
             }

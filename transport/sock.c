@@ -63,6 +63,7 @@ map_errno(int e)
 {
     switch (e) {
     case ECONNREFUSED:
+        return PC_EREFUSED;
     case ECONNRESET:
     case ECONNABORTED:
     case EPIPE:

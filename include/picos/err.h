@@ -30,7 +30,8 @@ extern "C" {
     X(EAGAIN, -15, "would block, try again")                                   \
     X(ESYS, -16, "system call failed (see errno)")                             \
     X(ENOTSUP, -17, "not supported")                                           \
-    X(EFAILED, -18, "the task failed (ended with an error)")
+    X(EFAILED, -18, "the task failed (ended with an error)")                   \
+    X(EREFUSED, -19, "connection refused")
 
 typedef enum pc_err {
 #define PC__ERR_ENUM(name, code, text) PC_##name = (code),

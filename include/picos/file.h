@@ -46,8 +46,10 @@ typedef struct pc_fd pc_fd;
  * out NULL), PC_ESYS (fcntl failed), PC_ENOMEM. Any thread. */
 pc_err pc_fd_open(pc_fd **out, int fd);
 
-/* The wrapped fd (still owned by f), or -1 for NULL. Any thread. */
-int pc_fd_fileno(const pc_fd *f);
+/* The wrapped fd (still owned by f), or -1 for NULL. Any thread. (The OS
+ * descriptor accessors are all named pc_<type>_fd: pc_sock_fd(),
+ * pc_file_fd().) */
+int pc_fd_fd(const pc_fd *f);
 
 /* Read at least one byte, at most len, into buf. Returns PC_OK with *n >= 1,
  * or PC_OK with *n == 0 at end of file; PC_ETIMEDOUT (*n == 0),
@@ -56,12 +58,12 @@ int pc_fd_fileno(const pc_fd *f);
  * non-task returns PC_EPERM). */
 pc_err pc_fd_read(pc_fd *f, void *buf, size_t len, double timeout, size_t *n);
 
-/* Read exactly len bytes unless end of file or the timeout comes first.
- * Returns PC_OK with *n == len, or PC_OK with *n < len at end of file,
- * or PC_ETIMEDOUT with the *n bytes read so far (as pycos, the partial data
- * is kept: it is in buf). Other errors as pc_fd_read(). Tasks only. */
-pc_err pc_fd_read_full(pc_fd *f, void *buf, size_t len, double timeout,
-                       size_t *n);
+/* Read exactly len bytes within `timeout` in all (as pc_sock_read_exact()).
+ * Returns PC_OK; PC_ECLOSED when end of file comes first; PC_ETIMEDOUT;
+ * other errors as pc_fd_read(). *n (may be NULL) is how many bytes arrived
+ * (they are in buf) in every case. Tasks only. */
+pc_err pc_fd_read_exact(pc_fd *f, void *buf, size_t len, double timeout,
+                        size_t *n);
 
 /* Read one line, '\n' included, into a new NUL-terminated buffer *line
  * (the caller frees it with free()), its length in *len (may be NULL).
@@ -147,7 +149,7 @@ pc_err pc_file_pwrite(pc_file *f, const void *buf, size_t len, int64_t off,
                       double timeout, size_t *n);
 
 /* The file's fd (owned by f), or -1 for NULL. Any thread. */
-int pc_file_fileno(const pc_file *f);
+int pc_file_fd(const pc_file *f);
 
 /* Close the file and free the handle, *f NULL. The fd is closed now, or,
  * when a late job (of a call that timed out) still runs on it, by that job

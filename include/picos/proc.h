@@ -80,7 +80,7 @@ pc_err pc_proc_pipeline(pc_proc **out, char *const *const argvs[], size_t n,
 pid_t pc_proc_pid(const pc_proc *p, size_t i);
 
 /* The stream pipes as pc_fd (owned by p; NULL when not piped or closed),
- * for pc_fd_read_full() and friends. Any thread. */
+ * for pc_fd_read_exact() and friends. Any thread. */
 pc_fd *pc_proc_stdin(pc_proc *p);
 pc_fd *pc_proc_stdout(pc_proc *p);
 pc_fd *pc_proc_stderr(pc_proc *p);
