@@ -34,7 +34,9 @@
  * of picos finds it within about 50 ms), so the fd is closed and the peer
  * sees the end once the last holder has closed. References the terminated
  * task held itself (pc_sock_retain) are its own, as any memory it held. A
- * connect terminated while it waits closes its new fd the same way.
+ * connect terminated while it waits closes its new fd the same way. A
+ * stream whose reader or writer was terminated mid-call may be out of step
+ * (part of a frame read or written): close it.
  *
  * Concurrency: any number of tasks, on any workers, may use one socket;
  * reads and writes are each one system call at a time, so two tasks writing

@@ -113,7 +113,9 @@ pc_err pc_tls_write_all(pc_tls *tls, const void *buf, size_t len,
  * (they return PC_ECLOSED), drop the caller's reference and set *tls to
  * NULL. The socket is closed and the memory freed when the last task has
  * left its call; a task terminated inside a call counts as gone (as for
- * pc_sock, picos/sock.h). NULL / *tls NULL: no-op. Any thread. */
+ * pc_sock, picos/sock.h). After a write was terminated midway the stream
+ * is out of step (wolfSSL expects that write to be retried): close it. NULL /
+ * *tls NULL: no-op. Any thread. */
 void pc_tls_close(pc_tls **tls);
 
 #ifdef __cplusplus
