@@ -581,6 +581,143 @@ many_procs(int W)
     RUN_TASK(W, many_main, &c, &c.done, 1);
 }
 
+/* ---- communicate's state off the caller's stack ------------------------------- */
+
+/* The task modes every call is tried in: a task with its own stack, and a
+ * small task (PC_TASK_SMALL), whose stack is another small task's while it
+ * waits. */
+static const unsigned modes[] = {0, PC_TASK_SMALL};
+
+#define NSMALL 16
+#define SMALL_IN (256u << 10) /* more than a pipe holds: the writes wait */
+
+struct small_ctx {
+    unsigned char *in;
+    atomic_int done;
+};
+
+static pc_msg *
+small_comm(void *arg)
+{
+    struct small_ctx *c = arg;
+    char *const cat[] = {"sh", "-c", "cat; echo oops >&2", NULL};
+    pc_proc_opts o = {.flags = PC_PROC_STDIN | PC_PROC_STDOUT | PC_PROC_STDERR};
+    pc_proc *p = NULL;
+    char *out = NULL, *err = NULL;
+    size_t outlen = 0, errlen = 0;
+
+    TCHECK_RC(pc_proc_spawn(&p, cat, &o), PC_OK);
+    TCHECK_RC(pc_proc_communicate(p, c->in, SMALL_IN, &out, &outlen, &err,
+                                  &errlen, SMALL_IN, LONG_T),
+              PC_OK);
+    TCHECK_EQ(outlen, SMALL_IN);
+    TCHECK(out && memcmp(out, c->in, SMALL_IN) == 0);
+    TCHECK_STR(err, "oops\n");
+    pc_proc_free(&p);
+    free(out);
+    free(err);
+    atomic_fetch_add(&c->done, 1);
+    return NULL;
+}
+
+PT_WTEST(communicate_small_tasks)
+static void
+communicate_small_tasks(int W)
+{
+    struct small_ctx c;
+
+    memset(&c, 0, sizeof c);
+    c.in = malloc(SMALL_IN);
+    CU_ASSERT_FATAL(c.in != NULL);
+    for (size_t i = 0; i < SMALL_IN; i++)
+        c.in[i] = pat(i);
+    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        int fds = nfds();
+        atomic_store(&c.done, 0);
+        PT_START(W);
+        for (int i = 0; i < NSMALL; i++) {
+            pc_spawn_opts so = pt_on(0, modes[m]);
+            CU_ASSERT_EQUAL(pc_spawn(small_comm, &c, &so, NULL), PC_OK);
+        }
+        PT_RUN();
+        CU_ASSERT_EQUAL(atomic_load(&c.done), NSMALL);
+        CU_ASSERT_EQUAL(nfds(), fds);
+    }
+    free(c.in);
+}
+
+/* A task terminated inside communicate: nothing of the call keeps running
+ * on the input (freed by its owner) or on p (freed once the child is
+ * reaped). */
+struct kill_ctx {
+    unsigned flags;
+    pc_proc *p;
+    unsigned char *in;
+    pc_ref killer;
+    atomic_int done;
+};
+
+static pc_msg *
+comm_victim(void *arg)
+{
+    struct kill_ctx *c = arg;
+
+    TCHECK_RC(pt_send(c->killer, "started"), PC_OK);
+    /* the child neither reads nor writes: every pipe waits */
+    (void)pc_proc_communicate(c->p, c->in, SMALL_IN, NULL, NULL, NULL, NULL,
+                              100, -1);
+    TCHECK(!"the terminated task went on");
+    return NULL;
+}
+
+static pc_msg *
+comm_killer(void *arg)
+{
+    struct kill_ctx *c = arg;
+    char *const slp[] = {"sleep", "30", NULL};
+    pc_proc_opts o = {.flags = PC_PROC_STDIN | PC_PROC_STDOUT | PC_PROC_STDERR};
+    int st = 0;
+    pc_ref v;
+
+    c->killer = pc_self();
+    c->in = calloc(1, SMALL_IN);
+    TCHECK_RC(pc_proc_spawn(&c->p, slp, &o), PC_OK);
+    v = pt_spawn(comm_victim, c, 1, c->flags | PC_TASK_JOINABLE);
+    PT_EXPECT("started");
+    TCHECK_RC(pc_sleep(0.05), PC_OK); /* most likely waiting by now */
+    TCHECK_RC(pc_task_terminate(v), PC_OK);
+    TCHECK_RC(pc_task_join(v, PT_LONG, NULL), PC_EKILLED);
+    free(c->in); /* the caller is gone: the input is its owner's again */
+    c->in = NULL;
+    /* Free p (the call's state with it) while the child still runs, then
+     * end the child: the pipes then close under nothing of the call.
+     * (Killing it first would make the dead task's epoll fd ready, and its
+     * old worker's libev would drop it from its epoll set while we close
+     * it: an fd race TSan sees, which is the runtime's, not this test's.) */
+    pid_t pid = pc_proc_pid(c->p, 0);
+    pc_proc_free(&c->p);
+    TCHECK(kill(pid, SIGKILL) == 0);
+    TCHECK(waitpid(pid, &st, 0) == pid);
+    TCHECK(WIFSIGNALED(st));
+    /* let anything woken by the child's end run before the check */
+    TCHECK_RC(pc_sleep(0.05), PC_OK);
+    atomic_fetch_add(&c->done, 1);
+    return NULL;
+}
+
+PT_WTEST(communicate_terminated)
+static void
+communicate_terminated(int W)
+{
+    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        struct kill_ctx c;
+
+        memset(&c, 0, sizeof c);
+        c.flags = modes[m];
+        RUN_TASK(W, comm_killer, &c, &c.done, 1);
+    }
+}
+
 /* ---- from main(), no node -------------------------------------------------------- */
 
 PT_TEST(wait_from_main)
@@ -600,4 +737,5 @@ wait_from_main(void)
 PT_MAIN("proc", PT_WENTRY(pipe_csum), PT_WENTRY(pipe_grep),
         PT_WENTRY(large_output), PT_WENTRY(exit_status),
         PT_WENTRY(exit_status_polling), PT_WENTRY(kill_while_waiting),
-        PT_WENTRY(streams), PT_WENTRY(many_procs), PT_ENTRY(wait_from_main))
+        PT_WENTRY(streams), PT_WENTRY(many_procs), PT_ENTRY(wait_from_main),
+        PT_WENTRY(communicate_small_tasks), PT_WENTRY(communicate_terminated))

@@ -16,8 +16,10 @@
  * fails with PC_EAUTH (NO_PEER_CERT) while the client learns of it from its
  * next read (the alert: PC_EAUTH, or PC_ECLOSED if a reset wins).
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -584,15 +586,261 @@ tls12_peer(int W)
     pc_tls_ctx_free(&p.sctx);
 }
 
+/* ---- a task terminated inside a call -------------------------------------------- */
+
+/* The task modes: a task of its own stack, and a small task. */
+static const unsigned modes[] = {0, PC_TASK_SMALL};
+
+static bool
+fd_open(int fd)
+{
+    return fcntl(fd, F_GETFD) >= 0 || errno != EBADF;
+}
+
+struct kill_ctx {
+    pc_tls_ctx *sctx, *cctx;
+    unsigned flags;
+    uint16_t port;
+    pc_tls *srv;
+    pc_ref main;
+    atomic_int done;
+};
+
+static pc_msg *
+kill_client(void *arg)
+{
+    struct kill_ctx *c = arg;
+    pc_sock *s = NULL;
+    pc_tls *t = NULL;
+    char buf[8];
+    size_t n = 9;
+
+    TCHECK_RC(pc_sock_connect(&s, "127.0.0.1", c->port, PT_LONG), PC_OK);
+    TCHECK_RC(pc_tls_wrap(&t, c->cctx, s, "localhost"), PC_OK);
+    if (!t) {
+        pc_sock_close(&s);
+        return NULL;
+    }
+    TCHECK_RC(pc_tls_handshake(t, PT_LONG), PC_OK);
+    /* the server's close: close_notify, a clean end */
+    TCHECK_RC(pc_tls_read(t, buf, sizeof buf, PT_LONG, &n), PC_OK);
+    TCHECK_EQ(n, 0);
+    /* our close would make the server's fd ready: not before it is shut */
+    PT_EXPECT("bye");
+    pc_tls_close(&t);
+    return NULL;
+}
+
+/* Holds no reference of its own: its call's is the one it leaves behind. */
+static pc_msg *
+kill_reader(void *arg)
+{
+    struct kill_ctx *c = arg;
+    pc_tls *t = c->srv; /* before "ready": c->srv is NULLed by the close */
+    char buf[8];
+    size_t n;
+
+    TCHECK_RC(pt_send(c->main, "ready"), PC_OK);
+    (void)pc_tls_read(t, buf, sizeof buf, -1, &n);
+    TCHECK(!"the terminated reader went on");
+    return NULL;
+}
+
+static pc_msg *
+kill_main(void *arg)
+{
+    struct kill_ctx *c = arg;
+    pc_sock *l = NULL, *s = NULL, *x = NULL;
+    pc_ref cli, r;
+    int sfd;
+
+    c->main = pc_self();
+    TCHECK_RC(pc_sock_listen(&l, "127.0.0.1", 0, 4), PC_OK);
+    if (!l)
+        return NULL;
+    c->port = pc_sock_port(l);
+    cli = pt_spawn(kill_client, c, 0, PC_TASK_JOINABLE);
+    TCHECK_RC(pc_sock_accept(l, &s, PT_LONG), PC_OK);
+    pc_sock_close(&l);
+    if (!s)
+        return NULL;
+    sfd = pc_sock_fd(s);
+    TCHECK_RC(pc_tls_wrap(&c->srv, c->sctx, s, NULL), PC_OK);
+    TCHECK_RC(pc_tls_handshake(c->srv, PT_LONG), PC_OK);
+    r = pt_spawn(kill_reader, c, 1, c->flags | PC_TASK_JOINABLE);
+    PT_EXPECT("ready");
+    TCHECK_RC(pc_sleep(0.02), PC_OK); /* most likely in its wait now */
+    TCHECK_RC(pc_task_terminate(r), PC_OK);
+    pc_tls_close(&c->srv); /* at once: the reader may not be gone yet */
+    TCHECK_RC(pc_task_join(r, PT_LONG, NULL), PC_EKILLED);
+    /* the connection and its fd go once the reader is gone (by the next
+     * close at the latest) */
+    TCHECK_RC(pc_sock_listen(&x, "127.0.0.1", 0, 1), PC_OK);
+    pc_sock_close(&x);
+    TCHECK(!fd_open(sfd));
+    TCHECK_RC(pt_send(cli, "bye"), PC_OK);
+    TCHECK_RC(pc_task_join(cli, PT_LONG, NULL), PC_OK);
+    atomic_fetch_add(&c->done, 1);
+    return NULL;
+}
+
+PT_WTEST(terminate_in_read)
+static void
+terminate_in_read(int W)
+{
+    CU_ASSERT_FATAL(make_certs());
+    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        struct kill_ctx c;
+
+        memset(&c, 0, sizeof c);
+        c.flags = modes[m];
+        c.sctx = server_ctx("srv.pem", "srv.key", false);
+        c.cctx = client_ctx("ca.pem", false);
+        PT_RUN_TASK(W, kill_main, &c, &c.done, 1);
+        pc_tls_ctx_free(&c.sctx);
+        pc_tls_ctx_free(&c.cctx);
+    }
+}
+
+/* ---- a peer's normal close is not a warning -------------------------------------- */
+
+static atomic_int tls_warns, tls_debugs;
+
+static void
+count_sink(pc_log_level level, const char *module, const char *text, void *user)
+{
+    (void)text;
+    (void)user;
+    if (strcmp(module, "tls") != 0)
+        return;
+    if (level >= PC_LOG_LEVEL_WARN)
+        atomic_fetch_add(&tls_warns, 1);
+    else if (level == PC_LOG_LEVEL_DEBUG)
+        atomic_fetch_add(&tls_debugs, 1);
+}
+
+enum { BY_CLOSE_NOTIFY, BY_EOF, BY_GARBAGE };
+
+struct close_ctx {
+    pc_tls_ctx *sctx, *cctx;
+    int how;
+    uint16_t port;
+    pc_ref server;
+    atomic_int done;
+};
+
+static pc_msg *
+closing_client(void *arg)
+{
+    struct close_ctx *c = arg;
+    pc_sock *s = NULL;
+    pc_tls *t = NULL;
+    int fd;
+
+    TCHECK_RC(pc_sock_connect(&s, "127.0.0.1", c->port, PT_LONG), PC_OK);
+    if (!s)
+        return NULL;
+    fd = pc_sock_fd(s);
+    TCHECK_RC(pc_tls_wrap(&t, c->cctx, s, "localhost"), PC_OK);
+    if (!t) {
+        pc_sock_close(&s);
+        return NULL;
+    }
+    TCHECK_RC(pc_tls_handshake(t, PT_LONG), PC_OK);
+    if (c->how == BY_EOF) {
+        /* the end of the stream without close_notify */
+        TCHECK(shutdown(fd, SHUT_WR) == 0);
+        PT_EXPECT("bye");
+    } else if (c->how == BY_GARBAGE) {
+        /* a real error: bytes that are no TLS record */
+        static const char junk[] = "\x17\x03\x03\x00\x05hello, no record";
+        TCHECK_EQ(write(fd, junk, sizeof junk), (ssize_t)sizeof junk);
+        PT_EXPECT("bye");
+    }
+    pc_tls_close(&t);
+    atomic_fetch_add(&c->done, 1);
+    return NULL;
+}
+
+static pc_msg *
+closing_server(void *arg)
+{
+    struct close_ctx *c = arg;
+    pc_sock *l = NULL, *s = NULL;
+    pc_tls *t = NULL;
+    pc_ref cli;
+    char buf[16];
+    size_t n = 9;
+
+    TCHECK_RC(pc_sock_listen(&l, "127.0.0.1", 0, 4), PC_OK);
+    if (!l)
+        return NULL;
+    c->port = pc_sock_port(l);
+    cli = pt_spawn(closing_client, c, 1, PC_TASK_JOINABLE);
+    TCHECK_RC(pc_sock_accept(l, &s, PT_LONG), PC_OK);
+    pc_sock_close(&l);
+    TCHECK_RC(pc_tls_wrap(&t, c->sctx, s, NULL), PC_OK);
+    if (!t) {
+        pc_sock_close(&s);
+        return NULL;
+    }
+    TCHECK_RC(pc_tls_handshake(t, PT_LONG), PC_OK);
+    TCHECK_RC(pc_tls_read(t, buf, sizeof buf, PT_LONG, &n),
+              c->how == BY_EOF       ? PC_ECLOSED
+              : c->how == BY_GARBAGE ? PC_EPROTO
+                                     : PC_OK);
+    TCHECK_EQ(n, 0);
+    if (c->how != BY_CLOSE_NOTIFY)
+        TCHECK_RC(pt_send(cli, "bye"), PC_OK);
+    TCHECK_RC(pc_task_join(cli, PT_LONG, NULL), PC_OK);
+    pc_tls_close(&t);
+    atomic_fetch_add(&c->done, 1);
+    return NULL;
+}
+
+PT_WTEST(peer_close_logs)
+static void
+peer_close_logs(int W)
+{
+    pc_log_level lvl = pc_log_get_level();
+
+    CU_ASSERT_FATAL(make_certs());
+    atomic_store(&tls_warns, 0);
+    atomic_store(&tls_debugs, 0);
+    pc_log_set_sink(count_sink, NULL);
+    pc_log_set_level(PC_LOG_LEVEL_DEBUG);
+    for (int how = BY_CLOSE_NOTIFY; how <= BY_GARBAGE; how++) {
+        struct close_ctx c;
+
+        memset(&c, 0, sizeof c);
+        c.how = how;
+        c.sctx = server_ctx("srv.pem", "srv.key", false);
+        c.cctx = client_ctx("ca.pem", false);
+        PT_RUN_TASK(W, closing_server, &c, &c.done, 2);
+        pc_tls_ctx_free(&c.sctx);
+        pc_tls_ctx_free(&c.cctx);
+        if (how == BY_EOF) {
+            /* two normal ends, told at debug level; nothing at WARN */
+            CU_ASSERT_EQUAL(atomic_load(&tls_warns), 0);
+            CU_ASSERT(atomic_load(&tls_debugs) >= 2);
+        }
+    }
+    pc_log_set_level(lvl);
+    pc_log_set_sink(NULL, NULL);
+    /* the bad record still warns */
+    CU_ASSERT(atomic_load(&tls_warns) >= 1);
+}
+
 int
 main(int argc, char **argv)
 {
     static const pt_test tests[] = {
-        PT_ENTRY(ctx_errors),      PT_WENTRY(mutual_round_trip),
-        PT_WENTRY(read_timeout),   PT_WENTRY(wrong_ca),
-        PT_WENTRY(rogue_server),   PT_WENTRY(wrong_hostname),
-        PT_WENTRY(no_client_cert), PT_WENTRY(plaintext_client),
-        PT_WENTRY(tls12_peer),
+        PT_ENTRY(ctx_errors),       PT_WENTRY(mutual_round_trip),
+        PT_WENTRY(read_timeout),    PT_WENTRY(wrong_ca),
+        PT_WENTRY(rogue_server),    PT_WENTRY(wrong_hostname),
+        PT_WENTRY(no_client_cert),  PT_WENTRY(plaintext_client),
+        PT_WENTRY(tls12_peer),      PT_WENTRY(terminate_in_read),
+        PT_WENTRY(peer_close_logs),
     };
     int rc = pt_main(argc, argv, "tls", tests, sizeof tests / sizeof tests[0]);
 

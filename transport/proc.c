@@ -24,10 +24,13 @@
  *
  * communicate() must write stdin while reading stdout and stderr, or a
  * child that fills one pipe while we block on another deadlocks us both.
- * pc_wait_fd() waits on one fd per task, so it spawns two joinable helper
- * tasks on the caller's worker (writer, stderr reader) that share one
- * deadline with the caller; they end by themselves at the deadline, so the
- * joins need no timeout and the context can live on the caller's stack.
+ * pc_wait_fd() waits on one fd per task, so the pipes go into an epoll fd
+ * and the caller alone waits on that: it moves what each pipe takes or
+ * holds (non-blocking), then waits until one is ready again. No helper
+ * task and no other thread ever sees the call's state, and that state
+ * (the epoll fd, the output buffers) lives in the pc_proc, not on the
+ * caller's stack: a task terminated inside the call leaves it to the next
+ * call or to pc_proc_free().
  */
 #define _GNU_SOURCE /* pipe2 */
 #include "picos/proc.h"
@@ -40,6 +43,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -58,8 +62,12 @@ struct child {
     int status;
 };
 
+struct comm;
+static void comm_free(struct comm **cp);
+
 struct pc_proc {
     pc_fd *in, *out, *err;
+    struct comm *comm; /* pc_proc_communicate()'s state */
     size_t n;
     struct child c[];
 };
@@ -345,17 +353,6 @@ pc_proc_readline_stderr(pc_proc *p, char **line, size_t *len, size_t max,
 
 /* ---- waiting ------------------------------------------------------------------ */
 
-static double
-left(double deadline)
-{
-    double l;
-
-    if (deadline < 0)
-        return -1;
-    l = deadline - pc_now();
-    return l > 0 ? l : 0;
-}
-
 static pc_err
 wait_child(struct child *c, double deadline)
 {
@@ -374,7 +371,7 @@ wait_child(struct child *c, double deadline)
                 continue;
             return PC_ESYS;
         }
-        double l = left(deadline);
+        double l = pc_deadline_left(deadline);
         if (l == 0)
             return PC_ETIMEDOUT;
         if (c->pidfd >= 0) {
@@ -395,7 +392,7 @@ wait_child(struct child *c, double deadline)
 pc_err
 pc_proc_wait(pc_proc *p, double timeout, int *status)
 {
-    double deadline = timeout < 0 ? -1 : pc_now() + timeout;
+    double deadline = pc_deadline(timeout);
 
     if (!p)
         return PC_EINVAL;
@@ -449,6 +446,7 @@ pc_proc_free(pc_proc **pp)
     pc_fd_close(&p->in);
     pc_fd_close(&p->out);
     pc_fd_close(&p->err);
+    comm_free(&p->comm);
     for (size_t i = 0; i < p->n; i++)
         close_fd(&p->c[i].pidfd);
     free(p);
@@ -457,35 +455,56 @@ pc_proc_free(pc_proc **pp)
 /* ---- communicate ------------------------------------------------------------ */
 
 struct sink {
-    pc_fd *fd;
+    pc_fd *fd; /* NULL: not read (not piped, or at its end) */
     size_t max;
-    double deadline;
     char *buf;
     size_t len, cap;
     bool toobig;
-    pc_err rc;
 };
 
-/* Read fd to its end into s->buf (at most max bytes kept). */
+/* A call's state, in p (not on the caller's stack): a task terminated
+ * inside the call leaves it to the next call or to pc_proc_free(). */
+struct comm {
+    int ep; /* epoll fd over the pipes still in use */
+    struct sink out, err;
+};
+
 static void
-drain(struct sink *s)
+comm_free(struct comm **cp)
+{
+    struct comm *c = *cp;
+
+    if (!c)
+        return;
+    *cp = NULL;
+    if (c->ep >= 0)
+        close(c->ep);
+    free(c->out.buf);
+    free(c->err.buf);
+    free(c);
+}
+
+/* Take what the pipe of s holds now (at most max bytes kept, the rest
+ * dropped). PC_OK with s->fd NULL at its end; PC_ETIMEDOUT when it is
+ * empty for now. */
+static pc_err
+sink_take(struct comm *c, struct sink *s)
 {
     char scratch[4096];
 
-    s->rc = PC_OK;
     for (;;) {
-        char *dst;
-        size_t room, k = 0;
+        char *dst = scratch;
+        size_t room = sizeof scratch, k = 0;
+        pc_err rc;
+
         if (s->len < s->max) {
             if (s->cap - s->len < 2) {
                 size_t cap = s->cap ? s->cap * 2 : 4096;
                 if (cap > s->max + 1)
                     cap = s->max + 1;
                 char *nb = realloc(s->buf, cap);
-                if (!nb) {
-                    s->rc = PC_ENOMEM;
-                    return;
-                }
+                if (!nb)
+                    return PC_ENOMEM;
                 s->buf = nb;
                 s->cap = cap;
             }
@@ -493,13 +512,15 @@ drain(struct sink *s)
             room = s->cap - s->len - 1;
             if (room > s->max - s->len)
                 room = s->max - s->len;
-        } else {
-            dst = scratch;
-            room = sizeof scratch;
         }
-        s->rc = pc_fd_read(s->fd, dst, room, left(s->deadline), &k);
-        if (s->rc != PC_OK || k == 0)
-            return;
+        rc = pc_fd_read(s->fd, dst, room, 0, &k);
+        if (rc != PC_OK)
+            return rc;
+        if (k == 0) {
+            epoll_ctl(c->ep, EPOLL_CTL_DEL, pc_fd_fd(s->fd), NULL);
+            s->fd = NULL;
+            return PC_OK;
+        }
         if (dst == scratch)
             s->toobig = true;
         else
@@ -507,39 +528,24 @@ drain(struct sink *s)
     }
 }
 
-struct comm {
-    pc_proc *p;
-    const void *input;
-    size_t len;
-    double deadline;
-    pc_err wrc;
-    struct sink err;
-};
-
-static pc_msg *
-comm_writer(void *arg)
+static pc_err
+watch(struct comm *c, pc_fd *fd, uint32_t events)
 {
-    struct comm *c = arg;
+    struct epoll_event ev;
 
-    c->wrc =
-        pc_fd_write_all(c->p->in, c->input, c->len, left(c->deadline), NULL);
-    pc_proc_close_stdin(c->p);
-    return NULL;
+    memset(&ev, 0, sizeof ev);
+    ev.events = events;
+    ev.data.fd = pc_fd_fd(fd);
+    return epoll_ctl(c->ep, EPOLL_CTL_ADD, ev.data.fd, &ev) < 0 ? PC_ESYS
+                                                                : PC_OK;
 }
 
-static pc_msg *
-comm_err_reader(void *arg)
-{
-    struct comm *c = arg;
-
-    drain(&c->err);
-    return NULL;
-}
-
+/* Hand a sink's buffer to the caller (NUL-terminated; "" for a piped
+ * stream that said nothing). */
 static void
-give(struct sink *s, char **buf, size_t *len)
+give(struct sink *s, bool piped, char **buf, size_t *len)
 {
-    if (s->fd && !s->buf)
+    if (piped && !s->buf)
         s->buf = malloc(1);
     if (s->buf)
         s->buf[s->len] = '\0';
@@ -549,6 +555,7 @@ give(struct sink *s, char **buf, size_t *len)
         free(s->buf);
     if (len)
         *len = s->buf ? s->len : 0;
+    s->buf = NULL;
 }
 
 pc_err
@@ -556,10 +563,10 @@ pc_proc_communicate(pc_proc *p, const void *input, size_t len, char **out,
                     size_t *outlen, char **err, size_t *errlen, size_t max,
                     double timeout)
 {
-    struct comm c;
-    struct sink so;
-    pc_ref wr = PC_REF_NIL, er = PC_REF_NIL;
-    pc_spawn_opts o;
+    double deadline = pc_deadline(timeout);
+    const char *in = input;
+    size_t sent = 0;
+    struct comm *c;
     pc_err rc = PC_OK;
 
     if (out)
@@ -574,50 +581,61 @@ pc_proc_communicate(pc_proc *p, const void *input, size_t len, char **out,
         return PC_EINVAL;
     if (!pc_in_task())
         return PC_EPERM;
-    memset(&c, 0, sizeof c);
-    memset(&so, 0, sizeof so);
-    memset(&o, 0, sizeof o);
-    o.flags = PC_TASK_JOINABLE;
-    o.name = "pc_proc_communicate";
-    c.p = p;
-    c.input = input;
-    c.len = len;
-    c.deadline = timeout < 0 ? -1 : pc_now() + timeout;
-    c.err.fd = p->err;
-    c.err.max = max;
-    c.err.deadline = c.deadline;
-    so.fd = p->out;
-    so.max = max;
-    so.deadline = c.deadline;
+    comm_free(&p->comm); /* left by a call whose task was terminated */
+    if (!(c = calloc(1, sizeof *c)))
+        return PC_ENOMEM;
+    p->comm = c;
+    c->out.fd = p->out;
+    c->out.max = max;
+    c->err.fd = p->err;
+    c->err.max = max;
+    c->ep = epoll_create1(EPOLL_CLOEXEC);
+    if (c->ep < 0)
+        rc = errno_rc(errno);
+    if (p->in && len == 0)
+        pc_proc_close_stdin(p);
+    if (rc == PC_OK && p->in)
+        rc = watch(c, p->in, EPOLLOUT);
+    if (rc == PC_OK && c->out.fd)
+        rc = watch(c, c->out.fd, EPOLLIN);
+    if (rc == PC_OK && c->err.fd)
+        rc = watch(c, c->err.fd, EPOLLIN);
 
-    if (p->in) {
-        if (len == 0)
-            pc_proc_close_stdin(p);
-        else if ((rc = pc_spawn(comm_writer, &c, &o, &wr)) != PC_OK)
-            return rc;
+    /* Move what each pipe takes or holds now; then wait on the epoll fd
+     * until one of them is ready again. */
+    while (rc == PC_OK && (p->in || c->out.fd || c->err.fd)) {
+        if (p->in) {
+            size_t k = 0;
+            rc = pc_fd_write(p->in, in + sent, len - sent, 0, &k);
+            sent += k;
+            if (rc == PC_ECLOSED || (rc == PC_OK && sent == len)) {
+                /* all in, or the child stopped reading: the rest is
+                 * dropped */
+                epoll_ctl(c->ep, EPOLL_CTL_DEL, pc_fd_fd(p->in), NULL);
+                pc_proc_close_stdin(p);
+                rc = PC_OK;
+            }
+            if (rc == PC_ETIMEDOUT)
+                rc = PC_OK;
+        }
+        if (rc == PC_OK && c->out.fd &&
+            (rc = sink_take(c, &c->out)) == PC_ETIMEDOUT)
+            rc = PC_OK;
+        if (rc == PC_OK && c->err.fd &&
+            (rc = sink_take(c, &c->err)) == PC_ETIMEDOUT)
+            rc = PC_OK;
+        if (rc != PC_OK || !(p->in || c->out.fd || c->err.fd))
+            break;
+        double l = pc_deadline_left(deadline);
+        rc = l == 0 ? PC_ETIMEDOUT : pc_wait_fd(c->ep, PC_READ, l, NULL);
     }
-    if (p->err && (rc = pc_spawn(comm_err_reader, &c, &o, &er)) != PC_OK) {
-        pc_proc_kill(p, SIGKILL); /* unblocks the writer */
-        pc_task_join(wr, -1, NULL);
-        return rc;
-    }
-    if (p->out)
-        drain(&so);
-    if (!pc_ref_is_nil(wr))
-        pc_task_join(wr, -1, NULL);
-    if (!pc_ref_is_nil(er))
-        pc_task_join(er, -1, NULL);
-
-    rc = so.rc;
+    pc_proc_close_stdin(p);
     if (rc == PC_OK)
-        rc = c.err.rc;
-    if (rc == PC_OK && c.wrc != PC_ECLOSED)
-        rc = c.wrc;
-    if (rc == PC_OK)
-        rc = pc_proc_wait(p, left(c.deadline), NULL);
-    if (rc == PC_OK && (so.toobig || c.err.toobig))
+        rc = pc_proc_wait(p, pc_deadline_left(deadline), NULL);
+    if (rc == PC_OK && (c->out.toobig || c->err.toobig))
         rc = PC_ETOOBIG;
-    give(&so, out, outlen);
-    give(&c.err, err, errlen);
+    give(&c->out, p->out != NULL, out, outlen);
+    give(&c->err, p->err != NULL, err, errlen);
+    comm_free(&p->comm);
     return rc;
 }

@@ -5,21 +5,23 @@
  * waits in pc_wait_fd() for the direction it needs and tries again, with the
  * one deadline of the call, so a blocking call suspends only its task.
  *
- * Closing while others wait: each pc_sock keeps, under its own mutex (never
- * held across a wait), the refs of the tasks now in pc_wait_fd() on it and a
- * `closed` flag. pc_sock_close() sets the flag and calls
- * pc_wait_fd_cancel() on each, so they return PC_ECLOSED from any worker or
- * thread. A waiter registers before it waits and the cancel of a task on
- * another worker is handled on that worker's loop, i.e. only once the task
- * has suspended, so no wake is lost. A cancel can also arrive late, after
- * its task left the wait and started another wait on this socket: the task
- * then sees PC_ECLOSED while `closed` is false, and simply waits again.
+ * Closing while others wait, references and terminated callers live in
+ * fdwait.c (a tp_obj first in every pc_sock): each pc_sock keeps, under its
+ * own mutex (never held across a wait), the refs of the tasks now waiting
+ * on it and a `closed` flag; pc_sock_close() sets the flag and cancels
+ * their pc_wait_fd(), so they return PC_ECLOSED from any worker or thread.
  *
  * Memory: the object is reference counted. Holders own references
  * (pc_sock_retain/close/release) and every call holds one more for its own
  * duration, so the fd is closed and the object freed only when nobody is
  * inside a call: a woken waiter never touches freed memory and its fd
- * number can't be reused under its libev watcher.
+ * number can't be reused under its libev watcher. A task terminated inside
+ * a call is terminated where it waits, where it is registered: the close
+ * or release that finds it gone drops the reference its call left behind
+ * (fdwait.h), so the fd is still closed. A connect makes its socket before
+ * it waits, so a connecting fd is also found and closed, and copies the
+ * resolved addresses to its stack so that nothing of getaddrinfo() is held
+ * across a wait.
  */
 #define _GNU_SOURCE
 #include "picos/sock.h"
@@ -47,14 +49,11 @@
 #include "fdwait.h"
 
 struct pc_sock {
+    tp_obj o; /* references, closed flag, waiters (fdwait.h); first */
     int fd;
     int family;
-    int type; /* SOCK_STREAM or SOCK_DGRAM */
-    atomic_int refs;
-    atomic_bool closed;
+    int type;       /* SOCK_STREAM or SOCK_DGRAM */
     atomic_int err; /* last errno */
-    pthread_mutex_t lock;
-    tp_waiters waiters; /* tasks in pc_wait_fd() on fd; under lock */
 };
 
 /* ---- errors -------------------------------------------------------------------- */
@@ -64,6 +63,7 @@ map_errno(int e)
 {
     switch (e) {
     case ECONNREFUSED:
+        return PC_EREFUSED;
     case ECONNRESET:
     case ECONNABORTED:
     case EPIPE:
@@ -105,6 +105,18 @@ sys_fail(pc_sock *s)
 
 /* ---- objects and references ------------------------------------------------------- */
 
+static void
+sock_destroy(tp_obj *o)
+{
+    pc_sock *s = (pc_sock *)o;
+    int e = errno;
+
+    close(s->fd);
+    tp_obj_fini(&s->o);
+    free(s);
+    errno = e;
+}
+
 static pc_err
 sock_new(pc_sock **out, int fd, int family, int type)
 {
@@ -112,13 +124,11 @@ sock_new(pc_sock **out, int fd, int family, int type)
 
     if (!s)
         return PC_ENOMEM;
+    tp_obj_init(&s->o, sock_destroy);
     s->fd = fd;
     s->family = family;
     s->type = type;
-    atomic_init(&s->refs, 1);
-    atomic_init(&s->closed, false);
     atomic_init(&s->err, 0);
-    pthread_mutex_init(&s->lock, NULL);
     *out = s;
     return PC_OK;
 }
@@ -127,23 +137,8 @@ pc_sock *
 pc_sock_retain(pc_sock *s)
 {
     if (s)
-        atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+        tp_obj_retain(&s->o);
     return s;
-}
-
-static void
-unref(pc_sock *s)
-{
-    int e;
-
-    if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
-        return;
-    e = errno;
-    close(s->fd);
-    pthread_mutex_destroy(&s->lock);
-    tp_waiters_free(&s->waiters);
-    free(s);
-    errno = e;
 }
 
 void
@@ -151,7 +146,7 @@ pc_sock_release(pc_sock **sp)
 {
     if (!sp || !*sp)
         return;
-    unref(*sp);
+    tp_obj_release(&(*sp)->o);
     *sp = NULL;
 }
 
@@ -164,33 +159,26 @@ pc_sock_close(pc_sock **sp)
         return;
     s = *sp;
     *sp = NULL;
-    pthread_mutex_lock(&s->lock);
-    if (!atomic_exchange(&s->closed, true)) {
-        tp_waiters_cancel(&s->waiters);
-    }
-    pthread_mutex_unlock(&s->lock);
-    unref(s);
+    tp_obj_close(&s->o, NULL);
 }
 
 /* Enter a call: PC_ECLOSED when closed, else hold a reference until leave(). */
 static pc_err
 enter(pc_sock *s)
 {
-    if (!s)
-        return PC_EINVAL;
-    if (!pc_in_task())
-        return PC_EPERM;
-    if (atomic_load(&s->closed))
-        return PC_ECLOSED;
-    pc_sock_retain(s);
-    return PC_OK;
+    return s ? tp_obj_enter(&s->o) : PC_EINVAL;
 }
 
 static pc_err
 leave(pc_sock *s, pc_err rc)
 {
-    unref(s);
-    return rc;
+    return tp_obj_leave(&s->o, rc);
+}
+
+static bool
+closed(const pc_sock *s)
+{
+    return tp_obj_closed(&s->o);
 }
 
 /* Wait until s->fd is ready for `ev` or the deadline passes, registered as a
@@ -198,7 +186,7 @@ leave(pc_sock *s, pc_err rc)
 static pc_err
 wait_io(pc_sock *s, int ev, double deadline)
 {
-    return tp_wait_fd(&s->waiters, &s->lock, &s->closed, s->fd, ev, deadline);
+    return tp_obj_wait(&s->o, s->fd, ev, deadline);
 }
 
 static bool
@@ -412,47 +400,104 @@ pc_sock_wrap(pc_sock **s, int fd)
     return sock_new(s, fd, ss.ss_family, type);
 }
 
-/* Connect fd to sa within deadline (a task). */
+/* Connect s (a new socket nobody else knows of) to sa within deadline (a
+ * task). While it waits, s is on the watch list: should the caller be
+ * terminated there, its call reference is found and the fd closed. */
 static pc_err
-connect_fd(int fd, const struct sockaddr *sa, socklen_t len, double deadline)
+connect_sock(pc_sock *s, const struct sockaddr *sa, socklen_t len,
+             double deadline)
 {
-    int soerr = 0;
+    int soerr = 0, e;
     socklen_t sl = sizeof soerr;
+    bool watched = false;
     pc_err rc;
 
     for (;;) {
-        if (connect(fd, sa, len) == 0)
+        if (connect(s->fd, sa, len) == 0)
             return PC_OK;
         if (errno == EINPROGRESS || errno == EINTR)
             break;
         if (errno == EAGAIN && sa->sa_family == AF_UNIX) {
             /* a full Unix backlog doesn't signal writability: poll it */
-            double l = tp_left(deadline);
-            if (l == 0)
-                return PC_ETIMEDOUT;
-            pc_sleep(l < 0 || l > 0.005 ? 0.005 : l);
+            double l = pc_deadline_left(deadline);
+            if (l == 0) {
+                rc = PC_ETIMEDOUT;
+                goto out;
+            }
+            if (!watched)
+                tp_obj_watch(&s->o);
+            watched = true;
+            (void)tp_obj_sleep(&s->o, l < 0 || l > 0.005 ? 0.005 : l);
             continue;
         }
-        return sys_fail(NULL);
+        rc = sys_fail(NULL);
+        goto out;
     }
-    rc = pc_wait_fd(fd, PC_WRITE, tp_left(deadline), NULL);
-    if (rc != PC_OK)
-        return rc;
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
-        return sys_fail(NULL);
-    if (soerr) {
+    if (!watched)
+        tp_obj_watch(&s->o);
+    watched = true;
+    rc = wait_io(s, PC_WRITE, deadline);
+    if (rc == PC_OK &&
+        getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) {
+        rc = sys_fail(NULL);
+    } else if (rc == PC_OK && soerr) {
         errno = soerr;
-        return map_errno(soerr);
+        rc = map_errno(soerr);
     }
+out:
+    e = errno;
+    if (watched)
+        tp_obj_unwatch(&s->o);
+    errno = e;
+    return rc;
+}
+
+/* A new stream socket of `family` connected to sa within deadline: *out on
+ * PC_OK; errno kept on failure. */
+static pc_err
+connect_new(pc_sock **out, int family, const struct sockaddr *sa, socklen_t len,
+            double deadline)
+{
+    int fd = new_fd(family, SOCK_STREAM), e;
+    pc_sock *s;
+    pc_err rc;
+
+    if (fd < 0)
+        return sys_fail(NULL);
+    if ((rc = sock_new(&s, fd, family, SOCK_STREAM)) != PC_OK) {
+        close(fd);
+        return rc;
+    }
+    rc = connect_sock(s, sa, len, deadline);
+    if (rc != PC_OK) {
+        e = errno;
+        tp_obj_unref(&s->o);
+        errno = e;
+        return rc;
+    }
+    set_nodelay(fd, family);
+    *out = s;
     return PC_OK;
 }
+
+/* Addresses tried by one connect, copied out of getaddrinfo()'s list so
+ * that nothing of it is held across a wait. */
+#define MAX_ADDRS 8
+
+struct addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int family;
+};
 
 pc_err
 pc_sock_connect(pc_sock **s, const char *host, uint16_t port, double timeout)
 {
     struct addrinfo *res = NULL, *ai;
-    double deadline = tp_deadline(timeout);
-    int fd, e = 0;
+    struct addr addrs[MAX_ADDRS];
+    double deadline = pc_deadline(timeout);
+    size_t n = 0;
+    int e = 0;
     pc_err rc;
 
     if (!s)
@@ -463,27 +508,24 @@ pc_sock_connect(pc_sock **s, const char *host, uint16_t port, double timeout)
     rc = resolve(host ? host : "127.0.0.1", port, SOCK_STREAM, false, &res);
     if (rc != PC_OK)
         return rc;
-    rc = PC_ENOENT;
-    for (ai = res; ai; ai = ai->ai_next) {
-        fd = new_fd(ai->ai_family, SOCK_STREAM);
-        if (fd < 0) {
-            rc = sys_fail(NULL);
-            e = errno;
+    for (ai = res; ai && n < MAX_ADDRS; ai = ai->ai_next) {
+        if (ai->ai_addrlen > sizeof addrs[n].ss)
             continue;
-        }
-        rc = connect_fd(fd, ai->ai_addr, ai->ai_addrlen, deadline);
-        e = errno;
-        if (rc == PC_OK) {
-            set_nodelay(fd, ai->ai_family);
-            rc = sock_new(s, fd, ai->ai_family, SOCK_STREAM);
-            if (rc == PC_OK)
-                break;
-        }
-        close(fd);
-        if (rc == PC_ETIMEDOUT)
-            break;
+        memcpy(&addrs[n].ss, ai->ai_addr, ai->ai_addrlen);
+        addrs[n].len = ai->ai_addrlen;
+        addrs[n].family = ai->ai_family;
+        n++;
     }
     freeaddrinfo(res);
+    rc = PC_ENOENT;
+    for (size_t i = 0; i < n; i++) {
+        rc = connect_new(s, addrs[i].family,
+                         (const struct sockaddr *)&addrs[i].ss, addrs[i].len,
+                         deadline);
+        e = errno;
+        if (rc == PC_OK || rc == PC_ETIMEDOUT)
+            break;
+    }
     if (rc != PC_OK)
         errno = e;
     return rc;
@@ -519,7 +561,6 @@ pc_err
 pc_sock_unix_connect(pc_sock **s, const char *path, double timeout)
 {
     struct sockaddr_un un;
-    int fd, e;
     pc_err rc;
 
     if (!s)
@@ -529,27 +570,17 @@ pc_sock_unix_connect(pc_sock **s, const char *path, double timeout)
         return rc;
     if (!pc_in_task())
         return PC_EPERM;
-    fd = new_fd(AF_UNIX, SOCK_STREAM);
-    if (fd < 0)
-        return sys_fail(NULL);
-    rc =
-        connect_fd(fd, (struct sockaddr *)&un, sizeof un, tp_deadline(timeout));
+    rc = connect_new(s, AF_UNIX, (struct sockaddr *)&un, sizeof un,
+                     pc_deadline(timeout));
     if (rc == PC_ESYS && errno == ENOENT)
         rc = PC_ENOENT;
-    if (rc == PC_OK)
-        rc = sock_new(s, fd, AF_UNIX, SOCK_STREAM);
-    if (rc != PC_OK) {
-        e = errno;
-        close(fd);
-        errno = e;
-    }
     return rc;
 }
 
 pc_err
 pc_sock_accept(pc_sock *s, pc_sock **client, double timeout)
 {
-    double deadline = tp_deadline(timeout);
+    double deadline = pc_deadline(timeout);
     struct sockaddr_storage ss;
     socklen_t sl;
     pc_err rc;
@@ -561,7 +592,7 @@ pc_sock_accept(pc_sock *s, pc_sock **client, double timeout)
     if ((rc = enter(s)) != PC_OK)
         return rc;
     for (;;) {
-        if (atomic_load(&s->closed))
+        if (closed(s))
             return leave(s, PC_ECLOSED);
         sl = sizeof ss;
         fd = accept4(s->fd, (struct sockaddr *)&ss, &sl,
@@ -602,7 +633,7 @@ pc_sock_shutdown(pc_sock *s, int how)
     default:
         return PC_EINVAL;
     }
-    if (atomic_load(&s->closed))
+    if (closed(s))
         return PC_ECLOSED;
     return shutdown(s->fd, h) < 0 ? sys_fail(s) : PC_OK;
 }
@@ -664,7 +695,7 @@ read_some(pc_sock *s, void *buf, size_t len, double deadline, size_t *n)
 
     *n = 0;
     for (;;) {
-        if (atomic_load(&s->closed))
+        if (closed(s))
             return PC_ECLOSED;
         r = recv(s->fd, buf, len, 0);
         if (r >= 0) {
@@ -691,7 +722,7 @@ pc_sock_read(pc_sock *s, void *buf, size_t len, double timeout, size_t *n)
         return PC_EINVAL;
     if ((rc = enter(s)) != PC_OK)
         return rc;
-    return leave(s, read_some(s, buf, len, tp_deadline(timeout), n));
+    return leave(s, read_some(s, buf, len, pc_deadline(timeout), n));
 }
 
 static pc_err
@@ -725,7 +756,7 @@ pc_sock_read_exact(pc_sock *s, void *buf, size_t n, double timeout, size_t *got)
         return PC_EINVAL;
     if ((rc = enter(s)) != PC_OK)
         return rc;
-    return leave(s, read_exact(s, buf, n, tp_deadline(timeout), got));
+    return leave(s, read_exact(s, buf, n, pc_deadline(timeout), got));
 }
 
 /* Write every byte of iov[0..cnt) within deadline; s entered. iov is
@@ -744,7 +775,7 @@ writev_all(pc_sock *s, struct iovec *iov, int cnt, double deadline,
         cnt--;
     }
     while (cnt > 0) {
-        if (atomic_load(&s->closed))
+        if (closed(s))
             return PC_ECLOSED;
         memset(&mh, 0, sizeof mh);
         mh.msg_iov = iov;
@@ -788,7 +819,7 @@ pc_sock_write_all(pc_sock *s, const void *buf, size_t len, double timeout,
         return rc;
     iov.iov_base = (void *)(uintptr_t)buf;
     iov.iov_len = len;
-    return leave(s, writev_all(s, &iov, 1, tp_deadline(timeout), sent));
+    return leave(s, writev_all(s, &iov, 1, pc_deadline(timeout), sent));
 }
 
 /* ---- framing ------------------------------------------------------------------------- */
@@ -815,14 +846,14 @@ pc_sock_send_msg(pc_sock *s, const void *data, size_t len, double timeout)
     iov[0].iov_len = 4;
     iov[1].iov_base = (void *)(uintptr_t)data;
     iov[1].iov_len = len;
-    return leave(s, writev_all(s, iov, 2, tp_deadline(timeout), &sent));
+    return leave(s, writev_all(s, iov, 2, pc_deadline(timeout), &sent));
 }
 
 pc_err
 pc_sock_recv_msg(pc_sock *s, size_t max, void **buf, size_t *len,
                  double timeout)
 {
-    double deadline = tp_deadline(timeout);
+    double deadline = pc_deadline(timeout);
     unsigned char h[4];
     size_t got, n;
     char *p;
@@ -848,7 +879,7 @@ pc_sock_recv_msg(pc_sock *s, size_t max, void **buf, size_t *len,
     if (rc != PC_OK) {
         free(p);
         /* EOF inside the frame; a local close stays PC_ECLOSED */
-        if (rc == PC_ECLOSED && !atomic_load(&s->closed))
+        if (rc == PC_ECLOSED && !closed(s))
             rc = PC_EPROTO;
         return leave(s, rc);
     }
@@ -864,7 +895,7 @@ pc_err
 pc_sock_sendto(pc_sock *s, const void *buf, size_t len, const pc_sock_addr *to,
                double timeout)
 {
-    double deadline = tp_deadline(timeout);
+    double deadline = pc_deadline(timeout);
     const struct sockaddr *sa;
     struct sockaddr_in6 mapped;
     socklen_t sl;
@@ -889,7 +920,7 @@ pc_sock_sendto(pc_sock *s, const void *buf, size_t len, const pc_sock_addr *to,
         sl = sizeof mapped;
     }
     for (;;) {
-        if (atomic_load(&s->closed))
+        if (closed(s))
             return leave(s, PC_ECLOSED);
         if (sendto(s->fd, buf, len, MSG_NOSIGNAL, sa, sl) >= 0)
             return leave(s, PC_OK);
@@ -904,7 +935,7 @@ pc_err
 pc_sock_recvfrom(pc_sock *s, void *buf, size_t cap, size_t *n,
                  pc_sock_addr *from, double timeout)
 {
-    double deadline = tp_deadline(timeout);
+    double deadline = pc_deadline(timeout);
     pc_sock_addr dummy;
     ssize_t r;
     pc_err rc;
@@ -917,7 +948,7 @@ pc_sock_recvfrom(pc_sock *s, void *buf, size_t cap, size_t *n,
     if ((rc = enter(s)) != PC_OK)
         return rc;
     for (;;) {
-        if (atomic_load(&s->closed))
+        if (closed(s))
             return leave(s, PC_ECLOSED);
         memset(from, 0, sizeof *from);
         from->len = sizeof from->ss;

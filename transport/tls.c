@@ -11,13 +11,14 @@
  * may read while another writes: wolfSSL sees serialised calls, as under an
  * event loop.
  *
- * Closing mirrors sock.c: waiting tasks are registered (under the mutex)
- * and pc_tls_close() cancels their pc_wait_fd() so they return PC_ECLOSED
- * from any worker; a late cancel meant for an earlier wait is absorbed by
- * waiting again while `closed` is false. The object is reference counted
- * and each call holds a reference, so the WOLFSSL object and the socket
- * (hence the fd number under a libev watcher) outlive every call in
- * progress.
+ * Closing mirrors sock.c, through the same tp_obj (fdwait.c): waiting
+ * tasks are registered (under the mutex) and pc_tls_close() cancels their
+ * pc_wait_fd() so they return PC_ECLOSED from any worker; a late cancel
+ * meant for an earlier wait is absorbed by waiting again while `closed` is
+ * false. The object is reference counted and each call holds a reference,
+ * so the WOLFSSL object and the socket (hence the fd number under a libev
+ * watcher) outlive every call in progress; the reference of a call whose
+ * task was terminated in its wait is found and dropped (fdwait.h).
  *
  * Policy (fixing pycos, PYCOS_SPEC §1.7/§2.8): TLS 1.3 methods only, so a
  * 1.2 peer fails the version negotiation; clients always use
@@ -66,16 +67,13 @@ struct pc_tls_ctx {
 };
 
 struct pc_tls {
+    tp_obj o; /* references, lock, closed flag, waiters (fdwait.h); first */
     pc_tls_ctx *ctx;
     pc_sock *sock;
     int fd;
     WOLFSSL *ssl;
-    atomic_int refs;
-    atomic_bool closed;
-    bool handshaken; /* under lock */
-    int io_errno;    /* last errno of the I/O callbacks; under lock */
-    pthread_mutex_t lock;
-    tp_waiters waiters; /* tasks in pc_wait_fd() on fd; under lock */
+    bool handshaken; /* under o.lock */
+    int io_errno;    /* last errno of the I/O callbacks; under o.lock */
 };
 
 /* ---- library init ---------------------------------------------------------------- */
@@ -286,6 +284,18 @@ io_send(WOLFSSL *ssl, char *buf, int sz, void *arg)
 
 /* ---- connections --------------------------------------------------------------------- */
 
+static void
+tls_destroy(tp_obj *o)
+{
+    pc_tls *t = (pc_tls *)o;
+
+    wolfSSL_free(t->ssl);
+    pc_sock_close(&t->sock);
+    ctx_unref(t->ctx);
+    tp_obj_fini(&t->o);
+    free(t);
+}
+
 pc_err
 pc_tls_wrap(pc_tls **out, pc_tls_ctx *ctx, pc_sock *sock, const char *hostname)
 {
@@ -318,24 +328,23 @@ pc_tls_wrap(pc_tls **out, pc_tls_ctx *ctx, pc_sock *sock, const char *hostname)
     atomic_fetch_add_explicit(&ctx->refs, 1, memory_order_relaxed);
     t->ctx = ctx;
     t->sock = sock;
-    atomic_init(&t->refs, 1);
-    atomic_init(&t->closed, false);
-    pthread_mutex_init(&t->lock, NULL);
+    tp_obj_init(&t->o, tls_destroy);
     *out = t;
     return PC_OK;
 }
 
+/* Under the lock, at the first close: one try at close_notify (a full
+ * buffer loses it). The socket itself is closed with the last reference.
+ * (It is not shut down here: that would make the fd ready under the stale
+ * epoll registrations other workers keep for it, whose libev then touches
+ * the fd while we close it.) */
 static void
-unref(pc_tls *t)
+tls_on_close(tp_obj *o)
 {
-    if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
-        return;
-    wolfSSL_free(t->ssl);
-    pc_sock_close(&t->sock);
-    ctx_unref(t->ctx);
-    pthread_mutex_destroy(&t->lock);
-    tp_waiters_free(&t->waiters);
-    free(t);
+    pc_tls *t = (pc_tls *)o;
+
+    if (t->handshaken)
+        (void)wolfSSL_shutdown(t->ssl);
 }
 
 void
@@ -347,39 +356,23 @@ pc_tls_close(pc_tls **tp)
         return;
     t = *tp;
     *tp = NULL;
-    pthread_mutex_lock(&t->lock);
-    if (!atomic_exchange(&t->closed, true)) {
-        if (t->handshaken)
-            (void)wolfSSL_shutdown(
-                t->ssl); /* one try; a full buffer loses it */
-        tp_waiters_cancel(&t->waiters);
-    }
-    pthread_mutex_unlock(&t->lock);
-    /* wake tasks blocked on the socket itself too, and make the fd useless
-     * for late calls; the fd number stays ours until the last reference */
-    pc_sock_shutdown(t->sock, PC_READ | PC_WRITE);
-    unref(t);
+    tp_obj_close(&t->o, tls_on_close);
 }
 
 static pc_err
 enter(pc_tls *t)
 {
-    if (!t)
-        return PC_EINVAL;
-    if (!pc_in_task())
-        return PC_EPERM;
-    if (atomic_load(&t->closed))
-        return PC_ECLOSED;
-    thread_uses_tls();
-    atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
-    return PC_OK;
+    pc_err rc = t ? tp_obj_enter(&t->o) : PC_EINVAL;
+
+    if (rc == PC_OK)
+        thread_uses_tls();
+    return rc;
 }
 
 static pc_err
 leave(pc_tls *t, pc_err rc)
 {
-    unref(t);
-    return rc;
+    return tp_obj_leave(&t->o, rc);
 }
 
 /* Wait for `ev` on the fd until the deadline, registered so that a close
@@ -387,7 +380,7 @@ leave(pc_tls *t, pc_err rc)
 static pc_err
 wait_io(pc_tls *t, int ev, double deadline)
 {
-    return tp_wait_fd(&t->waiters, &t->lock, &t->closed, t->fd, ev, deadline);
+    return tp_obj_wait(&t->o, t->fd, ev, deadline);
 }
 
 /* ---- error classification -------------------------------------------------------------- */
@@ -466,6 +459,12 @@ classify(pc_tls *t, int err, const char **check)
     return PC_EPROTO;
 }
 
+static const char *
+side(const pc_tls *t)
+{
+    return t->ctx->server ? "server" : "client";
+}
+
 /* One wolfSSL step failed with return value ret: PC_EAGAIN with *ev set
  * when it only needs the fd, else the mapped error (logged when `what`). */
 static pc_err
@@ -484,19 +483,25 @@ step_fail(pc_tls *t, int ret, int *ev, const char *what)
         *ev = PC_WRITE;
         return PC_EAGAIN;
     }
-    if (atomic_load(&t->closed))
+    if (tp_obj_closed(&t->o))
         return PC_ECLOSED;
-    if (err == WOLFSSL_ERROR_ZERO_RETURN)
+    if (err == WOLFSSL_ERROR_ZERO_RETURN) {
+        PC_LOG_DEBUG("tls", "%s (%s side): the peer closed (close_notify)",
+                     what ? what : "call", side(t));
         return PC_ECLOSED;
+    }
     rc = classify(t, err, &check);
-    if (what) {
+    if (rc == PC_ECLOSED && t->handshaken) {
+        /* a peer that goes away after the handshake is not a failure */
+        PC_LOG_DEBUG("tls", "%s (%s side): %s", what ? what : "call", side(t),
+                     check);
+    } else if (what) {
         long vr = wolfSSL_get_verify_result(t->ssl);
         wolfSSL_ERR_error_string_n((unsigned long)err, why, sizeof why);
         PC_LOG_WARN("tls",
                     "%s (%s side) failed: %s: %s (wolfSSL %d, verify "
                     "result %ld) -> %s",
-                    what, t->ctx->server ? "server" : "client", check, why, err,
-                    vr, pc_err_name(rc));
+                    what, side(t), check, why, err, vr, pc_err_name(rc));
     }
     return rc;
 }
@@ -511,7 +516,7 @@ again(pc_tls *t, pc_err *rc, int ev, double deadline)
 {
     if (*rc != PC_EAGAIN)
         return false;
-    if (deadline >= 0 && tp_left(deadline) <= 0) {
+    if (pc_deadline_left(deadline) == 0) {
         *rc = PC_ETIMEDOUT;
         return false;
     }
@@ -522,7 +527,7 @@ again(pc_tls *t, pc_err *rc, int ev, double deadline)
 pc_err
 pc_tls_handshake(pc_tls *t, double timeout)
 {
-    double deadline = tp_deadline(timeout);
+    double deadline = pc_deadline(timeout);
     pc_err rc = enter(t);
     int ev = 0;
 
@@ -530,7 +535,7 @@ pc_tls_handshake(pc_tls *t, double timeout)
         return rc;
     for (;;) {
         int r;
-        pthread_mutex_lock(&t->lock);
+        pthread_mutex_lock(&t->o.lock);
         r = t->ctx->server ? wolfSSL_accept(t->ssl) : wolfSSL_connect(t->ssl);
         if (r == WOLFSSL_SUCCESS) {
             t->handshaken = true;
@@ -538,7 +543,7 @@ pc_tls_handshake(pc_tls *t, double timeout)
         } else {
             rc = step_fail(t, r, &ev, "handshake");
         }
-        pthread_mutex_unlock(&t->lock);
+        pthread_mutex_unlock(&t->o.lock);
         if (!again(t, &rc, ev, deadline))
             break;
     }
@@ -548,7 +553,7 @@ pc_tls_handshake(pc_tls *t, double timeout)
 pc_err
 pc_tls_read(pc_tls *t, void *buf, size_t len, double timeout, size_t *n)
 {
-    double deadline = tp_deadline(timeout);
+    double deadline = pc_deadline(timeout);
     pc_err rc;
     int ev = 0;
 
@@ -562,9 +567,9 @@ pc_tls_read(pc_tls *t, void *buf, size_t len, double timeout, size_t *n)
         len = 0x7fffffff;
     for (;;) {
         int r;
-        pthread_mutex_lock(&t->lock);
+        pthread_mutex_lock(&t->o.lock);
         if (!t->handshaken) {
-            pthread_mutex_unlock(&t->lock);
+            pthread_mutex_unlock(&t->o.lock);
             rc = PC_ESTATE;
             break;
         }
@@ -573,11 +578,15 @@ pc_tls_read(pc_tls *t, void *buf, size_t len, double timeout, size_t *n)
             *n = (size_t)r;
             rc = PC_OK;
         } else if (wolfSSL_get_error(t->ssl, r) == WOLFSSL_ERROR_ZERO_RETURN) {
+            PC_LOG_DEBUG("tls",
+                         "read (%s side): the peer closed "
+                         "(close_notify)",
+                         side(t));
             rc = PC_OK; /* close_notify: clean EOF */
         } else {
             rc = step_fail(t, r, &ev, "read");
         }
-        pthread_mutex_unlock(&t->lock);
+        pthread_mutex_unlock(&t->o.lock);
         if (!again(t, &rc, ev, deadline))
             break;
     }
@@ -587,7 +596,7 @@ pc_tls_read(pc_tls *t, void *buf, size_t len, double timeout, size_t *n)
 pc_err
 pc_tls_write_all(pc_tls *t, const void *buf, size_t len, double timeout)
 {
-    double deadline = tp_deadline(timeout);
+    double deadline = pc_deadline(timeout);
     const char *p = buf;
     pc_err rc;
     int ev = 0;
@@ -599,9 +608,9 @@ pc_tls_write_all(pc_tls *t, const void *buf, size_t len, double timeout)
     while (len > 0) {
         /* a retry after WANT_WRITE must repeat the same buffer and size */
         int chunk = len > 0x100000 ? 0x100000 : (int)len, r;
-        pthread_mutex_lock(&t->lock);
+        pthread_mutex_lock(&t->o.lock);
         if (!t->handshaken) {
-            pthread_mutex_unlock(&t->lock);
+            pthread_mutex_unlock(&t->o.lock);
             rc = PC_ESTATE;
             break;
         }
@@ -613,7 +622,7 @@ pc_tls_write_all(pc_tls *t, const void *buf, size_t len, double timeout)
         } else {
             rc = step_fail(t, r, &ev, "write");
         }
-        pthread_mutex_unlock(&t->lock);
+        pthread_mutex_unlock(&t->o.lock);
         if (rc == PC_OK)
             continue;
         if (!again(t, &rc, ev, deadline))

@@ -32,7 +32,8 @@ extern "C" {
     X(ENOTSUP, -17, "not supported")                                           \
     X(EFAILED, -18, "the task failed (ended with an error)")                   \
     X(EOWNERDEAD, -19,                                                         \
-      "acquired, but its previous owner ended holding it: repair its state")
+      "acquired, but its previous owner ended holding it: repair its state")   \
+    X(EREFUSED, -20, "connection refused")
 
 typedef enum pc_err {
 #define PC__ERR_ENUM(name, code, text) PC_##name = (code),

@@ -80,7 +80,7 @@ pc_err pc_proc_pipeline(pc_proc **out, char *const *const argvs[], size_t n,
 pid_t pc_proc_pid(const pc_proc *p, size_t i);
 
 /* The stream pipes as pc_fd (owned by p; NULL when not piped or closed),
- * for pc_fd_read_full() and friends. Any thread. */
+ * for pc_fd_read_exact() and friends. Any thread. */
 pc_fd *pc_proc_stdin(pc_proc *p);
 pc_fd *pc_proc_stdout(pc_proc *p);
 pc_fd *pc_proc_stderr(pc_proc *p);
@@ -115,8 +115,10 @@ pc_err pc_proc_readline_stderr(pc_proc *p, char **line, size_t *len, size_t max,
 /* Feed `input` (len bytes; may be NULL/0) to stdin and close it, while
  * reading stdout and stderr to their ends, then wait for the processes to
  * exit — all within `timeout` seconds, without deadlock whatever order the
- * child writes in (a helper task on the caller's worker writes, another
- * reads stderr). The outputs come back in new NUL-terminated buffers *out
+ * child writes in (the caller waits on all the pipes at once; no helper
+ * task). The input is read only by the caller, during the call. A task
+ * terminated inside the call leaves its state in p, freed by the next call
+ * or pc_proc_free(). The outputs come back in new NUL-terminated buffers *out
  * and *err (free() them; NULL out/err pointers are allowed, and a stream
  * not piped gives NULL and 0). Each is bounded by `max` bytes: beyond that
  * the output is read and dropped, and PC_ETOOBIG is returned with the

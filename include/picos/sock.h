@@ -8,7 +8,8 @@
  *
  * Errors: calls return pc_err and leave the system's errno in `errno` (and in
  * pc_sock_errno()) when a system call failed. Mapping:
- *   ECONNREFUSED, ECONNRESET, ECONNABORTED, EPIPE, ENOTCONN -> PC_ECLOSED
+ *   ECONNREFUSED -> PC_EREFUSED (nobody listens: not the same as a close);
+ *   ECONNRESET, ECONNABORTED, EPIPE, ENOTCONN -> PC_ECLOSED
  *   ETIMEDOUT -> PC_ETIMEDOUT;  EHOSTUNREACH, ENETUNREACH, ENETDOWN,
  *   EHOSTDOWN -> PC_EUNREACH;  ENOMEM, ENOBUFS -> PC_ENOMEM;  EMSGSIZE ->
  *   PC_ETOOBIG;  EAFNOSUPPORT, EPROTONOSUPPORT -> PC_ENOTSUP;  EINVAL ->
@@ -25,6 +26,17 @@
  * memory. The rule for users: a task may start a call on `s` only while
  * some reference it can count on is held (its own, or the owner's, which
  * the owner drops only after telling the task to stop).
+ *
+ * A task terminated (pc_task_terminate) inside a call leaves nothing
+ * behind: the reference its call held is dropped by the next close or
+ * release of the socket that finds the task gone (a task terminated from
+ * another worker may end a moment after such a close: then a daemon task
+ * of picos finds it within about 50 ms), so the fd is closed and the peer
+ * sees the end once the last holder has closed. References the terminated
+ * task held itself (pc_sock_retain) are its own, as any memory it held. A
+ * connect terminated while it waits closes its new fd the same way. A
+ * stream whose reader or writer was terminated mid-call may be out of step
+ * (part of a frame read or written): close it.
  *
  * Concurrency: any number of tasks, on any workers, may use one socket;
  * reads and writes are each one system call at a time, so two tasks writing
@@ -88,7 +100,7 @@ pc_err pc_sock_accept(pc_sock *s, pc_sock **client, double timeout);
 /* Connect over TCP to host:port, trying each resolved address in turn within
  * the one `timeout` (a non-blocking connect, then a wait for writability and
  * SO_ERROR). TCP_NODELAY is set. On PC_OK *s is the new socket, owned by the
- * caller. Returns PC_ECLOSED when refused (errno ECONNREFUSED), PC_ETIMEDOUT,
+ * caller. Returns PC_EREFUSED when refused (errno ECONNREFUSED), PC_ETIMEDOUT,
  * PC_ENOENT (host doesn't resolve), PC_EPERM (not a task), or a mapped errno.
  * Tasks only. */
 pc_err pc_sock_connect(pc_sock **s, const char *host, uint16_t port,
@@ -101,7 +113,7 @@ pc_err pc_sock_connect(pc_sock **s, const char *host, uint16_t port,
 pc_err pc_sock_unix_listen(pc_sock **s, const char *path, int backlog);
 
 /* Connect to the Unix stream listener at `path`, waiting up to `timeout`
- * while its backlog is full. Returns PC_OK, PC_ECLOSED (nobody listens:
+ * while its backlog is full. Returns PC_OK, PC_EREFUSED (nobody listens:
  * ECONNREFUSED), PC_ENOENT (no such file: ENOENT), PC_ETIMEDOUT, PC_EINVAL,
  * PC_EPERM (not a task). Tasks only. */
 pc_err pc_sock_unix_connect(pc_sock **s, const char *path, double timeout);

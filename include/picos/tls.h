@@ -18,8 +18,11 @@
  * saying it rejected ours); PC_EPROTO for protocol failures (plaintext on a
  * TLS port, version mismatch, bad records); PC_ETIMEDOUT; PC_ECLOSED (closed
  * locally, reset, or the peer vanished without close_notify). Each failed
- * handshake is logged once at WARN (module "tls") with wolfSSL's reason and
- * which check failed.
+ * handshake, and each real error later (a bad record, an alert), is logged
+ * once at WARN (module "tls") with wolfSSL's reason and which check
+ * failed. A peer that ends the connection after the handshake — with
+ * close_notify, by closing the socket, or with a reset — is normal and is
+ * logged at DEBUG only.
  *
  * Concurrency: one reader task and one writer task may use a pc_tls at once
  * (every wolfSSL call is made under the connection's mutex, never held
@@ -107,9 +110,12 @@ pc_err pc_tls_write_all(pc_tls *tls, const void *buf, size_t len,
 
 /* Close: send close_notify (best effort, one non-blocking try, only after a
  * completed handshake), wake every task waiting in a call on this connection
- * (they return PC_ECLOSED), close the socket, drop the caller's reference
- * and set *tls to NULL. Memory goes when the last task leaves its call.
- * NULL / *tls NULL: no-op. Any thread. */
+ * (they return PC_ECLOSED), drop the caller's reference and set *tls to
+ * NULL. The socket is closed and the memory freed when the last task has
+ * left its call; a task terminated inside a call counts as gone (as for
+ * pc_sock, picos/sock.h). After a write was terminated midway the stream
+ * is out of step (wolfSSL expects that write to be retried): close it. NULL /
+ * *tls NULL: no-op. Any thread. */
 void pc_tls_close(pc_tls **tls);
 
 #ifdef __cplusplus
