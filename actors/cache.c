@@ -9,7 +9,11 @@
  * whole remote stack with one exchange when its local list runs dry, so
  * blocks circulate between producer and consumer without malloc, and the
  * stack has no ABA problem (the only pop is "take all"). Each list keeps at
- * most PC__CACHE_MAX blocks; the rest go back to malloc.
+ * most PC__CACHE_MAX blocks; the rest go back to malloc. A worker freeing
+ * another home's blocks collects them in a batch per home and class and
+ * pushes RFREE_BATCH of them with one compare-exchange (the rest when it
+ * goes idle), so a stream across workers doesn't pay a contended atomic
+ * per block.
  *
  * Light actors come from slabs of SLAB_BLOCKS instead: a million actors
  * spawned at once then cost a few thousand mallocs, not a million. Slab
@@ -29,6 +33,7 @@ typedef struct blk {
 } blk;
 
 #define SLAB_BLOCKS 64
+#define RFREE_BATCH 32
 
 static bool
 slab_class(int c)
@@ -83,13 +88,64 @@ pc__cache_alloc(pc__worker *w, int c, uint16_t *home)
     return b;
 }
 
+/* Splice the chain first..last onto home cache k's remote stack. */
+static void
+push_home(pc__cache *k, blk *first, blk *last)
+{
+    void *head = atomic_load_explicit(&k->remote, memory_order_relaxed);
+
+    do {
+        last->next = head;
+    } while (!atomic_compare_exchange_weak_explicit(
+        &k->remote, &head, first, memory_order_release, memory_order_relaxed));
+}
+
+static void
+flush_one(pc__node *n, pc__rfree *r, int c, int home)
+{
+    if (!r->n)
+        return;
+    push_home(&n->workers[home].caches[c], r->head, r->tail);
+    r->head = r->tail = NULL;
+    r->n = 0;
+}
+
+/* Add b to worker w's batch for (home, c); false when there is no batch
+ * (out of memory: then the caller pushes b alone). */
+static bool
+batch(pc__worker *w, pc__node *n, int c, uint16_t home, blk *b)
+{
+    pc__rfree *r;
+
+    if (!w->rfree &&
+        !(w->rfree = calloc((size_t)n->nworkers * PC__CACHES, sizeof *r)))
+        return false;
+    r = &w->rfree[(home - 1) * PC__CACHES + c];
+    b->next = r->head;
+    r->head = b;
+    if (!r->tail)
+        r->tail = b;
+    if (++r->n >= RFREE_BATCH)
+        flush_one(n, r, c, home - 1);
+    return true;
+}
+
+void
+pc__cache_flush(pc__node *n, pc__worker *w)
+{
+    if (!w->rfree)
+        return;
+    for (int h = 0; h < n->nworkers; h++)
+        for (int c = 0; c < PC__CACHES; c++)
+            flush_one(n, &w->rfree[h * PC__CACHES + c], c, h);
+}
+
 void
 pc__cache_free(int c, uint16_t home, void *p)
 {
     pc__node *n = pc__the_node;
     pc__worker *w = pc__tls_worker;
     blk *b = p;
-    void *head;
     pc__cache *k;
 
     if (!home || !n || home > n->nworkers) {
@@ -107,16 +163,16 @@ pc__cache_free(int c, uint16_t home, void *p)
         k->nlocal++;
         return;
     }
-    head = atomic_load_explicit(&k->remote, memory_order_relaxed);
-    do {
-        b->next = head;
-    } while (!atomic_compare_exchange_weak_explicit(
-        &k->remote, &head, b, memory_order_release, memory_order_relaxed));
+    if (w && batch(w, n, c, home, b))
+        return;
+    push_home(k, b, b);
 }
 
 void
 pc__cache_fini(pc__worker *w)
 {
+    free(w->rfree); /* flushed by node_free() before any fini */
+    w->rfree = NULL;
     for (int c = 0; c < PC__CACHES; c++) {
         pc__cache *k = &w->caches[c];
         blk *b = atomic_exchange(&k->remote, NULL);

@@ -377,10 +377,20 @@ typedef struct pc__cache {
     void *slabs;            /* slab-backed classes: the slabs, linked */
 } pc__cache;
 
+typedef struct pc__node pc__node;
+
+/* Blocks freed on a worker for another home, sent back in batches. */
+typedef struct pc__rfree {
+    void *head, *tail;
+    unsigned n;
+} pc__rfree;
+
 /* A block of class c; *home records where it came from (0: plain malloc,
  * when called outside workers). */
 void *pc__cache_alloc(pc__worker *w, int c, uint16_t *home);
 void pc__cache_free(int c, uint16_t home, void *p);
+/* Send w's pending batches home (w's own thread, or at node teardown). */
+void pc__cache_flush(pc__node *n, pc__worker *w);
 void pc__cache_fini(pc__worker *w);
 
 /* ---- worker and node ----------------------------------------------------- */
@@ -411,6 +421,7 @@ struct pc__worker {
     uint32_t batch_next, batch_end; /* reserved fresh indexes */
     uint64_t rr;                    /* round-robin cursor for spawns */
     pc__cache caches[PC__CACHES];   /* cache.c */
+    pc__rfree *rfree; /* [home worker][class]: frees to send home, or NULL */
 #ifdef PC__ASAN
     void *sched_stack_lo;
     size_t sched_stack_size;

@@ -56,6 +56,8 @@ node_free(pc__node *n)
         }
         free(n->chunks);
     }
+    for (int i = 0; n->workers && i < n->nworkers; i++)
+        pc__cache_flush(n, &n->workers[i]); /* before any home goes */
     for (int i = 0; n->workers && i < n->nworkers; i++) {
         pc__worker *w = &n->workers[i];
         pc__cache_fini(w);

@@ -88,6 +88,8 @@ run_proc(pc__worker *w, pc__proc *p)
 static void
 worker_idle(pc__worker *w)
 {
+    pc__cache_flush(pc__the_node,
+                    w); /* a pause: blocks freed here go home now */
     for (int i = 1; i <= IDLE_SPINS; i++) {
         if (!pc__inbox_empty(w)) {
             ev_run(w->loop, EVRUN_NOWAIT); /* fds and timers still get a turn */
