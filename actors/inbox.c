@@ -28,7 +28,9 @@ mpsc_push(pc__mpsc *q, pc__env *e)
     pc__env *prev;
 
     atomic_store_explicit(&e->next, NULL, memory_order_relaxed);
-    prev = atomic_exchange_explicit(&q->head, e, memory_order_acq_rel);
+    /* seq_cst: with the load of `sleeping` after it, one half of the
+     * sleep/ring handshake (pc__env_push, worker_idle) */
+    prev = atomic_exchange_explicit(&q->head, e, memory_order_seq_cst);
     atomic_store_explicit(&prev->next, e, memory_order_release);
 }
 
@@ -65,7 +67,7 @@ mpsc_pop(pc__mpsc *q)
 static bool
 mpsc_empty(pc__mpsc *q)
 {
-    return q->tail == atomic_load_explicit(&q->head, memory_order_acquire) &&
+    return q->tail == atomic_load_explicit(&q->head, memory_order_seq_cst) &&
            !atomic_load_explicit(&q->tail->next, memory_order_acquire);
 }
 
@@ -99,10 +101,11 @@ pc__env_push(pc__worker *target, pc__env *e)
     if (foreign)
         atomic_fetch_add(&pc__the_node->foreign_pushes, 1);
     mpsc_push(&target->inbox, e);
-    /* Pairs with the fence in worker_idle(): either the worker sees our
-     * envelope before sleeping, or we see it sleeping and ring. */
-    atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&target->sleeping, memory_order_relaxed))
+    /* Dekker with worker_idle(), all four accesses seq_cst: we swap the
+     * inbox head then read `sleeping`, the worker sets `sleeping` then reads
+     * the head, so either it sees our envelope before sleeping or we see it
+     * sleeping and ring (on x86 the swap is the only barrier). */
+    if (atomic_load_explicit(&target->sleeping, memory_order_seq_cst))
         ev_async_send(target->loop, &target->doorbell);
     if (foreign)
         atomic_fetch_sub(&pc__the_node->foreign_pushes, 1);

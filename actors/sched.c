@@ -102,8 +102,8 @@ worker_idle(pc__worker *w)
         }
         pc__cpu_relax();
     }
-    atomic_store_explicit(&w->sleeping, true, memory_order_relaxed);
-    atomic_thread_fence(memory_order_seq_cst);
+    /* the other half of pc__env_push()'s handshake: set, then look */
+    atomic_store_explicit(&w->sleeping, true, memory_order_seq_cst);
     if (pc__inbox_empty(w) &&
         !atomic_load_explicit(&w->stop, memory_order_relaxed))
         ev_run(w->loop, EVRUN_ONCE);
