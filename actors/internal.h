@@ -417,7 +417,7 @@ struct pc__worker {
     size_t shared_size;
     pc__task *shared_owner; /* whose frames are on it now */
     /* slot free list (indexes), this worker's only */
-    uint32_t free_slot;
+    uint32_t free_slot, nfree;
     uint32_t batch_next, batch_end; /* reserved fresh indexes */
     uint64_t rr;                    /* round-robin cursor for spawns */
     pc__cache caches[PC__CACHES];   /* cache.c */
@@ -452,7 +452,10 @@ typedef struct pc__node {
     _Atomic(pc__slot *) *chunks; /* PC__MAX_CHUNKS entries */
     pthread_mutex_t chunk_mu;
     atomic_uint_fast32_t slot_next; /* next never-used index */
-    atomic_long nondaemon;          /* live non-daemon tasks */
+    pthread_mutex_t spare_mu;       /* guards spare, nspare */
+    uint32_t spare;                 /* free slots workers gave up (slot.c) */
+    atomic_uint nspare;
+    atomic_long nondaemon; /* live non-daemon tasks */
     atomic_bool stop_requested;
     atomic_int foreign_pushes; /* pc__env_push()es by non-worker threads */
     atomic_uint_fast64_t rr;

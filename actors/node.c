@@ -70,6 +70,7 @@ node_free(pc__node *n)
     pthread_mutex_destroy(&n->mu);
     pthread_cond_destroy(&n->cv);
     pthread_mutex_destroy(&n->chunk_mu);
+    pthread_mutex_destroy(&n->spare_mu);
     free(n);
 }
 
@@ -115,6 +116,7 @@ pc_node_start(const pc_node_opts *opts)
     n->stack_size = o.stack_size;
     pthread_mutex_init(&n->mu, NULL);
     pthread_mutex_init(&n->chunk_mu, NULL);
+    pthread_mutex_init(&n->spare_mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&n->cv, &ca);

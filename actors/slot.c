@@ -6,6 +6,11 @@
  * stale ref (PC_ENOENT) without touching the proc. Free slots go on the
  * freeing worker's own list; fresh indexes come from one atomic counter in
  * batches of 64, so spawn is O(1) and contention-free in the common case.
+ * A worker keeps at most SLOT_KEEP free slots and gives half of them to the
+ * node's spare list (under a mutex) beyond that; a spawn that finds its own
+ * list empty takes spares before fresh indexes. Without it, slots freed on
+ * one worker and spawned from another (or from a foreign thread) would make
+ * the table grow for ever.
  *
  * Generations of fresh slots start at the node's random `gen_base`, not at
  * 0, so a ref kept from an earlier node with the same fixed node id does not
@@ -17,6 +22,7 @@
 #include "internal.h"
 
 #define SLOT_BATCH 64
+#define SLOT_KEEP 4096 /* free slots a worker keeps */
 
 static pc_err
 chunk_ensure(pc__node *n, uint32_t idx)
@@ -70,19 +76,61 @@ slot_fresh(pc__worker *w, uint32_t *idx)
     return chunk_ensure(n, i);
 }
 
+/* Free slots are chained through their proc field: (next << 1) | 1. */
+static uint32_t
+chain_pop(uint32_t *head)
+{
+    uint32_t i = *head;
+    pc__slot *s = pc__slot_get(i);
+
+    *head = (uint32_t)((uintptr_t)atomic_load_explicit(&s->proc,
+                                                       memory_order_relaxed) >>
+                       1);
+    atomic_store_explicit(&s->proc, NULL, memory_order_relaxed);
+    return i;
+}
+
+static void
+chain_push(uint32_t *head, uint32_t i)
+{
+    atomic_store_explicit(&pc__slot_get(i)->proc,
+                          (pc__proc *)(((uintptr_t)*head << 1) | 1),
+                          memory_order_relaxed);
+    *head = i;
+}
+
+/* Move up to `want` spare slots onto *head (a worker's list, or a foreign
+ * spawn's single one); how many came. */
+static uint32_t
+spare_take(pc__node *n, uint32_t *head, uint32_t want)
+{
+    uint32_t got = 0;
+
+    if (!atomic_load_explicit(&n->nspare, memory_order_relaxed))
+        return 0;
+    pthread_mutex_lock(&n->spare_mu);
+    for (; got < want && n->spare; got++)
+        chain_push(head, chain_pop(&n->spare));
+    atomic_fetch_sub_explicit(&n->nspare, got, memory_order_relaxed);
+    pthread_mutex_unlock(&n->spare_mu);
+    return got;
+}
+
 pc_err
 pc__slot_alloc(pc__worker *w, uint32_t *idx, uint32_t *gen)
 {
+    pc__node *n = pc__the_node;
+    uint32_t mine = 0;
     pc_err rc;
 
-    if (w && w->free_slot) {
-        pc__slot *s = pc__slot_get(w->free_slot);
-        *idx = w->free_slot;
-        w->free_slot = (uint32_t)((uintptr_t)atomic_load_explicit(
-                                      &s->proc, memory_order_relaxed) >>
-                                  1);
-        atomic_store_explicit(&s->proc, NULL, memory_order_relaxed);
-        *gen = atomic_load_explicit(&s->gen, memory_order_relaxed);
+    if (w && !w->free_slot)
+        w->nfree += spare_take(n, &w->free_slot, SLOT_BATCH);
+    if (w ? w->free_slot != 0 : spare_take(n, &mine, 1) != 0) {
+        *idx = w ? chain_pop(&w->free_slot) : chain_pop(&mine);
+        if (w)
+            w->nfree--;
+        *gen = atomic_load_explicit(&pc__slot_get(*idx)->gen,
+                                    memory_order_relaxed);
         return PC_OK;
     }
     if ((rc = slot_fresh(w, idx)) != PC_OK)
@@ -102,10 +150,17 @@ pc__slot_release(pc__worker *w, uint32_t idx)
 
     atomic_store_explicit(&s->gen, g, memory_order_release);
     atomic_store_explicit(&s->zombie, 0, memory_order_relaxed);
-    atomic_store_explicit(&s->proc,
-                          (pc__proc *)(((uintptr_t)w->free_slot << 1) | 1),
-                          memory_order_relaxed);
-    w->free_slot = idx;
+    chain_push(&w->free_slot, idx);
+    if (++w->nfree > SLOT_KEEP) { /* give half to the spawns elsewhere */
+        pc__node *n = pc__the_node;
+        uint32_t k = SLOT_KEEP / 2;
+        pthread_mutex_lock(&n->spare_mu);
+        for (uint32_t j = 0; j < k; j++)
+            chain_push(&n->spare, chain_pop(&w->free_slot));
+        atomic_fetch_add_explicit(&n->nspare, k, memory_order_relaxed);
+        pthread_mutex_unlock(&n->spare_mu);
+        w->nfree -= k;
+    }
 }
 
 pc__slot *

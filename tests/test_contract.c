@@ -1,10 +1,13 @@
-/* tests/test_join.c — regressions of issue 7 in joins, waits and refs.
+/* tests/test_contract.c — the runtime's API contract where features meet:
+ * joins, waits, refs, senders, allocation failures, slot reuse.
  *
  * Joins across workers with "don't wait" (timeout 0) and with timeouts that
  * expire, reply tokens that wrap, refs kept across a node restart with the
- * same fixed node id, and pc_monitor's answer when it can't allocate. Some
- * checks look at runtime internals (a proc's joiner list, a task's reply
- * token) through actors/internal.h: the tests link the static library.
+ * same fixed node id, what pc_msg_sender names, pc_monitor's answer when it
+ * can't allocate, and slots that must be reused when procs end on another
+ * worker than the one that spawned them. Some checks look at runtime
+ * internals (a proc's joiner list, a task's reply token, the slot table)
+ * through actors/internal.h: the tests link the static library.
  */
 #include "../actors/internal.h"
 #include "testutil.h"
@@ -353,7 +356,64 @@ monitor_nomem(int W)
     PT_RUN_TASK(W, nomem_main, &c, &c.done, 1);
 }
 
-PT_MAIN("join", PT_WENTRY(monitor_nomem), PT_WENTRY(sender_is_who_sent),
-        PT_WENTRY(join_zero_timeout), PT_WENTRY(join_timeouts_leave_nothing),
+/* Slots freed on one worker are reused by spawns elsewhere: from a foreign
+ * thread, and from a task on another worker (the table used to grow by one
+ * slot per spawn in both cases, for ever). */
+#define SPAWNS 40000
+#define SLOT_BOUND 16384 /* far below SPAWNS, above what a worker keeps */
+
+static pc_msg *
+quick_task(void *arg)
+{
+    (void)arg;
+    return NULL;
+}
+
+static pc_msg *
+spawner_main(void *arg)
+{
+    struct join_ctx *c = arg;
+    pc_spawn_opts o = pt_on(1, PC_TASK_JOINABLE);
+
+    for (int i = 0; i < SPAWNS; i++) {
+        pc_ref r;
+        TCHECK_RC(pc_spawn(quick_task, NULL, &o, &r), PC_OK);
+        TCHECK_RC(pc_task_join(r, PT_LONG, NULL), PC_OK);
+    }
+    TCHECK(atomic_load(&pc__the_node->slot_next) < SLOT_BOUND);
+    atomic_fetch_add(&c->done, 1);
+    return NULL;
+}
+
+PT_WTEST(slots_reused_across_workers)
+static void
+slots_reused_across_workers(int W)
+{
+    struct join_ctx c;
+
+    memset(&c, 0, sizeof c);
+    PT_RUN_TASK(W, spawner_main, &c, &c.done, 1);
+}
+
+PT_TEST(slots_reused_from_foreign_thread)
+static void
+slots_reused_from_foreign_thread(void)
+{
+    pc_spawn_opts o = {.flags = PC_TASK_JOINABLE};
+
+    PT_START(2);
+    for (int i = 0; i < SPAWNS; i++) {
+        pc_ref r;
+        CU_ASSERT_EQUAL_FATAL(pc_spawn(quick_task, NULL, &o, &r), PC_OK);
+        CU_ASSERT_EQUAL_FATAL(pc_task_join(r, PT_LONG, NULL), PC_OK);
+    }
+    CU_ASSERT(atomic_load(&pc__the_node->slot_next) < SLOT_BOUND);
+    PT_RUN();
+}
+
+PT_MAIN("contract", PT_WENTRY(slots_reused_across_workers),
+        PT_ENTRY(slots_reused_from_foreign_thread), PT_WENTRY(monitor_nomem),
+        PT_WENTRY(sender_is_who_sent), PT_WENTRY(join_zero_timeout),
+        PT_WENTRY(join_timeouts_leave_nothing),
         PT_ENTRY(join_timeouts_foreign_thread), PT_WENTRY(token_wrap),
         PT_ENTRY(fixed_node_id_restart))
