@@ -490,6 +490,7 @@ pc_pool_run_ex(pc_pool *p, pc_pool_fn fn, void *arg, pc_pool_discard_fn discard,
             j->abandoned = true;
             pc__wait_drop(&rt);
             j = NULL;
+            rc = PC_ERUNNING; /* unlike a queued one, arg is still in use */
             break;
         case JOB_DONE: /* the result came with the timeout */
             rc = PC_OK;

@@ -420,7 +420,7 @@ timeout_running_waiter(void *arg)
 
     TCHECK_RC(
         pc_pool_run_ex(c->pool, gate_job_alloc, &c->g, discard_free, 0.3, &r),
-        PC_ETIMEDOUT);
+        PC_ERUNNING);
     TCHECK(r == NULL);
     TCHECK(pt_since(t0) >= 0.29);
     TCHECK_RC(pt_send(c->main, "timedout"), PC_OK);
@@ -781,9 +781,9 @@ foreign_threads(void)
     atomic_store(&discarded, 0);
     gate_open(&g, 'a'); /* one thread takes the next job */
     CU_ASSERT_EQUAL(pc_pool_join(pool, 0.05), PC_ETIMEDOUT);
-    CU_ASSERT_EQUAL(
-        pc_pool_run_ex(pool, gate_job_alloc, &g, discard_free, 0.2, &r),
-        PC_ETIMEDOUT);
+    /* running by then (one thread was free), or at worst still queued */
+    pc_err rr = pc_pool_run_ex(pool, gate_job_alloc, &g, discard_free, 0.2, &r);
+    CU_ASSERT(rr == PC_ERUNNING || rr == PC_ETIMEDOUT);
     gate_open(&g, 'b');
     gate_open(&g, 'c');
     CU_ASSERT_EQUAL(pc_pool_join(pool, PT_LONG), PC_OK);

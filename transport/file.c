@@ -644,9 +644,10 @@ run_job(pc_pool *pool, struct job *j, double timeout, pc_err *rc)
         job_del(h);
         *rc = PC_OK;
         break;
-    case J_RUNNING:
+    case J_RUNNING: /* PC_ERUNNING from the pool: a file call timed out */
         j->state = J_ABANDONED;
         j = NULL;
+        *rc = PC_ETIMEDOUT;
         break;
     default: /* J_QUEUED: it never started; if it does, it finds nothing */
         job_del(h);

@@ -33,7 +33,8 @@ extern "C" {
     X(EFAILED, -18, "the task failed (ended with an error)")                   \
     X(EOWNERDEAD, -19,                                                         \
       "acquired, but its previous owner ended holding it: repair its state")   \
-    X(EREFUSED, -20, "connection refused")
+    X(EREFUSED, -20, "connection refused")                                     \
+    X(ERUNNING, -21, "timed out while running: it goes on, result discarded")
 
 typedef enum pc_err {
 #define PC__ERR_ENUM(name, code, text) PC_##name = (code),

@@ -90,9 +90,11 @@ pc_err pc_pool_join(pc_pool *p, double timeout);
  * other tasks meanwhile, and the caller resumes on its own worker.
  * Returns:
  *   PC_OK        fn ran; *result (if result is not NULL) is its return value.
- *   PC_ETIMEDOUT fn did not start in time (it never will), or started and
- *                did not end in time (it runs on; its result is discarded,
- *                see pc_pool_run_ex()).
+ *   PC_ETIMEDOUT fn did not start in time: it never will, and arg is the
+ *                caller's again.
+ *   PC_ERUNNING  fn started and did not end in time: it runs on, so arg is
+ *                still in use until it returns; its result is discarded
+ *                (see pc_pool_run_ex()).
  *   PC_ECLOSED   the pool is being freed; fn did not run.
  *   PC_EPERM     called from a light-actor handler (can't wait there).
  *   PC_EINVAL    p or fn NULL.  PC_ENOMEM.
