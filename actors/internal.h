@@ -373,8 +373,9 @@ extern const size_t pc__cache_size[PC__CACHES];
 typedef struct pc__cache {
     void *local; /* home thread only */
     unsigned nlocal;
-    _Atomic(void *) remote; /* pushed by other threads */
-    void *slabs;            /* slab-backed classes: the slabs, linked */
+    _Atomic(void *) remote;       /* pushed by other threads */
+    void *arenas;                 /* slab-backed classes: the arenas, linked */
+    char *arena_next, *arena_end; /* room left in the newest arena */
 } pc__cache;
 
 typedef struct pc__node pc__node;
