@@ -14,7 +14,7 @@
  * With PC_TASK_JOINABLE its end code is kept until one pc_task_join() takes
  * it (PC_OK after PC_ACTOR_STOP, PC_EKILLED after terminate; no value).
  *
- * An idle light actor costs its state plus about 130 bytes.
+ * An idle light actor costs its state plus about 160 bytes.
  */
 #ifndef PICOS_ACTOR_H
 #define PICOS_ACTOR_H
