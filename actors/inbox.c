@@ -5,7 +5,7 @@
  * an envelope on the owner's inbox — Vyukov's intrusive MPSC queue, a
  * wait-free push — and rings its doorbell (an ev_async) only when the
  * worker is about to sleep, so a busy worker is never sent a system call.
- * The owner applies envelopes with pc__env_apply(), which is also what
+ * The owner applies envelopes with env_apply(), which is also what
  * pc__at_owner() calls directly when the target is on the caller's own
  * worker: one code path for "here" and "there".
  */
@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "internal.h"
+
+static void handle_env(pc__worker *w, pc__env *e);
 
 static void
 mpsc_init(pc__mpsc *q)
@@ -123,7 +125,7 @@ pc__inbox_drain(pc__worker *w)
     pc__env *e;
 
     while ((e = mpsc_pop(&w->inbox)))
-        pc__handle_env(w, e);
+        handle_env(w, e);
 }
 
 pc__env *
@@ -138,8 +140,9 @@ pc__inbox_empty(pc__worker *w)
     return mpsc_empty(&w->inbox);
 }
 
-void
-pc__env_apply(pc__worker *w, pc__env *e)
+/* Apply e on the owner's worker w (does not free e)... */
+static void
+env_apply(pc__worker *w, pc__env *e)
 {
     switch (e->kind) {
     case PC__ENV_SPAWN:
@@ -184,10 +187,11 @@ pc__env_apply(pc__worker *w, pc__env *e)
     }
 }
 
-void
-pc__handle_env(pc__worker *w, pc__env *e)
+/* ... and free it: what a worker does with each envelope it pops. */
+static void
+handle_env(pc__worker *w, pc__env *e)
 {
-    pc__env_apply(w, e);
+    env_apply(w, e);
     pc__env_free(e);
 }
 
@@ -203,7 +207,7 @@ pc__at_owner(const pc__env *req)
         return rc;
     if (p) {
         pc__env local = *req;
-        pc__env_apply(tw, &local);
+        env_apply(tw, &local);
         return PC_OK;
     }
     if (!(e = pc__env_new(req->kind)))

@@ -351,12 +351,8 @@ struct pc__sync {
     void *ptr;
 };
 
-pc__sync *pc__sync_new(void);
 void pc__sync_unref(pc__sync *s);
 void pc__sync_post(pc__sync *s, int rc, pc_msg *msg);
-/* Wait up to timeout (negative: forever); returns the posted rc or
- * PC_ETIMEDOUT; on PC_OK-like results *msg gets the posted message. */
-int pc__sync_wait(pc__sync *s, double timeout, pc_msg **msg);
 
 /* ---- block caches (cache.c) ---------------------------------------------- */
 
@@ -504,10 +500,6 @@ bool pc__inbox_empty(pc__worker *w);
 pc__env *pc__env_new(int kind);
 void pc__env_free(pc__env *e);
 void pc__env_push(pc__worker *target, pc__env *e);
-/* Apply e on the owner's worker w (does not free e) ... */
-void pc__env_apply(pc__worker *w, pc__env *e);
-/* ... and free it: what a worker does with each envelope it pops. */
-void pc__handle_env(pc__worker *w, pc__env *e);
 /* Have `req` (a template: kind, to and its other fields) applied to proc
  * req->to by its owner: at once when that is the caller's worker, else as a
  * copy posted to the owner. Returns PC_OK, pc__route()'s error, or
@@ -562,8 +554,6 @@ pc__proc *pc__runq_pop(pc__worker *w);
 
 /* ---- proc.c: life cycle --------------------------------------------------- */
 
-void pc__nondaemon_add(long n);
-int pc__pick_worker(int want);
 /* Spawn's common part: validate opts, allocate a zeroed proc of `size`
  * bytes of `kind`, give it a name and a slot, apply the flags and mailbox
  * bounds; *worker is where it goes. The caller fills the rest, takes the ref
@@ -574,17 +564,11 @@ void pc__publish(pc__proc *p, int worker); /* set slot, link or post */
 void pc__link(pc__worker *w, pc__proc *p);
 void pc__proc_finish(pc__worker *w, pc__proc *p, int rc, pc_msg *value);
 void pc__zombie_free(pc__worker *w, pc__proc *p);
-/* In pc__proc_finish: run p's pc_at_exit() handler, as p. */
-void pc__at_exit_run(pc__worker *w, pc__proc *p);
 void pc__terminate_local(pc__worker *w, pc__proc *p);
 /* JOIN envelope on the target's worker (e->ptr non-NULL: collect). */
 void pc__join_local(pc__worker *w, pc__env *e);
 /* UNJOIN: a timed-out joiner's record goes. */
 void pc__unjoin_local(pc__worker *w, pc__env *e);
-/* A zeroed proc of `size` bytes from cache class c (PC__CACHE_TASK/ACTOR);
- * pc__proc_free gives it back. */
-pc__proc *pc__proc_alloc(int c, size_t size);
-void pc__proc_free(pc__proc *p);
 
 /* ---- task.c: tasks ---------------------------------------------------------- */
 

@@ -18,8 +18,10 @@
 
 #include "internal.h"
 
-void
-pc__nondaemon_add(long n)
+static void at_exit_run(pc__worker *w, pc__proc *p);
+
+static void
+nondaemon_add(long n)
 {
     pc__node *nd = pc__the_node;
 
@@ -30,8 +32,8 @@ pc__nondaemon_add(long n)
     }
 }
 
-int
-pc__pick_worker(int want)
+static int
+pick_worker(int want)
 {
     pc__node *n = pc__the_node;
     pc__worker *w = pc__tls_worker;
@@ -47,8 +49,8 @@ pc__pick_worker(int want)
     return (int)(atomic_fetch_add(&n->rr, 1) % (uint64_t)n->nworkers);
 }
 
-pc__proc *
-pc__proc_alloc(int c, size_t size)
+static pc__proc *
+proc_alloc(int c, size_t size)
 {
     uint16_t home;
     pc__proc *p = pc__cache_alloc(pc__tls_worker, c, &home);
@@ -68,8 +70,8 @@ pc__proc_x_get(pc__proc *p)
     return p->x;
 }
 
-void
-pc__proc_free(pc__proc *p)
+static void
+proc_free(pc__proc *p)
 {
     if (p->x) {
         free(p->x->name);
@@ -91,26 +93,25 @@ pc__proc_new(int kind, size_t size, const pc_spawn_opts *opts, pc__proc **out,
         o = *opts;
     if (!pc__the_node)
         return PC_ESTATE;
-    if ((*worker = pc__pick_worker(o.worker)) < 0 ||
-        o.mailbox_policy > PC_MB_BLOCK)
+    if ((*worker = pick_worker(o.worker)) < 0 || o.mailbox_policy > PC_MB_BLOCK)
         return PC_EINVAL;
-    if (!(p = pc__proc_alloc(
-              kind == PC__ACTOR ? PC__CACHE_ACTOR : PC__CACHE_TASK, size)))
+    if (!(p = proc_alloc(kind == PC__ACTOR ? PC__CACHE_ACTOR : PC__CACHE_TASK,
+                         size)))
         return PC_ENOMEM;
     p->kind = (uint8_t)kind;
     /* named, bounded and joinable procs need their extension from the
      * start (a zombie keeps its end there) */
     if ((o.name || o.mailbox_cap || (o.flags & PC_TASK_JOINABLE)) &&
         !pc__proc_x_get(p)) {
-        pc__proc_free(p);
+        proc_free(p);
         return PC_ENOMEM;
     }
     if (o.name && !(p->x->name = strdup(o.name))) {
-        pc__proc_free(p);
+        proc_free(p);
         return PC_ENOMEM;
     }
     if ((rc = pc__slot_alloc(pc__tls_worker, &p->idx, &p->gen)) != PC_OK) {
-        pc__proc_free(p);
+        proc_free(p);
         return rc;
     }
     p->daemon = (o.flags & PC_TASK_DAEMON) != 0;
@@ -150,7 +151,7 @@ pc__publish(pc__proc *p, int worker)
 
     p->w = tw;
     if (!p->daemon)
-        pc__nondaemon_add(1);
+        nondaemon_add(1);
     atomic_store_explicit(&s->worker, (uint16_t)worker, memory_order_relaxed);
     atomic_store_explicit(&s->proc, p, memory_order_release);
     if (tw == w) {
@@ -185,12 +186,12 @@ pc__proc_finish(pc__worker *w, pc__proc *p, int rc, pc_msg *value)
     else
         pc__task_release(w, (pc__task *)p);
     /* as p, before its links, mail and locks go */
-    pc__at_exit_run(w, p);
+    at_exit_run(w, p);
     pc__sync_proc_ended(w, p);
     pc__mon_detach(p, &watchers, &links);
     pc__mb_clear(p);
     if (!p->daemon)
-        pc__nondaemon_add(-1);
+        nondaemon_add(-1);
     p->daemon = true; /* counted once */
     /* The ref must be stale (or a zombie's) before any joiner can learn of
      * the end, so that pc_alive() after a join is false on every worker. */
@@ -224,7 +225,7 @@ pc__zombie_free(pc__worker *w, pc__proc *p)
 {
     p->state = PC__ST_DEAD;
     pc__slot_release(w, p->idx);
-    pc__proc_free(p);
+    proc_free(p);
 }
 
 pc_err
@@ -237,7 +238,7 @@ pc_set_daemon(bool daemon)
         return PC_EPERM;
     if (p->daemon != daemon) {
         p->daemon = daemon;
-        pc__nondaemon_add(daemon ? -1 : 1);
+        nondaemon_add(daemon ? -1 : 1);
     }
     return PC_OK;
 }
@@ -261,8 +262,9 @@ pc_at_exit(void (*fn)(void *arg), void *arg)
     return PC_OK;
 }
 
-void
-pc__at_exit_run(pc__worker *w, pc__proc *p)
+/* In pc__proc_finish: run p's pc_at_exit() handler, as p. */
+static void
+at_exit_run(pc__worker *w, pc__proc *p)
 {
     void (*fn)(void *) = p->x ? p->x->at_exit : NULL;
     pc__proc *cur = w->cur; /* the scheduler's NULL, or a proc ending p */

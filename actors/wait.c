@@ -42,8 +42,8 @@ pc_deadline_left(double deadline)
     return left > 0 ? left : 0;
 }
 
-pc__sync *
-pc__sync_new(void)
+static pc__sync *
+sync_new(void)
 {
     pc__sync *s = calloc(1, sizeof *s);
     pthread_condattr_t ca;
@@ -98,8 +98,10 @@ pc__deadline_ts(double timeout, struct timespec *ts)
     }
 }
 
-int
-pc__sync_wait(pc__sync *s, double timeout, pc_msg **msg)
+/* Wait up to timeout (negative: forever); returns the posted rc or
+ * PC_ETIMEDOUT; on PC_OK-like results *msg gets the posted message. */
+static int
+sync_wait(pc__sync *s, double timeout, pc_msg **msg)
 {
     struct timespec ts;
     int rc;
@@ -199,7 +201,7 @@ pc__request_keep(pc__worker *tw, pc__env *e, double timeout, pc_msg **reply,
         }
         return rc;
     }
-    pc__sync *s = pc__sync_new();
+    pc__sync *s = sync_new();
     if (!s) {
         pc_msg_free(&e->msg);
         pc__env_free(e);
@@ -208,7 +210,7 @@ pc__request_keep(pc__worker *tw, pc__env *e, double timeout, pc_msg **reply,
     atomic_fetch_add(&s->refs, 1); /* one for the envelope's reply */
     e->rt.sync = s;
     pc__env_push(tw, e);
-    rc = pc__sync_wait(s, timeout, reply);
+    rc = sync_wait(s, timeout, reply);
     if (rc == PC_ETIMEDOUT && gave_up)
         *gave_up = (pc__reply_to){.sync = s}; /* our reference goes with it */
     else
@@ -236,7 +238,7 @@ pc__wait_prepare(pc__reply_to *rt)
     }
     if (w && w->cur)
         return PC_EPERM; /* a light actor can't block */
-    if (!(rt->sync = pc__sync_new()))
+    if (!(rt->sync = sync_new()))
         return PC_ENOMEM;
     atomic_fetch_add(&rt->sync->refs, 1); /* the waker's */
     return PC_OK;
@@ -253,7 +255,7 @@ pc__wait_block_msg(pc__reply_to *rt, double timeout, void **ptr, pc_msg **msg)
     if (msg)
         *msg = NULL;
     if (rt->sync) {
-        rc = pc__sync_wait(rt->sync, timeout, msg);
+        rc = sync_wait(rt->sync, timeout, msg);
         if (ptr && rc != PC_ETIMEDOUT)
             *ptr = rt->sync->ptr;
         pc__sync_unref(rt->sync); /* the waiter's */
