@@ -480,16 +480,64 @@ pc__slot_get(uint32_t idx)
 }
 /* The slot of a ref of this node whose generation still matches (a live
  * proc or a zombie), or NULL: stale, nil, another node's. Any thread. */
-pc__slot *pc__slot_of(pc_ref r);
+static inline pc__slot *
+pc__slot_of(pc_ref r)
+{
+    pc__node *n = pc__the_node;
+    pc__slot *s;
+
+    if (!n || r.node != n->id || !(s = pc__slot_get((uint32_t)r.id)) ||
+        atomic_load_explicit(&s->gen, memory_order_acquire) !=
+            (uint32_t)(r.id >> 32))
+        return NULL;
+    return s;
+}
+
 /* The worker owning the proc in slot s. */
-pc__worker *pc__slot_worker(const pc__slot *s);
+static inline pc__worker *
+pc__slot_worker(const pc__slot *s)
+{
+    return &pc__the_node->workers[atomic_load_explicit(&s->worker,
+                                                       memory_order_acquire)];
+}
+
+/* The proc in slot s, when it is the one r names. Only the owning worker
+ * may dereference it: nobody else frees it. */
+static inline pc__proc *
+pc__slot_proc(pc__slot *s, pc_ref r)
+{
+    pc__proc *p = atomic_load_explicit(&s->proc, memory_order_acquire);
+
+    if (!p || ((uintptr_t)p & 1) || p->idx != (uint32_t)r.id ||
+        p->gen != (uint32_t)(r.id >> 32))
+        return NULL;
+    return p;
+}
 pc__proc *pc__proc_lookup(pc__worker *w, pc_ref r); /* owner-side, live */
 pc_err pc__slot_alloc(pc__worker *w, uint32_t *idx, uint32_t *gen);
 void pc__slot_release(pc__worker *w, uint32_t idx);
 /* Route a ref of a live proc: PC_OK with *tw its worker and, when that is
  * the caller's worker, *local the proc; else PC_ENOENT / PC_EUNREACH /
  * PC_ESTATE. */
-pc_err pc__route(pc_ref to, pc__worker **tw, pc__proc **local);
+static inline pc_err
+pc__route(pc_ref to, pc__worker **tw, pc__proc **local)
+{
+    pc__node *n = pc__the_node;
+    pc__slot *s;
+
+    *local = NULL;
+    if (!n)
+        return PC_ESTATE;
+    if (to.node != n->id)
+        return pc_ref_is_nil(to) ? PC_ENOENT : PC_EUNREACH;
+    if (!(s = pc__slot_of(to)) ||
+        atomic_load_explicit(&s->zombie, memory_order_acquire))
+        return PC_ENOENT;
+    *tw = pc__slot_worker(s);
+    if (*tw != pc__tls_worker)
+        return PC_OK;
+    return (*local = pc__slot_proc(s, to)) ? PC_OK : PC_ENOENT;
+}
 
 /* ---- inbox.c: envelopes between threads --------------------------------- */
 
@@ -668,7 +716,23 @@ pc_err pc__mon_request(int kind, pc_ref target, pc_ref other);
 void pc__mon_exit(pc_ref to, pc_ref from, int reason, pc_msg *exit);
 void pc__mon_node_down(pc_ref local, pc_ref remote, bool link);
 
-/* msg.c */
+/* msg.c: a message (see msg.c's opening comment); here so that the send
+ * path can read the sender inline. */
+struct pc_msg {
+    atomic_uint refs;
+    uint16_t type_len;
+    uint16_t home; /* small message: its cache home (cache.c); 0: none */
+    size_t len;
+    pc_ref sender;
+    const char *type;
+    void *pb;               /* ProtobufCMessage *, or NULL */
+    _Atomic(char *) packed; /* pb's packed form, made on demand */
+    char *data;
+    void (*free_fn)(void *data, void *hint); /* payload not ours (remote) */
+    void *hint;
+    char inl[]; /* type NUL data NUL */
+};
+
 void pc__msg_set_sender(pc_msg *m, pc_ref sender);
 /* Make *mp name `sender` (nil: leave it) before it is sent: in place when
  * the caller holds the only reference, else by a copy of the header that
@@ -724,6 +788,20 @@ static inline pc_ref
 pc__proc_ref(const pc__proc *p)
 {
     return (pc_ref){pc__the_node->id, ((uint64_t)p->gen << 32) | p->idx};
+}
+
+/* pc__msg_stamp(mp, pc_self()), with the common case inline: a send from
+ * the running proc of a message that already names it. */
+static inline pc_err
+pc__msg_stamp_self(pc_msg **mp)
+{
+    pc__worker *w = pc__tls_worker;
+    pc_ref me;
+
+    if (!w || !w->cur)
+        return PC_OK; /* outside procs: the sender stays */
+    me = pc__proc_ref(w->cur);
+    return pc_ref_eq((*mp)->sender, me) ? PC_OK : pc__msg_stamp(mp, me);
 }
 
 #endif

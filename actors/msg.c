@@ -24,21 +24,6 @@
 
 #define SMALL_ROOM 64 /* type + NUL + payload + NUL of a cached message */
 
-struct pc_msg {
-    atomic_uint refs;
-    uint16_t type_len;
-    uint16_t home; /* small message: its cache home (cache.c); 0: none */
-    size_t len;
-    pc_ref sender;
-    const char *type;
-    ProtobufCMessage *pb;
-    _Atomic(char *) packed; /* pb's packed form, made on demand */
-    char *data;
-    void (*free_fn)(void *data, void *hint); /* payload not ours (remote) */
-    void *hint;
-    char inl[]; /* type NUL data NUL */
-};
-
 static pc_msg *
 msg_alloc(const char *type, size_t tlen, size_t dlen)
 {

@@ -94,7 +94,7 @@ pc_send_timeout(pc_ref to, pc_msg **m, double timeout)
 
     if (!m || !*m)
         return PC_EINVAL;
-    if ((rc = pc__msg_stamp(m, pc_self())) != PC_OK)
+    if ((rc = pc__msg_stamp_self(m)) != PC_OK)
         return rc;
     return send_msg(to, m, 0, timeout, NULL, NULL);
 }
@@ -127,7 +127,7 @@ pc_deliver(pc_ref to, pc_msg **m, double timeout)
         return PC_EINVAL;
     if (w && w->cur && !pc__cur_task(w))
         return PC_EPERM;
-    if ((rc = pc__msg_stamp(m, pc_self())) != PC_OK)
+    if ((rc = pc__msg_stamp_self(m)) != PC_OK)
         return rc;
     if ((rc = pc__route(to, &tw, &p)) != PC_OK)
         return rc == PC_EUNREACH ? pc__remote_deliver(to, m, timeout) : rc;
@@ -162,7 +162,7 @@ pc_recv(pc_msg **out, double timeout)
     *out = NULL;
     if (!t)
         return PC_EPERM;
-    if ((*out = pc__swap_offer(t)))
+    if (t->x && (*out = pc__swap_offer(t))) /* no extension: no swap */
         return PC_OK;
     if (pc__mb_len(&t->p)) {
         *out = pc__mb_pop(&t->p);
@@ -171,7 +171,7 @@ pc_recv(pc_msg **out, double timeout)
     if (timeout == 0)
         return PC_ETIMEDOUT;
     rc = pc__task_wait(w, t, PC__ST_AWAIT_MSG, timeout);
-    if ((*out = pc__swap_offer(t)))
+    if (t->x && (*out = pc__swap_offer(t)))
         return PC_OK;      /* woken for a hot swap */
     if (pc__mb_len(&t->p)) /* a message that raced the timer counts */
         rc = PC_OK;

@@ -163,40 +163,6 @@ pc__slot_release(pc__worker *w, uint32_t idx)
     }
 }
 
-pc__slot *
-pc__slot_of(pc_ref r)
-{
-    pc__node *n = pc__the_node;
-    uint32_t idx = (uint32_t)r.id;
-    pc__slot *s;
-
-    if (!n || r.node != n->id || !(s = pc__slot_get(idx)) ||
-        atomic_load_explicit(&s->gen, memory_order_acquire) !=
-            (uint32_t)(r.id >> 32))
-        return NULL;
-    return s;
-}
-
-pc__worker *
-pc__slot_worker(const pc__slot *s)
-{
-    return &pc__the_node->workers[atomic_load_explicit(&s->worker,
-                                                       memory_order_acquire)];
-}
-
-/* The proc in slot s, when it is the one r names. Only the owning worker
- * may dereference it: nobody else frees it. */
-static pc__proc *
-slot_proc(pc__slot *s, pc_ref r)
-{
-    pc__proc *p = atomic_load_explicit(&s->proc, memory_order_acquire);
-
-    if (!p || ((uintptr_t)p & 1) || p->idx != (uint32_t)r.id ||
-        p->gen != (uint32_t)(r.id >> 32))
-        return NULL;
-    return p;
-}
-
 pc__proc *
 pc__proc_lookup(pc__worker *w, pc_ref r)
 {
@@ -205,27 +171,7 @@ pc__proc_lookup(pc__worker *w, pc_ref r)
     if (!s ||
         atomic_load_explicit(&s->worker, memory_order_relaxed) != w->index)
         return NULL;
-    return slot_proc(s, r);
-}
-
-pc_err
-pc__route(pc_ref to, pc__worker **tw, pc__proc **local)
-{
-    pc__node *n = pc__the_node;
-    pc__slot *s;
-
-    *local = NULL;
-    if (!n)
-        return PC_ESTATE;
-    if (to.node != n->id)
-        return pc_ref_is_nil(to) ? PC_ENOENT : PC_EUNREACH;
-    if (!(s = pc__slot_of(to)) ||
-        atomic_load_explicit(&s->zombie, memory_order_acquire))
-        return PC_ENOENT;
-    *tw = pc__slot_worker(s);
-    if (*tw != pc__tls_worker)
-        return PC_OK;
-    return (*local = slot_proc(s, to)) ? PC_OK : PC_ENOENT;
+    return pc__slot_proc(s, r);
 }
 
 bool
