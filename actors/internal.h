@@ -404,6 +404,7 @@ struct pc__worker {
     pc__ctx sched_ctx;
     pc__proc *rq_head, *rq_tail; /* run queue, FIFO */
     int budget;                  /* direct switches left before I/O poll */
+    unsigned inbox_wakes;        /* idle spins ended by the inbox (sched.c) */
     pc__task *dead;              /* ended task whose stack is to release */
     int dead_rc;                 /* ... how it ended, and its value */
     pc_msg *dead_val;

@@ -15,6 +15,7 @@
 #define SWITCH_BUDGET 256
 #define IDLE_SPINS 512   /* pause instructions before sleeping: ~10-20 us */
 #define FD_POLL_SPINS 32 /* spins between two polls of the fds: ~1 us */
+#define IDLE_STEP_MAX 16 /* at most this many spins between inbox looks */
 
 void
 pc__runq_push(pc__worker *w, pc__proc *p)
@@ -88,19 +89,27 @@ run_proc(pc__worker *w, pc__proc *p)
 static void
 worker_idle(pc__worker *w)
 {
-    pc__cache_flush(pc__the_node,
-                    w); /* a pause: blocks freed here go home now */
-    for (int i = 1; i <= IDLE_SPINS; i++) {
+    /* a pause: blocks freed here go home now */
+    pc__cache_flush(pc__the_node, w);
+    for (int i = 0, step = 1; i < IDLE_SPINS; i += step) {
         if (!pc__inbox_empty(w)) {
-            ev_run(w->loop, EVRUN_NOWAIT); /* fds and timers still get a turn */
+            /* fds and timers still get a turn, now and then: a worker fed
+             * only by its inbox never reaches the loop's own poll */
+            if ((++w->inbox_wakes & 15) == 0)
+                ev_run(w->loop, EVRUN_NOWAIT);
             return;
         }
-        if (i % FD_POLL_SPINS == 0) {
+        if (i / FD_POLL_SPINS != (i + step) / FD_POLL_SPINS) {
             ev_run(w->loop, EVRUN_NOWAIT);
             if (w->rq_head)
                 return;
         }
-        pc__cpu_relax();
+        /* back off: a tight loop on the inbox's cache line slows down the
+         * producers that write it */
+        for (int k = 0; k < step; k++)
+            pc__cpu_relax();
+        if (step < IDLE_STEP_MAX)
+            step *= 2;
     }
     /* the other half of pc__env_push()'s handshake: set, then look */
     atomic_store_explicit(&w->sleeping, true, memory_order_seq_cst);
