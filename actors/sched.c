@@ -82,10 +82,10 @@ run_proc(pc__worker *w, pc__proc *p)
 
 /* Nothing runnable: first spin a few microseconds (another worker's reply
  * is often that close, and sleeping costs two system calls and a wake-up),
- * watching the inbox at every turn and the fds and timers every
- * FD_POLL_SPINS turns, so a socket that becomes readable meanwhile is
- * served at once instead of after the spin; then sleep in libev until an
- * fd, a timer or the doorbell. */
+ * looking at the inbox with growing gaps (1, 2, 4 ... IDLE_STEP_MAX pauses)
+ * and at the fds and timers every FD_POLL_SPINS pauses, so a socket that
+ * becomes readable meanwhile is served at once instead of after the spin;
+ * then sleep in libev until an fd, a timer or the doorbell. */
 static void
 worker_idle(pc__worker *w)
 {
