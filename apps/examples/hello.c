@@ -1,8 +1,9 @@
 /* hello.c — the smallest picos program: an echo task and a client task.
  *
  * The echo is a daemon, so pc_node_run() returns once the client is done. It
- * sends each message it receives back to the task that made it: a received
- * message belongs to the receiver, so it may pass it on as it is.
+ * sends each message it receives back to its sender: a received message
+ * belongs to the receiver, so it may pass it on as it is (and the reply then
+ * names the echo as its sender).
  */
 #include <stdio.h>
 #include <string.h>
