@@ -103,22 +103,4 @@ static const struct fz_seed seeds[] = {
     FZ_SEED("\r\n\r\nx"),
 };
 
-#ifdef PICOS_LIBFUZZER
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fz_run_seeds(seeds, sizeof seeds / sizeof seeds[0]);
-    return 0;
-}
-#else
-int
-main(int argc, char **argv)
-{
-    return fz_driver("fuzz_readline", argc, argv, seeds,
-                     sizeof seeds / sizeof seeds[0]);
-}
-#endif
+FZ_MAIN("fuzz_readline", seeds)

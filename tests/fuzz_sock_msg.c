@@ -102,22 +102,4 @@ static const struct fz_seed seeds[] = {
     FZ_SEED("\x00\x00\x00\x03one\x00\x00\x00\x03two\x00\x00\x00"),
 };
 
-#ifdef PICOS_LIBFUZZER
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fz_run_seeds(seeds, sizeof seeds / sizeof seeds[0]);
-    return 0;
-}
-#else
-int
-main(int argc, char **argv)
-{
-    return fz_driver("fuzz_sock_msg", argc, argv, seeds,
-                     sizeof seeds / sizeof seeds[0]);
-}
-#endif
+FZ_MAIN("fuzz_sock_msg", seeds)

@@ -173,4 +173,25 @@ fz_driver(const char *name, int argc, char **argv, const struct fz_seed *seeds,
 }
 #endif
 
+/* The entry points of a target with a `seeds` table: under libFuzzer the
+ * initializer runs every seed once; otherwise main() is fz_driver(). */
+#ifdef PICOS_LIBFUZZER
+#define FZ_MAIN(name, seeds)                                                   \
+    int LLVMFuzzerInitialize(int *argc, char ***argv);                         \
+    int LLVMFuzzerInitialize(int *argc, char ***argv)                          \
+    {                                                                          \
+        (void)argc;                                                            \
+        (void)argv;                                                            \
+        fz_run_seeds(seeds, sizeof seeds / sizeof seeds[0]);                   \
+        return 0;                                                              \
+    }
+#else
+#define FZ_MAIN(name, seeds)                                                   \
+    int main(int argc, char **argv)                                            \
+    {                                                                          \
+        return fz_driver(name, argc, argv, seeds,                              \
+                         sizeof seeds / sizeof seeds[0]);                      \
+    }
+#endif
+
 #endif
