@@ -155,10 +155,9 @@ pc_msg_free(pc_msg **mp)
     if (atomic_load_explicit(&m->refs, memory_order_acquire) != 1 &&
         atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
         return;
-    if (m->pb) {
+    if (m->pb && !m->free_fn) /* with free_fn, the pb is borrowed */
         protobuf_c_message_free_unpacked(m->pb, NULL);
-        free(atomic_load_explicit(&m->packed, memory_order_relaxed));
-    }
+    free(atomic_load_explicit(&m->packed, memory_order_relaxed));
     if (m->free_fn)
         m->free_fn(m->data, m->hint);
     if (m->home)
@@ -271,6 +270,8 @@ pc__msg_stamp(pc_msg **mp, pc_ref sender)
     if (!data) { /* no payload: nothing borrowed */
         c->free_fn = NULL;
         pc_msg_free(&m);
+    } else {
+        c->pb = m->pb; /* borrowed too: the original outlives c */
     }
     *mp = c; /* our reference to m now belongs to c */
     return PC_OK;

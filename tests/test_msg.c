@@ -477,8 +477,66 @@ msg_pb_shared(int W)
     }
 }
 
-PT_MAIN("msg", PT_ENTRY(msg_basic), PT_ENTRY(msg_binary_payload),
-        PT_ENTRY(msg_empty), PT_ENTRY(msg_new_str), PT_ENTRY(msg_type_length),
+/* A pb message still shared by its maker, handed back by an echo: the
+ * echo's send gives it a new header naming the echo, over the same
+ * payload, and the receiver still finds the unpacked message. */
+struct pbfwd_ctx {
+    atomic_int done;
+};
+
+static pc_msg *
+pb_echo(void *arg)
+{
+    pc_msg *m = NULL;
+
+    (void)arg;
+    TCHECK_RC(pc_recv(&m, PT_LONG), PC_OK);
+    if (m)
+        TCHECK_RC(pc_send(pc_msg_sender(m), &m), PC_OK);
+    pc_msg_free(&m);
+    return NULL;
+}
+
+static pc_msg *
+pb_forward_main(void *arg)
+{
+    struct pbfwd_ctx *c = arg;
+    pc_ref e = pt_spawn(pb_echo, NULL, 1, 0);
+    pc_msg *m = NULL, *keep, *r = NULL;
+    const Picos__Test__Ping *p;
+
+    TCHECK_RC(pc_msg_new_pb(&m, make_ping(77, "shared")), PC_OK);
+    keep = pc_msg_ref(m); /* shared while the echo forwards it */
+    TCHECK_RC(pc_send(e, &m), PC_OK);
+    TCHECK_RC(pc_recv(&r, PT_LONG), PC_OK);
+    TCHECK(r && r != keep);                            /* a new header... */
+    TCHECK(r && pc_ref_eq(pc_msg_sender(r), e));       /* ...naming the echo */
+    TCHECK(pc_ref_eq(pc_msg_sender(keep), pc_self())); /* ours unchanged */
+    p = r ? pc_msg_pb(r) : NULL;
+    TCHECK(p != NULL && p == pc_msg_pb(keep)); /* the same unpacked message */
+    TCHECK(p && p->seq == 77);
+    TCHECK(r && pc_msg_is(r, pc_msg_type(keep)));
+    pc_msg_free(&keep); /* r keeps the original alive */
+    p = r ? pc_msg_pb(r) : NULL;
+    TCHECK(p && p->seq == 77 && strcmp(p->text, "shared") == 0);
+    pc_msg_free(&r);
+    atomic_fetch_add(&c->done, 1);
+    return NULL;
+}
+
+PT_WTEST(msg_pb_forwarded_shared)
+static void
+msg_pb_forwarded_shared(int W)
+{
+    struct pbfwd_ctx c;
+
+    memset(&c, 0, sizeof c);
+    PT_RUN_TASK(W, pb_forward_main, &c, &c.done, 1);
+}
+
+PT_MAIN("msg", PT_WENTRY(msg_pb_forwarded_shared), PT_ENTRY(msg_basic),
+        PT_ENTRY(msg_binary_payload), PT_ENTRY(msg_empty),
+        PT_ENTRY(msg_new_str), PT_ENTRY(msg_type_length),
         PT_ENTRY(msg_refcount), PT_ENTRY(msg_refcount_threads),
         PT_WENTRY(msg_sender), PT_ENTRY(msg_pb_roundtrip),
         PT_ENTRY(msg_pb_from_unpack), PT_WENTRY(msg_pb_shared))
