@@ -77,7 +77,7 @@ pc__env *
 pc__env_new(int kind)
 {
     uint16_t home;
-    pc__env *e = pc__cache_alloc(pc__tls_worker, PC__CACHE_ENV, &home);
+    pc__env *e = pc__cache_get(pc__tls_worker, PC__CACHE_ENV, &home);
 
     if (e) {
         memset(e, 0, sizeof *e);
@@ -90,7 +90,7 @@ pc__env_new(int kind)
 void
 pc__env_free(pc__env *e)
 {
-    pc__cache_free(PC__CACHE_ENV, e->home, e);
+    pc__cache_put(PC__CACHE_ENV, e->home, e);
 }
 
 void

@@ -389,6 +389,10 @@ void pc__cache_free(int c, uint16_t home, void *p);
 /* Send w's pending batches home (w's own thread, or at node teardown). */
 void pc__cache_flush(pc__node *n, pc__worker *w);
 void pc__cache_fini(pc__worker *w);
+/* pc__cache_alloc / pc__cache_free with their common case inline (a block
+ * from / back to the calling worker's own list); defined at the end. */
+static inline void *pc__cache_get(pc__worker *w, int c, uint16_t *home);
+static inline void pc__cache_put(int c, uint16_t home, void *p);
 
 /* ---- worker and node ----------------------------------------------------- */
 
@@ -803,6 +807,37 @@ pc__msg_stamp_self(pc_msg **mp)
         return PC_OK; /* outside procs: the sender stays */
     me = pc__proc_ref(w->cur);
     return pc_ref_eq((*mp)->sender, me) ? PC_OK : pc__msg_stamp(mp, me);
+}
+
+static inline void *
+pc__cache_get(pc__worker *w, int c, uint16_t *home)
+{
+    pc__cache *k;
+    void *b;
+
+    if (!w || !(b = (k = &w->caches[c])->local))
+        return pc__cache_alloc(w, c, home);
+    k->local = *(void **)b; /* a free block's first word links the next */
+    if (k->nlocal)
+        k->nlocal--;
+    *home = (uint16_t)(w->index + 1);
+    return b;
+}
+
+static inline void
+pc__cache_put(int c, uint16_t home, void *p)
+{
+    pc__worker *w = pc__tls_worker;
+    pc__cache *k;
+
+    if (w && home == w->index + 1 &&
+        (k = &w->caches[c])->nlocal < PC__CACHE_MAX) {
+        *(void **)p = k->local;
+        k->local = p;
+        k->nlocal++;
+        return;
+    }
+    pc__cache_free(c, home, p);
 }
 
 #endif

@@ -28,11 +28,12 @@ static pc_msg *
 msg_alloc(const char *type, size_t tlen, size_t dlen)
 {
     size_t room = tlen + 1 + dlen + 1;
+    pc__worker *w = pc__tls_worker;
     uint16_t home = 0;
     pc_msg *m;
 
     if (room <= SMALL_ROOM)
-        m = pc__cache_alloc(pc__tls_worker, PC__CACHE_MSG, &home);
+        m = pc__cache_get(w, PC__CACHE_MSG, &home);
     else
         m = malloc(sizeof *m + room);
     if (!m)
@@ -41,7 +42,7 @@ msg_alloc(const char *type, size_t tlen, size_t dlen)
     m->home = home;
     m->type_len = (uint16_t)tlen;
     m->len = dlen;
-    m->sender = pc_self();
+    m->sender = (w && w->cur) ? pc__proc_ref(w->cur) : PC_REF_NIL;
     m->pb = NULL;
     m->free_fn = NULL;
     atomic_init(&m->packed, NULL);
@@ -161,7 +162,7 @@ pc_msg_free(pc_msg **mp)
     if (m->free_fn)
         m->free_fn(m->data, m->hint);
     if (m->home)
-        pc__cache_free(PC__CACHE_MSG, m->home, m);
+        pc__cache_put(PC__CACHE_MSG, m->home, m);
     else
         free(m);
 }

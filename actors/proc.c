@@ -53,7 +53,7 @@ static pc__proc *
 proc_alloc(int c, size_t size)
 {
     uint16_t home;
-    pc__proc *p = pc__cache_alloc(pc__tls_worker, c, &home);
+    pc__proc *p = pc__cache_get(pc__tls_worker, c, &home);
 
     if (p) {
         memset(p, 0, size);
@@ -77,8 +77,8 @@ proc_free(pc__proc *p)
         free(p->x->name);
         free(p->x);
     }
-    pc__cache_free(p->kind == PC__ACTOR ? PC__CACHE_ACTOR : PC__CACHE_TASK,
-                   p->home, p);
+    pc__cache_put(p->kind == PC__ACTOR ? PC__CACHE_ACTOR : PC__CACHE_TASK,
+                  p->home, p);
 }
 
 pc_err
