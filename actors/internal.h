@@ -242,6 +242,12 @@ pc__proc_ending(const pc__proc *p)
     return p->state == PC__ST_DEAD;
 }
 
+/* A small task's frames while another one has the shared stack. */
+typedef struct pc__save {
+    size_t len, cap;
+    char data[];
+} pc__save;
+
 /* What a task needs only once it waits with a timeout, waits for an fd,
  * is hot-swapped or blocks on a full mailbox: made on first use, freed when
  * it ends, so an idle task waiting for mail costs none of it. */
@@ -276,9 +282,8 @@ typedef struct pc__task {
     uint32_t token; /* bumps at every reply wait; stale replies mismatch */
     void *wake_val;
     pc_msg *reply_msg; /* join result */
-    /* small mode: the frames copied out of the shared stack */
-    char *save;
-    size_t save_len, save_cap;
+    /* small mode: the frames copied out of the shared stack, or NULL */
+    struct pc__save *save;
 #ifdef PC__TSAN
     void *fiber;
 #endif

@@ -87,19 +87,19 @@ shared_claim(pc__worker *w, pc__task *t)
         return false;
     if (o) {
         size_t len = (size_t)(shared_top(w) - (char *)o->ctx.sp);
-        if (len > o->save_cap) {
-            char *nb = realloc(o->save, len);
+        if (!o->save || len > o->save->cap) {
+            pc__save *nb = realloc(o->save, sizeof *nb + len);
             if (!nb)
                 return false;
             o->save = nb;
-            o->save_cap = len;
+            o->save->cap = len;
         }
-        memcpy(o->save, o->ctx.sp, len);
-        o->save_len = len;
+        memcpy(o->save->data, o->ctx.sp, len);
+        o->save->len = len;
     }
     w->shared_owner = t;
     if (t->ctx.sp) {
-        memcpy(shared_top(w) - t->save_len, t->save, t->save_len);
+        memcpy(shared_top(w) - t->save->len, t->save->data, t->save->len);
     } else {
         pc__ctx_make(&t->ctx, w->shared->lo, w->shared->size, task_entry);
     }
@@ -222,7 +222,8 @@ pc__task_rebirth(pc__worker *w, pc__task *t)
     w->reborn = t;
     if (w->shared_owner == t)
         w->shared_owner = NULL; /* its frames are garbage now */
-    t->save_len = 0;
+    if (t->save)
+        t->save->len = 0;
     go(w, &t->ctx, NULL, true);
     abort(); /* never resumed: the scheduler starts it afresh */
 }
@@ -245,7 +246,6 @@ pc__task_release(pc__worker *w, pc__task *t)
         w->shared_owner = NULL;
     free(t->save);
     t->save = NULL;
-    t->save_len = t->save_cap = 0;
     pc_msg_free(&t->reply_msg);
 #ifdef PC__TSAN
     if (t->fiber && t != (pc__task *)w->cur) {
