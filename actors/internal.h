@@ -532,20 +532,33 @@ void pc__slot_release(pc__worker *w, uint32_t idx);
 static inline pc_err
 pc__route(pc_ref to, pc__worker **tw, pc__proc **local)
 {
+    /* written out, not pc__slot_of(): every load here is done once (after
+     * an acquire load the compiler must read globals again) */
     pc__node *n = pc__the_node;
-    pc__slot *s;
+    pc__worker *me = pc__tls_worker;
+    uint32_t idx = (uint32_t)to.id;
+    pc__slot *chunk, *s;
+    uint16_t wi;
 
     *local = NULL;
     if (!n)
         return PC_ESTATE;
     if (to.node != n->id)
         return pc_ref_is_nil(to) ? PC_ENOENT : PC_EUNREACH;
-    if (!(s = pc__slot_of(to)) ||
+    if (!idx || !(chunk = atomic_load_explicit(
+                      &n->chunks[idx >> PC__CHUNK_BITS], memory_order_acquire)))
+        return PC_ENOENT;
+    s = &chunk[idx & (PC__CHUNK_SLOTS - 1)];
+    if (atomic_load_explicit(&s->gen, memory_order_acquire) !=
+            (uint32_t)(to.id >> 32) ||
         atomic_load_explicit(&s->zombie, memory_order_acquire))
         return PC_ENOENT;
-    *tw = pc__slot_worker(s);
-    if (*tw != pc__tls_worker)
+    wi = atomic_load_explicit(&s->worker, memory_order_acquire);
+    if (!me || me->index != wi) {
+        *tw = &n->workers[wi];
         return PC_OK;
+    }
+    *tw = me;
     return (*local = pc__slot_proc(s, to)) ? PC_OK : PC_ENOENT;
 }
 
