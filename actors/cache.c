@@ -18,13 +18,13 @@
  * Light actors come from slabs of SLAB_BLOCKS instead, carved from arenas
  * mapped with MAP_POPULATE: a million actors spawned at once then cost a
  * few hundred system calls, not thousands of mallocs (each growing malloc's
- * heap by a page or two) and ~40k page faults. Slab
- * blocks are never freed one by one: they stay on the lists (memory is kept
- * at its peak) and the slabs go with the node, which is safe because no
- * proc outlives its node. Messages can outlive the node (an exit value held
- * by main()), so they don't use slabs; tasks don't either (measured: a
- * million-task spawn whose messages reuse the ended tasks' freed memory
- * peaks at 249 MiB with malloc and 402 MiB with slabs, for no speed).
+ * heap by a page or two) and ~40k page faults. Slab blocks are never freed
+ * one by one: they stay on the lists (memory is kept at its peak) and the
+ * arenas go with the node, which is safe because no proc outlives its node.
+ * Messages can outlive the node (an exit value held by main()), so they don't
+ * use slabs; tasks don't either (measured: a million-task spawn whose messages
+ * reuse the ended tasks' freed memory peaks at 249 MiB with malloc and 402 MiB
+ * with slabs, for no speed).
  */
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -131,11 +131,12 @@ push_home(pc__cache *k, blk *first, blk *last)
 }
 
 static void
-flush_one(pc__node *n, pc__rfree *r, int c, int home)
+flush_one(pc__worker *w, pc__node *n, pc__rfree *r, int c, int home)
 {
     if (!r->n)
         return;
     push_home(&n->workers[home].caches[c], r->head, r->tail);
+    w->rfree_n -= r->n;
     r->head = r->tail = NULL;
     r->n = 0;
 }
@@ -155,19 +156,20 @@ batch(pc__worker *w, pc__node *n, int c, uint16_t home, blk *b)
     r->head = b;
     if (!r->tail)
         r->tail = b;
+    w->rfree_n++;
     if (++r->n >= RFREE_BATCH)
-        flush_one(n, r, c, home - 1);
+        flush_one(w, n, r, c, home - 1);
     return true;
 }
 
 void
 pc__cache_flush(pc__node *n, pc__worker *w)
 {
-    if (!w->rfree)
+    if (!w->rfree_n) /* the common case: nothing waits to go home */
         return;
     for (int h = 0; h < n->nworkers; h++)
         for (int c = 0; c < PC__CACHES; c++)
-            flush_one(n, &w->rfree[h * PC__CACHES + c], c, h);
+            flush_one(w, n, &w->rfree[h * PC__CACHES + c], c, h);
 }
 
 void

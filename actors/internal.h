@@ -429,6 +429,7 @@ struct pc__worker {
     uint64_t rr;                    /* round-robin cursor for spawns */
     pc__cache caches[PC__CACHES];   /* cache.c */
     pc__rfree *rfree; /* [home worker][class]: frees to send home, or NULL */
+    unsigned rfree_n; /* blocks in them */
 #ifdef PC__ASAN
     void *sched_stack_lo;
     size_t sched_stack_size;
