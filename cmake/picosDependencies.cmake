@@ -8,6 +8,8 @@
 #   picos::ev          libev (Debian's libev-dev ships no pkg-config file)
 #   picos::protobuf-c  libprotobuf-c (pkg-config, with a plain search fallback)
 #   picos::wolfssl     wolfSSL (pkg-config; Debian: libwolfssl-dev)
+#   picos::zmq         libzmq (pkg-config; Debian: libzmq3-dev)
+#   picos::sodium      libsodium (pkg-config; Debian: libsodium-dev)
 
 if(NOT TARGET picos::ev)
     find_path(PICOS_EV_INCLUDE_DIR ev.h PATH_SUFFIXES libev)
@@ -58,3 +60,23 @@ if(NOT TARGET picos::wolfssl)
     add_library(picos::wolfssl INTERFACE IMPORTED)
     target_link_libraries(picos::wolfssl INTERFACE PkgConfig::PICOS_WOLFSSL)
 endif()
+
+# picos_pkg_target(<target> <pkg-config module> <Debian package>): an
+# imported target for a library that ships a pkg-config file.
+macro(picos_pkg_target target module debpkg)
+    if(NOT TARGET ${target})
+        find_package(PkgConfig REQUIRED)
+        string(MAKE_C_IDENTIFIER "PICOS_PKG_${module}" _picos_var)
+        pkg_check_modules(${_picos_var} QUIET IMPORTED_TARGET ${module})
+        if(NOT ${_picos_var}_FOUND)
+            message(FATAL_ERROR
+                "picos: ${module} not found (Debian: apt-get install "
+                "${debpkg}, or run `make deps`)")
+        endif()
+        add_library(${target} INTERFACE IMPORTED)
+        target_link_libraries(${target} INTERFACE PkgConfig::${_picos_var})
+    endif()
+endmacro()
+
+picos_pkg_target(picos::zmq libzmq libzmq3-dev)
+picos_pkg_target(picos::sodium libsodium libsodium-dev)
