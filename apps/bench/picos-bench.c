@@ -46,7 +46,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <zmq.h>
+
 #include "picos/picos.h"
+
+#include "bench_zmq.h"
 
 #define MAX_SAMPLES 15
 
@@ -1768,6 +1772,51 @@ bench_tcp_echo(result *r, int unused)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Raw ZeroMQ baselines (bench_zmq.c): no picos, two processes on loopback,
+ * the figures picos's remote rows are compared with. param: ZB_CURVE and
+ * ZB_STREAM bits. */
+
+enum { ZB_CURVE = 1, ZB_STREAM = 2 };
+
+#define ZB_SIZE 100
+
+static void
+bench_zmq(result *r, int param)
+{
+    bool curve = param & ZB_CURVE, stream = param & ZB_STREAM;
+    long n = stream ? SIZE(1000000, 20000) : SIZE(20000, 500);
+    char b[32];
+    double v = stream ? bench_zmq_stream(curve, ZB_SIZE, n)
+                      : bench_zmq_rtt(curve, ZB_SIZE, n);
+
+    if (v < 0)
+        fail(stream ? "bench_zmq_stream" : "bench_zmq_rtt", PC_ESYS);
+    r->figure = stream ? v / 1e6 : v;
+    if (stream)
+        note(r,
+             "libzmq %d.%d.%d, no picos: a DEALER in this process sends %s "
+             "%d-byte messages, one ZeroMQ message each (zmq_send), to a "
+             "ROUTER in a forked process that counts them; timed from the "
+             "first send to the ROUTER taking the last (it sends back that "
+             "time, CLOCK_MONOTONIC)",
+             ZMQ_VERSION_MAJOR, ZMQ_VERSION_MINOR, ZMQ_VERSION_PATCH,
+             count_str(n, b), ZB_SIZE);
+    else
+        note(r,
+             "libzmq %d.%d.%d, no picos: a DEALER in this process sends a "
+             "%d-byte message to a ROUTER in a forked process, which echoes "
+             "it back; the mean of %s round trips, one at a time",
+             ZMQ_VERSION_MAJOR, ZMQ_VERSION_MINOR, ZMQ_VERSION_PATCH, ZB_SIZE,
+             count_str(n, b));
+    note(r,
+         "; tcp://127.0.0.1, %s, default high-water marks, after %d untimed "
+         "round trips (bench_zmq.c)",
+         curve ? "CURVE (zmq_curve_keypair, no ZAP handler)"
+               : "plain (NULL mechanism)",
+         BENCH_ZMQ_WARMUP);
+}
+
+/* ------------------------------------------------------------------------ */
 /* The table                                                                */
 
 typedef enum { NONE, AT_MOST, AT_LEAST } goal;
@@ -1834,6 +1883,21 @@ static const bench benches[] = {
     {"tcp-echo",
      "TCP echo round trip, 32 B, loopback, vs a plain epoll thread (W=1)",
      "× floor", AT_MOST, 1.5, 0, bench_tcp_echo, 0},
+    {"zmq-rtt",
+     "raw ZeroMQ DEALER→ROUTER round trip, 100 B, CURVE, 2 processes", "µs",
+     NONE, 0, 0, bench_zmq, ZB_CURVE},
+    {"zmq-rtt-plain",
+     "raw ZeroMQ DEALER→ROUTER round trip, 100 B, plain, 2 "
+     "processes",
+     "µs", NONE, 0, 0, bench_zmq, 0},
+    {"zmq-stream",
+     "raw ZeroMQ one-way stream, 100 B messages, CURVE, 2 "
+     "processes",
+     "M msg/s", NONE, 0, 0, bench_zmq, ZB_STREAM | ZB_CURVE},
+    {"zmq-stream-plain",
+     "raw ZeroMQ one-way stream, 100 B messages, plain, 2 "
+     "processes",
+     "M msg/s", NONE, 0, 0, bench_zmq, ZB_STREAM},
 };
 
 #define NBENCH ((int)(sizeof benches / sizeof benches[0]))
