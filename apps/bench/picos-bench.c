@@ -1887,17 +1887,14 @@ static const bench benches[] = {
      "raw ZeroMQ DEALER→ROUTER round trip, 100 B, CURVE, 2 processes", "µs",
      NONE, 0, 0, bench_zmq, ZB_CURVE},
     {"zmq-rtt-plain",
-     "raw ZeroMQ DEALER→ROUTER round trip, 100 B, plain, 2 "
-     "processes",
-     "µs", NONE, 0, 0, bench_zmq, 0},
+     "raw ZeroMQ DEALER→ROUTER round trip, 100 B, plain, 2 processes", "µs",
+     NONE, 0, 0, bench_zmq, 0},
     {"zmq-stream",
-     "raw ZeroMQ one-way stream, 100 B messages, CURVE, 2 "
-     "processes",
-     "M msg/s", NONE, 0, 0, bench_zmq, ZB_STREAM | ZB_CURVE},
+     "raw ZeroMQ one-way stream, 100 B messages, CURVE, 2 processes", "M msg/s",
+     NONE, 0, 0, bench_zmq, ZB_STREAM | ZB_CURVE},
     {"zmq-stream-plain",
-     "raw ZeroMQ one-way stream, 100 B messages, plain, 2 "
-     "processes",
-     "M msg/s", NONE, 0, 0, bench_zmq, ZB_STREAM},
+     "raw ZeroMQ one-way stream, 100 B messages, plain, 2 processes", "M msg/s",
+     NONE, 0, 0, bench_zmq, ZB_STREAM},
 };
 
 #define NBENCH ((int)(sizeof benches / sizeof benches[0]))
