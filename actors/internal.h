@@ -734,6 +734,7 @@ pc_err pc__remote_monitor(pc_ref watcher, pc_ref target, bool on);
 pc_err pc__remote_link(pc_ref local, pc_ref remote, bool on);
 pc_err pc__remote_exit(pc_ref from, pc_ref to, pc_msg **exit);
 void pc__transport_fini(void); /* pc_node_run: before the workers stop */
+void pc__names_clear(void);    /* names.c: node_free */
 
 /* monitor.c, for remote.c */
 pc_err pc__mon_request(int kind, pc_ref target, pc_ref other);

@@ -74,30 +74,19 @@ reason_of(int rc)
     }
 }
 
-/* A DOWN or EXIT message from `who`, ended with rc and value. */
+/* The DOWN or EXIT message of `type` about `who`: reason, the exit value's
+ * type and bytes (or the error text), in the layout pc_down_parse() reads. */
 static pc_msg *
-make_down(const char *type, pc_ref who, int rc, const pc_msg *value)
+down_build(const char *type, pc_ref who, pc_down_reason reason,
+           const char *vtype, const void *data, size_t vlen)
 {
-    pc_down_reason reason = reason_of(rc);
-    const char *vtype = "";
-    const void *data = NULL;
-    size_t vlen = 0, tlen;
+    size_t tlen = strlen(vtype);
     unsigned char *buf;
     pc_msg *m = NULL;
 
-    if (reason == PC_DOWN_ERROR) {
-        if (value && pc_msg_is(value, PC_MSG_ERROR))
-            data = pc_msg_data(value, &vlen);
-        else
-            data = pc_strerror(rc), vlen = strlen(data);
-    } else if (reason == PC_DOWN_NORMAL && value) {
-        vtype = pc_msg_type(value);
-        data = pc_msg_data(value, &vlen);
-    }
-    tlen = strlen(vtype);
     if (vlen > UINT32_MAX)
         vlen = 0;
-    if (!(buf = malloc(HDR + 7 + tlen + vlen)))
+    if (tlen > PC_MSG_TYPE_MAX || !(buf = malloc(HDR + 7 + tlen + vlen)))
         return NULL;
     buf[0] = 1;
     buf[1] = (unsigned char)reason;
@@ -114,6 +103,50 @@ make_down(const char *type, pc_ref who, int rc, const pc_msg *value)
         pc__msg_set_sender(m, who); /* from the proc that ended */
     free(buf);
     return m;
+}
+
+/* A DOWN or EXIT message from `who`, ended with rc and value. */
+static pc_msg *
+make_down(const char *type, pc_ref who, int rc, const pc_msg *value)
+{
+    pc_down_reason reason = reason_of(rc);
+    const char *vtype = "";
+    const void *data = NULL;
+    size_t vlen = 0;
+
+    if (reason == PC_DOWN_ERROR) {
+        if (value && pc_msg_is(value, PC_MSG_ERROR))
+            data = pc_msg_data(value, &vlen);
+        else
+            data = pc_strerror(rc), vlen = strlen(data);
+    } else if (reason == PC_DOWN_NORMAL && value) {
+        vtype = pc_msg_type(value);
+        data = pc_msg_data(value, &vlen);
+    }
+    return down_build(type, who, reason, vtype, data, vlen);
+}
+
+pc_err
+pc_down_msg_new(pc_msg **out, const char *type, const pc_down *d)
+{
+    const char *vtype = "";
+    const void *data = NULL;
+    size_t vlen = 0;
+
+    if (!out || !d || !type ||
+        (strcmp(type, PC_MSG_DOWN) && strcmp(type, PC_MSG_EXIT)) ||
+        (unsigned)d->reason > PC_DOWN_NOPROC)
+        return PC_EINVAL;
+    if (d->reason == PC_DOWN_ERROR) {
+        data = d->error ? d->error : "";
+        vlen = strlen(data);
+    } else if (d->reason == PC_DOWN_NORMAL && d->value_type) {
+        vtype = d->value_type;
+        data = d->value, vlen = d->value_len;
+    }
+    if (!(*out = down_build(type, d->who, d->reason, vtype, data, vlen)))
+        return PC_ENOMEM;
+    return PC_OK;
 }
 
 pc_err

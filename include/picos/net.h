@@ -111,8 +111,8 @@ typedef struct pc_net_opts {
 /* Start the ZeroMQ transport on the running node (one I/O thread) and
  * register it. opts may be NULL. Returns PC_OK, PC_ESTATE (no node, or a
  * transport is registered), PC_ENOENT / PC_EPERM / PC_EINVAL / PC_EPROTO
- * (keys: see above; one line is logged), PC_ESYS. Not from a task on the
- * node's workers? — any thread. pc_node_run() stops it. */
+ * (keys: see above; one line is logged), PC_ESYS. Any thread;
+ * pc_node_run() stops it (peers are told goodbye). */
 pc_err pc_net_start(const pc_net_opts *opts);
 
 /* Bind the node's ROUTER on `endpoint` ("tcp://ADDR:PORT", port 0 or "*"
@@ -127,8 +127,9 @@ pc_err pc_node_listen(const char *endpoint, char *bound, size_t size);
  * seconds for its hello. *node (may be NULL) gets its node id. Connecting
  * to a node already connected returns at once. The link reconnects by
  * itself when the connection breaks. Returns PC_OK, PC_ETIMEDOUT (no
- * answer: not there, or it refused our key — a line says which when ZeroMQ
- * told), PC_EPERM (the handshake failed: wrong secret), PC_ESTATE, PC_EINVAL.
+ * answer), PC_EAUTH (the CURVE handshake failed: not the same cluster
+ * secret; a line says so), PC_EREFUSED (that node's start was declared down
+ * here: it must start again), PC_ESTATE, PC_EINVAL (a bad endpoint).
  * Tasks (the task waits) and foreign threads. */
 pc_err pc_node_connect(const char *endpoint, double timeout, uint64_t *node);
 

@@ -278,6 +278,27 @@ uint32_t pc_wait_fd_next(void);
  * thread. */
 pc_err pc_wait_fd_cancel(pc_ref ref, uint32_t wait);
 
+/* ---- names on this node (Erlang's register) ---------------------------- */
+
+/* Longest name, bytes. */
+#define PC_NAME_MAX 255
+
+/* Register `name` for the local task or light actor `ref`, so that
+ * pc_whereis() here and pc_locate_at() on other nodes find it. A name is
+ * held until pc_unregister() or until its holder ends: the name of a proc
+ * that has ended is free again. A proc may hold several names. Returns
+ * PC_OK, PC_EINVAL (empty, longer than PC_NAME_MAX), PC_ENOENT (ref is not
+ * a live proc of this node), PC_EEXIST (held by another live proc; the
+ * same ref again is PC_OK), PC_ENOMEM. Any thread. */
+pc_err pc_register(const char *name, pc_ref ref);
+
+/* Free `name`. Returns PC_OK or PC_ENOENT (not registered). Any thread. */
+pc_err pc_unregister(const char *name);
+
+/* The live proc registered as `name` into *ref. Returns PC_OK or
+ * PC_ENOENT (none, or its holder ended). Any thread. */
+pc_err pc_whereis(const char *name, pc_ref *ref);
+
 #ifdef __cplusplus
 }
 #endif

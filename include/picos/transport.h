@@ -103,6 +103,14 @@ pc_err pc_msg_new_remote(pc_msg **out, pc_ref sender, const char *type,
                          void *data, size_t len,
                          void (*free_fn)(void *data, void *hint), void *hint);
 
+/* A DOWN or EXIT message (type PC_MSG_DOWN or PC_MSG_EXIT) as the runtime
+ * makes it, from the fields of d (what pc_down_parse() gives back; error is
+ * used with PC_DOWN_ERROR, value_type/value with PC_DOWN_NORMAL), sent by
+ * d->who: what a transport rebuilds from its wire form. Returns PC_OK,
+ * PC_EINVAL, PC_ENOMEM. Any thread. */
+struct pc_down;
+pc_err pc_down_msg_new(pc_msg **out, const char *type, const struct pc_down *d);
+
 /* Put m in the mailbox of local `to`. With ack, ack(ctx, rc) is called
  * exactly once (on to's worker) with the mailbox's verdict, when this
  * returns PC_OK. Returns PC_OK (*m taken), or PC_ENOENT / PC_EUNREACH (not

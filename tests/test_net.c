@@ -1,0 +1,649 @@
+/* tests/test_net.c — nodes talking to nodes: real processes, real ZeroMQ
+ * with CURVE, on 127.0.0.1.
+ *
+ * The test program is a node itself (the driver); the other nodes are
+ * net_peer processes (netutil.h) running the roles of net_roles.h. Every
+ * test starts its own children, binds port 0 everywhere, and kills their
+ * process groups on every way out. Tests assert what happened (counts,
+ * order, reasons, error codes), never how long it took: the times that the
+ * issue names (DOWN within the heartbeat timeout) are printed, and the
+ * checks only bound them by PT_LONG so that a missing DOWN fails instead of
+ * hanging.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <zmq.h>
+
+#include "net_roles.h"
+#include "netutil.h"
+#include "picos/net.h"
+#include "testutil.h"
+
+static char secret_path[64], other_path[64], driver_ep[256];
+
+static void
+write_secret(char *path, size_t size, const char *tag, const char *secret)
+{
+    int fd;
+    snprintf(path, size, "/tmp/picos-test-net-%d-%s", (int)getpid(), tag);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_FATAL(write(fd, secret, strlen(secret)) == (ssize_t)strlen(secret));
+    close(fd);
+}
+
+static void
+secrets(void)
+{
+    if (!secret_path[0]) {
+        write_secret(secret_path, sizeof secret_path, "a",
+                     "the picos test cluster secret, 1\n");
+        write_secret(other_path, sizeof other_path, "b",
+                     "not the cluster's secret at all\n");
+    }
+}
+
+/* Start the driver node: W=2, links with the test secret, roles, listening. */
+static void
+driver_start(const pc_net_opts *extra)
+{
+    pc_net_opts o = extra ? *extra : (pc_net_opts){0};
+
+    secrets();
+    PT_START(2);
+    o.secret_file = secret_path;
+    CU_ASSERT_FATAL(pc_net_start(&o) == PC_OK);
+    CU_ASSERT_FATAL(pc_node_listen("tcp://127.0.0.1:0", driver_ep,
+                                   sizeof driver_ep) == PC_OK);
+    CU_ASSERT_FATAL(nr_start(-1, false) == PC_OK);
+}
+
+static bool
+peer_start(nt_child *c, const char *secret, const char *extra1,
+           const char *extra2)
+{
+    const char *args[] = {"--listen", "tcp://127.0.0.1:0", "--secret-file",
+                          secret,     extra1,              extra2,
+                          NULL};
+    return nt_start(c, args);
+}
+
+/* Ask `role` at `ep` for its ref (the link must be up). */
+static pc_ref
+locate(const char *ep, const char *role)
+{
+    pc_ref r = PC_REF_NIL;
+    TCHECK_RC(pc_locate_at(ep, role, PT_LONG, &r), PC_OK);
+    return r;
+}
+
+/* Send an empty `type` to `to` and take the answer of type `want`. */
+static pc_msg *
+ask(pc_ref to, const char *type, const void *data, size_t len,
+    const char *want)
+{
+    pc_msg *m = NULL;
+    TCHECK_RC(pc_send_data(to, type, data, len), PC_OK);
+    TCHECK_RC(pc_recv_type(want, &m, PT_LONG), PC_OK);
+    return m;
+}
+
+static uint64_t
+u64_at(const pc_msg *m, size_t i)
+{
+    size_t len = 0;
+    const uint8_t *d = m ? pc_msg_data(m, &len) : NULL;
+    uint64_t v = ~(uint64_t)0;
+    if (d && len >= (i + 1) * 8)
+        memcpy(&v, d + i * 8, 8);
+    return v;
+}
+
+/* ---- ping-pong, naming -------------------------------------------------------- */
+
+static nt_child B, C;
+
+static pc_msg *
+ping_task(void *arg)
+{
+    uint64_t node = 0;
+    pc_ref echo, nope;
+    (void)arg;
+
+    TCHECK_RC(pc_node_connect(B.ep, PT_LONG, &node), PC_OK);
+    TCHECK_EQ(node, B.node);
+    /* connecting again answers at once */
+    TCHECK_RC(pc_node_connect(B.ep, 0, NULL), PC_OK);
+    echo = locate(B.ep, "echo");
+    TCHECK_EQ(echo.node, B.node);
+    TCHECK_RC(pc_locate_at(B.ep, "no-such-name", PT_LONG, &nope), PC_ENOENT);
+    TCHECK_RC(pc_locate_at("tcp://127.0.0.1:1", "echo", PT_LONG, &nope),
+              PC_EUNREACH);
+    for (uint64_t i = 0; i < 2000; i++) {
+        pc_msg *m = NULL;
+        TCHECK_RC(pt_send_u64(echo, "ping", i), PC_OK);
+        TCHECK_RC(pc_recv(&m, PT_LONG), PC_OK);
+        if (!m)
+            break;
+        TCHECK(pc_msg_is(m, "ping"));
+        TCHECK_EQ(pt_u64(m), i);
+        TCHECK(pc_ref_eq(pc_msg_sender(m), echo));
+        pc_msg_free(&m);
+    }
+    /* a deliver is acknowledged by the remote mailbox */
+    {
+        pc_msg *m = NULL;
+        pc_msg_new(&m, "ping", "x", 1);
+        TCHECK_RC(pc_deliver(echo, &m, PT_LONG), PC_OK);
+        TCHECK(m == NULL);
+        pc_msg_free(&m);
+        TCHECK_RC(pc_recv_type("ping", &m, PT_LONG), PC_OK);
+        pc_msg_free(&m);
+    }
+    return NULL;
+}
+
+PT_TEST(remote_ping_pong)
+static void
+remote_ping_pong(void)
+{
+    driver_start(NULL);
+    CU_ASSERT_FATAL(peer_start(&B, secret_path, NULL, NULL));
+    CU_ASSERT_EQUAL(pc_spawn(ping_task, NULL, NULL, NULL), PC_OK);
+    PT_RUN();
+    nt_stop(&B);
+}
+
+/* ---- three nodes, four senders each ---------------------------------------------- */
+
+static pc_msg *
+mesh_task(void *arg)
+{
+    nt_child *peers[2] = {&B, &C};
+    pc_ref blaster[3], sink[3];
+    uint64_t n = (uint64_t)pt_scaled(250000, 25);
+    int32_t crc;
+    pc_msg *m;
+    (void)arg;
+
+    TCHECK_RC(pc_node_connect(B.ep, PT_LONG, NULL), PC_OK);
+    TCHECK_RC(pc_node_connect(C.ep, PT_LONG, NULL), PC_OK);
+    TCHECK_RC(pc_whereis("blaster", &blaster[0]), PC_OK);
+    TCHECK_RC(pc_whereis("sink", &sink[0]), PC_OK);
+    for (int i = 0; i < 2; i++) {
+        blaster[i + 1] = locate(peers[i]->ep, "blaster");
+        sink[i + 1] = locate(peers[i]->ep, "sink");
+    }
+    /* the ring driver -> B -> C -> driver: B and C connect onwards */
+    m = ask(locate(B.ep, "echo"), "connect", C.ep, strlen(C.ep), "connected");
+    memcpy(&crc, pc_msg_data(m, NULL), sizeof crc);
+    TCHECK_RC(crc, PC_OK);
+    pc_msg_free(&m);
+    m = ask(locate(C.ep, "echo"), "connect", driver_ep, strlen(driver_ep),
+            "connected");
+    memcpy(&crc, pc_msg_data(m, NULL), sizeof crc);
+    TCHECK_RC(crc, PC_OK);
+    pc_msg_free(&m);
+    for (int i = 0; i < 3; i++) {
+        nr_blast b = {n, 4, sink[(i + 1) % 3]};
+        TCHECK_RC(pc_send_data(blaster[i], "blast", &b, sizeof b), PC_OK);
+    }
+    for (int i = 0; i < 3; i++) {
+        m = NULL;
+        TCHECK_RC(pc_recv_type("blasted", &m, 300.0), PC_OK);
+        TCHECK_EQ(u64_at(m, 1), 0); /* failed sends */
+        TCHECK_EQ(u64_at(m, 2), 0); /* failed delivers: 0 lost */
+        printf("  [blaster: %" PRIu64 " PC_EFULL retries]\n", u64_at(m, 0));
+        pc_msg_free(&m);
+    }
+    for (int i = 0; i < 3; i++) {
+        /* a report sent after the blasts: FIFO from us, but the blasted
+         * messages came from other senders, so ask until all are in */
+        uint64_t got = 0;
+        double t0 = pc_now();
+        do {
+            m = ask(sink[i], "report", NULL, 0, "report");
+            got = u64_at(m, 0);
+            if (got < 4 * n && pt_since(t0) < PT_LONG) {
+                pc_msg_free(&m);
+                pc_sleep(0.05);
+                continue;
+            }
+            break;
+        } while (1);
+        TCHECK_EQ(u64_at(m, 0), 4 * n); /* all arrived */
+        TCHECK_EQ(u64_at(m, 1), 0);     /* none reordered or repeated */
+        TCHECK_EQ(u64_at(m, 2), 0);     /* no gaps */
+        TCHECK_EQ(u64_at(m, 3), 4);     /* from four senders */
+        pc_msg_free(&m);
+    }
+    return NULL;
+}
+
+PT_TEST(three_nodes_ordered)
+static void
+three_nodes_ordered(void)
+{
+    driver_start(NULL);
+    CU_ASSERT_FATAL(peer_start(&B, secret_path, NULL, NULL));
+    CU_ASSERT_FATAL(peer_start(&C, secret_path, NULL, NULL));
+    CU_ASSERT_EQUAL(pc_spawn(mesh_task, NULL, NULL, NULL), PC_OK);
+    PT_RUN();
+    nt_stop(&B);
+    nt_stop(&C);
+}
+
+/* ---- failures ------------------------------------------------------------------------ */
+
+static char record_path[96];
+
+static pc_msg *
+kill9_task(void *arg)
+{
+    pc_ref sink;
+    uint64_t acked = 0, q;
+    pc_err rc = PC_OK;
+    double t_kill = 0;
+    pc_msg *m = NULL;
+    pc_down d;
+    (void)arg;
+
+    TCHECK_RC(pc_node_connect(B.ep, PT_LONG, NULL), PC_OK);
+    sink = locate(B.ep, "sink");
+    TCHECK_RC(pc_monitor(pc_self(), sink), PC_OK);
+    for (q = 1; q < 1000000; q++) {
+        m = NULL;
+        pc_msg_new(&m, "seq", &q, sizeof q);
+        rc = pc_deliver(sink, &m, PT_LONG);
+        pc_msg_free(&m);
+        if (rc != PC_OK)
+            break;
+        acked = q;
+        if (q == 3000) {
+            t_kill = pc_now();
+            kill(-B.pid, SIGKILL);
+        }
+    }
+    /* the deliver in flight failed as unreachable, never hung */
+    TCHECK(rc == PC_EUNREACH || rc == PC_ETIMEDOUT);
+    TCHECK(acked >= 3000);
+    m = NULL;
+    TCHECK_RC(pc_recv_type(PC_MSG_DOWN, &m, PT_LONG), PC_OK);
+    if (m) {
+        TCHECK_RC(pc_down_parse(m, &d), PC_OK);
+        TCHECK_EQ(d.reason, PC_DOWN_NODE);
+        TCHECK(pc_ref_eq(d.who, sink));
+        printf("  [DOWN %.3f s after kill -9; %" PRIu64 " acked]\n",
+               pt_since(t_kill), acked);
+    }
+    pc_msg_free(&m);
+    /* what the sink took is 1..K in order, and K covers all but the acked
+     * messages still in its mailbox when it died */
+    {
+        int fd = open(record_path, O_RDONLY);
+        uint64_t v, k = 0;
+        bool ordered = true;
+        TCHECK(fd >= 0);
+        while (fd >= 0 && read(fd, &v, 8) == 8)
+            ordered &= v == ++k;
+        if (fd >= 0)
+            close(fd);
+        TCHECK(ordered);
+        TCHECK(k <= acked + 1);
+        TCHECK(k >= 3000 - 1);
+        printf("  [sink took %" PRIu64 " of %" PRIu64 " acked]\n", k, acked);
+    }
+    return NULL;
+}
+
+PT_TEST(kill9_mid_stream)
+static void
+kill9_mid_stream(void)
+{
+    driver_start(NULL);
+    snprintf(record_path, sizeof record_path, "/tmp/picos-test-net-%d.rec",
+             (int)getpid());
+    unlink(record_path);
+    CU_ASSERT_FATAL(peer_start(&B, secret_path, "--record", record_path));
+    CU_ASSERT_EQUAL(pc_spawn(kill9_task, NULL, NULL, NULL), PC_OK);
+    PT_RUN();
+    nt_stop(&B);
+    unlink(record_path);
+}
+
+static pc_msg *
+sigstop_task(void *arg)
+{
+    pc_ref echo;
+    pc_msg *m = NULL;
+    pc_down d;
+    double t0;
+    pc_net_stats s0, s1;
+    (void)arg;
+
+    TCHECK_RC(pc_node_connect(B.ep, PT_LONG, NULL), PC_OK);
+    echo = locate(B.ep, "echo");
+    TCHECK_RC(pc_monitor(pc_self(), echo), PC_OK);
+    pc_net_stats_get(&s0);
+    t0 = pc_now();
+    kill(-B.pid, SIGSTOP);
+    TCHECK_RC(pc_recv_type(PC_MSG_DOWN, &m, PT_LONG), PC_OK);
+    if (m) {
+        TCHECK_RC(pc_down_parse(m, &d), PC_OK);
+        TCHECK_EQ(d.reason, PC_DOWN_NODE);
+        printf("  [DOWN %.3f s after SIGSTOP (timeout 1 s)]\n", pt_since(t0));
+    }
+    pc_msg_free(&m);
+    /* the node is declared down: sends to it are refused at once */
+    TCHECK_RC(pc_send_data(echo, "ping", NULL, 0), PC_EUNREACH);
+    kill(-B.pid, SIGCONT);
+    /* its old incarnation is refused from now on */
+    TCHECK_RC(pc_node_connect(B.ep, PT_LONG, NULL), PC_EREFUSED);
+    pc_net_stats_get(&s1);
+    TCHECK(s1.nodes_down == s0.nodes_down + 1);
+    TCHECK(s1.refused > s0.refused);
+    return NULL;
+}
+
+PT_TEST(sigstop_declared_down)
+static void
+sigstop_declared_down(void)
+{
+    driver_start(NULL);
+    CU_ASSERT_FATAL(peer_start(&B, secret_path, NULL, NULL));
+    CU_ASSERT_EQUAL(pc_spawn(sigstop_task, NULL, NULL, NULL), PC_OK);
+    PT_RUN();
+    nt_stop(&B);
+}
+
+/* ---- security --------------------------------------------------------------------------- */
+
+static pc_msg *
+wrong_secret_task(void *arg)
+{
+    pc_net_stats s;
+    double t0 = pc_now();
+    (void)arg;
+
+    TCHECK_RC(pc_node_connect(B.ep, 3.0, NULL), PC_EAUTH);
+    TCHECK_RC(pc_net_stats_get(&s), PC_OK);
+    TCHECK(s.auth_failed >= 1);
+    TCHECK_EQ(s.frames_in, 0); /* nothing of theirs was decoded */
+    TCHECK_EQ(s.peers, 0);
+    /* the other side says so too, in one line */
+    while (!nt_stderr_has(&B, "CURVE handshake") && pt_since(t0) < PT_LONG)
+        pc_sleep(0.05);
+    TCHECK(nt_stderr_has(&B, "CURVE handshake"));
+    return NULL;
+}
+
+PT_TEST(wrong_secret_refused)
+static void
+wrong_secret_refused(void)
+{
+    driver_start(NULL);
+    CU_ASSERT_FATAL(peer_start(&B, other_path, NULL, NULL));
+    CU_ASSERT_EQUAL(pc_spawn(wrong_secret_task, NULL, NULL, NULL), PC_OK);
+    PT_RUN();
+    nt_stop(&B);
+}
+
+static long
+vm_hwm_kb(pid_t pid)
+{
+    char path[64], line[256];
+    long kb = -1;
+    FILE *f;
+
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    if (!(f = fopen(path, "r")))
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %ld", &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
+}
+
+static pc_msg *
+oversized_task(void *arg)
+{
+    uint8_t secret[128];
+    size_t len = 0;
+    pc_curve_keys k;
+    char pub[41], sec[41];
+    void *zctx = zmq_ctx_new(), *s = zmq_socket(zctx, ZMQ_DEALER);
+    size_t big = 16u << 20;
+    char *buf = calloc(1, big);
+    long before, after;
+    pc_msg *m;
+    (void)arg;
+
+    TCHECK_RC(pc_secret_load(secret_path, secret, sizeof secret, &len), PC_OK);
+    TCHECK_RC(pc_curve_from_secret(secret, len, &k), PC_OK);
+    zmq_z85_encode(pub, k.pub, 32);
+    zmq_z85_encode(sec, k.sec, 32);
+    zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, pub, 40);
+    zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, pub, 40);
+    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, sec, 40);
+    TCHECK(zmq_connect(s, B.ep) == 0);
+    before = vm_hwm_kb(B.pid);
+    /* an authenticated peer sends a 16 MiB frame to a 64 KiB limit */
+    TCHECK(zmq_send(s, buf, big, 0) == (int)big);
+    free(buf);
+    /* B disconnects it without taking it, and goes on serving others */
+    TCHECK_RC(pc_node_connect(B.ep, PT_LONG, NULL), PC_OK);
+    m = ask(locate(B.ep, "echo"), "stats", NULL, 0, "stats");
+    after = vm_hwm_kb(B.pid);
+    TCHECK(before > 0 && after > 0);
+    TCHECK(after - before < (long)(big >> 10) / 2);
+    printf("  [peer VmHWM %ld -> %ld kB after a %zu MiB frame]\n", before,
+           after, big >> 20);
+    pc_msg_free(&m);
+    zmq_close(s);
+    zmq_ctx_term(zctx);
+    return NULL;
+}
+
+PT_TEST(oversized_frame_refused)
+static void
+oversized_frame_refused(void)
+{
+    driver_start(NULL);
+    CU_ASSERT_FATAL(peer_start(&B, secret_path, "--max-frame", "65536"));
+    CU_ASSERT_EQUAL(pc_spawn(oversized_task, NULL, NULL, NULL), PC_OK);
+    PT_RUN();
+    nt_stop(&B);
+}
+
+/* ---- remote monitor, link, terminate, join ------------------------------------------------ */
+
+static pc_ref
+spawn_remote(pc_ref spawner)
+{
+    pc_msg *m = ask(spawner, "spawn", NULL, 0, "spawned");
+    pc_ref r = pt_msg_ref(m);
+    pc_msg_free(&m);
+    return r;
+}
+
+static pc_down
+expect_down(const char *type, pc_msg **keep)
+{
+    pc_msg *m = NULL;
+    pc_down d;
+    memset(&d, 0, sizeof d);
+    TCHECK_RC(pc_recv_type(type, &m, PT_LONG), PC_OK);
+    if (m)
+        TCHECK_RC(pc_down_parse(m, &d), PC_OK);
+    *keep = m;
+    return d;
+}
+
+static pc_msg *
+control_task(void *arg)
+{
+    pc_ref sp, t;
+    pc_msg *m = NULL, *v = NULL;
+    pc_down d;
+    (void)arg;
+
+    TCHECK_RC(pc_node_connect(B.ep, PT_LONG, NULL), PC_OK);
+    sp = locate(B.ep, "spawner");
+
+    /* monitor: a normal end with its value */
+    t = spawn_remote(sp);
+    TCHECK_RC(pc_monitor(pc_self(), t), PC_OK);
+    TCHECK_RC(pc_send_data(t, "exit", "42", 2), PC_OK);
+    d = expect_down(PC_MSG_DOWN, &m);
+    TCHECK_EQ(d.reason, PC_DOWN_NORMAL);
+    TCHECK(pc_ref_eq(d.who, t));
+    TCHECK_STR(d.value_type ? d.value_type : "", "value");
+    TCHECK(d.value_len == 2 && !memcmp(d.value, "42", 2));
+    pc_msg_free(&m);
+
+    /* join: the exit value travels back */
+    t = spawn_remote(sp);
+    TCHECK_RC(pc_send_data(t, "exit", "abc", 3), PC_OK);
+    TCHECK_RC(pc_task_join(t, PT_LONG, &v), PC_OK);
+    TCHECK(v && pc_msg_is(v, "value") && !strcmp(pc_msg_str(v), "abc"));
+    pc_msg_free(&v);
+    /* join of a task that fails: PC_EFAILED and the reason */
+    t = spawn_remote(sp);
+    TCHECK_RC(pc_send_data(t, "fail", "boom", 4), PC_OK);
+    TCHECK_RC(pc_task_join(t, PT_LONG, &v), PC_EFAILED);
+    TCHECK(v && pc_msg_is(v, PC_MSG_ERROR) && !strcmp(pc_msg_str(v), "boom"));
+    pc_msg_free(&v);
+    /* a join that times out on the remote side */
+    t = spawn_remote(sp);
+    TCHECK_RC(pc_task_join(t, 0.2, &v), PC_ETIMEDOUT);
+
+    /* terminate: DOWN says killed */
+    TCHECK_RC(pc_monitor(pc_self(), t), PC_OK);
+    TCHECK_RC(pc_task_terminate(t), PC_OK);
+    d = expect_down(PC_MSG_DOWN, &m);
+    TCHECK_EQ(d.reason, PC_DOWN_KILLED);
+    pc_msg_free(&m);
+
+    /* link, from here: its error end arrives as EXIT */
+    TCHECK_RC(pc_trap_exits(true), PC_OK);
+    t = spawn_remote(sp);
+    TCHECK_RC(pc_link(t), PC_OK);
+    TCHECK_RC(pc_send_data(t, "fail", "bad", 3), PC_OK);
+    d = expect_down(PC_MSG_EXIT, &m);
+    TCHECK_EQ(d.reason, PC_DOWN_ERROR);
+    TCHECK(pc_ref_eq(d.who, t));
+    TCHECK_STR(d.error ? d.error : "", "bad");
+    pc_msg_free(&m);
+
+    /* link, from there: made by the remote task, fired by its kill */
+    t = spawn_remote(sp);
+    {
+        pc_ref me = pc_self();
+        m = ask(t, "link", &me, sizeof me, "linked");
+        pc_msg_free(&m);
+    }
+    TCHECK_RC(pc_task_terminate(t), PC_OK);
+    d = expect_down(PC_MSG_EXIT, &m);
+    TCHECK_EQ(d.reason, PC_DOWN_KILLED);
+    TCHECK(pc_ref_eq(d.who, t));
+    pc_msg_free(&m);
+
+    /* node down: links and monitors fire with PC_DOWN_NODE, joins fail */
+    t = spawn_remote(sp);
+    TCHECK_RC(pc_link(t), PC_OK);
+    {
+        pc_ref t2 = spawn_remote(sp);
+        TCHECK_RC(pc_monitor(pc_self(), t2), PC_OK);
+        kill(-B.pid, SIGKILL);
+        d = expect_down(PC_MSG_EXIT, &m);
+        TCHECK_EQ(d.reason, PC_DOWN_NODE);
+        pc_msg_free(&m);
+        d = expect_down(PC_MSG_DOWN, &m);
+        TCHECK_EQ(d.reason, PC_DOWN_NODE);
+        TCHECK(pc_ref_eq(d.who, t2));
+        pc_msg_free(&m);
+        TCHECK_RC(pc_task_join(t2, PT_LONG, &v), PC_EUNREACH);
+    }
+    return NULL;
+}
+
+PT_TEST(remote_control)
+static void
+remote_control(void)
+{
+    driver_start(NULL);
+    CU_ASSERT_FATAL(peer_start(&B, secret_path, NULL, NULL));
+    CU_ASSERT_EQUAL(pc_spawn(control_task, NULL, NULL, NULL), PC_OK);
+    PT_RUN();
+    nt_stop(&B);
+}
+
+/* ---- backpressure ---------------------------------------------------------------------------- */
+
+static pc_msg *
+full_task(void *arg)
+{
+    pc_ref sink;
+    uint64_t q = 0, full = 0;
+    pc_msg *m = NULL;
+    (void)arg;
+
+    TCHECK_RC(pc_node_connect(B.ep, PT_LONG, NULL), PC_OK);
+    sink = locate(B.ep, "sink");
+    /* no yield: the link thread can't drain as fast as this fills */
+    for (long i = 0; i < 200000; i++) {
+        uint64_t next = q + 1;
+        pc_err rc;
+        if (!m)
+            pc_msg_new(&m, "seq", &next, sizeof next);
+        rc = pc_send(sink, &m);
+        if (rc == PC_OK) {
+            q = next;
+            TCHECK(m == NULL);
+        } else {
+            TCHECK_RC(rc, PC_EFULL);
+            TCHECK(m != NULL); /* still ours */
+            full++;
+        }
+    }
+    pc_msg_free(&m);
+    TCHECK(full > 0);
+    /* everything that was taken arrives, in order */
+    {
+        double t0 = pc_now();
+        for (;;) {
+            pc_msg *r = ask(sink, "report", NULL, 0, "report");
+            uint64_t got = u64_at(r, 0);
+            if (got >= q || pt_since(t0) > PT_LONG) {
+                TCHECK_EQ(got, q);
+                TCHECK_EQ(u64_at(r, 1), 0);
+                TCHECK_EQ(u64_at(r, 2), 0);
+                pc_msg_free(&r);
+                break;
+            }
+            pc_msg_free(&r);
+            pc_sleep(0.05);
+        }
+    }
+    printf("  [%" PRIu64 " sent, %" PRIu64 " refused PC_EFULL]\n", q, full);
+    return NULL;
+}
+
+PT_TEST(full_peer_queue)
+static void
+full_peer_queue(void)
+{
+    pc_net_opts o = {.peer_queue = 256};
+    driver_start(&o);
+    CU_ASSERT_FATAL(peer_start(&B, secret_path, NULL, NULL));
+    CU_ASSERT_EQUAL(pc_spawn(full_task, NULL, NULL, NULL), PC_OK);
+    PT_RUN();
+    nt_stop(&B);
+}
+
+PT_MAIN("net", PT_ENTRY(remote_ping_pong), PT_ENTRY(three_nodes_ordered),
+        PT_ENTRY(kill9_mid_stream), PT_ENTRY(sigstop_declared_down),
+        PT_ENTRY(wrong_secret_refused), PT_ENTRY(oversized_frame_refused),
+        PT_ENTRY(remote_control), PT_ENTRY(full_peer_queue))

@@ -1,0 +1,915 @@
+/* transport/link.c — the link thread: every ZeroMQ socket of the node, its
+ * peers, frames in and out, heartbeats and failure detection.
+ *
+ * One thread with its own libev loop owns the ZeroMQ context's sockets
+ * (ZeroMQ sockets belong to one thread): the ROUTER that peers' DEALERs
+ * connect to, the PUB, one DEALER per node this node connected to, the ZAP
+ * handler and the socket monitors. ZMQ_FD is edge-triggered and may stay
+ * quiet after a send changed the socket's state, so an ev_prepare watcher
+ * drains every socket while ZMQ_EVENTS says POLLIN before each poll; the
+ * ev_io watchers only wake the loop.
+ *
+ * A connection is a `peer` record: a DEALER we made, or a routing id that
+ * reached our ROUTER. Both ends send a Hello first; a record takes nothing
+ * else before it. The first record of a node to get its Hello is the
+ * node's path for this incarnation and stays so (FIFO per pair: one path);
+ * another connection of the same node becomes an alias whose traffic is
+ * taken as the path's.
+ *
+ * Out: commands (net.c) and answers become envelopes appended to their
+ * peer's frame buffer; after each batch of commands every touched peer's
+ * buffer goes out as one ZeroMQ message — batching costs nothing when the
+ * queue is short and packs many envelopes per frame when it builds up. A
+ * frame ZeroMQ refuses (high-water mark) waits in the peer's pending list
+ * and is retried on a short timer; the peer's reservations (net.c) stay
+ * held, so callers see PC_EFULL rather than an unbounded queue.
+ *
+ * Failure: every interval a heartbeat goes to each peer that heard nothing
+ * from us lately; a peer silent for `timeout` is declared down
+ * (pc_transport_node_down), its incarnation is remembered as dead and
+ * refused from then on, and a DEALER record reconnects and sends its Hello
+ * again so that a new start of that node is found.
+ */
+#define _GNU_SOURCE
+#include "net_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "picos/log.h"
+#include "picos/node.h"
+#include "picos/sync.h"
+
+#define TOMBS_MAX 4096
+#define HWM 10000
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static const char *
+peer_label(const peer *p, char *buf, size_t size)
+{
+    if (p->node)
+        snprintf(buf, size, "node %s (%016" PRIx64 ")%s%s",
+                 p->name[0] ? p->name : "?", p->node,
+                 p->endpoint ? " at " : "", p->endpoint ? p->endpoint : "");
+    else
+        snprintf(buf, size, "%s", p->endpoint ? p->endpoint : "a peer");
+    return buf;
+}
+
+static int
+zsetint(void *s, int opt, int v)
+{
+    return zmq_setsockopt(s, opt, &v, sizeof v);
+}
+
+peer *
+pc__link_peer_of(net *n, uint64_t node)
+{
+    for (peer *p = n->peers; p; p = p->next)
+        if (p->node == node && p->up && !p->primary && !p->gone)
+            return p;
+    return NULL;
+}
+
+static bool
+tomb_has(net *n, uint64_t node, uint64_t incarnation)
+{
+    for (tomb *t = n->tombs; t; t = t->next)
+        if (t->node == node && t->incarnation == incarnation)
+            return true;
+    return false;
+}
+
+static void
+tomb_add(net *n, uint64_t node, uint64_t incarnation)
+{
+    tomb *t;
+
+    if (tomb_has(n, node, incarnation) || !(t = malloc(sizeof *t)))
+        return;
+    t->node = node, t->incarnation = incarnation;
+    t->next = n->tombs;
+    n->tombs = t;
+    if (++n->ntombs > TOMBS_MAX) { /* forget the oldest */
+        tomb **tp = &n->tombs;
+        while ((*tp)->next)
+            tp = &(*tp)->next;
+        free(*tp);
+        *tp = NULL;
+        n->ntombs--;
+    }
+}
+
+/* ---- frames out --------------------------------------------------------------- */
+
+/* Hand p's pending frames to ZeroMQ until it refuses one. */
+static void
+send_pending(net *n, peer *p)
+{
+    frame *f;
+
+    while ((f = p->pending)) {
+        int rc;
+        if (p->dealer) {
+            rc = zmq_send(p->dealer, f->b.p, f->b.len, ZMQ_DONTWAIT);
+        } else {
+            rc = zmq_send(n->router, p->rid, p->rid_len,
+                          ZMQ_DONTWAIT | ZMQ_SNDMORE);
+            if (rc >= 0)
+                rc = zmq_send(n->router, f->b.p, f->b.len, ZMQ_DONTWAIT);
+        }
+        if (rc < 0) {
+            if (errno == EAGAIN) {
+                if (!ev_is_active(&n->retry))
+                    ev_timer_start(n->loop, &n->retry);
+                return;
+            }
+            /* EHOSTUNREACH: the connection is gone; heartbeats will say */
+        } else {
+            atomic_fetch_add_explicit(&n->frames_out, 1, memory_order_relaxed);
+        }
+        atomic_fetch_sub_explicit(&p->queued, f->b.res, memory_order_relaxed);
+        p->pending = f->next;
+        if (!p->pending)
+            p->pending_tail = &p->pending;
+        wire_buf_free(&f->b);
+        free(f);
+    }
+}
+
+/* Move p's frame buffer to its pending list and send what can go. */
+static void
+flush(net *n, peer *p)
+{
+    frame *f;
+
+    if (p->out.n) {
+        if (!(f = malloc(sizeof *f))) {
+            atomic_fetch_sub(&p->queued, p->out.res);
+            atomic_fetch_add(&n->dropped, p->out.n);
+            wire_buf_free(&p->out);
+            return;
+        }
+        f->b = p->out;
+        f->next = NULL;
+        memset(&p->out, 0, sizeof p->out);
+        *p->pending_tail = f;
+        p->pending_tail = &f->next;
+    }
+    send_pending(n, p);
+}
+
+bool
+pc__link_out(net *n, peer *p, wire_env *e)
+{
+    e->version = 1;
+    if (p->out.n && p->out.len + wire_size(e) > p->max_frame)
+        flush(n, p);
+    if (wire_append(&p->out, e) != PC_OK) {
+        atomic_fetch_add(&n->dropped, 1);
+        return false;
+    }
+    atomic_fetch_add_explicit(&n->env_out, 1, memory_order_relaxed);
+    p->last_out = pc_now();
+    return true;
+}
+
+static void
+flush_all(net *n)
+{
+    for (peer *p = n->peers; p; p = p->next)
+        if (p->out.n || p->pending)
+            flush(n, p);
+}
+
+static void
+on_retry(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    net *n = t->data;
+    (void)loop, (void)revents;
+    ev_timer_stop(n->loop, &n->retry);
+    flush_all(n);
+}
+
+void
+pc__link_hello(net *n, peer *p)
+{
+    wire_env e = PICOS__V1__ENVELOPE__INIT;
+    Picos__V1__Hello h = PICOS__V1__HELLO__INIT;
+    uint32_t versions[] = {1};
+
+    h.node = n->node;
+    h.incarnation = n->incarnation;
+    h.name = n->name;
+    h.n_versions = 1;
+    h.versions = versions;
+    h.endpoint = n->router_ep;
+    h.pub_endpoint = n->pub_ep;
+    h.heartbeat_ms = (uint32_t)(n->hb * 1000);
+    h.timeout_ms = (uint32_t)(n->timeout * 1000);
+    h.max_frame = (uint32_t)n->max_frame;
+    h.host = n->host;
+    h.pid = (uint32_t)getpid();
+    e.kind = PICOS__V1__KIND__HELLO;
+    e.body_case = PICOS__V1__ENVELOPE__BODY_HELLO;
+    e.hello = &h;
+    pc__link_out(n, p, &e);
+    flush(n, p);
+    p->hello_sent = true;
+    p->hello_at = pc_now();
+}
+
+void
+pc__link_refuse(net *n, peer *p, int code, const char *text)
+{
+    wire_env e = PICOS__V1__ENVELOPE__INIT;
+    Picos__V1__Refusal r = PICOS__V1__REFUSAL__INIT;
+
+    atomic_fetch_add(&n->refused, 1);
+    r.code = (Picos__V1__RefusalCode)code;
+    r.text = (char *)text;
+    e.kind = PICOS__V1__KIND__REFUSED;
+    e.body_case = PICOS__V1__ENVELOPE__BODY_REFUSAL;
+    e.refusal = &r;
+    pc__link_out(n, p, &e);
+}
+
+/* ---- peer records --------------------------------------------------------------- */
+
+static void on_dealer(struct ev_loop *loop, ev_io *io, int revents);
+
+static peer *
+peer_new(net *n)
+{
+    peer *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->pending_tail = &p->pending;
+    p->max_frame = 64 * 1024; /* until its hello says more */
+    p->last_in = p->since = pc_now();
+    pthread_mutex_lock(&n->mu);
+    p->next = n->peers;
+    n->peers = p;
+    pthread_mutex_unlock(&n->mu);
+    return p;
+}
+
+/* Open p's DEALER to p->endpoint. */
+static pc_err
+dealer_open(net *n, peer *p)
+{
+    int fd;
+    size_t sz = sizeof fd;
+    void *s = zmq_socket(n->zctx, ZMQ_DEALER);
+
+    if (!s)
+        return PC_ESYS;
+    zsetint(s, ZMQ_LINGER, 0);
+    zsetint(s, ZMQ_SNDHWM, HWM);
+    zsetint(s, ZMQ_RCVHWM, HWM);
+    zsetint(s, ZMQ_IMMEDIATE, 1);
+    zsetint(s, ZMQ_RECONNECT_IVL, 100);
+    zsetint(s, ZMQ_RECONNECT_IVL_MAX, 1000);
+    {
+        int64_t max = (int64_t)n->max_frame;
+        zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof max);
+    }
+    if (!n->plain && pc__curve_client(s, &n->keys) != PC_OK)
+        goto fail;
+    if (!n->plain &&
+        pc__zmon_open(&p->mon, n->zctx, s,
+                      ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED |
+                          ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                          ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                          ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                          ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != PC_OK)
+        goto fail;
+    if (zmq_connect(s, p->endpoint)) {
+        PC_LOG_ERROR("net", "can't connect to %s: %s", p->endpoint,
+                     zmq_strerror(errno));
+        goto fail;
+    }
+    if (zmq_getsockopt(s, ZMQ_FD, &fd, &sz))
+        goto fail;
+    p->dealer = s;
+    p->connected = p->handshook = false;
+    ev_io_init(&p->io, on_dealer, fd, EV_READ);
+    p->io.data = p;
+    ev_io_start(n->loop, &p->io);
+    return PC_OK;
+fail:
+    pc__zmon_close(&p->mon);
+    zmq_close(s);
+    return PC_EINVAL;
+}
+
+static void
+dealer_close(net *n, peer *p)
+{
+    if (!p->dealer)
+        return;
+    ev_io_stop(n->loop, &p->io);
+    pc__zmon_close(&p->mon);
+    zmq_close(p->dealer);
+    p->dealer = NULL;
+}
+
+peer *
+pc__link_dealer(net *n, const char *endpoint)
+{
+    peer *p = peer_new(n);
+
+    if (!p)
+        return NULL;
+    if (!(p->endpoint = strdup(endpoint)) || dealer_open(n, p) != PC_OK) {
+        p->gone = true;
+        return NULL;
+    }
+    pc__link_hello(n, p);
+    return p;
+}
+
+static void
+drop_pending(peer *p)
+{
+    frame *f;
+    size_t res = p->out.res;
+
+    wire_buf_free(&p->out);
+    while ((f = p->pending)) {
+        p->pending = f->next;
+        res += f->b.res;
+        wire_buf_free(&f->b);
+        free(f);
+    }
+    p->pending_tail = &p->pending;
+    atomic_fetch_sub(&p->queued, res);
+}
+
+static void
+fail_waiters(waiter **list, pc_err rc)
+{
+    waiter *w;
+    while ((w = *list)) {
+        *list = w->next;
+        pc__net_waiter_done(w, rc);
+        pc__net_waiter_put(w);
+    }
+}
+
+void
+pc__link_down(net *n, peer *p, const char *why)
+{
+    char label[512];
+    uint64_t node = p->node;
+    bool was_up = p->up && !p->primary;
+
+    if (p->gone)
+        return;
+    if (p->up)
+        PC_LOG_WARN("net", "%s is down: %s", peer_label(p, label, sizeof label),
+                    why);
+    if (node && p->incarnation && !p->primary)
+        tomb_add(n, node, p->incarnation);
+    pthread_mutex_lock(&n->mu);
+    p->up = false;
+    p->node = p->incarnation = 0;
+    pthread_mutex_unlock(&n->mu);
+    p->primary = NULL;
+    drop_pending(p);
+    if (was_up) {
+        atomic_fetch_add(&n->nodes_down, 1);
+        /* its aliases go with it; lookups waiting on it fail */
+        for (peer *q = n->peers; q; q = q->next)
+            if (q->primary == p)
+                pc__link_down(n, q, why);
+        for (waiter **wp = &n->waiters; *wp;) {
+            waiter *w = *wp;
+            if (w->node == node) {
+                *wp = w->next;
+                pc__net_waiter_done(w, PC_EUNREACH);
+                pc__net_waiter_put(w);
+            } else
+                wp = &w->next;
+        }
+        pc_transport_node_down(node);
+    }
+    if (p->endpoint && p->dealer && !atomic_load(&n->stopping)) {
+        /* reconnect: a new start of that node will answer the hello */
+        dealer_close(n, p);
+        p->hello_sent = false;
+        p->auth_failed = 0;
+        if (dealer_open(n, p) == PC_OK)
+            pc__link_hello(n, p);
+        else
+            p->gone = true;
+    } else {
+        p->gone = true;
+    }
+}
+
+void
+pc__link_refused(net *n, peer *p)
+{
+    (void)n;
+    fail_waiters(&p->connect_waiters, PC_EREFUSED);
+    if (p->endpoint)
+        PC_LOG_ERROR("net", "%s was declared down by this node and must "
+                            "start again before it can be reached",
+                     p->endpoint);
+    p->gone = true;
+}
+
+static void
+reap(net *n)
+{
+    pthread_mutex_lock(&n->mu);
+    for (peer **pp = &n->peers; *pp;) {
+        peer *p = *pp;
+        if (!p->gone) {
+            pp = &p->next;
+            continue;
+        }
+        *pp = p->next;
+        dealer_close(n, p);
+        drop_pending(p);
+        fail_waiters(&p->connect_waiters, PC_EUNREACH);
+        free(p->endpoint);
+        free(p);
+    }
+    pthread_mutex_unlock(&n->mu);
+}
+
+/* ---- frames in ---------------------------------------------------------------- */
+
+static void
+handle_frame(net *n, peer *p, const uint8_t *data, size_t len)
+{
+    const uint8_t *q = data, *env;
+    size_t elen;
+    int r;
+
+    atomic_fetch_add_explicit(&n->frames_in, 1, memory_order_relaxed);
+    p->last_in = pc_now();
+    if (p->primary)
+        p->primary->last_in = p->last_in;
+    while ((r = wire_next(&q, data + len, &env, &elen)) == 1) {
+        const char *why;
+        wire_env *e = wire_unpack(&n->arena, env, elen, &why);
+        if (!e) {
+            PC_LOG_WARN("net", "malformed envelope from %s: %s",
+                        p->name[0] ? p->name : "a peer", why);
+            pc__link_refuse(n, p, PICOS__V1__REFUSAL_CODE__MALFORMED, why);
+            wire_arena_reset(&n->arena);
+            return;
+        }
+        atomic_fetch_add_explicit(&n->env_in, 1, memory_order_relaxed);
+        if (!p->up && e->kind != PICOS__V1__KIND__HELLO &&
+            e->kind != PICOS__V1__KIND__REFUSED) {
+            pc__link_refuse(n, p, PICOS__V1__REFUSAL_CODE__NOT_HELLO,
+                            "no hello from you on this connection");
+            wire_arena_reset(&n->arena);
+            return;
+        }
+        pc__dispatch(n, p, e);
+        wire_arena_reset(&n->arena);
+        if (p->gone || !p->up)
+            return; /* refused, or declared down by what it sent */
+    }
+    if (r < 0) {
+        PC_LOG_WARN("net", "malformed frame from %s",
+                    p->name[0] ? p->name : "a peer");
+        pc__link_refuse(n, p, PICOS__V1__REFUSAL_CODE__MALFORMED,
+                        "frame does not decode");
+    }
+}
+
+static peer *
+router_peer(net *n, const uint8_t *rid, size_t len)
+{
+    peer *p;
+
+    for (p = n->peers; p; p = p->next)
+        if (!p->dealer && !p->endpoint && !p->gone && p->rid_len == len &&
+            !memcmp(p->rid, rid, len))
+            return p;
+    if (!(p = peer_new(n)))
+        return NULL;
+    memcpy(p->rid, rid, len);
+    p->rid_len = len;
+    return p;
+}
+
+/* Take everything the ROUTER has. */
+static void
+drain_router(net *n)
+{
+    for (;;) {
+        zmq_msg_t id, body;
+        int more = 0, ev = 0;
+        size_t sz = sizeof ev;
+        peer *p;
+
+        if (!n->router || zmq_getsockopt(n->router, ZMQ_EVENTS, &ev, &sz) ||
+            !(ev & ZMQ_POLLIN))
+            return;
+        zmq_msg_init(&id);
+        if (zmq_msg_recv(&id, n->router, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&id);
+            return;
+        }
+        zmq_msg_init(&body);
+        if (!zmq_msg_more(&id) ||
+            zmq_msg_recv(&body, n->router, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&id), zmq_msg_close(&body);
+            continue;
+        }
+        more = zmq_msg_more(&body);
+        while (more) { /* frames are one part: drop the rest */
+            zmq_msg_t extra;
+            zmq_msg_init(&extra);
+            if (zmq_msg_recv(&extra, n->router, ZMQ_DONTWAIT) < 0)
+                more = 0;
+            else
+                more = zmq_msg_more(&extra), more = more ? 1 : -1;
+            zmq_msg_close(&extra);
+        }
+        if (more < 0 || zmq_msg_size(&id) > sizeof p->rid) {
+            atomic_fetch_add(&n->refused, 1);
+        } else if ((p = router_peer(n, zmq_msg_data(&id), zmq_msg_size(&id)))) {
+            handle_frame(n, p, zmq_msg_data(&body), zmq_msg_size(&body));
+        }
+        zmq_msg_close(&id);
+        zmq_msg_close(&body);
+    }
+}
+
+static void
+drain_dealer(net *n, peer *p)
+{
+    while (p->dealer && !p->gone) {
+        zmq_msg_t body;
+        int ev = 0;
+        size_t sz = sizeof ev;
+        void *s = p->dealer;
+
+        if (zmq_getsockopt(s, ZMQ_EVENTS, &ev, &sz) || !(ev & ZMQ_POLLIN))
+            return;
+        zmq_msg_init(&body);
+        if (zmq_msg_recv(&body, s, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&body);
+            return;
+        }
+        if (zmq_msg_more(&body)) {
+            atomic_fetch_add(&n->refused, 1);
+            while (zmq_msg_more(&body) &&
+                   zmq_msg_recv(&body, s, ZMQ_DONTWAIT) >= 0)
+                ;
+        } else {
+            handle_frame(n, p, zmq_msg_data(&body), zmq_msg_size(&body));
+        }
+        zmq_msg_close(&body);
+    }
+}
+
+/* ---- monitors -------------------------------------------------------------------- */
+
+static void
+dealer_event(void *ctx, int event, int value, const char *endpoint)
+{
+    peer *p = ctx;
+    net *n = pc__net;
+    (void)endpoint;
+
+    switch (event) {
+    case ZMQ_EVENT_CONNECTED:
+        p->connected = true;
+        p->handshook = false;
+        break;
+    case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+        p->handshook = true;
+        break;
+    case ZMQ_EVENT_DISCONNECTED:
+        if (p->connected && !p->handshook) {
+            if (!p->auth_failed++)
+                PC_LOG_ERROR("net",
+                             "%s closed the connection during the CURVE "
+                             "handshake: it does not hold our cluster key "
+                             "(wrong cluster secret?)",
+                             p->endpoint);
+            atomic_fetch_add(&n->auth_failed, 1);
+        }
+        p->connected = false;
+        break;
+    case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+    case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+    case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+        if (!p->auth_failed++)
+            PC_LOG_ERROR("net", "%s refused this node: %s", p->endpoint,
+                         pc__zmon_describe(event, value));
+        atomic_fetch_add(&n->auth_failed, 1);
+        p->connected = false;
+        p->handshook = true; /* counted already */
+        break;
+    default:
+        break;
+    }
+}
+
+static void
+router_event(void *ctx, int event, int value, const char *endpoint)
+{
+    net *n = ctx;
+    double now = pc_now();
+
+    if (event != ZMQ_EVENT_HANDSHAKE_FAILED_AUTH &&
+        event != ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
+        event != ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+        return;
+    atomic_fetch_add(&n->auth_failed, 1);
+    if (now - n->auth_log_at >= 10.0 || n->auth_log_at == 0) {
+        n->auth_log_at = now;
+        PC_LOG_ERROR("net", "refused a connection on %s: %s", endpoint,
+                     pc__zmon_describe(event, value));
+    }
+}
+
+/* ---- the loop ---------------------------------------------------------------------- */
+
+static void
+on_dealer(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop, (void)io, (void)revents; /* the pump drains */
+}
+
+static void
+on_router(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop, (void)io, (void)revents;
+}
+
+static void
+on_zap(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop, (void)io, (void)revents;
+}
+
+/* Before every poll: drain every socket whose ZMQ_EVENTS says so. */
+static void
+on_pump(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    net *n = w->data;
+    (void)loop, (void)revents;
+
+    for (int round = 0; round < 64; round++) {
+        uint64_t before = atomic_load_explicit(&n->frames_in,
+                                               memory_order_relaxed);
+        if (n->zap)
+            pc__zap_drain(n->zap);
+        if (n->router_mon)
+            pc__zmon_drain(n->router_mon, router_event, n);
+        drain_router(n);
+        for (peer *p = n->peers; p; p = p->next) {
+            if (p->mon)
+                pc__zmon_drain(p->mon, dealer_event, p);
+            drain_dealer(n, p);
+        }
+        flush_all(n);
+        reap(n);
+        if (atomic_load_explicit(&n->frames_in, memory_order_relaxed) ==
+            before)
+            break;
+    }
+}
+
+/* Take the whole command stack, oldest first. */
+static void
+on_wake(struct ev_loop *loop, ev_async *a, int revents)
+{
+    net *n = a->data;
+    cmd *c, *rev = NULL;
+    (void)revents;
+
+    c = atomic_exchange_explicit(&n->inq, NULL, memory_order_acquire);
+    while (c) {
+        cmd *next = c->next;
+        c->next = rev;
+        rev = c;
+        c = next;
+    }
+    while ((c = rev)) {
+        rev = c->next;
+        pc__dispatch_cmd(n, c);
+    }
+    flush_all(n);
+    if (atomic_load(&n->stopping))
+        ev_break(loop, EVBREAK_ALL);
+}
+
+static void
+expire(waiter **list, double now, pc_err rc)
+{
+    for (waiter **wp = list; *wp;) {
+        waiter *w = *wp;
+        if (w->deadline <= now) {
+            *wp = w->next;
+            pc__net_waiter_done(w, rc);
+            pc__net_waiter_put(w);
+        } else
+            wp = &w->next;
+    }
+}
+
+static void
+on_tick(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    net *n = t->data;
+    double now = pc_now();
+    char label[512];
+    (void)loop, (void)revents;
+
+    for (peer *p = n->peers; p; p = p->next) {
+        if (p->gone)
+            continue;
+        if (p->up && !p->primary) {
+            if (now - p->last_in > n->timeout) {
+                char why[96];
+                snprintf(why, sizeof why, "silent for %.2f s (timeout %.2f s)",
+                         now - p->last_in, n->timeout);
+                pc__link_down(n, p, why);
+                continue;
+            }
+            if (now - p->last_out >= n->hb * 0.5) {
+                wire_env e = PICOS__V1__ENVELOPE__INIT;
+                e.kind = PICOS__V1__KIND__HEARTBEAT;
+                pc__link_out(n, p, &e);
+            }
+        } else if (p->dealer && !p->up && now - p->hello_at >= 1.0) {
+            pc__link_hello(n, p); /* still connecting, or reconnecting */
+        } else if (!p->dealer && !p->up && now - p->since > 10.0) {
+            p->gone = true; /* a connection that never said hello */
+        }
+        if (p->connect_waiters) {
+            pc_err rc = p->auth_failed ? PC_EAUTH : PC_ETIMEDOUT;
+            bool had = p->connect_waiters != NULL;
+            expire(&p->connect_waiters, now, rc);
+            if (had && !p->connect_waiters && !p->up) {
+                PC_LOG_ERROR("net", "can't reach %s: %s",
+                             peer_label(p, label, sizeof label),
+                             rc == PC_EAUTH ? "it refused our key (wrong "
+                                              "cluster secret?)"
+                                            : "no answer");
+                p->gone = true; /* a failed connect leaves nothing behind */
+            }
+        }
+    }
+    expire(&n->waiters, now, PC_ETIMEDOUT);
+    flush_all(n);
+    reap(n);
+}
+
+void
+pc__link_init(net *n)
+{
+    wire_arena_init(&n->arena);
+    ev_async_init(&n->wake, on_wake);
+    n->wake.data = n;
+    ev_async_start(n->loop, &n->wake);
+    ev_timer_init(&n->tick, on_tick, n->hb / 2, n->hb / 2);
+    n->tick.data = n;
+    ev_timer_start(n->loop, &n->tick);
+    ev_timer_init(&n->retry, on_retry, 0.001, 0.001);
+    n->retry.data = n;
+    ev_prepare_init(&n->pump, on_pump);
+    n->pump.data = n;
+    ev_prepare_start(n->loop, &n->pump);
+    if (n->zap) {
+        ev_io_init(&n->zap_io, on_zap, pc__zap_fd(n->zap), EV_READ);
+        ev_io_start(n->loop, &n->zap_io);
+    }
+}
+
+pc_err
+pc__link_listen(net *n, const char *endpoint, char *bound, size_t size)
+{
+    size_t len = size;
+    int fd;
+    size_t sz = sizeof fd;
+    int64_t max = (int64_t)n->max_frame;
+    void *r, *pub;
+    char pub_ep[WIRE_ENDPOINT_MAX + 1];
+
+    if (n->router)
+        return PC_ESTATE;
+    if (!(r = zmq_socket(n->zctx, ZMQ_ROUTER)) ||
+        !(pub = zmq_socket(n->zctx, ZMQ_PUB))) {
+        zmq_close(r);
+        return PC_ESYS;
+    }
+    zsetint(r, ZMQ_LINGER, 0);
+    zsetint(r, ZMQ_ROUTER_MANDATORY, 1);
+    zsetint(r, ZMQ_SNDHWM, HWM);
+    zsetint(r, ZMQ_RCVHWM, HWM);
+    zmq_setsockopt(r, ZMQ_MAXMSGSIZE, &max, sizeof max);
+    zsetint(pub, ZMQ_LINGER, 0);
+    if (!n->plain &&
+        (pc__curve_server(r, &n->keys) != PC_OK ||
+         pc__curve_server(pub, &n->keys) != PC_OK))
+        goto fail;
+    if (!n->plain &&
+        pc__zmon_open(&n->router_mon, n->zctx, r,
+                      ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                          ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                          ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != PC_OK)
+        goto fail;
+    if (zmq_bind(r, endpoint)) {
+        PC_LOG_ERROR("net", "can't listen on %s: %s", endpoint,
+                     zmq_strerror(errno));
+        goto fail;
+    }
+    len = size;
+    if (zmq_getsockopt(r, ZMQ_LAST_ENDPOINT, bound, &len))
+        goto fail;
+    /* the PUB beside it: tcp on any free port of the same address, ipc at
+     * PATH.pub */
+    if (!strncmp(bound, "tcp://", 6)) {
+        const char *colon = strrchr(bound, ':');
+        snprintf(pub_ep, sizeof pub_ep, "%.*s:*", (int)(colon - bound), bound);
+    } else {
+        snprintf(pub_ep, sizeof pub_ep, "%s.pub", bound);
+    }
+    if (zmq_bind(pub, pub_ep)) {
+        PC_LOG_ERROR("net", "can't bind the PUB beside %s on %s: %s", bound,
+                     pub_ep, zmq_strerror(errno));
+        goto fail;
+    }
+    len = sizeof n->pub_ep;
+    zmq_getsockopt(pub, ZMQ_LAST_ENDPOINT, n->pub_ep, &len);
+    if (zmq_getsockopt(r, ZMQ_FD, &fd, &sz))
+        goto fail;
+    snprintf(n->router_ep, sizeof n->router_ep, "%s", bound);
+    n->router = r;
+    n->pub = pub;
+    ev_io_init(&n->router_io, on_router, fd, EV_READ);
+    ev_io_start(n->loop, &n->router_io);
+    PC_LOG_INFO("net", "node %s listening on %s (channels on %s)", n->name,
+                n->router_ep, n->pub_ep);
+    return PC_OK;
+fail:
+    pc__zmon_close(&n->router_mon);
+    zmq_close(r);
+    zmq_close(pub);
+    return PC_ESYS;
+}
+
+void *
+pc__link_main(void *arg)
+{
+    net *n = arg;
+
+    ev_run(n->loop, 0);
+    /* leaving: tell peers, so they need not wait for the timeout */
+    for (peer *p = n->peers; p; p = p->next) {
+        if (p->up && !p->primary && !p->gone) {
+            wire_env e = PICOS__V1__ENVELOPE__INIT;
+            e.kind = PICOS__V1__KIND__GOODBYE;
+            pc__link_out(n, p, &e);
+            flush(n, p);
+            if (p->dealer)
+                zsetint(p->dealer, ZMQ_LINGER, 200);
+        }
+    }
+    if (n->router)
+        zsetint(n->router, ZMQ_LINGER, 200);
+    for (cmd *c = atomic_exchange(&n->inq, NULL); c;) {
+        cmd *next = c->next;
+        pc__net_cmd_free(c);
+        c = next;
+    }
+    for (peer *p = n->peers; p; p = p->next)
+        p->gone = true;
+    reap(n);
+    fail_waiters(&n->waiters, PC_ECLOSED);
+    while (n->tombs) {
+        tomb *t = n->tombs;
+        n->tombs = t->next;
+        free(t);
+    }
+    pc__zmon_close(&n->router_mon);
+    if (n->router)
+        zmq_close(n->router);
+    if (n->pub)
+        zmq_close(n->pub);
+    pc__zap_close(&n->zap);
+    zmq_ctx_term(n->zctx);
+    wire_arena_reset(&n->arena);
+    ev_loop_destroy(n->loop);
+    return NULL;
+}

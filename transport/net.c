@@ -1,0 +1,468 @@
+/* transport/net.c — the ZeroMQ transport's front: pc_net_start(), the
+ * blocking calls (listen, connect, locate_at) and the ops the runtime calls.
+ *
+ * Every op runs in the caller's thread and never blocks: it checks the
+ * node table under one mutex (is the peer up, is its queue under
+ * peer_queue, does the message fit its max_frame) so a refusal is the
+ * caller's own error with the message still its own, then pushes a command
+ * onto a lock-free MPSC stack and rings the link thread only when the stack
+ * was empty (the link thread takes the whole stack at once, so one wake
+ * carries a whole batch). The link thread (link.c) owns all the rest.
+ *
+ * Blocking calls wait on a pc_event inside a reference-counted waiter: the
+ * link thread answers it or lets it expire at its deadline, and whichever
+ * of the caller and the link thread lets go last frees it, so a caller that
+ * gives up early never leaves the link thread a dangling pointer.
+ */
+#define _GNU_SOURCE
+#include "net_int.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "picos/log.h"
+#include "picos/node.h"
+#include "picos/sync.h"
+#include "picos/task.h"
+
+net *pc__net;
+
+/* ---- commands ------------------------------------------------------------- */
+
+void
+pc__net_cmd_free(cmd *c)
+{
+    if (!c)
+        return;
+    pc_msg_free(&c->msg);
+    free(c->str);
+    free(c->str2);
+    if (c->w)
+        pc__net_waiter_put(c->w);
+    free(c);
+}
+
+void
+pc__net_push(net *n, cmd *c)
+{
+    cmd *head = atomic_load_explicit(&n->inq, memory_order_relaxed);
+    do
+        c->next = head;
+    while (!atomic_compare_exchange_weak_explicit(
+        &n->inq, &head, c, memory_order_release, memory_order_relaxed));
+    if (!head)
+        ev_async_send(n->loop, &n->wake);
+}
+
+static cmd *
+cmd_new(int kind, pc_ref from, pc_ref to)
+{
+    cmd *c = calloc(1, sizeof *c);
+    if (c) {
+        c->kind = kind;
+        c->node = to.node;
+        c->from = from;
+        c->to = to;
+        c->deadline = INFINITY;
+    }
+    return c;
+}
+
+/* Reserve room for one envelope to `node`: PC_OK, PC_EUNREACH (not up),
+ * PC_EFULL (its queue is at peer_queue), PC_ETOOBIG (len can't fit one of
+ * its frames). */
+static pc_err
+reserve(net *n, uint64_t node, size_t len)
+{
+    pc_err rc = PC_EUNREACH;
+
+    pthread_mutex_lock(&n->mu);
+    for (peer *p = n->peers; p; p = p->next) {
+        if (p->node != node || !p->up || p->primary)
+            continue;
+        if (len + 1024 > p->max_frame)
+            rc = PC_ETOOBIG;
+        else if (atomic_fetch_add_explicit(&p->queued, 1,
+                                           memory_order_relaxed) >=
+                 n->peer_queue) {
+            atomic_fetch_sub_explicit(&p->queued, 1, memory_order_relaxed);
+            rc = PC_EFULL;
+        } else
+            rc = PC_OK;
+        break;
+    }
+    pthread_mutex_unlock(&n->mu);
+    return rc;
+}
+
+/* Reserve and push c, which carries *m when m is not NULL (taken on PC_OK;
+ * on error c is freed and *m stays the caller's). */
+static pc_err
+submit(net *n, cmd *c, pc_msg **m)
+{
+    size_t len = 0;
+    pc_err rc;
+
+    if (!c)
+        return PC_ENOMEM;
+    if (m)
+        (void)pc_msg_data(*m, &len); /* a protobuf is packed here, once */
+    if ((rc = reserve(n, c->node, len)) != PC_OK) {
+        if (rc == PC_EFULL || rc == PC_EUNREACH)
+            atomic_fetch_add(&n->dropped, 1);
+        free(c);
+        return rc;
+    }
+    if (m) {
+        c->msg = *m;
+        *m = NULL;
+    }
+    pc__net_push(n, c);
+    return PC_OK;
+}
+
+/* ---- the ops ----------------------------------------------------------------- */
+
+static pc_err
+op_send(void *ctx, pc_ref to, pc_msg **m, bool chan)
+{
+    (void)chan;
+    return submit(ctx, cmd_new(PICOS__V1__KIND__SEND, pc_msg_sender(*m), to),
+                  m);
+}
+
+static pc_err
+op_deliver(void *ctx, pc_ref to, pc_msg **m, double deadline, uint64_t ticket)
+{
+    cmd *c = cmd_new(PICOS__V1__KIND__DELIVER, pc_msg_sender(*m), to);
+    if (c)
+        c->corr = ticket, c->deadline = deadline;
+    return submit(ctx, c, m);
+}
+
+static pc_err
+op_monitor(void *ctx, pc_ref watcher, pc_ref target, bool on)
+{
+    return submit(ctx,
+                  cmd_new(on ? PICOS__V1__KIND__MONITOR
+                             : PICOS__V1__KIND__DEMONITOR,
+                          watcher, target),
+                  NULL);
+}
+
+static pc_err
+op_link(void *ctx, pc_ref local, pc_ref remote, bool on)
+{
+    return submit(
+        ctx,
+        cmd_new(on ? PICOS__V1__KIND__LINK : PICOS__V1__KIND__UNLINK, local,
+                remote),
+        NULL);
+}
+
+static pc_err
+op_exit_signal(void *ctx, pc_ref from, pc_ref to, pc_msg **exit)
+{
+    return submit(ctx, cmd_new(PICOS__V1__KIND__EXIT, from, to), exit);
+}
+
+static pc_err
+op_terminate(void *ctx, pc_ref target)
+{
+    return submit(ctx, cmd_new(PICOS__V1__KIND__TERMINATE, pc_self(), target),
+                  NULL);
+}
+
+static pc_err
+op_join(void *ctx, pc_ref target, double deadline, uint64_t ticket)
+{
+    cmd *c = cmd_new(PICOS__V1__KIND__JOIN, pc_self(), target);
+    if (c)
+        c->corr = ticket, c->deadline = deadline;
+    return submit(ctx, c, NULL);
+}
+
+static void
+op_stop(void *ctx)
+{
+    net *n = ctx;
+    atomic_store(&n->stopping, true);
+    ev_async_send(n->loop, &n->wake);
+    pthread_join(n->thread, NULL);
+    pc__net_free(n);
+}
+
+/* ---- waiters ------------------------------------------------------------------ */
+
+static waiter *
+waiter_new(double timeout)
+{
+    waiter *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    if (pc_event_new(&w->ev) != PC_OK) {
+        free(w);
+        return NULL;
+    }
+    atomic_init(&w->refs, 2);
+    w->deadline = pc_deadline(timeout);
+    w->rc = PC_ETIMEDOUT;
+    return w;
+}
+
+void
+pc__net_waiter_put(waiter *w)
+{
+    if (atomic_fetch_sub(&w->refs, 1) == 1) {
+        pc_event_free(&w->ev);
+        free(w);
+    }
+}
+
+void
+pc__net_waiter_done(waiter *w, pc_err rc)
+{
+    w->rc = rc;
+    pc_event_set(w->ev);
+}
+
+/* Push c (owning w's second reference) and wait for w's answer. */
+static pc_err
+wait_for(net *n, cmd *c, waiter *w, double timeout)
+{
+    pc_err rc;
+
+    c->w = w;
+    pc__net_push(n, c);
+    rc = pc_event_wait(w->ev, timeout < 0 ? -1 : timeout + 0.5);
+    if (rc == PC_OK)
+        rc = w->rc;
+    else if (rc == PC_ETIMEDOUT)
+        rc = PC_ETIMEDOUT;
+    return rc;
+}
+
+/* ---- the public calls ----------------------------------------------------------- */
+
+static pc_err
+load_keys(const pc_net_opts *o, pc_curve_keys *k)
+{
+    uint8_t secret[PC_SECRET_MAX];
+    size_t len = 0;
+    pc_err rc;
+
+    if (o->keys) {
+        *k = *o->keys;
+        return PC_OK;
+    }
+    if (o->key_file)
+        return pc_curve_read(o->key_file, k);
+    rc = pc_secret_load(o->secret_file, secret, sizeof secret, &len);
+    if (rc == PC_ENOENT)
+        PC_LOG_ERROR("net", "no cluster secret: give a secret file, or set "
+                            "PICOS_SECRET_FILE or PICOS_SECRET (plain links "
+                            "only when asked for)");
+    if (rc == PC_OK)
+        rc = pc_curve_from_secret(secret, len, k);
+    memset(secret, 0, sizeof secret);
+    return rc;
+}
+
+pc_err
+pc_net_start(const pc_net_opts *opts)
+{
+    pc_net_opts o = opts ? *opts : (pc_net_opts){0};
+    pc_transport_ops ops = {0};
+    net *n;
+    pc_err rc;
+
+    if (!pc_node_id() || pc__net)
+        return PC_ESTATE;
+    if (!(n = calloc(1, sizeof *n)))
+        return PC_ENOMEM;
+    n->plain = o.plain;
+    if (o.plain)
+        PC_LOG_WARN("net", "plain links: no CURVE, no authentication — any "
+                           "host that can reach this node's sockets can talk "
+                           "to it");
+    else if ((rc = load_keys(&o, &n->keys)) != PC_OK) {
+        free(n);
+        return rc;
+    }
+    n->hb = o.heartbeat > 0 ? o.heartbeat : 0.2;
+    n->timeout = o.timeout > 0 ? o.timeout : 1.0;
+    n->max_frame = o.max_frame ? o.max_frame : PC_NET_MAX_FRAME_DEFAULT;
+    if (n->max_frame > UINT32_MAX)
+        n->max_frame = UINT32_MAX;
+    n->peer_queue = o.peer_queue ? o.peer_queue : 65536;
+    n->node = pc_node_id();
+    n->incarnation = pc_node_incarnation();
+    if (gethostname(n->host, sizeof n->host - 1))
+        strcpy(n->host, "?");
+    if (o.name)
+        snprintf(n->name, sizeof n->name, "%s", o.name);
+    else
+        snprintf(n->name, sizeof n->name, "%s:%d", n->host, (int)getpid());
+    pthread_mutex_init(&n->mu, NULL);
+    n->next_corr = 1;
+    if (!(n->zctx = zmq_ctx_new()) ||
+        !(n->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK))) {
+        rc = PC_ESYS;
+        goto fail;
+    }
+    if (!n->plain && (rc = pc__zap_open(&n->zap, n->zctx, &n->keys)) != PC_OK)
+        goto fail;
+    pc__net = n;
+    pc__link_init(n);
+    if (pthread_create(&n->thread, NULL, pc__link_main, n)) {
+        rc = PC_ESYS;
+        goto fail;
+    }
+    ops.name = "zmq";
+    ops.ctx = n;
+    ops.send = op_send;
+    ops.deliver = op_deliver;
+    ops.monitor = op_monitor;
+    ops.link = op_link;
+    ops.exit_signal = op_exit_signal;
+    ops.terminate = op_terminate;
+    ops.join = op_join;
+    ops.stop = op_stop;
+    if ((rc = pc_transport_register(&ops)) != PC_OK) {
+        op_stop(n);
+        goto fail;
+    }
+    PC_LOG_INFO("net", "node %s (%016llx, incarnation %016llx) links %s",
+                n->name, (unsigned long long)n->node,
+                (unsigned long long)n->incarnation,
+                n->plain ? "PLAIN" : "CURVE");
+    return PC_OK;
+fail:
+    pc__net = NULL;
+    pc__zap_close(&n->zap);
+    if (n->zctx)
+        zmq_ctx_term(n->zctx);
+    if (n->loop)
+        ev_loop_destroy(n->loop);
+    pthread_mutex_destroy(&n->mu);
+    free(n);
+    return rc;
+}
+
+/* After the link thread has ended (its sockets and loop are gone). */
+void
+pc__net_free(net *n)
+{
+    if (pc__net == n)
+        pc__net = NULL;
+    pthread_mutex_destroy(&n->mu);
+    memset(&n->keys, 0, sizeof n->keys);
+    free(n);
+}
+
+static pc_err
+blocking_call(int kind, const char *str, const char *str2, double timeout,
+              waiter **wp)
+{
+    net *n = pc__net;
+    waiter *w;
+    cmd *c;
+    pc_err rc;
+
+    *wp = NULL;
+    if (!n || atomic_load(&n->stopping))
+        return PC_ESTATE;
+    if (!(w = waiter_new(timeout)))
+        return PC_ENOMEM;
+    if (!(c = calloc(1, sizeof *c)) || !(c->str = strdup(str)) ||
+        (str2 && !(c->str2 = strdup(str2)))) {
+        if (c)
+            free(c->str), free(c);
+        pc_event_free(&w->ev);
+        free(w);
+        return PC_ENOMEM;
+    }
+    c->kind = kind;
+    rc = wait_for(n, c, w, timeout);
+    *wp = w;
+    return rc;
+}
+
+pc_err
+pc_node_listen(const char *endpoint, char *bound, size_t size)
+{
+    waiter *w;
+    pc_err rc;
+
+    if (!endpoint || !*endpoint || strlen(endpoint) > WIRE_ENDPOINT_MAX - 16)
+        return PC_EINVAL;
+    rc = blocking_call(CMD_LISTEN, endpoint, NULL, 10.0, &w);
+    if (rc == PC_OK && bound && size)
+        snprintf(bound, size, "%s", w->text);
+    if (w)
+        pc__net_waiter_put(w);
+    return rc;
+}
+
+pc_err
+pc_node_connect(const char *endpoint, double timeout, uint64_t *node)
+{
+    waiter *w;
+    pc_err rc;
+
+    if (!endpoint || !*endpoint || strlen(endpoint) > WIRE_ENDPOINT_MAX)
+        return PC_EINVAL;
+    rc = blocking_call(CMD_CONNECT, endpoint, NULL, timeout, &w);
+    if (rc == PC_OK && node)
+        *node = w->node;
+    if (w)
+        pc__net_waiter_put(w);
+    return rc;
+}
+
+pc_err
+pc_locate_at(const char *where, const char *name, double timeout,
+             pc_ref *out)
+{
+    waiter *w;
+    pc_err rc;
+
+    if (!where || !*where || !name || !*name ||
+        strlen(name) > WIRE_NAME_MAX || strlen(where) > WIRE_ENDPOINT_MAX)
+        return PC_EINVAL;
+    rc = blocking_call(CMD_LOOKUP, where, name, timeout, &w);
+    if (rc == PC_OK && out)
+        *out = w->ref;
+    if (w)
+        pc__net_waiter_put(w);
+    return rc;
+}
+
+pc_err
+pc_net_stats_get(pc_net_stats *out)
+{
+    net *n = pc__net;
+
+    if (!out)
+        return PC_EINVAL;
+    if (!n)
+        return PC_ESTATE;
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&n->mu);
+    for (peer *p = n->peers; p; p = p->next)
+        out->peers += p->up && !p->primary;
+    pthread_mutex_unlock(&n->mu);
+    out->frames_out = atomic_load(&n->frames_out);
+    out->frames_in = atomic_load(&n->frames_in);
+    out->env_out = atomic_load(&n->env_out);
+    out->env_in = atomic_load(&n->env_in);
+    out->refused = atomic_load(&n->refused);
+    out->dropped = atomic_load(&n->dropped);
+    out->auth_failed = atomic_load(&n->auth_failed);
+    out->nodes_down = atomic_load(&n->nodes_down);
+    return PC_OK;
+}

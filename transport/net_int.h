@@ -1,0 +1,176 @@
+/* transport/net_int.h — the ZeroMQ transport's shared state (internal).
+ *
+ * One link thread owns every ZeroMQ socket and every peer record; the ops
+ * the runtime calls from workers (net.c) only push commands onto one MPSC
+ * stack and ring the link thread's ev_async. The one thing they read
+ * directly is the node table — which peers are up, their queue depth and
+ * frame limit — under `mu`, so that a full or unknown peer is refused in the
+ * caller's own call, with its message still its own.
+ */
+#ifndef PICOS_TRANSPORT_NET_INT_H
+#define PICOS_TRANSPORT_NET_INT_H
+
+#include <ev.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "curve.h"
+#include "picos/net.h"
+#include "picos/sync.h"
+#include "picos/transport.h"
+#include "wire.h"
+#include "zmon.h"
+
+/* Commands that are not envelope kinds. */
+enum {
+    CMD_LISTEN = 100, /* bind ROUTER + PUB at str */
+    CMD_CONNECT,      /* connect a DEALER to str */
+    CMD_LOOKUP,       /* ask node (or endpoint str) for name str2 */
+};
+
+typedef struct waiter waiter;
+
+/* A request for the link thread. */
+typedef struct cmd {
+    struct cmd *next;
+    int kind;        /* Picos__V1__Kind or CMD_* */
+    uint64_t node;   /* the peer it goes to */
+    uint64_t incarnation; /* kinds answering a request: the asker's */
+    pc_ref from, to;
+    uint64_t corr;
+    double deadline; /* absolute pc_now(); INFINITY: none */
+    int32_t status;
+    uint64_t count;
+    pc_msg *msg;     /* the message or value carried; owned */
+    waiter *w;       /* CMD_*: who waits for the answer */
+    char *str;       /* CMD_*: endpoint or node; owned */
+    char *str2;      /* CMD_LOOKUP: the name; owned */
+} cmd;
+
+/* A caller of pc_node_listen / connect / locate_at waiting for the link
+ * thread. Two references: the caller's and the link thread's. */
+struct waiter {
+    waiter *next;     /* link thread's list */
+    atomic_int refs;
+    pc_event *ev;
+    double deadline;
+    uint64_t corr;
+    pc_err rc;
+    uint64_t node;
+    pc_ref ref;
+    char text[256];   /* a bound endpoint */
+};
+
+/* One connection to a peer node: a DEALER we connected (`dealer`), or a
+ * connection that reached our ROUTER (`rid`). */
+typedef struct peer {
+    struct peer *next;
+    /* read by ops under net.mu, written by the link thread under it */
+    uint64_t node, incarnation; /* 0 until its hello */
+    bool up;                    /* hello taken: the node's path */
+    uint32_t max_frame;
+    atomic_size_t queued;       /* envelopes not yet handed to ZeroMQ */
+    /* link thread only */
+    struct peer *primary;       /* another record is this node's path */
+    void *dealer;
+    ev_io io;                   /* the dealer's ZMQ_FD */
+    pc__zmon *mon;              /* the dealer's handshake events */
+    uint8_t rid[256];
+    size_t rid_len;
+    char *endpoint;             /* a dealer's: where it (re)connects */
+    char name[WIRE_NAME_MAX + 1];
+    char pub_endpoint[WIRE_ENDPOINT_MAX + 1];
+    bool hello_sent;
+    bool gone;                  /* to be freed by the link thread's reaper */
+    bool connected, handshook;  /* a dealer's connection events */
+    double last_in, last_out, since, hello_at;
+    wire_buf out;               /* the frame being filled */
+    struct frame *pending, **pending_tail; /* frames ZeroMQ refused (HWM) */
+    unsigned auth_failed;
+    waiter *connect_waiters;    /* pc_node_connect() callers */
+} peer;
+
+typedef struct frame {
+    struct frame *next;
+    wire_buf b;
+} frame;
+
+/* A node incarnation declared down: refused forever after. */
+typedef struct tomb {
+    struct tomb *next;
+    uint64_t node, incarnation;
+} tomb;
+
+typedef struct net {
+    void *zctx;
+    struct ev_loop *loop;
+    pthread_t thread;
+    ev_async wake;
+    ev_timer tick;
+    ev_prepare pump;
+    ev_io router_io;
+    ev_io zap_io;
+    ev_io mon_io;
+    _Atomic(cmd *) inq;
+    pthread_mutex_t mu; /* peers' node/up/max_frame; the peer list */
+    peer *peers;
+    tomb *tombs;
+    unsigned ntombs;
+    waiter *waiters;
+    uint64_t next_corr;
+    /* config */
+    pc_curve_keys keys;
+    bool plain;
+    double hb, timeout;
+    size_t max_frame, peer_queue;
+    uint64_t node, incarnation;
+    char name[WIRE_NAME_MAX + 1];
+    char host[WIRE_NAME_MAX + 1];
+    /* sockets */
+    void *router, *pub;
+    pc__zap *zap;
+    pc__zmon *router_mon;
+    char router_ep[WIRE_ENDPOINT_MAX + 1];
+    char pub_ep[WIRE_ENDPOINT_MAX + 1];
+    atomic_bool stopping;
+    ev_timer retry;   /* frames ZeroMQ refused wait for it */
+    wire_arena arena; /* one envelope's unpacking */
+    double auth_log_at;
+    /* counters */
+    atomic_uint_fast64_t frames_out, frames_in, env_out, env_in, refused,
+        dropped, auth_failed, nodes_down;
+} net;
+
+extern net *pc__net;
+
+/* net.c */
+void pc__net_cmd_free(cmd *c);
+void pc__net_waiter_put(waiter *w);
+void pc__net_waiter_done(waiter *w, pc_err rc);
+
+/* link.c: the thread */
+void *pc__link_main(void *arg);
+/* Queue an envelope to peer p's frame (link thread). */
+bool pc__link_out(net *n, peer *p, wire_env *e); /* false: dropped */
+peer *pc__link_peer_of(net *n, uint64_t node); /* the up path, or NULL */
+void pc__link_refuse(net *n, peer *p, int code, const char *text);
+void pc__link_down(net *n, peer *p, const char *why);
+/* p's node is a dead incarnation: fail its connects, drop the record. */
+void pc__link_refused(net *n, peer *p);
+void pc__link_hello(net *n, peer *p);
+void pc__link_init(net *n);
+peer *pc__link_dealer(net *n, const char *endpoint); /* a new DEALER record */
+pc_err pc__link_listen(net *n, const char *endpoint, char *bound, size_t size);
+void pc__net_free(net *n);
+
+/* dispatch.c: one inbound envelope from p (link thread). */
+void pc__dispatch(net *n, peer *p, const wire_env *e);
+/* Commands from ops and answers queued by workers (link thread). */
+void pc__dispatch_cmd(net *n, cmd *c);
+
+/* net.c: push a command for the link thread (any thread). */
+void pc__net_push(net *n, cmd *c);
+
+#endif
