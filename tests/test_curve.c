@@ -24,6 +24,19 @@
 #include "testutil.h"
 #include "zmon.h"
 
+#if defined(__SANITIZE_THREAD__)
+/* libzmq is not built with TSan: the lock-free queues that hand a message
+ * from its I/O thread to ours are invisible, so the bytes they carry look
+ * raced (reports with libzmq.so frames only, e.g. zmq_recv's memcpy of a
+ * buffer its I/O thread filled). Our own code is still checked. */
+const char *__tsan_default_suppressions(void);
+const char *
+__tsan_default_suppressions(void)
+{
+    return "race:libzmq.so\n";
+}
+#endif
+
 /* ---- log capture ------------------------------------------------------------ */
 
 static pthread_mutex_t cap_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -862,6 +875,14 @@ handshake_wrong_secret(void)
     CU_ASSERT_EQUAL(ev_count(&h.cev[0], ZMQ_EVENT_HANDSHAKE_SUCCEEDED, -1), 0);
     CU_ASSERT_PTR_NOT_NULL(
         strstr(pc__zmon_describe(ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL, want),
+               "wrong cluster secret"));
+    /* The client only sees the server hang up in the middle of the
+     * handshake (no detail, an errno such as EPIPE): that is all CURVE lets
+     * it know, and the text says what it most likely means. */
+    PUMP_UNTIL(
+        &h, ev_count(&h.cev[0], ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL, -1) == 1);
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(pc__zmon_describe(ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL, EPIPE),
                "wrong cluster secret"));
     hs_close(&h);
 }

@@ -33,7 +33,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -346,25 +345,33 @@ out:
     return rc;
 }
 
-/* Check a secret's length and hand it to the caller. */
+/* Check a secret (n bytes at src, from `what` `name`: "secret file" and
+ * its path, or "" and "$PICOS_SECRET") and hand it to the caller. */
 static pc_err
-give_secret(const char *src, const char *from, void *buf, size_t size,
-            size_t *len)
+give_secret(const char *src, size_t n, const char *what, const char *name,
+            void *buf, size_t size, size_t *len)
 {
-    size_t n = strlen(src);
+    const char *sep = *what ? " " : "";
 
-    if (n == 0 || n < PC_SECRET_MIN) {
+    if (memchr(src, '\0', n)) {
+        PC_LOG_ERROR("net", "cluster secret from %s%s%s holds a NUL byte", what,
+                     sep, name);
+        return PC_EINVAL;
+    }
+    if (n < PC_SECRET_MIN) {
         PC_LOG_ERROR("net",
-                     "cluster secret from %s is %s (%zu bytes; at least %d "
-                     "needed)",
-                     from, n == 0 ? "empty" : "too short", n, PC_SECRET_MIN);
+                     "cluster secret from %s%s%s is %s (%zu bytes; at least "
+                     "%d needed)",
+                     what, sep, name, n == 0 ? "empty" : "too short", n,
+                     PC_SECRET_MIN);
         return PC_EINVAL;
     }
     if (n > PC_SECRET_MAX || n > size) {
         PC_LOG_ERROR("net",
-                     "cluster secret from %s is too long (%zu bytes; at most "
-                     "%zu)",
-                     from, n, size < PC_SECRET_MAX ? size : PC_SECRET_MAX);
+                     "cluster secret from %s%s%s is too long (at most %zu "
+                     "bytes)",
+                     what, sep, name,
+                     size < PC_SECRET_MAX ? size : (size_t)PC_SECRET_MAX);
         return PC_EINVAL;
     }
     memcpy(buf, src, n);
@@ -375,9 +382,8 @@ give_secret(const char *src, const char *from, void *buf, size_t size,
 pc_err
 pc_secret_load(const char *file, void *buf, size_t size, size_t *len)
 {
-    /* The secret, a "\r\n", one byte more to see the file is longer, NUL. */
-    char tmp[PC_SECRET_MAX + 4];
-    char from[PATH_MAX + 32];
+    /* The secret, a "\r\n" and one byte more to see the file is longer. */
+    char tmp[PC_SECRET_MAX + 3];
     const char *env;
     size_t n = 0;
     pc_err rc;
@@ -389,33 +395,24 @@ pc_secret_load(const char *file, void *buf, size_t size, size_t *len)
         if (env && *env) {
             file = env;
         } else if ((env = getenv("PICOS_SECRET")) != NULL) {
-            return give_secret(env, "$PICOS_SECRET", buf, size, len);
+            return give_secret(env, strlen(env), "", "$PICOS_SECRET", buf, size,
+                               len);
         } else {
             PC_LOG_ERROR("net", "no cluster secret: give a secret file, or set "
                                 "PICOS_SECRET_FILE or PICOS_SECRET");
             return PC_ENOENT;
         }
     }
-    snprintf(from, sizeof from, "secret file %s", file);
     rc = slurp(file, "secret file", tmp, PC_SECRET_MAX + 2, &n);
-    if (rc == PC_OK && n > PC_SECRET_MAX + 2) {
-        PC_LOG_ERROR("net", "%s is too long (more than %d bytes)", from,
-                     PC_SECRET_MAX);
-        rc = PC_EINVAL;
-    } else if (rc == PC_OK) {
+    if (rc == PC_OK) {
         /* One trailing "\n" or "\r\n" is the editor's, not the secret's. */
-        if (n > 0 && tmp[n - 1] == '\n') {
+        if (n <= PC_SECRET_MAX + 2 && n > 0 && tmp[n - 1] == '\n') {
             n--;
             if (n > 0 && tmp[n - 1] == '\r')
                 n--;
         }
-        if (memchr(tmp, '\0', n)) {
-            PC_LOG_ERROR("net", "%s holds a NUL byte", from);
-            rc = PC_EINVAL;
-        } else {
-            tmp[n] = '\0';
-            rc = give_secret(tmp, from, buf, size, len);
-        }
+        rc = give_secret(tmp, n > PC_SECRET_MAX + 2 ? PC_SECRET_MAX + 2 : n,
+                         "secret file", file, buf, size, len);
     }
     sodium_memzero(tmp, sizeof tmp);
     return rc;
@@ -650,7 +647,8 @@ zap_reply(pc__zap *z, zmq_msg_t *f, bool ok)
                       true) &&
            send_frame(s, code, 3, true) &&
            send_frame(s, text, strlen(text), true) &&
-           send_frame(s, ok ? PC__ZAP_DOMAIN : "", ok ? 5 : 0, true) &&
+           send_frame(s, PC__ZAP_DOMAIN, ok ? strlen(PC__ZAP_DOMAIN) : 0,
+                      true) &&
            send_frame(s, "", 0, false));
 }
 

@@ -182,7 +182,10 @@ pc__zmon_describe(int event, int value)
     case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
         return "handshake succeeded";
     case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
-        return "handshake failed (connection lost or system error)";
+        /* What a client with the wrong secret sees: the server, unable
+         * to open its HELLO, hangs up (EPIPE, ECONNRESET). */
+        return "handshake cut off (wrong cluster secret, or the peer went "
+               "away)";
     case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
         switch ((unsigned)value) {
         case ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC:

@@ -54,32 +54,42 @@ typedef struct pc_curve_keys {
 #define PC_SECRET_MAX 4096
 
 /* The cluster key pair every node derives from the same secret (`len`
- * bytes, at least PC_SECRET_MIN): a keyed BLAKE2b of the secret seeds
- * crypto_box_seed_keypair(). Same secret, same keys, on every machine.
- * Returns PC_OK or PC_EINVAL (NULL, too short). Any thread. */
+ * bytes, at least PC_SECRET_MIN, any bytes): a keyed BLAKE2b of the secret
+ * seeds crypto_box_seed_keypair(). Same secret, same keys, on every
+ * machine (the derivation is part of the protocol, docs/transport.md).
+ * Returns PC_OK, PC_EINVAL (NULL, too short), PC_ESYS (libsodium failed to
+ * initialise). Any thread. */
 pc_err pc_curve_from_secret(const void *secret, size_t len,
                             pc_curve_keys *out);
 
-/* A fresh random key pair (for `picos keygen`). Any thread. */
+/* A fresh random key pair (for `picos keygen`). Returns PC_OK, PC_EINVAL
+ * (NULL), PC_ESYS (libsodium failed to initialise). Any thread. */
 pc_err pc_curve_keygen(pc_curve_keys *out);
 
 /* Write k to `path` as a key file (two lines, "public Z85" and "secret
- * Z85", mode 0600, replaced atomically). Returns PC_OK or PC_ESYS. */
+ * Z85", mode 0600, replaced atomically: written beside it, then renamed).
+ * Returns PC_OK, PC_EINVAL (NULL or empty path), PC_ENOMEM, PC_ESYS (one
+ * line is logged). Any thread. */
 pc_err pc_curve_write(const char *path, const pc_curve_keys *k);
 
-/* Read a key file written by pc_curve_write(). Returns PC_OK, PC_ESYS
- * (can't open), PC_EPERM (readable by group or others), PC_EPROTO
- * (malformed, or the public key is not the secret key's); on error one
- * line saying what is wrong is logged. */
+/* Read a key file written by pc_curve_write(). Returns PC_OK, PC_EINVAL
+ * (NULL), PC_ESYS (can't open or read), PC_EPERM (any permission for group
+ * or others: readable leaks the key, writable lets someone choose it),
+ * PC_EPROTO (not a regular file, malformed, or the public key is not the
+ * secret key's); on error one line saying what is wrong is logged and *out
+ * is not touched. Any thread. */
 pc_err pc_curve_read(const char *path, pc_curve_keys *out);
 
 /* The cluster secret: read from `file` when not NULL, else from the file
- * named by $PICOS_SECRET_FILE, else from $PICOS_SECRET. A file's trailing
- * newline is not part of the secret. Writes at most `size` bytes into buf
- * and the length into *len. Returns PC_OK, PC_ENOENT (none given), PC_ESYS
- * (can't read the file), PC_EPERM (the file is readable by group or
- * others), PC_EINVAL (shorter than PC_SECRET_MIN or longer than `size`);
- * on error one line saying what is wrong is logged. */
+ * named by $PICOS_SECRET_FILE (when set and not empty), else from
+ * $PICOS_SECRET. One trailing "\n" or "\r\n" of a file is not part of
+ * the secret. Writes at most `size` bytes into buf (not NUL-terminated)
+ * and the length into *len. Returns PC_OK, PC_ENOENT (none given),
+ * PC_ESYS (can't read the file), PC_EPERM (the file has permissions for
+ * group or others), PC_EPROTO (not a regular file), PC_EINVAL (NULL
+ * buf/len; empty, shorter than PC_SECRET_MIN, longer than PC_SECRET_MAX or
+ * `size`, or holding a NUL byte); on error one line saying what is wrong
+ * is logged (never the secret). Any thread. */
 pc_err pc_secret_load(const char *file, void *buf, size_t size, size_t *len);
 
 /* ---- the transport ---------------------------------------------------------- */
