@@ -18,9 +18,10 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-#include "net_roles.h"
 #include "picos/net.h"
 #include "picos/picos.h"
+
+#include "net_roles.h"
 
 static void
 die(const char *what, pc_err rc)
@@ -74,7 +75,8 @@ main(int argc, char **argv)
         fprintf(stderr, "net_peer: --listen is required\n");
         return 2;
     }
-    if (record && (fd = open(record, O_WRONLY | O_CREAT | O_APPEND, 0600)) < 0) {
+    if (record &&
+        (fd = open(record, O_WRONLY | O_CREAT | O_APPEND, 0600)) < 0) {
         perror(record);
         return 2;
     }

@@ -3,6 +3,7 @@
  * they saw, and the test that asked checks it. */
 #include "net_roles.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>

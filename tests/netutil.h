@@ -28,10 +28,10 @@
 
 typedef struct nt_child {
     pid_t pid;
-    int out;            /* its stdout */
-    char ep[256];       /* the endpoint it bound */
-    uint64_t node;      /* its node id */
-    char errpath[64];   /* its stderr */
+    int out;          /* its stdout */
+    char ep[256];     /* the endpoint it bound */
+    uint64_t node;    /* its node id */
+    char errpath[64]; /* its stderr */
 } nt_child;
 
 #define NT_MAX 16

@@ -19,8 +19,6 @@
  * (timeout_us; 0 is none), as gRPC does: no clock is shared between hosts.
  */
 #define _GNU_SOURCE
-#include "net_int.h"
-
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -31,6 +29,8 @@
 #include "picos/monitor.h"
 #include "picos/node.h"
 #include "picos/task.h"
+
+#include "net_int.h"
 
 /* ---- out ------------------------------------------------------------------- */
 
@@ -345,12 +345,17 @@ hello_in(net *n, peer *p, const Picos__V1__Hello *h)
 static void
 refused_in(net *n, peer *p, const Picos__V1__Refusal *r)
 {
-    const char *who = p->name[0] ? p->name : p->endpoint ? p->endpoint : "a peer";
+    const char *who = p->name[0]    ? p->name
+                      : p->endpoint ? p->endpoint
+                                    : "a peer";
 
     switch (r->code) {
     case PICOS__V1__REFUSAL_CODE__DECLARED_DOWN:
+        /* it will never take this start of ours again: stop trying */
         PC_LOG_ERROR("net", "%s refuses this node: %s", who, r->text);
         pc__link_down(n, p, "it declared this node down");
+        if (!p->gone)
+            pc__link_refused(n, p);
         break;
     case PICOS__V1__REFUSAL_CODE__NOT_HELLO:
     case PICOS__V1__REFUSAL_CODE__INCARNATION:
@@ -421,8 +426,8 @@ pc__dispatch(net *n, peer *p, const wire_env *e)
             free(a);
         if (rc != PC_OK) {
             pc_msg_free(&m);
-            answer(n, p->node, p->incarnation, PICOS__V1__KIND__DELIVER_ACK,
-                   to, from, e->corr, rc, NULL);
+            answer(n, p->node, p->incarnation, PICOS__V1__KIND__DELIVER_ACK, to,
+                   from, e->corr, rc, NULL);
         }
         break;
     }
@@ -449,10 +454,11 @@ pc__dispatch(net *n, peer *p, const wire_env *e)
         pc_spawn_opts o = {.worker = PC_WORKER_ANY,
                            .flags = PC_TASK_DAEMON | PC_TASK_SMALL,
                            .name = "net.join"};
-        if (!(a = asker_of(p, e)) || pc_spawn(join_task, a, &o, NULL) != PC_OK) {
+        if (!(a = asker_of(p, e)) ||
+            pc_spawn(join_task, a, &o, NULL) != PC_OK) {
             free(a);
-            answer(n, p->node, p->incarnation, PICOS__V1__KIND__JOIN_REPLY,
-                   to, from, e->corr, PC_ENOMEM, NULL);
+            answer(n, p->node, p->incarnation, PICOS__V1__KIND__JOIN_REPLY, to,
+                   from, e->corr, PC_ENOMEM, NULL);
         }
         break;
     }

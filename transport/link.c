@@ -31,8 +31,6 @@
  * again so that a new start of that node is found.
  */
 #define _GNU_SOURCE
-#include "net_int.h"
-
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -40,11 +38,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
 #include <zmq.h>
 
 #include "picos/log.h"
 #include "picos/node.h"
 #include "picos/sync.h"
+
+#include "net_int.h"
 
 #define TOMBS_MAX 4096
 #define HWM 10000
@@ -56,8 +57,8 @@ peer_label(const peer *p, char *buf, size_t size)
 {
     if (p->node)
         snprintf(buf, size, "node %s (%016" PRIx64 ")%s%s",
-                 p->name[0] ? p->name : "?", p->node,
-                 p->endpoint ? " at " : "", p->endpoint ? p->endpoint : "");
+                 p->name[0] ? p->name : "?", p->node, p->endpoint ? " at " : "",
+                 p->endpoint ? p->endpoint : "");
     else
         snprintf(buf, size, "%s", p->endpoint ? p->endpoint : "a peer");
     return buf;
@@ -421,8 +422,9 @@ pc__link_refused(net *n, peer *p)
     (void)n;
     fail_waiters(&p->connect_waiters, PC_EREFUSED);
     if (p->endpoint)
-        PC_LOG_ERROR("net", "%s was declared down by this node and must "
-                            "start again before it can be reached",
+        PC_LOG_ERROR("net",
+                     "%s was declared down by this node and must "
+                     "start again before it can be reached",
                      p->endpoint);
     p->gone = true;
 }
@@ -669,8 +671,8 @@ on_pump(struct ev_loop *loop, ev_prepare *w, int revents)
     (void)loop, (void)revents;
 
     for (int round = 0; round < 64; round++) {
-        uint64_t before = atomic_load_explicit(&n->frames_in,
-                                               memory_order_relaxed);
+        uint64_t before =
+            atomic_load_explicit(&n->frames_in, memory_order_relaxed);
         if (n->zap)
             pc__zap_drain(n->zap);
         if (n->router_mon)
@@ -683,8 +685,7 @@ on_pump(struct ev_loop *loop, ev_prepare *w, int revents)
         }
         flush_all(n);
         reap(n);
-        if (atomic_load_explicit(&n->frames_in, memory_order_relaxed) ==
-            before)
+        if (atomic_load_explicit(&n->frames_in, memory_order_relaxed) == before)
             break;
     }
 }
@@ -819,9 +820,8 @@ pc__link_listen(net *n, const char *endpoint, char *bound, size_t size)
     zsetint(r, ZMQ_RCVHWM, HWM);
     zmq_setsockopt(r, ZMQ_MAXMSGSIZE, &max, sizeof max);
     zsetint(pub, ZMQ_LINGER, 0);
-    if (!n->plain &&
-        (pc__curve_server(r, &n->keys) != PC_OK ||
-         pc__curve_server(pub, &n->keys) != PC_OK))
+    if (!n->plain && (pc__curve_server(r, &n->keys) != PC_OK ||
+                      pc__curve_server(pub, &n->keys) != PC_OK))
         goto fail;
     if (!n->plain &&
         pc__zmon_open(&n->router_mon, n->zctx, r,

@@ -15,19 +15,21 @@
  * gives up early never leaves the link thread a dangling pointer.
  */
 #define _GNU_SOURCE
-#include "net_int.h"
-
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
 #include <zmq.h>
 
 #include "picos/log.h"
+#include "picos/monitor.h"
 #include "picos/node.h"
 #include "picos/sync.h"
 #include "picos/task.h"
+
+#include "net_int.h"
 
 net *pc__net;
 
@@ -86,9 +88,8 @@ reserve(net *n, uint64_t node, size_t len)
             continue;
         if (len + 1024 > p->max_frame)
             rc = PC_ETOOBIG;
-        else if (atomic_fetch_add_explicit(&p->queued, 1,
-                                           memory_order_relaxed) >=
-                 n->peer_queue) {
+        else if (atomic_fetch_add_explicit(
+                     &p->queued, 1, memory_order_relaxed) >= n->peer_queue) {
             atomic_fetch_sub_explicit(&p->queued, 1, memory_order_relaxed);
             rc = PC_EFULL;
         } else
@@ -130,9 +131,12 @@ submit(net *n, cmd *c, pc_msg **m)
 static pc_err
 op_send(void *ctx, pc_ref to, pc_msg **m, bool chan)
 {
+    /* the runtime's monitor notifications go as DOWN: the same as a SEND
+     * to the receiver, but a reader of the wire can tell them apart */
+    int kind = pc_msg_is(*m, PC_MSG_DOWN) ? PICOS__V1__KIND__DOWN
+                                          : PICOS__V1__KIND__SEND;
     (void)chan;
-    return submit(ctx, cmd_new(PICOS__V1__KIND__SEND, pc_msg_sender(*m), to),
-                  m);
+    return submit(ctx, cmd_new(kind, pc_msg_sender(*m), to), m);
 }
 
 static pc_err
@@ -147,21 +151,20 @@ op_deliver(void *ctx, pc_ref to, pc_msg **m, double deadline, uint64_t ticket)
 static pc_err
 op_monitor(void *ctx, pc_ref watcher, pc_ref target, bool on)
 {
-    return submit(ctx,
-                  cmd_new(on ? PICOS__V1__KIND__MONITOR
-                             : PICOS__V1__KIND__DEMONITOR,
-                          watcher, target),
-                  NULL);
+    return submit(
+        ctx,
+        cmd_new(on ? PICOS__V1__KIND__MONITOR : PICOS__V1__KIND__DEMONITOR,
+                watcher, target),
+        NULL);
 }
 
 static pc_err
 op_link(void *ctx, pc_ref local, pc_ref remote, bool on)
 {
-    return submit(
-        ctx,
-        cmd_new(on ? PICOS__V1__KIND__LINK : PICOS__V1__KIND__UNLINK, local,
-                remote),
-        NULL);
+    return submit(ctx,
+                  cmd_new(on ? PICOS__V1__KIND__LINK : PICOS__V1__KIND__UNLINK,
+                          local, remote),
+                  NULL);
 }
 
 static pc_err
@@ -425,14 +428,13 @@ pc_node_connect(const char *endpoint, double timeout, uint64_t *node)
 }
 
 pc_err
-pc_locate_at(const char *where, const char *name, double timeout,
-             pc_ref *out)
+pc_locate_at(const char *where, const char *name, double timeout, pc_ref *out)
 {
     waiter *w;
     pc_err rc;
 
-    if (!where || !*where || !name || !*name ||
-        strlen(name) > WIRE_NAME_MAX || strlen(where) > WIRE_ENDPOINT_MAX)
+    if (!where || !*where || !name || !*name || strlen(name) > WIRE_NAME_MAX ||
+        strlen(where) > WIRE_ENDPOINT_MAX)
         return PC_EINVAL;
     rc = blocking_call(CMD_LOOKUP, where, name, timeout, &w);
     if (rc == PC_OK && out)

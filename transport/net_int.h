@@ -10,16 +10,18 @@
 #ifndef PICOS_TRANSPORT_NET_INT_H
 #define PICOS_TRANSPORT_NET_INT_H
 
-#include <ev.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "curve.h"
+#include <ev.h>
+
 #include "picos/net.h"
 #include "picos/sync.h"
 #include "picos/transport.h"
+
+#include "curve.h"
 #include "wire.h"
 #include "zmon.h"
 
@@ -35,24 +37,24 @@ typedef struct waiter waiter;
 /* A request for the link thread. */
 typedef struct cmd {
     struct cmd *next;
-    int kind;        /* Picos__V1__Kind or CMD_* */
-    uint64_t node;   /* the peer it goes to */
+    int kind;             /* Picos__V1__Kind or CMD_* */
+    uint64_t node;        /* the peer it goes to */
     uint64_t incarnation; /* kinds answering a request: the asker's */
     pc_ref from, to;
     uint64_t corr;
     double deadline; /* absolute pc_now(); INFINITY: none */
     int32_t status;
     uint64_t count;
-    pc_msg *msg;     /* the message or value carried; owned */
-    waiter *w;       /* CMD_*: who waits for the answer */
-    char *str;       /* CMD_*: endpoint or node; owned */
-    char *str2;      /* CMD_LOOKUP: the name; owned */
+    pc_msg *msg; /* the message or value carried; owned */
+    waiter *w;   /* CMD_*: who waits for the answer */
+    char *str;   /* CMD_*: endpoint or node; owned */
+    char *str2;  /* CMD_LOOKUP: the name; owned */
 } cmd;
 
 /* A caller of pc_node_listen / connect / locate_at waiting for the link
  * thread. Two references: the caller's and the link thread's. */
 struct waiter {
-    waiter *next;     /* link thread's list */
+    waiter *next; /* link thread's list */
     atomic_int refs;
     pc_event *ev;
     double deadline;
@@ -60,7 +62,7 @@ struct waiter {
     pc_err rc;
     uint64_t node;
     pc_ref ref;
-    char text[256];   /* a bound endpoint */
+    char text[256]; /* a bound endpoint */
 };
 
 /* One connection to a peer node: a DEALER we connected (`dealer`), or a
@@ -71,25 +73,25 @@ typedef struct peer {
     uint64_t node, incarnation; /* 0 until its hello */
     bool up;                    /* hello taken: the node's path */
     uint32_t max_frame;
-    atomic_size_t queued;       /* envelopes not yet handed to ZeroMQ */
+    atomic_size_t queued; /* envelopes not yet handed to ZeroMQ */
     /* link thread only */
-    struct peer *primary;       /* another record is this node's path */
+    struct peer *primary; /* another record is this node's path */
     void *dealer;
-    ev_io io;                   /* the dealer's ZMQ_FD */
-    pc__zmon *mon;              /* the dealer's handshake events */
+    ev_io io;      /* the dealer's ZMQ_FD */
+    pc__zmon *mon; /* the dealer's handshake events */
     uint8_t rid[256];
     size_t rid_len;
-    char *endpoint;             /* a dealer's: where it (re)connects */
+    char *endpoint; /* a dealer's: where it (re)connects */
     char name[WIRE_NAME_MAX + 1];
     char pub_endpoint[WIRE_ENDPOINT_MAX + 1];
     bool hello_sent;
-    bool gone;                  /* to be freed by the link thread's reaper */
-    bool connected, handshook;  /* a dealer's connection events */
+    bool gone;                 /* to be freed by the link thread's reaper */
+    bool connected, handshook; /* a dealer's connection events */
     double last_in, last_out, since, hello_at;
-    wire_buf out;               /* the frame being filled */
+    wire_buf out;                          /* the frame being filled */
     struct frame *pending, **pending_tail; /* frames ZeroMQ refused (HWM) */
     unsigned auth_failed;
-    waiter *connect_waiters;    /* pc_node_connect() callers */
+    waiter *connect_waiters; /* pc_node_connect() callers */
 } peer;
 
 typedef struct frame {
@@ -154,7 +156,7 @@ void pc__net_waiter_done(waiter *w, pc_err rc);
 void *pc__link_main(void *arg);
 /* Queue an envelope to peer p's frame (link thread). */
 bool pc__link_out(net *n, peer *p, wire_env *e); /* false: dropped */
-peer *pc__link_peer_of(net *n, uint64_t node); /* the up path, or NULL */
+peer *pc__link_peer_of(net *n, uint64_t node);   /* the up path, or NULL */
 void pc__link_refuse(net *n, peer *p, int code, const char *text);
 void pc__link_down(net *n, peer *p, const char *why);
 /* p's node is a dead incarnation: fail its connects, drop the record. */

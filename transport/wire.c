@@ -58,7 +58,7 @@ wire_append(wire_buf *b, const wire_env *e)
     }
     p = b->p + b->len;
     *p++ = 0x0a; /* field 1, length-delimited */
-    for (uint64_t v = n; ; v >>= 7) {
+    for (uint64_t v = n;; v >>= 7) {
         if (v < 0x80) {
             *p++ = (uint8_t)v;
             break;
@@ -190,7 +190,9 @@ body_of(Picos__V1__Kind k)
     case PICOS__V1__KIND__DOWN:
     case PICOS__V1__KIND__EXIT:
         return PICOS__V1__ENVELOPE__BODY_DOWN;
-    case PICOS__V1__KIND__JOIN_REPLY: /* a Down unless the join failed */
+    case PICOS__V1__KIND__SEND: /* a DOWN or EXIT message goes as a Down */
+    case PICOS__V1__KIND__DELIVER:
+    case PICOS__V1__KIND__JOIN_REPLY:
         return -1;
     case PICOS__V1__KIND__LOOKUP:
         return PICOS__V1__ENVELOPE__BODY_LOOKUP;
@@ -219,6 +221,9 @@ check(const wire_env *e)
         return "unknown kind";
     want = body_of(e->kind);
     if (want >= 0 && (int)e->body_case != want)
+        return "body does not match the kind";
+    if (want < 0 && e->body_case != PICOS__V1__ENVELOPE__BODY__NOT_SET &&
+        e->body_case != PICOS__V1__ENVELOPE__BODY_DOWN)
         return "body does not match the kind";
     if (e->kind != PICOS__V1__KIND__HELLO &&
         e->kind != PICOS__V1__KIND__HEARTBEAT &&
@@ -290,8 +295,7 @@ is_down(const pc_msg *m)
 }
 
 pc_err
-wire_msg_out(wire_env *e, const pc_msg *m, Picos__V1__Down *down,
-             wire_ref *who)
+wire_msg_out(wire_env *e, const pc_msg *m, Picos__V1__Down *down, wire_ref *who)
 {
     size_t len;
     const void *data;
@@ -373,10 +377,9 @@ wire_msg_in(const wire_env *e, pc_ref sender, pc_msg **out)
             .value = d->value.data,
             .value_len = d->value.len,
         };
-        return pc_down_msg_new(out,
-                               e->kind == PICOS__V1__KIND__EXIT ? PC_MSG_EXIT
-                                                                : PC_MSG_DOWN,
-                               &pd);
+        return pc_down_msg_new(
+            out, e->kind == PICOS__V1__KIND__EXIT ? PC_MSG_EXIT : PC_MSG_DOWN,
+            &pd);
     }
     return msg_copy(out, sender, e->type, e->payload.data, e->payload.len);
 }

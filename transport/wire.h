@@ -13,10 +13,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "envelope.pb-c.h"
 #include "picos/err.h"
 #include "picos/msg.h"
 #include "picos/ref.h"
+
+#include "envelope.pb-c.h"
 
 #define WIRE_VERSION 1
 /* Longest node name, channel or registered name carried, bytes. */

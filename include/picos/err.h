@@ -34,7 +34,7 @@ extern "C" {
     X(EOWNERDEAD, -19,                                                         \
       "acquired, but its previous owner ended holding it: repair its state")   \
     X(EREFUSED, -20, "connection refused")                                     \
-    X(ERUNNING, -21, "timed out while running: it goes on, result discarded") \
+    X(ERUNNING, -21, "timed out while running: it goes on, result discarded")  \
     X(EEXIST, -22, "already exists (a name taken by another)")
 
 typedef enum pc_err {

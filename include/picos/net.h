@@ -59,8 +59,7 @@ typedef struct pc_curve_keys {
  * machine (the derivation is part of the protocol, docs/transport.md).
  * Returns PC_OK, PC_EINVAL (NULL, too short), PC_ESYS (libsodium failed to
  * initialise). Any thread. */
-pc_err pc_curve_from_secret(const void *secret, size_t len,
-                            pc_curve_keys *out);
+pc_err pc_curve_from_secret(const void *secret, size_t len, pc_curve_keys *out);
 
 /* A fresh random key pair (for `picos keygen`). Returns PC_OK, PC_EINVAL
  * (NULL), PC_ESYS (libsodium failed to initialise). Any thread. */
@@ -153,13 +152,13 @@ pc_err pc_locate_at(const char *where, const char *name, double timeout,
 
 /* Counters of the links, for status and tests. */
 typedef struct pc_net_stats {
-    uint64_t peers;         /* peers up now */
+    uint64_t peers; /* peers up now */
     uint64_t frames_out, frames_in;
     uint64_t env_out, env_in;
-    uint64_t refused;       /* envelopes refused (incarnation, malformed) */
-    uint64_t dropped;       /* sends lost: peer queue full, peer down */
-    uint64_t auth_failed;   /* handshakes that failed (wrong key/secret) */
-    uint64_t nodes_down;    /* peers declared down */
+    uint64_t refused;     /* envelopes refused (incarnation, malformed) */
+    uint64_t dropped;     /* sends lost: peer queue full, peer down */
+    uint64_t auth_failed; /* handshakes that failed (wrong key/secret) */
+    uint64_t nodes_down;  /* peers declared down */
 } pc_net_stats;
 
 pc_err pc_net_stats_get(pc_net_stats *out);
