@@ -22,6 +22,7 @@
 #include "picos/picos.h"
 
 #include "net_roles.h"
+#include "tsan_supp.h"
 
 static void
 die(const char *what, pc_err rc)

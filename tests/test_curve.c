@@ -24,19 +24,6 @@
 #include "testutil.h"
 #include "zmon.h"
 
-#if defined(__SANITIZE_THREAD__)
-/* libzmq is not built with TSan: the lock-free queues that hand a message
- * from its I/O thread to ours are invisible, so the bytes they carry look
- * raced (reports with libzmq.so frames only, e.g. zmq_recv's memcpy of a
- * buffer its I/O thread filled). Our own code is still checked. */
-const char *__tsan_default_suppressions(void);
-const char *
-__tsan_default_suppressions(void)
-{
-    return "race:libzmq.so\n";
-}
-#endif
-
 /* ---- log capture ------------------------------------------------------------ */
 
 static pthread_mutex_t cap_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -607,7 +607,7 @@ full_task(void *arg)
     TCHECK_RC(pc_node_connect(B.ep, PT_LONG, NULL), PC_OK);
     sink = locate(B.ep, "sink");
     /* no yield: the link thread can't drain as fast as this fills */
-    for (long i = 0; i < 200000; i++) {
+    for (long i = 0, tries = pt_scaled(200000, 10); i < tries; i++) {
         uint64_t next = q + 1;
         pc_err rc;
         if (!m)

@@ -37,6 +37,8 @@
 
 #include "picos/picos.h"
 
+#include "tsan_supp.h"
+
 /* A timeout for waits that must succeed: long enough never to expire on a
  * loaded CI machine under TSan, short enough that a lost wake-up shows up
  * as a failed check instead of a hang. */

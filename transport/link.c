@@ -509,11 +509,11 @@ router_peer(net *n, const uint8_t *rid, size_t len)
     return p;
 }
 
-/* Take everything the ROUTER has. */
+/* Take what the ROUTER has, at most *budget frames. */
 static void
-drain_router(net *n)
+drain_router(net *n, int *budget)
 {
-    for (;;) {
+    while (*budget > 0) {
         zmq_msg_t id, body;
         int more = 0, ev = 0;
         size_t sz = sizeof ev;
@@ -543,6 +543,7 @@ drain_router(net *n)
                 more = zmq_msg_more(&extra), more = more ? 1 : -1;
             zmq_msg_close(&extra);
         }
+        --*budget;
         if (more < 0 || zmq_msg_size(&id) > sizeof p->rid) {
             atomic_fetch_add(&n->refused, 1);
         } else if ((p = router_peer(n, zmq_msg_data(&id), zmq_msg_size(&id)))) {
@@ -554,9 +555,9 @@ drain_router(net *n)
 }
 
 static void
-drain_dealer(net *n, peer *p)
+drain_dealer(net *n, peer *p, int *budget)
 {
-    while (p->dealer && !p->gone) {
+    while (p->dealer && !p->gone && *budget > 0) {
         zmq_msg_t body;
         int ev = 0;
         size_t sz = sizeof ev;
@@ -569,6 +570,7 @@ drain_dealer(net *n, peer *p)
             zmq_msg_close(&body);
             return;
         }
+        --*budget;
         if (zmq_msg_more(&body)) {
             atomic_fetch_add(&n->refused, 1);
             while (zmq_msg_more(&body) &&
@@ -663,34 +665,69 @@ on_zap(struct ev_loop *loop, ev_io *io, int revents)
     (void)loop, (void)io, (void)revents;
 }
 
-/* Before every poll: drain every socket whose ZMQ_EVENTS says so. */
-static void
-on_pump(struct ev_loop *loop, ev_prepare *w, int revents)
-{
-    net *n = w->data;
-    (void)loop, (void)revents;
+/* Work is done in slices — at most CMD_BUDGET commands and FRAME_BUDGET
+ * frames in one go — so that a burst never keeps the loop from its timers:
+ * a link thread that did not look at its sockets for a second would
+ * otherwise take its own lag for a peer's silence. What is left over keeps
+ * an ev_idle watcher running until it is done. */
+#define CMD_BUDGET 4096
+#define FRAME_BUDGET 256
 
-    for (int round = 0; round < 64; round++) {
-        uint64_t before =
-            atomic_load_explicit(&n->frames_in, memory_order_relaxed);
-        if (n->zap)
-            pc__zap_drain(n->zap);
-        if (n->router_mon)
-            pc__zmon_drain(n->router_mon, router_event, n);
-        drain_router(n);
-        for (peer *p = n->peers; p; p = p->next) {
-            if (p->mon)
-                pc__zmon_drain(p->mon, dealer_event, p);
-            drain_dealer(n, p);
-        }
-        flush_all(n);
-        reap(n);
-        if (atomic_load_explicit(&n->frames_in, memory_order_relaxed) == before)
-            break;
+static void
+run_backlog(net *n)
+{
+    cmd *c;
+    for (int i = 0; i < CMD_BUDGET && (c = n->backlog); i++) {
+        n->backlog = c->next;
+        if (!n->backlog)
+            n->backlog_tail = &n->backlog;
+        pc__dispatch_cmd(n, c);
     }
 }
 
-/* Take the whole command stack, oldest first. */
+/* One slice: commands, then every socket whose ZMQ_EVENTS says POLLIN
+ * (ZMQ_FD is edge-triggered: only this finds what is left). */
+static void
+pump(net *n)
+{
+    int budget = FRAME_BUDGET;
+
+    run_backlog(n);
+    if (n->zap)
+        pc__zap_drain(n->zap);
+    if (n->router_mon)
+        pc__zmon_drain(n->router_mon, router_event, n);
+    drain_router(n, &budget);
+    for (peer *p = n->peers; p; p = p->next) {
+        if (p->mon)
+            pc__zmon_drain(p->mon, dealer_event, p);
+        drain_dealer(n, p, &budget);
+    }
+    flush_all(n);
+    reap(n);
+    if (budget <= 0 || n->backlog) {
+        if (!ev_is_active(&n->idle))
+            ev_idle_start(n->loop, &n->idle);
+    } else if (ev_is_active(&n->idle)) {
+        ev_idle_stop(n->loop, &n->idle);
+    }
+}
+
+static void
+on_pump(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void)loop, (void)revents;
+    pump(w->data);
+}
+
+static void
+on_idle(struct ev_loop *loop, ev_idle *w, int revents)
+{
+    (void)loop, (void)revents;
+    pump(w->data);
+}
+
+/* Take the whole command stack onto the backlog, oldest first. */
 static void
 on_wake(struct ev_loop *loop, ev_async *a, int revents)
 {
@@ -705,10 +742,13 @@ on_wake(struct ev_loop *loop, ev_async *a, int revents)
         rev = c;
         c = next;
     }
-    while ((c = rev)) {
-        rev = c->next;
-        pc__dispatch_cmd(n, c);
+    if (rev) {
+        *n->backlog_tail = rev;
+        while (rev->next)
+            rev = rev->next;
+        n->backlog_tail = &rev->next;
     }
+    run_backlog(n);
     flush_all(n);
     if (atomic_load(&n->stopping))
         ev_break(loop, EVBREAK_ALL);
@@ -734,13 +774,19 @@ on_tick(struct ev_loop *loop, ev_timer *t, int revents)
     net *n = t->data;
     double now = pc_now();
     char label[512];
+    /* a tick that comes late means this thread was not reading either:
+     * judge peers' silence only after a slice of catching up */
+    bool late = now - n->last_tick > n->timeout / 2;
     (void)loop, (void)revents;
 
+    n->last_tick = now;
+    if (late)
+        pump(n);
     for (peer *p = n->peers; p; p = p->next) {
         if (p->gone)
             continue;
         if (p->up && !p->primary) {
-            if (now - p->last_in > n->timeout) {
+            if (!late && now - p->last_in > n->timeout) {
                 char why[96];
                 snprintf(why, sizeof why, "silent for %.2f s (timeout %.2f s)",
                          now - p->last_in, n->timeout);
@@ -791,6 +837,10 @@ pc__link_init(net *n)
     ev_prepare_init(&n->pump, on_pump);
     n->pump.data = n;
     ev_prepare_start(n->loop, &n->pump);
+    ev_idle_init(&n->idle, on_idle);
+    n->idle.data = n;
+    n->backlog_tail = &n->backlog;
+    n->last_tick = pc_now();
     if (n->zap) {
         ev_io_init(&n->zap_io, on_zap, pc__zap_fd(n->zap), EV_READ);
         ev_io_start(n->loop, &n->zap_io);
@@ -892,6 +942,11 @@ pc__link_main(void *arg)
         cmd *next = c->next;
         pc__net_cmd_free(c);
         c = next;
+    }
+    while (n->backlog) {
+        cmd *c = n->backlog;
+        n->backlog = c->next;
+        pc__net_cmd_free(c);
     }
     for (peer *p = n->peers; p; p = p->next)
         p->gone = true;

@@ -309,7 +309,7 @@ pc_net_start(const pc_net_opts *opts)
     if (o.name)
         snprintf(n->name, sizeof n->name, "%s", o.name);
     else
-        snprintf(n->name, sizeof n->name, "%s:%d", n->host, (int)getpid());
+        snprintf(n->name, sizeof n->name, "%.200s:%d", n->host, (int)getpid());
     pthread_mutex_init(&n->mu, NULL);
     n->next_corr = 1;
     if (!(n->zctx = zmq_ctx_new()) ||

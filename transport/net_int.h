@@ -112,6 +112,9 @@ typedef struct net {
     ev_async wake;
     ev_timer tick;
     ev_prepare pump;
+    ev_idle idle;                 /* work left over from a slice */
+    cmd *backlog, **backlog_tail; /* commands taken, not yet done */
+    double last_tick;
     ev_io router_io;
     ev_io zap_io;
     ev_io mon_io;
