@@ -89,8 +89,10 @@ pc__chan_update_count(pc_chan *c)
 {
     atomic_store_explicit(&c->nsubs,
                           (size_t)(c->tasks ? c->tasks->n : 0) +
-                              (c->kids ? c->kids->n : 0),
+                              (c->kids ? c->kids->n : 0) + c->remote_subs,
                           memory_order_relaxed);
+    if (c->home)
+        pc__chan_proxy_count(c);
 }
 
 /* Under c->mu, after the count grew: wake the delivers waiting for it. */
@@ -110,6 +112,12 @@ wake_waiters(pc_chan *c, int rc)
             pp = &w->next;
         }
     }
+}
+
+void
+pc__chan_wake_waiters(pc_chan *c)
+{
+    wake_waiters(c, PC_OK);
 }
 
 /* ---- the task set: array + index ----------------------------------------- */
@@ -483,6 +491,8 @@ pc_chan_free(pc_chan **ch)
     if (!c)
         return;
     *ch = NULL;
+    if (c->home)
+        return; /* a proxy of another node's channel: the node keeps it */
     pthread_mutex_lock(&topo_mu);
     if (c->name[0])
         reg_del(c);

@@ -48,6 +48,11 @@ struct pc_chan {
     pc_chan *next_named; /* registry bucket chain */
     uint64_t mark;       /* graph searches: visited in search `mark` */
     int memo;            /* ... with this depth */
+    /* the network (chan_remote.c), under mu */
+    size_t remote_subs; /* end-point subscribers on other nodes */
+    uint64_t home;      /* a proxy of node `home`'s channel `name`; 0: ours */
+    size_t told;        /* a proxy: subscriber count last told the transport */
+    pc_chan *next_proxy;
     /* counters, relaxed */
     atomic_uint_fast64_t messages, dropped, deliveries, lost;
     atomic_size_t nsubs; /* tasks->n + kids->n, for lock-free reads */
@@ -66,7 +71,28 @@ void pc__chan_unref(pc_chan *c);
 void pc__chan_kids_unref(kids *k);
 void pc__chan_tasks_unref(tasks *t);
 void pc__chan_update_count(pc_chan *c);
+/* Under c->mu, after the count grew: wake delivers waiting for it. */
+void pc__chan_wake_waiters(pc_chan *c);
 /* Under c->mu: remove r. PC_ENOENT when it isn't there. */
 pc_err pc__chan_tasks_del(pc_chan *c, pc_ref r);
+
+/* chan_send.c: fan m out through c with no forwarding (a publication that
+ * came from c's home node); done(ctx, reached), when not NULL, is called
+ * once every end-point task has acknowledged. */
+pc_err pc__chan_fanout_local(pc_chan *c, pc_msg **m,
+                             void (*done)(void *ctx, int reached), void *ctx);
+
+/* chan_remote.c */
+/* Under c->mu, after the subscribers changed: a proxy tells its count to
+ * the transport. */
+void pc__chan_proxy_count(pc_chan *c);
+/* pc_chan_send / pc_chan_deliver on a proxy: to its home node. */
+pc_err pc__chan_proxy_send(pc_chan *c, pc_msg **m);
+pc_err pc__chan_proxy_deliver(pc_chan *c, pc_msg **m, int n, double timeout,
+                              int *reached);
+/* In a fan-out of c (a channel of ours with remote subscribers): hand them
+ * m (a reference, consumed); ack, when not NULL, is called exactly once. */
+void pc__chan_remote_fanout(pc_chan *c, pc_msg *m,
+                            void (*ack)(void *actx, int reached), void *actx);
 
 #endif

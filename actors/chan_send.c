@@ -26,6 +26,10 @@ typedef struct dlv {
     int want;    /* n > 0: enough once this many are in */
     bool armed;  /* the deliverer waits on rt; the first to clear it wakes */
     pc__reply_to rt;
+    /* or, for a deliver that came from another node: told once, when
+     * complete */
+    void (*done)(void *ctx, int reached);
+    void *done_ctx;
 } dlv;
 
 static bool
@@ -43,27 +47,49 @@ dlv_unref(dlv *d)
     }
 }
 
-/* pc__send_ex's ack: on the target's worker, or inside the send. */
+/* One acknowledgement for `reached` end-point tasks (under d->mu); tells
+ * the waiter when that completes d. */
 static void
-dlv_ack(void *ctx, int rc)
+dlv_count(dlv *d, int reached)
 {
-    dlv *d = ctx;
     pc__reply_to rt = {.token = 0};
+    void (*done)(void *, int) = NULL;
     bool wake = false;
+    int total;
 
     pthread_mutex_lock(&d->mu);
-    if (rc == PC_OK)
-        d->reached++;
+    d->reached += reached;
     d->pending--;
+    total = d->reached;
     if (d->armed && dlv_complete(d)) {
         d->armed = false;
         rt = d->rt;
         wake = true;
     }
+    if (d->done && dlv_complete(d)) {
+        done = d->done;
+        d->done = NULL;
+    }
     pthread_mutex_unlock(&d->mu);
     if (wake)
         pc__wake(rt, PC_OK, NULL, NULL);
+    if (done)
+        done(d->done_ctx, total);
     dlv_unref(d);
+}
+
+/* pc__send_ex's ack: on the target's worker, or inside the send. */
+static void
+dlv_ack(void *ctx, int rc)
+{
+    dlv_count(ctx, rc == PC_OK);
+}
+
+/* The remote subscribers' ack: how many they reached in all. */
+static void
+dlv_ack_n(void *ctx, int reached)
+{
+    dlv_count(ctx, reached > 0 ? reached : 0);
 }
 
 /* Under no lock: drop the subscribers a fan-out found gone. */
@@ -110,6 +136,7 @@ fan_out(pc_chan *c, pc_msg *m, dlv *d, int level, bool top)
         TAKE(t);
     if ((k = c->kids))
         TAKE(k);
+    bool remote = c->remote_subs > 0;
     pthread_mutex_unlock(&c->mu);
     atomic_fetch_add_explicit(&c->messages, 1, memory_order_relaxed);
 
@@ -118,6 +145,15 @@ fan_out(pc_chan *c, pc_msg *m, dlv *d, int level, bool top)
         goto out;
     }
     uint32_t nt = t ? t->n : 0, nk = k ? k->n : 0;
+    if (remote) { /* subscribers on other nodes: the transport's part */
+        if (d) {
+            atomic_fetch_add_explicit(&d->refs, 1, memory_order_relaxed);
+            pthread_mutex_lock(&d->mu);
+            d->pending++;
+            pthread_mutex_unlock(&d->mu);
+        }
+        pc__chan_remote_fanout(c, pc_msg_ref(m), d ? dlv_ack_n : NULL, d);
+    }
     if (d && nt) {
         atomic_fetch_add_explicit(&d->refs, nt, memory_order_relaxed);
         pthread_mutex_lock(&d->mu);
@@ -172,8 +208,35 @@ pc_chan_send(pc_chan *ch, pc_msg **m)
         return PC_EINVAL;
     if (!pc_node_id())
         return PC_ESTATE;
+    if (ch->home) /* another node's channel: it goes there */
+        return pc__chan_proxy_send(ch, m);
     if ((rc = fan_out(ch, *m, NULL, 0, true)) == PC_OK)
         *m = NULL;
+    return rc;
+}
+
+pc_err
+pc__chan_fanout_local(pc_chan *c, pc_msg **m,
+                      void (*done)(void *ctx, int reached), void *ctx)
+{
+    dlv *d = NULL;
+    pc_err rc;
+
+    if (done) {
+        if (!(d = calloc(1, sizeof *d)))
+            return PC_ENOMEM;
+        atomic_init(&d->refs, 1);
+        pthread_mutex_init(&d->mu, NULL);
+        d->pending = 1; /* the fan-out itself */
+        d->done = done;
+        d->done_ctx = ctx;
+    }
+    if ((rc = fan_out(c, *m, d, 0, true)) == PC_OK)
+        *m = NULL;
+    else if (d)
+        d->done = NULL; /* the caller keeps *m and answers itself */
+    if (d)
+        dlv_count(d, 0); /* the fan-out is over */
     return rc;
 }
 
@@ -287,6 +350,8 @@ pc_chan_deliver(pc_chan *ch, pc_msg **m, int n, double timeout, int *reached)
         return PC_EPERM; /* a handler (or the scheduler) can't block */
     if (!pc_node_id())
         return PC_ESTATE;
+    if (ch->home)
+        return pc__chan_proxy_deliver(ch, m, n, timeout, reached);
     TAKE(ch); /* a pc_chan_free() while we wait wakes us; ch stays valid */
     rc = deliver(ch, m, n, pc_deadline(timeout), reached);
     pc__chan_unref(ch);

@@ -729,12 +729,21 @@ void pc__mon_notify(pc__worker *w, pc_ref who, pc__mon *watchers,
 pc_err pc__remote_send(pc_ref to, pc_msg **m, bool chan);
 pc_err pc__remote_deliver(pc_ref to, pc_msg **m, double timeout);
 pc_err pc__remote_join(pc_ref to, double timeout, pc_msg **value);
+/* channels across nodes (chan_remote.c calls these) */
+pc_err pc__remote_chan_send(uint64_t home, const char *name, pc_msg **m);
+pc_err pc__remote_chan_deliver(uint64_t home, const char *name, pc_msg **m,
+                               int n, double timeout, int *reached);
+void pc__remote_chan_subscribers(uint64_t home, const char *name, size_t n);
+pc_err pc__remote_chan_publish(const char *name, pc_msg **m,
+                               void (*ack)(void *actx, int reached),
+                               void *actx);
 pc_err pc__remote_terminate(pc_ref to);
 pc_err pc__remote_monitor(pc_ref watcher, pc_ref target, bool on);
 pc_err pc__remote_link(pc_ref local, pc_ref remote, bool on);
 pc_err pc__remote_exit(pc_ref from, pc_ref to, pc_msg **exit);
-void pc__transport_fini(void); /* pc_node_run: before the workers stop */
-void pc__names_clear(void);    /* names.c: node_free */
+void pc__transport_fini(void);     /* pc_node_run: before the workers stop */
+void pc__names_clear(void);        /* names.c: node_free */
+void pc__chan_proxies_clear(void); /* chan_remote.c: node_free */
 
 /* monitor.c, for remote.c */
 pc_err pc__mon_request(int kind, pc_ref target, pc_ref other);

@@ -49,6 +49,7 @@ static void
 node_free(pc__node *n)
 {
     pc__names_clear(); /* names die with the node */
+    pc__chan_proxies_clear();
     if (n->chunks) {
         for (uint32_t c = 0; c < PC__MAX_CHUNKS; c++) {
             pc__slot *chunk = atomic_load(&n->chunks[c]);

@@ -372,6 +372,94 @@ pc__remote_join(pc_ref to, double timeout, pc_msg **value)
     return ticket_wait(to.node, timeout, value, call_join, &a);
 }
 
+/* ---- channels ------------------------------------------------------------ */
+
+pc_err
+pc__remote_chan_send(uint64_t home, const char *name, pc_msg **m)
+{
+    const pc_transport_ops *o = ops_get();
+    pc_err rc;
+
+    if (!o)
+        return PC_EUNREACH;
+    rc = o->chan_send ? o->chan_send(o->ctx, home, name, m) : PC_ENOTSUP;
+    ops_put();
+    return rc;
+}
+
+struct chan_deliver_arg {
+    uint64_t home;
+    const char *name;
+    pc_msg **m;
+    int n;
+    double deadline;
+};
+
+static pc_err
+call_chan_deliver(const pc_transport_ops *o, uint64_t id, void *arg)
+{
+    struct chan_deliver_arg *a = arg;
+
+    if (!o->chan_deliver)
+        return PC_ENOTSUP;
+    return o->chan_deliver(o->ctx, a->home, a->name, a->m, a->n, a->deadline,
+                           id);
+}
+
+pc_err
+pc__remote_chan_deliver(uint64_t home, const char *name, pc_msg **m, int n,
+                        double timeout, int *reached)
+{
+    pc_msg *keep = pc_msg_ref(*m), *value = NULL;
+    struct chan_deliver_arg a = {home, name, m, n, pc_deadline(timeout)};
+    int rc = ticket_wait(home, timeout, &value, call_chan_deliver, &a);
+    size_t len = 0;
+    const void *d = value ? pc_msg_data(value, &len) : NULL;
+    int32_t count = 0;
+
+    if (d && len == sizeof count)
+        memcpy(&count, d, sizeof count);
+    pc_msg_free(&value);
+    if (reached)
+        *reached = count;
+    if (rc == PC_OK) {
+        pc_msg_free(&keep);
+        *m = NULL;
+    } else if (*m) {
+        pc_msg_free(&keep);
+    } else {
+        *m = keep;
+    }
+    return rc;
+}
+
+void
+pc__remote_chan_subscribers(uint64_t home, const char *name, size_t n)
+{
+    const pc_transport_ops *o = ops_get();
+
+    if (!o)
+        return;
+    if (o->chan_subscribers)
+        o->chan_subscribers(o->ctx, home, name, n);
+    ops_put();
+}
+
+pc_err
+pc__remote_chan_publish(const char *name, pc_msg **m,
+                        void (*ack)(void *actx, int reached), void *actx)
+{
+    const pc_transport_ops *o = ops_get();
+    pc_err rc;
+
+    if (!o)
+        return PC_EUNREACH;
+    rc = o->chan_publish ? o->chan_publish(o->ctx, name, m, ack, actx)
+                         : PC_ENOTSUP;
+    ops_put();
+    return rc;
+}
+
 pc_err
 pc__remote_terminate(pc_ref to)
 {

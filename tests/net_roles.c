@@ -100,6 +100,19 @@ sink(void *arg)
         } else if (pc_msg_is(m, "report")) {
             uint64_t v[4] = {got, bad, gaps, ns};
             pc_send_data(pc_msg_sender(m), "report", v, sizeof v);
+        } else if (pc_msg_is(m, "subscribe")) {
+            /* payload "WHERE\nNAME": subscribe to that node's channel */
+            char where[256], *name;
+            pc_chan *ch = NULL;
+            int32_t rc = PC_EINVAL;
+            snprintf(where, sizeof where, "%s", pc_msg_str(m));
+            if ((name = strchr(where, '\n'))) {
+                *name++ = '\0';
+                rc = pc_chan_locate_at(where, name, 20.0, &ch);
+                if (rc == PC_OK)
+                    rc = pc_chan_subscribe(ch, pc_self());
+            }
+            pc_send_data(pc_msg_sender(m), "subscribed", &rc, sizeof rc);
         } else if (pc_msg_is(m, "reset")) {
             ns = 0, got = bad = gaps = 0;
             pc_send_data(pc_msg_sender(m), "reset", NULL, 0);
@@ -246,13 +259,18 @@ nr_start(int fd, bool keep_alive)
                  {"sink", sink},
                  {"spawner", spawner},
                  {"blaster", blaster}};
+    static pc_chan *board;
+    pc_err rc;
+
     record_fd = fd;
+    if (!board && (rc = pc_chan_new(&board, "board", NULL, NULL)) != PC_OK)
+        return rc;
     for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++) {
         pc_spawn_opts o = {.worker = PC_WORKER((int)i % pc_node_workers()),
                            .flags = keep_alive && i == 0 ? 0 : PC_TASK_DAEMON,
                            .name = roles[i].name};
         pc_ref r;
-        pc_err rc = pc_spawn(roles[i].fn, NULL, &o, &r);
+        rc = pc_spawn(roles[i].fn, NULL, &o, &r);
         if (rc == PC_OK)
             rc = pc_register(roles[i].name, r);
         if (rc != PC_OK)

@@ -9,7 +9,10 @@
  *   "sink"     checks "seq" messages (one u64 each, numbered from 1 per
  *              sender): counts received, out of order or repeated, and
  *              gaps; "report" answers 4 u64s (received, bad order, gaps,
- *              senders); with a record fd it write()s each seq there first.
+ *              senders); with a record fd it write()s each seq there first;
+ *              "subscribe" "WHERE\nNAME" subscribes it to that node's
+ *              channel and answers "subscribed" (an i32 pc_err).
+ * Every node also has a named channel "board" (no transform).
  *   "spawner"  "spawn" makes a joinable task and answers "spawned" with its
  *              ref; that task ends on "exit" (value "value" + the payload),
  *              "fail" (pc_exit_error with the payload), or, told "link" with

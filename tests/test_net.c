@@ -657,7 +657,136 @@ full_peer_queue(void)
     nt_stop(&B);
 }
 
-PT_MAIN("net", PT_ENTRY(remote_ping_pong), PT_ENTRY(three_nodes_ordered),
-        PT_ENTRY(kill9_mid_stream), PT_ENTRY(sigstop_declared_down),
-        PT_ENTRY(wrong_secret_refused), PT_ENTRY(oversized_frame_refused),
-        PT_ENTRY(remote_control), PT_ENTRY(full_peer_queue))
+/* ---- channels across nodes --------------------------------------------------------------- */
+
+static int32_t
+i32_of(pc_msg *m)
+{
+    int32_t v = PC_EPROTO;
+    size_t len = 0;
+    const void *d = m ? pc_msg_data(m, &len) : NULL;
+    if (d && len == sizeof v)
+        memcpy(&v, d, sizeof v);
+    pc_msg_free(&m);
+    return v;
+}
+
+/* Have `sink` subscribe to channel `name` of the node at `where`. */
+static void
+subscribe_remote(pc_ref sink, const char *where, const char *name)
+{
+    char spec[300];
+    snprintf(spec, sizeof spec, "%s\n%s", where, name);
+    TCHECK_RC(i32_of(ask(sink, "subscribe", spec, strlen(spec), "subscribed")),
+              PC_OK);
+}
+
+/* Every sink got `want` seq messages from one sender, in order. */
+static void
+check_sinks(pc_ref *sinks, int n, uint64_t want)
+{
+    for (int i = 0; i < n; i++) {
+        double t0 = pc_now();
+        pc_msg *r;
+        for (;;) {
+            r = ask(sinks[i], "report", NULL, 0, "report");
+            if (u64_at(r, 0) >= want || pt_since(t0) > PT_LONG)
+                break;
+            pc_msg_free(&r);
+            pc_sleep(0.02);
+        }
+        TCHECK_EQ(u64_at(r, 0), want);
+        TCHECK_EQ(u64_at(r, 1), 0);
+        TCHECK_EQ(u64_at(r, 2), 0);
+        pc_msg_free(&r);
+    }
+}
+
+static pc_msg *
+chan_task(void *arg)
+{
+    pc_ref sinks[3], echo_b, echo_c;
+    pc_chan *news = NULL, *board = NULL, *none = NULL;
+    pc_msg *m = NULL;
+    int reached = -1;
+    pc_net_stats s;
+    (void)arg;
+
+    TCHECK_RC(pc_node_connect(B.ep, PT_LONG, NULL), PC_OK);
+    TCHECK_RC(pc_node_connect(C.ep, PT_LONG, NULL), PC_OK);
+    TCHECK_RC(pc_whereis("sink", &sinks[0]), PC_OK);
+    sinks[1] = locate(B.ep, "sink");
+    sinks[2] = locate(C.ep, "sink");
+    echo_b = locate(B.ep, "echo");
+    echo_c = locate(C.ep, "echo");
+    /* B and C reach us too, and C reaches B */
+    TCHECK_RC(i32_of(ask(echo_b, "connect", driver_ep, strlen(driver_ep),
+                         "connected")),
+              PC_OK);
+    TCHECK_RC(i32_of(ask(echo_c, "connect", driver_ep, strlen(driver_ep),
+                         "connected")),
+              PC_OK);
+    TCHECK_RC(i32_of(ask(echo_c, "connect", B.ep, strlen(B.ep), "connected")),
+              PC_OK);
+    TCHECK_RC(pc_chan_locate_at(B.ep, "no-such-channel", PT_LONG, &none),
+              PC_ENOENT);
+
+    /* our channel, a subscriber on each of the 3 nodes */
+    TCHECK_RC(pc_chan_new(&news, "news", NULL, NULL), PC_OK);
+    TCHECK_RC(pc_chan_subscribe(news, sinks[0]), PC_OK);
+    subscribe_remote(sinks[1], driver_ep, "news");
+    subscribe_remote(sinks[2], driver_ep, "news");
+    /* deliver(n = 3) waits until all three count, and counts their acks */
+    pc_msg_new(&m, "hello", "hi", 2);
+    TCHECK_RC(pc_chan_deliver(news, &m, 3, PT_LONG, &reached), PC_OK);
+    TCHECK_EQ(reached, 3);
+    pc_msg_free(&m);
+    for (uint64_t q = 1; q <= 1000; q++) {
+        m = NULL;
+        pc_msg_new(&m, "seq", &q, sizeof q);
+        TCHECK_RC(pc_chan_send(news, &m), PC_OK);
+    }
+    check_sinks(sinks, 3, 1000);
+
+    /* B's channel: we and C subscribe; we publish on it from here */
+    TCHECK_RC(pc_chan_locate_at(B.ep, "board", PT_LONG, &board), PC_OK);
+    for (int i = 0; i < 3; i++)
+        pc_msg_free((m = ask(sinks[i], "reset", NULL, 0, "reset"), &m));
+    TCHECK_RC(pc_chan_subscribe(board, sinks[0]), PC_OK);
+    subscribe_remote(sinks[2], B.ep, "board");
+    pc_msg_new(&m, "hello", "hi", 2);
+    reached = -1;
+    TCHECK_RC(pc_chan_deliver(board, &m, 2, PT_LONG, &reached), PC_OK);
+    TCHECK_EQ(reached, 2); /* one here, one on C: counted on B */
+    pc_msg_free(&m);
+    for (uint64_t q = 1; q <= 500; q++) {
+        m = NULL;
+        pc_msg_new(&m, "seq", &q, sizeof q);
+        TCHECK_RC(pc_chan_send(board, &m), PC_OK);
+    }
+    pc_ref two[2] = {sinks[0], sinks[2]};
+    check_sinks(two, 2, 500);
+    TCHECK_RC(pc_net_stats_get(&s), PC_OK);
+    TCHECK_EQ(s.chan_missed, 0);
+    pc_chan_free(&news);
+    return NULL;
+}
+
+PT_TEST(remote_channels)
+static void
+remote_channels(void)
+{
+    driver_start(NULL);
+    CU_ASSERT_FATAL(peer_start(&B, secret_path, NULL, NULL));
+    CU_ASSERT_FATAL(peer_start(&C, secret_path, NULL, NULL));
+    CU_ASSERT_EQUAL(pc_spawn(chan_task, NULL, NULL, NULL), PC_OK);
+    PT_RUN();
+    nt_stop(&B);
+    nt_stop(&C);
+}
+
+PT_MAIN("net", PT_ENTRY(remote_channels), PT_ENTRY(remote_ping_pong),
+        PT_ENTRY(three_nodes_ordered), PT_ENTRY(kill9_mid_stream),
+        PT_ENTRY(sigstop_declared_down), PT_ENTRY(wrong_secret_refused),
+        PT_ENTRY(oversized_frame_refused), PT_ENTRY(remote_control),
+        PT_ENTRY(full_peer_queue))

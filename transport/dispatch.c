@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "picos/chan.h"
 #include "picos/log.h"
 #include "picos/monitor.h"
 #include "picos/node.h"
@@ -150,6 +151,7 @@ do_lookup(net *n, cmd *c)
     wire_ref_set(&to, PC_REF_NIL, p->incarnation);
     to.node = p->node;
     l.name = c->str2;
+    l.channel = c->kind == CMD_CHAN_LOOKUP;
     e.kind = PICOS__V1__KIND__LOOKUP;
     e.from = &from;
     e.to = &to;
@@ -175,7 +177,15 @@ pc__dispatch_cmd(net *n, cmd *c)
         do_connect(n, c);
         break;
     case CMD_LOOKUP:
+    case CMD_CHAN_LOOKUP:
         do_lookup(n, c);
+        break;
+    case CMD_CHAN_SUBS:
+    case CMD_CHAN_PUB:
+    case PICOS__V1__KIND__CHAN_SEND:
+    case PICOS__V1__KIND__CHAN_DELIVER:
+    case PICOS__V1__KIND__CHAN_DELIVER_ACK:
+        pc__rchan_cmd(n, c);
         break;
     default: {
         bool answer = c->kind == PICOS__V1__KIND__DELIVER_ACK ||
@@ -469,7 +479,9 @@ pc__dispatch(net *n, peer *p, const wire_env *e)
         break;
     case PICOS__V1__KIND__LOOKUP: {
         pc_ref found = PC_REF_NIL;
-        pc_err rc = pc_whereis(e->lookup->name, &found);
+        pc_err rc = e->lookup->channel
+                        ? (pc_chan_find(e->lookup->name) ? PC_OK : PC_ENOENT)
+                        : pc_whereis(e->lookup->name, &found);
         wire_env r = PICOS__V1__ENVELOPE__INIT;
         wire_ref rf, rt;
         wire_ref_set(&rf, found, n->incarnation);
@@ -495,7 +507,15 @@ pc__dispatch(net *n, peer *p, const wire_env *e)
             break;
         }
         break;
-    default: /* channels: not spoken yet */
+    case PICOS__V1__KIND__SUBSCRIBE:
+    case PICOS__V1__KIND__UNSUBSCRIBE:
+    case PICOS__V1__KIND__CHAN_SEND:
+    case PICOS__V1__KIND__CHAN_PUBLISH:
+    case PICOS__V1__KIND__CHAN_DELIVER:
+    case PICOS__V1__KIND__CHAN_DELIVER_ACK:
+        pc__rchan_in(n, p, e);
+        break;
+    default:
         atomic_fetch_add(&n->refused, 1);
         break;
     }

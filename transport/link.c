@@ -400,6 +400,7 @@ pc__link_down(net *n, peer *p, const char *why)
             } else
                 wp = &w->next;
         }
+        pc__rchan_node_down(n, node);
         pc_transport_node_down(node);
     }
     if (p->endpoint && p->dealer && !atomic_load(&n->stopping)) {
@@ -441,6 +442,7 @@ reap(net *n)
         }
         *pp = p->next;
         dealer_close(n, p);
+        pc__rchan_sub_close(n, p);
         drop_pending(p);
         fail_waiters(&p->connect_waiters, PC_EUNREACH);
         free(p->endpoint);
@@ -698,10 +700,12 @@ pump(net *n)
     if (n->router_mon)
         pc__zmon_drain(n->router_mon, router_event, n);
     drain_router(n, &budget);
+    pc__rchan_drain_xpub(n, &budget);
     for (peer *p = n->peers; p; p = p->next) {
         if (p->mon)
             pc__zmon_drain(p->mon, dealer_event, p);
         drain_dealer(n, p, &budget);
+        pc__rchan_drain_sub(n, p, &budget);
     }
     flush_all(n);
     reap(n);
@@ -860,7 +864,7 @@ pc__link_listen(net *n, const char *endpoint, char *bound, size_t size)
     if (n->router)
         return PC_ESTATE;
     if (!(r = zmq_socket(n->zctx, ZMQ_ROUTER)) ||
-        !(pub = zmq_socket(n->zctx, ZMQ_PUB))) {
+        !(pub = zmq_socket(n->zctx, ZMQ_XPUB))) {
         zmq_close(r);
         return PC_ESYS;
     }
@@ -870,6 +874,8 @@ pc__link_listen(net *n, const char *endpoint, char *bound, size_t size)
     zsetint(r, ZMQ_RCVHWM, HWM);
     zmq_setsockopt(r, ZMQ_MAXMSGSIZE, &max, sizeof max);
     zsetint(pub, ZMQ_LINGER, 0);
+    zsetint(pub, ZMQ_SNDHWM, HWM);
+    zsetint(pub, ZMQ_XPUB_VERBOSE, 1); /* every subscription: rchan.c syncs */
     if (!n->plain && (pc__curve_server(r, &n->keys) != PC_OK ||
                       pc__curve_server(pub, &n->keys) != PC_OK))
         goto fail;
@@ -951,6 +957,7 @@ pc__link_main(void *arg)
     for (peer *p = n->peers; p; p = p->next)
         p->gone = true;
     reap(n);
+    pc__rchan_fini(n);
     fail_waiters(&n->waiters, PC_ECLOSED);
     while (n->tombs) {
         tomb *t = n->tombs;

@@ -189,6 +189,78 @@ op_join(void *ctx, pc_ref target, double deadline, uint64_t ticket)
     return submit(ctx, c, NULL);
 }
 
+static cmd *
+chan_cmd(int kind, uint64_t home, const char *name)
+{
+    cmd *c = calloc(1, sizeof *c);
+    if (c && !(c->str = strdup(name))) {
+        free(c);
+        c = NULL;
+    }
+    if (c) {
+        c->kind = kind;
+        c->node = home;
+        c->deadline = INFINITY;
+    }
+    return c;
+}
+
+/* submit() for commands that carry a name. */
+static pc_err
+submit_named(net *n, cmd *c, pc_msg **m)
+{
+    char *name = c ? c->str : NULL;
+    pc_err rc = submit(n, c, m);
+    if (rc != PC_OK)
+        free(name); /* submit freed c, not its name */
+    return rc;
+}
+
+static pc_err
+op_chan_send(void *ctx, uint64_t home, const char *name, pc_msg **m)
+{
+    return submit_named(ctx, chan_cmd(PICOS__V1__KIND__CHAN_SEND, home, name),
+                        m);
+}
+
+static pc_err
+op_chan_deliver(void *ctx, uint64_t home, const char *name, pc_msg **m, int n,
+                double deadline, uint64_t ticket)
+{
+    cmd *c = chan_cmd(PICOS__V1__KIND__CHAN_DELIVER, home, name);
+    if (c) {
+        c->corr = ticket;
+        c->count = (uint64_t)(n > 0 ? n : 0);
+        c->deadline = deadline;
+    }
+    return submit_named(ctx, c, m);
+}
+
+static void
+op_chan_subscribers(void *ctx, uint64_t home, const char *name, size_t count)
+{
+    cmd *c = chan_cmd(CMD_CHAN_SUBS, home, name);
+    if (c) {
+        c->count = count;
+        pc__net_push(ctx, c);
+    }
+}
+
+static pc_err
+op_chan_publish(void *ctx, const char *name, pc_msg **m,
+                void (*ack)(void *actx, int reached), void *actx)
+{
+    cmd *c = chan_cmd(CMD_CHAN_PUB, 0, name);
+    if (!c)
+        return PC_ENOMEM;
+    c->msg = *m;
+    *m = NULL;
+    c->ack = ack;
+    c->actx = actx;
+    pc__net_push(ctx, c);
+    return PC_OK;
+}
+
 static void
 op_stop(void *ctx)
 {
@@ -334,6 +406,10 @@ pc_net_start(const pc_net_opts *opts)
     ops.exit_signal = op_exit_signal;
     ops.terminate = op_terminate;
     ops.join = op_join;
+    ops.chan_send = op_chan_send;
+    ops.chan_deliver = op_chan_deliver;
+    ops.chan_subscribers = op_chan_subscribers;
+    ops.chan_publish = op_chan_publish;
     ops.stop = op_stop;
     if ((rc = pc_transport_register(&ops)) != PC_OK) {
         op_stop(n);
@@ -445,6 +521,24 @@ pc_locate_at(const char *where, const char *name, double timeout, pc_ref *out)
 }
 
 pc_err
+pc_chan_locate_at(const char *where, const char *name, double timeout,
+                  struct pc_chan **out)
+{
+    waiter *w;
+    pc_err rc;
+
+    if (!where || !*where || !name || !*name || !out ||
+        strlen(name) > WIRE_NAME_MAX || strlen(where) > WIRE_ENDPOINT_MAX)
+        return PC_EINVAL;
+    rc = blocking_call(CMD_CHAN_LOOKUP, where, name, timeout, &w);
+    if (rc == PC_OK)
+        rc = pc_chan_proxy(out, w->node, name);
+    if (w)
+        pc__net_waiter_put(w);
+    return rc;
+}
+
+pc_err
 pc_net_stats_get(pc_net_stats *out)
 {
     net *n = pc__net;
@@ -466,5 +560,6 @@ pc_net_stats_get(pc_net_stats *out)
     out->dropped = atomic_load(&n->dropped);
     out->auth_failed = atomic_load(&n->auth_failed);
     out->nodes_down = atomic_load(&n->nodes_down);
+    out->chan_missed = atomic_load(&n->chan_missed);
     return PC_OK;
 }

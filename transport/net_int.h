@@ -30,6 +30,9 @@ enum {
     CMD_LISTEN = 100, /* bind ROUTER + PUB at str */
     CMD_CONNECT,      /* connect a DEALER to str */
     CMD_LOOKUP,       /* ask node (or endpoint str) for name str2 */
+    CMD_CHAN_LOOKUP,  /* the same for a channel */
+    CMD_CHAN_SUBS,    /* our proxy of node's channel str has count subs */
+    CMD_CHAN_PUB,     /* our channel str published msg (ack: a deliver) */
 };
 
 typedef struct waiter waiter;
@@ -49,6 +52,8 @@ typedef struct cmd {
     waiter *w;   /* CMD_*: who waits for the answer */
     char *str;   /* CMD_*: endpoint or node; owned */
     char *str2;  /* CMD_LOOKUP: the name; owned */
+    void (*ack)(void *actx, int reached); /* CMD_CHAN_PUB of a deliver */
+    void *actx;
 } cmd;
 
 /* A caller of pc_node_listen / connect / locate_at waiting for the link
@@ -92,6 +97,8 @@ typedef struct peer {
     struct frame *pending, **pending_tail; /* frames ZeroMQ refused (HWM) */
     unsigned auth_failed;
     waiter *connect_waiters; /* pc_node_connect() callers */
+    void *sub;               /* SUB to its PUB, once we subscribe */
+    ev_io sub_io;
 } peer;
 
 typedef struct frame {
@@ -143,9 +150,14 @@ typedef struct net {
     ev_timer retry;   /* frames ZeroMQ refused wait for it */
     wire_arena arena; /* one envelope's unpacking */
     double auth_log_at;
+    /* channels across nodes (rchan.c) */
+    struct rhome *homes; /* our channels with subscribers elsewhere */
+    struct rsub *subs;   /* our proxies of channels elsewhere */
+    struct rpend *pends; /* directed publications awaiting acks */
+    uint64_t next_pub;
     /* counters */
     atomic_uint_fast64_t frames_out, frames_in, env_out, env_in, refused,
-        dropped, auth_failed, nodes_down;
+        dropped, auth_failed, nodes_down, chan_missed;
 } net;
 
 extern net *pc__net;
@@ -174,6 +186,15 @@ void pc__net_free(net *n);
 void pc__dispatch(net *n, peer *p, const wire_env *e);
 /* Commands from ops and answers queued by workers (link thread). */
 void pc__dispatch_cmd(net *n, cmd *c);
+
+/* rchan.c (link thread) */
+void pc__rchan_cmd(net *n, cmd *c);
+void pc__rchan_in(net *n, peer *p, const wire_env *e);
+void pc__rchan_drain_sub(net *n, peer *p, int *budget);
+void pc__rchan_drain_xpub(net *n, int *budget);
+void pc__rchan_node_down(net *n, uint64_t node);
+void pc__rchan_fini(net *n);
+void pc__rchan_sub_close(net *n, peer *p);
 
 /* net.c: push a command for the link thread (any thread). */
 void pc__net_push(net *n, cmd *c);

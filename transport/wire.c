@@ -201,6 +201,8 @@ body_of(Picos__V1__Kind k)
     case PICOS__V1__KIND__CHAN_SEND:
     case PICOS__V1__KIND__CHAN_PUBLISH:
     case PICOS__V1__KIND__CHAN_DELIVER:
+    case PICOS__V1__KIND__CHAN_DELIVER_ACK:
+    case PICOS__V1__KIND__CHAN_SYNC:
         return PICOS__V1__ENVELOPE__BODY_CHAN;
     case PICOS__V1__KIND__REFUSED:
         return PICOS__V1__ENVELOPE__BODY_REFUSAL;
@@ -217,7 +219,7 @@ check(const wire_env *e)
     if (e->version != WIRE_VERSION)
         return "unknown protocol version";
     if (e->kind <= PICOS__V1__KIND__KIND_UNSPECIFIED ||
-        e->kind > PICOS__V1__KIND__GOODBYE)
+        e->kind > PICOS__V1__KIND__CHAN_SYNC)
         return "unknown kind";
     want = body_of(e->kind);
     if (want >= 0 && (int)e->body_case != want)

@@ -150,6 +150,22 @@ pc_err pc_node_connect(const char *endpoint, double timeout, uint64_t *node);
 pc_err pc_locate_at(const char *where, const char *name, double timeout,
                     pc_ref *out);
 
+/* Another node's channel: the proxy of channel `name` of the node `where`
+ * (as for pc_locate_at()), after asking that node that it exists. Local
+ * tasks pc_chan_subscribe() to the proxy; the home node then counts them
+ * among its subscribers and sends this node what it publishes, which the
+ * proxy fans out here (the home applies its transform once, for all).
+ * pc_chan_send() and pc_chan_deliver() on the proxy publish on the home
+ * node; a deliver's count covers end-point tasks on every node. The node
+ * owns proxies (pc_chan_free only clears the pointer); they live until
+ * pc_node_run() ends. Subscribe after the link is up: a link that goes
+ * down takes its subscriptions with it. Returns PC_OK, PC_ENOENT (no
+ * such channel there), PC_EUNREACH, PC_ETIMEDOUT. Tasks and foreign
+ * threads. */
+struct pc_chan;
+pc_err pc_chan_locate_at(const char *where, const char *name, double timeout,
+                         struct pc_chan **out);
+
 /* Counters of the links, for status and tests. */
 typedef struct pc_net_stats {
     uint64_t peers; /* peers up now */
@@ -159,6 +175,8 @@ typedef struct pc_net_stats {
     uint64_t dropped;     /* sends lost: peer queue full, peer down */
     uint64_t auth_failed; /* handshakes that failed (wrong key/secret) */
     uint64_t nodes_down;  /* peers declared down */
+    uint64_t chan_missed; /* channel publications this node's SUBs missed
+                             (sequence gaps: PUB's high-water mark) */
 } pc_net_stats;
 
 pc_err pc_net_stats_get(pc_net_stats *out);

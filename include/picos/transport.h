@@ -71,6 +71,25 @@ typedef struct pc_transport_ops {
     pc_err (*terminate)(void *ctx, pc_ref target);
     /* Answer `ticket` with how remote `target` ended and its exit value. */
     pc_err (*join)(void *ctx, pc_ref target, double deadline, uint64_t ticket);
+    /* Channels across nodes (all may be NULL: channels stay local).
+     * A proxy of node `home`'s channel `name` (pc_chan_proxy()) forwards
+     * pc_chan_send() here, and pc_chan_deliver() with a ticket to answer
+     * with pc_transport_reply(ticket, rc, value): value's payload is the
+     * int32_t number of end-point tasks reached. */
+    pc_err (*chan_send)(void *ctx, uint64_t home, const char *name, pc_msg **m);
+    pc_err (*chan_deliver)(void *ctx, uint64_t home, const char *name,
+                           pc_msg **m, int n, double deadline, uint64_t ticket);
+    /* That proxy's local subscribers are now `n` (0: none left). Called
+     * with the channel's lock held: queue it, call nothing back. */
+    void (*chan_subscribers)(void *ctx, uint64_t home, const char *name,
+                             size_t n);
+    /* A channel of ours with remote subscribers (pc_chan_set_remote_subs)
+     * fanned out *m (a reference for the op, taken on PC_OK): hand it to
+     * those nodes. With ack (a deliver), call ack(actx, reached) exactly
+     * once — also on unregister — with the end-point tasks they reached;
+     * on an error return the runtime counts them as none. */
+    pc_err (*chan_publish)(void *ctx, const char *name, pc_msg **m,
+                           void (*ack)(void *actx, int reached), void *actx);
     /* Unregistered: end the transport's threads; no op is called after. */
     void (*stop)(void *ctx);
 } pc_transport_ops;
@@ -143,6 +162,33 @@ pc_err pc_transport_exit_in(pc_ref from, pc_ref to, pc_msg **exit);
  * (exit reason PC_DOWN_NODE), pending delivers and joins to them fail with
  * PC_EUNREACH. Any thread. */
 void pc_transport_node_down(uint64_t node);
+
+/* ---- channels across nodes --------------------------------------------------- */
+
+struct pc_chan;
+
+/* The proxy of node `home`'s channel `name` in this process, made on first
+ * use: local tasks subscribe to it as to any channel, pc_chan_send() and
+ * pc_chan_deliver() on it go to the home node (ops chan_send and
+ * chan_deliver), and what the home node publishes reaches its subscribers
+ * through pc_transport_chan_in(). The node owns proxies: they live until
+ * pc_node_run() ends, and pc_chan_free() on one only clears the pointer.
+ * Returns PC_OK, PC_EINVAL, PC_ESTATE (no node), PC_ENOMEM. Any thread. */
+pc_err pc_chan_proxy(struct pc_chan **out, uint64_t home, const char *name);
+
+/* Our channel ch has `n` end-point subscribers on other nodes (the
+ * transport's count): they count for pc_chan_deliver()'s n, and each
+ * fan-out calls the chan_publish op while n > 0. PC_OK or PC_EINVAL (NULL,
+ * a proxy). Any thread. */
+pc_err pc_chan_set_remote_subs(struct pc_chan *ch, size_t n);
+
+/* A publication of node `home`'s channel `name` arrived: fan *m out to the
+ * local subscribers of its proxy (taken on PC_OK). With ack, ack(ctx,
+ * reached) is called exactly once, when every local end-point task took
+ * it (a deliver), on PC_OK. Returns PC_OK, PC_ENOENT (no proxy of it
+ * here), PC_ENOMEM. Any thread. */
+pc_err pc_transport_chan_in(uint64_t home, const char *name, pc_msg **m,
+                            void (*ack)(void *ctx, int reached), void *ctx);
 
 /* ---- refs on the wire ------------------------------------------------------ */
 
