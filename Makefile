@@ -106,14 +106,14 @@ asan: deps
 	    -DPICOS_SANITIZE=address,undefined -DPICOS_WERROR=$(WERROR) $(CMAKE_ARGS)
 	$(CMAKE) --build $(ASAN_DIR) -j$(JOBS)
 	ASAN_OPTIONS=$(ASAN_OPTIONS) UBSAN_OPTIONS=$(UBSAN_OPTIONS) \
-	    $(CTEST) --test-dir $(ASAN_DIR) -L unit $(CTEST_FLAGS)
+	    $(CTEST) --test-dir $(ASAN_DIR) -L 'unit|net' $(CTEST_FLAGS)
 
 tsan: deps
 	$(CMAKE) -S . -B $(TSAN_DIR) -DCMAKE_BUILD_TYPE=Debug \
 	    -DPICOS_SANITIZE=thread -DPICOS_WERROR=$(WERROR) $(CMAKE_ARGS)
 	$(CMAKE) --build $(TSAN_DIR) -j$(JOBS)
 	TSAN_OPTIONS=$(TSAN_OPTIONS) $(TSAN_RUN) \
-	    $(CTEST) --test-dir $(TSAN_DIR) -L unit $(CTEST_FLAGS)
+	    $(CTEST) --test-dir $(TSAN_DIR) -L 'unit|net' $(CTEST_FLAGS)
 
 format:
 	@files="$(FORMAT_FILES)"; \
