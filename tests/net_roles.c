@@ -249,6 +249,16 @@ blaster(void *arg)
     }
 }
 
+/* "full": a mailbox of one that it never reads (policy PC_MB_FAIL). */
+static pc_msg *
+full(void *arg)
+{
+    (void)arg;
+    while (pc_sleep(3600) == PC_OK)
+        ;
+    return NULL;
+}
+
 pc_err
 nr_start(int fd, bool keep_alive)
 {
@@ -258,7 +268,8 @@ nr_start(int fd, bool keep_alive)
     } roles[] = {{"echo", echo},
                  {"sink", sink},
                  {"spawner", spawner},
-                 {"blaster", blaster}};
+                 {"blaster", blaster},
+                 {"full", full}};
     static pc_chan *board;
     pc_err rc;
 
@@ -268,7 +279,9 @@ nr_start(int fd, bool keep_alive)
     for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++) {
         pc_spawn_opts o = {.worker = PC_WORKER((int)i % pc_node_workers()),
                            .flags = keep_alive && i == 0 ? 0 : PC_TASK_DAEMON,
-                           .name = roles[i].name};
+                           .name = roles[i].name,
+                           .mailbox_cap = roles[i].fn == full ? 1 : 0,
+                           .mailbox_policy = PC_MB_FAIL};
         pc_ref r;
         rc = pc_spawn(roles[i].fn, NULL, &o, &r);
         if (rc == PC_OK)

@@ -12,6 +12,7 @@
  *              senders); with a record fd it write()s each seq there first;
  *              "subscribe" "WHERE\nNAME" subscribes it to that node's
  *              channel and answers "subscribed" (an i32 pc_err).
+ *   "full"     a mailbox of capacity 1 (PC_MB_FAIL) that is never read.
  * Every node also has a named channel "board" (no transform).
  *   "spawner"  "spawn" makes a joinable task and answers "spawned" with its
  *              ref; that task ends on "exit" (value "value" + the payload),

@@ -668,6 +668,48 @@ full_peer_queue(void)
     nt_stop(&B);
 }
 
+/* ---- deliver's verdicts ------------------------------------------------------------------- */
+
+static pc_msg *
+verdict_task(void *arg)
+{
+    pc_ref full, echo, gone;
+    pc_msg *m = NULL, *v = NULL;
+    (void)arg;
+
+    TCHECK_RC(pc_node_connect(B.ep, PT_LONG, NULL), PC_OK);
+    full = locate(B.ep, "full");
+    echo = locate(B.ep, "echo");
+    /* the remote mailbox's verdict comes back: room, then full */
+    pc_msg_new(&m, "x", NULL, 0);
+    TCHECK_RC(pc_deliver(full, &m, PT_LONG), PC_OK);
+    pc_msg_new(&m, "x", NULL, 0);
+    TCHECK_RC(pc_deliver(full, &m, PT_LONG), PC_EFULL);
+    TCHECK(m != NULL); /* refused: still ours */
+    /* a task that ended: PC_ENOENT */
+    gone = spawn_remote(locate(B.ep, "spawner"));
+    TCHECK_RC(pc_send_data(gone, "exit", "", 0), PC_OK);
+    TCHECK_RC(pc_task_join(gone, PT_LONG, &v), PC_OK);
+    pc_msg_free(&v);
+    TCHECK_RC(pc_deliver(gone, &m, PT_LONG), PC_ENOENT);
+    /* and none of it held up other traffic to that node */
+    pc_msg_free(&m);
+    m = ask(echo, "ping", "p", 1, "ping");
+    pc_msg_free(&m);
+    return NULL;
+}
+
+PT_TEST(remote_deliver_verdicts)
+static void
+remote_deliver_verdicts(void)
+{
+    driver_start(NULL);
+    CU_ASSERT_FATAL(peer_start(&B, secret_path, NULL, NULL));
+    CU_ASSERT_EQUAL(pc_spawn(verdict_task, NULL, NULL, NULL), PC_OK);
+    PT_RUN();
+    nt_stop(&B);
+}
+
 /* ---- channels across nodes --------------------------------------------------------------- */
 
 static int32_t
@@ -796,8 +838,8 @@ remote_channels(void)
     nt_stop(&C);
 }
 
-PT_MAIN("net", PT_ENTRY(remote_channels), PT_ENTRY(remote_ping_pong),
-        PT_ENTRY(three_nodes_ordered), PT_ENTRY(kill9_mid_stream),
-        PT_ENTRY(sigstop_declared_down), PT_ENTRY(wrong_secret_refused),
-        PT_ENTRY(oversized_frame_refused), PT_ENTRY(remote_control),
-        PT_ENTRY(full_peer_queue))
+PT_MAIN("net", PT_ENTRY(remote_channels), PT_ENTRY(remote_deliver_verdicts),
+        PT_ENTRY(remote_ping_pong), PT_ENTRY(three_nodes_ordered),
+        PT_ENTRY(kill9_mid_stream), PT_ENTRY(sigstop_declared_down),
+        PT_ENTRY(wrong_secret_refused), PT_ENTRY(oversized_frame_refused),
+        PT_ENTRY(remote_control), PT_ENTRY(full_peer_queue))
