@@ -412,8 +412,8 @@ pc_net_start(const pc_net_opts *opts)
     ops.chan_publish = op_chan_publish;
     ops.stop = op_stop;
     if ((rc = pc_transport_register(&ops)) != PC_OK) {
-        op_stop(n);
-        goto fail;
+        op_stop(n); /* ends the thread, which frees the sockets; frees n */
+        return rc;
     }
     PC_LOG_INFO("net", "node %s (%016llx, incarnation %016llx) links %s",
                 n->name, (unsigned long long)n->node,

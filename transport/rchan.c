@@ -359,10 +359,10 @@ pend_check(net *n, rpend **pp)
     (void)n;
 }
 
-/* One envelope of `kind` about channel h on our PUB (m: its message, or
- * NULL for a CHAN_SYNC). */
+/* One envelope of `kind` about channel `name` on our PUB, numbered seq (m:
+ * its message, or NULL for a CHAN_SYNC). */
 static void
-pub_out(net *n, rhome *h, int kind, pc_msg *m)
+pub_out(net *n, const char *name, uint64_t seq, int kind, pc_msg *m)
 {
     wire_env e = PICOS__V1__ENVELOPE__INIT;
     Picos__V1__Chan c = PICOS__V1__CHAN__INIT;
@@ -372,12 +372,12 @@ pub_out(net *n, rhome *h, int kind, pc_msg *m)
     wire_ref_set(&from, m ? pc_msg_sender(m) : PC_REF_NIL, n->incarnation);
     from.node = n->node;
     wire_ref_set(&to, PC_REF_NIL, 0); /* every subscriber */
-    c.name = h->name;
+    c.name = (char *)name;
     e.version = 1;
     e.kind = (Picos__V1__Kind)kind;
     e.from = &from;
     e.to = &to;
-    e.seq = h->seq;
+    e.seq = seq;
     if (m) {
         size_t len;
         const void *d = pc_msg_data(m, &len);
@@ -388,8 +388,8 @@ pub_out(net *n, rhome *h, int kind, pc_msg *m)
     e.body_case = PICOS__V1__ENVELOPE__BODY_CHAN;
     e.chan = &c;
     if (wire_append(&b, &e) == PC_OK &&
-        zmq_send(n->pub, h->name, strlen(h->name) + 1,
-                 ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0 &&
+        zmq_send(n->pub, name, strlen(name) + 1, ZMQ_SNDMORE | ZMQ_DONTWAIT) >=
+            0 &&
         zmq_send(n->pub, b.p, b.len, ZMQ_DONTWAIT) >= 0) {
         atomic_fetch_add(&n->frames_out, 1);
         atomic_fetch_add(&n->env_out, 1);
@@ -424,9 +424,8 @@ pc__rchan_drain_xpub(net *n, int *budget)
         /* 1, the name, its NUL */
         if (len >= 3 && len <= WIRE_NAME_MAX + 2 && d[0] == 1 &&
             d[len - 1] == '\0' && memchr(d + 1, '\0', len - 1) == d + len - 1) {
-            rhome *h = home_get(n, d + 1, true);
-            if (h)
-                pub_out(n, h, PICOS__V1__KIND__CHAN_SYNC, NULL);
+            rhome *h = home_get(n, d + 1, false);
+            pub_out(n, d + 1, h ? h->seq : 0, PICOS__V1__KIND__CHAN_SYNC, NULL);
         }
         zmq_msg_close(&s);
     }
@@ -449,7 +448,7 @@ publish(net *n, const char *name, pc_msg *m, void (*ack)(void *, int),
     }
     h->seq++;
     if (!ack && n->pub) {
-        pub_out(n, h, PICOS__V1__KIND__CHAN_PUBLISH, m);
+        pub_out(n, h->name, h->seq, PICOS__V1__KIND__CHAN_PUBLISH, m);
         return;
     }
     for (rnode *x = h->nodes; x; x = x->next)
@@ -583,7 +582,8 @@ pc__rchan_in(net *n, peer *p, const wire_env *e)
     switch (e->kind) {
     case PICOS__V1__KIND__SUBSCRIBE:
     case PICOS__V1__KIND__UNSUBSCRIBE: {
-        rhome *h = home_get(n, name, true);
+        /* records only for channels that exist: names are the peer's */
+        rhome *h = home_get(n, name, pc_chan_find(name) != NULL);
         rnode **rp;
         size_t count =
             e->kind == PICOS__V1__KIND__SUBSCRIBE ? (size_t)e->count : 0;
