@@ -122,6 +122,60 @@ u64_at(const pc_msg *m, size_t i)
     return v;
 }
 
+/* ---- the API's errors, in one process ---------------------------------------------------- */
+
+PT_TEST(api_errors)
+static void
+api_errors(void)
+{
+    pc_net_opts o = {0};
+    char ep[256];
+    pc_ref r;
+
+    secrets();
+    CU_ASSERT_EQUAL(pc_net_start(NULL), PC_ESTATE); /* no node */
+    PT_START(1);
+    unsetenv("PICOS_SECRET_FILE");
+    unsetenv("PICOS_SECRET");
+    CU_ASSERT_EQUAL(pc_net_start(NULL), PC_ENOENT); /* no secret anywhere */
+    o.secret_file = "/nonexistent/secret";
+    CU_ASSERT_EQUAL(pc_net_start(&o), PC_ESYS);
+    CU_ASSERT_EQUAL(pc_node_listen("tcp://127.0.0.1:0", ep, sizeof ep),
+                    PC_ESTATE); /* no net */
+    o.secret_file = secret_path;
+    CU_ASSERT_EQUAL(pc_net_start(&o), PC_OK);
+    CU_ASSERT_EQUAL(pc_net_start(&o), PC_ESTATE); /* one at a time */
+    CU_ASSERT_EQUAL(pc_node_listen("bogus://x", ep, sizeof ep), PC_ESYS);
+    CU_ASSERT_EQUAL(pc_node_listen("tcp://127.0.0.1:0", ep, sizeof ep), PC_OK);
+    CU_ASSERT(strncmp(ep, "tcp://127.0.0.1:", 16) == 0 && strlen(ep) > 16);
+    CU_ASSERT_EQUAL(pc_node_listen("tcp://127.0.0.1:0", ep, sizeof ep),
+                    PC_ESTATE); /* one ROUTER */
+    CU_ASSERT_EQUAL(pc_node_connect("bogus://x", 1.0, NULL), PC_EINVAL);
+    CU_ASSERT_EQUAL(pc_node_connect(NULL, 1.0, NULL), PC_EINVAL);
+    CU_ASSERT_EQUAL(pc_locate_at("0x1234", "x", 1.0, &r), PC_EUNREACH);
+    CU_ASSERT_EQUAL(pc_locate_at("", "x", 1.0, &r), PC_EINVAL);
+    /* a message for a node we don't know: refused, still ours */
+    {
+        pc_msg *m = NULL;
+        pc_msg_new(&m, "x", NULL, 0);
+        CU_ASSERT_EQUAL(pc_send((pc_ref){0x1234, 1}, &m), PC_EUNREACH);
+        CU_ASSERT_PTR_NOT_NULL(m);
+        pc_msg_free(&m);
+    }
+    /* a node connecting to itself is refused */
+    CU_ASSERT_EQUAL(pc_node_connect(ep, 1.0, NULL), PC_ETIMEDOUT);
+    /* names on a node */
+    {
+        pc_ref me = PC_REF_NIL;
+        CU_ASSERT_EQUAL(pc_register("", me), PC_EINVAL);
+        CU_ASSERT_EQUAL(pc_register("ghost", (pc_ref){pc_node_id(), 99}),
+                        PC_ENOENT);
+        CU_ASSERT_EQUAL(pc_whereis("ghost", &me), PC_ENOENT);
+        CU_ASSERT_EQUAL(pc_unregister("ghost"), PC_ENOENT);
+    }
+    PT_RUN();
+}
+
 /* ---- ping-pong, naming -------------------------------------------------------- */
 
 static nt_child B, C;
@@ -838,7 +892,7 @@ remote_channels(void)
     nt_stop(&C);
 }
 
-PT_MAIN("net", PT_ENTRY(remote_channels), PT_ENTRY(remote_deliver_verdicts),
+PT_MAIN("net", PT_ENTRY(api_errors), PT_ENTRY(remote_channels), PT_ENTRY(remote_deliver_verdicts),
         PT_ENTRY(remote_ping_pong), PT_ENTRY(three_nodes_ordered),
         PT_ENTRY(kill9_mid_stream), PT_ENTRY(sigstop_declared_down),
         PT_ENTRY(wrong_secret_refused), PT_ENTRY(oversized_frame_refused),
