@@ -142,6 +142,36 @@ check_accepted(const wire_env *e)
 
 static wire_arena arena, arena2;
 
+/* Does m (not its submessages) hold an unknown field numbered 0? protobuf-c
+ * 1.4 takes one whose tag is an overlong varint (80 80 00) but packs it as
+ * 00, which it refuses: the one case where a repacked envelope may not
+ * unpack (picos never repacks what it received). */
+static int
+tag0(const void *pm)
+{
+    const ProtobufCMessage *m = pm;
+
+    for (unsigned i = 0; m && i < m->n_unknown_fields; i++)
+        if (m->unknown_fields[i].tag == 0)
+            return 1;
+    return 0;
+}
+
+static int
+has_tag0(const wire_env *e)
+{
+    return tag0(e) || tag0(e->from) || tag0(e->to) ||
+           (e->body_case == PICOS__V1__ENVELOPE__BODY_HELLO &&
+            tag0(e->hello)) ||
+           (e->body_case == PICOS__V1__ENVELOPE__BODY_DOWN &&
+            (tag0(e->down) || tag0(e->down->who))) ||
+           (e->body_case == PICOS__V1__ENVELOPE__BODY_LOOKUP &&
+            tag0(e->lookup)) ||
+           (e->body_case == PICOS__V1__ENVELOPE__BODY_CHAN && tag0(e->chan)) ||
+           (e->body_case == PICOS__V1__ENVELOPE__BODY_REFUSAL &&
+            tag0(e->refusal));
+}
+
 /* e packed again: one envelope of wire_size(e) bytes that unpacks and packs
  * to the same bytes. */
 static void
@@ -160,8 +190,13 @@ round_trip(const wire_env *e)
         wire_next(&q, b.p + b.len, &env, &len) != 1 || q != b.p + b.len ||
         wire_next(&q, b.p + b.len, &env, &len) != 0)
         abort();
-    if (!(e2 = wire_unpack(&arena2, env, len, &why)) || why)
-        abort(); /* what we pack, we must take */
+    if (!(e2 = wire_unpack(&arena2, env, len, &why)) || why) {
+        if (!has_tag0(e))
+            abort(); /* what we pack, we must take */
+        wire_buf_free(&b);
+        wire_arena_reset(&arena2);
+        return;
+    }
     check_accepted(e2);
     if (e2->kind != e->kind || e2->body_case != e->body_case ||
         e2->corr != e->corr || e2->status != e->status ||
@@ -616,6 +651,12 @@ make_seeds(void)
             0,    0,    0,    0,    0,    0x20, 0x02, 0x20, 0x03};
         static const uint8_t bad_enum[] = {0x08, 0x01, 0x10, 0x7f,
                                            0x1a, 0x00, 0x22, 0x00};
+        static const uint8_t hello_tag0[] = {
+            /* a HELLO whose body holds field 0 with an overlong tag */
+            0x08, 0x01, 0x10, 0x01, 0xa2, 0x01, 0x16, 0x09, 0x01, 0x00,
+            0x80, 0x00, 0x00, 0x00, 0x00, 0xf5, 0x11, 0x02, 0x2e, 0x00,
+            0x00, 0x00, 0x01, 0x00, 0x0a, 0x80, 0x80, 0x00, 0x18};
+        seed_env_raw(hello_tag0, sizeof hello_tag0);
         seed_env_raw(unknown, sizeof unknown);
         seed_env_raw(group, sizeof group);
         seed_env_raw(kind_ld, sizeof kind_ld);
