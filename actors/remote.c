@@ -602,10 +602,21 @@ pc_transport_inject(pc_ref to, pc_msg **m, bool chan,
 void
 pc_transport_reply(uint64_t id, pc_err rc, pc_msg *value)
 {
-    ticket *t;
+    pc_transport_reply_from(0, id, rc, value);
+}
+
+void
+pc_transport_reply_from(uint64_t node, uint64_t id, pc_err rc, pc_msg *value)
+{
+    ticket *t = NULL;
 
     pthread_mutex_lock(&mu);
-    if ((t = ticket_take(id)))
+    for (ticket *x = tickets; x; x = x->next)
+        if (x->id == id)
+            t = x;
+    if (t && node && t->node != node)
+        t = NULL; /* not a ticket for that node: not its answer */
+    else if ((t = ticket_take(id)))
         t = answer_locked(t, rc, &value);
     pthread_mutex_unlock(&mu);
     if (!t) {

@@ -892,8 +892,9 @@ remote_channels(void)
     nt_stop(&C);
 }
 
-PT_MAIN("net", PT_ENTRY(api_errors), PT_ENTRY(remote_channels), PT_ENTRY(remote_deliver_verdicts),
-        PT_ENTRY(remote_ping_pong), PT_ENTRY(three_nodes_ordered),
-        PT_ENTRY(kill9_mid_stream), PT_ENTRY(sigstop_declared_down),
-        PT_ENTRY(wrong_secret_refused), PT_ENTRY(oversized_frame_refused),
-        PT_ENTRY(remote_control), PT_ENTRY(full_peer_queue))
+PT_MAIN("net", PT_ENTRY(api_errors), PT_ENTRY(remote_channels),
+        PT_ENTRY(remote_deliver_verdicts), PT_ENTRY(remote_ping_pong),
+        PT_ENTRY(three_nodes_ordered), PT_ENTRY(kill9_mid_stream),
+        PT_ENTRY(sigstop_declared_down), PT_ENTRY(wrong_secret_refused),
+        PT_ENTRY(oversized_frame_refused), PT_ENTRY(remote_control),
+        PT_ENTRY(full_peer_queue))

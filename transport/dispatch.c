@@ -56,6 +56,7 @@ out_cmd(net *n, peer *p, cmd *c, bool reserved)
 
     e.kind = (Picos__V1__Kind)c->kind;
     wire_ref_set(&from, c->from, n->incarnation);
+    from.node = n->node; /* from outside tasks: the node itself (id 0) */
     wire_ref_set(&to, c->to, p->incarnation);
     e.from = &from;
     e.to = &to;
@@ -68,6 +69,20 @@ out_cmd(net *n, peer *p, cmd *c, bool reserved)
         if (reserved)
             atomic_fetch_sub(&p->queued, 1);
         return;
+    }
+    if (wire_size(&e) + 64 > p->max_frame) {
+        /* only answers and DOWNs get here that big (sends were refused
+         * PC_ETOOBIG): they go without the value rather than not at all */
+        if (e.body_case == PICOS__V1__ENVELOPE__BODY_DOWN) {
+            down.value.len = 0;
+            down.value_type = (char *)"";
+        } else {
+            e.payload.len = 0;
+            e.type = (char *)"";
+            e.count = 0;
+            if (e.kind == PICOS__V1__KIND__JOIN_REPLY)
+                e.status = PC_ETOOBIG;
+        }
     }
     if (pc__link_out(n, p, &e)) {
         if (reserved)
@@ -325,6 +340,16 @@ hello_in(net *n, peer *p, const Picos__V1__Hello *h)
         pc__link_down(n, q, "it started again");
         q = NULL;
     }
+    if (q && q != p && !q->dealer && !p->dealer) {
+        /* the same start on a new connection to our ROUTER: its old one
+         * is gone (a reconnect), so the path moves over to this one */
+        memcpy(q->rid, p->rid, p->rid_len);
+        q->rid_len = p->rid_len;
+        q->last_in = pc_now();
+        p->gone = true;
+        pc__link_hello(n, q);
+        return;
+    }
     pthread_mutex_lock(&n->mu);
     p->node = h->node;
     p->incarnation = h->incarnation;
@@ -352,6 +377,13 @@ hello_in(net *n, peer *p, const Picos__V1__Hello *h)
     (void)label;
 }
 
+/* At most one hello a second in answer to refusals. */
+static bool
+now_ok(peer *p)
+{
+    return pc_now() - p->hello_at >= 0.2;
+}
+
 static void
 refused_in(net *n, peer *p, const Picos__V1__Refusal *r)
 {
@@ -369,10 +401,11 @@ refused_in(net *n, peer *p, const Picos__V1__Refusal *r)
         break;
     case PICOS__V1__REFUSAL_CODE__NOT_HELLO:
     case PICOS__V1__REFUSAL_CODE__INCARNATION:
-        /* it does not know this connection: it started again, or dropped
-         * us; start over with a hello */
-        if (p->up)
-            pc__link_down(n, p, "it does not know this node any more");
+        /* it does not know this connection (a reconnect it took for a new
+         * one, or it started again): say hello again. Its answer tells
+         * which — the same start goes on, a new one replaces the old. */
+        if (now_ok(p))
+            pc__link_hello(n, p);
         break;
     default:
         PC_LOG_WARN("net", "%s refused an envelope: %s", who, r->text);
@@ -409,13 +442,22 @@ pc__dispatch(net *n, peer *p, const wire_env *e)
     if (from.node != p->node || e->from->incarnation != p->incarnation ||
         to.node != n->node || e->to->incarnation != n->incarnation) {
         atomic_fetch_add(&n->refused, 1);
-        if (e->kind == PICOS__V1__KIND__DELIVER ||
-            e->kind == PICOS__V1__KIND__JOIN)
+        /* a request for another start of this node, or from a ref that
+         * isn't the peer's: PC_ENOENT, from this node to the asker */
+        if ((e->kind == PICOS__V1__KIND__DELIVER ||
+             e->kind == PICOS__V1__KIND__JOIN) &&
+            from.node == p->node)
             answer(n, p->node, p->incarnation,
                    e->kind == PICOS__V1__KIND__DELIVER
                        ? PICOS__V1__KIND__DELIVER_ACK
                        : PICOS__V1__KIND__JOIN_REPLY,
-                   to, from, e->corr, PC_ENOENT, NULL);
+                   (pc_ref){n->node, 0}, from, e->corr, PC_ENOENT, NULL);
+        return;
+    }
+    if ((e->kind == PICOS__V1__KIND__DOWN ||
+         e->kind == PICOS__V1__KIND__EXIT) &&
+        (!e->down || e->down->who->node != p->node)) {
+        atomic_fetch_add(&n->refused, 1); /* about a task not of that node */
         return;
     }
     switch (e->kind) {
@@ -442,7 +484,7 @@ pc__dispatch(net *n, peer *p, const wire_env *e)
         break;
     }
     case PICOS__V1__KIND__DELIVER_ACK:
-        pc_transport_reply(e->corr, e->status, NULL);
+        pc_transport_reply_from(p->node, e->corr, e->status, NULL);
         break;
     case PICOS__V1__KIND__MONITOR:
     case PICOS__V1__KIND__DEMONITOR:
@@ -475,7 +517,7 @@ pc__dispatch(net *n, peer *p, const wire_env *e)
     case PICOS__V1__KIND__JOIN_REPLY:
         if (e->count && wire_msg_in(e, from, &m) != PC_OK)
             m = NULL;
-        pc_transport_reply(e->corr, e->status, m);
+        pc_transport_reply_from(p->node, e->corr, e->status, m);
         break;
     case PICOS__V1__KIND__LOOKUP: {
         pc_ref found = PC_REF_NIL;

@@ -277,6 +277,19 @@ dealer_open(net *n, peer *p)
     zsetint(s, ZMQ_RCVHWM, HWM);
     zsetint(s, ZMQ_IMMEDIATE, 1);
     zsetint(s, ZMQ_RECONNECT_IVL, 100);
+    {
+        /* a routing id of our own (node, incarnation, dealer number): when
+         * ZeroMQ reconnects after a reset, the peer's ROUTER hands the
+         * same id over to the new connection (ROUTER_HANDOVER), so the
+         * link goes on without a new hello */
+        static atomic_uint dealers;
+        uint8_t id[20];
+        uint32_t k = atomic_fetch_add(&dealers, 1);
+        memcpy(id, &n->node, 8);
+        memcpy(id + 8, &n->incarnation, 8);
+        memcpy(id + 16, &k, 4);
+        zmq_setsockopt(s, ZMQ_ROUTING_ID, id, sizeof id);
+    }
     zsetint(s, ZMQ_RECONNECT_IVL_MAX, 1000);
     {
         int64_t max = (int64_t)n->max_frame;
@@ -470,7 +483,11 @@ handle_frame(net *n, peer *p, const uint8_t *data, size_t len)
         if (!e) {
             PC_LOG_WARN("net", "malformed envelope from %s: %s",
                         p->name[0] ? p->name : "a peer", why);
-            pc__link_refuse(n, p, PICOS__V1__REFUSAL_CODE__MALFORMED, why);
+            pc__link_refuse(n, p,
+                            strstr(why, "version")
+                                ? PICOS__V1__REFUSAL_CODE__VERSION
+                                : PICOS__V1__REFUSAL_CODE__MALFORMED,
+                            why);
             wire_arena_reset(&n->arena);
             return;
         }
@@ -535,18 +552,17 @@ drain_router(net *n, int *budget)
             zmq_msg_close(&id), zmq_msg_close(&body);
             continue;
         }
-        more = zmq_msg_more(&body);
-        while (more) { /* frames are one part: drop the rest */
-            zmq_msg_t extra;
-            zmq_msg_init(&extra);
-            if (zmq_msg_recv(&extra, n->router, ZMQ_DONTWAIT) < 0)
-                more = 0;
-            else
-                more = zmq_msg_more(&extra), more = more ? 1 : -1;
-            zmq_msg_close(&extra);
+        /* frames are one part: a longer message is dropped whole */
+        bool extra = zmq_msg_more(&body);
+        for (more = extra; more;) {
+            zmq_msg_t part;
+            zmq_msg_init(&part);
+            more = zmq_msg_recv(&part, n->router, ZMQ_DONTWAIT) >= 0 &&
+                   zmq_msg_more(&part);
+            zmq_msg_close(&part);
         }
         --*budget;
-        if (more < 0 || zmq_msg_size(&id) > sizeof p->rid) {
+        if (extra || zmq_msg_size(&id) > sizeof p->rid) {
             atomic_fetch_add(&n->refused, 1);
         } else if ((p = router_peer(n, zmq_msg_data(&id), zmq_msg_size(&id)))) {
             handle_frame(n, p, zmq_msg_data(&body), zmq_msg_size(&body));
@@ -797,7 +813,7 @@ on_tick(struct ev_loop *loop, ev_timer *t, int revents)
                 pc__link_down(n, p, why);
                 continue;
             }
-            if (now - p->last_out >= n->hb * 0.5) {
+            if (now - p->last_out >= n->hb * 0.75) {
                 wire_env e = PICOS__V1__ENVELOPE__INIT;
                 e.kind = PICOS__V1__KIND__HEARTBEAT;
                 pc__link_out(n, p, &e);
@@ -870,6 +886,7 @@ pc__link_listen(net *n, const char *endpoint, char *bound, size_t size)
     }
     zsetint(r, ZMQ_LINGER, 0);
     zsetint(r, ZMQ_ROUTER_MANDATORY, 1);
+    zsetint(r, ZMQ_ROUTER_HANDOVER, 1);
     zsetint(r, ZMQ_SNDHWM, HWM);
     zsetint(r, ZMQ_RCVHWM, HWM);
     zmq_setsockopt(r, ZMQ_MAXMSGSIZE, &max, sizeof max);

@@ -110,8 +110,9 @@ submit(net *n, cmd *c, pc_msg **m)
 
     if (!c)
         return PC_ENOMEM;
-    if (m)
+    if (m && c->kind != PICOS__V1__KIND__DOWN)
         (void)pc_msg_data(*m, &len); /* a protobuf is packed here, once */
+    /* (a DOWN always goes: too big, it loses its exit value — dispatch.c) */
     if ((rc = reserve(n, c->node, len)) != PC_OK) {
         if (rc == PC_EFULL || rc == PC_EUNREACH)
             atomic_fetch_add(&n->dropped, 1);

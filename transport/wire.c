@@ -316,6 +316,7 @@ wire_msg_out(wire_env *e, const pc_msg *m, Picos__V1__Down *down, wire_ref *who)
         down->value.len = d.value_len;
         e->body_case = PICOS__V1__ENVELOPE__BODY_DOWN;
         e->down = down;
+        e->type = (char *)pc_msg_type(m); /* picos.down or picos.exit */
         return PC_OK;
     }
     data = pc_msg_data(m, &len);
@@ -379,9 +380,11 @@ wire_msg_in(const wire_env *e, pc_ref sender, pc_msg **out)
             .value = d->value.data,
             .value_len = d->value.len,
         };
-        return pc_down_msg_new(
-            out, e->kind == PICOS__V1__KIND__EXIT ? PC_MSG_EXIT : PC_MSG_DOWN,
-            &pd);
+        const char *type = e->kind == PICOS__V1__KIND__EXIT   ? PC_MSG_EXIT
+                           : e->kind == PICOS__V1__KIND__DOWN ? PC_MSG_DOWN
+                           : !strcmp(e->type, PC_MSG_EXIT)    ? PC_MSG_EXIT
+                                                              : PC_MSG_DOWN;
+        return pc_down_msg_new(out, type, &pd);
     }
     return msg_copy(out, sender, e->type, e->payload.data, e->payload.len);
 }

@@ -144,6 +144,11 @@ pc_err pc_transport_inject(pc_ref to, pc_msg **m, bool chan,
  * may be NULL). A ticket the runtime gave up is ignored. Any thread. */
 void pc_transport_reply(uint64_t ticket, pc_err rc, pc_msg *value);
 
+/* The same, only if the ticket is a request to `node` (0: any): an answer
+ * that comes from another node is dropped. Any thread. */
+void pc_transport_reply_from(uint64_t node, uint64_t ticket, pc_err rc,
+                             pc_msg *value);
+
 /* Remote `watcher` starts (on) or stops watching local `target`: when the
  * target ends, its DOWN is sent to the watcher (through the transport).
  * A gone target answers at once with a DOWN (PC_DOWN_NOPROC). Any thread. */
