@@ -18,9 +18,11 @@
 
 #include "picos/net.h"
 
+#include "envelope.pb-c.h"
 #include "net_roles.h"
 #include "netutil.h"
 #include "testutil.h"
+#include "wire.h"
 
 static char secret_path[64], other_path[64], driver_ep[256];
 
@@ -722,6 +724,178 @@ full_peer_queue(void)
     nt_stop(&B);
 }
 
+/* ---- a client that speaks the wire by hand (docs/PROTOCOL.md) ------------------------------ */
+
+/* Pack one envelope as a Frame into buf; returns its length. */
+static size_t
+frame_of(const Picos__V1__Envelope *e, uint8_t *buf, size_t size)
+{
+    wire_buf b = {0};
+    size_t len = 0;
+    if (wire_append(&b, e) == PC_OK && b.len <= size) {
+        memcpy(buf, b.p, b.len);
+        len = b.len;
+    }
+    wire_buf_free(&b);
+    return len;
+}
+
+/* The next envelope of `kind` from s within PT_LONG, unpacked into a.
+ * Frames batch envelopes: the rest of one is kept for the next call. */
+static wire_env *
+raw_expect(void *s, wire_arena *a, int kind)
+{
+    static uint8_t buf[65536];
+    static const uint8_t *q, *end;
+    double t0 = pc_now();
+
+    for (;;) {
+        const uint8_t *env;
+        size_t elen;
+        const char *why;
+        while (q && wire_next(&q, end, &env, &elen) == 1) {
+            wire_arena_reset(a);
+            wire_env *e = wire_unpack(a, env, elen, &why);
+            if (e && (int)e->kind == kind)
+                return e;
+        }
+        q = end = NULL;
+        if (pt_since(t0) > PT_LONG)
+            return NULL;
+        zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 100) <= 0)
+            continue;
+        int n = zmq_recv(s, buf, sizeof buf, 0);
+        if (n > 0 && n <= (int)sizeof buf)
+            q = buf, end = buf + n;
+    }
+}
+
+static pc_msg *
+raw_task(void *arg)
+{
+    uint8_t secret[128], f[4096];
+    size_t len = 0, flen;
+    pc_curve_keys k;
+    char pub[41], sec[41];
+    void *zctx = zmq_ctx_new(), *s = zmq_socket(zctx, ZMQ_DEALER);
+    Picos__V1__Envelope e = PICOS__V1__ENVELOPE__INIT;
+    Picos__V1__Hello h = PICOS__V1__HELLO__INIT;
+    Picos__V1__Lookup l = PICOS__V1__LOOKUP__INIT;
+    Picos__V1__Ref from = PICOS__V1__REF__INIT, to = PICOS__V1__REF__INIT;
+    uint32_t versions[] = {1};
+    uint64_t my_node = 0xc0ffee, my_inc = 0x1234, their_inc;
+    wire_arena *a = malloc(sizeof *a);
+    wire_env *r;
+    (void)arg;
+
+    wire_arena_init(a);
+    TCHECK_RC(pc_secret_load(secret_path, secret, sizeof secret, &len), PC_OK);
+    TCHECK_RC(pc_curve_from_secret(secret, len, &k), PC_OK);
+    zmq_z85_encode(pub, k.pub, 32);
+    zmq_z85_encode(sec, k.sec, 32);
+    zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, pub, 40);
+    zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, pub, 40);
+    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, sec, 40);
+    TCHECK(zmq_connect(s, B.ep) == 0);
+    /* Hello, and its Hello back */
+    h.node = my_node, h.incarnation = my_inc, h.name = "raw";
+    h.n_versions = 1, h.versions = versions, h.max_frame = 65536;
+    e.version = 1, e.kind = PICOS__V1__KIND__HELLO;
+    e.body_case = PICOS__V1__ENVELOPE__BODY_HELLO, e.hello = &h;
+    flen = frame_of(&e, f, sizeof f);
+    TCHECK(zmq_send(s, f, flen, 0) == (int)flen);
+    r = raw_expect(s, a, PICOS__V1__KIND__HELLO);
+    TCHECK(r && r->hello->node == B.node);
+    their_inc = r ? r->hello->incarnation : 0;
+    /* a two-part message is dropped, and only it: B is stopped while they
+     * queue up, so that all of it reaches B's ROUTER at once */
+    kill(-B.pid, SIGSTOP);
+    TCHECK(zmq_send(s, "x", 1, ZMQ_SNDMORE) == 1);
+    TCHECK(zmq_send(s, "y", 1, 0) == 1);
+    /* look "echo" up */
+    e = (Picos__V1__Envelope)PICOS__V1__ENVELOPE__INIT;
+    from.node = my_node, from.incarnation = my_inc;
+    to.node = B.node, to.incarnation = their_inc;
+    l.name = "echo";
+    e.version = 1, e.kind = PICOS__V1__KIND__LOOKUP;
+    e.from = &from, e.to = &to;
+    e.body_case = PICOS__V1__ENVELOPE__BODY_LOOKUP, e.lookup = &l;
+    /* a burst of them right behind the two-part message: none is lost */
+    for (e.corr = 1; e.corr <= 100; e.corr++) {
+        flen = frame_of(&e, f, sizeof f);
+        TCHECK(zmq_send(s, f, flen, 0) == (int)flen);
+    }
+    pc_sleep(0.3); /* (less than B's timeout: our silence is not down) */
+    kill(-B.pid, SIGCONT);
+    for (uint64_t i = 1; i <= 100; i++) {
+        r = raw_expect(s, a, PICOS__V1__KIND__LOOKUP_REPLY);
+        TCHECK(r && r->corr == i && r->status == PC_OK && r->from);
+        if (!r)
+            break;
+    }
+    if (r && r->from) {
+        /* send it a ping from our "task" 1; it answers to that ref */
+        Picos__V1__Ref echo = *r->from, me = from;
+        me.id = 1;
+        e = (Picos__V1__Envelope)PICOS__V1__ENVELOPE__INIT;
+        e.version = 1, e.kind = PICOS__V1__KIND__SEND;
+        e.from = &me, e.to = &echo;
+        e.type = "ping";
+        e.payload.data = (uint8_t *)"hello", e.payload.len = 5;
+        flen = frame_of(&e, f, sizeof f);
+        TCHECK(zmq_send(s, f, flen, 0) == (int)flen);
+        r = raw_expect(s, a, PICOS__V1__KIND__SEND);
+        TCHECK(r && !strcmp(r->type, "ping") && r->payload.len == 5 &&
+               !memcmp(r->payload.data, "hello", 5) && r->to->id == 1);
+    }
+    zmq_close(s);
+    zmq_ctx_term(zctx);
+    wire_arena_reset(a);
+    free(a);
+    return NULL;
+}
+
+PT_TEST(raw_wire_client)
+static void
+raw_wire_client(void)
+{
+    driver_start(NULL);
+    CU_ASSERT_FATAL(peer_start(&B, secret_path, NULL, NULL));
+    CU_ASSERT_EQUAL(pc_spawn(raw_task, NULL, NULL, NULL), PC_OK);
+    PT_RUN();
+    nt_stop(&B);
+}
+
+/* ---- sends from outside tasks ------------------------------------------------------------ */
+
+static pc_msg *
+report_task(void *arg)
+{
+    pc_msg *r = ask(*(pc_ref *)arg, "report", NULL, 0, "report");
+    TCHECK_EQ(u64_at(r, 0), 10);
+    TCHECK_EQ(u64_at(r, 1), 0);
+    pc_msg_free(&r);
+    return NULL;
+}
+
+PT_TEST(send_from_main_thread)
+static void
+send_from_main_thread(void)
+{
+    static pc_ref sink;
+    driver_start(NULL);
+    CU_ASSERT_FATAL(peer_start(&B, secret_path, NULL, NULL));
+    CU_ASSERT_EQUAL(pc_node_connect(B.ep, PT_LONG, NULL), PC_OK);
+    CU_ASSERT_EQUAL(pc_locate_at(B.ep, "sink", PT_LONG, &sink), PC_OK);
+    for (uint64_t q = 1; q <= 10; q++)
+        CU_ASSERT_EQUAL(pt_send_u64(sink, "seq", q), PC_OK);
+    /* FIFO from this thread: the report comes after the ten */
+    CU_ASSERT_EQUAL(pc_spawn(report_task, &sink, NULL, NULL), PC_OK);
+    PT_RUN();
+    nt_stop(&B);
+}
+
 /* ---- deliver's verdicts ------------------------------------------------------------------- */
 
 static pc_msg *
@@ -892,7 +1066,8 @@ remote_channels(void)
     nt_stop(&C);
 }
 
-PT_MAIN("net", PT_ENTRY(api_errors), PT_ENTRY(remote_channels),
+PT_MAIN("net", PT_ENTRY(api_errors), PT_ENTRY(raw_wire_client),
+        PT_ENTRY(send_from_main_thread), PT_ENTRY(remote_channels),
         PT_ENTRY(remote_deliver_verdicts), PT_ENTRY(remote_ping_pong),
         PT_ENTRY(three_nodes_ordered), PT_ENTRY(kill9_mid_stream),
         PT_ENTRY(sigstop_declared_down), PT_ENTRY(wrong_secret_refused),
