@@ -1826,14 +1826,14 @@ enum { NB_RTT, NB_STREAM, NB_DELIVER };
 
 #define NB_SENDERS 4
 
-/* "frames out 1,000 / envelopes 1,000 (1.0 per frame)" for one node. */
+/* "A 1,000/10 (100.0)": envelopes / frames a node sent (per frame). */
 static void
 note_frames(result *r, const char *who, const pc_net_stats *s)
 {
     char b1[32], b2[32];
 
-    note(r, "; %s sent %s envelopes in %s frames (%.1f per frame)", who,
-         count_str((long)s->env_out, b1), count_str((long)s->frames_out, b2),
+    note(r, " %s %s/%s (%.1f)", who, count_str((long)s->env_out, b1),
+         count_str((long)s->frames_out, b2),
          s->frames_out ? (double)s->env_out / (double)s->frames_out : 0.0);
 }
 
@@ -1862,11 +1862,10 @@ bench_net(result *r, int param)
         snprintf(r->shown, sizeof r->shown, "%.2f (%.1f vs %.1f µs)", r->figure,
                  v, raw);
         note(r,
-             "picos: a task on node A sends a new %d-byte message "
-             "(pc_send_data) to a task on node B, which sends it back "
-             "(pc_send); the A task takes it (pc_recv) and sends the next; "
-             "mean of %s round trips, %.2f µs",
-             ZB_SIZE, b, v);
+             "a task on node A sends a new %d-byte message (pc_send_data) "
+             "to a task on node B, which sends it back (pc_send); mean of %s "
+             "round trips, %.1f µs vs raw %.1f µs",
+             ZB_SIZE, b, v, raw);
     } else if (param == NB_STREAM) {
         double ratio = v / raw;
         /* Two targets, both 1: the figure is the smaller, so "met" means
@@ -1875,33 +1874,31 @@ bench_net(result *r, int param)
         snprintf(r->shown, sizeof r->shown, "%.2f × raw, %.2f M msg/s", ratio,
                  v / 1e6);
         note(r,
-             "figure: the smaller of the two, both targets being 1; picos: "
-             "%d tasks on node A send %s new %d-byte messages in all "
-             "(pc_send, %ld PC_EFULL answers retried after a %.1f ms "
-             "pc_sleep) to one task on node B that counts them; timed from "
-             "the first send to B taking the last (B sends back that time, "
-             "CLOCK_MONOTONIC): %.3f M msg/s vs %.3f raw",
+             "figure: the smaller, both targets being 1; %d tasks on node A "
+             "send %s new %d-byte messages (pc_send; %ld PC_EFULL retried "
+             "after a %.1f ms sleep) to a task on node B; timed to B taking "
+             "the last: %.3f vs raw %.3f M msg/s",
              NB_SENDERS, b, ZB_SIZE, in.efull, BENCH_NET_EFULL_SLEEP * 1e3,
              v / 1e6, raw / 1e6);
     } else {
         r->figure = v;
         note(r,
-             "picos: a task on node A pc_deliver()s a new %d-byte message "
-             "to a task on node B, which frees it, and waits for B's verdict "
-             "(in B's mailbox) before the next; mean of %s",
+             "a task on node A pc_deliver()s a new %d-byte message to a task "
+             "on node B (which frees it), each waiting for B's verdict; mean "
+             "of %s",
              ZB_SIZE, b);
     }
+    note(r, "; envelopes/frames sent (per frame):");
     note_frames(r, "A", &in.a);
     note_frames(r, "B", &in.b);
     note(r,
-         "; 1 worker per node, B a forked process, tcp://127.0.0.1, CURVE "
-         "(a shared secret), after %d untimed round trips (bench_net.c)",
-         BENCH_NET_WARMUP);
-    if (param != NB_DELIVER)
-        note(r,
-             "; raw: libzmq CURVE DEALER→ROUTER %s of %d-byte messages "
-             "measured first, as in the zmq rows",
-             param == NB_RTT ? "round trips" : "stream", ZB_SIZE);
+         "; W=1 per node, B forked, tcp://127.0.0.1, CURVE, heartbeat timeout "
+         "%g s, after %d "
+         "untimed round trips (bench_net.c)%s",
+         BENCH_NET_TIMEOUT, BENCH_NET_WARMUP,
+         param == NB_DELIVER ? ""
+                             : "; raw: libzmq CURVE DEALER→ROUTER, measured "
+                               "first (bench_zmq.c)");
 }
 
 /* ------------------------------------------------------------------------ */
