@@ -33,10 +33,14 @@
 /* Untimed round trips before each measurement. */
 #define BENCH_NET_WARMUP 1000
 
-/* Both nodes' pc_net_opts.timeout, seconds. Not the default (1 s): on the
- * shared 2-core VMs a link thread loaded by a stream went silent for just
- * over 1 s often enough (up to 1 run in 4) to have its peer declared down,
- * which ends the run rather than measuring it. Set it to 0 to see that. */
+/* Both nodes' pc_net_opts.timeout, seconds. Not the default (1 s): with
+ * it, a full-size stream had B declared down ("silent for 1.03-1.10 s") in
+ * every run on the shared 2-core VMs, which ends the run rather than
+ * measuring it. The link thread's slice is FRAME_BUDGET (256) frames, but
+ * a frame here carries ~4,000 envelopes (the whole 1 M fit in ~250 frames),
+ * so B's link thread can spend a slice on all of them without a tick, i.e.
+ * no heartbeat out; with max_frame 64 KiB (~370 per frame) the default
+ * timeout passed every time. Set it to 0 once slices count envelopes. */
 #define BENCH_NET_TIMEOUT 10.0
 
 /* The child's alarm, in seconds. */
