@@ -1,0 +1,77 @@
+/* bench_net — picos-bench's remote rows: two picos nodes on loopback.
+ *
+ * Each call is one run between this process (node A) and a node B in a
+ * child it forks for the call. Both nodes have one worker and the ZeroMQ
+ * transport with CURVE, keyed by a random secret the call writes to a temp
+ * file (mode 0600) that both load and that is removed as soon as both have;
+ * B listens on tcp://127.0.0.1:0, registers its one task as "bench" and
+ * passes its endpoint back through a pipe; A connects and locates it. Before
+ * each measurement BENCH_NET_WARMUP untimed round trips are made (as many as
+ * bench_zmq's), so connection, handshake and first messages are done with.
+ *
+ * The child is forked at the start of the call, before this process has a
+ * node or a ZeroMQ context of its own: call it when neither exists (after
+ * bench_zmq_*, whose context is gone when they return; never while a node
+ * runs). It closes every descriptor it inherits but stdin, stdout, stderr
+ * and its pipe and ends with _exit(). It never outlives the call: it is told
+ * to stop and reaped before the call returns, killed on every failure, dies
+ * with the thread that forked it (PR_SET_PDEATHSIG) and on an alarm of
+ * BENCH_NET_PEER_TIMEOUT seconds at the latest.
+ *
+ * Calls block the calling thread (the main thread: the call starts and runs
+ * a node of its own and returns after pc_node_run()) and return a negative
+ * value on failure, after printing why on stderr. `size` >= 1, `n` >= 1.
+ * `info` (may be NULL) gets the links' counters over the timed part.
+ */
+#ifndef PICOS_BENCH_NET_H
+#define PICOS_BENCH_NET_H
+
+#include <stddef.h>
+
+#include "picos/net.h"
+
+/* Untimed round trips before each measurement. */
+#define BENCH_NET_WARMUP 1000
+
+/* Both nodes' pc_net_opts.timeout, seconds. Not the default (1 s): with
+ * it, a full-size stream had B declared down ("silent for 1.03-1.10 s") in
+ * every run on the shared 2-core VMs, which ends the run rather than
+ * measuring it. The link thread's slice is FRAME_BUDGET (256) frames, but
+ * a frame here carries ~4,000 envelopes (the whole 1 M fit in ~250 frames),
+ * so B's link thread can spend a slice on all of them without a tick, i.e.
+ * no heartbeat out; with max_frame 64 KiB (~370 per frame) the default
+ * timeout passed every time. Set it to 0 once slices count envelopes. */
+#define BENCH_NET_TIMEOUT 10.0
+
+/* The child's alarm, in seconds. */
+#define BENCH_NET_PEER_TIMEOUT 300
+
+typedef struct bench_net_info {
+    long efull;     /* stream: pc_send answers PC_EFULL, each retried */
+    pc_net_stats a; /* node A's counters, timed part (after minus before) */
+    pc_net_stats b; /* node B's, over the same part as B saw it */
+} bench_net_info;
+
+/* Round trip task → task: a task on A sends a new `size`-byte message to
+ * B's task, which sends that message back (pc_send of what it received);
+ * the A task waits for it (pc_recv), frees it and sends the next. `n` timed
+ * round trips. Returns the mean µs per round trip. */
+double bench_net_rtt(size_t size, long n, bench_net_info *info);
+
+/* One-way stream: `senders` tasks on A (spawned before the clock starts)
+ * send n / senders `size`-byte messages each (the rest to the first), a new
+ * message per pc_send; a PC_EFULL answer (A's queue for B is full) is
+ * counted and retried after pc_sleep(BENCH_NET_EFULL_SLEEP). B's task counts
+ * them; when the last has come it sends back the CLOCK_MONOTONIC time at
+ * which it took it (the clock is system-wide). Timed from just before the
+ * first send to that. Returns messages per second. */
+#define BENCH_NET_EFULL_SLEEP 0.0002
+double bench_net_stream(size_t size, long n, int senders, bench_net_info *info);
+
+/* Remote deliver: a task on A pc_deliver()s a new `size`-byte message to
+ * B's task, which frees it; each waits for B's verdict (the message is in
+ * B's mailbox) before the next. `n` timed. Returns the mean µs per
+ * pc_deliver(). */
+double bench_net_deliver(size_t size, long n, bench_net_info *info);
+
+#endif
