@@ -11,9 +11,9 @@
  * with pc_locate_at() and send it messages; to them its ref works like a
  * local one. The server prints each message and replies "ack" with the
  * same text, so the client can check that every one arrived; the client's
- * final message ("done") gets the reply "bye" and ends the server, which
- * ends the program — unless --forever keeps it serving one client after
- * another.
+ * final message ("done") gets the reply "bye", and once that client has
+ * gone (a monitor on it says so) the server task ends, which ends the
+ * program — unless --forever keeps it serving one client after another.
  *
  * Links are encrypted and authenticated with CURVE keys derived from a
  * cluster secret that both ends must share: --secret-file FILE, else the
@@ -54,6 +54,12 @@ server(void *arg)
     (void)arg;
     while (pc_recv(&m, -1) == PC_OK) {
         bool done = pc_msg_is(m, "done");
+        pc_down d;
+
+        if (pc_down_parse(m, &d) == PC_OK) { /* the last client has gone */
+            pc_msg_free(&m);
+            break;
+        }
 
         pc_ref_str(pc_msg_sender(m), who, sizeof who);
         if (done)
@@ -67,9 +73,12 @@ server(void *arg)
                 PC_OK &&
             pc_send(pc_msg_sender(m), &reply) != PC_OK)
             pc_msg_free(&reply);
-        pc_msg_free(&m);
+        /* Ending right now could cut the "bye" off (a node that ends does
+         * not wait for what is still queued for its peers), so the server
+         * ends once this client has gone: its monitor says when. */
         if (done && !forever)
-            break;
+            pc_monitor(pc_self(), pc_msg_sender(m));
+        pc_msg_free(&m);
     }
     return NULL;
 }
@@ -140,19 +149,24 @@ main(int argc, char **argv)
     pc_err rc;
 
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help")) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(a, "--forever")) {
+        }
+        if (!strcmp(a, "--forever")) {
             forever = true;
-        } else if ((!strcmp(a, "--listen") || !strcmp(a, "--secret-file")) &&
-                   i + 1 < argc) {
-            *(a[2] == 'l' ? &listen : &secret_file) = argv[++i];
-        } else {
+            continue;
+        }
+        if (v && !strcmp(a, "--listen"))
+            listen = v;
+        else if (v && !strcmp(a, "--secret-file"))
+            secret_file = v;
+        else {
             fprintf(stderr, NAME ": bad option '%s' (--help lists them)\n", a);
             return 2;
         }
+        i++;
     }
 
     /* Blocked before any thread starts, so every thread inherits it and the
@@ -192,7 +206,10 @@ main(int argc, char **argv)
 
     printf(NAME ": listening on %s\n", bound);
     fflush(stdout);
+    /* Until the server task ends, or a signal stops the node. */
     rc = pc_node_run();
     close(sfd);
-    return rc == PC_OK ? 0 : fail("running the node", rc);
+    if (rc != PC_OK)
+        fprintf(stderr, NAME ": running the node: %s\n", pc_strerror(rc));
+    return rc == PC_OK ? 0 : 1;
 }
