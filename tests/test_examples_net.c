@@ -1,0 +1,579 @@
+/* tests/test_examples_net.c — picos-remote-task-server and -client
+ * (apps/examples/remote_task_*.c) run as real processes.
+ *
+ * Each test starts the programs the way a user would, from their paths
+ * (EX_SERVER, EX_CLIENT, set by CMake), and judges them by what a user
+ * sees: exit status, stdout, stderr. The server binds tcp://127.0.0.1:0
+ * and the test reads the endpoint from its first line; an unreachable peer
+ * is a port the test holds bound but not listening, so nobody else can take
+ * it during the test.
+ *
+ * Nothing is left behind: every child runs in a process group of its own
+ * with PR_SET_PDEATHSIG, lives in the static table `kids` (static, so a
+ * CU_ASSERT_FATAL's longjmp leaves nothing dangling), and the group is
+ * killed and reaped by kids_kill() — at the end of each test, from atexit, and
+ * from the handler of SIGALRM (the watchdog: it replaces testutil.h's,
+ * which would _exit without cleaning), SIGTERM, SIGINT and SIGHUP. The
+ * secret files live in one mkdtemp directory removed on the same paths.
+ * Children get a cleaned environment: no PICOS_SECRET*, no PICOS_LOG from
+ * the caller, so each test says exactly which secret a program holds.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "testutil.h"
+
+extern char **environ;
+
+/* Waits that must end: generous, so a loaded sanitizer run never trips
+ * them; a hang still fails long before ctest's timeout. */
+#define EX_WAIT 30.0
+
+/* ---- children ---------------------------------------------------------- */
+
+typedef struct kid {
+    bool used;
+    pid_t pid;    /* 0 once reaped */
+    int out, err; /* read ends of its stdout and stderr pipes, or -1 */
+    int status;   /* waitpid() status once reaped */
+} kid;
+
+#define MAX_KIDS 8
+static kid kids[MAX_KIDS];
+static char tmpdir[64];
+static char secret1[96], secret2[96];
+static char tsan_supp[96], tsan_env[1024]; /* under TSan only */
+
+/* Kill k's group, reap it, close its pipes, free its slot. */
+static void
+kid_free(kid *k)
+{
+    if (k->pid > 0) {
+        kill(-k->pid, SIGKILL);
+        waitpid(k->pid, &k->status, 0);
+        k->pid = 0;
+    }
+    if (k->out >= 0)
+        close(k->out);
+    if (k->err >= 0)
+        close(k->err);
+    k->out = k->err = -1;
+    k->used = false;
+}
+
+/* Async-signal-safe: kill, waitpid, close, unlink, rmdir only. */
+static void
+kids_kill(void)
+{
+    for (int i = 0; i < MAX_KIDS; i++)
+        if (kids[i].used)
+            kid_free(&kids[i]);
+}
+static void
+cleanup(void)
+{
+    kids_kill();
+    if (*tmpdir) {
+        unlink(secret1);
+        unlink(secret2);
+        unlink(tsan_supp);
+        rmdir(tmpdir);
+    }
+}
+
+static void
+on_fatal_signal(int sig)
+{
+    static const char msg[] = "\n*** test_examples_net: killed by a signal "
+                              "(watchdog?), children killed\n";
+    ssize_t r = write(2, msg, sizeof msg - 1);
+    (void)r;
+    cleanup();
+    _exit(sig == SIGALRM ? 3 : 128 + sig);
+}
+
+/* The test's directory: secrets, and under TSan the suppressions the
+ * children need (tsan_supp.h's: libzmq is not instrumented; the examples
+ * do not carry them, so they come through $TSAN_OPTIONS). */
+static void
+make_tmpdir(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/picos-exnet-XXXXXX");
+    CU_ASSERT_FATAL(mkdtemp(tmpdir) != NULL);
+#if defined(__SANITIZE_THREAD__)
+    {
+        const char *o = getenv("TSAN_OPTIONS");
+        FILE *f;
+        snprintf(tsan_supp, sizeof tsan_supp, "%s/tsan.supp", tmpdir);
+        CU_ASSERT_FATAL((f = fopen(tsan_supp, "w")) != NULL);
+        fputs(__tsan_default_suppressions(), f);
+        fclose(f);
+        snprintf(tsan_env, sizeof tsan_env, "TSAN_OPTIONS=%s%ssuppressions=%s",
+                 o ? o : "", o && *o ? ":" : "", tsan_supp);
+    }
+#endif
+}
+
+static void
+guard(void)
+{
+    static bool once;
+    if (!once) {
+        atexit(cleanup);
+        make_tmpdir();
+        once = true;
+    }
+    signal(SIGALRM, on_fatal_signal); /* after pt_arm()'s own */
+    signal(SIGTERM, on_fatal_signal);
+    signal(SIGINT, on_fatal_signal);
+    signal(SIGHUP, on_fatal_signal);
+}
+
+/* The environment for children: ours without the variables the programs
+ * read, plus `extra` (NULL-terminated "NAME=value" strings). */
+static char **
+child_env(const char *const *extra)
+{
+    static char *env[512];
+    int n = 0;
+
+    for (char **e = environ; *e && n < 500; e++)
+        if (strncmp(*e, "PICOS_SECRET", 12) && strncmp(*e, "PICOS_LOG=", 10) &&
+            (!*tsan_env || strncmp(*e, "TSAN_OPTIONS=", 13)))
+            env[n++] = *e;
+    if (*tsan_env)
+        env[n++] = tsan_env;
+    while (extra && *extra && n < 510)
+        env[n++] = (char *)*extra++;
+    env[n] = NULL;
+    return env;
+}
+
+/* Start `path` with args (NULL-terminated, after argv[0]); NULL on
+ * failure. */
+static kid *
+kid_start(const char *path, const char *const *args,
+          const char *const *extra_env)
+{
+    const char *argv[32];
+    int po[2], pe[2], n = 0;
+    char **env = child_env(extra_env);
+    pid_t parent = getpid();
+    kid *k = NULL;
+
+    for (int i = 0; i < MAX_KIDS && !k; i++)
+        if (!kids[i].used)
+            k = &kids[i];
+    if (!k)
+        return NULL;
+    argv[n++] = path;
+    while (*args && n < 31)
+        argv[n++] = *args++;
+    argv[n] = NULL;
+    if (pipe2(po, O_CLOEXEC))
+        return NULL;
+    if (pipe2(pe, O_CLOEXEC)) {
+        close(po[0]), close(po[1]);
+        return NULL;
+    }
+    fflush(NULL);
+    *k = (kid){.used = true, .pid = fork(), .out = po[0], .err = pe[0]};
+    if (k->pid == 0) {
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) /* the test died before prctl */
+            _exit(127);
+        dup2(po[1], 1);
+        dup2(pe[1], 2);
+        execve(path, (char *const *)argv, env);
+        _exit(127);
+    }
+    close(po[1]), close(pe[1]);
+    if (k->pid < 0) {
+        k->pid = 0;
+        kid_free(k);
+        return NULL;
+    }
+    setpgid(k->pid, k->pid); /* also here: no race with kill(-pid) */
+    return k;
+}
+
+static double
+now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Wait up to `timeout` s for k to exit; true when it did (status in
+ * k->status). Its group is killed before it is reaped, while its pid (the
+ * group's id) can't be reused. The poll is only a bounded pause between
+ * checks: the exit itself is what waitid() reports. */
+static bool
+kid_wait(kid *k, double timeout)
+{
+    double end = now() + timeout;
+    siginfo_t si;
+
+    while (k->pid > 0) {
+        memset(&si, 0, sizeof si);
+        if (waitid(P_PID, (id_t)k->pid, &si, WEXITED | WNOHANG | WNOWAIT))
+            return false;
+        if (si.si_pid == k->pid) {
+            kill(-k->pid, SIGKILL); /* anything left in its group */
+            waitpid(k->pid, &k->status, 0);
+            k->pid = 0;
+            break;
+        }
+        if (now() > end)
+            return false;
+        poll(NULL, 0, 10);
+    }
+    return true;
+}
+
+static int
+exit_code(const kid *k)
+{
+    return WIFEXITED(k->status) ? WEXITSTATUS(k->status)
+                                : 1000 + WTERMSIG(k->status);
+}
+
+/* One line from fd within `timeout` s (without the newline). */
+static bool
+read_line(int fd, char *buf, size_t size, double timeout)
+{
+    double end = now() + timeout;
+    size_t n = 0;
+
+    while (n + 1 < size) {
+        struct pollfd p = {fd, POLLIN, 0};
+        double left = end - now();
+        char ch;
+        if (left <= 0 || poll(&p, 1, (int)(left * 1000) + 1) <= 0 ||
+            read(fd, &ch, 1) != 1)
+            return false;
+        if (ch == '\n')
+            break;
+        buf[n++] = ch;
+    }
+    buf[n] = '\0';
+    return true;
+}
+
+/* Everything left in a pipe whose writer has exited. */
+static void
+slurp(int fd, char *buf, size_t size)
+{
+    size_t n = 0;
+    ssize_t r;
+
+    while (n + 1 < size && (r = read(fd, buf + n, size - 1 - n)) > 0)
+        n += (size_t)r;
+    buf[n] = '\0';
+}
+
+static int
+count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+static int
+count_of(const char *s, const char *what)
+{
+    int n = 0;
+    for (const char *p = s; (p = strstr(p, what)); p += strlen(what))
+        n++;
+    return n;
+}
+
+/* Whether every line of s holds `what` (true for ""). */
+static bool
+only_lines_with(const char *s, const char *what)
+{
+    while (*s) {
+        const char *nl = strchr(s, '\n'), *hit = strstr(s, what);
+        if (!nl)
+            nl = s + strlen(s);
+        if (!hit || hit > nl)
+            return false;
+        s = *nl ? nl + 1 : nl;
+    }
+    return true;
+}
+
+/* ---- the programs ------------------------------------------------------ */
+
+static void
+make_secret(char *path, size_t size, const char *name, const char *text)
+{
+    int fd;
+
+    snprintf(path, size, "%s/%s", tmpdir, name);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_FATAL(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+    close(fd);
+}
+
+static void
+secrets(void)
+{
+    guard();
+    make_secret(secret1, sizeof secret1, "s1", "the right cluster secret\n");
+    make_secret(secret2, sizeof secret2, "s2", "some other cluster secret\n");
+}
+
+/* Start the server with `args`; its endpoint into ep. NULL on failure
+ * (what it said is printed). */
+static kid *
+server_start(const char *const *args, const char *const *env, char *ep,
+             size_t size)
+{
+    static const char pre[] = "picos-remote-task-server: listening on ";
+    char line[512] = "", err[2048];
+    kid *k = kid_start(EX_SERVER, args, env);
+
+    if (!k)
+        return NULL;
+    if (read_line(k->out, line, sizeof line, EX_WAIT) &&
+        !strncmp(line, pre, sizeof pre - 1) &&
+        strlen(line + sizeof pre - 1) < size) {
+        memcpy(ep, line + sizeof pre - 1, strlen(line + sizeof pre - 1) + 1);
+        return k;
+    }
+    kill(-k->pid, SIGKILL);
+    kid_wait(k, EX_WAIT);
+    slurp(k->err, err, sizeof err);
+    fprintf(stderr, "server did not start (first line '%s'): %s\n", line, err);
+    kid_free(k);
+    return NULL;
+}
+
+/* Run the client to its end; its exit status, stdout and stderr (out and
+ * err); -1 when it could not start or did not end. */
+static int
+client_run(const char *const *args, const char *const *env, char *out,
+           size_t osize, char *err, size_t esize)
+{
+    kid *k = kid_start(EX_CLIENT, args, env);
+    int rc = -1;
+
+    *out = *err = '\0';
+    if (!k)
+        return -1;
+    if (kid_wait(k, EX_WAIT)) {
+        slurp(k->out, out, osize);
+        slurp(k->err, err, esize);
+        rc = exit_code(k);
+    }
+    kid_free(k);
+    return rc;
+}
+
+/* SIGTERM the server and check it ends cleanly, with status 0. */
+static void
+server_term(kid *k)
+{
+    CU_ASSERT_EQUAL(kill(k->pid, SIGTERM), 0);
+    CU_ASSERT_FATAL(kid_wait(k, EX_WAIT));
+    CU_ASSERT_EQUAL(exit_code(k), 0);
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+/* Same secret: the client's 7 messages reach the server, in order, each
+ * acknowledged; "done" ends the server by itself, with status 0. */
+PT_TEST(same_secret_n_messages)
+static void
+same_secret_n_messages(void)
+{
+    kid *s;
+    char ep[256], out[4096], err[4096], sout[8192], serr[4096], want[64];
+    const char *p;
+    int rc;
+
+    secrets();
+    s = server_start((const char *[]){"--secret-file", secret1, NULL}, NULL, ep,
+                     sizeof ep);
+    CU_ASSERT_FATAL(s != NULL);
+    rc = client_run((const char *[]){"--connect", ep, "--secret-file", secret1,
+                                     "--count", "7", NULL},
+                    NULL, out, sizeof out, err, sizeof err);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_STRING_EQUAL(out, "client: server_task acknowledged 7 "
+                                "messages\n");
+    CU_ASSERT_STRING_EQUAL(err, "");
+    if (rc != 0)
+        fprintf(stderr, "client stderr: %s\n", err);
+
+    CU_ASSERT_FATAL(kid_wait(s, EX_WAIT)); /* ended by "done" */
+    CU_ASSERT_EQUAL(exit_code(s), 0);
+    slurp(s->out, sout, sizeof sout);
+    slurp(s->err, serr, sizeof serr);
+    CU_ASSERT_EQUAL(count_of(sout, "server_task: received 'message "), 7);
+    p = sout;
+    for (int i = 1; i <= 7 && p; i++) {
+        snprintf(want, sizeof want, "received 'message %d' from ", i);
+        p = strstr(p, want);
+        CU_ASSERT_PTR_NOT_NULL(p);
+    }
+    CU_ASSERT_PTR_NOT_NULL(p && strstr(p, " is done\n"));
+    CU_ASSERT_TRUE(only_lines_with(serr, " is down: it left"));
+    if (!only_lines_with(serr, " is down: it left"))
+        fprintf(stderr, "server stderr: %s\n", serr);
+    kids_kill();
+}
+
+/* --forever: two clients in a row are served, then SIGTERM ends the server
+ * with status 0 (and the secret can come from $PICOS_SECRET). */
+PT_TEST(forever_then_sigterm)
+static void
+forever_then_sigterm(void)
+{
+    static const char *const env[] = {"PICOS_SECRET=a secret in the env", NULL};
+    kid *s;
+    char ep[256], out[4096], err[4096], sout[8192];
+
+    guard();
+    s = server_start((const char *[]){"--forever", NULL}, env, ep, sizeof ep);
+    CU_ASSERT_FATAL(s != NULL);
+    for (int i = 0; i < 2; i++) {
+        CU_ASSERT_EQUAL(
+            client_run((const char *[]){"--connect", ep, "--count", "3", NULL},
+                       env, out, sizeof out, err, sizeof err),
+            0);
+        CU_ASSERT_STRING_EQUAL(err, "");
+    }
+    server_term(s);
+    slurp(s->out, sout, sizeof sout);
+    CU_ASSERT_EQUAL(count_of(sout, "received 'message 3'"), 2);
+    CU_ASSERT_EQUAL(count_of(sout, " is done\n"), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(sout, "Terminated, stopping\n"));
+    kids_kill();
+}
+
+/* A different secret: the client fails with one line that says so and
+ * names its secret file; the server goes on and ends cleanly on SIGTERM. */
+PT_TEST(wrong_secret_one_line)
+static void
+wrong_secret_one_line(void)
+{
+    kid *s;
+    char ep[256], out[4096], err[4096];
+
+    secrets();
+    s = server_start((const char *[]){"--secret-file", secret1, NULL}, NULL, ep,
+                     sizeof ep);
+    CU_ASSERT_FATAL(s != NULL);
+    CU_ASSERT_EQUAL(
+        client_run((const char *[]){"--connect", ep, "--secret-file", secret2,
+                                    "--timeout", "10", NULL},
+                   NULL, out, sizeof out, err, sizeof err),
+        1);
+    CU_ASSERT_EQUAL(count_lines(err), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "wrong cluster secret"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, secret2));
+    CU_ASSERT_STRING_EQUAL(out, "");
+    if (count_lines(err) != 1)
+        fprintf(stderr, "client stderr: %s\n", err);
+    server_term(s);
+    kids_kill();
+}
+
+/* Nobody listens: one line, exit 1, within the --timeout. */
+PT_TEST(unreachable_one_line)
+static void
+unreachable_one_line(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    char ep[64], out[4096], err[4096];
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    secrets();
+    /* Bound, never listening: connections are refused, and the port is
+     * ours until the test ends. */
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_FATAL(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    CU_ASSERT_FATAL(getsockname(fd, (struct sockaddr *)&a, &alen) == 0);
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", ntohs(a.sin_port));
+    CU_ASSERT_EQUAL(
+        client_run((const char *[]){"--connect", ep, "--secret-file", secret1,
+                                    "--timeout", "1", NULL},
+                   NULL, out, sizeof out, err, sizeof err),
+        1);
+    close(fd);
+    CU_ASSERT_EQUAL(count_lines(err), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "no node answered at "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, ep));
+    if (count_lines(err) != 1)
+        fprintf(stderr, "client stderr: %s\n", err);
+}
+
+/* No secret anywhere, and bad options: one line each, non-zero. */
+PT_TEST(missing_secret_and_bad_options)
+static void
+missing_secret_and_bad_options(void)
+{
+    kid *s;
+    char out[4096], err[4096];
+
+    guard();
+    CU_ASSERT_EQUAL(
+        client_run((const char *[]){"--connect", "tcp://127.0.0.1:9", NULL},
+                   NULL, out, sizeof out, err, sizeof err),
+        1);
+    CU_ASSERT_EQUAL(count_lines(err), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "no cluster secret"));
+
+    s = kid_start(EX_SERVER, (const char *[]){NULL}, NULL);
+    CU_ASSERT_FATAL(s != NULL);
+    CU_ASSERT_FATAL(kid_wait(s, EX_WAIT));
+    CU_ASSERT_EQUAL(exit_code(s), 1);
+    slurp(s->err, err, sizeof err);
+    CU_ASSERT_EQUAL(count_lines(err), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "no cluster secret"));
+    kids_kill();
+
+    CU_ASSERT_EQUAL(
+        client_run((const char *[]){"--connect", "tcp://127.0.0.1:9", "--count",
+                                    "ten", NULL},
+                   NULL, out, sizeof out, err, sizeof err),
+        2);
+    CU_ASSERT_EQUAL(count_lines(err), 1);
+    CU_ASSERT_EQUAL(client_run((const char *[]){"--count", "3", NULL}, NULL,
+                               out, sizeof out, err, sizeof err),
+                    2);
+    CU_ASSERT_EQUAL(count_lines(err), 1);
+    s = kid_start(EX_SERVER, (const char *[]){"--bogus", NULL}, NULL);
+    CU_ASSERT_FATAL(s != NULL);
+    CU_ASSERT_FATAL(kid_wait(s, EX_WAIT));
+    CU_ASSERT_EQUAL(exit_code(s), 2);
+    slurp(s->err, err, sizeof err);
+    CU_ASSERT_EQUAL(count_lines(err), 1);
+    kids_kill();
+    CU_ASSERT_EQUAL(client_run((const char *[]){"--help", NULL}, NULL, out,
+                               sizeof out, err, sizeof err),
+                    0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "--connect ENDPOINT"));
+}
+
+PT_MAIN("examples_net", PT_ENTRY(same_secret_n_messages),
+        PT_ENTRY(forever_then_sigterm), PT_ENTRY(wrong_secret_one_line),
+        PT_ENTRY(unreachable_one_line),
+        PT_ENTRY(missing_secret_and_bad_options))
