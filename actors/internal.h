@@ -365,7 +365,7 @@ enum {
     PC__CACHE_MSG,
     PC__CACHE_ENV,
     PC__CACHE_TASK,
-    PC__CACHE_ACTOR, /* slab-backed */
+    PC__CACHE_ACTOR, /* these three slab-backed (cache.c) */
     PC__CACHES
 };
 #define PC__CACHE_MAX 16384 /* blocks kept per list */
@@ -374,9 +374,7 @@ extern const size_t pc__cache_size[PC__CACHES];
 typedef struct pc__cache {
     void *local; /* home thread only */
     unsigned nlocal;
-    _Atomic(void *) remote;       /* pushed by other threads */
-    void *arenas;                 /* slab-backed classes: the arenas, linked */
-    char *arena_next, *arena_end; /* room left in the newest arena */
+    _Atomic(void *) remote; /* pushed by other threads */
 } pc__cache;
 
 typedef struct pc__node pc__node;
