@@ -16,8 +16,11 @@
  * per block.
  *
  * Messages, tasks and light actors come from slabs of SLAB_BLOCKS instead,
- * carved from arenas mapped with MAP_POPULATE: a million of them made at
- * once then cost a few hundred system calls, not a million mallocs whose
+ * carved from arenas whose pages are made present ahead of the carving,
+ * POPULATE_STEP at a time, by one madvise(MADV_POPULATE_WRITE) each (not
+ * the whole arena at once: 100k idle tasks would pay up to 20 bytes each
+ * for a 2 MiB arena's unused tail): a million of them made at once then
+ * cost a few thousand system calls, not a million mallocs whose
  * heap grows by a page or two at a time (glibc grows a thread's arena with
  * one mprotect per page: 51k calls and 61k page faults for a million tasks
  * that each message their parent). The arenas belong to the process, not to
@@ -44,6 +47,7 @@ typedef struct blk {
 #define SLAB_BLOCKS 64
 #define ARENA_MIN (64u << 10) /* the first arena; each next one doubles */
 #define ARENA_MAX (2u << 20)
+#define POPULATE_STEP (256u << 10)
 #define RFREE_BATCH 32
 
 static bool
@@ -61,13 +65,13 @@ static struct {
     pthread_mutex_t mu;
     void *arenas;          /* linked through their first word, never unmapped */
     char *next, *end;      /* room left in the newest arena */
+    char *ready;           /* its pages are present below this */
     blk *free[PC__CACHES]; /* given back by ended nodes, or freed after */
 } slabs = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-/* A fresh arena, its pages made present by the mmap itself (one system
- * call for all its pages, not a fault each). Its header links it to the
- * previous one and says its size: twice the previous one's, up to
- * ARENA_MAX, so a program with a few procs maps little. Under slabs.mu. */
+/* A fresh arena. Its header links it to the previous one and says its
+ * size: twice the previous one's, up to ARENA_MAX, so a program with a few
+ * procs maps little. Under slabs.mu. */
 static bool
 arena_new(void)
 {
@@ -76,8 +80,8 @@ arena_new(void)
 
     if (size > ARENA_MAX)
         size = ARENA_MAX;
-    a = mmap(NULL, size, PROT_READ | PROT_WRITE,
-             MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    a = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+             -1, 0);
     if (a == MAP_FAILED)
         return false;
     ((void **)(void *)a)[0] = slabs.arenas;
@@ -85,7 +89,29 @@ arena_new(void)
     slabs.arenas = a;
     slabs.next = a + 64;
     slabs.end = a + size;
+    slabs.ready = a;
     return true;
+}
+
+/* Make the newest arena's pages present up to `upto` and a step beyond:
+ * one system call instead of a page fault per page. Where the kernel lacks
+ * MADV_POPULATE_WRITE (before 5.14) the pages fault in as they are used.
+ * Under slabs.mu. */
+static void
+arena_populate(char *upto)
+{
+    size_t n;
+
+    if (upto <= slabs.ready)
+        return;
+    n = (size_t)(upto - slabs.ready) + POPULATE_STEP - 1;
+    n -= n % POPULATE_STEP;
+    if (n > (size_t)(slabs.end - slabs.ready))
+        n = (size_t)(slabs.end - slabs.ready);
+#ifdef MADV_POPULATE_WRITE
+    (void)madvise(slabs.ready, n, MADV_POPULATE_WRITE);
+#endif
+    slabs.ready += n;
 }
 
 /* Refill k (class c, empty) from the blocks given back, else with a new
@@ -105,6 +131,7 @@ slab_grow(pc__cache *k, int c)
     } else {
         char *slab = slabs.next;
         slabs.next += len;
+        arena_populate(slabs.next);
         for (int i = SLAB_BLOCKS - 1; i >= 0; i--) {
             blk *b = (blk *)(void *)(slab + (size_t)i * bs);
             b->next = k->local;
