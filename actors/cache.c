@@ -39,9 +39,11 @@
 
 #include "internal.h"
 
-/* A free block is linked through its first word. */
+/* A free block is linked through its first word; the first block of a
+ * chain on the process's free list links the next chain with its second. */
 typedef struct blk {
     struct blk *next;
+    struct blk *next_chain;
 } blk;
 
 #define SLAB_BLOCKS 64
@@ -66,7 +68,8 @@ static struct {
     void *arenas;          /* linked through their first word, never unmapped */
     char *next, *end;      /* room left in the newest arena */
     char *ready;           /* its pages are present below this */
-    blk *free[PC__CACHES]; /* given back by ended nodes, or freed after */
+    blk *free[PC__CACHES]; /* chains given back by ended nodes or freed
+                              after them (see blk) */
 } slabs = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 /* A fresh arena. Its header links it to the previous one and says its
@@ -123,9 +126,9 @@ slab_grow(pc__cache *k, int c)
     bool ok = true;
 
     pthread_mutex_lock(&slabs.mu);
-    if (slabs.free[c]) {
-        k->local = slabs.free[c]; /* all of them: nlocal stays a guess */
-        slabs.free[c] = NULL;
+    if (slabs.free[c]) { /* a chain: nlocal stays a guess */
+        k->local = slabs.free[c];
+        slabs.free[c] = slabs.free[c]->next_chain;
     } else if ((size_t)(slabs.end - slabs.next) < len && !arena_new()) {
         ok = false;
     } else {
@@ -161,13 +164,14 @@ borrow(pc__worker *w, int c)
     return NULL;
 }
 
-/* Give the chain first..last of class c to the process's free list. */
+/* Give the chain b of class c to the process's free list: O(1), without
+ * walking a node's million blocks at its end. */
 static void
-slabs_give(int c, blk *first, blk *last)
+slabs_give(int c, blk *b)
 {
     pthread_mutex_lock(&slabs.mu);
-    last->next = slabs.free[c];
-    slabs.free[c] = first;
+    b->next_chain = slabs.free[c];
+    slabs.free[c] = b;
     pthread_mutex_unlock(&slabs.mu);
 }
 
@@ -266,10 +270,12 @@ pc__cache_free(int c, uint16_t home, void *p)
     pc__cache *k;
 
     if (!home || !n || home > n->nworkers) {
-        if (home && slab_class(c))
-            slabs_give(c, b, b); /* a message that outlived its node */
-        else
+        if (home && slab_class(c)) { /* a message that outlived its node */
+            b->next = NULL;
+            slabs_give(c, b);
+        } else {
             free(p);
+        }
         return;
     }
     k = &n->workers[home - 1].caches[c];
@@ -298,10 +304,7 @@ pc__cache_fini(pc__worker *w)
         blk *b = atomic_exchange(&k->remote, NULL);
         for (int pass = 0; pass < 2; pass++) {
             if (b && slab_class(c)) { /* back to the process */
-                blk *last = b;
-                while (last->next)
-                    last = last->next;
-                slabs_give(c, b, last);
+                slabs_give(c, b);
                 b = NULL;
             }
             while (b) {
