@@ -338,10 +338,14 @@ typedef struct pc__env {
     pc_task_fn swap_fn, swap_old;   /* PC__ENV_SWAP, PC__ENV_SWAP_ALL */
 } pc__env;
 
-/* Vyukov's intrusive MPSC queue: wait-free push, single consumer. */
+/* Vyukov's intrusive MPSC queue: wait-free push, single consumer. The
+ * producers' end and the consumer's are on cache lines of their own: with
+ * them on one line every pop's write of `tail` took the line from the
+ * producers' next exchange on `head`. */
+#define PC__CACHE_LINE 64
 typedef struct pc__mpsc {
-    _Atomic(pc__env *) head; /* producers push here */
-    pc__env *tail;           /* consumer pops here */
+    _Alignas(PC__CACHE_LINE) _Atomic(pc__env *) head; /* producers push here */
+    _Alignas(PC__CACHE_LINE) pc__env *tail;           /* consumer pops here */
     pc__env stub;
 } pc__mpsc;
 
@@ -374,7 +378,9 @@ extern const size_t pc__cache_size[PC__CACHES];
 typedef struct pc__cache {
     void *local; /* home thread only */
     unsigned nlocal;
-    _Atomic(void *) remote; /* pushed by other threads */
+    /* pushed by other threads: on a line apart from what the home's every
+     * allocation writes */
+    _Alignas(PC__CACHE_LINE) _Atomic(void *) remote;
 } pc__cache;
 
 typedef struct pc__node pc__node;
@@ -399,15 +405,22 @@ static inline void pc__cache_put(int c, uint16_t home, void *p);
 
 /* ---- worker and node ----------------------------------------------------- */
 
+/* Workers sit side by side in an array, each on cache lines of its own
+ * (node.c allocates them aligned); the fields other threads touch on every
+ * send (the inbox head, `sleeping`, caches' remote stacks) are apart from
+ * the ones the worker writes all the time. */
 struct pc__worker {
     int index;
     struct ev_loop *loop;
     ev_async doorbell;
     pthread_t thread;
     pc__mpsc inbox;
-    atomic_bool sleeping; /* in ev_run(ONCE): producers must ring */
+    /* read by every producer's push, written only around a sleep */
+    _Alignas(PC__CACHE_LINE) atomic_bool sleeping; /* in ev_run(ONCE):
+                                                      producers must ring */
     atomic_bool stop;
-    pc__proc *cur; /* running task or actor; NULL in the scheduler */
+    _Alignas(PC__CACHE_LINE) pc__proc *cur; /* running task or actor; NULL
+                                               in the scheduler */
     pc__ctx sched_ctx;
     pc__proc *rq_head, *rq_tail; /* run queue, FIFO */
     int budget;                  /* direct switches left before I/O poll */
