@@ -324,8 +324,16 @@ enum pc__env_kind {
     PC__ENV_UNJOIN     /* the joiner rt of `to` gave up: drop its record */
 };
 
+/* A link of an inbox (inbox.c): the first member of an envelope and of a
+ * message, which a plain send to another worker posts as it is. The low bit
+ * of a link says what the next node is (PC__Q_MSG: a message). */
+typedef struct pc__qnode {
+    _Atomic(uintptr_t) next;
+} pc__qnode;
+#define PC__Q_MSG ((uintptr_t)1)
+
 typedef struct pc__env {
-    _Atomic(struct pc__env *) next;
+    pc__qnode q;
     uint8_t kind;
     uint16_t home; /* cache.c */
     uint8_t how;   /* PC__ENV_MSG: PC__MB_CHAN, PC__MB_SYS */
@@ -338,14 +346,15 @@ typedef struct pc__env {
     pc_task_fn swap_fn, swap_old;   /* PC__ENV_SWAP, PC__ENV_SWAP_ALL */
 } pc__env;
 
-/* Vyukov's intrusive MPSC queue: wait-free push, single consumer. The
+/* Vyukov's intrusive MPSC queue of envelopes and messages: wait-free push,
+ * single consumer; head and tail are tagged links (pc__qnode). The
  * producers' end and the consumer's are on cache lines of their own: with
  * them on one line every pop's write of `tail` took the line from the
  * producers' next exchange on `head`. */
 #define PC__CACHE_LINE 64
 typedef struct pc__mpsc {
-    _Alignas(PC__CACHE_LINE) _Atomic(pc__env *) head; /* producers push here */
-    _Alignas(PC__CACHE_LINE) pc__env *tail;           /* consumer pops here */
+    _Alignas(PC__CACHE_LINE) _Atomic(uintptr_t) head; /* producers push here */
+    _Alignas(PC__CACHE_LINE) uintptr_t tail;          /* consumer pops here */
     pc__env stub;
 } pc__mpsc;
 
@@ -577,12 +586,16 @@ pc__route(pc_ref to, pc__worker **tw, pc__proc **local)
 /* ---- inbox.c: envelopes between threads --------------------------------- */
 
 void pc__inbox_init(pc__worker *w);
-void pc__inbox_drain(pc__worker *w);   /* apply every envelope waiting */
-pc__env *pc__inbox_pop(pc__worker *w); /* node teardown only */
+void pc__inbox_drain(pc__worker *w); /* apply every envelope waiting */
+/* node teardown only: the next envelope (messages on the way are freed) */
+pc__env *pc__inbox_pop(pc__worker *w);
 bool pc__inbox_empty(pc__worker *w);
 pc__env *pc__env_new(int kind);
 void pc__env_free(pc__env *e);
 void pc__env_push(pc__worker *target, pc__env *e);
+/* A plain send (no ack, ordinary mail) of m, which the caller owns alone, to
+ * proc `to` on worker target: posted as it is, no envelope (inbox.c). */
+void pc__msg_post(pc__worker *target, pc_ref to, pc_msg *m);
 /* Have `req` (a template: kind, to and its other fields) applied to proc
  * req->to by its owner: at once when that is the caller's worker, else as a
  * copy posted to the owner. Returns PC_OK, pc__route()'s error, or
@@ -754,18 +767,20 @@ void pc__mon_node_down(pc_ref local, pc_ref remote, bool link);
 /* msg.c: a message (see msg.c's opening comment); here so that the send
  * path can read the sender inline. */
 struct pc_msg {
-    atomic_uint refs;
-    uint16_t type_len;
+    pc__qnode q;   /* its inbox link, sent to another worker (inbox.c) */
     uint16_t home; /* small message: its cache home (cache.c); 0: none */
+    atomic_uint refs;
     size_t len;
     pc_ref sender;
-    const char *type;
-    void *pb;               /* ProtobufCMessage *, or NULL */
-    _Atomic(char *) packed; /* pb's packed form, made on demand */
-    char *data;
+    uint64_t to; /* sent to another worker: the target's ref.id */
+    void *pb;    /* ProtobufCMessage *, or NULL */
+    union {
+        char *data;             /* the payload (no pb) */
+        _Atomic(char *) packed; /* pb's packed form, made on demand */
+    };
     void (*free_fn)(void *data, void *hint); /* payload not ours (remote) */
     void *hint;
-    char inl[]; /* type NUL data NUL */
+    char inl[]; /* type NUL data NUL (a pb message's type: its descriptor's) */
 };
 
 void pc__msg_set_sender(pc_msg *m, pc_ref sender);

@@ -40,15 +40,12 @@ msg_alloc(const char *type, size_t tlen, size_t dlen)
         return NULL;
     atomic_init(&m->refs, 1);
     m->home = home;
-    m->type_len = (uint16_t)tlen;
     m->len = dlen;
     m->sender = (w && w->cur) ? pc__proc_ref(w->cur) : PC_REF_NIL;
     m->pb = NULL;
     m->free_fn = NULL;
-    atomic_init(&m->packed, NULL);
     memcpy(m->inl, type, tlen);
     m->inl[tlen] = '\0';
-    m->type = m->inl;
     m->data = m->inl + tlen + 1;
     m->data[dlen] = '\0';
     return m;
@@ -99,9 +96,8 @@ pc_msg_new_pb(pc_msg **out, void *pbv)
         return PC_EINVAL;
     if (!(m = msg_alloc("", 0, 0)))
         return PC_ENOMEM;
-    m->type = type; /* the descriptor is static data */
-    m->type_len = (uint16_t)strlen(type);
-    m->pb = pb;
+    m->pb = pb; /* its type is the descriptor's name (static data) */
+    atomic_init(&m->packed, NULL);
     *out = m;
     return PC_OK;
 }
@@ -156,9 +152,10 @@ pc_msg_free(pc_msg **mp)
     if (atomic_load_explicit(&m->refs, memory_order_acquire) != 1 &&
         atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
         return;
-    if (m->pb && !m->free_fn) /* with free_fn, the pb is borrowed */
+    if (m->pb && !m->free_fn) { /* with free_fn, the pb is borrowed */
         protobuf_c_message_free_unpacked(m->pb, NULL);
-    free(atomic_load_explicit(&m->packed, memory_order_relaxed));
+        free(atomic_load_explicit(&m->packed, memory_order_relaxed));
+    }
     if (m->free_fn)
         m->free_fn(m->data, m->hint);
     if (m->home)
@@ -171,16 +168,22 @@ const size_t pc__cache_size[PC__CACHES] = {sizeof(pc_msg) + SMALL_ROOM,
                                            sizeof(pc__env), sizeof(pc__task),
                                            sizeof(pc__actor)};
 
+static const char *
+type_of(const pc_msg *m)
+{
+    return m->pb ? ((const ProtobufCMessage *)m->pb)->descriptor->name : m->inl;
+}
+
 const char *
 pc_msg_type(const pc_msg *m)
 {
-    return m ? m->type : "";
+    return m ? type_of(m) : "";
 }
 
 bool
 pc_msg_is(const pc_msg *m, const char *type)
 {
-    return m && type && strcmp(m->type, type) == 0;
+    return m && type && strcmp(type_of(m), type) == 0;
 }
 
 /* Pack the protobuf once; racing callers agree on the first published copy. */
@@ -265,14 +268,18 @@ pc__msg_stamp(pc_msg **mp, pc_ref sender)
     /* shared: a new header naming the new sender, the payload borrowed
      * from the original, which it keeps alive */
     data = pc_msg_data(m, &len);
-    if (pc_msg_new_remote(&c, sender, m->type, (void *)data, len, drop_original,
-                          m) != PC_OK)
+    if (m->pb && !atomic_load_explicit(&m->packed, memory_order_acquire))
+        return PC_ENOMEM; /* not packed: c would take "" for its bytes */
+    if (pc_msg_new_remote(&c, sender, type_of(m), (void *)data, len,
+                          drop_original, m) != PC_OK)
         return PC_ENOMEM;
     if (!data) { /* no payload: nothing borrowed */
         c->free_fn = NULL;
         pc_msg_free(&m);
     } else {
-        c->pb = m->pb; /* borrowed too: the original outlives c */
+        /* borrowed too: the original outlives c (whose `packed` is now the
+         * original's buffer, which c doesn't free: it has a free_fn) */
+        c->pb = m->pb;
     }
     *mp = c; /* our reference to m now belongs to c */
     return PC_OK;

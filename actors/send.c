@@ -1,8 +1,10 @@
 /* actors/send.c — send, deliver and receive.
  *
  * A send to a proc on the caller's worker puts the message straight into
- * its mailbox (and makes it runnable); to another worker it travels as a MSG
- * envelope; to another node it goes to the registered transport. FIFO per
+ * its mailbox (and makes it runnable); to another worker a message the
+ * sender holds alone travels on the target worker's inbox as it is, others
+ * (shared, channel mail, acked sends) in a MSG envelope; to another node it
+ * goes to the registered transport. FIFO per
  * sender→receiver holds on each path: one worker runs a sender at a time,
  * and an inbox is FIFO. Receive pops the mailbox or waits in PC__ST_AWAIT_MSG;
  * selective receive scans from a mark (mailbox.c).
@@ -59,6 +61,12 @@ send_msg(pc_ref to, pc_msg **m, unsigned how, double timeout, pc__ack_fn ack,
         *m = NULL;
         if (ack)
             ack(ctx, rc);
+        return PC_OK;
+    }
+    if (!how && !ack &&
+        atomic_load_explicit(&(*m)->refs, memory_order_acquire) == 1) {
+        pc__msg_post(tw, to, *m); /* ours alone: it is its own envelope */
+        *m = NULL;
         return PC_OK;
     }
     pc__env *e = pc__env_new(PC__ENV_MSG);
