@@ -24,7 +24,9 @@
 
 #define SMALL_ROOM 64 /* type + NUL + payload + NUL of a cached message */
 
-static pc_msg *
+/* Inlined in each maker: a call here cost pc_msg_new() another prologue
+ * and epilogue on the send path. */
+static inline __attribute__((always_inline)) pc_msg *
 msg_alloc(const char *type, size_t tlen, size_t dlen)
 {
     size_t room = tlen + 1 + dlen + 1;
@@ -186,8 +188,10 @@ pc_msg_is(const pc_msg *m, const char *type)
     return m && type && strcmp(type_of(m), type) == 0;
 }
 
-/* Pack the protobuf once; racing callers agree on the first published copy. */
-static const char *
+/* Pack the protobuf once; racing callers agree on the first published copy.
+ * Out of line: inlined, its register saves landed on pc_msg_data()'s fast
+ * path (28 instructions a call instead of 10). */
+static __attribute__((noinline)) const char *
 packed(pc_msg *m, size_t *len)
 {
     char *buf = atomic_load_explicit(&m->packed, memory_order_acquire);
@@ -219,15 +223,15 @@ pc_msg_data(const pc_msg *m, size_t *len)
 {
     size_t dummy;
 
-    if (!len)
-        len = &dummy;
     if (!m) {
-        *len = 0;
+        if (len)
+            *len = 0;
         return NULL;
     }
     if (m->pb)
-        return packed((pc_msg *)m, len);
-    *len = m->len;
+        return packed((pc_msg *)m, len ? len : &dummy);
+    if (len)
+        *len = m->len;
     return m->data;
 }
 

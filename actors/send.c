@@ -119,7 +119,8 @@ pc_send_data(pc_ref to, const char *type, const void *data, size_t len)
     pc_msg *m;
     pc_err rc = pc_msg_new(&m, type, data, len);
 
-    if (rc == PC_OK && (rc = pc_send(to, &m)) != PC_OK)
+    /* a new message already names its maker, pc_self(): no stamp needed */
+    if (rc == PC_OK && (rc = send_msg(to, &m, 0, -1, NULL, NULL)) != PC_OK)
         pc_msg_free(&m);
     return rc;
 }
