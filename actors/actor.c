@@ -45,7 +45,7 @@ pc__actor_run(pc__worker *w, pc__actor *a)
 
     w->cur = &a->p;
     a->p.state = PC__ST_RUNNING;
-    for (int i = 0; i < ACTOR_BATCH && (m = pc__mb_pop(&a->p)); i++) {
+    for (int i = 0; i < ACTOR_BATCH && (m = pc__mb_pop_fast(&a->p)); i++) {
         rc = a->fn(a->state, m);
         pc_msg_free(&m);
         if (rc != PC_ACTOR_CONTINUE || a->p.killed)

@@ -645,8 +645,32 @@ void pc__wait_cancel(pc__reply_to *rt);
 
 pc_err pc__worker_init(pc__worker *w, int index, const pc_node_opts *o);
 void *pc__worker_main(void *arg);
-void pc__runq_push(pc__worker *w, pc__proc *p);
-pc__proc *pc__runq_pop(pc__worker *w);
+/* The run queue, FIFO (inline: every send and every switch uses it). */
+static inline void
+pc__runq_push(pc__worker *w, pc__proc *p)
+{
+    p->state = PC__ST_READY;
+    p->next = NULL;
+    if (w->rq_tail)
+        w->rq_tail->next = p;
+    else
+        w->rq_head = p;
+    w->rq_tail = p;
+}
+
+static inline pc__proc *
+pc__runq_pop(pc__worker *w)
+{
+    pc__proc *p = w->rq_head;
+
+    if (p) {
+        w->rq_head = p->next;
+        if (!w->rq_head)
+            w->rq_tail = NULL;
+        p->next = NULL;
+    }
+    return p;
+}
 
 /* ---- proc.c: life cycle --------------------------------------------------- */
 
@@ -677,7 +701,16 @@ pc__cur_task(pc__worker *w)
                : NULL;
 }
 void pc__task_run(pc__worker *w, pc__task *t); /* from the scheduler */
-void pc__task_wake(pc__task *t, int rc);
+/* Make t runnable with wake code rc (the awaited event came). */
+void pc__task_wake_x(pc__task *t); /* its timer and fd watcher, if any */
+static inline void
+pc__task_wake(pc__task *t, int rc)
+{
+    if (t->x)
+        pc__task_wake_x(t);
+    t->wake_rc = rc;
+    pc__runq_push(t->p.w, &t->p);
+}
 /* Block the running task in `state` up to timeout seconds (negative:
  * forever); returns the code it was woken with. */
 int pc__task_wait(pc__worker *w, pc__task *t, int state, double timeout);
@@ -809,6 +842,48 @@ typedef bool (*pc__match_fn)(const pc_msg *m, void *ctx);
  * error. */
 int pc__mb_put(pc__proc *p, pc_msg *m, unsigned how);
 pc_msg *pc__mb_pop(pc__proc *p);
+/* A ring with no buffer (cap 0) holds one message in place: put it there
+ * when it is empty (false: not so, take the general path)... */
+static inline bool
+pc__ring_put_one(pc__ring *r, pc_msg *m)
+{
+    if (r->cap || r->len)
+        return false;
+    r->one = m;
+    r->len = r->live = 1;
+    r->next++;
+    return true;
+}
+/* ... and take it (cap 0 only). */
+static inline pc_msg *
+pc__ring_take_one(pc__ring *r)
+{
+    pc_msg *m = r->len ? r->one : NULL;
+
+    r->one = NULL;
+    r->len = r->live = 0;
+    return m;
+}
+/* pc__mb_put and pc__mb_pop with their common case inline: ordinary mail
+ * into an unbounded mailbox with nothing queued, and out of one with no
+ * channel mail and no buffer (request/reply, ping-pong, one message an
+ * actor). */
+static inline int
+pc__mb_put_fast(pc__proc *p, pc_msg *m, unsigned how)
+{
+    if (!how && !p->mb_cap && pc__ring_put_one(&p->mb, m))
+        return PC_OK;
+    return pc__mb_put(p, m, how);
+}
+static inline pc_msg *
+pc__mb_pop_fast(pc__proc *p)
+{
+    if (!p->cmb.live && !p->mb.cap && !p->mb_cap) {
+        p->cturn = true; /* as pc__mb_pop() leaves it */
+        return pc__ring_take_one(&p->mb);
+    }
+    return pc__mb_pop(p);
+}
 /* Selective receive: from[] are sequence numbers (ordinary, channel ring)
  * to start at, advanced past what was scanned. */
 pc_msg *pc__mb_take(pc__proc *p, uint64_t from[2], pc__match_fn match,

@@ -14,22 +14,27 @@
 
 #include "internal.h"
 
-/* Put m in p's mailbox (p is on this worker), applying a bounded mailbox's
- * policy. Returns PC_OK, or PC_ENOENT (p ended) / PC_EFULL with m freed. */
-int
-pc__deliver_local(pc__worker *w, pc__proc *p, pc_msg *m, unsigned how)
+/* pc__deliver_local(), inlined into the send path. */
+static inline int
+deliver(pc__worker *w, pc__proc *p, pc_msg *m, unsigned how)
 {
     int rc;
 
     if (p->state >= PC__ST_ZOMBIE)
         return PC_ENOENT;
-    if ((rc = pc__mb_put(p, m, how)) != PC_OK)
+    if ((rc = pc__mb_put_fast(p, m, how)) != PC_OK)
         return rc;
     if (p->state == PC__ST_AWAIT_MSG)
         pc__task_wake((pc__task *)p, PC_OK);
     else if (p->state == PC__ST_IDLE)
         pc__runq_push(w, p);
     return PC_OK;
+}
+
+int
+pc__deliver_local(pc__worker *w, pc__proc *p, pc_msg *m, unsigned how)
+{
+    return deliver(w, p, m, how);
 }
 
 /* pc_send, pc_send_timeout, pc__send_ex: *m is consumed only on PC_OK. */
@@ -53,7 +58,7 @@ send_msg(pc_ref to, pc_msg **m, unsigned how, double timeout, pc__ack_fn ack,
         if (!how && p->mb_cap &&
             (rc = pc__mb_admit(tw, to, &p, timeout)) != PC_OK)
             return rc;
-        rc = pc__deliver_local(tw, p, *m, how);
+        rc = deliver(tw, p, *m, how);
         if (rc != PC_OK && rc != PC_EFULL)
             return rc;
         if (rc == PC_EFULL) /* dropped by the policy, as across workers */
@@ -174,7 +179,7 @@ pc_recv(pc_msg **out, double timeout)
     if (t->x && (*out = pc__swap_offer(t))) /* no extension: no swap */
         return PC_OK;
     if (pc__mb_len(&t->p)) {
-        *out = pc__mb_pop(&t->p);
+        *out = pc__mb_pop_fast(&t->p);
         return PC_OK;
     }
     if (timeout == 0)
@@ -185,7 +190,7 @@ pc_recv(pc_msg **out, double timeout)
     if (pc__mb_len(&t->p)) /* a message that raced the timer counts */
         rc = PC_OK;
     if (rc == PC_OK)
-        *out = pc__mb_pop(&t->p);
+        *out = pc__mb_pop_fast(&t->p);
     return rc;
 }
 
