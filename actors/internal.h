@@ -407,10 +407,8 @@ void pc__cache_free(int c, uint16_t home, void *p);
 /* Send w's pending batches home (w's own thread, or at node teardown). */
 void pc__cache_flush(pc__node *n, pc__worker *w);
 void pc__cache_fini(pc__worker *w);
-/* pc__cache_alloc / pc__cache_free with their common case inline (a block
- * from / back to the calling worker's own list); defined at the end. */
-static inline void *pc__cache_get(pc__worker *w, int c, uint16_t *home);
-static inline void pc__cache_put(int c, uint16_t home, void *p);
+/* pc__cache_get / pc__cache_put (inline.h): the same with their common case
+ * inline (a block from / back to the calling worker's own list). */
 
 /* ---- worker and node ----------------------------------------------------- */
 
@@ -496,92 +494,11 @@ extern _Thread_local pc__worker *pc__tls_worker
     __attribute__((tls_model("initial-exec")));
 
 /* ---- slot.c: refs to procs -------------------------------------------- */
+/* (the lookups and pc__route() are inline: inline.h) */
 
-static inline pc__slot *
-pc__slot_get(uint32_t idx)
-{
-    pc__node *n = pc__the_node;
-    pc__slot *chunk;
-
-    if (!n || idx == 0)
-        return NULL;
-    chunk = atomic_load_explicit(&n->chunks[idx >> PC__CHUNK_BITS],
-                                 memory_order_acquire);
-    return chunk ? &chunk[idx & (PC__CHUNK_SLOTS - 1)] : NULL;
-}
-/* The slot of a ref of this node whose generation still matches (a live
- * proc or a zombie), or NULL: stale, nil, another node's. Any thread. */
-static inline pc__slot *
-pc__slot_of(pc_ref r)
-{
-    pc__node *n = pc__the_node;
-    pc__slot *s;
-
-    if (!n || r.node != n->id || !(s = pc__slot_get((uint32_t)r.id)) ||
-        atomic_load_explicit(&s->gen, memory_order_acquire) !=
-            (uint32_t)(r.id >> 32))
-        return NULL;
-    return s;
-}
-
-/* The worker owning the proc in slot s. */
-static inline pc__worker *
-pc__slot_worker(const pc__slot *s)
-{
-    return &pc__the_node->workers[atomic_load_explicit(&s->worker,
-                                                       memory_order_acquire)];
-}
-
-/* The proc in slot s, when it is the one r names. Only the owning worker
- * may dereference it: nobody else frees it. */
-static inline pc__proc *
-pc__slot_proc(pc__slot *s, pc_ref r)
-{
-    pc__proc *p = atomic_load_explicit(&s->proc, memory_order_acquire);
-
-    if (!p || ((uintptr_t)p & 1) || p->idx != (uint32_t)r.id ||
-        p->gen != (uint32_t)(r.id >> 32))
-        return NULL;
-    return p;
-}
 pc__proc *pc__proc_lookup(pc__worker *w, pc_ref r); /* owner-side, live */
 pc_err pc__slot_alloc(pc__worker *w, uint32_t *idx, uint32_t *gen);
 void pc__slot_release(pc__worker *w, uint32_t idx);
-/* Route a ref of a live proc: PC_OK with *tw its worker and, when that is
- * the caller's worker, *local the proc; else PC_ENOENT / PC_EUNREACH /
- * PC_ESTATE. */
-static inline pc_err
-pc__route(pc_ref to, pc__worker **tw, pc__proc **local)
-{
-    /* written out, not pc__slot_of(): every load here is done once (after
-     * an acquire load the compiler must read globals again) */
-    pc__node *n = pc__the_node;
-    pc__worker *me = pc__tls_worker;
-    uint32_t idx = (uint32_t)to.id;
-    pc__slot *chunk, *s;
-    uint16_t wi;
-
-    *local = NULL;
-    if (!n)
-        return PC_ESTATE;
-    if (to.node != n->id)
-        return pc_ref_is_nil(to) ? PC_ENOENT : PC_EUNREACH;
-    if (!idx || !(chunk = atomic_load_explicit(
-                      &n->chunks[idx >> PC__CHUNK_BITS], memory_order_acquire)))
-        return PC_ENOENT;
-    s = &chunk[idx & (PC__CHUNK_SLOTS - 1)];
-    if (atomic_load_explicit(&s->gen, memory_order_acquire) !=
-            (uint32_t)(to.id >> 32) ||
-        atomic_load_explicit(&s->zombie, memory_order_acquire))
-        return PC_ENOENT;
-    wi = atomic_load_explicit(&s->worker, memory_order_acquire);
-    if (!me || me->index != wi) {
-        *tw = &n->workers[wi];
-        return PC_OK;
-    }
-    *tw = me;
-    return (*local = pc__slot_proc(s, to)) ? PC_OK : PC_ENOENT;
-}
 
 /* ---- inbox.c: envelopes between threads --------------------------------- */
 
@@ -645,32 +562,6 @@ void pc__wait_cancel(pc__reply_to *rt);
 
 pc_err pc__worker_init(pc__worker *w, int index, const pc_node_opts *o);
 void *pc__worker_main(void *arg);
-/* The run queue, FIFO (inline: every send and every switch uses it). */
-static inline void
-pc__runq_push(pc__worker *w, pc__proc *p)
-{
-    p->state = PC__ST_READY;
-    p->next = NULL;
-    if (w->rq_tail)
-        w->rq_tail->next = p;
-    else
-        w->rq_head = p;
-    w->rq_tail = p;
-}
-
-static inline pc__proc *
-pc__runq_pop(pc__worker *w)
-{
-    pc__proc *p = w->rq_head;
-
-    if (p) {
-        w->rq_head = p->next;
-        if (!w->rq_head)
-            w->rq_tail = NULL;
-        p->next = NULL;
-    }
-    return p;
-}
 
 /* ---- proc.c: life cycle --------------------------------------------------- */
 
@@ -701,16 +592,8 @@ pc__cur_task(pc__worker *w)
                : NULL;
 }
 void pc__task_run(pc__worker *w, pc__task *t); /* from the scheduler */
-/* Make t runnable with wake code rc (the awaited event came). */
-void pc__task_wake_x(pc__task *t); /* its timer and fd watcher, if any */
-static inline void
-pc__task_wake(pc__task *t, int rc)
-{
-    if (t->x)
-        pc__task_wake_x(t);
-    t->wake_rc = rc;
-    pc__runq_push(t->p.w, &t->p);
-}
+/* pc__task_wake (inline.h), the part for its timer and fd watcher */
+void pc__task_wake_x(pc__task *t);
 /* Block the running task in `state` up to timeout seconds (negative:
  * forever); returns the code it was woken with. */
 int pc__task_wait(pc__worker *w, pc__task *t, int state, double timeout);
@@ -841,49 +724,7 @@ typedef bool (*pc__match_fn)(const pc_msg *m, void *ctx);
  * PC_EFULL (refused or dropped, counted), PC_ENOMEM; m is not consumed on
  * error. */
 int pc__mb_put(pc__proc *p, pc_msg *m, unsigned how);
-pc_msg *pc__mb_pop(pc__proc *p);
-/* A ring with no buffer (cap 0) holds one message in place: put it there
- * when it is empty (false: not so, take the general path)... */
-static inline bool
-pc__ring_put_one(pc__ring *r, pc_msg *m)
-{
-    if (r->cap || r->len)
-        return false;
-    r->one = m;
-    r->len = r->live = 1;
-    r->next++;
-    return true;
-}
-/* ... and take it (cap 0 only). */
-static inline pc_msg *
-pc__ring_take_one(pc__ring *r)
-{
-    pc_msg *m = r->len ? r->one : NULL;
-
-    r->one = NULL;
-    r->len = r->live = 0;
-    return m;
-}
-/* pc__mb_put and pc__mb_pop with their common case inline: ordinary mail
- * into an unbounded mailbox with nothing queued, and out of one with no
- * channel mail and no buffer (request/reply, ping-pong, one message an
- * actor). */
-static inline int
-pc__mb_put_fast(pc__proc *p, pc_msg *m, unsigned how)
-{
-    if (!how && !p->mb_cap && pc__ring_put_one(&p->mb, m))
-        return PC_OK;
-    return pc__mb_put(p, m, how);
-}
-static inline pc_msg *
-pc__mb_pop_fast(pc__proc *p)
-{
-    if (!p->cmb.live && !p->mb.cap && !p->mb_cap) {
-        p->cturn = true; /* as pc__mb_pop() leaves it */
-        return pc__ring_take_one(&p->mb);
-    }
-    return pc__mb_pop(p);
-}
+pc_msg *pc__mb_pop(pc__proc *p); /* fast paths and pc__mb_len: inline.h */
 /* Selective receive: from[] are sequence numbers (ordinary, channel ring)
  * to start at, advanced past what was scanned. */
 pc_msg *pc__mb_take(pc__proc *p, uint64_t from[2], pc__match_fn match,
@@ -903,61 +744,7 @@ void pc__mb_sender_gone(pc__task *t);
 /* Slots looked at by this thread's selective receives (tests check that a
  * scan stays proportional to the messages queued). */
 extern _Thread_local uint64_t pc__mb_visits;
-static inline size_t
-pc__mb_len(const pc__proc *p)
-{
-    return (size_t)p->mb.live + p->cmb.live;
-}
 
-static inline pc_ref
-pc__proc_ref(const pc__proc *p)
-{
-    return (pc_ref){pc__the_node->id, ((uint64_t)p->gen << 32) | p->idx};
-}
-
-/* pc__msg_stamp(mp, pc_self()), with the common case inline: a send from
- * the running proc of a message that already names it. */
-static inline pc_err
-pc__msg_stamp_self(pc_msg **mp)
-{
-    pc__worker *w = pc__tls_worker;
-    pc_ref me;
-
-    if (!w || !w->cur)
-        return PC_OK; /* outside procs: the sender stays */
-    me = pc__proc_ref(w->cur);
-    return pc_ref_eq((*mp)->sender, me) ? PC_OK : pc__msg_stamp(mp, me);
-}
-
-static inline void *
-pc__cache_get(pc__worker *w, int c, uint16_t *home)
-{
-    pc__cache *k;
-    void *b;
-
-    if (!w || !(b = (k = &w->caches[c])->local))
-        return pc__cache_alloc(w, c, home);
-    k->local = *(void **)b; /* a free block's first word links the next */
-    if (k->nlocal)
-        k->nlocal--;
-    *home = (uint16_t)(w->index + 1);
-    return b;
-}
-
-static inline void
-pc__cache_put(int c, uint16_t home, void *p)
-{
-    pc__worker *w = pc__tls_worker;
-    pc__cache *k;
-
-    if (w && home == w->index + 1 &&
-        (k = &w->caches[c])->nlocal < PC__CACHE_MAX) {
-        *(void **)p = k->local;
-        k->local = p;
-        k->nlocal++;
-        return;
-    }
-    pc__cache_free(c, home, p);
-}
+#include "inline.h"
 
 #endif
