@@ -94,7 +94,16 @@ pc__route(pc_ref to, pc__worker **tw, pc__proc **local)
     return (*local = pc__slot_proc(s, to)) ? PC_OK : PC_ENOENT;
 }
 
-/* ---- run queue and wakes (sched.c, task.c) ------------------------- */
+/* ---- run queue, switches and wakes (sched.c, task.c, stack.c) ------ */
+
+/* A task (proc p) switching away with stack pointer sp: abort if sp left
+ * its stack s. The name is looked up only then, off the switch path. */
+static inline void
+pc__stack_check(const pc__stack *s, const void *sp, const pc__proc *p)
+{
+    if (s && ((const char *)sp < s->lo || (const char *)sp > s->lo + s->size))
+        pc__stack_overflow(s, pc__proc_name(p));
+}
 
 /* The run queue, FIFO (inline: every send and every switch uses it). */
 static inline void

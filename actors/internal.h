@@ -116,12 +116,7 @@ void pc__stack_put(pc__stack_pool *p, pc__stack **s);
 /* Aborts with a clear message when the task's stack overflowed. */
 void pc__stack_overflow(const pc__stack *s, const char *name)
     __attribute__((noreturn));
-static inline void
-pc__stack_check(const pc__stack *s, const void *sp, const char *name)
-{
-    if (s && ((const char *)sp < s->lo || (const char *)sp > s->lo + s->size))
-        pc__stack_overflow(s, name);
-}
+/* pc__stack_check (inline.h): the switch-time check, sp inside s. */
 /* At a task's end: also the lowest word, which only an overflow writes. */
 void pc__stack_check_end(const pc__stack *s, const char *name);
 

@@ -132,7 +132,7 @@ schedule_out(pc__worker *w, pc__task *t)
 {
     pc__proc *next = w->rq_head;
 
-    pc__stack_check(t->stack, __builtin_frame_address(0), pc__proc_name(&t->p));
+    pc__stack_check(t->stack, __builtin_frame_address(0), &t->p);
     if (next == &t->p && w->budget > 0) { /* yield with nobody else ready */
         w->budget--;
         pc__runq_pop(w);
@@ -207,7 +207,7 @@ task_entry(void)
 void
 pc__task_exit(pc__worker *w, pc__task *t, int rc, pc_msg *value)
 {
-    pc__stack_check(t->stack, __builtin_frame_address(0), pc__proc_name(&t->p));
+    pc__stack_check(t->stack, __builtin_frame_address(0), &t->p);
     w->dead_rc = rc;
     w->dead_val = value;
     w->dead = t;
