@@ -145,15 +145,16 @@ slab_grow(pc__cache *k, int c)
     return ok;
 }
 
-/* A free block of another slab class of w at least as big as class c's,
- * or NULL. */
+/* A freed block of another slab class of w at least as big as class c's,
+ * or NULL. Only freed ones (nlocal counts them): taking the rest of a slab
+ * just carved would only waste the difference in size. */
 static blk *
 borrow(pc__worker *w, int c)
 {
     for (int d = 0; d < PC__CACHES; d++) {
         pc__cache *k = &w->caches[d];
         blk *b = k->local;
-        if (d == c || !b || !slab_class(d) ||
+        if (d == c || !b || !k->nlocal || !slab_class(d) ||
             pc__cache_size[d] < pc__cache_size[c])
             continue;
         k->local = b->next;

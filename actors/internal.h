@@ -370,10 +370,11 @@ void pc__sync_post(pc__sync *s, int rc, pc_msg *msg);
 /* ---- block caches (cache.c) ---------------------------------------------- */
 
 enum {
-    PC__CACHE_MSG,
-    PC__CACHE_ENV,
+    PC__CACHE_MSG,      /* small messages (msg.c) */
+    PC__CACHE_MSG_TINY, /* tiny ones: type and payload in 16 bytes */
+    PC__CACHE_ENV,      /* envelopes; the others are slab-backed (cache.c) */
     PC__CACHE_TASK,
-    PC__CACHE_ACTOR, /* these three slab-backed (cache.c) */
+    PC__CACHE_ACTOR,
     PC__CACHES
 };
 #define PC__CACHE_MAX 16384 /* blocks kept per list */
@@ -680,6 +681,7 @@ void pc__mon_node_down(pc_ref local, pc_ref remote, bool link);
 struct pc_msg {
     pc__qnode q;   /* its inbox link, sent to another worker (inbox.c) */
     uint16_t home; /* small message: its cache home (cache.c); 0: none */
+    uint8_t cls;   /* ... and its cache class */
     atomic_uint refs;
     size_t len;
     pc_ref sender;

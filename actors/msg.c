@@ -6,10 +6,11 @@
  * the count is 1 (the caller is the only owner, nobody can race it), which
  * makes the common send-receive-free path free of atomic RMW operations.
  *
- * Small messages (type and payload within SMALL_ROOM bytes) are all one
- * size and come from the worker's block cache (cache.c), which takes them
- * back from whichever thread frees them, so a busy mailbox, even across
- * workers, doesn't turn into malloc work.
+ * Small messages (type and payload within SMALL_ROOM bytes) come in two
+ * sizes, tiny ones (within TINY_ROOM: a short type and a word or two, an
+ * empty "go") 48 bytes smaller, from the worker's block cache (cache.c),
+ * which takes them back from whichever thread frees them, so a busy
+ * mailbox, even across workers, doesn't turn into malloc work.
  *
  * A protobuf-c message rides along unpacked; its packed bytes are made on
  * the first pc_msg_data() call and published with a compare-exchange, so two
@@ -23,6 +24,7 @@
 #include "internal.h"
 
 #define SMALL_ROOM 64 /* type + NUL + payload + NUL of a cached message */
+#define TINY_ROOM 16  /* ... of a tiny one */
 
 /* Inlined in each maker: a call here cost pc_msg_new() another prologue
  * and epilogue on the send path. */
@@ -32,16 +34,18 @@ msg_alloc(const char *type, size_t tlen, size_t dlen)
     size_t room = tlen + 1 + dlen + 1;
     pc__worker *w = pc__tls_worker;
     uint16_t home = 0;
+    int cls = room <= TINY_ROOM ? PC__CACHE_MSG_TINY : PC__CACHE_MSG;
     pc_msg *m;
 
     if (room <= SMALL_ROOM)
-        m = pc__cache_get(w, PC__CACHE_MSG, &home);
+        m = pc__cache_get(w, cls, &home);
     else
         m = malloc(sizeof *m + room);
     if (!m)
         return NULL;
     atomic_init(&m->refs, 1);
     m->home = home;
+    m->cls = (uint8_t)cls;
     m->len = dlen;
     m->sender = (w && w->cur) ? pc__proc_ref(w->cur) : PC_REF_NIL;
     m->pb = NULL;
@@ -161,14 +165,14 @@ pc_msg_free(pc_msg **mp)
     if (m->free_fn)
         m->free_fn(m->data, m->hint);
     if (m->home)
-        pc__cache_put(PC__CACHE_MSG, m->home, m);
+        pc__cache_put(m->cls, m->home, m);
     else
         free(m);
 }
 
-const size_t pc__cache_size[PC__CACHES] = {sizeof(pc_msg) + SMALL_ROOM,
-                                           sizeof(pc__env), sizeof(pc__task),
-                                           sizeof(pc__actor)};
+const size_t pc__cache_size[PC__CACHES] = {
+    sizeof(pc_msg) + SMALL_ROOM, sizeof(pc_msg) + TINY_ROOM, sizeof(pc__env),
+    sizeof(pc__task), sizeof(pc__actor)};
 
 static const char *
 type_of(const pc_msg *m)
