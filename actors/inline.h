@@ -1,11 +1,15 @@
 /* actors/inline.h — the runtime's hot paths, inline: slot lookup and
  * routing, the run queue, a task's wake, a mailbox holding one message, a
- * sender's stamp and the block caches' local lists. Each has its general
- * case out of line in the module named in its section. Included at the end
- * of internal.h (it needs all of its types); include internal.h, not this.
+ * sender's stamp, the block caches' local lists and making a message. Each
+ * has its general case out of line in the module named in its section.
+ * Included at the end of internal.h (it needs all of its types); include
+ * internal.h, not this.
  */
 #ifndef PICOS_ACTORS_INLINE_H
 #define PICOS_ACTORS_INLINE_H
+
+#include <stdlib.h>
+#include <string.h>
 
 /* ---- slots and routing (slot.c) ------------------------------------ */
 
@@ -249,6 +253,62 @@ pc__cache_put(int c, uint16_t home, void *p)
         return;
     }
     pc__cache_free(c, home, p);
+}
+
+/* ---- messages (msg.c) --------------------------------------------- */
+
+/* A message of type (tlen bytes) with room for dlen bytes of payload, its
+ * sender the running proc; NULL when out of memory. msg.c's makers. */
+static inline __attribute__((always_inline)) pc_msg *
+pc__msg_alloc(const char *type, size_t tlen, size_t dlen)
+{
+    size_t room = tlen + 1 + dlen + 1;
+    pc__worker *w = pc__tls_worker;
+    uint16_t home = 0;
+    int cls = room <= PC__MSG_TINY_ROOM ? PC__CACHE_MSG_TINY : PC__CACHE_MSG;
+    pc_msg *m;
+
+    if (room <= PC__MSG_SMALL_ROOM)
+        m = pc__cache_get(w, cls, &home);
+    else
+        m = malloc(sizeof *m + room);
+    if (!m)
+        return NULL;
+    atomic_init(&m->refs, 1);
+    m->home = home;
+    m->cls = (uint8_t)cls;
+    m->len = dlen;
+    m->sender = (w && w->cur) ? pc__proc_ref(w->cur) : PC_REF_NIL;
+    m->pb = NULL;
+    m->free_fn = NULL;
+    memcpy(m->inl, type, tlen);
+    m->inl[tlen] = '\0';
+    m->data = m->inl + tlen + 1;
+    m->data[dlen] = '\0';
+    return m;
+}
+
+/* pc_msg_new() (msg.h), inline for pc_send_data(). */
+static inline pc_err
+pc__msg_new(pc_msg **out, const char *type, const void *data, size_t len)
+{
+    size_t tlen;
+    pc_msg *m;
+
+    if (!out || (!data && len))
+        return PC_EINVAL;
+    *out = NULL;
+    if (!type)
+        type = "";
+    tlen = strnlen(type, PC_MSG_TYPE_MAX + 1);
+    if (tlen > PC_MSG_TYPE_MAX || len > SIZE_MAX / 2)
+        return PC_EINVAL;
+    if (!(m = pc__msg_alloc(type, tlen, len)))
+        return PC_ENOMEM;
+    if (len)
+        memcpy(m->data, data, len);
+    *out = m;
+    return PC_OK;
 }
 
 #endif

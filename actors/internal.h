@@ -696,6 +696,10 @@ struct pc_msg {
     char inl[]; /* type NUL data NUL (a pb message's type: its descriptor's) */
 };
 
+/* Type + NUL + payload + NUL that fit a cached message, and a tiny one. */
+#define PC__MSG_SMALL_ROOM 64
+#define PC__MSG_TINY_ROOM 16
+
 void pc__msg_set_sender(pc_msg *m, pc_ref sender);
 /* Make *mp name `sender` (nil: leave it) before it is sent: in place when
  * the caller holds the only reference, else by a copy of the header that

@@ -6,11 +6,14 @@
  * the count is 1 (the caller is the only owner, nobody can race it), which
  * makes the common send-receive-free path free of atomic RMW operations.
  *
- * Small messages (type and payload within SMALL_ROOM bytes) come in two
- * sizes, tiny ones (within TINY_ROOM: a short type and a word or two, an
+ * Small messages (type and payload within PC__MSG_SMALL_ROOM bytes) come in
+ * two sizes, tiny ones (PC__MSG_TINY_ROOM: a short type and a word or two, an
  * empty "go") 48 bytes smaller, from the worker's block cache (cache.c),
  * which takes them back from whichever thread frees them, so a busy
  * mailbox, even across workers, doesn't turn into malloc work.
+ *
+ * Making one is inline (inline.h), so pc_send_data() makes and sends its
+ * message without a call between.
  *
  * A protobuf-c message rides along unpacked; its packed bytes are made on
  * the first pc_msg_data() call and published with a compare-exchange, so two
@@ -23,60 +26,10 @@
 
 #include "internal.h"
 
-#define SMALL_ROOM 64 /* type + NUL + payload + NUL of a cached message */
-#define TINY_ROOM 16  /* ... of a tiny one */
-
-/* Inlined in each maker: a call here cost pc_msg_new() another prologue
- * and epilogue on the send path. */
-static inline __attribute__((always_inline)) pc_msg *
-msg_alloc(const char *type, size_t tlen, size_t dlen)
-{
-    size_t room = tlen + 1 + dlen + 1;
-    pc__worker *w = pc__tls_worker;
-    uint16_t home = 0;
-    int cls = room <= TINY_ROOM ? PC__CACHE_MSG_TINY : PC__CACHE_MSG;
-    pc_msg *m;
-
-    if (room <= SMALL_ROOM)
-        m = pc__cache_get(w, cls, &home);
-    else
-        m = malloc(sizeof *m + room);
-    if (!m)
-        return NULL;
-    atomic_init(&m->refs, 1);
-    m->home = home;
-    m->cls = (uint8_t)cls;
-    m->len = dlen;
-    m->sender = (w && w->cur) ? pc__proc_ref(w->cur) : PC_REF_NIL;
-    m->pb = NULL;
-    m->free_fn = NULL;
-    memcpy(m->inl, type, tlen);
-    m->inl[tlen] = '\0';
-    m->data = m->inl + tlen + 1;
-    m->data[dlen] = '\0';
-    return m;
-}
-
 pc_err
 pc_msg_new(pc_msg **out, const char *type, const void *data, size_t len)
 {
-    size_t tlen;
-    pc_msg *m;
-
-    if (!out || (!data && len))
-        return PC_EINVAL;
-    *out = NULL;
-    if (!type)
-        type = "";
-    tlen = strnlen(type, PC_MSG_TYPE_MAX + 1);
-    if (tlen > PC_MSG_TYPE_MAX || len > SIZE_MAX / 2)
-        return PC_EINVAL;
-    if (!(m = msg_alloc(type, tlen, len)))
-        return PC_ENOMEM;
-    if (len)
-        memcpy(m->data, data, len);
-    *out = m;
-    return PC_OK;
+    return pc__msg_new(out, type, data, len);
 }
 
 pc_err
@@ -100,7 +53,7 @@ pc_msg_new_pb(pc_msg **out, void *pbv)
     type = pb->descriptor->name;
     if (strlen(type) > PC_MSG_TYPE_MAX)
         return PC_EINVAL;
-    if (!(m = msg_alloc("", 0, 0)))
+    if (!(m = pc__msg_alloc("", 0, 0)))
         return PC_ENOMEM;
     m->pb = pb; /* its type is the descriptor's name (static data) */
     atomic_init(&m->packed, NULL);
@@ -126,7 +79,7 @@ pc_msg_new_remote(pc_msg **out, pc_ref sender, const char *type, void *data,
     tlen = strnlen(type, PC_MSG_TYPE_MAX + 1);
     if (tlen > PC_MSG_TYPE_MAX)
         return PC_EINVAL;
-    if (!(m = msg_alloc(type, tlen, 0)))
+    if (!(m = pc__msg_alloc(type, tlen, 0)))
         return PC_ENOMEM;
     m->sender = sender;
     if (data) {
@@ -171,8 +124,8 @@ pc_msg_free(pc_msg **mp)
 }
 
 const size_t pc__cache_size[PC__CACHES] = {
-    sizeof(pc_msg) + SMALL_ROOM, sizeof(pc_msg) + TINY_ROOM, sizeof(pc__env),
-    sizeof(pc__task), sizeof(pc__actor)};
+    sizeof(pc_msg) + PC__MSG_SMALL_ROOM, sizeof(pc_msg) + PC__MSG_TINY_ROOM,
+    sizeof(pc__env), sizeof(pc__task), sizeof(pc__actor)};
 
 static const char *
 type_of(const pc_msg *m)

@@ -122,7 +122,7 @@ pc_err
 pc_send_data(pc_ref to, const char *type, const void *data, size_t len)
 {
     pc_msg *m;
-    pc_err rc = pc_msg_new(&m, type, data, len);
+    pc_err rc = pc__msg_new(&m, type, data, len);
 
     /* a new message already names its maker, pc_self(): no stamp needed */
     if (rc == PC_OK && (rc = send_msg(to, &m, 0, -1, NULL, NULL)) != PC_OK)
