@@ -1,7 +1,7 @@
 /* actors/actor.c — light actors: a handler per message, no stack.
  *
  * A light actor is a pc__proc plus a handler, a state pointer and a fini
- * callback: about 130 bytes, taken from per-worker slabs. It sits on no queue
+ * callback: about 130 bytes, taken from slabs (cache.c). It sits on no queue
  * while its mailbox is empty (PC__ST_IDLE); the first message puts it on its
  * worker's run queue, and the scheduler then calls the handler on the worker's
  * own stack for up to a batch of messages before moving on, so one busy actor
@@ -45,7 +45,7 @@ pc__actor_run(pc__worker *w, pc__actor *a)
 
     w->cur = &a->p;
     a->p.state = PC__ST_RUNNING;
-    for (int i = 0; i < ACTOR_BATCH && (m = pc__mb_pop(&a->p)); i++) {
+    for (int i = 0; i < ACTOR_BATCH && (m = pc__mb_pop_fast(&a->p)); i++) {
         rc = a->fn(a->state, m);
         pc_msg_free(&m);
         if (rc != PC_ACTOR_CONTINUE || a->p.killed)

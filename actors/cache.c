@@ -15,79 +15,165 @@
  * goes idle), so a stream across workers doesn't pay a contended atomic
  * per block.
  *
- * Light actors come from slabs of SLAB_BLOCKS instead, carved from arenas
- * mapped with MAP_POPULATE: a million actors spawned at once then cost a
- * few hundred system calls, not thousands of mallocs (each growing malloc's
- * heap by a page or two) and ~40k page faults. Slab blocks are never freed
- * one by one: they stay on the lists (memory is kept at its peak) and the
- * arenas go with the node, which is safe because no proc outlives its node.
- * Messages can outlive the node (an exit value held by main()), so they don't
- * use slabs; tasks don't either (measured: a million-task spawn whose messages
- * reuse the ended tasks' freed memory peaks at 249 MiB with malloc and 402 MiB
- * with slabs, for no speed).
+ * Messages, tasks and light actors come from slabs of SLAB_BLOCKS instead,
+ * carved from arenas whose pages are made present ahead of the carving,
+ * POPULATE_STEP at a time, by one madvise(MADV_POPULATE_WRITE) each (not
+ * the whole arena at once: 100k idle tasks would pay up to 20 bytes each
+ * for a 2 MiB arena's unused tail): a million of them made at once then
+ * cost a few thousand system calls, not a million mallocs whose
+ * heap grows by a page or two at a time (glibc grows a thread's arena with
+ * one mprotect per page: 51k calls and 61k page faults for a million tasks
+ * that each message their parent). The arenas belong to the process, not to
+ * a node, because a message can outlive its node (an exit value main()
+ * holds): slab blocks are never freed one by one nor unmapped, memory stays
+ * at its peak and is reused by the next node. A worker's lists go back to a
+ * process-wide free list when its node ends, and so does a block freed after
+ * that. A class whose lists are empty first borrows a free block of a larger
+ * slab class from the same worker, so the messages that ended tasks send
+ * reuse those tasks' memory instead of growing the heap. Under ASan messages
+ * and tasks stay plain mallocs, so a use after free is still caught.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
 #include "internal.h"
 
-/* A free block is linked through its first word. */
+/* A free block is linked through its first word; the first block of a
+ * chain on the process's free list links the next chain with its second. */
 typedef struct blk {
     struct blk *next;
+    struct blk *next_chain;
 } blk;
 
 #define SLAB_BLOCKS 64
 #define ARENA_MIN (64u << 10) /* the first arena; each next one doubles */
 #define ARENA_MAX (2u << 20)
+#define POPULATE_STEP (256u << 10)
 #define RFREE_BATCH 32
 
 static bool
 slab_class(int c)
 {
+#ifdef PC__ASAN
     return c == PC__CACHE_ACTOR;
+#else
+    return c != PC__CACHE_ENV;
+#endif
 }
 
-/* A fresh arena, its pages made present by the mmap itself (one system
- * call for all its pages, not a fault each). Its header links it to the
- * previous one and says its size: twice the previous one's, up to
- * ARENA_MAX, so a program with a few actors maps little. */
+/* The process's slab memory: arenas and the blocks no worker holds. */
+static struct {
+    pthread_mutex_t mu;
+    void *arenas;          /* linked through their first word, never unmapped */
+    char *next, *end;      /* room left in the newest arena */
+    char *ready;           /* its pages are present below this */
+    blk *free[PC__CACHES]; /* chains given back by ended nodes or freed
+                              after them (see blk) */
+} slabs = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* A fresh arena. Its header links it to the previous one and says its
+ * size: twice the previous one's, up to ARENA_MAX, so a program with a few
+ * procs maps little. Under slabs.mu. */
 static bool
-arena_new(pc__cache *k)
+arena_new(void)
 {
-    size_t size = k->arenas ? ((size_t *)k->arenas)[1] * 2 : ARENA_MIN;
+    size_t size = slabs.arenas ? ((size_t *)slabs.arenas)[1] * 2 : ARENA_MIN;
     char *a;
 
     if (size > ARENA_MAX)
         size = ARENA_MAX;
-    a = mmap(NULL, size, PROT_READ | PROT_WRITE,
-             MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    a = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+             -1, 0);
     if (a == MAP_FAILED)
         return false;
-    ((void **)(void *)a)[0] = k->arenas;
+    ((void **)(void *)a)[0] = slabs.arenas;
     ((size_t *)(void *)a)[1] = size;
-    k->arenas = a;
-    k->arena_next = a + 64;
-    k->arena_end = a + size;
+    slabs.arenas = a;
+    slabs.next = a + 64;
+    slabs.end = a + size;
+    slabs.ready = a;
     return true;
 }
 
-/* Carve a new slab into the local list; false when out of memory. */
-static bool
-slab_grow(pc__cache *k, size_t size)
+/* Make the newest arena's pages present up to `upto` and a step beyond:
+ * one system call instead of a page fault per page. Where the kernel lacks
+ * MADV_POPULATE_WRITE (before 5.14) the pages fault in as they are used.
+ * Under slabs.mu. */
+static void
+arena_populate(char *upto)
 {
-    size_t bs = (size + 15) & ~(size_t)15, len = SLAB_BLOCKS * bs;
-    char *slab;
+    size_t n;
 
-    if ((size_t)(k->arena_end - k->arena_next) < len && !arena_new(k))
-        return false;
-    slab = k->arena_next;
-    k->arena_next += len;
-    for (int i = SLAB_BLOCKS - 1; i >= 0; i--) {
-        blk *b = (blk *)(void *)(slab + (size_t)i * bs);
-        b->next = k->local;
-        k->local = b;
+    if (upto <= slabs.ready)
+        return;
+    n = (size_t)(upto - slabs.ready) + POPULATE_STEP - 1;
+    n -= n % POPULATE_STEP;
+    if (n > (size_t)(slabs.end - slabs.ready))
+        n = (size_t)(slabs.end - slabs.ready);
+#ifdef MADV_POPULATE_WRITE
+    (void)madvise(slabs.ready, n, MADV_POPULATE_WRITE);
+#endif
+    slabs.ready += n;
+}
+
+/* Refill k (class c, empty) from the blocks given back, else with a new
+ * slab; false when out of memory. */
+static bool
+slab_grow(pc__cache *k, int c)
+{
+    size_t bs = (pc__cache_size[c] + 15) & ~(size_t)15, len = SLAB_BLOCKS * bs;
+    bool ok = true;
+
+    pthread_mutex_lock(&slabs.mu);
+    if (slabs.free[c]) { /* a chain: nlocal stays a guess */
+        k->local = slabs.free[c];
+        slabs.free[c] = slabs.free[c]->next_chain;
+    } else if ((size_t)(slabs.end - slabs.next) < len && !arena_new()) {
+        ok = false;
+    } else {
+        char *slab = slabs.next;
+        slabs.next += len;
+        arena_populate(slabs.next);
+        for (int i = SLAB_BLOCKS - 1; i >= 0; i--) {
+            blk *b = (blk *)(void *)(slab + (size_t)i * bs);
+            b->next = k->local;
+            k->local = b;
+        }
     }
-    return true;
+    pthread_mutex_unlock(&slabs.mu);
+    return ok;
+}
+
+/* A freed block of another slab class of w at least as big as class c's,
+ * or NULL. Only freed ones (nlocal counts them): taking the rest of a slab
+ * just carved would only waste the difference in size. */
+static blk *
+borrow(pc__worker *w, int c)
+{
+    for (int d = 0; d < PC__CACHES; d++) {
+        pc__cache *k = &w->caches[d];
+        blk *b = k->local;
+        if (d == c || !b || !k->nlocal || !slab_class(d) ||
+            pc__cache_size[d] < pc__cache_size[c])
+            continue;
+        k->local = b->next;
+        if (k->nlocal)
+            k->nlocal--;
+        return b;
+    }
+    return NULL;
+}
+
+/* Give the chain b of class c to the process's free list: O(1), without
+ * walking a node's million blocks at its end. */
+static void
+slabs_give(int c, blk *b)
+{
+    pthread_mutex_lock(&slabs.mu);
+    b->next_chain = slabs.free[c];
+    slabs.free[c] = b;
+    pthread_mutex_unlock(&slabs.mu);
 }
 
 void *
@@ -105,14 +191,18 @@ pc__cache_alloc(pc__worker *w, int c, uint16_t *home)
             atomic_exchange_explicit(&k->remote, NULL, memory_order_acquire);
         k->nlocal = 0; /* unknown: recounted as blocks come back */
     }
-    if (!k->local && slab_class(c) && !slab_grow(k, pc__cache_size[c]))
-        return NULL;
-    if ((b = k->local)) {
+    if (!(b = k->local)) {
+        if (!slab_class(c))
+            b = malloc(pc__cache_size[c]);
+        else if (!(b = borrow(w, c)) && slab_grow(k, c))
+            b = k->local;
+        if (!b)
+            return NULL;
+    }
+    if (b == k->local) {
         k->local = b->next;
         if (k->nlocal)
             k->nlocal--;
-    } else if (!(b = malloc(pc__cache_size[c]))) {
-        return NULL;
     }
     *home = (uint16_t)(w->index + 1);
     return b;
@@ -181,7 +271,12 @@ pc__cache_free(int c, uint16_t home, void *p)
     pc__cache *k;
 
     if (!home || !n || home > n->nworkers) {
-        free(p);
+        if (home && slab_class(c)) { /* a message that outlived its node */
+            b->next = NULL;
+            slabs_give(c, b);
+        } else {
+            free(p);
+        }
         return;
     }
     k = &n->workers[home - 1].caches[c];
@@ -208,17 +303,11 @@ pc__cache_fini(pc__worker *w)
     for (int c = 0; c < PC__CACHES; c++) {
         pc__cache *k = &w->caches[c];
         blk *b = atomic_exchange(&k->remote, NULL);
-        if (slab_class(c)) { /* the blocks live in the arenas */
-            void *a;
-            while ((a = k->arenas)) {
-                k->arenas = *(void **)a;
-                munmap(a, ((size_t *)a)[1]);
-            }
-            k->arena_next = k->arena_end = NULL;
-            k->local = NULL;
-            continue;
-        }
         for (int pass = 0; pass < 2; pass++) {
+            if (b && slab_class(c)) { /* back to the process */
+                slabs_give(c, b);
+                b = NULL;
+            }
             while (b) {
                 blk *next = b->next;
                 free(b);

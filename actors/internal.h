@@ -116,12 +116,7 @@ void pc__stack_put(pc__stack_pool *p, pc__stack **s);
 /* Aborts with a clear message when the task's stack overflowed. */
 void pc__stack_overflow(const pc__stack *s, const char *name)
     __attribute__((noreturn));
-static inline void
-pc__stack_check(const pc__stack *s, const void *sp, const char *name)
-{
-    if (s && ((const char *)sp < s->lo || (const char *)sp > s->lo + s->size))
-        pc__stack_overflow(s, name);
-}
+/* pc__stack_check (inline.h): the switch-time check, sp inside s. */
 /* At a task's end: also the lowest word, which only an overflow writes. */
 void pc__stack_check_end(const pc__stack *s, const char *name);
 
@@ -324,8 +319,16 @@ enum pc__env_kind {
     PC__ENV_UNJOIN     /* the joiner rt of `to` gave up: drop its record */
 };
 
+/* A link of an inbox (inbox.c): the first member of an envelope and of a
+ * message, which a plain send to another worker posts as it is. The low bit
+ * of a link says what the next node is (PC__Q_MSG: a message). */
+typedef struct pc__qnode {
+    _Atomic(uintptr_t) next;
+} pc__qnode;
+#define PC__Q_MSG ((uintptr_t)1)
+
 typedef struct pc__env {
-    _Atomic(struct pc__env *) next;
+    pc__qnode q;
     uint8_t kind;
     uint16_t home; /* cache.c */
     uint8_t how;   /* PC__ENV_MSG: PC__MB_CHAN, PC__MB_SYS */
@@ -338,10 +341,15 @@ typedef struct pc__env {
     pc_task_fn swap_fn, swap_old;   /* PC__ENV_SWAP, PC__ENV_SWAP_ALL */
 } pc__env;
 
-/* Vyukov's intrusive MPSC queue: wait-free push, single consumer. */
+/* Vyukov's intrusive MPSC queue of envelopes and messages: wait-free push,
+ * single consumer; head and tail are tagged links (pc__qnode). The
+ * producers' end and the consumer's are on cache lines of their own: with
+ * them on one line every pop's write of `tail` took the line from the
+ * producers' next exchange on `head`. */
+#define PC__CACHE_LINE 64
 typedef struct pc__mpsc {
-    _Atomic(pc__env *) head; /* producers push here */
-    pc__env *tail;           /* consumer pops here */
+    _Alignas(PC__CACHE_LINE) _Atomic(uintptr_t) head; /* producers push here */
+    _Alignas(PC__CACHE_LINE) uintptr_t tail;          /* consumer pops here */
     pc__env stub;
 } pc__mpsc;
 
@@ -362,10 +370,11 @@ void pc__sync_post(pc__sync *s, int rc, pc_msg *msg);
 /* ---- block caches (cache.c) ---------------------------------------------- */
 
 enum {
-    PC__CACHE_MSG,
-    PC__CACHE_ENV,
+    PC__CACHE_MSG,      /* small messages (msg.c) */
+    PC__CACHE_MSG_TINY, /* tiny ones: type and payload in 16 bytes */
+    PC__CACHE_ENV,      /* envelopes; the others are slab-backed (cache.c) */
     PC__CACHE_TASK,
-    PC__CACHE_ACTOR, /* slab-backed */
+    PC__CACHE_ACTOR,
     PC__CACHES
 };
 #define PC__CACHE_MAX 16384 /* blocks kept per list */
@@ -374,9 +383,9 @@ extern const size_t pc__cache_size[PC__CACHES];
 typedef struct pc__cache {
     void *local; /* home thread only */
     unsigned nlocal;
-    _Atomic(void *) remote;       /* pushed by other threads */
-    void *arenas;                 /* slab-backed classes: the arenas, linked */
-    char *arena_next, *arena_end; /* room left in the newest arena */
+    /* pushed by other threads: on a line apart from what the home's every
+     * allocation writes */
+    _Alignas(PC__CACHE_LINE) _Atomic(void *) remote;
 } pc__cache;
 
 typedef struct pc__node pc__node;
@@ -394,22 +403,27 @@ void pc__cache_free(int c, uint16_t home, void *p);
 /* Send w's pending batches home (w's own thread, or at node teardown). */
 void pc__cache_flush(pc__node *n, pc__worker *w);
 void pc__cache_fini(pc__worker *w);
-/* pc__cache_alloc / pc__cache_free with their common case inline (a block
- * from / back to the calling worker's own list); defined at the end. */
-static inline void *pc__cache_get(pc__worker *w, int c, uint16_t *home);
-static inline void pc__cache_put(int c, uint16_t home, void *p);
+/* pc__cache_get / pc__cache_put (inline.h): the same with their common case
+ * inline (a block from / back to the calling worker's own list). */
 
 /* ---- worker and node ----------------------------------------------------- */
 
+/* Workers sit side by side in an array, each on cache lines of its own
+ * (node.c allocates them aligned); the fields other threads touch on every
+ * send (the inbox head, `sleeping`, caches' remote stacks) are apart from
+ * the ones the worker writes all the time. */
 struct pc__worker {
     int index;
     struct ev_loop *loop;
     ev_async doorbell;
     pthread_t thread;
     pc__mpsc inbox;
-    atomic_bool sleeping; /* in ev_run(ONCE): producers must ring */
+    /* read by every producer's push, written only around a sleep */
+    _Alignas(PC__CACHE_LINE) atomic_bool sleeping; /* in ev_run(ONCE):
+                                                      producers must ring */
     atomic_bool stop;
-    pc__proc *cur; /* running task or actor; NULL in the scheduler */
+    _Alignas(PC__CACHE_LINE) pc__proc *cur; /* running task or actor; NULL
+                                               in the scheduler */
     pc__ctx sched_ctx;
     pc__proc *rq_head, *rq_tail; /* run queue, FIFO */
     int budget;                  /* direct switches left before I/O poll */
@@ -476,102 +490,25 @@ extern _Thread_local pc__worker *pc__tls_worker
     __attribute__((tls_model("initial-exec")));
 
 /* ---- slot.c: refs to procs -------------------------------------------- */
+/* (the lookups and pc__route() are inline: inline.h) */
 
-static inline pc__slot *
-pc__slot_get(uint32_t idx)
-{
-    pc__node *n = pc__the_node;
-    pc__slot *chunk;
-
-    if (!n || idx == 0)
-        return NULL;
-    chunk = atomic_load_explicit(&n->chunks[idx >> PC__CHUNK_BITS],
-                                 memory_order_acquire);
-    return chunk ? &chunk[idx & (PC__CHUNK_SLOTS - 1)] : NULL;
-}
-/* The slot of a ref of this node whose generation still matches (a live
- * proc or a zombie), or NULL: stale, nil, another node's. Any thread. */
-static inline pc__slot *
-pc__slot_of(pc_ref r)
-{
-    pc__node *n = pc__the_node;
-    pc__slot *s;
-
-    if (!n || r.node != n->id || !(s = pc__slot_get((uint32_t)r.id)) ||
-        atomic_load_explicit(&s->gen, memory_order_acquire) !=
-            (uint32_t)(r.id >> 32))
-        return NULL;
-    return s;
-}
-
-/* The worker owning the proc in slot s. */
-static inline pc__worker *
-pc__slot_worker(const pc__slot *s)
-{
-    return &pc__the_node->workers[atomic_load_explicit(&s->worker,
-                                                       memory_order_acquire)];
-}
-
-/* The proc in slot s, when it is the one r names. Only the owning worker
- * may dereference it: nobody else frees it. */
-static inline pc__proc *
-pc__slot_proc(pc__slot *s, pc_ref r)
-{
-    pc__proc *p = atomic_load_explicit(&s->proc, memory_order_acquire);
-
-    if (!p || ((uintptr_t)p & 1) || p->idx != (uint32_t)r.id ||
-        p->gen != (uint32_t)(r.id >> 32))
-        return NULL;
-    return p;
-}
 pc__proc *pc__proc_lookup(pc__worker *w, pc_ref r); /* owner-side, live */
 pc_err pc__slot_alloc(pc__worker *w, uint32_t *idx, uint32_t *gen);
 void pc__slot_release(pc__worker *w, uint32_t idx);
-/* Route a ref of a live proc: PC_OK with *tw its worker and, when that is
- * the caller's worker, *local the proc; else PC_ENOENT / PC_EUNREACH /
- * PC_ESTATE. */
-static inline pc_err
-pc__route(pc_ref to, pc__worker **tw, pc__proc **local)
-{
-    /* written out, not pc__slot_of(): every load here is done once (after
-     * an acquire load the compiler must read globals again) */
-    pc__node *n = pc__the_node;
-    pc__worker *me = pc__tls_worker;
-    uint32_t idx = (uint32_t)to.id;
-    pc__slot *chunk, *s;
-    uint16_t wi;
-
-    *local = NULL;
-    if (!n)
-        return PC_ESTATE;
-    if (to.node != n->id)
-        return pc_ref_is_nil(to) ? PC_ENOENT : PC_EUNREACH;
-    if (!idx || !(chunk = atomic_load_explicit(
-                      &n->chunks[idx >> PC__CHUNK_BITS], memory_order_acquire)))
-        return PC_ENOENT;
-    s = &chunk[idx & (PC__CHUNK_SLOTS - 1)];
-    if (atomic_load_explicit(&s->gen, memory_order_acquire) !=
-            (uint32_t)(to.id >> 32) ||
-        atomic_load_explicit(&s->zombie, memory_order_acquire))
-        return PC_ENOENT;
-    wi = atomic_load_explicit(&s->worker, memory_order_acquire);
-    if (!me || me->index != wi) {
-        *tw = &n->workers[wi];
-        return PC_OK;
-    }
-    *tw = me;
-    return (*local = pc__slot_proc(s, to)) ? PC_OK : PC_ENOENT;
-}
 
 /* ---- inbox.c: envelopes between threads --------------------------------- */
 
 void pc__inbox_init(pc__worker *w);
-void pc__inbox_drain(pc__worker *w);   /* apply every envelope waiting */
-pc__env *pc__inbox_pop(pc__worker *w); /* node teardown only */
+void pc__inbox_drain(pc__worker *w); /* apply every envelope waiting */
+/* node teardown only: the next envelope (messages on the way are freed) */
+pc__env *pc__inbox_pop(pc__worker *w);
 bool pc__inbox_empty(pc__worker *w);
 pc__env *pc__env_new(int kind);
 void pc__env_free(pc__env *e);
 void pc__env_push(pc__worker *target, pc__env *e);
+/* A plain send (no ack, ordinary mail) of m, which the caller owns alone, to
+ * proc `to` on worker target: posted as it is, no envelope (inbox.c). */
+void pc__msg_post(pc__worker *target, pc_ref to, pc_msg *m);
 /* Have `req` (a template: kind, to and its other fields) applied to proc
  * req->to by its owner: at once when that is the caller's worker, else as a
  * copy posted to the owner. Returns PC_OK, pc__route()'s error, or
@@ -621,8 +558,6 @@ void pc__wait_cancel(pc__reply_to *rt);
 
 pc_err pc__worker_init(pc__worker *w, int index, const pc_node_opts *o);
 void *pc__worker_main(void *arg);
-void pc__runq_push(pc__worker *w, pc__proc *p);
-pc__proc *pc__runq_pop(pc__worker *w);
 
 /* ---- proc.c: life cycle --------------------------------------------------- */
 
@@ -653,7 +588,8 @@ pc__cur_task(pc__worker *w)
                : NULL;
 }
 void pc__task_run(pc__worker *w, pc__task *t); /* from the scheduler */
-void pc__task_wake(pc__task *t, int rc);
+/* pc__task_wake (inline.h), the part for its timer and fd watcher */
+void pc__task_wake_x(pc__task *t);
 /* Block the running task in `state` up to timeout seconds (negative:
  * forever); returns the code it was woken with. */
 int pc__task_wait(pc__worker *w, pc__task *t, int state, double timeout);
@@ -753,19 +689,26 @@ void pc__mon_node_down(pc_ref local, pc_ref remote, bool link);
 /* msg.c: a message (see msg.c's opening comment); here so that the send
  * path can read the sender inline. */
 struct pc_msg {
-    atomic_uint refs;
-    uint16_t type_len;
+    pc__qnode q;   /* its inbox link, sent to another worker (inbox.c) */
     uint16_t home; /* small message: its cache home (cache.c); 0: none */
+    uint8_t cls;   /* ... and its cache class */
+    atomic_uint refs;
     size_t len;
     pc_ref sender;
-    const char *type;
-    void *pb;               /* ProtobufCMessage *, or NULL */
-    _Atomic(char *) packed; /* pb's packed form, made on demand */
-    char *data;
+    uint64_t to; /* sent to another worker: the target's ref.id */
+    void *pb;    /* ProtobufCMessage *, or NULL */
+    union {
+        char *data;             /* the payload (no pb) */
+        _Atomic(char *) packed; /* pb's packed form, made on demand */
+    };
     void (*free_fn)(void *data, void *hint); /* payload not ours (remote) */
     void *hint;
-    char inl[]; /* type NUL data NUL */
+    char inl[]; /* type NUL data NUL (a pb message's type: its descriptor's) */
 };
+
+/* Type + NUL + payload + NUL that fit a cached message, and a tiny one. */
+#define PC__MSG_SMALL_ROOM 64
+#define PC__MSG_TINY_ROOM 16
 
 void pc__msg_set_sender(pc_msg *m, pc_ref sender);
 /* Make *mp name `sender` (nil: leave it) before it is sent: in place when
@@ -792,7 +735,7 @@ typedef bool (*pc__match_fn)(const pc_msg *m, void *ctx);
  * PC_EFULL (refused or dropped, counted), PC_ENOMEM; m is not consumed on
  * error. */
 int pc__mb_put(pc__proc *p, pc_msg *m, unsigned how);
-pc_msg *pc__mb_pop(pc__proc *p);
+pc_msg *pc__mb_pop(pc__proc *p); /* fast paths and pc__mb_len: inline.h */
 /* Selective receive: from[] are sequence numbers (ordinary, channel ring)
  * to start at, advanced past what was scanned. */
 pc_msg *pc__mb_take(pc__proc *p, uint64_t from[2], pc__match_fn match,
@@ -812,61 +755,7 @@ void pc__mb_sender_gone(pc__task *t);
 /* Slots looked at by this thread's selective receives (tests check that a
  * scan stays proportional to the messages queued). */
 extern _Thread_local uint64_t pc__mb_visits;
-static inline size_t
-pc__mb_len(const pc__proc *p)
-{
-    return (size_t)p->mb.live + p->cmb.live;
-}
 
-static inline pc_ref
-pc__proc_ref(const pc__proc *p)
-{
-    return (pc_ref){pc__the_node->id, ((uint64_t)p->gen << 32) | p->idx};
-}
-
-/* pc__msg_stamp(mp, pc_self()), with the common case inline: a send from
- * the running proc of a message that already names it. */
-static inline pc_err
-pc__msg_stamp_self(pc_msg **mp)
-{
-    pc__worker *w = pc__tls_worker;
-    pc_ref me;
-
-    if (!w || !w->cur)
-        return PC_OK; /* outside procs: the sender stays */
-    me = pc__proc_ref(w->cur);
-    return pc_ref_eq((*mp)->sender, me) ? PC_OK : pc__msg_stamp(mp, me);
-}
-
-static inline void *
-pc__cache_get(pc__worker *w, int c, uint16_t *home)
-{
-    pc__cache *k;
-    void *b;
-
-    if (!w || !(b = (k = &w->caches[c])->local))
-        return pc__cache_alloc(w, c, home);
-    k->local = *(void **)b; /* a free block's first word links the next */
-    if (k->nlocal)
-        k->nlocal--;
-    *home = (uint16_t)(w->index + 1);
-    return b;
-}
-
-static inline void
-pc__cache_put(int c, uint16_t home, void *p)
-{
-    pc__worker *w = pc__tls_worker;
-    pc__cache *k;
-
-    if (w && home == w->index + 1 &&
-        (k = &w->caches[c])->nlocal < PC__CACHE_MAX) {
-        *(void **)p = k->local;
-        k->local = p;
-        k->nlocal++;
-        return;
-    }
-    pc__cache_free(c, home, p);
-}
+#include "inline.h"
 
 #endif

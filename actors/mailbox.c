@@ -93,12 +93,8 @@ rebuffer(pc__ring *r, uint32_t cap)
 static bool
 ring_push(pc__ring *r, pc_msg *m)
 {
-    if (r->cap == 0 && r->len == 0) {
-        r->one = m;
-        r->len = r->live = 1;
-        r->next++;
+    if (pc__ring_put_one(r, m))
         return true;
-    }
     if (r->len >= r->cap) { /* full, or one message and no buffer */
         uint32_t cap = r->cap ? r->cap * 2 : 4;
         if (cap < r->cap || !rebuffer(r, cap))
@@ -115,12 +111,8 @@ ring_pop(pc__ring *r)
 {
     pc_msg *m;
 
-    if (r->cap == 0) {
-        m = r->len ? r->one : NULL;
-        r->one = NULL;
-        r->len = r->live = 0;
-        return m;
-    }
+    if (r->cap == 0)
+        return pc__ring_take_one(r);
     while (r->len) {
         m = at(r, 0)->m;
         r->head = (r->head + 1) & (r->cap - 1);

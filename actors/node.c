@@ -125,7 +125,11 @@ pc_node_start(const pc_node_opts *opts)
     pthread_condattr_destroy(&ca);
     atomic_init(&n->slot_next, 1); /* index 0 is never used */
     n->chunks = calloc(PC__MAX_CHUNKS, sizeof *n->chunks);
-    n->workers = calloc((size_t)o.workers, sizeof *n->workers);
+    /* aligned: a worker's lines are its own (see pc__worker) */
+    n->workers = aligned_alloc(_Alignof(pc__worker),
+                               (size_t)o.workers * sizeof *n->workers);
+    if (n->workers)
+        memset(n->workers, 0, (size_t)o.workers * sizeof *n->workers);
     if (!n->chunks || !n->workers)
         goto nomem_free;
     for (int i = 0; i < o.workers; i++) {

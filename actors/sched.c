@@ -17,32 +17,6 @@
 #define FD_POLL_SPINS 32 /* spins between two polls of the fds: ~1 us */
 #define IDLE_STEP_MAX 16 /* at most this many spins between inbox looks */
 
-void
-pc__runq_push(pc__worker *w, pc__proc *p)
-{
-    p->state = PC__ST_READY;
-    p->next = NULL;
-    if (w->rq_tail)
-        w->rq_tail->next = p;
-    else
-        w->rq_head = p;
-    w->rq_tail = p;
-}
-
-pc__proc *
-pc__runq_pop(pc__worker *w)
-{
-    pc__proc *p = w->rq_head;
-
-    if (p) {
-        w->rq_head = p->next;
-        if (!w->rq_head)
-            w->rq_tail = NULL;
-        p->next = NULL;
-    }
-    return p;
-}
-
 static void
 doorbell_cb(struct ev_loop *loop, ev_async *a, int revents)
 {

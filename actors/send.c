@@ -1,8 +1,10 @@
 /* actors/send.c — send, deliver and receive.
  *
  * A send to a proc on the caller's worker puts the message straight into
- * its mailbox (and makes it runnable); to another worker it travels as a MSG
- * envelope; to another node it goes to the registered transport. FIFO per
+ * its mailbox (and makes it runnable); to another worker a message the
+ * sender holds alone travels on the target worker's inbox as it is, others
+ * (shared, channel mail, acked sends) in a MSG envelope; to another node it
+ * goes to the registered transport. FIFO per
  * sender→receiver holds on each path: one worker runs a sender at a time,
  * and an inbox is FIFO. Receive pops the mailbox or waits in PC__ST_AWAIT_MSG;
  * selective receive scans from a mark (mailbox.c).
@@ -12,22 +14,27 @@
 
 #include "internal.h"
 
-/* Put m in p's mailbox (p is on this worker), applying a bounded mailbox's
- * policy. Returns PC_OK, or PC_ENOENT (p ended) / PC_EFULL with m freed. */
-int
-pc__deliver_local(pc__worker *w, pc__proc *p, pc_msg *m, unsigned how)
+/* pc__deliver_local(), inlined into the send path. */
+static inline int
+deliver(pc__worker *w, pc__proc *p, pc_msg *m, unsigned how)
 {
     int rc;
 
     if (p->state >= PC__ST_ZOMBIE)
         return PC_ENOENT;
-    if ((rc = pc__mb_put(p, m, how)) != PC_OK)
+    if ((rc = pc__mb_put_fast(p, m, how)) != PC_OK)
         return rc;
     if (p->state == PC__ST_AWAIT_MSG)
         pc__task_wake((pc__task *)p, PC_OK);
     else if (p->state == PC__ST_IDLE)
         pc__runq_push(w, p);
     return PC_OK;
+}
+
+int
+pc__deliver_local(pc__worker *w, pc__proc *p, pc_msg *m, unsigned how)
+{
+    return deliver(w, p, m, how);
 }
 
 /* pc_send, pc_send_timeout, pc__send_ex: *m is consumed only on PC_OK. */
@@ -51,7 +58,7 @@ send_msg(pc_ref to, pc_msg **m, unsigned how, double timeout, pc__ack_fn ack,
         if (!how && p->mb_cap &&
             (rc = pc__mb_admit(tw, to, &p, timeout)) != PC_OK)
             return rc;
-        rc = pc__deliver_local(tw, p, *m, how);
+        rc = deliver(tw, p, *m, how);
         if (rc != PC_OK && rc != PC_EFULL)
             return rc;
         if (rc == PC_EFULL) /* dropped by the policy, as across workers */
@@ -59,6 +66,12 @@ send_msg(pc_ref to, pc_msg **m, unsigned how, double timeout, pc__ack_fn ack,
         *m = NULL;
         if (ack)
             ack(ctx, rc);
+        return PC_OK;
+    }
+    if (!how && !ack &&
+        atomic_load_explicit(&(*m)->refs, memory_order_acquire) == 1) {
+        pc__msg_post(tw, to, *m); /* ours alone: it is its own envelope */
+        *m = NULL;
         return PC_OK;
     }
     pc__env *e = pc__env_new(PC__ENV_MSG);
@@ -109,9 +122,10 @@ pc_err
 pc_send_data(pc_ref to, const char *type, const void *data, size_t len)
 {
     pc_msg *m;
-    pc_err rc = pc_msg_new(&m, type, data, len);
+    pc_err rc = pc__msg_new(&m, type, data, len);
 
-    if (rc == PC_OK && (rc = pc_send(to, &m)) != PC_OK)
+    /* a new message already names its maker, pc_self(): no stamp needed */
+    if (rc == PC_OK && (rc = send_msg(to, &m, 0, -1, NULL, NULL)) != PC_OK)
         pc_msg_free(&m);
     return rc;
 }
@@ -165,7 +179,7 @@ pc_recv(pc_msg **out, double timeout)
     if (t->x && (*out = pc__swap_offer(t))) /* no extension: no swap */
         return PC_OK;
     if (pc__mb_len(&t->p)) {
-        *out = pc__mb_pop(&t->p);
+        *out = pc__mb_pop_fast(&t->p);
         return PC_OK;
     }
     if (timeout == 0)
@@ -176,7 +190,7 @@ pc_recv(pc_msg **out, double timeout)
     if (pc__mb_len(&t->p)) /* a message that raced the timer counts */
         rc = PC_OK;
     if (rc == PC_OK)
-        *out = pc__mb_pop(&t->p);
+        *out = pc__mb_pop_fast(&t->p);
     return rc;
 }
 

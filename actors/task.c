@@ -132,7 +132,7 @@ schedule_out(pc__worker *w, pc__task *t)
 {
     pc__proc *next = w->rq_head;
 
-    pc__stack_check(t->stack, __builtin_frame_address(0), pc__proc_name(&t->p));
+    pc__stack_check(t->stack, __builtin_frame_address(0), &t->p);
     if (next == &t->p && w->budget > 0) { /* yield with nobody else ready */
         w->budget--;
         pc__runq_pop(w);
@@ -142,7 +142,8 @@ schedule_out(pc__worker *w, pc__task *t)
     if (next && next->kind == PC__TASK && !next->killed && w->budget > 0 &&
         !(next->small && t->p.small)) {
         pc__task *n = (pc__task *)next;
-        if (prepare(w, n)) {
+        /* prepare() only for a first run or a small task: not the call */
+        if ((!next->small && n->ctx.sp) || prepare(w, n)) {
             w->budget--;
             pc__runq_pop(w);
             next->state = PC__ST_RUNNING;
@@ -206,7 +207,7 @@ task_entry(void)
 void
 pc__task_exit(pc__worker *w, pc__task *t, int rc, pc_msg *value)
 {
-    pc__stack_check(t->stack, __builtin_frame_address(0), pc__proc_name(&t->p));
+    pc__stack_check(t->stack, __builtin_frame_address(0), &t->p);
     w->dead_rc = rc;
     w->dead_val = value;
     w->dead = t;
@@ -256,17 +257,11 @@ pc__task_release(pc__worker *w, pc__task *t)
 }
 
 void
-pc__task_wake(pc__task *t, int rc)
+pc__task_wake_x(pc__task *t)
 {
-    pc__worker *w = t->p.w;
-
-    if (t->x) {
-        t->x->deadline = 0; /* the timer stays armed; its callback sees it */
-        if (ev_is_active(&t->x->io))
-            ev_io_stop(w->loop, &t->x->io);
-    }
-    t->wake_rc = rc;
-    pc__runq_push(w, &t->p);
+    t->x->deadline = 0; /* the timer stays armed; its callback sees it */
+    if (ev_is_active(&t->x->io))
+        ev_io_stop(t->p.w->loop, &t->x->io);
 }
 
 static void

@@ -834,8 +834,108 @@ ownership_on_error(int W)
     pc_msg_free(&m);
 }
 
+/* ---- posted messages and envelopes in one FIFO ------------------------------ */
+
+/* A plain send to another worker posts the message itself on the inbox; a
+ * shared one (more references) travels in an envelope. From one sender they
+ * must still arrive in order, and a received message forwarded across
+ * workers again (its inbox link reused) too. */
+#define MIX_N 4000
+
+struct mix_ctx {
+    pc_ref receiver, sink;
+    atomic_long out_of_order, sink_out_of_order;
+    atomic_int done;
+};
+
+static uint32_t
+mix_seq(const pc_msg *m)
+{
+    size_t len = 0;
+    const uint32_t *d = pc_msg_data(m, &len);
+
+    return len == sizeof *d ? *d : UINT32_MAX;
+}
+
+static pc_msg *
+mix_sink(void *arg)
+{
+    struct mix_ctx *c = arg;
+
+    for (uint32_t i = 0; i < MIX_N; i++) {
+        pc_msg *m = NULL;
+        TCHECK_RC(pc_recv(&m, PT_LONG), PC_OK);
+        if (mix_seq(m) != i)
+            atomic_fetch_add(&c->sink_out_of_order, 1);
+        pc_msg_free(&m);
+    }
+    atomic_fetch_add(&c->done, 1);
+    return NULL;
+}
+
+static pc_msg *
+mix_receiver(void *arg)
+{
+    struct mix_ctx *c = arg;
+
+    for (uint32_t i = 0; i < MIX_N; i++) {
+        pc_msg *m = NULL;
+        TCHECK_RC(pc_recv(&m, PT_LONG), PC_OK);
+        if (mix_seq(m) != i)
+            atomic_fetch_add(&c->out_of_order, 1);
+        TCHECK_RC(pc_send(c->sink, &m), PC_OK); /* across workers again */
+        pc_msg_free(&m);
+    }
+    atomic_fetch_add(&c->done, 1);
+    return NULL;
+}
+
+static pc_msg *
+mix_sender(void *arg)
+{
+    struct mix_ctx *c = arg;
+
+    for (uint32_t i = 0; i < MIX_N; i++) {
+        pc_msg *m = NULL, *extra = NULL;
+        TCHECK_RC(pc_msg_new(&m, "mix", &i, sizeof i), PC_OK);
+        if (i % 3 == 1)
+            extra = pc_msg_ref(m); /* shared: goes in an envelope */
+        TCHECK_RC(pc_send(c->receiver, &m), PC_OK);
+        pc_msg_free(&m);
+        pc_msg_free(&extra);
+        if (i % 64 == 0)
+            TCHECK_RC(pc_yield(), PC_OK);
+    }
+    atomic_fetch_add(&c->done, 1);
+    return NULL;
+}
+
+static pc_msg *
+mix_main(void *arg)
+{
+    struct mix_ctx *c = arg;
+
+    c->sink = pt_spawn(mix_sink, c, 1, 0);
+    c->receiver = pt_spawn(mix_receiver, c, 0, 0);
+    pt_spawn(mix_sender, c, 1, 0);
+    atomic_fetch_add(&c->done, 1);
+    return NULL;
+}
+
+PT_WTEST(fifo_posted_and_enveloped)
+static void
+fifo_posted_and_enveloped(int W)
+{
+    struct mix_ctx c;
+
+    memset(&c, 0, sizeof c);
+    PT_RUN_TASK(W, mix_main, &c, &c.done, 4);
+    CU_ASSERT_EQUAL(atomic_load(&c.out_of_order), 0);
+    CU_ASSERT_EQUAL(atomic_load(&c.sink_out_of_order), 0);
+}
+
 PT_MAIN("mailbox", PT_WENTRY(fifo_per_sender), PT_WENTRY(pingpong_cross_worker),
         PT_WENTRY(send_from_foreign_threads), PT_ENTRY(send_einval),
         PT_WENTRY(deliver_enqueued), PT_WENTRY(deliver_from_main_thread),
         PT_WENTRY(mailbox_depth_counts), PT_WENTRY(leftover_mail_freed),
-        PT_WENTRY(ownership_on_error))
+        PT_WENTRY(ownership_on_error), PT_WENTRY(fifo_posted_and_enveloped))

@@ -534,9 +534,89 @@ msg_pb_forwarded_shared(int W)
     PT_RUN_TASK(W, pb_forward_main, &c, &c.done, 1);
 }
 
+/* ---- messages outliving their node ----------------------------------------- */
+
+/* Small messages come from slabs that belong to the process: a message kept
+ * after its node ended must stay intact, and freeing it then must hand its
+ * block to the next node without disturbing the ones still held. */
+#define OUT_MSGS 300 /* per worker: several slabs */
+
+static struct {
+    pc_msg *held[2][OUT_MSGS];
+    int round;
+    atomic_int done;
+} out;
+
+static bool
+out_intact(pc_msg *m, int round, int w, int i)
+{
+    char want[32];
+
+    snprintf(want, sizeof want, "r%d.w%d.%d", round, w, i);
+    return m && strcmp(pc_msg_str(m), want) == 0;
+}
+
+static pc_msg *
+out_maker(void *arg)
+{
+    int w = (int)(intptr_t)arg;
+
+    for (int i = 0; i < OUT_MSGS; i++) {
+        char text[32];
+        snprintf(text, sizeof text, "r%d.w%d.%d", out.round, w, i);
+        TCHECK_RC(pc_msg_new_str(&out.held[w][i], "out", text), PC_OK);
+    }
+    atomic_fetch_add(&out.done, 1);
+    return NULL;
+}
+
+static void
+out_node(int W)
+{
+    PT_START(W);
+    for (int w = 0; w < W; w++)
+        pt_spawn(out_maker, (void *)(intptr_t)w, w, 0);
+    PT_RUN();
+}
+
+PT_WTEST(msg_outlives_node)
+static void
+msg_outlives_node(int W)
+{
+    pc_msg *old[2][OUT_MSGS / 2];
+
+    memset(&out, 0, sizeof out);
+    out_node(W);
+    CU_ASSERT_EQUAL(atomic_load(&out.done), W);
+    /* keep the odd ones, free the even ones with no node running */
+    for (int w = 0; w < W; w++) {
+        for (int i = 0; i < OUT_MSGS; i++) {
+            CU_ASSERT(out_intact(out.held[w][i], 0, w, i));
+            if (i % 2)
+                old[w][i / 2] = out.held[w][i];
+            else
+                pc_msg_free(&out.held[w][i]);
+        }
+    }
+    out.round = 1; /* a new node makes as many: the freed blocks are reused */
+    out_node(W);
+    CU_ASSERT_EQUAL(atomic_load(&out.done), 2 * W);
+    for (int w = 0; w < W; w++) {
+        for (int i = 0; i < OUT_MSGS; i++) {
+            CU_ASSERT(out_intact(out.held[w][i], 1, w, i));
+            pc_msg_free(&out.held[w][i]);
+            if (i % 2) {
+                CU_ASSERT(out_intact(old[w][i / 2], 0, w, i));
+                pc_msg_free(&old[w][i / 2]);
+            }
+        }
+    }
+}
+
 PT_MAIN("msg", PT_WENTRY(msg_pb_forwarded_shared), PT_ENTRY(msg_basic),
         PT_ENTRY(msg_binary_payload), PT_ENTRY(msg_empty),
         PT_ENTRY(msg_new_str), PT_ENTRY(msg_type_length),
         PT_ENTRY(msg_refcount), PT_ENTRY(msg_refcount_threads),
         PT_WENTRY(msg_sender), PT_ENTRY(msg_pb_roundtrip),
-        PT_ENTRY(msg_pb_from_unpack), PT_WENTRY(msg_pb_shared))
+        PT_ENTRY(msg_pb_from_unpack), PT_WENTRY(msg_pb_shared),
+        PT_WENTRY(msg_outlives_node))
