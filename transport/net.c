@@ -338,10 +338,6 @@ load_keys(const pc_net_opts *o, pc_curve_keys *k)
     if (o->key_file)
         return pc_curve_read(o->key_file, k);
     rc = pc_secret_load(o->secret_file, secret, sizeof secret, &len);
-    if (rc == PC_ENOENT)
-        PC_LOG_ERROR("net", "no cluster secret: give a secret file, or set "
-                            "PICOS_SECRET_FILE or PICOS_SECRET (plain links "
-                            "only when asked for)");
     if (rc == PC_OK)
         rc = pc_curve_from_secret(secret, len, k);
     memset(secret, 0, sizeof secret);

@@ -99,6 +99,10 @@ typedef struct peer {
     waiter *connect_waiters; /* pc_node_connect() callers */
     void *sub;               /* SUB to its PUB, once we subscribe */
     ev_io sub_io;
+    ev_io mon_io; /* its monitor's fd */
+    /* ZMQ_EVENTS may say POLLIN (its fd fired, or we used the socket
+     * since it was last drained): the pump looks only at these */
+    bool dirty, sub_dirty;
 } peer;
 
 typedef struct frame {
@@ -125,6 +129,8 @@ typedef struct net {
     ev_io router_io;
     ev_io zap_io;
     ev_io mon_io;
+    ev_io pub_io;
+    bool router_dirty, pub_dirty; /* as peer.dirty */
     _Atomic(cmd *) inq;
     pthread_mutex_t mu; /* peers' node/up/max_frame; the peer list */
     peer *peers;

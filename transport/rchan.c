@@ -199,6 +199,7 @@ sub_socket(net *n, peer *p)
     ev_io_init(&p->sub_io, on_sub, fd, EV_READ);
     p->sub_io.data = p;
     ev_io_start(n->loop, &p->sub_io);
+    p->sub_dirty = true;
     return s;
 }
 
@@ -247,6 +248,7 @@ subs_changed(net *n, uint64_t home, const char *name, size_t count)
     memcpy(topic, name, tlen); /* with its NUL */
     if (count && !s->subscribed) {
         void *sock = p->pub_endpoint[0] ? sub_socket(n, p) : NULL;
+        p->sub_dirty = true;
         if (sock && !zmq_setsockopt(sock, ZMQ_SUBSCRIBE, topic, tlen)) {
             s->subscribed = true;
             s->synced = false; /* until its CHAN_SYNC arrives */
@@ -302,8 +304,11 @@ pc__rchan_drain_sub(net *n, peer *p, int *budget)
         int ev = 0;
         size_t sz = sizeof ev;
 
-        if (zmq_getsockopt(p->sub, ZMQ_EVENTS, &ev, &sz) || !(ev & ZMQ_POLLIN))
+        if (zmq_getsockopt(p->sub, ZMQ_EVENTS, &ev, &sz) ||
+            !(ev & ZMQ_POLLIN)) {
+            p->sub_dirty = false;
             return;
+        }
         zmq_msg_init(&topic);
         zmq_msg_init(&body);
         if (zmq_msg_recv(&topic, p->sub, ZMQ_DONTWAIT) < 0) {
@@ -387,6 +392,7 @@ pub_out(net *n, const char *name, uint64_t seq, int kind, pc_msg *m)
     }
     e.body_case = PICOS__V1__ENVELOPE__BODY_CHAN;
     e.chan = &c;
+    n->pub_dirty = true;
     if (wire_append(&b, &e) == PC_OK &&
         zmq_send(n->pub, name, strlen(name) + 1, ZMQ_SNDMORE | ZMQ_DONTWAIT) >=
             0 &&
@@ -411,8 +417,11 @@ pc__rchan_drain_xpub(net *n, int *budget)
         size_t sz = sizeof ev, len;
         const char *d;
 
-        if (zmq_getsockopt(n->pub, ZMQ_EVENTS, &ev, &sz) || !(ev & ZMQ_POLLIN))
+        if (zmq_getsockopt(n->pub, ZMQ_EVENTS, &ev, &sz) ||
+            !(ev & ZMQ_POLLIN)) {
+            n->pub_dirty = false;
             return;
+        }
         zmq_msg_init(&s);
         if (zmq_msg_recv(&s, n->pub, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&s);
