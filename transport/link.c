@@ -182,10 +182,14 @@ pc__link_out(net *n, peer *p, wire_env *e)
 {
     size_t limit = p->max_frame < BATCH_MAX ? p->max_frame : BATCH_MAX;
 
+    pc_err rc;
+
     e->version = 1;
-    if (p->out.n && p->out.len + wire_size(e) > limit)
+    if ((rc = wire_append_max(&p->out, e, limit)) == PC_EFULL) {
         flush(n, p);
-    if (wire_append(&p->out, e) != PC_OK) {
+        rc = wire_append(&p->out, e);
+    }
+    if (rc != PC_OK) {
         atomic_fetch_add(&n->dropped, 1);
         return false;
     }
@@ -784,9 +788,10 @@ pump(net *n)
     /* every data socket once per loop iteration: looking only at those
      * whose fd fired or that we used lost an edge now and then (tests
      * stalled), so the saving is kept for ZAP and the monitors only */
-    n->router_dirty = n->pub_dirty = true;
+    n->router_dirty = n->router != NULL;
+    n->pub_dirty = n->pub != NULL;
     for (peer *p = n->peers; p; p = p->next)
-        p->dirty = p->sub_dirty = true;
+        p->dirty = p->dealer != NULL, p->sub_dirty = p->sub != NULL;
     for (int round = 0; dirty && round < 4 && budget > 0; round++) {
         if (n->router_dirty)
             drain_router(n, &budget);
@@ -799,7 +804,7 @@ pump(net *n)
                 pc__rchan_drain_sub(n, p, &budget);
         }
         flush_all(n);
-        dirty = n->router_dirty || n->pub_dirty;
+        dirty = (n->router_dirty && n->router) || (n->pub_dirty && n->pub);
         for (peer *p = n->peers; p && !dirty; p = p->next)
             dirty = (p->dirty && p->dealer) || (p->sub_dirty && p->sub);
     }

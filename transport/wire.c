@@ -34,20 +34,142 @@ varint_len(uint64_t v)
     return n;
 }
 
+/* ---- the hand encoder --------------------------------------------------------
+ *
+ * Messages are most of the traffic, and protobuf-c walks an envelope twice
+ * (size, then pack) through its descriptors. An envelope with no body and
+ * no trace or seq — SEND, DELIVER and every answer — is encoded here in
+ * one pass instead, byte for byte what protobuf-c packs (fields in number
+ * order, proto3 zeros left out); test_wire checks the two agree. */
+
+static bool
+simple(const wire_env *e)
+{
+    return e->body_case == PICOS__V1__ENVELOPE__BODY__NOT_SET && !e->trace &&
+           !e->seq;
+}
+
+static size_t
+ref_len(const wire_ref *r)
+{
+    return r ? 9u * ((r->node != 0) + (r->incarnation != 0) + (r->id != 0)) : 0;
+}
+
+static uint32_t
+zigzag(int32_t v)
+{
+    return ((uint32_t)v << 1) ^ (uint32_t)(v >> 31);
+}
+
+static size_t
+simple_size(const wire_env *e)
+{
+    size_t n = 0, tl = strlen(e->type);
+
+    n += e->version ? 1 + varint_len(e->version) : 0;
+    n += e->kind ? 1 + varint_len((uint64_t)e->kind) : 0;
+    if (e->from)
+        n += 1 + varint_len(ref_len(e->from)) + ref_len(e->from);
+    if (e->to)
+        n += 1 + varint_len(ref_len(e->to)) + ref_len(e->to);
+    n += e->corr ? 1 + varint_len(e->corr) : 0;
+    n += e->timeout_us ? 1 + varint_len(e->timeout_us) : 0;
+    n += e->status ? 1 + varint_len(zigzag(e->status)) : 0;
+    n += e->count ? 1 + varint_len(e->count) : 0;
+    n += tl ? 1 + varint_len(tl) + tl : 0;
+    n += e->payload.len ? 1 + varint_len(e->payload.len) + e->payload.len : 0;
+    return n;
+}
+
+static uint8_t *
+put_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+static uint8_t *
+put_fixed(uint8_t *p, uint8_t tag, uint64_t v)
+{
+    if (!v)
+        return p;
+    *p++ = tag;
+    for (int i = 0; i < 8; i++)
+        *p++ = (uint8_t)(v >> (8 * i));
+    return p;
+}
+
+static uint8_t *
+put_ref(uint8_t *p, uint8_t tag, const wire_ref *r)
+{
+    if (!r)
+        return p;
+    *p++ = tag;
+    p = put_varint(p, ref_len(r));
+    p = put_fixed(p, 0x09, r->node);
+    p = put_fixed(p, 0x11, r->incarnation);
+    return put_fixed(p, 0x19, r->id);
+}
+
+static uint8_t *
+put_bytes(uint8_t *p, uint8_t tag, const void *d, size_t len)
+{
+    if (!len)
+        return p;
+    *p++ = tag;
+    p = put_varint(p, len);
+    memcpy(p, d, len);
+    return p + len;
+}
+
+static void
+simple_pack(const wire_env *e, uint8_t *p)
+{
+    if (e->version)
+        *p++ = 0x08, p = put_varint(p, e->version);
+    if (e->kind)
+        *p++ = 0x10, p = put_varint(p, (uint64_t)e->kind);
+    p = put_ref(p, 0x1a, e->from);
+    p = put_ref(p, 0x22, e->to);
+    if (e->corr)
+        *p++ = 0x28, p = put_varint(p, e->corr);
+    if (e->timeout_us)
+        *p++ = 0x30, p = put_varint(p, e->timeout_us);
+    if (e->status)
+        *p++ = 0x40, p = put_varint(p, zigzag(e->status));
+    if (e->count)
+        *p++ = 0x48, p = put_varint(p, e->count);
+    p = put_bytes(p, 0x5a, e->type, strlen(e->type));
+    put_bytes(p, 0x62, e->payload.data, e->payload.len);
+}
+
+static size_t
+packed_size(const wire_env *e)
+{
+    return simple(e) ? simple_size(e)
+                     : protobuf_c_message_get_packed_size(&e->base);
+}
+
 size_t
 wire_size(const wire_env *e)
 {
-    size_t n = protobuf_c_message_get_packed_size(&e->base);
+    size_t n = packed_size(e);
     return 1 + varint_len(n) + n;
 }
 
 pc_err
-wire_append(wire_buf *b, const wire_env *e)
+wire_append_max(wire_buf *b, const wire_env *e, size_t limit)
 {
-    size_t n = protobuf_c_message_get_packed_size(&e->base);
+    size_t n = packed_size(e);
     size_t need = 1 + varint_len(n) + n;
     uint8_t *p;
 
+    if (b->n && b->len + need > limit)
+        return PC_EFULL;
     if (b->len + need > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < b->len + need)
@@ -56,19 +178,21 @@ wire_append(wire_buf *b, const wire_env *e)
             return PC_ENOMEM;
         b->p = p, b->cap = cap;
     }
-    p = b->p + b->len;
-    *p++ = 0x0a; /* field 1, length-delimited */
-    for (uint64_t v = n;; v >>= 7) {
-        if (v < 0x80) {
-            *p++ = (uint8_t)v;
-            break;
-        }
-        *p++ = (uint8_t)(v | 0x80);
-    }
-    protobuf_c_message_pack(&e->base, p);
+    p = put_varint(b->p + b->len, 0x0a); /* field 1, length-delimited */
+    p = put_varint(p, n);
+    if (simple(e))
+        simple_pack(e, p);
+    else
+        protobuf_c_message_pack(&e->base, p);
     b->len += need;
     b->n++;
     return PC_OK;
+}
+
+pc_err
+wire_append(wire_buf *b, const wire_env *e)
+{
+    return wire_append_max(b, e, SIZE_MAX);
 }
 
 void

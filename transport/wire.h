@@ -38,6 +38,9 @@ typedef struct wire_buf {
 
 /* Append e to b as one more field 1 of a Frame. PC_ENOMEM. */
 pc_err wire_append(wire_buf *b, const wire_env *e);
+/* The same, unless b holds envelopes already and e would take it past
+ * `limit` bytes: PC_EFULL then (send b first). */
+pc_err wire_append_max(wire_buf *b, const wire_env *e, size_t limit);
 /* The bytes e takes in a frame (what wire_append adds). */
 size_t wire_size(const wire_env *e);
 void wire_buf_free(wire_buf *b);
