@@ -25,6 +25,7 @@
 #include "wire.h"
 
 static char secret_path[64], other_path[64], driver_ep[256];
+static nt_child B, C;
 
 /* Failure detection's timing: the defaults (0.2 s / 1 s), but under TSan,
  * where every process runs ten times slower on two shared cores, a busy
@@ -124,6 +125,58 @@ u64_at(const pc_msg *m, size_t i)
     return v;
 }
 
+/* ---- ipc, and a node that starts again on the same endpoint ---------------------------------- */
+
+static char ipc_ep[108];
+
+static pc_msg *
+restart_task(void *arg)
+{
+    pc_ref echo, echo2;
+    uint64_t node1 = 0, node2 = 0;
+    pc_msg *m;
+    double t0;
+    (void)arg;
+
+    TCHECK_RC(pc_node_connect(ipc_ep, PT_LONG, &node1), PC_OK);
+    echo = locate(ipc_ep, "echo");
+    m = ask(echo, "ping", "a", 1, "ping");
+    pc_msg_free(&m);
+    TCHECK_RC(pc_monitor(pc_self(), echo), PC_OK);
+    /* B ends; a new B starts on the same endpoint */
+    nt_stop(&B);
+    TCHECK_RC(pc_recv_type(PC_MSG_DOWN, &m, PT_LONG), PC_OK);
+    pc_msg_free(&m);
+    TCHECK(peer_start(&B, secret_path, "--listen", ipc_ep));
+    node2 = B.node;
+    TCHECK(node2 != node1);
+    /* our DEALER finds it by itself: no pc_node_connect again */
+    t0 = pc_now();
+    while (pc_locate_at(ipc_ep, "echo", 1.0, &echo2) != PC_OK &&
+           pt_since(t0) < PT_LONG)
+        pc_sleep(0.05);
+    TCHECK_EQ(echo2.node, node2);
+    m = ask(echo2, "ping", "b", 1, "ping");
+    pc_msg_free(&m);
+    /* the old start's refs stay dead */
+    TCHECK_RC(pc_send_data(echo, "ping", NULL, 0), PC_EUNREACH);
+    return NULL;
+}
+
+PT_TEST(ipc_reconnect_restarted)
+static void
+ipc_reconnect_restarted(void)
+{
+    snprintf(ipc_ep, sizeof ipc_ep, "ipc:///tmp/picos-test-net-%d.ipc",
+             (int)getpid());
+    driver_start(NULL);
+    CU_ASSERT_FATAL(peer_start(&B, secret_path, "--listen", ipc_ep));
+    CU_ASSERT_EQUAL(pc_spawn(restart_task, NULL, NULL, NULL), PC_OK);
+    PT_RUN();
+    nt_stop(&B);
+    unlink(ipc_ep + 6);
+}
+
 /* ---- the API's errors, in one process ---------------------------------------------------- */
 
 PT_TEST(api_errors)
@@ -179,8 +232,6 @@ api_errors(void)
 }
 
 /* ---- ping-pong, naming -------------------------------------------------------- */
-
-static nt_child B, C;
 
 static pc_msg *
 ping_task(void *arg)
@@ -1066,10 +1117,10 @@ remote_channels(void)
     nt_stop(&C);
 }
 
-PT_MAIN("net", PT_ENTRY(api_errors), PT_ENTRY(raw_wire_client),
-        PT_ENTRY(send_from_main_thread), PT_ENTRY(remote_channels),
-        PT_ENTRY(remote_deliver_verdicts), PT_ENTRY(remote_ping_pong),
-        PT_ENTRY(three_nodes_ordered), PT_ENTRY(kill9_mid_stream),
-        PT_ENTRY(sigstop_declared_down), PT_ENTRY(wrong_secret_refused),
-        PT_ENTRY(oversized_frame_refused), PT_ENTRY(remote_control),
-        PT_ENTRY(full_peer_queue))
+PT_MAIN("net", PT_ENTRY(api_errors), PT_ENTRY(ipc_reconnect_restarted),
+        PT_ENTRY(raw_wire_client), PT_ENTRY(send_from_main_thread),
+        PT_ENTRY(remote_channels), PT_ENTRY(remote_deliver_verdicts),
+        PT_ENTRY(remote_ping_pong), PT_ENTRY(three_nodes_ordered),
+        PT_ENTRY(kill9_mid_stream), PT_ENTRY(sigstop_declared_down),
+        PT_ENTRY(wrong_secret_refused), PT_ENTRY(oversized_frame_refused),
+        PT_ENTRY(remote_control), PT_ENTRY(full_peer_queue))
