@@ -354,7 +354,7 @@ monitor_nomem(int W)
 /* Slots freed on one worker are reused by spawns elsewhere: from a foreign
  * thread, and from a task on another worker (the table used to grow by one
  * slot per spawn in both cases, for ever). */
-#define SPAWNS 40000
+#define SPAWNS 20000     /* above SLOT_BOUND: one slot per spawn would fail */
 #define SLOT_BOUND 16384 /* far below SPAWNS, above what a worker keeps */
 
 static pc_msg *

@@ -569,7 +569,13 @@ oversized_task(void *arg)
     m = ask(locate(B.ep, "echo"), "stats", NULL, 0, "stats");
     after = vm_hwm_kb(B.pid);
     TCHECK(before > 0 && after > 0);
+#if defined(__SANITIZE_THREAD__)
+    /* TSan's shadow memory grows with whatever the peer does meanwhile:
+     * its peak RSS says nothing about the frame there */
+    printf("  [peak RSS not judged under TSan]\n");
+#else
     TCHECK(after - before < (long)(big >> 10) / 2);
+#endif
     printf("  [peer VmHWM %ld -> %ld kB after a %zu MiB frame]\n", before,
            after, big >> 20);
     pc_msg_free(&m);
