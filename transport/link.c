@@ -1,13 +1,15 @@
-/* transport/link.c — the link thread: every ZeroMQ socket of the node, its
- * peers, frames in and out, heartbeats and failure detection.
+/* transport/link.c — the link thread: its loop, every ZeroMQ socket of
+ * the node, frames in and out (peer.c: the peer records, heartbeats and
+ * failure detection).
  *
  * One thread with its own libev loop owns the ZeroMQ context's sockets
  * (ZeroMQ sockets belong to one thread): the ROUTER that peers' DEALERs
  * connect to, the PUB, one DEALER per node this node connected to, the ZAP
  * handler and the socket monitors. ZMQ_FD is edge-triggered and may stay
  * quiet after a send changed the socket's state, so an ev_prepare watcher
- * drains every socket while ZMQ_EVENTS says POLLIN before each poll; the
- * ev_io watchers only wake the loop.
+ * drains every data socket while ZMQ_EVENTS says POLLIN before each poll;
+ * their ev_io watchers only wake the loop (ZAP and monitors, which carry
+ * little, drain in their own callbacks).
  *
  * A connection is a `peer` record: a DEALER we made, or a routing id that
  * reached our ROUTER. Both ends send a Hello first; a record takes nothing
@@ -46,67 +48,6 @@
 #include "picos/sync.h"
 
 #include "net_int.h"
-
-#define TOMBS_MAX 4096
-#define HWM 10000
-
-/* ---- helpers ---------------------------------------------------------------- */
-
-static const char *
-peer_label(const peer *p, char *buf, size_t size)
-{
-    if (p->node)
-        snprintf(buf, size, "node %s (%016" PRIx64 ")%s%s",
-                 p->name[0] ? p->name : "?", p->node, p->endpoint ? " at " : "",
-                 p->endpoint ? p->endpoint : "");
-    else
-        snprintf(buf, size, "%s", p->endpoint ? p->endpoint : "a peer");
-    return buf;
-}
-
-static int
-zsetint(void *s, int opt, int v)
-{
-    return zmq_setsockopt(s, opt, &v, sizeof v);
-}
-
-peer *
-pc__link_peer_of(net *n, uint64_t node)
-{
-    for (peer *p = n->peers; p; p = p->next)
-        if (p->node == node && p->up && !p->primary && !p->gone)
-            return p;
-    return NULL;
-}
-
-static bool
-tomb_has(net *n, uint64_t node, uint64_t incarnation)
-{
-    for (tomb *t = n->tombs; t; t = t->next)
-        if (t->node == node && t->incarnation == incarnation)
-            return true;
-    return false;
-}
-
-static void
-tomb_add(net *n, uint64_t node, uint64_t incarnation)
-{
-    tomb *t;
-
-    if (tomb_has(n, node, incarnation) || !(t = malloc(sizeof *t)))
-        return;
-    t->node = node, t->incarnation = incarnation;
-    t->next = n->tombs;
-    n->tombs = t;
-    if (++n->ntombs > TOMBS_MAX) { /* forget the oldest */
-        tomb **tp = &n->tombs;
-        while ((*tp)->next)
-            tp = &(*tp)->next;
-        free(*tp);
-        *tp = NULL;
-        n->ntombs--;
-    }
-}
 
 /* ---- frames out --------------------------------------------------------------- */
 
@@ -150,8 +91,8 @@ send_pending(net *n, peer *p)
 }
 
 /* Move p's frame buffer to its pending list and send what can go. */
-static void
-flush(net *n, peer *p)
+void
+pc__link_flush(net *n, peer *p)
 {
     frame *f;
 
@@ -186,7 +127,7 @@ pc__link_out(net *n, peer *p, wire_env *e)
 
     e->version = 1;
     if ((rc = wire_append_max(&p->out, e, limit)) == PC_EFULL) {
-        flush(n, p);
+        pc__link_flush(n, p);
         rc = wire_append(&p->out, e);
     }
     if (rc != PC_OK) {
@@ -198,12 +139,12 @@ pc__link_out(net *n, peer *p, wire_env *e)
     return true;
 }
 
-static void
-flush_all(net *n)
+void
+pc__link_flush_all(net *n)
 {
     for (peer *p = n->peers; p; p = p->next)
         if (p->out.n || p->pending)
-            flush(n, p);
+            pc__link_flush(n, p);
 }
 
 static void
@@ -212,7 +153,7 @@ on_retry(struct ev_loop *loop, ev_timer *t, int revents)
     net *n = t->data;
     (void)loop, (void)revents;
     ev_timer_stop(n->loop, &n->retry);
-    flush_all(n);
+    pc__link_flush_all(n);
 }
 
 void
@@ -238,7 +179,7 @@ pc__link_hello(net *n, peer *p)
     e.body_case = PICOS__V1__ENVELOPE__BODY_HELLO;
     e.hello = &h;
     pc__link_out(n, p, &e);
-    flush(n, p);
+    pc__link_flush(n, p);
     p->hello_sent = true;
     p->hello_at = pc_now();
 }
@@ -256,239 +197,6 @@ pc__link_refuse(net *n, peer *p, int code, const char *text)
     e.body_case = PICOS__V1__ENVELOPE__BODY_REFUSAL;
     e.refusal = &r;
     pc__link_out(n, p, &e);
-}
-
-/* ---- peer records --------------------------------------------------------------- */
-
-static void on_dealer(struct ev_loop *loop, ev_io *io, int revents);
-static void on_dealer_mon(struct ev_loop *loop, ev_io *io, int revents);
-
-static peer *
-peer_new(net *n)
-{
-    peer *p = calloc(1, sizeof *p);
-    if (!p)
-        return NULL;
-    p->pending_tail = &p->pending;
-    p->max_frame = 64 * 1024; /* until its hello says more */
-    p->last_in = p->since = pc_now();
-    pthread_mutex_lock(&n->mu);
-    p->next = n->peers;
-    n->peers = p;
-    pthread_mutex_unlock(&n->mu);
-    return p;
-}
-
-/* Open p's DEALER to p->endpoint. */
-static pc_err
-dealer_open(net *n, peer *p)
-{
-    int fd;
-    size_t sz = sizeof fd;
-    void *s = zmq_socket(n->zctx, ZMQ_DEALER);
-
-    if (!s)
-        return PC_ESYS;
-    zsetint(s, ZMQ_LINGER, 0);
-    zsetint(s, ZMQ_SNDHWM, HWM);
-    zsetint(s, ZMQ_RCVHWM, HWM);
-    zsetint(s, ZMQ_IMMEDIATE, 1);
-    zsetint(s, ZMQ_RECONNECT_IVL, 100);
-    {
-        /* a routing id of our own (node, incarnation, dealer number): when
-         * ZeroMQ reconnects after a reset, the peer's ROUTER hands the
-         * same id over to the new connection (ROUTER_HANDOVER), so the
-         * link goes on without a new hello */
-        static atomic_uint dealers;
-        uint8_t id[20];
-        uint32_t k = atomic_fetch_add(&dealers, 1);
-        memcpy(id, &n->node, 8);
-        memcpy(id + 8, &n->incarnation, 8);
-        memcpy(id + 16, &k, 4);
-        zmq_setsockopt(s, ZMQ_ROUTING_ID, id, sizeof id);
-    }
-    zsetint(s, ZMQ_RECONNECT_IVL_MAX, 1000);
-    {
-        int64_t max = (int64_t)n->max_frame;
-        zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof max);
-    }
-    if (!n->plain && pc__curve_client(s, &n->keys) != PC_OK)
-        goto fail;
-    if (!n->plain &&
-        pc__zmon_open(&p->mon, n->zctx, s,
-                      ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED |
-                          ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
-                          ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-                          ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                          ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != PC_OK)
-        goto fail;
-    if (zmq_connect(s, p->endpoint)) {
-        PC_LOG_ERROR("net", "can't connect to %s: %s", p->endpoint,
-                     zmq_strerror(errno));
-        goto fail;
-    }
-    if (zmq_getsockopt(s, ZMQ_FD, &fd, &sz))
-        goto fail;
-    p->dealer = s;
-    p->connected = p->handshook = false;
-    ev_io_init(&p->io, on_dealer, fd, EV_READ);
-    p->io.data = p;
-    ev_io_start(n->loop, &p->io);
-    p->dirty = true;
-    if (p->mon) {
-        ev_io_init(&p->mon_io, on_dealer_mon, pc__zmon_fd(p->mon), EV_READ);
-        p->mon_io.data = p;
-        ev_io_start(n->loop, &p->mon_io);
-    }
-    return PC_OK;
-fail:
-    pc__zmon_close(&p->mon);
-    zmq_close(s);
-    return PC_EINVAL;
-}
-
-static void
-dealer_close(net *n, peer *p)
-{
-    if (!p->dealer)
-        return;
-    ev_io_stop(n->loop, &p->io);
-    if (p->mon)
-        ev_io_stop(n->loop, &p->mon_io);
-    pc__zmon_close(&p->mon);
-    zmq_close(p->dealer);
-    p->dealer = NULL;
-}
-
-peer *
-pc__link_dealer(net *n, const char *endpoint)
-{
-    peer *p = peer_new(n);
-
-    if (!p)
-        return NULL;
-    if (!(p->endpoint = strdup(endpoint)) || dealer_open(n, p) != PC_OK) {
-        p->gone = true;
-        return NULL;
-    }
-    pc__link_hello(n, p);
-    return p;
-}
-
-static void
-drop_pending(peer *p)
-{
-    frame *f;
-    size_t res = p->out.res;
-
-    wire_buf_free(&p->out);
-    while ((f = p->pending)) {
-        p->pending = f->next;
-        res += f->b.res;
-        wire_buf_free(&f->b);
-        free(f);
-    }
-    p->pending_tail = &p->pending;
-    atomic_fetch_sub(&p->queued, res);
-}
-
-static void
-fail_waiters(waiter **list, pc_err rc)
-{
-    waiter *w;
-    while ((w = *list)) {
-        *list = w->next;
-        pc__net_waiter_done(w, rc);
-        pc__net_waiter_put(w);
-    }
-}
-
-void
-pc__link_down(net *n, peer *p, const char *why)
-{
-    char label[512];
-    uint64_t node = p->node;
-    bool was_up = p->up && !p->primary;
-
-    if (p->gone)
-        return;
-    if (p->up && !strcmp(why, "it left"))
-        PC_LOG_INFO("net", "%s left", peer_label(p, label, sizeof label));
-    else if (p->up)
-        PC_LOG_WARN("net", "%s is down: %s", peer_label(p, label, sizeof label),
-                    why);
-    if (node && p->incarnation && !p->primary)
-        tomb_add(n, node, p->incarnation);
-    pthread_mutex_lock(&n->mu);
-    p->up = false;
-    p->node = p->incarnation = 0;
-    pthread_mutex_unlock(&n->mu);
-    p->primary = NULL;
-    drop_pending(p);
-    if (was_up) {
-        atomic_fetch_add(&n->nodes_down, 1);
-        /* its aliases go with it; lookups waiting on it fail */
-        for (peer *q = n->peers; q; q = q->next)
-            if (q->primary == p)
-                pc__link_down(n, q, why);
-        for (waiter **wp = &n->waiters; *wp;) {
-            waiter *w = *wp;
-            if (w->node == node) {
-                *wp = w->next;
-                pc__net_waiter_done(w, PC_EUNREACH);
-                pc__net_waiter_put(w);
-            } else
-                wp = &w->next;
-        }
-        pc__rchan_node_down(n, node);
-        pc_transport_node_down(node);
-    }
-    if (p->endpoint && p->dealer && !atomic_load(&n->stopping)) {
-        /* reconnect: a new start of that node will answer the hello */
-        dealer_close(n, p);
-        p->hello_sent = false;
-        p->auth_failed = 0;
-        if (dealer_open(n, p) == PC_OK)
-            pc__link_hello(n, p);
-        else
-            p->gone = true;
-    } else {
-        p->gone = true;
-    }
-}
-
-void
-pc__link_refused(net *n, peer *p)
-{
-    (void)n;
-    fail_waiters(&p->connect_waiters, PC_EREFUSED);
-    if (p->endpoint)
-        PC_LOG_ERROR("net",
-                     "%s was declared down by this node and must "
-                     "start again before it can be reached",
-                     p->endpoint);
-    p->gone = true;
-}
-
-static void
-reap(net *n)
-{
-    pthread_mutex_lock(&n->mu);
-    for (peer **pp = &n->peers; *pp;) {
-        peer *p = *pp;
-        if (!p->gone) {
-            pp = &p->next;
-            continue;
-        }
-        *pp = p->next;
-        dealer_close(n, p);
-        pc__rchan_sub_close(n, p);
-        drop_pending(p);
-        fail_waiters(&p->connect_waiters, PC_EUNREACH);
-        free(p->endpoint);
-        free(p);
-    }
-    pthread_mutex_unlock(&n->mu);
 }
 
 /* ---- frames in ---------------------------------------------------------------- */
@@ -551,7 +259,7 @@ router_peer(net *n, const uint8_t *rid, size_t len)
         if (!p->dealer && !p->endpoint && !p->gone && p->rid_len == len &&
             !memcmp(p->rid, rid, len))
             return p;
-    if (!(p = peer_new(n)))
+    if (!(p = pc__peer_new(n)))
         return NULL;
     memcpy(p->rid, rid, len);
     p->rid_len = len;
@@ -639,79 +347,9 @@ drain_dealer(net *n, peer *p, int *budget)
     }
 }
 
-/* ---- monitors -------------------------------------------------------------------- */
-
-static void
-dealer_event(void *ctx, int event, int value, const char *endpoint)
-{
-    peer *p = ctx;
-    net *n = pc__net;
-    (void)endpoint;
-
-    switch (event) {
-    case ZMQ_EVENT_CONNECTED:
-        p->connected = true;
-        p->handshook = false;
-        break;
-    case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
-        p->handshook = true;
-        break;
-    case ZMQ_EVENT_DISCONNECTED:
-        if (p->connected && !p->handshook) {
-            if (!p->auth_failed++ && !p->connect_waiters)
-                PC_LOG_ERROR("net",
-                             "%s closed the connection during the CURVE "
-                             "handshake: it does not hold our cluster key "
-                             "(wrong cluster secret?)",
-                             p->endpoint);
-            atomic_fetch_add(&n->auth_failed, 1);
-        }
-        p->connected = false;
-        break;
-    case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
-    case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
-    case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
-        if (!p->auth_failed++ && !p->connect_waiters)
-            PC_LOG_ERROR("net", "%s refused this node: %s", p->endpoint,
-                         pc__zmon_describe(event, value));
-        atomic_fetch_add(&n->auth_failed, 1);
-        p->connected = false;
-        p->handshook = true; /* counted already */
-        break;
-    default:
-        break;
-    }
-}
-
-static void
-router_event(void *ctx, int event, int value, const char *endpoint)
-{
-    net *n = ctx;
-    double now = pc_now();
-
-    if (event != ZMQ_EVENT_HANDSHAKE_FAILED_AUTH &&
-        event != ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
-        event != ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
-        return;
-    atomic_fetch_add(&n->auth_failed, 1);
-    if (now - n->auth_log_at >= 10.0 || n->auth_log_at == 0) {
-        n->auth_log_at = now;
-        PC_LOG_ERROR("net", "refused a connection on %s: %s", endpoint,
-                     pc__zmon_describe(event, value));
-    }
-}
-
 /* ---- the loop ---------------------------------------------------------------------- */
 
 /* A socket's fd fired: the pump looks at it (ZMQ_FD only signals). */
-static void
-on_dealer(struct ev_loop *loop, ev_io *io, int revents)
-{
-    peer *p = io->data;
-    (void)loop, (void)revents;
-    p->dirty = true;
-}
-
 static void
 on_router(struct ev_loop *loop, ev_io *io, int revents)
 {
@@ -735,23 +373,6 @@ on_zap(struct ev_loop *loop, ev_io *io, int revents)
     net *n = io->data;
     (void)loop, (void)revents;
     pc__zap_drain(n->zap);
-}
-
-static void
-on_router_mon(struct ev_loop *loop, ev_io *io, int revents)
-{
-    net *n = io->data;
-    (void)loop, (void)revents;
-    pc__zmon_drain(n->router_mon, router_event, n);
-}
-
-static void
-on_dealer_mon(struct ev_loop *loop, ev_io *io, int revents)
-{
-    peer *p = io->data;
-    (void)loop, (void)revents;
-    if (p->mon)
-        pc__zmon_drain(p->mon, dealer_event, p);
 }
 
 /* Work is done in slices — at most CMD_BUDGET commands and ENV_BUDGET
@@ -778,8 +399,8 @@ run_backlog(net *n)
  * POLLIN (ZMQ_FD is edge-triggered and a send may eat its edge). Sends made
  * on the way mark their sockets again, so a few rounds run until none is
  * left or the budget is. */
-static void
-pump(net *n)
+void
+pc__link_pump(net *n)
 {
     int budget = ENV_BUDGET;
     bool dirty = true;
@@ -803,12 +424,12 @@ pump(net *n)
             if (p->sub_dirty)
                 pc__rchan_drain_sub(n, p, &budget);
         }
-        flush_all(n);
+        pc__link_flush_all(n);
         dirty = (n->router_dirty && n->router) || (n->pub_dirty && n->pub);
         for (peer *p = n->peers; p && !dirty; p = p->next)
             dirty = (p->dirty && p->dealer) || (p->sub_dirty && p->sub);
     }
-    reap(n);
+    pc__peer_reap(n);
     if (dirty || n->backlog) {
         if (!ev_is_active(&n->idle))
             ev_idle_start(n->loop, &n->idle);
@@ -821,14 +442,14 @@ static void
 on_pump(struct ev_loop *loop, ev_prepare *w, int revents)
 {
     (void)loop, (void)revents;
-    pump(w->data);
+    pc__link_pump(w->data);
 }
 
 static void
 on_idle(struct ev_loop *loop, ev_idle *w, int revents)
 {
     (void)loop, (void)revents;
-    pump(w->data);
+    pc__link_pump(w->data);
 }
 
 /* Take the whole command stack onto the backlog, oldest first. */
@@ -853,88 +474,9 @@ on_wake(struct ev_loop *loop, ev_async *a, int revents)
         n->backlog_tail = &rev->next;
     }
     run_backlog(n);
-    flush_all(n);
+    pc__link_flush_all(n);
     if (atomic_load(&n->stopping))
         ev_break(loop, EVBREAK_ALL);
-}
-
-static void
-expire(waiter **list, double now, pc_err rc)
-{
-    for (waiter **wp = list; *wp;) {
-        waiter *w = *wp;
-        if (w->deadline <= now) {
-            *wp = w->next;
-            pc__net_waiter_done(w, rc);
-            pc__net_waiter_put(w);
-        } else
-            wp = &w->next;
-    }
-}
-
-static void
-on_tick(struct ev_loop *loop, ev_timer *t, int revents)
-{
-    net *n = t->data;
-    double now = pc_now();
-    char label[512];
-    /* a tick that comes late means this thread was not reading either:
-     * judge peers' silence only after a slice of catching up */
-    bool late = now - n->last_tick > n->timeout / 2;
-    (void)loop, (void)revents;
-
-    n->last_tick = now;
-    /* (ZAP and monitors drain in their callbacks; once more here, in case
-     * an edge was missed: a stuck ZAP request would stall a handshake) */
-    if (n->zap)
-        pc__zap_drain(n->zap);
-    if (n->router_mon)
-        pc__zmon_drain(n->router_mon, router_event, n);
-    for (peer *p = n->peers; p; p = p->next)
-        if (p->mon)
-            pc__zmon_drain(p->mon, dealer_event, p);
-    if (late)
-        pump(n);
-    for (peer *p = n->peers; p; p = p->next) {
-        if (p->gone)
-            continue;
-        if (p->up && !p->primary) {
-            if (!late && now - p->last_in > n->timeout) {
-                char why[96];
-                snprintf(why, sizeof why, "silent for %.2f s (timeout %.2f s)",
-                         now - p->last_in, n->timeout);
-                pc__link_down(n, p, why);
-                continue;
-            }
-            if (now - p->last_out >= n->hb * 0.75) {
-                wire_env e = PICOS__V1__ENVELOPE__INIT;
-                e.kind = PICOS__V1__KIND__HEARTBEAT;
-                pc__link_out(n, p, &e);
-            }
-        } else if (p->dealer && !p->up && now - p->hello_at >= 1.0) {
-            pc__link_hello(n, p); /* still connecting, or reconnecting */
-        } else if (!p->dealer && !p->up && now - p->since > 10.0) {
-            p->gone = true; /* a connection that never said hello */
-        }
-        if (p->connect_waiters) {
-            pc_err rc = p->auth_failed ? PC_EAUTH : PC_ETIMEDOUT;
-            bool had = p->connect_waiters != NULL;
-            expire(&p->connect_waiters, now, rc);
-            if (had && !p->connect_waiters && !p->up) {
-                pc_log_write(rc == PC_EAUTH ? PC_LOG_LEVEL_WARN
-                                            : PC_LOG_LEVEL_INFO,
-                             "net", "can't reach %s: %s",
-                             peer_label(p, label, sizeof label),
-                             rc == PC_EAUTH ? "it refused our key (wrong "
-                                              "cluster secret?)"
-                                            : "no answer");
-                p->gone = true; /* a failed connect leaves nothing behind */
-            }
-        }
-    }
-    expire(&n->waiters, now, PC_ETIMEDOUT);
-    flush_all(n);
-    reap(n);
 }
 
 void
@@ -944,7 +486,7 @@ pc__link_init(net *n)
     ev_async_init(&n->wake, on_wake);
     n->wake.data = n;
     ev_async_start(n->loop, &n->wake);
-    ev_timer_init(&n->tick, on_tick, n->hb / 2, n->hb / 2);
+    ev_timer_init(&n->tick, pc__peer_on_tick, n->hb / 2, n->hb / 2);
     n->tick.data = n;
     ev_timer_start(n->loop, &n->tick);
     ev_timer_init(&n->retry, on_retry, 0.001, 0.001);
@@ -980,15 +522,16 @@ pc__link_listen(net *n, const char *endpoint, char *bound, size_t size)
         zmq_close(r);
         return PC_ESYS;
     }
-    zsetint(r, ZMQ_LINGER, 0);
-    zsetint(r, ZMQ_ROUTER_MANDATORY, 1);
-    zsetint(r, ZMQ_ROUTER_HANDOVER, 1);
-    zsetint(r, ZMQ_SNDHWM, HWM);
-    zsetint(r, ZMQ_RCVHWM, HWM);
+    pc__zsetint(r, ZMQ_LINGER, 0);
+    pc__zsetint(r, ZMQ_ROUTER_MANDATORY, 1);
+    pc__zsetint(r, ZMQ_ROUTER_HANDOVER, 1);
+    pc__zsetint(r, ZMQ_SNDHWM, PC__HWM);
+    pc__zsetint(r, ZMQ_RCVHWM, PC__HWM);
     zmq_setsockopt(r, ZMQ_MAXMSGSIZE, &max, sizeof max);
-    zsetint(pub, ZMQ_LINGER, 0);
-    zsetint(pub, ZMQ_SNDHWM, HWM);
-    zsetint(pub, ZMQ_XPUB_VERBOSE, 1); /* every subscription: rchan.c syncs */
+    pc__zsetint(pub, ZMQ_LINGER, 0);
+    pc__zsetint(pub, ZMQ_SNDHWM, PC__HWM);
+    pc__zsetint(pub, ZMQ_XPUB_VERBOSE,
+                1); /* every subscription: rchan.c syncs */
     if (!n->plain && (pc__curve_server(r, &n->keys) != PC_OK ||
                       pc__curve_server(pub, &n->keys) != PC_OK))
         goto fail;
@@ -1037,8 +580,8 @@ pc__link_listen(net *n, const char *endpoint, char *bound, size_t size)
         ev_io_start(n->loop, &n->pub_io);
     }
     if (n->router_mon) {
-        ev_io_init(&n->mon_io, on_router_mon, pc__zmon_fd(n->router_mon),
-                   EV_READ);
+        ev_io_init(&n->mon_io, pc__peer_on_router_mon,
+                   pc__zmon_fd(n->router_mon), EV_READ);
         n->mon_io.data = n;
         ev_io_start(n->loop, &n->mon_io);
     }
@@ -1087,20 +630,20 @@ pc__link_main(void *arg)
             pc__link_out(n, p, &e);
         }
         if (p->dealer)
-            zsetint(p->dealer, ZMQ_LINGER, 1000);
+            pc__zsetint(p->dealer, ZMQ_LINGER, 1000);
     }
-    flush_all(n);
-    for (int i = 0; i < 100; i++) { /* frames ZeroMQ refused (HWM) */
+    pc__link_flush_all(n);
+    for (int i = 0; i < 100; i++) { /* frames ZeroMQ refused (PC__HWM) */
         bool left = false;
         for (peer *p = n->peers; p; p = p->next)
             left |= p->pending != NULL;
         if (!left)
             break;
         zmq_poll(NULL, 0, 10);
-        flush_all(n);
+        pc__link_flush_all(n);
     }
     if (n->router)
-        zsetint(n->router, ZMQ_LINGER, 1000);
+        pc__zsetint(n->router, ZMQ_LINGER, 1000);
     for (cmd *c = atomic_exchange(&n->inq, NULL); c;) {
         cmd *next = c->next;
         pc__net_cmd_free(c);
@@ -1113,9 +656,9 @@ pc__link_main(void *arg)
     }
     for (peer *p = n->peers; p; p = p->next)
         p->gone = true;
-    reap(n);
+    pc__peer_reap(n);
     pc__rchan_fini(n);
-    fail_waiters(&n->waiters, PC_ECLOSED);
+    pc__peer_fail_waiters(&n->waiters, PC_ECLOSED);
     while (n->tombs) {
         tomb *t = n->tombs;
         n->tombs = t->next;

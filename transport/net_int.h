@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include <ev.h>
+#include <zmq.h>
 
 #include "picos/net.h"
 #include "picos/sync.h"
@@ -187,6 +188,25 @@ void pc__link_init(net *n);
 peer *pc__link_dealer(net *n, const char *endpoint); /* a new DEALER record */
 pc_err pc__link_listen(net *n, const char *endpoint, char *bound, size_t size);
 void pc__net_free(net *n);
+
+/* link.c */
+void pc__link_flush(net *n, peer *p);
+void pc__link_flush_all(net *n);
+void pc__link_pump(net *n);
+#define PC__HWM 10000 /* ZeroMQ high-water marks of the link sockets */
+
+/* peer.c */
+peer *pc__peer_new(net *n); /* a record on the list */
+void pc__peer_reap(net *n);
+void pc__peer_fail_waiters(waiter **list, pc_err rc);
+void pc__peer_on_tick(struct ev_loop *loop, ev_timer *t, int revents);
+void pc__peer_on_router_mon(struct ev_loop *loop, ev_io *io, int revents);
+
+static inline int
+pc__zsetint(void *s, int opt, int v)
+{
+    return zmq_setsockopt(s, opt, &v, sizeof v);
+}
 
 /* dispatch.c: one inbound envelope from p (link thread). */
 void pc__dispatch(net *n, peer *p, const wire_env *e);
