@@ -1931,7 +1931,9 @@ bench_net(result *r, int param)
     note(r,
          "; W=1 per node, %s forked, tcp://127.0.0.1, CURVE, heartbeat "
          "timeout %g s, after %d untimed %s (bench_net.c)%s",
-         chan ? "the Bs" : "B", BENCH_NET_TIMEOUT, BENCH_NET_WARMUP,
+         chan ? "the Bs" : "B",
+         BENCH_NET_TIMEOUT > 0 ? BENCH_NET_TIMEOUT : 1.0 /* the default */,
+         BENCH_NET_WARMUP,
          chan ? "pc_chan_deliver()s and as many publications" : "round trips",
          param == NB_RTT || param == NB_STREAM
              ? "; raw: libzmq CURVE DEALER→ROUTER, measured first "
