@@ -1903,8 +1903,9 @@ bench_net(result *r, int param)
             note(r, "%s %ld", i ? " /" : "", in.got[i]);
         note(r,
              ", missed %ld of %ld (PUB high-water marks; the Bs' "
-             "chan_missed, from sequence gaps: %llu, the rest came after "
-             "their last take; a B that never gets all is done when its "
+             "chan_missed, from sequence gaps: %llu; the rest were dropped "
+             "after a B's last take, which no later number shows; a B that "
+             "never gets all is done when its "
              "count stays put for %g s)",
              n * BENCH_NET_SUBS - sum, n * BENCH_NET_SUBS, in.chan_missed,
              BENCH_NET_SETTLE);
