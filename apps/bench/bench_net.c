@@ -1,22 +1,26 @@
-/* bench_net — picos's remote rows, measured between two picos nodes.
+/* bench_net — picos's remote rows, measured between picos nodes.
  *
- * One call is one run: write the secret, fork node B, wait for its
- * endpoint, and only then start node A here, so that neither a node nor a
- * ZeroMQ context ever crosses a fork. B is one task ("bench", registered)
+ * One call is one run: write the secret, fork the node(s) B, wait for their
+ * endpoints, and only then start node A here, so that neither a node nor a
+ * ZeroMQ context ever crosses a fork. A B is one task ("bench", registered)
  * that answers by message type: "echo" goes back to its sender, "d" is
- * taken and freed, "m" is counted, "mark" (an 8-byte count) starts a count
- * and a stats snapshot, "report" answers with the time and B's counters
- * since the mark ("end"), as does the mark-th "m", and "quit" ends B. One
- * loop serves the three workloads: each is warm-up echoes, a mark, the
- * timed part, an "end", a quit. The driver on A is a task too, so every
+ * taken and freed, "m" is counted, "c" is counted with the time it was
+ * taken, "sub" (an endpoint) connects to that node and subscribes the task
+ * to its channel "bench", "mark" (an 8-byte count) starts a count and a
+ * stats snapshot, "report" answers with the count, the time of the last
+ * "c" and B's counters since the mark ("end"), as does the mark-th "m" or
+ * "c", and "quit" ends B. One loop serves every workload: warm-up (echoes;
+ * for the channel ones, which have BENCH_NET_SUBS Bs and make A listen too,
+ * subscribing, delivers and publications), a mark, the timed part, an
+ * "end" from each B, a quit. The driver on A is a task too, so every
  * message it sends or takes goes through the same pc_send / pc_recv /
- * pc_deliver paths an application's would.
+ * pc_deliver / pc_chan_* paths an application's would.
  *
- * Every wait is bounded: the endpoint's arrival is polled, each picos call
- * that waits has a timeout, B has an alarm and dies with the thread that
+ * Every wait is bounded: the endpoints' arrival is polled, each picos call
+ * that waits has a timeout, a B has an alarm and dies with the thread that
  * forked it, and its exit is waited for only so long before it is killed.
  * A failure prints one line on stderr (the first one only: the rest follow
- * from it) and the call returns -1 after killing and reaping B.
+ * from it) and the call returns -1 after killing and reaping every B.
  */
 #define _GNU_SOURCE /* close_range, pipe2 */
 
@@ -27,6 +31,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,11 +50,13 @@
 #define EXIT_WAIT_MS 5000 /* for B's exit once told to stop */
 #define EP_SIZE 256
 
-typedef enum { RTT, STREAM, DELIVER } kind;
+typedef enum { RTT, STREAM, DELIVER, CHAN, CHAN_DELIVER } kind;
 
-/* What B sends back in "end": when, and its counters since the mark. */
+/* What B sends back in "end": when (the mark-th "m": then; else its last
+ * "c"), how many it counted and its counters since the mark. */
 typedef struct end_report {
     int64_t t_ns;
+    int64_t got;
     pc_net_stats d;
 } end_report;
 
@@ -72,6 +79,7 @@ stats_diff(const pc_net_stats *b, const pc_net_stats *a)
     d.env_out -= a->env_out, d.env_in -= a->env_in;
     d.refused -= a->refused, d.dropped -= a->dropped;
     d.auth_failed -= a->auth_failed, d.nodes_down -= a->nodes_down;
+    d.chan_missed -= a->chan_missed;
     return d;
 }
 
@@ -79,9 +87,9 @@ stats_diff(const pc_net_stats *b, const pc_net_stats *a)
 /* Node B (the child)                                                       */
 
 static void
-b_end(pc_ref to, const pc_net_stats *mark)
+b_end(pc_ref to, const pc_net_stats *mark, long got, int64_t t_ns)
 {
-    end_report e = {.t_ns = now_ns()};
+    end_report e = {.t_ns = t_ns, .got = got};
     pc_net_stats now = {0};
 
     pc_net_stats_get(&now);
@@ -90,10 +98,26 @@ b_end(pc_ref to, const pc_net_stats *mark)
         fprintf(stderr, "bench_net B: can't send the end\n");
 }
 
+/* "sub": reach the node at `home` and subscribe this task to its channel
+ * "bench" (a subscriber node needs its own link to the home). */
+static pc_err
+b_subscribe(const char *home)
+{
+    pc_chan *ch = NULL;
+    pc_err rc = pc_node_connect(home, WAIT_S, NULL);
+
+    if (rc == PC_OK)
+        rc = pc_chan_locate_at(home, "bench", WAIT_S, &ch);
+    if (rc == PC_OK)
+        rc = pc_chan_subscribe(ch, pc_self());
+    return rc;
+}
+
 static pc_msg *
 b_task(void *arg)
 {
     long expect = 0, got = 0;
+    int64_t last = 0;
     pc_ref boss = PC_REF_NIL;
     pc_net_stats mark = {0};
 
@@ -105,7 +129,11 @@ b_task(void *arg)
             return NULL;
         if (pc_msg_is(m, "m")) {
             if (++got == expect)
-                b_end(boss, &mark);
+                b_end(boss, &mark, got, now_ns());
+        } else if (pc_msg_is(m, "c")) {
+            last = now_ns();
+            if (++got == expect)
+                b_end(boss, &mark, got, last);
         } else if (pc_msg_is(m, "echo")) {
             pc_ref to = pc_msg_sender(m);
             if (pc_send(to, &m) != PC_OK)
@@ -115,12 +143,15 @@ b_task(void *arg)
             int64_t v = 0;
             if (len == sizeof v)
                 memcpy(&v, d, sizeof v);
-            expect = (long)v, got = 0;
+            expect = (long)v, got = 0, last = 0;
             boss = pc_msg_sender(m);
             pc_net_stats_get(&mark);
             pc_send_data(boss, "marked", NULL, 0);
         } else if (pc_msg_is(m, "report")) {
-            b_end(pc_msg_sender(m), &mark);
+            b_end(pc_msg_sender(m), &mark, got, last);
+        } else if (pc_msg_is(m, "sub")) {
+            int32_t rc = b_subscribe(pc_msg_str(m));
+            pc_send_data(pc_msg_sender(m), "subscribed", &rc, sizeof rc);
         } else if (pc_msg_is(m, "quit")) {
             pc_msg_free(&m);
             return NULL;
@@ -180,9 +211,12 @@ static struct {
     size_t size;
     long n;
     int senders;
-    const char *ep;
+    int nb;              /* nodes B */
+    char (*ep)[EP_SIZE]; /* theirs */
+    char aep[EP_SIZE];   /* ours (channel kinds) */
     char *buf;
-    pc_ref b;
+    pc_ref b[BENCH_NET_SUBS]; /* their "bench" tasks */
+    pc_chan *ch;              /* ours, "bench" (channel kinds) */
     atomic_long efull;
     atomic_int failed;
     int64_t t0, t1;
@@ -212,7 +246,7 @@ round_trips(long n)
 {
     for (long i = 0; i < n; i++) {
         pc_msg *m = NULL;
-        pc_err rc = pc_send_data(g.b, "echo", g.buf, g.size);
+        pc_err rc = pc_send_data(g.b[0], "echo", g.buf, g.size);
         if (rc == PC_OK)
             rc = pc_recv_type("echo", &m, WAIT_S);
         if (rc != PC_OK)
@@ -235,7 +269,7 @@ a_sender(void *arg)
         pc_msg *m = NULL;
         pc_err rc = pc_msg_new(&m, "m", g.buf, g.size);
         if (rc == PC_OK)
-            while ((rc = pc_send(g.b, &m)) == PC_EFULL) {
+            while ((rc = pc_send(g.b[0], &m)) == PC_EFULL) {
                 atomic_fetch_add_explicit(&g.efull, 1, memory_order_relaxed);
                 pc_sleep(BENCH_NET_EFULL_SLEEP);
             }
@@ -247,51 +281,196 @@ a_sender(void *arg)
     return NULL;
 }
 
-/* The end report B answers with, into *e; PC_EUNREACH when B's task is
- * reported down first (the driver monitors it: a node declared down must
- * not leave the driver waiting out the whole timeout). */
-static pc_err
-take_end(double timeout, end_report *e)
+/* Index of B whose task is `r`, or -1. */
+static int
+b_index(pc_ref r)
 {
-    double deadline = pc_now() + timeout;
-    pc_msg *m = NULL;
-    size_t len;
+    for (int i = 0; i < g.nb; i++)
+        if (pc_ref_eq(r, g.b[i]))
+            return i;
+    return -1;
+}
 
-    for (;;) {
-        double left = deadline - pc_now();
-        pc_err rc = pc_recv(&m, left > 0 ? left : 0);
-        if (rc != PC_OK)
-            return rc;
-        if (pc_msg_is(m, "end"))
-            break;
-        rc = pc_msg_is(m, PC_MSG_DOWN) ? PC_EUNREACH : PC_OK;
-        pc_msg_free(&m);
+/* Ask every B that isn't done for its report. */
+static pc_err
+ask_reports(const bool *done)
+{
+    for (int i = 0; i < g.nb; i++) {
+        pc_err rc = done[i] ? PC_OK : pc_send_data(g.b[i], "report", NULL, 0);
         if (rc != PC_OK)
             return rc;
     }
-    const void *d = pc_msg_data(m, &len);
-    if (len == sizeof *e)
-        memcpy(e, d, sizeof *e);
-    pc_msg_free(&m);
-    return len == sizeof *e ? PC_OK : PC_EPROTO;
+    return PC_OK;
+}
+
+/* Every B's end report, into e[i]. A report is final when its count is
+ * `want` (0: any report is; the caller asked for them); with `settle`,
+ * also when it is the same in two answers to "report"s asked for
+ * BENCH_NET_SETTLE apart (what the PUB dropped never comes), asked
+ * whenever that long passes with nothing taken. PC_EUNREACH when a B's
+ * task is reported down first (the driver monitors them: a node declared
+ * down must not leave the driver waiting out the whole timeout). */
+static pc_err
+take_ends(double timeout, long want, bool settle, end_report *e)
+{
+    double deadline = pc_now() + timeout;
+    bool done[BENCH_NET_SUBS] = {0};
+    long prev[BENCH_NET_SUBS];
+    int todo = g.nb;
+
+    for (int i = 0; i < g.nb; i++)
+        prev[i] = -1;
+    while (todo > 0) {
+        double left = deadline - pc_now(), wait = left;
+        pc_msg *m = NULL;
+        end_report r;
+        size_t len;
+        pc_err rc;
+
+        if (settle && wait > BENCH_NET_SETTLE)
+            wait = BENCH_NET_SETTLE;
+        rc = pc_recv(&m, wait > 0 ? wait : 0);
+        if (rc == PC_ETIMEDOUT && settle && left > wait) {
+            if ((rc = ask_reports(done)) != PC_OK)
+                return rc;
+            continue;
+        }
+        if (rc != PC_OK)
+            return rc;
+        if (pc_msg_is(m, PC_MSG_DOWN)) {
+            pc_msg_free(&m);
+            return PC_EUNREACH;
+        }
+        int i = pc_msg_is(m, "end") ? b_index(pc_msg_sender(m)) : -1;
+        const void *d = pc_msg_data(m, &len);
+        if (i >= 0 && len == sizeof r)
+            memcpy(&r, d, sizeof r);
+        pc_msg_free(&m);
+        if (i < 0 || done[i])
+            continue; /* not a report, or a late answer to "report" */
+        if (len != sizeof r)
+            return PC_EPROTO;
+        if (want == 0 || r.got == want || (settle && r.got == prev[i])) {
+            e[i] = r, done[i] = true, todo--;
+        } else {
+            prev[i] = r.got;
+        }
+    }
+    return PC_OK;
+}
+
+/* Tell every B `what` (payload: `len` bytes at `v`), take `answer` from
+ * each; an answer of 4 bytes is B's verdict (a pc_err). */
+static pc_err
+ask_all(const char *what, const void *v, size_t len, const char *answer)
+{
+    for (int i = 0; i < g.nb; i++) {
+        pc_err rc = pc_send_data(g.b[i], what, v, len);
+        if (rc != PC_OK)
+            return rc;
+    }
+    for (int i = 0; i < g.nb; i++) {
+        pc_msg *m = NULL;
+        int32_t v32 = PC_OK;
+        size_t got;
+        pc_err rc = pc_recv_type(answer, &m, WAIT_S);
+        if (rc != PC_OK)
+            return rc;
+        const void *d = pc_msg_data(m, &got);
+        if (got == sizeof v32)
+            memcpy(&v32, d, sizeof v32);
+        pc_msg_free(&m);
+        if (v32 != PC_OK)
+            return (pc_err)v32;
+    }
+    return PC_OK;
+}
+
+/* `n` new messages of `type` published on our channel, best effort. */
+static pc_err
+publish(long n, const char *type)
+{
+    for (long i = 0; i < n; i++) {
+        pc_msg *m = NULL;
+        pc_err rc = pc_msg_new(&m, type, g.buf, g.size);
+        if (rc == PC_OK)
+            rc = pc_chan_send(g.ch, &m);
+        if (rc != PC_OK) {
+            pc_msg_free(&m);
+            return rc;
+        }
+    }
+    return PC_OK;
+}
+
+/* `n` pc_chan_deliver()s with n = every B, one at a time; each must
+ * count them all. */
+static pc_err
+chan_delivers(long n)
+{
+    for (long i = 0; i < n; i++) {
+        pc_msg *m = NULL;
+        int reached = 0;
+        pc_err rc = pc_msg_new(&m, "d", g.buf, g.size);
+        if (rc == PC_OK)
+            rc = pc_chan_deliver(g.ch, &m, g.nb, WAIT_S, &reached);
+        pc_msg_free(&m); /* still ours on error */
+        if (rc != PC_OK)
+            return rc;
+        if (reached != g.nb) {
+            char what[64];
+            snprintf(what, sizeof what, "pc_chan_deliver reached %d of %d",
+                     reached, g.nb);
+            a_fail(what, PC_EPROTO);
+            return PC_EPROTO;
+        }
+    }
+    return PC_OK;
+}
+
+/* Channel kinds, once we listen and have reached every B: make "bench",
+ * every B reaches us and subscribes its task; warm-up delivers (the first
+ * waits until all of them count) and publications. */
+static pc_err
+chan_setup(void)
+{
+    pc_err rc = pc_chan_new(&g.ch, "bench", NULL, NULL);
+
+    if (rc == PC_OK)
+        rc = ask_all("sub", g.aep, strlen(g.aep), "subscribed");
+    if (rc == PC_OK)
+        rc = chan_delivers(1 + BENCH_NET_WARMUP);
+    if (rc == PC_OK)
+        rc = publish(BENCH_NET_WARMUP, "w"); /* B frees them */
+    return rc;
 }
 
 static pc_msg *
 a_driver(void *arg)
 {
-    int64_t expect = g.k == STREAM ? g.n : 0;
+    bool chan = g.k == CHAN || g.k == CHAN_DELIVER;
+    int64_t expect = g.k == STREAM || g.k == CHAN ? g.n : 0;
     pc_net_stats before = {0}, after = {0};
-    end_report e = {0};
+    end_report e[BENCH_NET_SUBS] = {0};
     pc_msg *m = NULL;
 
     (void)arg;
-    TRY(pc_node_connect(g.ep, WAIT_S, NULL));
-    TRY(pc_locate_at(g.ep, "bench", WAIT_S, &g.b));
-    TRY(pc_monitor(pc_self(), g.b));
-    TRY(round_trips(BENCH_NET_WARMUP));
-    TRY(pc_send_data(g.b, "mark", &expect, sizeof expect));
-    TRY(pc_recv_type("marked", &m, WAIT_S));
-    pc_msg_free(&m);
+    /* Listen before connecting: a peer takes our PUB's endpoint from the
+     * hello of the first connection, and without it its node never SUBs
+     * (it expects publications directed, which a node with a PUB never
+     * sends: every one would be lost, uncounted). */
+    if (chan)
+        TRY(pc_node_listen("tcp://127.0.0.1:0", g.aep, sizeof g.aep));
+    for (int i = 0; i < g.nb; i++) {
+        TRY(pc_node_connect(g.ep[i], WAIT_S, NULL));
+        TRY(pc_locate_at(g.ep[i], "bench", WAIT_S, &g.b[i]));
+        TRY(pc_monitor(pc_self(), g.b[i]));
+    }
+    if (chan)
+        TRY(chan_setup());
+    else
+        TRY(round_trips(BENCH_NET_WARMUP));
+    TRY(ask_all("mark", &expect, sizeof expect, "marked"));
     TRY(pc_net_stats_get(&before));
     if (g.k == STREAM) {
         long each = g.n / g.senders;
@@ -299,34 +478,50 @@ a_driver(void *arg)
             long count = each + (i == 0 ? g.n % g.senders : 0);
             TRY(pc_spawn(a_sender, (void *)(intptr_t)count, NULL, NULL));
         }
-        /* They run when this task blocks, in take_end. */
+        /* They run when this task blocks, in take_ends. */
         g.t0 = now_ns();
-        TRY(take_end(STREAM_WAIT_S, &e));
-        g.t1 = e.t_ns;
+        TRY(take_ends(STREAM_WAIT_S, g.n, false, e));
+        g.t1 = e[0].t_ns;
+    } else if (g.k == CHAN) {
+        g.t0 = now_ns();
+        TRY(publish(g.n, "c"));
+        TRY(take_ends(STREAM_WAIT_S, g.n, true, e));
+        for (int i = 0; i < g.nb; i++)
+            if (e[i].t_ns > g.t1)
+                g.t1 = e[i].t_ns;
     } else {
         g.t0 = now_ns();
         if (g.k == RTT) {
             TRY(round_trips(g.n));
+        } else if (g.k == CHAN_DELIVER) {
+            TRY(chan_delivers(g.n));
         } else {
             for (long i = 0; i < g.n; i++) {
                 TRY(pc_msg_new(&m, "d", g.buf, g.size));
-                pc_err rc = pc_deliver(g.b, &m, WAIT_S);
+                pc_err rc = pc_deliver(g.b[0], &m, WAIT_S);
                 pc_msg_free(&m); /* still ours on error */
                 TRY(rc);
             }
         }
         g.t1 = now_ns();
-        TRY(pc_send_data(g.b, "report", NULL, 0));
-        TRY(take_end(WAIT_S, &e));
+        bool none[BENCH_NET_SUBS] = {0};
+        TRY(ask_reports(none));
+        TRY(take_ends(WAIT_S, 0, false, e));
     }
     TRY(pc_net_stats_get(&after));
     g.info.a = stats_diff(&after, &before);
-    g.info.b = e.d;
+    g.info.b = e[0].d;
     g.info.efull = atomic_load(&g.efull);
-    TRY(pc_msg_new(&m, "quit", NULL, 0));
-    pc_err rc = pc_deliver(g.b, &m, WAIT_S);
-    pc_msg_free(&m);
-    TRY(rc);
+    for (int i = 0; i < g.nb; i++) {
+        g.info.got[i] = (long)e[i].got;
+        g.info.chan_missed += e[i].d.chan_missed;
+    }
+    /* Sent, not delivered one B after another: a B that leaves breaks this
+     * node's links to the others (transport/link.c, 2026-12: they go
+     * silent and are declared down). The transport sends what was asked
+     * before it says goodbye; each B's exit status says it got it. */
+    for (int i = 0; i < g.nb; i++)
+        TRY(pc_send_data(g.b[i], "quit", NULL, 0));
     return NULL;
 out:
     pc_node_stop(); /* don't wait for senders that may be stuck */
@@ -443,21 +638,34 @@ start_b(const char *secret, char *ep, pid_t *pid)
     return 0;
 }
 
+/* Fork `nb` Bs, one after another (none of them, nor this process, has a
+ * node or a ZeroMQ context yet); their endpoints into ep. 0 when all are
+ * up; pid[i] set for each one forked. */
+static int
+start_bs(const char *secret, int nb, char (*ep)[EP_SIZE], pid_t *pid)
+{
+    for (int i = 0; i < nb; i++)
+        if (start_b(secret, ep[i], &pid[i]) != 0)
+            return -1;
+    return 0;
+}
+
 static double
 run(kind k, size_t size, long n, int senders, bench_net_info *info)
 {
-    char secret[] = "/tmp/picos-bench-net-XXXXXX", ep[EP_SIZE];
+    char secret[] = "/tmp/picos-bench-net-XXXXXX", ep[BENCH_NET_SUBS][EP_SIZE];
     pc_node_opts o = {.workers = 1};
     pc_spawn_opts so = {.worker = PC_WORKER(0), .name = "driver"};
-    pid_t pid = 0;
-    int ok = 0;
+    pid_t pid[BENCH_NET_SUBS] = {0};
+    int nb = k == CHAN || k == CHAN_DELIVER ? BENCH_NET_SUBS : 1, ok = 0;
 
     if (size < 1 || n < 1 || senders < 1) {
         fprintf(stderr, "bench_net: size, n and senders must be >= 1\n");
         return -1;
     }
     memset(&g, 0, sizeof g);
-    g.k = k, g.size = size, g.n = n, g.senders = senders, g.ep = ep;
+    g.k = k, g.size = size, g.n = n, g.senders = senders, g.nb = nb;
+    g.ep = ep;
     if (!(g.buf = calloc(1, size))) {
         fprintf(stderr, "bench_net: out of memory\n");
         return -1;
@@ -466,7 +674,7 @@ run(kind k, size_t size, long n, int senders, bench_net_info *info)
         free(g.buf);
         return -1;
     }
-    if (start_b(secret, ep, &pid) == 0) {
+    if (start_bs(secret, nb, ep, pid) == 0) {
         pc_net_opts no = {.secret_file = secret, .timeout = BENCH_NET_TIMEOUT};
         pc_err rc = pc_node_start(&o);
         if (rc != PC_OK) {
@@ -479,26 +687,38 @@ run(kind k, size_t size, long n, int senders, bench_net_info *info)
                 a_fail("pc_spawn", rc);
                 pc_node_stop();
             }
-            unlink(secret); /* both nodes have their keys (or never will) */
+            unlink(secret); /* every node has its keys (or never will) */
             pc_node_run();
             ok = !atomic_load(&g.failed);
         }
     }
     unlink(secret); /* again, for the paths that did not get there */
+    pc_chan_free(&g.ch);
     free(g.buf);
-    if (ok)
-        ok = reap_b(&pid) == 0;
-    kill_b(&pid);
+    for (int i = 0; i < nb; i++) {
+        if (ok)
+            ok = reap_b(&pid[i]) == 0;
+        kill_b(&pid[i]);
+    }
     if (!ok)
         return -1;
     if (info)
         *info = g.info;
+    long got = 0;
+    for (int i = 0; i < nb; i++)
+        got += g.info.got[i];
+    if (k == CHAN && got == 0) {
+        fprintf(stderr, "bench_net: no publication reached a subscriber\n");
+        return -1;
+    }
     if (g.t1 <= g.t0) {
         fprintf(stderr, "bench_net: the run ended before it began\n");
         return -1;
     }
     double secs = (double)(g.t1 - g.t0) / 1e9;
-    return k == STREAM ? (double)n / secs : secs * 1e6 / (double)n;
+    return k == STREAM ? (double)n / secs
+           : k == CHAN ? (double)got / secs
+                       : secs * 1e6 / (double)n;
 }
 
 double
@@ -517,4 +737,16 @@ double
 bench_net_deliver(size_t size, long n, bench_net_info *info)
 {
     return run(DELIVER, size, n, 1, info);
+}
+
+double
+bench_net_chan(size_t size, long n, bench_net_info *info)
+{
+    return run(CHAN, size, n, 1, info);
+}
+
+double
+bench_net_chan_deliver(size_t size, long n, bench_net_info *info)
+{
+    return run(CHAN_DELIVER, size, n, 1, info);
 }

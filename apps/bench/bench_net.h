@@ -1,21 +1,22 @@
 /* bench_net — picos-bench's remote rows: two picos nodes on loopback.
  *
  * Each call is one run between this process (node A) and a node B in a
- * child it forks for the call. Both nodes have one worker and the ZeroMQ
- * transport with CURVE, keyed by a random secret the call writes to a temp
- * file (mode 0600) that both load and that is removed as soon as both have;
- * B listens on tcp://127.0.0.1:0, registers its one task as "bench" and
- * passes its endpoint back through a pipe; A connects and locates it. Before
- * each measurement BENCH_NET_WARMUP untimed round trips are made (as many as
- * bench_zmq's), so connection, handshake and first messages are done with.
+ * child it forks for the call (the channel calls: BENCH_NET_SUBS of them). Both
+ * nodes have one worker and the ZeroMQ transport with CURVE, keyed by a random
+ * secret the call writes to a temp file (mode 0600) that both load and that is
+ * removed as soon as both have; B listens on tcp://127.0.0.1:0, registers its
+ * one task as "bench" and passes its endpoint back through a pipe; A connects
+ * and locates it. Before each measurement BENCH_NET_WARMUP untimed round trips
+ * are made (as many as bench_zmq's), so connection, handshake and first
+ * messages are done with.
  *
- * The child is forked at the start of the call, before this process has a
- * node or a ZeroMQ context of its own: call it when neither exists (after
- * bench_zmq_*, whose context is gone when they return; never while a node
- * runs). It closes every descriptor it inherits but stdin, stdout, stderr
- * and its pipe and ends with _exit(). It never outlives the call: it is told
- * to stop and reaped before the call returns, killed on every failure, dies
- * with the thread that forked it (PR_SET_PDEATHSIG) and on an alarm of
+ * The children are forked at the start of the call, before this process
+ * has a node or a ZeroMQ context of its own: call it when neither exists
+ * (after bench_zmq_*, whose context is gone when they return; never while a
+ * node runs). Each closes every descriptor it inherits but stdin, stdout,
+ * stderr and its pipe and ends with _exit(). None outlives the call: each is
+ * told to stop and reaped before the call returns, killed on every failure,
+ * dies with the thread that forked it (PR_SET_PDEATHSIG) and on an alarm of
  * BENCH_NET_PEER_TIMEOUT seconds at the latest.
  *
  * Calls block the calling thread (the main thread: the call starts and runs
@@ -33,23 +34,32 @@
 /* Untimed round trips before each measurement. */
 #define BENCH_NET_WARMUP 1000
 
-/* Both nodes' pc_net_opts.timeout, seconds. Not the default (1 s): with
- * it, a full-size stream had B declared down ("silent for 1.03-1.10 s") in
- * every run on the shared 2-core VMs, which ends the run rather than
- * measuring it. The link thread's slice is FRAME_BUDGET (256) frames, but
- * a frame here carries ~4,000 envelopes (the whole 1 M fit in ~250 frames),
- * so B's link thread can spend a slice on all of them without a tick, i.e.
- * no heartbeat out; with max_frame 64 KiB (~370 per frame) the default
- * timeout passed every time. Set it to 0 once slices count envelopes. */
-#define BENCH_NET_TIMEOUT 10.0
+/* Every node's pc_net_opts.timeout, seconds; 0.0: the default (1 s). It
+ * was 10 s while the link thread's slice counted frames (256, with ~4,000
+ * envelopes in a frame a slice could run a second without a tick, and B was
+ * declared down in every full-size net-stream on the shared 2-core VMs).
+ * Slices count envelopes now (ENV_BUDGET 8192, transport/link.c) and
+ * batches are 64 KiB at most (~370 envelopes): with the default, 8 of 8
+ * full-size net-stream runs and every net-chan / net-chan-deliver run
+ * passed (2026-12). */
+#define BENCH_NET_TIMEOUT 0.0
 
 /* The child's alarm, in seconds. */
 #define BENCH_NET_PEER_TIMEOUT 300
 
+/* Subscriber nodes of the channel calls. */
+#define BENCH_NET_SUBS 3
+
 typedef struct bench_net_info {
     long efull;     /* stream: pc_send answers PC_EFULL, each retried */
     pc_net_stats a; /* node A's counters, timed part (after minus before) */
-    pc_net_stats b; /* node B's, over the same part as B saw it */
+    pc_net_stats b; /* node B's (the first B's for the channel calls), over
+                       the same part as B saw it */
+    /* Channel calls: messages each B's task took in the timed part, and
+     * the publications their SUBs missed by sequence (pc_net_stats
+     * chan_missed, summed over the Bs). */
+    long got[BENCH_NET_SUBS];
+    unsigned long long chan_missed;
 } bench_net_info;
 
 /* Round trip task → task: a task on A sends a new `size`-byte message to
@@ -73,5 +83,25 @@ double bench_net_stream(size_t size, long n, int senders, bench_net_info *info);
  * B's mailbox) before the next. `n` timed. Returns the mean µs per
  * pc_deliver(). */
 double bench_net_deliver(size_t size, long n, bench_net_info *info);
+
+/* Channel publish, best effort: A makes channel "bench"; each of
+ * BENCH_NET_SUBS nodes B (which listen; A connects to each and each connects
+ * back, as a subscriber node needs a link to the home) locates it
+ * (pc_chan_locate_at) and subscribes one task, and A checks that a
+ * pc_chan_deliver() with n = BENCH_NET_SUBS reaches them all. Then A's task
+ * pc_chan_send()s `n` new `size`-byte messages (PUB; what its high-water
+ * mark drops is lost), each B's task counts them and notes when it took
+ * each (CLOCK_MONOTONIC). Timed from just before the first send to the
+ * latest last take; a B that never gets all n is taken as done once its
+ * count stays the same over two polls BENCH_NET_SETTLE seconds apart.
+ * Returns deliveries (sum of info->got) per second. */
+#define BENCH_NET_SETTLE 0.25
+double bench_net_chan(size_t size, long n, bench_net_info *info);
+
+/* Channel deliver: the same set-up; A's task pc_chan_deliver()s a new
+ * `size`-byte message with n = BENCH_NET_SUBS (each B's task frees it) and
+ * waits for the verdict, which must count BENCH_NET_SUBS, before the next.
+ * `n` timed. Returns the mean µs per pc_chan_deliver(). */
+double bench_net_chan_deliver(size_t size, long n, bench_net_info *info);
 
 #endif

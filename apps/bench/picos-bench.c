@@ -1820,9 +1820,10 @@ bench_zmq(result *r, int param)
 /* ------------------------------------------------------------------------ */
 /* Remote rows (bench_net.c): two picos nodes, one worker each, on loopback
  * with CURVE; the raw-ZeroMQ baseline each is compared with is measured
- * first, in the same run, before this process has a node. */
+ * first, in the same run, before this process has a node. The channel rows
+ * have BENCH_NET_SUBS subscriber nodes and no baseline. */
 
-enum { NB_RTT, NB_STREAM, NB_DELIVER };
+enum { NB_RTT, NB_STREAM, NB_DELIVER, NB_CHAN, NB_CHAN_DELIVER };
 
 #define NB_SENDERS 4
 
@@ -1842,7 +1843,9 @@ bench_net(result *r, int param)
 {
     bench_net_info in = {0};
     char b[32];
-    long n = param == NB_STREAM ? SIZE(1000000, 20000) : SIZE(20000, 500);
+    long n = param == NB_STREAM ? SIZE(1000000, 20000)
+             : param == NB_CHAN ? SIZE(200000, 5000)
+                                : SIZE(20000, 500);
     double raw = 0, v;
 
     if (param == NB_RTT)
@@ -1851,9 +1854,11 @@ bench_net(result *r, int param)
         raw = bench_zmq_stream(true, ZB_SIZE, n);
     if (raw < 0)
         fail("raw ZeroMQ baseline", PC_ESYS);
-    v = param == NB_RTT      ? bench_net_rtt(ZB_SIZE, n, &in)
-        : param == NB_STREAM ? bench_net_stream(ZB_SIZE, n, NB_SENDERS, &in)
-                             : bench_net_deliver(ZB_SIZE, n, &in);
+    v = param == NB_RTT       ? bench_net_rtt(ZB_SIZE, n, &in)
+        : param == NB_STREAM  ? bench_net_stream(ZB_SIZE, n, NB_SENDERS, &in)
+        : param == NB_DELIVER ? bench_net_deliver(ZB_SIZE, n, &in)
+        : param == NB_CHAN    ? bench_net_chan(ZB_SIZE, n, &in)
+                              : bench_net_chan_deliver(ZB_SIZE, n, &in);
     if (v < 0)
         fail("bench_net", PC_ESYS);
     count_str(n, b);
@@ -1880,25 +1885,61 @@ bench_net(result *r, int param)
              "the last: %.3f vs raw %.3f M msg/s",
              NB_SENDERS, b, ZB_SIZE, in.efull, BENCH_NET_EFULL_SLEEP * 1e3,
              v / 1e6, raw / 1e6);
+    } else if (param == NB_CHAN) {
+        long sum = 0;
+        for (int i = 0; i < BENCH_NET_SUBS; i++)
+            sum += in.got[i];
+        r->figure = v / 1e6;
+        snprintf(r->shown, sizeof r->shown, "%.2f (%ld missed)", r->figure,
+                 n * BENCH_NET_SUBS - sum);
+        note(r,
+             "a task on node A pc_chan_send()s %s new %d-byte messages on its "
+             "channel (best effort: one PUB message each) to a counting task "
+             "on each of %d nodes B (pc_chan_locate_at, pc_chan_subscribe); "
+             "timed from the first send to the last take on any B; "
+             "deliveries per B:",
+             b, ZB_SIZE, BENCH_NET_SUBS);
+        for (int i = 0; i < BENCH_NET_SUBS; i++)
+            note(r, "%s %ld", i ? " /" : "", in.got[i]);
+        note(r,
+             ", missed %ld of %ld (PUB high-water marks; the Bs' "
+             "chan_missed, from sequence gaps: %llu; the rest were dropped "
+             "after a B's last take, which no later number shows; a B that "
+             "never gets all is done when its "
+             "count stays put for %g s)",
+             n * BENCH_NET_SUBS - sum, n * BENCH_NET_SUBS, in.chan_missed,
+             BENCH_NET_SETTLE);
     } else {
         r->figure = v;
-        note(r,
-             "a task on node A pc_deliver()s a new %d-byte message to a task "
-             "on node B (which frees it), each waiting for B's verdict; mean "
-             "of %s",
-             ZB_SIZE, b);
+        if (param == NB_DELIVER)
+            note(r,
+                 "a task on node A pc_deliver()s a new %d-byte message to a "
+                 "task on node B (which frees it), each waiting for B's "
+                 "verdict; mean of %s",
+                 ZB_SIZE, b);
+        else
+            note(r,
+                 "a task on node A pc_chan_deliver()s a new %d-byte message "
+                 "on its channel with n = %d: a subscriber task on each of %d "
+                 "nodes B (which frees it); each waits for the count of all "
+                 "%d; mean of %s",
+                 ZB_SIZE, BENCH_NET_SUBS, BENCH_NET_SUBS, BENCH_NET_SUBS, b);
     }
+    bool chan = param == NB_CHAN || param == NB_CHAN_DELIVER;
     note(r, "; envelopes/frames sent (per frame):");
     note_frames(r, "A", &in.a);
-    note_frames(r, "B", &in.b);
+    note_frames(r, chan ? "first B" : "B", &in.b);
     note(r,
-         "; W=1 per node, B forked, tcp://127.0.0.1, CURVE, heartbeat timeout "
-         "%g s, after %d "
-         "untimed round trips (bench_net.c)%s",
-         BENCH_NET_TIMEOUT, BENCH_NET_WARMUP,
-         param == NB_DELIVER ? ""
-                             : "; raw: libzmq CURVE DEALER→ROUTER, measured "
-                               "first (bench_zmq.c)");
+         "; W=1 per node, %s forked, tcp://127.0.0.1, CURVE, heartbeat "
+         "timeout %g s, after %d untimed %s (bench_net.c)%s",
+         chan ? "the Bs" : "B",
+         BENCH_NET_TIMEOUT > 0 ? BENCH_NET_TIMEOUT : 1.0 /* the default */,
+         BENCH_NET_WARMUP,
+         chan ? "pc_chan_deliver()s and as many publications" : "round trips",
+         param == NB_RTT || param == NB_STREAM
+             ? "; raw: libzmq CURVE DEALER→ROUTER, measured first "
+               "(bench_zmq.c)"
+             : "");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1987,6 +2028,11 @@ static const bench benches[] = {
      "× raw, M msg/s", AT_LEAST, 1.0, 0, bench_net, NB_STREAM},
     {"net-deliver", "remote pc_deliver round trip, 100 B, CURVE", "µs", NONE, 0,
      0, bench_net, NB_DELIVER},
+    {"net-chan", "channel publish to 3 subscriber nodes, 100 B, CURVE",
+     "M deliveries/s", NONE, 0, 0, bench_net, NB_CHAN},
+    {"net-chan-deliver",
+     "channel pc_chan_deliver, n = 3 subscriber nodes, 100 B, CURVE", "µs",
+     NONE, 0, 0, bench_net, NB_CHAN_DELIVER},
 };
 
 #define NBENCH ((int)(sizeof benches / sizeof benches[0]))
