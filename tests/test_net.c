@@ -177,6 +177,61 @@ ipc_reconnect_restarted(void)
     unlink(ipc_ep + 6);
 }
 
+/* ---- one peer leaving doesn't disturb the others ------------------------------------------- */
+
+static nt_child D;
+
+static pc_msg *
+leave_task(void *arg)
+{
+    nt_child *peers[3] = {&B, &C, &D};
+    pc_ref echo[3];
+    pc_msg *m;
+    (void)arg;
+
+    for (int i = 0; i < 3; i++) {
+        TCHECK_RC(pc_node_connect(peers[i]->ep, PT_LONG, NULL), PC_OK);
+        echo[i] = locate(peers[i]->ep, "echo");
+    }
+    TCHECK_RC(pc_monitor(pc_self(), echo[0]), PC_OK);
+    TCHECK_RC(pc_send_data(echo[0], "quit", NULL, 0), PC_OK);
+    TCHECK_RC(pc_recv_type(PC_MSG_DOWN, &m, PT_LONG), PC_OK);
+    pc_msg_free(&m);
+    for (int round = 0; round < 20; round++) {
+        for (int i = 1; i < 3; i++) {
+            m = NULL;
+            pc_msg_new(&m, "ping", "x", 1);
+            TCHECK_RC(pc_deliver(echo[i], &m, 5.0), PC_OK);
+            pc_msg_free(&m);
+            TCHECK_RC(pc_recv_type("ping", &m, 5.0), PC_OK);
+            pc_msg_free(&m);
+        }
+        pc_sleep(0.1); /* 2 s in all: past the 1 s timeout */
+    }
+    {
+        pc_net_stats st;
+        TCHECK_RC(pc_net_stats_get(&st), PC_OK);
+        TCHECK_EQ(st.nodes_down, 1); /* only the one that left */
+        TCHECK_EQ(st.peers, 2);
+    }
+    return NULL;
+}
+
+PT_TEST(peer_leaving_others_stay)
+static void
+peer_leaving_others_stay(void)
+{
+    driver_start(NULL);
+    CU_ASSERT_FATAL(peer_start(&B, secret_path, NULL, NULL));
+    CU_ASSERT_FATAL(peer_start(&C, secret_path, NULL, NULL));
+    CU_ASSERT_FATAL(peer_start(&D, secret_path, NULL, NULL));
+    CU_ASSERT_EQUAL(pc_spawn(leave_task, NULL, NULL, NULL), PC_OK);
+    PT_RUN();
+    nt_stop(&B);
+    nt_stop(&C);
+    nt_stop(&D);
+}
+
 /* ---- the API's errors, in one process ---------------------------------------------------- */
 
 PT_TEST(api_errors)
@@ -1123,10 +1178,11 @@ remote_channels(void)
     nt_stop(&C);
 }
 
-PT_MAIN("net", PT_ENTRY(api_errors), PT_ENTRY(ipc_reconnect_restarted),
-        PT_ENTRY(raw_wire_client), PT_ENTRY(send_from_main_thread),
-        PT_ENTRY(remote_channels), PT_ENTRY(remote_deliver_verdicts),
-        PT_ENTRY(remote_ping_pong), PT_ENTRY(three_nodes_ordered),
-        PT_ENTRY(kill9_mid_stream), PT_ENTRY(sigstop_declared_down),
-        PT_ENTRY(wrong_secret_refused), PT_ENTRY(oversized_frame_refused),
-        PT_ENTRY(remote_control), PT_ENTRY(full_peer_queue))
+PT_MAIN("net", PT_ENTRY(api_errors), PT_ENTRY(peer_leaving_others_stay),
+        PT_ENTRY(ipc_reconnect_restarted), PT_ENTRY(raw_wire_client),
+        PT_ENTRY(send_from_main_thread), PT_ENTRY(remote_channels),
+        PT_ENTRY(remote_deliver_verdicts), PT_ENTRY(remote_ping_pong),
+        PT_ENTRY(three_nodes_ordered), PT_ENTRY(kill9_mid_stream),
+        PT_ENTRY(sigstop_declared_down), PT_ENTRY(wrong_secret_refused),
+        PT_ENTRY(oversized_frame_refused), PT_ENTRY(remote_control),
+        PT_ENTRY(full_peer_queue))

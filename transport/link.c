@@ -72,11 +72,15 @@ send_pending(net *n, peer *p)
                 rc = zmq_send(n->router, f->b.p, f->b.len, ZMQ_DONTWAIT);
         }
         if (rc < 0) {
-            if (errno == EAGAIN) {
+            if (errno == EAGAIN && p->up) {
                 if (!ev_is_active(&n->retry))
                     ev_timer_start(n->loop, &n->retry);
                 return;
             }
+            /* EAGAIN before the Hello came back: no connection yet
+             * (ZMQ_IMMEDIATE). What waits is Hellos, which the tick sends
+             * again every second: retrying them every millisecond would
+             * only burn the CPU the other links need. */
             /* EHOSTUNREACH: the connection is gone; heartbeats will say */
         } else {
             atomic_fetch_add_explicit(&n->frames_out, 1, memory_order_relaxed);
