@@ -57,6 +57,10 @@ static pc_chan *chan;
 static int count = 10;
 static double timeout = 5.0;
 static int status = 1; /* the publisher's verdict, read after the node */
+/* The message being delivered: here, not on the publisher's stack, so that
+ * main() frees it when a signal stopped the node with the publisher inside
+ * pc_chan_deliver() (a terminated task does not run on to free it). */
+static pc_msg *inflight;
 
 /* The local subscriber: prints what the channel brings, up to "done". */
 static pc_msg *
@@ -83,17 +87,16 @@ subscriber(void *arg)
 static bool
 deliver(const char *type, const char *text, double wait)
 {
-    pc_msg *m;
     int reached = 0;
     pc_err rc;
 
-    if ((rc = pc_msg_new_str(&m, type, text)) != PC_OK) {
+    if ((rc = pc_msg_new_str(&inflight, type, text)) != PC_OK) {
         fprintf(stderr, NAME ": making '%s': %s\n", text, pc_strerror(rc));
         return false;
     }
-    rc = pc_chan_deliver(chan, &m, 2, wait, &reached);
+    rc = pc_chan_deliver(chan, &inflight, 2, wait, &reached);
     if (rc != PC_OK) {
-        pc_msg_free(&m); /* a failed deliver leaves the message ours */
+        pc_msg_free(&inflight); /* a failed deliver leaves it ours */
         fprintf(stderr,
                 NAME ": delivering '%s': %s (reached %d of 2 subscribers "
                      "within %g s)\n",
@@ -284,6 +287,7 @@ main(int argc, char **argv)
     /* Until "done" has reached both subscribers, or a signal stops the
      * node. */
     rc = pc_node_run();
+    pc_msg_free(&inflight);
     pc_chan_free(&chan);
     close(sfd);
     if (rc != PC_OK) {
