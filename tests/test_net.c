@@ -177,6 +177,65 @@ ipc_reconnect_restarted(void)
     unlink(ipc_ep + 6);
 }
 
+static void subscribe_remote(pc_ref sink, const char *where, const char *name);
+
+/* ---- a home that listens after its peers connected ---------------------------------------- */
+
+static pc_msg *
+late_listen_task(void *arg)
+{
+    pc_chan *ch = NULL;
+    pc_ref sink;
+    pc_msg *m = NULL, *r;
+    char me[32], ep[256];
+    int reached = 0;
+    (void)arg;
+
+    TCHECK_RC(pc_node_connect(B.ep, PT_LONG, NULL), PC_OK);
+    sink = locate(B.ep, "sink");
+    TCHECK_RC(pc_chan_new(&ch, "late", NULL, NULL), PC_OK);
+    snprintf(me, sizeof me, "0x%" PRIx64, pc_node_id());
+    subscribe_remote(sink, me, "late"); /* over B's side of our link */
+    pc_msg_new(&m, "hello", "hi", 2);
+    TCHECK_RC(pc_chan_deliver(ch, &m, 1, PT_LONG, &reached), PC_OK);
+    TCHECK_EQ(reached, 1);
+    pc_msg_free(&m);
+    /* now we listen: from here on publications go on our new PUB, which B
+     * learns of from our second Hello */
+    TCHECK_RC(pc_node_listen("tcp://127.0.0.1:0", ep, sizeof ep), PC_OK);
+    for (uint64_t q = 1; q <= 500; q++) {
+        m = NULL;
+        pc_msg_new(&m, "seq", &q, sizeof q);
+        TCHECK_RC(pc_chan_send(ch, &m), PC_OK);
+        pc_sleep(0.002); /* spread over a second: its SUB joins meanwhile */
+    }
+    r = ask(sink, "report", NULL, 0, "report");
+    /* the first few may go before its SUB is there; the rest arrive */
+    TCHECK(u64_at(r, 0) >= 100 && u64_at(r, 0) <= 500);
+    TCHECK_EQ(u64_at(r, 1), 0);
+    printf("  [%" PRIu64 " of 500 after a late listen]\n", u64_at(r, 0));
+    pc_msg_free(&r);
+    pc_chan_free(&ch);
+    return NULL;
+}
+
+PT_TEST(late_listen_channels)
+static void
+late_listen_channels(void)
+{
+    secrets();
+    PT_START(2);
+    {
+        pc_net_opts o = {.secret_file = secret_path};
+        CU_ASSERT_FATAL(pc_net_start(&o) == PC_OK);
+    }
+    CU_ASSERT_FATAL(nr_start(-1, false) == PC_OK);
+    CU_ASSERT_FATAL(peer_start(&B, secret_path, NULL, NULL));
+    CU_ASSERT_EQUAL(pc_spawn(late_listen_task, NULL, NULL, NULL), PC_OK);
+    PT_RUN();
+    nt_stop(&B);
+}
+
 /* ---- one peer leaving doesn't disturb the others ------------------------------------------- */
 
 static nt_child D;
@@ -1178,11 +1237,11 @@ remote_channels(void)
     nt_stop(&C);
 }
 
-PT_MAIN("net", PT_ENTRY(api_errors), PT_ENTRY(peer_leaving_others_stay),
-        PT_ENTRY(ipc_reconnect_restarted), PT_ENTRY(raw_wire_client),
-        PT_ENTRY(send_from_main_thread), PT_ENTRY(remote_channels),
-        PT_ENTRY(remote_deliver_verdicts), PT_ENTRY(remote_ping_pong),
-        PT_ENTRY(three_nodes_ordered), PT_ENTRY(kill9_mid_stream),
-        PT_ENTRY(sigstop_declared_down), PT_ENTRY(wrong_secret_refused),
-        PT_ENTRY(oversized_frame_refused), PT_ENTRY(remote_control),
-        PT_ENTRY(full_peer_queue))
+PT_MAIN("net", PT_ENTRY(api_errors), PT_ENTRY(late_listen_channels),
+        PT_ENTRY(peer_leaving_others_stay), PT_ENTRY(ipc_reconnect_restarted),
+        PT_ENTRY(raw_wire_client), PT_ENTRY(send_from_main_thread),
+        PT_ENTRY(remote_channels), PT_ENTRY(remote_deliver_verdicts),
+        PT_ENTRY(remote_ping_pong), PT_ENTRY(three_nodes_ordered),
+        PT_ENTRY(kill9_mid_stream), PT_ENTRY(sigstop_declared_down),
+        PT_ENTRY(wrong_secret_refused), PT_ENTRY(oversized_frame_refused),
+        PT_ENTRY(remote_control), PT_ENTRY(full_peer_queue))

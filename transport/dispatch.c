@@ -329,8 +329,16 @@ hello_in(net *n, peer *p, const Picos__V1__Hello *h)
         }
     }
     if (p->up) {
-        if (p->incarnation == h->incarnation)
-            return; /* a repeated hello */
+        if (p->incarnation == h->incarnation) {
+            /* a repeated hello: it may bring endpoints it has now (a
+             * node that listened after connecting says Hello again) */
+            if (!p->pub_endpoint[0] && h->pub_endpoint[0]) {
+                snprintf(p->pub_endpoint, sizeof p->pub_endpoint, "%s",
+                         h->pub_endpoint);
+                pc__rchan_peer_pub(n, p);
+            }
+            return;
+        }
         pc__link_down(n, p, "it started again");
         if (p->gone)
             return;

@@ -591,6 +591,10 @@ pc__link_listen(net *n, const char *endpoint, char *bound, size_t size)
     }
     PC_LOG_INFO("net", "node %s listening on %s (channels on %s)", n->name,
                 n->router_ep, n->pub_ep);
+    /* peers that knew this node before it listened learn its endpoints */
+    for (peer *p = n->peers; p; p = p->next)
+        if (p->up && !p->primary && !p->gone)
+            pc__link_hello(n, p);
     return PC_OK;
 fail:
     pc__zmon_close(&n->router_mon);

@@ -221,6 +221,8 @@ void pc__rchan_drain_xpub(net *n, int *budget);
 void pc__rchan_node_down(net *n, uint64_t node);
 void pc__rchan_fini(net *n);
 void pc__rchan_sub_close(net *n, peer *p);
+/* p's PUB became known: our proxies of its channels SUB to it. */
+void pc__rchan_peer_pub(net *n, peer *p);
 
 /* net.c: push a command for the link thread (any thread). */
 void pc__net_push(net *n, cmd *c);

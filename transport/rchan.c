@@ -262,6 +262,19 @@ subs_changed(net *n, uint64_t home, const char *name, size_t count)
     tell_home(n, p, s);
 }
 
+void
+pc__rchan_peer_pub(net *n, peer *p)
+{
+    for (rsub *s = n->subs; s; s = s->next) {
+        if (s->home != p->node || !s->count || s->subscribed)
+            continue;
+        /* it counts us already (told): subscribe the SUB, and its
+         * CHAN_SYNC changes nothing more */
+        s->synced = false;
+        subs_changed(n, s->home, s->name, s->count);
+    }
+}
+
 /* A publication of p's channel arrived (PUB or directed without corr). */
 static void
 publication_in(net *n, peer *p, const wire_env *e)
