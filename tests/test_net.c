@@ -1202,8 +1202,10 @@ chan_task(void *arg)
 
     /* B's channel: we and C subscribe; we publish on it from here */
     TCHECK_RC(pc_chan_locate_at(B.ep, "board", PT_LONG, &board), PC_OK);
-    for (int i = 0; i < 3; i++)
-        pc_msg_free((m = ask(sinks[i], "reset", NULL, 0, "reset"), &m));
+    for (int i = 0; i < 3; i++) {
+        m = ask(sinks[i], "reset", NULL, 0, "reset");
+        pc_msg_free(&m);
+    }
     TCHECK_RC(pc_chan_subscribe(board, sinks[0]), PC_OK);
     subscribe_remote(sinks[2], B.ep, "board");
     pc_msg_new(&m, "hello", "hi", 2);

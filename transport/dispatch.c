@@ -296,7 +296,6 @@ join_task(void *arg)
 static void
 hello_in(net *n, peer *p, const Picos__V1__Hello *h)
 {
-    char label[64];
     bool v1 = false;
     peer *q;
 
@@ -382,7 +381,6 @@ hello_in(net *n, peer *p, const Picos__V1__Hello *h)
         pc__net_waiter_done(w, PC_OK);
         pc__net_waiter_put(w);
     }
-    (void)label;
 }
 
 /* At most one hello a second in answer to refusals. */

@@ -314,12 +314,10 @@ wait_for(net *n, cmd *c, waiter *w, double timeout)
 
     c->w = w;
     pc__net_push(n, c);
+    /* the link thread answers by w's deadline (its tick expires it); the
+     * extra half second only bounds a link thread that never answers */
     rc = pc_event_wait(w->ev, timeout < 0 ? -1 : timeout + 0.5);
-    if (rc == PC_OK)
-        rc = w->rc;
-    else if (rc == PC_ETIMEDOUT)
-        rc = PC_ETIMEDOUT;
-    return rc;
+    return rc == PC_OK ? w->rc : rc;
 }
 
 /* ---- the public calls ----------------------------------------------------------- */

@@ -125,11 +125,14 @@ typedef struct pc_net_opts {
 pc_err pc_net_start(const pc_net_opts *opts);
 
 /* Bind the node's ROUTER on `endpoint` ("tcp://ADDR:PORT", port 0 or "*"
- * for any; "ipc://PATH") and its PUB beside it (tcp: the next free port;
- * ipc: PATH.pub). The ROUTER's bound endpoint is written to `bound`
- * (`size` bytes; may be NULL). One ROUTER per node. Returns PC_OK,
- * PC_ESTATE (no net, or already listening), PC_EADDRINUSE-like PC_ESYS
- * with a logged line, PC_EINVAL. Any thread. */
+ * for any; "ipc://PATH") and its PUB beside it (tcp: any free port of the
+ * same address; ipc: PATH.pub). Peers learn both from this node's Hello,
+ * so listen on the address they should use (not 0.0.0.0); peers that
+ * connected before are told with a second Hello. The ROUTER's bound
+ * endpoint is written to `bound` (`size` bytes; may be NULL). One ROUTER
+ * per node. Returns PC_OK, PC_ESTATE (no net, or already listening),
+ * PC_ESYS (can't bind: address in use, bad endpoint — one line is logged),
+ * PC_EINVAL. Any thread. */
 pc_err pc_node_listen(const char *endpoint, char *bound, size_t size);
 
 /* Connect to the node listening at `endpoint` and wait up to `timeout`
