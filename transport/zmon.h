@@ -43,10 +43,10 @@ void pc__zmon_drain(pc__zmon *m, pc__zmon_fn fn, void *ctx);
  * cluster's key)". Never NULL; static storage. Any thread. */
 const char *pc__zmon_describe(int event, int value);
 
-/* Close the reading PAIR and free m; *m is set to NULL (NULL fine). It
- * does not touch the monitored socket, which may be closed before or after:
- * libzmq drops events nobody reads, and closing the socket ends its
- * monitor. */
+/* Stop the monitor, close the reading PAIR and free m; *m is set to NULL
+ * (NULL fine). Call it before closing the monitored socket: libzmq's IO
+ * thread sends a closing socket's last events with a blocking send, and a
+ * PAIR whose reader is gone would hang it. */
 void pc__zmon_close(pc__zmon **m);
 
 #endif
