@@ -30,7 +30,7 @@ BENCH       ?= $(BUILD_DIR)/apps/bench/picos-bench
 DEB_PACKAGES ?= build-essential cmake pkg-config libev-dev libprotobuf-c-dev \
                 protobuf-c-compiler libcunit1-dev clang-format \
                 libwolfssl-dev openssl wrk clang \
-                libzmq3-dev libsodium-dev
+                libzmq3-dev libsodium-dev libinih-dev libjansson-dev zlib1g-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 ASAN_OPTIONS  ?= halt_on_error=1:print_stacktrace=1

@@ -1,0 +1,213 @@
+/* picos/registry.h — the cluster: joining registries, names across nodes,
+ * membership.
+ *
+ * A registry (picos-registry, registry_server.h) is a picos node with a
+ * well-known endpoint. A node joins one or several with pc_cluster_start()
+ * (or pc_cluster_join() on a node already running): it tells them who it is
+ * and where it listens, heartbeats through its links, and from then on
+ *
+ *   - pc_register(name, ref) registers the name on this node *and*
+ *     cluster-wide (kind PC_NAME_TASK); pc_name_register() does any kind;
+ *   - pc_locate(kind, name, timeout, &ref) finds a name anywhere in the
+ *     cluster, waiting until it appears or the timeout passes (PC_ENOENT
+ *     and PC_ETIMEDOUT are different answers), connects to the owner node
+ *     and caches the answer until the name goes;
+ *   - pc_cluster_watch(task) sends the task a message for every node that
+ *     comes up or goes down (pycos peer_status).
+ *
+ * Names die with their node's start (incarnation): when a node is declared
+ * down (link timeout), leaves, or starts again, its names are removed and
+ * every node is told. Messages between nodes never pass through the
+ * registry; the registry only says where. docs/registry.md has the
+ * consistency model for several registries and the on-disk format.
+ *
+ *     pc_cluster_opts o = {.registries = "tcp://10.0.0.1:9705"};
+ *     pc_cluster_start(&o);                       // node + net + listen + join
+ *     pc_register("server", pc_self());           // from a task
+ *     ...
+ *     pc_locate(PC_NAME_TASK, "server", 5.0, &ref); // on another node
+ *     pc_send(ref, &m);
+ *
+ * Every call takes a timeout (0: don't wait, negative: forever); a registry
+ * that is down gives PC_EUNREACH at once, never a hang. Calls may be made
+ * from tasks (the task waits) and from foreign threads.
+ */
+#ifndef PICOS_REGISTRY_H
+#define PICOS_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "picos/err.h"
+#include "picos/msg.h"
+#include "picos/net.h"
+#include "picos/node.h"
+#include "picos/ref.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The registry's default endpoint. */
+#define PC_REGISTRY_DEFAULT "tcp://127.0.0.1:9705"
+/* The name of the registry's server task on the registry node. */
+#define PC_REGISTRY_TASK "picos.registry"
+/* Longest endpoint kept for a node, not counting the NUL. */
+#define PC_ENDPOINT_MAX 255
+
+/* What a name names. */
+typedef enum pc_name_kind {
+    PC_NAME_TASK = 0,    /* a task or light actor */
+    PC_NAME_CHANNEL = 1, /* a channel (the ref is its home node, id 0) */
+    PC_NAME_SERVICE = 2, /* a Remote Pico Service */
+} pc_name_kind;
+
+/* "task", "channel", "service". */
+const char *pc_name_kind_str(pc_name_kind kind);
+
+typedef struct pc_cluster_opts {
+    /* pc_cluster_start() only: the node's own options. */
+    pc_node_opts node;
+    /* The transport (name, secret or keys, heartbeat, timeout, ...). */
+    pc_net_opts net;
+    /* Registry endpoints, comma-separated; NULL: $PICOS_REGISTRY, else
+     * PC_REGISTRY_DEFAULT. */
+    const char *registries;
+    /* This node's ROUTER; NULL: "tcp://127.0.0.1:0"; "": don't listen (a
+     * client that only calls others: others can't connect to it). An
+     * already listening node keeps its endpoint. */
+    const char *listen;
+    /* How long pc_cluster_join() waits for the first registry to answer;
+     * 0: 5 s. The other registries are joined in the background. */
+    double join_timeout;
+    /* The timeout pc_register() uses for its cluster-wide part (it takes
+     * none of its own); 0: 5 s. */
+    double register_timeout;
+} pc_cluster_opts;
+
+/* Join the cluster from a running node: start the transport when it is not
+ * started (o->net), listen (o->listen), connect to every registry, join
+ * them, and wait up to o->join_timeout for the first to accept. The other
+ * registries are joined as they answer; a registry that goes away is joined
+ * again when it comes back, with every name this node holds. o may be NULL.
+ * Returns PC_OK, PC_ESTATE (no node, or joined already), PC_EINVAL (bad
+ * endpoints), PC_EUNREACH (no registry answered in time: one line names
+ * them), PC_EAUTH (a registry refused our key: wrong cluster secret), or an
+ * error of pc_net_start() / pc_node_listen() (keys, address in use). Tasks
+ * and foreign threads. */
+pc_err pc_cluster_join(const pc_cluster_opts *o);
+
+/* pc_node_start(&o->node) then pc_cluster_join(o): a node with registries
+ * and a secret in one call. On an error of the join the node is stopped
+ * again. Not from a worker thread. */
+pc_err pc_cluster_start(const pc_cluster_opts *o);
+
+/* True once pc_cluster_join() succeeded (until pc_node_run() ends). */
+bool pc_cluster_joined(void);
+
+/* ---- names ------------------------------------------------------------------- */
+
+/* Register `name` of `kind` for `ref` cluster-wide (ref must be of this
+ * node; for PC_NAME_CHANNEL a channel made here with pc_chan_new(name),
+ * ref ignored). Every registry reachable gets it; it succeeds when at least
+ * one accepted and none refused (a refusal undoes the others). Returns
+ * PC_OK, PC_EEXIST (another owner has it: one line names it), PC_EUNREACH
+ * (no registry reachable), PC_ETIMEDOUT, PC_ESTATE (not joined),
+ * PC_EINVAL. Tasks and foreign threads. */
+pc_err pc_name_register(pc_name_kind kind, const char *name, pc_ref ref,
+                        double timeout);
+
+/* Drop a name this node registered. Returns PC_OK, PC_ENOENT (not ours or
+ * not there), PC_EUNREACH, PC_ETIMEDOUT, PC_ESTATE, PC_EINVAL. */
+pc_err pc_name_unregister(pc_name_kind kind, const char *name, double timeout);
+
+/* The ref registered as `name` of `kind` anywhere in the cluster, waiting up
+ * to `timeout` seconds for it to be registered; the owner node is connected
+ * before this returns, so a pc_send() to the ref goes straight there.
+ * Answers come from a cache when this node asked before and the name has
+ * not gone since. Returns PC_OK, PC_ENOENT (timeout 0 and no such name),
+ * PC_ETIMEDOUT (it did not appear in time), PC_EUNREACH (no registry
+ * reachable, or the owner node can't be reached), PC_ESTATE (not joined),
+ * PC_EINVAL. Tasks and foreign threads. */
+pc_err pc_locate(pc_name_kind kind, const char *name, double timeout,
+                 pc_ref *out);
+
+/* A channel registered cluster-wide (PC_NAME_CHANNEL): pc_locate() then
+ * pc_chan_locate_at() on its node (see net.h for what a proxy is). */
+struct pc_chan;
+pc_err pc_chan_locate(const char *name, double timeout, struct pc_chan **out);
+
+/* ---- membership ------------------------------------------------------------ */
+
+typedef struct pc_node_info {
+    uint64_t node, incarnation;
+    char name[PC_NAME_MAX + 1];
+    char host[256];
+    uint32_t pid;
+    char endpoint[PC_ENDPOINT_MAX + 1]; /* "" when it does not listen */
+    char pub_endpoint[PC_ENDPOINT_MAX + 1];
+    double joined; /* registry's wall clock, seconds since the epoch */
+    bool up;       /* false: down, or not yet back after a registry restart */
+} pc_node_info;
+
+/* Message type of membership events (pc_cluster_watch()). */
+#define PC_MSG_NODE_EVENT "picos.node_event"
+
+typedef struct pc_node_event {
+    bool up;
+    pc_node_info node;
+    char reason[128]; /* down: why ("silent for 1.1 s", "left", ...) */
+} pc_node_event;
+
+/* Parse a PC_MSG_NODE_EVENT message. Returns PC_OK, PC_EINVAL (not one). */
+pc_err pc_node_event_parse(const pc_msg *m, pc_node_event *out);
+
+/* Send `watcher` a PC_MSG_NODE_EVENT for every member up now, then one for
+ * each node that comes up or goes down, until pc_cluster_unwatch() or the
+ * watcher ends. A node is "down" once every registry that knew it says so.
+ * Returns PC_OK, PC_ESTATE (not joined), PC_EINVAL. Any thread. */
+pc_err pc_cluster_watch(pc_ref watcher);
+pc_err pc_cluster_unwatch(pc_ref watcher);
+
+/* ---- lists (picos ls, picos status) ----------------------------------------- */
+
+typedef struct pc_name_info {
+    pc_name_kind kind;
+    char name[PC_NAME_MAX + 1];
+    pc_ref ref;
+    char node_name[PC_NAME_MAX + 1];
+    char endpoint[PC_ENDPOINT_MAX + 1];
+    double claimed; /* owner's wall clock at the first claim, seconds */
+} pc_name_info;
+
+typedef struct pc_registry_info {
+    uint64_t node, incarnation;
+    char name[PC_NAME_MAX + 1];
+    char endpoint[PC_ENDPOINT_MAX + 1];
+    char data_dir[256];
+    double started; /* wall clock, seconds since the epoch */
+    uint32_t nodes_up, names;
+    uint64_t log_bytes;
+    bool recovering;
+} pc_registry_info;
+
+/* Every member the first reachable registry knows: a malloc'd array in *out
+ * (free() it), its length in *n. Returns PC_OK, PC_EUNREACH, PC_ETIMEDOUT,
+ * PC_ESTATE, PC_ENOMEM. */
+pc_err pc_cluster_nodes(pc_node_info **out, size_t *n, double timeout);
+
+/* Every name (of `kind`, or of all kinds when kind < 0), as
+ * pc_cluster_nodes(). */
+pc_err pc_cluster_names(int kind, pc_name_info **out, size_t *n,
+                        double timeout);
+
+/* The state of the registry at `endpoint` (NULL: the first reachable one
+ * this node joined). Returns PC_OK, PC_EUNREACH, PC_ETIMEDOUT, PC_ESTATE. */
+pc_err pc_registry_status(const char *endpoint, pc_registry_info *out,
+                          double timeout);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
