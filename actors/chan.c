@@ -481,6 +481,27 @@ pc_chan_find(const char *name)
     return c;
 }
 
+pc_chan *
+pc_transport_chan_get(const char *name)
+{
+    pc_chan *c;
+
+    if (!name || !*name)
+        return NULL;
+    pthread_mutex_lock(&topo_mu);
+    if ((c = reg_find(name)))
+        atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&topo_mu);
+    return c;
+}
+
+void
+pc_transport_chan_put(pc_chan *ch)
+{
+    if (ch)
+        pc__chan_unref(ch);
+}
+
 void
 pc_chan_free(pc_chan **ch)
 {

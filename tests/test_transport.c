@@ -1567,6 +1567,33 @@ remote_msg(void)
                     PC_EINVAL);
 }
 
+/* A transport's hold on a channel outlives the owner's pc_chan_free(): calls
+ * on it answer PC_ECLOSED instead of touching freed memory (ASan sees a
+ * use after free with pc_chan_find()'s borrowed pointer). */
+PT_TEST(chan_hold)
+static void
+chan_hold(void)
+{
+    pc_chan *ch = NULL, *held;
+    pc_msg *m = NULL;
+
+    PT_START(1);
+    CU_ASSERT_PTR_NULL(pc_transport_chan_get("held"));
+    CU_ASSERT_FATAL(pc_chan_new(&ch, "held", NULL, NULL) == PC_OK);
+    held = pc_transport_chan_get("held");
+    CU_ASSERT_PTR_EQUAL(held, ch);
+    pc_chan_free(&ch);
+    CU_ASSERT_PTR_NULL(pc_transport_chan_get("held")); /* name gone */
+    pc_msg_new(&m, "x", NULL, 0);
+    CU_ASSERT_EQUAL(pc_chan_send(held, &m), PC_ECLOSED);
+    CU_ASSERT_PTR_NOT_NULL(m); /* refused: still ours */
+    pc_msg_free(&m);
+    CU_ASSERT_EQUAL(pc_chan_set_remote_subs(held, 2), PC_OK);
+    pc_transport_chan_put(held);
+    pc_transport_chan_put(NULL);
+    PT_RUN();
+}
+
 PT_TEST(ref_wire)
 static void
 ref_wire(void)
@@ -1611,4 +1638,4 @@ PT_MAIN("transport", PT_WENTRY(ping_pong), PT_WENTRY(deliver),
         PT_WENTRY(node_down), PT_WENTRY(race_watch), PT_WENTRY(reply_in_op),
         PT_WENTRY(unregister_watches), PT_WENTRY(teardown),
         PT_ENTRY(registration), PT_WENTRY(no_transport), PT_ENTRY(remote_msg),
-        PT_ENTRY(ref_wire))
+        PT_ENTRY(ref_wire), PT_ENTRY(chan_hold))

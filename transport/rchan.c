@@ -99,9 +99,10 @@ home_total(const rhome *h)
 static void
 home_apply(rhome *h)
 {
-    pc_chan *ch = pc_chan_find(h->name);
+    pc_chan *ch = pc_transport_chan_get(h->name);
     if (ch)
         pc_chan_set_remote_subs(ch, home_total(h));
+    pc_transport_chan_put(ch);
 }
 
 static rsub *
@@ -557,11 +558,12 @@ static pc_msg *
 deliver_task(void *arg)
 {
     chan_job *j = arg;
-    pc_chan *ch = pc_chan_find(j->name);
+    pc_chan *ch = pc_transport_chan_get(j->name);
     int reached = 0;
     pc_err rc =
         ch ? pc_chan_deliver(ch, &j->m, j->n, j->timeout, &reached) : PC_ENOENT;
 
+    pc_transport_chan_put(ch);
     pc_msg_free(&j->m);
     answer_ack(j->node, j->incarnation, j->corr, rc, reached, j->name);
     free(j);
@@ -621,12 +623,13 @@ pc__rchan_in(net *n, peer *p, const wire_env *e)
         return;
     }
     case PICOS__V1__KIND__CHAN_SEND: {
-        pc_chan *ch = pc_chan_find(name);
+        pc_chan *ch = pc_transport_chan_get(name);
         if (!ch || wire_msg_in(e, wire_ref_get(e->from), &m) != PC_OK ||
             pc_chan_send(ch, &m) != PC_OK) {
             pc_msg_free(&m);
             atomic_fetch_add(&n->dropped, 1);
         }
+        pc_transport_chan_put(ch);
         return;
     }
     case PICOS__V1__KIND__CHAN_DELIVER: {

@@ -187,6 +187,14 @@ pc_err pc_chan_proxy(struct pc_chan **out, uint64_t home, const char *name);
  * a proxy). Any thread. */
 pc_err pc_chan_set_remote_subs(struct pc_chan *ch, size_t n);
 
+/* Our channel `name` with a reference held, or NULL: unlike
+ * pc_chan_find()'s borrowed pointer it stays valid when the owner calls
+ * pc_chan_free() meanwhile (calls on it then answer PC_ECLOSED), until
+ * pc_transport_chan_put(). For a transport acting on a name from the wire
+ * on its own thread. Any thread. */
+struct pc_chan *pc_transport_chan_get(const char *name);
+void pc_transport_chan_put(struct pc_chan *ch);
+
 /* A publication of node `home`'s channel `name` arrived: fan *m out to the
  * local subscribers of its proxy (taken on PC_OK). With ack, ack(ctx,
  * reached) is called exactly once, when every local end-point task took
