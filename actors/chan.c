@@ -95,7 +95,10 @@ pc__chan_update_count(pc_chan *c)
         pc__chan_proxy_count(c);
 }
 
-/* Under c->mu, after the count grew: wake the delivers waiting for it. */
+/* Under c->mu, after the count grew: wake the delivers waiting for it. A
+ * waiter terminated while it waited is freed here instead, and the hold
+ * its pc_chan_deliver() had on c dropped (never the last: the caller of
+ * whatever changed the count holds c too). */
 static void
 wake_waiters(pc_chan *c, int rc)
 {
@@ -104,7 +107,11 @@ wake_waiters(pc_chan *c, int rc)
 
     while (*pp) {
         nwait *w = *pp;
-        if (rc != PC_OK || w->n <= have) {
+        if (pc__wait_gone(&w->rt)) {
+            *pp = w->next;
+            free(w);
+            atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel);
+        } else if (rc != PC_OK || w->n <= have) {
             *pp = w->next;
             w->taken = true; /* the waiter frees w once it holds mu */
             pc__wake(w->rt, rc, NULL, NULL);

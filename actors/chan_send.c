@@ -30,6 +30,9 @@ typedef struct dlv {
      * complete */
     void (*done)(void *ctx, int reached);
     void *done_ctx;
+    /* a local deliver's hold on its channel: released by the deliverer,
+     * or by the ack that finds it terminated while it waited */
+    pc_chan *held;
 } dlv;
 
 static bool
@@ -54,6 +57,7 @@ dlv_count(dlv *d, int reached)
 {
     pc__reply_to rt = {.token = 0};
     void (*done)(void *, int) = NULL;
+    pc_chan *orphan = NULL;
     bool wake = false;
     int total;
 
@@ -61,7 +65,13 @@ dlv_count(dlv *d, int reached)
     d->reached += reached;
     d->pending--;
     total = d->reached;
-    if (d->armed && dlv_complete(d)) {
+    if (d->armed && pc__wait_gone(&d->rt)) {
+        /* the deliverer was terminated where it waited: its reference on
+         * d and its hold on the channel are ours to drop */
+        d->armed = false;
+        orphan = d->held;
+        atomic_fetch_sub_explicit(&d->refs, 1, memory_order_acq_rel);
+    } else if (d->armed && dlv_complete(d)) {
         d->armed = false;
         rt = d->rt;
         wake = true;
@@ -76,6 +86,8 @@ dlv_count(dlv *d, int reached)
     if (done)
         done(d->done_ctx, total);
     dlv_unref(d);
+    if (orphan)
+        pc__chan_unref(orphan);
 }
 
 /* pc__send_ex's ack: on the target's worker, or inside the send. */
@@ -300,6 +312,7 @@ deliver(pc_chan *ch, pc_msg **m, int n, double deadline, int *reached)
     pthread_mutex_init(&d->mu, NULL);
     d->pending = 1;
     d->want = n;
+    d->held = ch;
     /* the fan-out gets a reference of its own: *m stays the caller's until
      * the verdict is PC_OK */
     pc_msg *r = pc_msg_ref(*m);

@@ -553,6 +553,10 @@ int pc__wait_block_msg(pc__reply_to *rt, double timeout, void **ptr,
 void pc__wake(pc__reply_to rt, int rc, pc_msg *msg, void *ptr);
 void pc__wait_drop(pc__reply_to *rt);
 void pc__wait_cancel(pc__reply_to *rt);
+/* The task that published rt has ended (terminated while it waited): it
+ * will never come back for what it waited on, so whoever finds its record
+ * cleans up for it. */
+bool pc__wait_gone(const pc__reply_to *rt);
 
 /* ---- sched.c: run queue and worker loop --------------------------------- */
 

@@ -118,14 +118,6 @@ rt_abandon(pc__reply_to *rt)
     (void)pc__wait_block(rt, 0, NULL);
 }
 
-/* A task waiter that has ended (terminated while it waited) will never
- * come back for its job or joiner. Under mu. */
-static bool
-waiter_gone(const pc__reply_to *rt)
-{
-    return !rt->sync && !pc_ref_is_nil(rt->task) && !pc_alive(rt->task);
-}
-
 /* ---- the queue (under mu) ------------------------------------------------ */
 
 static void
@@ -201,7 +193,7 @@ take_joiners_if_idle(pc_pool *p)
     for (joiner *jn = list; jn; jn = jn->next) {
         jn->linked = false;
         /* pc_pool_free's own ref is dropped only by pc_pool_free */
-        if (jn != &p->free_joiner && waiter_gone(&jn->rt))
+        if (jn != &p->free_joiner && pc__wait_gone(&jn->rt))
             atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel);
     }
     return list;
@@ -267,7 +259,7 @@ finish_job(pc_pool *p, job *j, void *r)
         r = NULL; /* submitted: the result is ignored */
     } else if (j->abandoned) {
         /* the waiter took its rt back: r goes to discard */
-    } else if (waiter_gone(&j->rt)) {
+    } else if (pc__wait_gone(&j->rt)) {
         /* terminated while waiting: leave the pool for it. Its rt is a
          * task's, which holds nothing, so it needs no wake. */
         atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel);
@@ -366,7 +358,7 @@ pc_pool_free(pc_pool **pp)
         j->state = JOB_CANCELLED;
         if (!j->waited) {
             free(j);
-        } else if (waiter_gone(&j->rt)) {
+        } else if (pc__wait_gone(&j->rt)) {
             atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel);
             free(j);
         } else {

@@ -290,6 +290,12 @@ pc__wait_drop(pc__reply_to *rt)
         pc__sync_unref(rt->sync); /* the waker's: it will never wake */
 }
 
+bool
+pc__wait_gone(const pc__reply_to *rt)
+{
+    return !rt->sync && !pc_ref_is_nil(rt->task) && !pc_alive(rt->task);
+}
+
 void
 pc__wait_cancel(pc__reply_to *rt)
 {
