@@ -488,28 +488,6 @@ forever_then_sigterm(void)
     kids_kill();
 }
 
-/* A known library bug (reported, actors/chan_send.c): a task terminated
- * while pc_chan_deliver() waits for subscribers leaves its waiter (calloc'd
- * in wait_subscribers()) and the call's hold on the channel behind, so the
- * channel server, stopped by SIGTERM in its first deliver, leaks exactly
- * those two under ASan and LeakSanitizer makes its exit status 1. Tolerated
- * only in exactly that shape, so that any other leak still fails; once the
- * library is fixed the server exits 0 and this is never consulted. */
-static bool
-known_deliver_leak(const example *x, const char *serr)
-{
-#if defined(__SANITIZE_ADDRESS__)
-    return x == &chan_ex && strstr(serr, "LeakSanitizer") &&
-           count_of(serr, "Direct leak of ") == 2 &&
-           !strstr(serr, "Indirect leak of ") &&
-           strstr(serr, " in wait_subscribers ") &&
-           strstr(serr, " in pc_chan_new ");
-#else
-    (void)x, (void)serr;
-    return false;
-#endif
-}
-
 /* A different secret: x's client fails with one line that says so and
  * names its secret file; the server goes on (the channel server still
  * waiting for a subscriber: nothing delivered) and ends cleanly on
@@ -539,7 +517,7 @@ wrong_secret(const example *x)
     CU_ASSERT_EQUAL(kill(s->pid, SIGTERM), 0);
     CU_ASSERT_FATAL(kid_wait(s, EX_WAIT));
     slurp(s->err, serr, sizeof serr);
-    CU_ASSERT_TRUE(exit_code(s) == 0 || known_deliver_leak(x, serr));
+    CU_ASSERT_EQUAL(exit_code(s), 0);
     if (exit_code(s) != 0)
         fprintf(stderr, "server exit %d, stderr: %s\n", exit_code(s), serr);
     slurp(s->out, sout, sizeof sout);
