@@ -354,10 +354,14 @@ ping_task(void *arg)
     pc_ref echo, nope;
     (void)arg;
 
+    /* timeout 0 doesn't wait for the hello: the link goes on alone */
+    TCHECK_RC(pc_node_connect(B.ep, 0, NULL), PC_ETIMEDOUT);
     TCHECK_RC(pc_node_connect(B.ep, PT_LONG, &node), PC_OK);
     TCHECK_EQ(node, B.node);
     /* connecting again answers at once */
     TCHECK_RC(pc_node_connect(B.ep, 0, NULL), PC_OK);
+    /* a lookup needs an answer from B: with 0, none is waited for */
+    TCHECK_RC(pc_locate_at(B.ep, "echo", 0, &nope), PC_ETIMEDOUT);
     echo = locate(B.ep, "echo");
     TCHECK_EQ(echo.node, B.node);
     TCHECK_RC(pc_locate_at(B.ep, "no-such-name", PT_LONG, &nope), PC_ENOENT);

@@ -138,6 +138,10 @@ do_connect(net *n, cmd *c)
         pc__net_waiter_done(w, PC_EINVAL);
         return;
     }
+    if (w->deadline <= pc_now()) { /* timeout 0: the link goes on alone */
+        pc__net_waiter_done(w, PC_ETIMEDOUT);
+        return;
+    }
     c->w = NULL; /* its reference moves to the record's list */
     w->next = p->connect_waiters;
     p->connect_waiters = w;
@@ -154,6 +158,10 @@ do_lookup(net *n, cmd *c)
 
     if (!p) {
         pc__net_waiter_done(w, PC_EUNREACH);
+        return;
+    }
+    if (w->deadline <= pc_now()) { /* timeout 0: an answer needs a wait */
+        pc__net_waiter_done(w, PC_ETIMEDOUT);
         return;
     }
     w->corr = n->next_corr++;

@@ -137,7 +137,9 @@ pc_err pc_node_listen(const char *endpoint, char *bound, size_t size);
 
 /* Connect to the node listening at `endpoint` and wait up to `timeout`
  * seconds for its hello. *node (may be NULL) gets its node id. Connecting
- * to a node already connected returns at once. The link reconnects by
+ * to a node already connected returns at once; timeout 0 answers at once
+ * either way (PC_ETIMEDOUT when not connected yet; the link is made in the
+ * background). The link reconnects by
  * itself when the connection breaks. Returns PC_OK, PC_ETIMEDOUT (no
  * answer), PC_EAUTH (the CURVE handshake failed: not the same cluster
  * secret; a line says so), PC_EREFUSED (that node's start was declared down
@@ -147,9 +149,10 @@ pc_err pc_node_connect(const char *endpoint, double timeout, uint64_t *node);
 
 /* The ref registered as `name` at the node `where` — a node id in hex
  * ("0x..."), or the endpoint it was connected with — waiting up to
- * `timeout` seconds for the answer. Returns PC_OK, PC_ENOENT (no such name
- * there), PC_EUNREACH (not a connected node), PC_ETIMEDOUT. Tasks and
- * foreign threads. */
+ * `timeout` seconds for the answer (the answer needs a round trip: with
+ * timeout 0 it is PC_ETIMEDOUT at once, nothing is asked). Returns PC_OK,
+ * PC_ENOENT (no such name there), PC_EUNREACH (not a connected node),
+ * PC_ETIMEDOUT. Tasks and foreign threads. */
 pc_err pc_locate_at(const char *where, const char *name, double timeout,
                     pc_ref *out);
 
