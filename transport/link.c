@@ -78,9 +78,11 @@ send_pending(net *n, peer *p)
                 return;
             }
             /* EAGAIN before the Hello came back: no connection yet
-             * (ZMQ_IMMEDIATE). What waits is Hellos, which the tick sends
-             * again every second: retrying them every millisecond would
-             * only burn the CPU the other links need. */
+             * (ZMQ_IMMEDIATE). What waits is Hellos: sent again as soon
+             * as the connection is there (drain_dealer sees POLLOUT, the
+             * monitor its handshake), and by the tick every second. */
+            if (errno == EAGAIN)
+                p->hello_lost = true;
             /* EHOSTUNREACH: the connection is gone; heartbeats will say */
         } else {
             atomic_fetch_add_explicit(&n->frames_out, 1, memory_order_relaxed);
@@ -327,7 +329,15 @@ drain_dealer(net *n, peer *p, int *budget)
         size_t sz = sizeof ev;
         void *s = p->dealer;
 
-        if (zmq_getsockopt(s, ZMQ_EVENTS, &ev, &sz) || !(ev & ZMQ_POLLIN)) {
+        if (zmq_getsockopt(s, ZMQ_EVENTS, &ev, &sz)) {
+            p->dirty = false;
+            return;
+        }
+        if ((ev & ZMQ_POLLOUT) && p->hello_lost && !p->up) {
+            p->hello_lost = false; /* connected now: say it again */
+            pc__link_hello(n, p);
+        }
+        if (!(ev & ZMQ_POLLIN)) {
             p->dirty = false;
             return;
         }

@@ -91,7 +91,8 @@ typedef struct peer {
     char name[WIRE_NAME_MAX + 1];
     char pub_endpoint[WIRE_ENDPOINT_MAX + 1];
     bool hello_sent;
-    bool gone;                 /* to be freed by the link thread's reaper */
+    bool hello_lost; /* ZeroMQ refused it: no connection yet (IMMEDIATE) */
+    bool gone;       /* to be freed by the link thread's reaper */
     bool connected, handshook; /* a dealer's connection events */
     double last_in, last_out, since, hello_at;
     wire_buf out;                          /* the frame being filled */

@@ -138,8 +138,7 @@ dealer_open(net *n, peer *p)
     }
     if (!n->plain && pc__curve_client(s, &n->keys) != PC_OK)
         goto fail;
-    if (!n->plain &&
-        pc__zmon_open(&p->mon, n->zctx, s,
+    if (pc__zmon_open(&p->mon, n->zctx, s,
                       ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED |
                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
@@ -334,6 +333,13 @@ dealer_event(void *ctx, int event, int value, const char *endpoint)
         break;
     case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
         p->handshook = true;
+        /* the connection is ready now: a Hello sent before it had nowhere
+         * to go (ZMQ_IMMEDIATE), so send it again at once instead of at
+         * the tick's retry a second later */
+        if (p->hello_lost && !p->up && !p->gone) {
+            p->hello_lost = false;
+            pc__link_hello(n, p);
+        }
         break;
     case ZMQ_EVENT_DISCONNECTED:
         if (p->connected && !p->handshook) {
