@@ -297,13 +297,10 @@ replay(src *s, const char *name, pc__store_fn fn, void *ctx, replay_out *o)
     if (s->total < HDR_LEN) {
         /* no record fits: a creation cut short (zeros from a file extended
          * without its data, or part of our header) is a new file */
-        size_t n = (size_t)s->total;
-        if (!(p = src_at(s, 0, n)))
+        int z = src_zero(s, 0);
+        if (z < 0 || !(p = src_at(s, 0, (size_t)s->total)))
             goto ioerr;
-        bool zero = true;
-        for (size_t i = 0; i < n; i++)
-            zero = zero && p[i] == 0;
-        if (zero || memcmp(p, want, n) == 0) {
+        if (z || memcmp(p, want, (size_t)s->total) == 0) {
             o->fresh = true;
             return PC_OK;
         }
@@ -522,8 +519,14 @@ open_log(pc__store *s, pc__store_fn fn, void *ctx)
     free(r.win);
     if (rc != PC_OK)
         return rc;
-    if (o.fresh)
+    if (o.fresh) {
+        if (r.total > 0)
+            PC_LOG_WARN(MOD,
+                        "%s: %llu bytes, no whole header (its creation was "
+                        "cut short): started again, empty",
+                        s->path, (unsigned long long)r.total);
         return write_header(s, created);
+    }
     if (o.torn) {
         if (ftruncate(s->fd, (off_t)o.good) != 0 || fsync(s->fd) != 0)
             return sys_fail(s->path, "dropping the torn tail");
