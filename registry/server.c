@@ -898,7 +898,7 @@ pc_registry_start(const pc_registry_opts *o, char *bound, size_t size)
                         .flags = PC_TASK_DAEMON | PC_TASK_JOINABLE,
                         .name = PC_REGISTRY_TASK};
     double timeout;
-    char host[128] = "";
+    char host[128] = "", ep[PC_ENDPOINT_MAX + 1];
     server *v;
     pc_err rc;
 
@@ -953,23 +953,23 @@ pc_registry_start(const pc_registry_opts *o, char *bound, size_t size)
     if ((rc = pc_spawn(server_task, v, &so, &v->task)) != PC_OK)
         goto fail;
     if ((rc = pc_register(PC_REGISTRY_TASK, v->task)) != PC_OK ||
-        (rc = pc_node_listen(o->listen ? o->listen : PC_REGISTRY_DEFAULT,
-                             v->endpoint, sizeof v->endpoint)) != PC_OK) {
+        (rc = pc_node_listen(o->listen ? o->listen : PC_REGISTRY_DEFAULT, ep,
+                             sizeof ep)) != PC_OK) {
         if (rc == PC_EEXIST)
             PC_LOG_ERROR("registry", "the name %s is taken on this node",
                          PC_REGISTRY_TASK);
         task_stop(v, -1);
         goto fail;
     }
-    if ((rc = pc_send_data(v->task, MSG_GO, v->endpoint,
-                           strlen(v->endpoint))) != PC_OK) {
+    /* the task owns v->endpoint from here on: it copies it from GO */
+    if ((rc = pc_send_data(v->task, MSG_GO, ep, strlen(ep))) != PC_OK) {
         task_stop(v, -1);
         goto fail;
     }
     if (bound && size)
-        snprintf(bound, size, "%s", v->endpoint);
+        snprintf(bound, size, "%s", ep);
     PC_LOG_INFO("registry", "%s listening on %s (%zu nodes, %zu names)",
-                v->name, v->endpoint, v->replayed_nodes, v->replayed_names);
+                v->name, ep, v->replayed_nodes, v->replayed_names);
     srv = v;
     pthread_mutex_unlock(&srv_mu);
     return PC_OK;
