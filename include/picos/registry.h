@@ -44,6 +44,7 @@
 #include "picos/net.h"
 #include "picos/node.h"
 #include "picos/ref.h"
+#include "picos/task.h" /* PC_NAME_MAX */
 
 #ifdef __cplusplus
 extern "C" {
