@@ -44,6 +44,7 @@
 #include "picos/net.h"
 #include "picos/node.h"
 #include "picos/ref.h"
+#include "picos/task.h" /* PC_NAME_MAX */
 
 #ifdef __cplusplus
 extern "C" {
@@ -206,6 +207,21 @@ pc_err pc_cluster_names(int kind, pc_name_info **out, size_t *n,
  * this node joined). Returns PC_OK, PC_EUNREACH, PC_ETIMEDOUT, PC_ESTATE. */
 pc_err pc_registry_status(const char *endpoint, pc_registry_info *out,
                           double timeout);
+
+/* Counters of this node's registry client, for status, benchmarks and
+ * tests. */
+typedef struct pc_cluster_stats {
+    uint64_t locates;    /* pc_locate() calls */
+    uint64_t cache_hits; /* of them answered from the cache */
+    uint64_t requests;   /* requests sent to registries */
+    uint64_t rejoins;    /* JOINs after a registry came back */
+    uint64_t names_lost; /* names given up to an earlier claim */
+    uint64_t regs_up;    /* registries joined now */
+} pc_cluster_stats;
+
+/* The counters into *out. Returns PC_OK, PC_ESTATE (not joined),
+ * PC_EINVAL. Any thread. */
+pc_err pc_cluster_stats_get(pc_cluster_stats *out);
 
 #ifdef __cplusplus
 }
