@@ -293,9 +293,11 @@ connector(void *arg)
             pc_sleep(ca->delay);
         if (!wanted(ca->gen))
             return NULL;
-        rc = pc_node_connect(ca->ep, 1.0, &node);
+        /* (a first connection can take more than a second: a Hello that
+         * meets no connection yet waits for the link tick) */
+        rc = pc_node_connect(ca->ep, 5.0, &node);
         if (rc == PC_OK)
-            rc = pc_locate_at(ca->ep, PC_REGISTRY_TASK, 1.0, &ref);
+            rc = pc_locate_at(ca->ep, PC_REGISTRY_TASK, 2.0, &ref);
         if (!(c = pc__rc_call_new(CALL_CONN, -1, false)))
             return NULL;
         c->gen = ca->gen;
@@ -310,7 +312,9 @@ connector(void *arg)
         pc__rc_call_put(c);
         if (rc == PC_OK)
             return NULL;
-        ca->delay = ca->delay < 0.1 ? 0.1 : fmin(ca->delay * 2, 1.0);
+        ca->delay = ca->delay < 0.1    ? 0.1
+                    : ca->delay >= 0.5 ? 1.0
+                                       : ca->delay * 2;
     }
 }
 
@@ -1321,7 +1325,7 @@ pc__rc_agent_main(void *arg)
             break;
         expire(a, pc_now());
         d = next_deadline(a);
-        left = isinf(d) ? -1 : fmax(0, d - pc_now());
+        left = d == INFINITY ? -1 : d > pc_now() ? d - pc_now() : 0;
         if (pc_recv(&m, left) != PC_OK)
             continue;
         if (pc_msg_is(m, RC_MSG_REPLY))
