@@ -1,7 +1,8 @@
 /* remote_channel_client.c — subscribe to a channel of another node (pycos's
  * remote_channel_client.py).
  *
- *     picos-remote-channel-client --connect ENDPOINT [--secret-file FILE]
+ *     picos-remote-channel-client (--connect ENDPOINT | --registry EP[,EP])
+ *                                 [--secret-file FILE]
  *                                 [--count N] [--timeout S]
  *
  * One client task connects to the node at ENDPOINT (pycos's peer()), gets a
@@ -32,11 +33,13 @@
 #include "picos/chan.h"
 #include "picos/net.h"
 #include "picos/picos.h"
+#include "picos/registry.h"
 
 #define NAME "picos-remote-channel-client"
 #define CHANNEL "2clients"
 
 static const char *endpoint;
+static const char *registry;
 static const char *secret_name; /* where the secret came from, for errors */
 static int count = -1;          /* --count: how many to expect; -1 any */
 static double timeout = 5.0;
@@ -56,6 +59,15 @@ subscribe(void)
     pc_chan *chan;
     pc_err rc;
 
+    if (registry) { /* by name, anywhere in the cluster */
+        if ((rc = pc_chan_locate(CHANNEL, timeout, &chan)) != PC_OK) {
+            fprintf(stderr,
+                    NAME ": no channel " CHANNEL " in the cluster of %s: %s\n",
+                    registry, pc_strerror(rc));
+            return false;
+        }
+        goto subscribe;
+    }
     /* pycos: yield scheduler.peer(Location(...)) */
     rc = pc_node_connect(endpoint, timeout, NULL);
     if (rc == PC_ETIMEDOUT) {
@@ -80,6 +92,7 @@ subscribe(void)
                 pc_strerror(rc));
         return false;
     }
+subscribe:
     /* The proxy is the node's: it lives until pc_node_run() ends. */
     if ((rc = pc_chan_subscribe(chan, pc_self())) != PC_OK) {
         fprintf(stderr, NAME ": subscribing to " CHANNEL ": %s\n",
@@ -148,9 +161,11 @@ client(void *arg)
 static void
 usage(FILE *f)
 {
-    fprintf(f, "usage: " NAME " --connect ENDPOINT [--secret-file FILE] "
-               "[--count N] [--timeout S]\n"
+    fprintf(f, "usage: " NAME " (--connect ENDPOINT | --registry EP[,EP]) "
+               "[--secret-file FILE] [--count N] [--timeout S]\n"
                "  --connect ENDPOINT  the server's endpoint (tcp://HOST:PORT)\n"
+               "  --registry EP,...   find the channel by name through these "
+               "registries\n"
                "  --secret-file FILE  the cluster secret (else "
                "$PICOS_SECRET_FILE, $PICOS_SECRET)\n"
                "  --count N           messages to expect (default: as many "
@@ -189,6 +204,8 @@ main(int argc, char **argv)
         }
         if (v && !strcmp(a, "--connect"))
             endpoint = v;
+        else if (v && !strcmp(a, "--registry"))
+            registry = v;
         else if (v && !strcmp(a, "--secret-file"))
             secret_file = v;
         else if (v && !strcmp(a, "--count") && number(v, 0, &n) && n == (int)n)
@@ -202,8 +219,9 @@ main(int argc, char **argv)
         }
         i++;
     }
-    if (!endpoint) {
-        fprintf(stderr, NAME ": --connect ENDPOINT is required\n");
+    if (!endpoint == !registry) {
+        fprintf(stderr, NAME ": one of --connect ENDPOINT and --registry EP "
+                         "is required\n");
         return 2;
     }
 
@@ -232,8 +250,26 @@ main(int argc, char **argv)
         fprintf(stderr, NAME ": starting the node: %s\n", pc_strerror(rc));
         return 1;
     }
-    if ((rc = pc_net_start(&(pc_net_opts){.keys = &keys})) != PC_OK ||
-        (rc = pc_spawn(client, NULL, NULL, NULL)) != PC_OK) {
+    if ((rc = pc_net_start(&(pc_net_opts){.keys = &keys})) != PC_OK) {
+        fprintf(stderr, NAME ": starting the transport: %s\n", pc_strerror(rc));
+        pc_node_stop();
+    } else if (registry &&
+               /* a client only: it does not listen (the channel's traffic
+                * comes over the connections this node opened) */
+               (rc = pc_cluster_join(&(pc_cluster_opts){
+                    .registries = registry,
+                    .listen = "",
+                    .join_timeout = timeout})) != PC_OK) {
+        if (rc == PC_EAUTH)
+            fprintf(stderr,
+                    NAME ": wrong cluster secret: the registry refused our "
+                         "key (%s)\n",
+                    secret_name);
+        else
+            fprintf(stderr, NAME ": joining the registry at %s: %s\n", registry,
+                    pc_strerror(rc));
+        pc_node_stop();
+    } else if ((rc = pc_spawn(client, NULL, NULL, NULL)) != PC_OK) {
         fprintf(stderr, NAME ": starting: %s\n", pc_strerror(rc));
         pc_node_stop();
     }

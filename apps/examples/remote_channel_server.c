@@ -1,8 +1,9 @@
 /* remote_channel_server.c — a channel that tasks of other nodes subscribe
  * to (pycos's remote_channel_server.py).
  *
- *     picos-remote-channel-server [--listen ENDPOINT] [--secret-file FILE]
- *                                 [--count N] [--timeout S]
+ *     picos-remote-channel-server [--listen ENDPOINT] [--registry EP[,EP]]
+ *                                 [--secret-file FILE] [--count N]
+ *                                 [--timeout S]
  *
  * The node starts picos's network transport, listens on ENDPOINT (default
  * tcp://127.0.0.1:0: any free port, printed on the first line of stdout so
@@ -10,7 +11,10 @@
  * name), with one subscriber task of its own. A client on another node
  * (picos-remote-channel-client) finds the channel with pc_chan_locate_at()
  * and subscribes a task of its node to it: the two subscribers pycos's
- * example waits for, one local, one remote.
+ * example waits for, one local, one remote. With --registry the node joins
+ * the cluster and registers the channel's name cluster-wide
+ * (pc_name_register(PC_NAME_CHANNEL)): clients find it by name alone
+ * (pc_chan_locate()).
  *
  * The publisher task delivers N messages ("message 1" ...) and then a final
  * "done" carrying N, each with pc_chan_deliver(n = 2): a deliver waits
@@ -49,6 +53,7 @@
 #include "picos/chan.h"
 #include "picos/net.h"
 #include "picos/picos.h"
+#include "picos/registry.h"
 
 #define NAME "picos-remote-channel-server"
 #define CHANNEL "2clients"
@@ -160,10 +165,12 @@ on_signal(void *arg)
 static void
 usage(FILE *f)
 {
-    fprintf(f, "usage: " NAME " [--listen ENDPOINT] [--secret-file FILE] "
-               "[--count N] [--timeout S]\n"
+    fprintf(f, "usage: " NAME " [--listen ENDPOINT] [--registry EP[,EP]] "
+               "[--secret-file FILE] [--count N] [--timeout S]\n"
                "  --listen ENDPOINT   where to listen (default "
                "tcp://127.0.0.1:0)\n"
+               "  --registry EP,...   join these registries and register the "
+               "channel there\n"
                "  --secret-file FILE  the cluster secret (else "
                "$PICOS_SECRET_FILE, $PICOS_SECRET)\n"
                "  --count N           messages to deliver (default 10)\n"
@@ -210,7 +217,7 @@ int
 main(int argc, char **argv)
 {
     const char *listen = "tcp://127.0.0.1:0";
-    const char *secret_file = NULL;
+    const char *secret_file = NULL, *registry = NULL;
     char secret[PC_SECRET_MAX];
     size_t len;
     pc_curve_keys keys;
@@ -232,6 +239,8 @@ main(int argc, char **argv)
             listen = v;
         else if (v && !strcmp(a, "--secret-file"))
             secret_file = v;
+        else if (v && !strcmp(a, "--registry"))
+            registry = v;
         else if (v && !strcmp(a, "--count") && number(v, 0, &n) && n == (int)n)
             count = (int)n;
         else if (v && !strcmp(a, "--timeout") && number(v, 0.001, &n))
@@ -271,6 +280,11 @@ main(int argc, char **argv)
         return fail("starting the transport", rc);
     if ((rc = pc_node_listen(listen, bound, sizeof bound)) != PC_OK)
         return fail(rc == PC_ESYS ? NULL : listen, rc); /* ESYS: logged */
+    if (registry &&
+        (rc = pc_cluster_join(&(pc_cluster_opts){.registries = registry})) !=
+            PC_OK)
+        return fail(rc == PC_EUNREACH || rc == PC_EAUTH ? NULL : registry,
+                    rc); /* those two are logged */
 
     /* pycos: Channel('2clients'), registered (a named channel is found by
      * its name), with a local subscriber; then the publisher. */
@@ -281,6 +295,9 @@ main(int argc, char **argv)
         (rc = pc_spawn(on_signal, (void *)(intptr_t)sfd, &daemon, NULL)) !=
             PC_OK)
         return fail("starting the channel and its tasks", rc);
+    if (registry && (rc = pc_name_register(PC_NAME_CHANNEL, CHANNEL,
+                                           PC_REF_NIL, timeout)) != PC_OK)
+        return fail("registering " CHANNEL " cluster-wide", rc);
 
     printf(NAME ": listening on %s\n", bound);
     fflush(stdout);

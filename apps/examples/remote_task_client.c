@@ -1,8 +1,8 @@
 /* remote_task_client.c — find a task on another node by name and talk to it
  * (pycos's remote_task_client.py).
  *
- *     picos-remote-task-client --connect ENDPOINT [--secret-file FILE]
- *                              [--count N] [--timeout S]
+ *     picos-remote-task-client (--connect ENDPOINT | --registry EP[,EP])
+ *                              [--secret-file FILE] [--count N] [--timeout S]
  *
  * One client task connects to the node at ENDPOINT (pycos's peer()), asks it
  * for the ref registered as "server_task" (Task.locate()), monitors that
@@ -12,6 +12,10 @@
  * sends the next, so its exit status 0 means all N arrived, in order. The
  * monitor is how the client learns that the server went away instead of
  * waiting for a reply that will never come: its DOWN message ends the wait.
+ * With --registry instead of --connect the client joins the cluster and
+ * finds "server_task" by name alone (pc_locate(), waiting up to --timeout
+ * for it to be registered); the registry tells where, and the messages go
+ * straight to the server's node.
  *
  * Both ends must hold the same cluster secret: --secret-file FILE, else
  * $PICOS_SECRET_FILE, else $PICOS_SECRET. --timeout S (default 5) bounds
@@ -30,10 +34,12 @@
 
 #include "picos/net.h"
 #include "picos/picos.h"
+#include "picos/registry.h"
 
 #define NAME "picos-remote-task-client"
 
 static const char *endpoint;
+static const char *registry;
 static const char *secret_name; /* where the secret came from, for errors */
 static int count = 10;
 static double timeout = 5.0;
@@ -92,15 +98,25 @@ call(pc_ref server, const char *type, const char *text, const char *rtype)
     return reply(server, rtype, text);
 }
 
+static pc_msg *talk(pc_ref server);
+
 /* pycos's client_proc. */
 static pc_msg *
 client(void *arg)
 {
     pc_ref server;
-    char text[32];
     pc_err rc;
 
     (void)arg;
+    if (registry) { /* by name, anywhere in the cluster */
+        rc = pc_locate(PC_NAME_TASK, "server_task", timeout, &server);
+        if (rc != PC_OK) {
+            fprintf(stderr, NAME ": no server_task in the cluster of %s: %s\n",
+                    registry, pc_strerror(rc));
+            return NULL;
+        }
+        return talk(server);
+    }
     /* pycos: yield scheduler.peer(Location(...)) */
     rc = pc_node_connect(endpoint, timeout, NULL);
     if (rc == PC_ETIMEDOUT) {
@@ -126,6 +142,16 @@ client(void *arg)
                 pc_strerror(rc));
         return NULL;
     }
+    return talk(server);
+}
+
+/* Monitor the server, send the messages, check the replies. */
+static pc_msg *
+talk(pc_ref server)
+{
+    char text[32];
+    pc_err rc;
+
     if ((rc = pc_monitor(pc_self(), server)) != PC_OK) {
         fprintf(stderr, NAME ": monitoring server_task: %s\n", pc_strerror(rc));
         return NULL;
@@ -146,9 +172,11 @@ client(void *arg)
 static void
 usage(FILE *f)
 {
-    fprintf(f, "usage: " NAME " --connect ENDPOINT [--secret-file FILE] "
-               "[--count N] [--timeout S]\n"
+    fprintf(f, "usage: " NAME " (--connect ENDPOINT | --registry EP[,EP]) "
+               "[--secret-file FILE] [--count N] [--timeout S]\n"
                "  --connect ENDPOINT  the server's endpoint (tcp://HOST:PORT)\n"
+               "  --registry EP,...   find it by name through these "
+               "registries\n"
                "  --secret-file FILE  the cluster secret (else "
                "$PICOS_SECRET_FILE, $PICOS_SECRET)\n"
                "  --count N           messages to send (default 10)\n"
@@ -186,6 +214,8 @@ main(int argc, char **argv)
         }
         if (v && !strcmp(a, "--connect"))
             endpoint = v;
+        else if (v && !strcmp(a, "--registry"))
+            registry = v;
         else if (v && !strcmp(a, "--secret-file"))
             secret_file = v;
         else if (v && !strcmp(a, "--count") && number(v, 0, &n) && n == (int)n)
@@ -199,8 +229,9 @@ main(int argc, char **argv)
         }
         i++;
     }
-    if (!endpoint) {
-        fprintf(stderr, NAME ": --connect ENDPOINT is required\n");
+    if (!endpoint == !registry) {
+        fprintf(stderr, NAME ": one of --connect ENDPOINT and --registry EP "
+                         "is required\n");
         return 2;
     }
 
@@ -229,8 +260,26 @@ main(int argc, char **argv)
         fprintf(stderr, NAME ": starting the node: %s\n", pc_strerror(rc));
         return 1;
     }
-    if ((rc = pc_net_start(&(pc_net_opts){.keys = &keys})) != PC_OK ||
-        (rc = pc_spawn(client, NULL, NULL, NULL)) != PC_OK) {
+    if ((rc = pc_net_start(&(pc_net_opts){.keys = &keys})) != PC_OK) {
+        fprintf(stderr, NAME ": starting the transport: %s\n", pc_strerror(rc));
+        pc_node_stop();
+    } else if (registry &&
+               /* a client only: it does not listen (the answers come back
+                * over the connections this node opened) */
+               (rc = pc_cluster_join(&(pc_cluster_opts){
+                    .registries = registry,
+                    .listen = "",
+                    .join_timeout = timeout})) != PC_OK) {
+        if (rc == PC_EAUTH)
+            fprintf(stderr,
+                    NAME ": wrong cluster secret: the registry refused our "
+                         "key (%s)\n",
+                    secret_name);
+        else
+            fprintf(stderr, NAME ": joining the registry at %s: %s\n", registry,
+                    pc_strerror(rc));
+        pc_node_stop();
+    } else if ((rc = pc_spawn(client, NULL, NULL, NULL)) != PC_OK) {
         fprintf(stderr, NAME ": starting: %s\n", pc_strerror(rc));
         pc_node_stop();
     }

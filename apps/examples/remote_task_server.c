@@ -1,15 +1,17 @@
 /* remote_task_server.c — a task other nodes find by name (pycos's
  * remote_task_server.py).
  *
- *     picos-remote-task-server [--listen ENDPOINT] [--secret-file FILE]
- *                              [--forever]
+ *     picos-remote-task-server [--listen ENDPOINT] [--registry EP[,EP]]
+ *                              [--secret-file FILE] [--forever]
  *
  * The node starts picos's network transport, listens on ENDPOINT (default
  * tcp://127.0.0.1:0: any free port, printed on the first line of stdout so
  * that a script can read it), and registers its server task as
  * "server_task". Clients on other nodes (picos-remote-task-client) find it
  * with pc_locate_at() and send it messages; to them its ref works like a
- * local one. The server prints each message and replies "ack" with the
+ * local one. With --registry the node joins the cluster of those
+ * registries (pc_cluster_join()) and the same pc_register() makes the name
+ * known cluster-wide: clients then find it by name alone (pc_locate()). The server prints each message and replies "ack" with the
  * same text, so the client can check that every one arrived; the client's
  * final message ("done") gets the reply "bye", and once that client has
  * gone (a monitor on it says so) the server task ends, which ends the
@@ -39,6 +41,7 @@
 
 #include "picos/net.h"
 #include "picos/picos.h"
+#include "picos/registry.h"
 
 #define NAME "picos-remote-task-server"
 
@@ -105,9 +108,11 @@ static void
 usage(FILE *f)
 {
     fprintf(f, "usage: " NAME " [--listen ENDPOINT] [--secret-file FILE] "
-               "[--forever]\n"
+               "[--registry EP[,EP]] [--forever]\n"
                "  --listen ENDPOINT   where to listen (default "
                "tcp://127.0.0.1:0)\n"
+               "  --registry EP,...   join these registries: the name is "
+               "cluster-wide\n"
                "  --secret-file FILE  the cluster secret (else "
                "$PICOS_SECRET_FILE, $PICOS_SECRET)\n"
                "  --forever           keep serving after a client's 'done'\n");
@@ -137,7 +142,7 @@ int
 main(int argc, char **argv)
 {
     const char *listen = "tcp://127.0.0.1:0";
-    const char *secret_file = NULL;
+    const char *secret_file = NULL, *registry = NULL;
     char secret[PC_SECRET_MAX];
     size_t len;
     pc_curve_keys keys;
@@ -162,6 +167,8 @@ main(int argc, char **argv)
             listen = v;
         else if (v && !strcmp(a, "--secret-file"))
             secret_file = v;
+        else if (v && !strcmp(a, "--registry"))
+            registry = v;
         else {
             fprintf(stderr, NAME ": bad option '%s' (--help lists them)\n", a);
             return 2;
@@ -196,6 +203,12 @@ main(int argc, char **argv)
         return fail("starting the transport", rc);
     if ((rc = pc_node_listen(listen, bound, sizeof bound)) != PC_OK)
         return fail(rc == PC_ESYS ? NULL : listen, rc); /* ESYS: logged */
+    /* the transport and the ROUTER are up: joining only adds the agent */
+    if (registry &&
+        (rc = pc_cluster_join(&(pc_cluster_opts){.registries = registry})) !=
+            PC_OK)
+        return fail(rc == PC_EUNREACH || rc == PC_EAUTH ? NULL : registry,
+                    rc); /* those two are logged */
 
     /* pycos: Task(server_proc) and task.register('server_task'). */
     if ((rc = pc_spawn(server, NULL, NULL, &ref)) != PC_OK ||
@@ -204,7 +217,11 @@ main(int argc, char **argv)
             PC_OK)
         return fail("starting the tasks", rc);
 
-    printf(NAME ": listening on %s\n", bound);
+    if (registry)
+        printf(NAME ": listening on %s, server_task registered at %s\n",
+               bound, registry);
+    else
+        printf(NAME ": listening on %s\n", bound);
     fflush(stdout);
     /* Until the server task ends, or a signal stops the node. */
     rc = pc_node_run();

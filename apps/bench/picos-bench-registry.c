@@ -1,0 +1,370 @@
+/* picos-bench-registry — the registry's benchmark table.
+ *
+ *     picos-bench-registry [--quick] [--names N] [--registry-bin PATH]
+ *
+ * A real picos-registry process (fork + exec, its own process group, a
+ * temporary data dir and secret, fsync on as always) and this process as a
+ * cluster node on 127.0.0.1. The rows:
+ *
+ *   reg-register-1   one task registers names one after another: each waits
+ *                    for the registry's fsync (no batching possible)
+ *   reg-register-4   4 tasks register N names in all: the registry's group
+ *                    commit fsyncs once for what arrived meanwhile
+ *   reg-lookup       4 tasks pc_locate() every name once (none cached: each
+ *                    is a round trip to the registry). Target >= 100k/s.
+ *   reg-lookup-rtt   the same from 1 task: the mean round trip, the
+ *                    figure reg-lookup is bound by (4 / rtt)
+ *   reg-lookup-cached 4 tasks look every name up again: the node's cache
+ *   reg-recover      the registry is killed (SIGKILL) and started again on
+ *                    its log: seconds from the exec until it serves all N
+ *                    names again (replay, then this node's agent notices,
+ *                    reconnects and joins again with its names), and the
+ *                    replay alone (from its startup line to its status
+ *                    answering)
+ *
+ * Every figure is one run; the VM is noisy (±40 %). The registry process is
+ * killed on every exit path (atexit, and PR_SET_PDEATHSIG).
+ */
+#define _GNU_SOURCE
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "picos/picos.h"
+#include "picos/registry.h"
+
+#define CLIENTS 4
+#define WAIT_S 30.0
+
+static int g_names = 10000;
+static char g_bin[PATH_MAX];
+static char g_dir[64] = "/tmp/picos-bench-reg.XXXXXX";
+static char g_data[128], g_secret[128], g_ep[256];
+static pid_t g_reg = -1;
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void
+die(const char *what, int rc)
+{
+    fprintf(stderr, "picos-bench-registry: %s: %s\n", what,
+            rc ? pc_strerror(rc) : strerror(errno));
+    exit(2);
+}
+
+/* ---- the registry process ---------------------------------------------- */
+
+static void
+reg_kill(int sig)
+{
+    if (g_reg > 0) {
+        kill(-g_reg, sig);
+        waitpid(g_reg, NULL, 0);
+        g_reg = -1;
+    }
+}
+
+static void
+cleanup(void)
+{
+    char cmd[160];
+
+    reg_kill(SIGKILL);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "picos-bench-registry: can't remove %s\n", g_dir);
+}
+
+/* Start picos-registry on port `port` (0: any) and read its startup line
+ * into g_ep; returns the seconds from fork to that line. */
+static double
+reg_start(int port)
+{
+    char listen[64], line[1024];
+    int fds[2];
+    size_t used = 0;
+    double t0 = now_s();
+
+    snprintf(listen, sizeof listen, "tcp://127.0.0.1:%d", port);
+    if (pipe2(fds, O_CLOEXEC))
+        die("pipe", 0);
+    if ((g_reg = fork()) < 0)
+        die("fork", 0);
+    if (g_reg == 0) {
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(fds[1], 1);
+        execl(g_bin, g_bin, "--listen", listen, "--data-dir", g_data,
+              "--secret-file", g_secret, (char *)NULL);
+        _exit(127);
+    }
+    setpgid(g_reg, g_reg);
+    close(fds[1]);
+    for (;;) {
+        struct pollfd p = {.fd = fds[0], .events = POLLIN};
+        ssize_t r;
+        char *nl, *ep;
+
+        if (poll(&p, 1, 30000) <= 0)
+            die("no startup line from picos-registry in 30 s", 0);
+        r = read(fds[0], line + used, sizeof line - 1 - used);
+        if (r <= 0) {
+            fprintf(stderr, "picos-bench-registry: %s exited before its "
+                            "startup line\n",
+                    g_bin);
+            exit(2);
+        }
+        used += (size_t)r;
+        line[used] = '\0';
+        if (!(nl = strchr(line, '\n')))
+            continue;
+        *nl = '\0';
+        if (!(ep = strstr(line, "tcp://"))) {
+            fprintf(stderr, "picos-bench-registry: no endpoint in '%s'\n",
+                    line);
+            exit(2);
+        }
+        ep[strcspn(ep, " ,()")] = '\0';
+        snprintf(g_ep, sizeof g_ep, "%s", ep);
+        break;
+    }
+    close(fds[0]); /* its later lines (none expected) get EPIPE */
+    return now_s() - t0;
+}
+
+/* ---- the workloads ------------------------------------------------------- */
+
+typedef enum { REGISTER, LOOKUP } op;
+
+typedef struct job {
+    op what;
+    int from, to; /* names [from, to) */
+    pc_ref self;
+    _Atomic long *failed;
+} job;
+
+static void
+name_of(int i, char *buf, size_t size)
+{
+    snprintf(buf, size, "bench.name.%06d", i);
+}
+
+static pc_msg *
+worker(void *arg)
+{
+    job *j = arg;
+    char name[64];
+
+    for (int i = j->from; i < j->to; i++) {
+        pc_ref r;
+        pc_err rc;
+
+        name_of(i, name, sizeof name);
+        rc = j->what == REGISTER
+                 ? pc_name_register(PC_NAME_TASK, name, j->self, WAIT_S)
+                 : pc_locate(PC_NAME_TASK, name, WAIT_S, &r);
+        if (rc != PC_OK && atomic_fetch_add(j->failed, 1) == 0)
+            fprintf(stderr, "picos-bench-registry: %s %s: %s\n",
+                    j->what == REGISTER ? "register" : "locate", name,
+                    pc_strerror(rc));
+    }
+    return NULL;
+}
+
+/* Run `what` over names [from, to) split across `tasks` tasks; returns
+ * the seconds it took (every task joined). */
+static double
+run(op what, int from, int to, int tasks, pc_ref self)
+{
+    int n = to - from;
+    job jobs[CLIENTS];
+    pc_ref refs[CLIENTS];
+    _Atomic long failed = 0;
+    pc_spawn_opts o = {.flags = PC_TASK_JOINABLE};
+    double t0 = now_s();
+
+    for (int k = 0; k < tasks; k++) {
+        jobs[k] = (job){what, from + n * k / tasks, from + n * (k + 1) / tasks,
+                        self, &failed};
+        if (pc_spawn(worker, &jobs[k], &o, &refs[k]) != PC_OK)
+            die("spawn", PC_ENOMEM);
+    }
+    for (int k = 0; k < tasks; k++)
+        pc_task_join(refs[k], -1, NULL);
+    if (failed) {
+        fprintf(stderr, "picos-bench-registry: %ld calls failed\n",
+                (long)failed);
+        exit(2);
+    }
+    return now_s() - t0;
+}
+
+static void
+row(const char *name, double figure, const char *unit, const char *target,
+    const char *note)
+{
+    printf("| %-17s | %12.0f | %-8s | %-8s | %s |\n", name, figure, unit, target,
+           note);
+}
+
+/* Poll the registry's status until it holds `n` names and is not
+ * recovering; returns the seconds waited. */
+static double
+wait_recovered(int n, double t0)
+{
+    for (;;) {
+        pc_registry_info ri;
+
+        if (pc_registry_status(NULL, &ri, 1.0) == PC_OK && !ri.recovering &&
+            ri.names >= (uint32_t)n)
+            return now_s() - t0;
+        if (now_s() - t0 > 120)
+            die("the registry did not recover in 120 s", PC_ETIMEDOUT);
+        pc_sleep(0.005);
+    }
+}
+
+static pc_msg *
+driver(void *arg)
+{
+    int n = g_names, port;
+    pc_ref self = pc_self();
+    char note[256];
+    double t, t0, first;
+    (void)arg;
+
+    printf("| figure            |       result | unit     | target   | "
+           "notes |\n|---|---|---|---|---|\n");
+    t = run(REGISTER, 0, n / 10, 1, self);
+    snprintf(note, sizeof note, "%d names from 1 task: an fsync each",
+             n / 10);
+    row("reg-register-1", n / 10 / t, "names/s", "-", note);
+    t = run(REGISTER, n / 10, n, CLIENTS, self);
+    snprintf(note, sizeof note, "%d names from %d tasks: group commit",
+             n - n / 10, CLIENTS);
+    row("reg-register-4", (n - n / 10) / t, "names/s", "-", note);
+
+    t = run(LOOKUP, 0, n, CLIENTS, self);
+    snprintf(note, sizeof note, "%d names, each once, from %d tasks", n,
+             CLIENTS);
+    row("reg-lookup", n / t, "lookups/s", ">= 100k", note);
+    t = run(LOOKUP, 0, n, CLIENTS, self);
+    snprintf(note, sizeof note, "the same again: from this node's cache");
+    row("reg-lookup-cached", n / t, "lookups/s", "-", note);
+    {
+        /* a round trip per lookup: names not in the cache (not there) */
+        int k = n / 10;
+        t0 = now_s();
+        for (int i = 0; i < k; i++) {
+            pc_ref r;
+            char name[64];
+            snprintf(name, sizeof name, "bench.absent.%06d", i);
+            if (pc_locate(PC_NAME_TASK, name, 0, &r) != PC_ENOENT)
+                die("an absent name was found", PC_EFAILED);
+        }
+        t = now_s() - t0;
+        snprintf(note, sizeof note,
+                 "%d lookups of absent names from 1 task: the round trip "
+                 "(reg-lookup <= %d / it)",
+                 k, CLIENTS);
+        row("reg-lookup-rtt", t / k * 1e6, "us", "-", note);
+    }
+
+    /* kill -9, restart on the same port and log */
+    if (sscanf(strrchr(g_ep, ':') + 1, "%d", &port) != 1)
+        die("the registry's port", PC_EINVAL);
+    reg_kill(SIGKILL);
+    t0 = now_s();
+    first = reg_start(port);
+    {
+        double replay = wait_recovered(0, t0);
+        double all = wait_recovered(n, t0);
+        snprintf(note, sizeof note,
+                 "kill -9, exec to all %d names served; startup line after "
+                 "%.3f s, status after %.3f s",
+                 n, first, replay);
+        row("reg-recover", all * 1000, "ms", "-", note);
+    }
+    return NULL;
+}
+
+int
+main(int argc, char **argv)
+{
+    char exe[PATH_MAX - 64]; /* room for the suffix in g_bin */
+    ssize_t len;
+    int fd;
+    uint8_t raw[32];
+    pc_cluster_opts o = {0};
+    pc_err rc;
+
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick"))
+            g_names = 1000;
+        else if (!strcmp(argv[i], "--names") && i + 1 < argc)
+            g_names = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--registry-bin") && i + 1 < argc)
+            snprintf(g_bin, sizeof g_bin, "%s", argv[++i]);
+        else {
+            fprintf(stderr, "usage: picos-bench-registry [--quick] [--names "
+                            "N] [--registry-bin PATH]\n");
+            return 2;
+        }
+    }
+    if (g_names < 40)
+        g_names = 40;
+    if (!g_bin[0]) { /* beside this program: build/apps/registry/ */
+        if ((len = readlink("/proc/self/exe", exe, sizeof exe - 1)) < 0)
+            die("readlink /proc/self/exe", 0);
+        exe[len] = '\0';
+        *strrchr(exe, '/') = '\0';
+        snprintf(g_bin, sizeof g_bin, "%s/../registry/picos-registry", exe);
+    }
+    if (!mkdtemp(g_dir))
+        die("mkdtemp", 0);
+    atexit(cleanup);
+    snprintf(g_data, sizeof g_data, "%s/data", g_dir);
+    snprintf(g_secret, sizeof g_secret, "%s/secret", g_dir);
+    if (mkdir(g_data, 0700) ||
+        (fd = open(g_secret, O_WRONLY | O_CREAT | O_EXCL, 0600)) < 0 ||
+        getrandom(raw, sizeof raw, 0) != sizeof raw)
+        die("the data dir and secret", 0);
+    for (size_t i = 0; i < sizeof raw; i++) /* printable: 64 hex digits */
+        dprintf(fd, "%02x", raw[i]);
+    close(fd);
+    reg_start(0);
+
+    o.registries = g_ep;
+    o.net.secret_file = g_secret;
+    o.node.workers = 2;
+    if ((rc = pc_cluster_start(&o)) != PC_OK)
+        die("joining the registry", rc);
+    printf("picos-bench-registry: %d names, registry %s, data on %s\n\n",
+           g_names, g_ep, g_dir);
+    if ((rc = pc_spawn(driver, NULL, NULL, NULL)) != PC_OK)
+        die("spawn", rc);
+    pc_node_run();
+    return 0;
+}
