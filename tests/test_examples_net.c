@@ -54,6 +54,7 @@ static kid kids[MAX_KIDS];
 static char tmpdir[64];
 static char secret1[96], secret2[96];
 static char tsan_supp[96], tsan_env[1024]; /* under TSan only */
+static char regdir[128], reglog[160];      /* the registry test's log */
 
 /* Kill k's group, reap it, close its pipes, free its slot. */
 static void
@@ -88,6 +89,10 @@ cleanup(void)
         unlink(secret1);
         unlink(secret2);
         unlink(tsan_supp);
+        if (*regdir) {
+            unlink(reglog);
+            rmdir(regdir);
+        }
         rmdir(tmpdir);
     }
 }
@@ -744,10 +749,112 @@ chan_missing_secret_bad_options(void)
                  "bad option");
 }
 
+/* ---- through a registry ------------------------------------------------------ */
+
+/* Start picos-registry on a port of its choosing with its log in a dir
+ * under tmpdir (once per run); its endpoint into ep (read from its startup
+ * line). */
+static kid *
+registry_start(char *ep, size_t size)
+{
+    char line[512] = "", err[2048];
+    const char *p;
+    kid *k;
+
+    snprintf(regdir, sizeof regdir, "%s/registry", tmpdir);
+    snprintf(reglog, sizeof reglog, "%s/registry.log", regdir);
+    CU_ASSERT_FATAL(mkdir(regdir, 0700) == 0);
+    k = kid_start(EX_REGISTRY,
+                  (const char *[]){"--listen", "tcp://127.0.0.1:0",
+                                   "--data-dir", regdir, "--secret-file",
+                                   secret1, NULL},
+                  NULL);
+    if (!k)
+        return NULL;
+    if (read_line(k->out, line, sizeof line, EX_WAIT) &&
+        (p = strstr(line, " listening on tcp://"))) {
+        p += strlen(" listening on ");
+        snprintf(ep, size, "%.*s", (int)strcspn(p, " ,("), p);
+        return k;
+    }
+    kill(-k->pid, SIGKILL);
+    kid_wait(k, EX_WAIT);
+    slurp(k->err, err, sizeof err);
+    fprintf(stderr, "registry did not start (line '%s'): %s\n", line, err);
+    kid_free(k);
+    return NULL;
+}
+
+/* --registry instead of --connect: each server registers its task or its
+ * channel cluster-wide and its client finds it by name alone; the clients
+ * print what they do with --connect and exit 0; the registry ends on
+ * SIGTERM with status 0 (and the servers are stopped the same way). */
+PT_TEST(by_name_through_a_registry)
+static void
+by_name_through_a_registry(void)
+{
+    kid *r, *s;
+    char reg[256], ep[256], out[4096], err[4096];
+    int rc;
+
+    secrets();
+    r = registry_start(reg, sizeof reg);
+    CU_ASSERT_FATAL(r != NULL);
+
+    s = server_start(&task_ex,
+                     (const char *[]){"--registry", reg, "--secret-file",
+                                      secret1, "--forever", NULL},
+                     NULL, ep, sizeof ep);
+    CU_ASSERT_FATAL(s != NULL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(ep, "server_task registered at"));
+    rc = client_run(&task_ex,
+                    (const char *[]){"--registry", reg, "--secret-file",
+                                     secret1, "--count", "4", NULL},
+                    NULL, out, sizeof out, err, sizeof err);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_STRING_EQUAL(out, "client: server_task acknowledged 4 "
+                                "messages\n");
+    CU_ASSERT_STRING_EQUAL(err, "");
+    if (rc != 0)
+        fprintf(stderr, "client stderr: %s\n", err);
+    server_term(s);
+
+    s = server_start(&chan_ex,
+                     (const char *[]){"--registry", reg, "--secret-file",
+                                      secret1, "--count", "3", NULL},
+                     NULL, ep, sizeof ep);
+    CU_ASSERT_FATAL(s != NULL);
+    rc = client_run(&chan_ex,
+                    (const char *[]){"--registry", reg, "--secret-file",
+                                     secret1, "--count", "3", NULL},
+                    NULL, out, sizeof out, err, sizeof err);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_TRUE(lines_in_order(out, "client: received 'message ", "'\n", 3,
+                                  "client: 3 messages, in order, then "
+                                  "done\n"));
+    CU_ASSERT_STRING_EQUAL(err, "");
+    if (rc != 0)
+        fprintf(stderr, "client stdout: %s\nstderr: %s\n", out, err);
+    CU_ASSERT_FATAL(kid_wait(s, EX_WAIT)); /* ended after "done" */
+    CU_ASSERT_EQUAL(exit_code(s), 0);
+
+    /* a name nobody registers: not found within the client's timeout */
+    rc = client_run(&task_ex,
+                    (const char *[]){"--registry", reg, "--secret-file",
+                                     secret1, "--timeout", "0.3", NULL},
+                    NULL, out, sizeof out, err, sizeof err);
+    CU_ASSERT_EQUAL(rc, 1);
+    CU_ASSERT_EQUAL(count_lines(err), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "no server_task in the cluster"));
+    server_term(r);
+    kids_kill();
+}
+
 PT_MAIN("examples_net", PT_ENTRY(same_secret_n_messages),
         PT_ENTRY(forever_then_sigterm), PT_ENTRY(wrong_secret_one_line),
         PT_ENTRY(unreachable_one_line),
         PT_ENTRY(missing_secret_and_bad_options),
         PT_ENTRY(chan_deliver_two_nodes), PT_ENTRY(chan_wrong_secret_one_line),
         PT_ENTRY(chan_unreachable_one_line),
-        PT_ENTRY(chan_missing_secret_bad_options))
+        PT_ENTRY(chan_missing_secret_bad_options),
+        PT_ENTRY(by_name_through_a_registry))
