@@ -24,7 +24,7 @@ CMAKE_ARGS  ?=
 WERROR      ?= $(if $(CI),ON,OFF)
 PREFIX      ?= /usr/local
 
-RING        ?= $(BUILD_DIR)/apps/examples/picos-ring
+RUN_CLUSTER ?= apps/examples/run-cluster.sh
 BENCH       ?= $(BUILD_DIR)/apps/bench/picos-bench
 
 DEB_PACKAGES ?= build-essential cmake pkg-config libev-dev libprotobuf-c-dev \
@@ -57,7 +57,7 @@ help:
 	@echo "make deps          install missing Debian packages (apt-get)"
 	@echo "make build         configure and build into $(BUILD_DIR)/ ($(BUILD_TYPE))"
 	@echo "make test          build, then run every test with ctest"
-	@echo "make run           build, then run $(RING)"
+	@echo "make run           build, then run a small cluster ($(RUN_CLUSTER))"
 	@echo "make bench         build, then run $(BENCH)"
 	@echo "make asan          Debug + address,undefined build in $(ASAN_DIR)/, unit tests"
 	@echo "make tsan          Debug + thread build in $(TSAN_DIR)/, unit tests"
@@ -96,7 +96,7 @@ test: build
 	$(CTEST) --test-dir $(BUILD_DIR) $(CTEST_FLAGS)
 
 run: build
-	$(abspath $(RING))
+	$(RUN_CLUSTER) $(BUILD_DIR)
 
 bench: build
 	$(abspath $(BENCH))
