@@ -8,6 +8,13 @@
  * (pc_alive) and drops the entry when it is not, so a dead proc's name is
  * free again, as in Erlang, without a hook in the exit path. A dead
  * holder's entry stays in memory until its name is next touched.
+ *
+ * With a cluster name service plugged in (pc_names_set_hook(), set by
+ * registry/client.c while the node has joined), a newly taken name is also
+ * offered to the hook, outside the lock since it waits for the registries;
+ * if the hook refuses, the local entry is taken back, so a failed
+ * pc_register() leaves nothing behind. The hook is copied under its own
+ * lock and called on the copy: the client clears it only at the node's end.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -25,6 +32,45 @@ typedef struct name_ent {
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static name_ent *buckets[NBUCKETS];
+
+static name_ent **find(const char *name);
+
+static pthread_mutex_t hook_mu = PTHREAD_MUTEX_INITIALIZER;
+static pc_names_hook hook;
+
+void
+pc_names_set_hook(const pc_names_hook *h)
+{
+    pthread_mutex_lock(&hook_mu);
+    hook = h ? *h : (pc_names_hook){0};
+    pthread_mutex_unlock(&hook_mu);
+}
+
+static pc_names_hook
+hook_get(void)
+{
+    pc_names_hook h;
+    pthread_mutex_lock(&hook_mu);
+    h = hook;
+    pthread_mutex_unlock(&hook_mu);
+    return h;
+}
+
+/* Remove `name` when `ref` holds it (mu not held). */
+static void
+drop_if(const char *name, pc_ref ref)
+{
+    name_ent **ep, *e = NULL;
+
+    pthread_mutex_lock(&mu);
+    ep = find(name);
+    if (*ep && pc_ref_eq((*ep)->ref, ref)) {
+        e = *ep;
+        *ep = e->next;
+    }
+    pthread_mutex_unlock(&mu);
+    free(e);
+}
 
 static size_t
 hash(const char *s)
@@ -70,6 +116,8 @@ pc_register(const char *name, pc_ref ref)
     name_ent **ep, *e;
     size_t len;
     pc_err rc = PC_OK;
+    bool added = false;
+    pc_names_hook h;
 
     if (!name_ok(name))
         return PC_EINVAL;
@@ -88,8 +136,12 @@ pc_register(const char *name, pc_ref ref)
         memcpy(e->name, name, len + 1);
         e->next = NULL;
         *ep = e;
+        added = true;
     }
     pthread_mutex_unlock(&mu);
+    if (added && (h = hook_get()).reg &&
+        (rc = h.reg(h.ctx, name, ref)) != PC_OK)
+        drop_if(name, ref);
     return rc;
 }
 
@@ -105,8 +157,13 @@ pc_unregister(const char *name)
     if ((e = *ep))
         *ep = e->next;
     pthread_mutex_unlock(&mu);
+    if (!e)
+        return PC_ENOENT;
     free(e);
-    return e ? PC_OK : PC_ENOENT;
+    pc_names_hook h = hook_get();
+    if (h.unreg)
+        h.unreg(h.ctx, name);
+    return PC_OK;
 }
 
 pc_err

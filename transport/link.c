@@ -566,11 +566,14 @@ pc__link_listen(net *n, const char *endpoint, char *bound, size_t size)
                      pub_ep, zmq_strerror(errno));
         goto fail;
     }
-    len = sizeof n->pub_ep;
-    zmq_getsockopt(pub, ZMQ_LAST_ENDPOINT, n->pub_ep, &len);
     if (zmq_getsockopt(r, ZMQ_FD, &fd, &sz))
         goto fail;
+    /* under mu: pc_net_endpoints() reads them from other threads */
+    pthread_mutex_lock(&n->mu);
+    len = sizeof n->pub_ep;
+    zmq_getsockopt(pub, ZMQ_LAST_ENDPOINT, n->pub_ep, &len);
     snprintf(n->router_ep, sizeof n->router_ep, "%s", bound);
+    pthread_mutex_unlock(&n->mu);
     n->router = r;
     n->pub = pub;
     ev_io_init(&n->router_io, on_router, fd, EV_READ);

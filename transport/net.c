@@ -534,6 +534,24 @@ pc_chan_locate_at(const char *where, const char *name, double timeout,
 }
 
 pc_err
+pc_net_endpoints(char *router, char *pub, size_t size)
+{
+    net *n = pc__net;
+
+    if ((router || pub) && !size)
+        return PC_EINVAL;
+    if (!n)
+        return PC_ESTATE;
+    pthread_mutex_lock(&n->mu);
+    if (router)
+        snprintf(router, size, "%s", n->router_ep);
+    if (pub)
+        snprintf(pub, size, "%s", n->pub_ep);
+    pthread_mutex_unlock(&n->mu);
+    return PC_OK;
+}
+
+pc_err
 pc_net_stats_get(pc_net_stats *out)
 {
     net *n = pc__net;

@@ -26,7 +26,6 @@
 #include "picos/log.h"
 #include "picos/net.h"
 #include "picos/node.h"
-#include "picos/picos.h" /* registry.h needs task.h (PC_NAME_MAX) */
 #include "picos/registry.h"
 
 #include "cli.h"
@@ -329,7 +328,19 @@ cli_join(void)
     o.listen = ""; /* a client only: nobody needs to reach us */
     o.join_timeout = cli.timeout;
     o.register_timeout = cli.timeout;
-    rc = pc_cluster_start(&o);
+    /* pc_node_start + pc_cluster_join rather than pc_cluster_start: after
+     * a failed join the node is still there to ask whether a handshake
+     * failed. The transport reports PC_EAUTH only when its connect gives
+     * up, which can be later than our join's deadline; its counter knows
+     * at once. */
+    rc = pc_node_start(&o.node);
+    if (rc == PC_OK && (rc = pc_cluster_join(&o)) != PC_OK) {
+        pc_net_stats ns;
+        if ((rc == PC_EUNREACH || rc == PC_ETIMEDOUT) &&
+            pc_net_stats_get(&ns) == PC_OK && ns.auth_failed > 0)
+            rc = PC_EAUTH;
+        cli_leave();
+    }
     explicit_bzero(&keys, sizeof keys);
     if (rc == PC_OK)
         return CLI_OK;

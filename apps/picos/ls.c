@@ -19,7 +19,6 @@
 #include <string.h>
 
 #include "picos/node.h"
-#include "picos/picos.h" /* registry.h needs task.h (PC_NAME_MAX) */
 #include "picos/registry.h"
 
 #include "cli.h"

@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "picos/picos.h" /* registry.h needs task.h (PC_NAME_MAX) */
 #include "picos/registry.h"
 
 #include "cli.h"

@@ -11,7 +11,6 @@
  */
 #include <string.h>
 
-#include "picos/picos.h" /* registry.h needs task.h (PC_NAME_MAX) */
 #include "picos/registry.h"
 
 #include "cli.h"

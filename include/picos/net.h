@@ -169,6 +169,12 @@ struct pc_chan;
 pc_err pc_chan_locate_at(const char *where, const char *name, double timeout,
                          struct pc_chan **out);
 
+/* This node's bound ROUTER and PUB endpoints (pc_node_listen()) into
+ * router / pub (`size` bytes each; either may be NULL); "" when it does not
+ * listen. Returns PC_OK, PC_ESTATE (no transport), PC_EINVAL. Any
+ * thread. */
+pc_err pc_net_endpoints(char *router, char *pub, size_t size);
+
 /* Counters of the links, for status and tests. */
 typedef struct pc_net_stats {
     uint64_t peers; /* peers up now */

@@ -30,7 +30,13 @@
  *
  * Every call takes a timeout (0: don't wait, negative: forever); a registry
  * that is down gives PC_EUNREACH at once, never a hang. Calls may be made
- * from tasks (the task waits) and from foreign threads.
+ * from tasks (the task waits) and from foreign threads. Timeout 0 means
+ * "don't wait for anything to happen at the registry": the request is
+ * sent once and its answer waited for at most one round trip (1 s); so
+ * pc_locate(..., 0, ...) answers PC_OK or PC_ENOENT. A registry that goes
+ * down is noticed by the links (its node declared down after the link
+ * timeout): then calls in flight move to the next registry or fail with
+ * PC_EUNREACH. docs/registry.md, "The client", has the details.
  */
 #ifndef PICOS_REGISTRY_H
 #define PICOS_REGISTRY_H
@@ -44,6 +50,7 @@
 #include "picos/net.h"
 #include "picos/node.h"
 #include "picos/ref.h"
+#include "picos/task.h" /* PC_NAME_MAX */
 
 #ifdef __cplusplus
 extern "C" {
@@ -203,9 +210,26 @@ pc_err pc_cluster_names(int kind, pc_name_info **out, size_t *n,
                         double timeout);
 
 /* The state of the registry at `endpoint` (NULL: the first reachable one
- * this node joined). Returns PC_OK, PC_EUNREACH, PC_ETIMEDOUT, PC_ESTATE. */
+ * this node joined; otherwise one of the registries this node joined, as
+ * given to pc_cluster_join(): another is PC_EUNREACH). Returns PC_OK,
+ * PC_EUNREACH, PC_ETIMEDOUT, PC_ESTATE. */
 pc_err pc_registry_status(const char *endpoint, pc_registry_info *out,
                           double timeout);
+
+/* Counters of this node's registry client, for status, benchmarks and
+ * tests. */
+typedef struct pc_cluster_stats {
+    uint64_t locates;    /* pc_locate() calls */
+    uint64_t cache_hits; /* of them answered from the cache */
+    uint64_t requests;   /* requests sent to registries */
+    uint64_t rejoins;    /* JOINs after a registry came back */
+    uint64_t names_lost; /* names given up to an earlier claim */
+    uint64_t regs_up;    /* registries joined now */
+} pc_cluster_stats;
+
+/* The counters into *out. Returns PC_OK, PC_ESTATE (not joined),
+ * PC_EINVAL. Any thread. */
+pc_err pc_cluster_stats_get(pc_cluster_stats *out);
 
 #ifdef __cplusplus
 }

@@ -52,6 +52,11 @@ typedef struct pc_registry_opts {
  * Not from a task. */
 pc_err pc_registry_start(const pc_registry_opts *o, char *bound, size_t size);
 
+/* What the log held when the running registry started: its members (all
+ * "recovering" until they join again) and names, for the daemon's startup
+ * line. Returns PC_OK, PC_ESTATE (none runs). Any thread. */
+pc_err pc_registry_replayed(size_t *nodes, size_t *names);
+
 /* Stop the registry: the server task flushes the log, tells its members
  * goodbye and ends. Waits up to `timeout` seconds. Returns PC_OK, PC_ESTATE
  * (none runs), PC_ETIMEDOUT. Not from a task. */

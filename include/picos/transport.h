@@ -110,6 +110,25 @@ pc_err pc_transport_unregister(void);
  * restarted node is a new node even with a fixed node id). 0: no node. */
 uint64_t pc_node_incarnation(void);
 
+/* ---- names across nodes ------------------------------------------------------ */
+
+/* The runtime's plug for a cluster-wide name service (registry/client.c
+ * sets it while the node has joined a registry): pc_register() calls reg()
+ * after the name was registered on this node — a name newly taken, not the
+ * same ref again — and on an error of reg() removes the local entry again
+ * and returns that error, so the caller's state is as before.
+ * pc_unregister() calls unreg() after the local entry went. Both are called
+ * without any runtime lock held, in the caller's thread (reg may wait). */
+typedef struct pc_names_hook {
+    pc_err (*reg)(void *ctx, const char *name, pc_ref ref);
+    void (*unreg)(void *ctx, const char *name);
+    void *ctx;
+} pc_names_hook;
+
+/* Install h (copied; NULL removes the hook). A call already inside the old
+ * hook finishes with it. Any thread. */
+void pc_names_set_hook(const pc_names_hook *h);
+
 /* ---- from the network ---------------------------------------------------- */
 
 /* A message from remote `sender` whose payload is `data` (len bytes) taken

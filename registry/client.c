@@ -1,0 +1,753 @@
+/* registry/client.c — the cluster API of registry.h, in the callers'
+ * threads.
+ *
+ * A call checks its arguments, answers from the cache when it can (a
+ * cached pc_locate() takes one mutex and touches no message), and
+ * otherwise hands an rc_call to the agent task (agent.c) and waits on the
+ * call's pc_event for the agent's answer, a little past the call's
+ * deadline so that a stuck agent can't hang it: the agent answers every
+ * call by its deadline itself. Timeouts: negative waits forever; 0 asks the
+ * registry once without waiting for anything to happen there (a LOCATE
+ * of a name that is not registered answers PC_ENOENT) and waits at most
+ * RC_RTT for that answer; t > 0 waits up to t (a LOCATE gets RC_RTT / 2
+ * more for the registry's own "timed out" to arrive).
+ *
+ * pc_cluster_join() does the node-side setup (transport, listen, who we
+ * are) here, spawns the agent, and waits for its CALL_JOIN; on failure it
+ * tells the agent to end and joins it, so a failed join leaves nothing
+ * behind. While joined, pc_register() and pc_unregister() reach the agent
+ * through the runtime's names hook (transport.h).
+ */
+#define _GNU_SOURCE
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "picos/chan.h"
+#include "picos/log.h"
+#include "picos/node.h"
+#include "picos/task.h"
+#include "picos/transport.h"
+
+#include "client_int.h"
+
+pthread_mutex_t pc__rc_mu = PTHREAD_MUTEX_INITIALIZER;
+rc_shared *pc__rc;
+static uint64_t gens;
+
+const char *
+pc_name_kind_str(pc_name_kind kind)
+{
+    switch (kind) {
+    case PC_NAME_TASK:
+        return "task";
+    case PC_NAME_CHANNEL:
+        return "channel";
+    case PC_NAME_SERVICE:
+        return "service";
+    }
+    return "?";
+}
+
+uint64_t
+pc__rc_wall_us(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+}
+
+/* ---- wire forms ------------------------------------------------------------- */
+
+pc_ref
+pc__rc_ref_from_pb(const Picos__V1__Ref *p)
+{
+    return p ? (pc_ref){p->node, p->id} : PC_REF_NIL;
+}
+
+void
+pc__rc_node_from_pb(const Picos__V1__NodeInfo *p, pc_node_info *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!p)
+        return;
+    out->node = p->node;
+    out->incarnation = p->incarnation;
+    snprintf(out->name, sizeof out->name, "%s", p->name ? p->name : "");
+    snprintf(out->host, sizeof out->host, "%s", p->host ? p->host : "");
+    out->pid = p->pid;
+    snprintf(out->endpoint, sizeof out->endpoint, "%s",
+             p->endpoint ? p->endpoint : "");
+    snprintf(out->pub_endpoint, sizeof out->pub_endpoint, "%s",
+             p->pub_endpoint ? p->pub_endpoint : "");
+    out->joined = (double)p->joined_us / 1e6;
+    out->up = p->up;
+}
+
+void
+pc__rc_name_from_pb(const Picos__V1__NameEntry *p, pc_name_info *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!p)
+        return;
+    out->kind = (pc_name_kind)p->kind;
+    snprintf(out->name, sizeof out->name, "%s", p->name ? p->name : "");
+    out->ref = pc__rc_ref_from_pb(p->ref);
+    snprintf(out->node_name, sizeof out->node_name, "%s",
+             p->node_name ? p->node_name : "");
+    snprintf(out->endpoint, sizeof out->endpoint, "%s",
+             p->endpoint ? p->endpoint : "");
+    out->claimed = (double)p->claimed_us / 1e6;
+}
+
+void
+pc__rc_status_from_pb(const Picos__V1__RegistryStatus *p, pc_registry_info *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!p)
+        return;
+    out->node = p->node;
+    out->incarnation = p->incarnation;
+    snprintf(out->name, sizeof out->name, "%s", p->name ? p->name : "");
+    snprintf(out->endpoint, sizeof out->endpoint, "%s",
+             p->endpoint ? p->endpoint : "");
+    snprintf(out->data_dir, sizeof out->data_dir, "%s",
+             p->data_dir ? p->data_dir : "");
+    out->started = (double)p->started_us / 1e6;
+    out->nodes_up = p->nodes_up;
+    out->names = p->names;
+    out->log_bytes = p->log_bytes;
+    out->recovering = p->recovering;
+}
+
+/* ---- calls ---------------------------------------------------------------------- */
+
+rc_call *
+pc__rc_call_new(int op, double timeout, bool wait)
+{
+    rc_call *c = calloc(1, sizeof *c);
+
+    if (!c)
+        return NULL;
+    if (wait && pc_event_new(&c->ev) != PC_OK) {
+        free(c);
+        return NULL;
+    }
+    atomic_init(&c->refs, 2);
+    c->op = op;
+    c->timeout = timeout;
+    c->deadline = pc_deadline(timeout > 0   ? timeout
+                              : timeout < 0 ? -1
+                                            : RC_RTT);
+    c->rc = PC_ETIMEDOUT;
+    return c;
+}
+
+void
+pc__rc_call_put(rc_call *c)
+{
+    if (c && atomic_fetch_sub(&c->refs, 1) == 1) {
+        pc_event_free(&c->ev);
+        free(c->nodes);
+        free(c->names);
+        free(c);
+    }
+}
+
+void
+pc__rc_call_done(rc_call *c, pc_err rc)
+{
+    c->rc = rc;
+    if (c->ev)
+        pc_event_set(c->ev);
+    pc__rc_call_put(c);
+}
+
+pc_err
+pc__rc_submit(rc_call *c)
+{
+    rc_shared *s;
+    pc_ref agent = PC_REF_NIL;
+    bool ring = false;
+
+    pthread_mutex_lock(&pc__rc_mu);
+    if (!(s = pc__rc) || s->stopping) {
+        pthread_mutex_unlock(&pc__rc_mu);
+        pc__rc_call_put(c); /* the agent's reference */
+        return PC_ESTATE;
+    }
+    c->next = NULL;
+    *s->qtail = c;
+    s->qtail = &c->next;
+    if (!s->rung) {
+        s->rung = ring = true;
+        agent = s->agent;
+    }
+    pthread_mutex_unlock(&pc__rc_mu);
+    if (ring)
+        pc_send_data(agent, RC_MSG_WAKE, NULL, 0);
+    return PC_OK;
+}
+
+/* Hand c to the agent and wait for its answer; the caller's reference
+ * stays the caller's. */
+static pc_err
+call(rc_call *c)
+{
+    double left;
+    pc_err rc;
+
+    if ((rc = pc__rc_submit(c)) != PC_OK)
+        return rc;
+    left = pc_deadline_left(c->deadline);
+    rc = pc_event_wait(c->ev, left < 0 ? -1 : left + 0.5);
+    return rc == PC_OK ? c->rc : rc;
+}
+
+static bool
+name_ok(const char *name)
+{
+    return name && name[0] && strnlen(name, PC_NAME_MAX + 1) <= PC_NAME_MAX;
+}
+
+static bool
+kind_ok(int kind)
+{
+    return kind == PC_NAME_TASK || kind == PC_NAME_CHANNEL ||
+           kind == PC_NAME_SERVICE;
+}
+
+/* PC_OK when joined, else PC_ESTATE. */
+static pc_err
+joined(void)
+{
+    pc_err rc;
+    pthread_mutex_lock(&pc__rc_mu);
+    rc = pc__rc && pc__rc->joined ? PC_OK : PC_ESTATE;
+    pthread_mutex_unlock(&pc__rc_mu);
+    return rc;
+}
+
+/* ---- joining ------------------------------------------------------------------- */
+
+/* Split the comma-separated list into s->eps. */
+static pc_err
+parse_eps(rc_shared *s, const char *list)
+{
+    const char *p = list;
+
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        while (len && (*p == ' ' || *p == '\t'))
+            p++, len--;
+        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            len--;
+        if (!len || len > PC_ENDPOINT_MAX || s->neps == RC_MAX_REGS)
+            return PC_EINVAL;
+        if (!(s->eps[s->neps] = strndup(p, len)))
+            return PC_ENOMEM;
+        s->neps++;
+        if (!end)
+            break;
+        p = end + 1;
+        if (!*p)
+            return PC_EINVAL; /* a trailing comma */
+    }
+    return s->neps ? PC_OK : PC_EINVAL;
+}
+
+static void
+shared_free(rc_shared *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < s->neps; i++)
+        free(s->eps[i]);
+    pc__rc_names_clear(&s->cache);
+    free(s);
+}
+
+static pc_err hook_reg(void *ctx, const char *name, pc_ref ref);
+static void hook_unreg(void *ctx, const char *name);
+
+pc_err
+pc_cluster_join(const pc_cluster_opts *o)
+{
+    static const pc_cluster_opts none;
+    const char *list, *listen;
+    pc_spawn_opts so = {.worker = PC_WORKER_ANY,
+                        .flags = PC_TASK_DAEMON,
+                        .name = "picos.registry-agent"};
+    pc_names_hook h = {hook_reg, hook_unreg, NULL};
+    rc_shared *s;
+    rc_call *c;
+    pc_ref agent;
+    pc_err rc;
+
+    if (!o)
+        o = &none;
+    if (!pc_node_id())
+        return PC_ESTATE;
+    if (joined() == PC_OK)
+        return PC_ESTATE;
+    if (!(s = calloc(1, sizeof *s)))
+        return PC_ENOMEM;
+    list = o->registries ? o->registries : getenv("PICOS_REGISTRY");
+    if (!list || !*list)
+        list = PC_REGISTRY_DEFAULT;
+    if ((rc = parse_eps(s, list)) != PC_OK) {
+        shared_free(s);
+        return rc;
+    }
+    rc = pc_net_start(&o->net);
+    if (rc != PC_OK && rc != PC_ESTATE) {
+        shared_free(s);
+        return rc;
+    }
+    listen = o->listen ? o->listen : "tcp://127.0.0.1:0";
+    if (*listen && (rc = pc_node_listen(listen, NULL, 0)) != PC_OK &&
+        rc != PC_ESTATE) { /* PC_ESTATE: listening already */
+        shared_free(s);
+        return rc;
+    }
+    /* who we are, for JOIN */
+    pc_net_endpoints(s->endpoint, s->pub_endpoint, sizeof s->endpoint);
+    if (gethostname(s->host, sizeof s->host - 1))
+        strcpy(s->host, "?");
+    if (o->net.name)
+        snprintf(s->name, sizeof s->name, "%s", o->net.name);
+    else
+        snprintf(s->name, sizeof s->name, "%.200s:%d", s->host, (int)getpid());
+    picos__v1__node_info__init(&s->self);
+    s->self.node = pc_node_id();
+    s->self.incarnation = pc_node_incarnation();
+    s->self.name = s->name;
+    s->self.host = s->host;
+    s->self.pid = (uint32_t)getpid();
+    s->self.endpoint = s->endpoint;
+    s->self.pub_endpoint = s->pub_endpoint;
+    s->register_timeout = o->register_timeout > 0 ? o->register_timeout : 5.0;
+    s->qtail = &s->q;
+    s->rung = true; /* until the agent runs: it looks at the queue first */
+
+    pthread_mutex_lock(&pc__rc_mu);
+    if (pc__rc) {
+        pthread_mutex_unlock(&pc__rc_mu);
+        shared_free(s);
+        return PC_ESTATE;
+    }
+    s->gen = ++gens;
+    pc__rc = s;
+    pthread_mutex_unlock(&pc__rc_mu);
+    if (!(c = pc__rc_call_new(
+              CALL_JOIN, o->join_timeout > 0 ? o->join_timeout : 5.0, true))) {
+        rc = PC_ENOMEM;
+        goto undo;
+    }
+    /* queued before the agent exists: it takes it first thing */
+    pthread_mutex_lock(&pc__rc_mu);
+    *s->qtail = c;
+    s->qtail = &c->next;
+    pthread_mutex_unlock(&pc__rc_mu);
+    if ((rc = pc_spawn(pc__rc_agent_main, s, &so, &agent)) != PC_OK) {
+        pc__rc_call_put(c); /* the agent's reference */
+        pc__rc_call_put(c);
+        goto undo;
+    }
+    pthread_mutex_lock(&pc__rc_mu);
+    s->agent = agent;
+    pthread_mutex_unlock(&pc__rc_mu);
+    rc = pc_event_wait(c->ev, pc_deadline_left(c->deadline) + 1.0);
+    if (rc == PC_OK)
+        rc = c->rc;
+    pc__rc_call_put(c);
+    if (rc == PC_OK) {
+        pthread_mutex_lock(&pc__rc_mu);
+        s->joined = true;
+        pthread_mutex_unlock(&pc__rc_mu);
+        pc_names_set_hook(&h);
+        return PC_OK;
+    }
+    /* the agent ends; its exit handler takes s down */
+    pthread_mutex_lock(&pc__rc_mu);
+    s->stopping = true;
+    pthread_mutex_unlock(&pc__rc_mu);
+    pc_send_data(agent, RC_MSG_WAKE, NULL, 0);
+    pc_task_join(agent, 5.0, NULL);
+    return rc;
+undo:
+    pthread_mutex_lock(&pc__rc_mu);
+    pc__rc = NULL;
+    pthread_mutex_unlock(&pc__rc_mu);
+    shared_free(s);
+    return rc;
+}
+
+pc_err
+pc_cluster_start(const pc_cluster_opts *o)
+{
+    pc_err rc = pc_node_start(o ? &o->node : NULL);
+
+    if (rc != PC_OK)
+        return rc;
+    if ((rc = pc_cluster_join(o)) != PC_OK) {
+        pc_node_stop();
+        pc_node_run();
+    }
+    return rc;
+}
+
+bool
+pc_cluster_joined(void)
+{
+    return joined() == PC_OK;
+}
+
+void
+pc__rc_shared_free(rc_shared *s)
+{
+    pc_names_set_hook(NULL);
+    shared_free(s);
+}
+
+/* ---- names ------------------------------------------------------------------- */
+
+/* A REGISTER or UNREGISTER call; wait: the caller waits for the answer. */
+static pc_err
+name_call(int op, pc_name_kind kind, const char *name, pc_ref ref,
+          double timeout, bool wait)
+{
+    rc_call *c;
+    pc_err rc;
+
+    if (!kind_ok(kind) || !name_ok(name))
+        return PC_EINVAL;
+    if ((rc = joined()) != PC_OK)
+        return rc;
+    if (!(c = pc__rc_call_new(op, timeout, wait)))
+        return PC_ENOMEM;
+    c->kind = kind;
+    snprintf(c->name, sizeof c->name, "%s", name);
+    c->ref = ref;
+    if (!wait) {
+        rc = pc__rc_submit(c);
+        pc__rc_call_put(c);
+        return rc;
+    }
+    rc = call(c);
+    if (rc == PC_EEXIST)
+        PC_LOG_WARN("registry", "%s", c->text);
+    pc__rc_call_put(c);
+    return rc;
+}
+
+pc_err
+pc_name_register(pc_name_kind kind, const char *name, pc_ref ref,
+                 double timeout)
+{
+    if (kind == PC_NAME_CHANNEL)
+        ref = (pc_ref){pc_node_id(), 0};
+    else if (pc_ref_is_nil(ref) || ref.node != pc_node_id())
+        return PC_EINVAL;
+    return name_call(PICOS__V1__REG_OP__REGISTER, kind, name, ref, timeout,
+                     true);
+}
+
+pc_err
+pc_name_unregister(pc_name_kind kind, const char *name, double timeout)
+{
+    return name_call(PICOS__V1__REG_OP__UNREGISTER, kind, name, PC_REF_NIL,
+                     timeout, true);
+}
+
+/* The caller can wait on a pc_event (a task, or a thread not a worker). */
+static bool
+can_wait(void)
+{
+    return pc_in_task() || pc_worker_index() < 0;
+}
+
+static pc_err
+hook_reg(void *ctx, const char *name, pc_ref ref)
+{
+    double t;
+
+    (void)ctx;
+    pthread_mutex_lock(&pc__rc_mu);
+    if (!pc__rc || !pc__rc->joined) {
+        pthread_mutex_unlock(&pc__rc_mu);
+        return PC_OK;
+    }
+    t = pc__rc->register_timeout;
+    pthread_mutex_unlock(&pc__rc_mu);
+    /* a light actor can't wait: its claim goes out, a refusal is logged */
+    return name_call(PICOS__V1__REG_OP__REGISTER, PC_NAME_TASK, name, ref, t,
+                     can_wait());
+}
+
+static void
+hook_unreg(void *ctx, const char *name)
+{
+    (void)ctx;
+    if (joined() == PC_OK)
+        name_call(PICOS__V1__REG_OP__UNREGISTER, PC_NAME_TASK, name, PC_REF_NIL,
+                  -1, false);
+}
+
+/* ---- locate -------------------------------------------------------------------- */
+
+/* Connect to the node of `info` unless it is this one or does not listen
+ * (then the ref is all there is), and mark the cache entry connected. */
+static pc_err
+connect_owner(const pc_name_info *info, double timeout)
+{
+    rc_name *e;
+    pc_err rc;
+
+    if (info->ref.node == pc_node_id() || !info->endpoint[0])
+        return PC_OK;
+    rc = pc_node_connect(info->endpoint, timeout, NULL);
+    if (rc != PC_OK)
+        return PC_EUNREACH;
+    pthread_mutex_lock(&pc__rc_mu);
+    if (pc__rc &&
+        (e = pc__rc_names_get(&pc__rc->cache, (int)info->kind, info->name)) &&
+        pc_ref_eq(e->info.ref, info->ref))
+        e->connected = true;
+    pthread_mutex_unlock(&pc__rc_mu);
+    return PC_OK;
+}
+
+static pc_err
+locate(pc_name_kind kind, const char *name, double timeout, pc_name_info *out)
+{
+    rc_name *e;
+    rc_call *c;
+    bool hit = false, connected = false;
+    double deadline = pc_deadline(timeout), left;
+    pc_err rc;
+
+    if (!kind_ok(kind) || !name_ok(name))
+        return PC_EINVAL;
+    pthread_mutex_lock(&pc__rc_mu);
+    if (!pc__rc || !pc__rc->joined) {
+        pthread_mutex_unlock(&pc__rc_mu);
+        return PC_ESTATE;
+    }
+    pc__rc->stats.locates++;
+    if ((e = pc__rc_names_get(&pc__rc->cache, kind, name))) {
+        pc__rc->stats.cache_hits++;
+        *out = e->info;
+        hit = true;
+        connected = e->connected;
+    }
+    pthread_mutex_unlock(&pc__rc_mu);
+    if (!hit) {
+        if (!(c = pc__rc_call_new(PICOS__V1__REG_OP__LOCATE, timeout, true)))
+            return PC_ENOMEM;
+        c->kind = kind;
+        snprintf(c->name, sizeof c->name, "%s", name);
+        if (timeout > 0) /* room for the registry's own TIMED_OUT */
+            c->deadline += RC_RTT / 2;
+        rc = call(c);
+        if (rc == PC_OK)
+            *out = c->entry;
+        pc__rc_call_put(c);
+        if (rc != PC_OK)
+            return rc;
+    }
+    if (connected)
+        return PC_OK;
+    left = pc_deadline_left(deadline);
+    return connect_owner(out, left < 0 ? 5.0 : left < RC_RTT ? RC_RTT : left);
+}
+
+pc_err
+pc_locate(pc_name_kind kind, const char *name, double timeout, pc_ref *out)
+{
+    pc_name_info info;
+    pc_err rc = locate(kind, name, timeout, &info);
+
+    if (rc == PC_OK && out)
+        *out = info.ref;
+    return rc;
+}
+
+pc_err
+pc_chan_locate(const char *name, double timeout, struct pc_chan **out)
+{
+    pc_name_info info;
+    char where[32];
+    double deadline = pc_deadline(timeout), left;
+    pc_err rc;
+
+    if (!out)
+        return PC_EINVAL;
+    if ((rc = locate(PC_NAME_CHANNEL, name, timeout, &info)) != PC_OK)
+        return rc;
+    if (info.ref.node == pc_node_id())
+        return (*out = pc_chan_find(name)) ? PC_OK : PC_ENOENT;
+    snprintf(where, sizeof where, "0x%016llx",
+             (unsigned long long)info.ref.node);
+    left = pc_deadline_left(deadline);
+    return pc_chan_locate_at(where, name,
+                             left < 0        ? 5.0
+                             : left < RC_RTT ? RC_RTT
+                                             : left,
+                             out);
+}
+
+/* ---- membership ------------------------------------------------------------------ */
+
+static pc_err
+watch_call(int op, pc_ref watcher)
+{
+    rc_call *c;
+    pc_err rc;
+
+    if (pc_ref_is_nil(watcher))
+        return PC_EINVAL;
+    if ((rc = joined()) != PC_OK)
+        return rc;
+    if (!(c = pc__rc_call_new(op, -1, false)))
+        return PC_ENOMEM;
+    c->ref = watcher;
+    rc = pc__rc_submit(c);
+    pc__rc_call_put(c);
+    return rc;
+}
+
+pc_err
+pc_cluster_watch(pc_ref watcher)
+{
+    return watch_call(CALL_WATCH, watcher);
+}
+
+pc_err
+pc_cluster_unwatch(pc_ref watcher)
+{
+    return watch_call(CALL_UNWATCH, watcher);
+}
+
+pc_err
+pc_node_event_parse(const pc_msg *m, pc_node_event *out)
+{
+    Picos__V1__RegEvent *ev;
+    const void *data;
+    size_t len;
+
+    if (!m || !out || !pc_msg_is(m, PC_MSG_NODE_EVENT))
+        return PC_EINVAL;
+    data = pc_msg_data(m, &len);
+    if (!(ev = picos__v1__reg_event__unpack(NULL, len, data)))
+        return PC_EINVAL;
+    if ((ev->kind != PICOS__V1__REG_EVENT_KIND__NODE_UP &&
+         ev->kind != PICOS__V1__REG_EVENT_KIND__NODE_DOWN) ||
+        !ev->node) {
+        picos__v1__reg_event__free_unpacked(ev, NULL);
+        return PC_EINVAL;
+    }
+    memset(out, 0, sizeof *out);
+    out->up = ev->kind == PICOS__V1__REG_EVENT_KIND__NODE_UP;
+    pc__rc_node_from_pb(ev->node, &out->node);
+    out->node.up = out->up;
+    snprintf(out->reason, sizeof out->reason, "%s",
+             ev->reason ? ev->reason : "");
+    picos__v1__reg_event__free_unpacked(ev, NULL);
+    return PC_OK;
+}
+
+/* ---- lists and status ----------------------------------------------------------- */
+
+static pc_err
+list_call(int op, int kind, const char *endpoint, double timeout, rc_call **out)
+{
+    rc_call *c;
+    pc_err rc;
+
+    *out = NULL;
+    if ((rc = joined()) != PC_OK)
+        return rc;
+    if (!(c = pc__rc_call_new(op, timeout, true)))
+        return PC_ENOMEM;
+    if (kind >= 0) {
+        c->has_kind = true;
+        c->kind = kind;
+    }
+    if (endpoint)
+        snprintf(c->endpoint, sizeof c->endpoint, "%s", endpoint);
+    rc = call(c);
+    *out = c;
+    return rc;
+}
+
+pc_err
+pc_cluster_nodes(pc_node_info **out, size_t *n, double timeout)
+{
+    rc_call *c;
+    pc_err rc;
+
+    if (!out || !n)
+        return PC_EINVAL;
+    rc = list_call(PICOS__V1__REG_OP__LIST_NODES, -1, NULL, timeout, &c);
+    if (rc == PC_OK) {
+        *out = c->nodes;
+        *n = c->n;
+        c->nodes = NULL;
+    }
+    pc__rc_call_put(c);
+    return rc;
+}
+
+pc_err
+pc_cluster_names(int kind, pc_name_info **out, size_t *n, double timeout)
+{
+    rc_call *c;
+    pc_err rc;
+
+    if (!out || !n || (kind >= 0 && !kind_ok(kind)))
+        return PC_EINVAL;
+    rc = list_call(PICOS__V1__REG_OP__LIST_NAMES, kind < 0 ? -1 : kind, NULL,
+                   timeout, &c);
+    if (rc == PC_OK) {
+        *out = c->names;
+        *n = c->n;
+        c->names = NULL;
+    }
+    pc__rc_call_put(c);
+    return rc;
+}
+
+pc_err
+pc_registry_status(const char *endpoint, pc_registry_info *out, double timeout)
+{
+    rc_call *c;
+    pc_err rc;
+
+    if (!out || (endpoint && strlen(endpoint) > PC_ENDPOINT_MAX))
+        return PC_EINVAL;
+    rc = list_call(PICOS__V1__REG_OP__STATUS, -1, endpoint, timeout, &c);
+    if (rc == PC_OK)
+        *out = c->status;
+    pc__rc_call_put(c);
+    return rc;
+}
+
+pc_err
+pc_cluster_stats_get(pc_cluster_stats *out)
+{
+    if (!out)
+        return PC_EINVAL;
+    pthread_mutex_lock(&pc__rc_mu);
+    if (!pc__rc || !pc__rc->joined) {
+        pthread_mutex_unlock(&pc__rc_mu);
+        return PC_ESTATE;
+    }
+    *out = pc__rc->stats;
+    pthread_mutex_unlock(&pc__rc_mu);
+    return PC_OK;
+}

@@ -1,0 +1,569 @@
+/* tests/test_cluster.c — the registry client against real picos-registry
+ * processes: joining, names across nodes, locate (waiting, cached, not
+ * found vs timed out), membership watches, failures of nodes and
+ * registries, two registries, a conflict after a partition, wrong secret.
+ *
+ * The test program is one node (the driver, joined from a test task); the
+ * others are cluster_peer processes (commands to their "ctl" task) and
+ * picos-registry processes, all started in process groups of their own
+ * on 127.0.0.1 port 0 and killed on every way out (netutil.h). Checks
+ * wait for what they expect with PT_LONG bounds, never for a time.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "picos/net.h"
+#include "picos/registry.h"
+
+#include "netutil.h"
+#include "registry.pb-c.h"
+#include "testutil.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define NET_HB "0.5"
+#define NET_TIMEOUT "5"
+#else
+#define NET_HB "0.2"
+#define NET_TIMEOUT "1"
+#endif
+
+static char secret_path[64], other_path[64];
+
+static void
+write_secret(char *path, size_t size, const char *tag, const char *secret)
+{
+    int fd;
+    snprintf(path, size, "/tmp/picos-test-cluster-%d-%s", (int)getpid(), tag);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_FATAL(write(fd, secret, strlen(secret)) ==
+                    (ssize_t)strlen(secret));
+    close(fd);
+}
+
+static void
+secrets(void)
+{
+    if (!secret_path[0]) {
+        write_secret(secret_path, sizeof secret_path, "a",
+                     "the picos test cluster secret, 1\n");
+        write_secret(other_path, sizeof other_path, "b",
+                     "not the cluster's secret at all\n");
+    }
+}
+
+/* ---- registries ------------------------------------------------------------------ */
+
+typedef struct rg {
+    nt_child c;
+    char dir[48];
+    char ep[256];
+} rg;
+
+/* Start picos-registry on `listen` (NULL: port 0) with data dir r->dir
+ * (made when empty); false when it did not print its line. */
+static bool
+rg_start(rg *r, const char *listen)
+{
+    char line[512];
+    int p[2];
+    char lbuf[256];
+
+    secrets();
+    if (!r->dir[0]) {
+        snprintf(r->dir, sizeof r->dir, "/tmp/picos-test-cluster-XXXXXX");
+        if (!mkdtemp(r->dir))
+            return false;
+    }
+    snprintf(lbuf, sizeof lbuf, "%s", listen ? listen : "tcp://127.0.0.1:0");
+    memset(&r->c, 0, sizeof r->c);
+    r->c.out = -1;
+    snprintf(r->c.errpath, sizeof r->c.errpath, "%s/stderr", r->dir);
+    if (pipe(p))
+        return false;
+    fflush(NULL);
+    if ((r->c.pid = fork()) < 0)
+        return false;
+    if (r->c.pid == 0) {
+        FILE *e;
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(p[1], 1);
+        close(p[0]), close(p[1]);
+        if ((e = fopen(r->c.errpath, "a")))
+            dup2(fileno(e), 2);
+        execl(REGISTRY, REGISTRY, "--listen", lbuf, "--data-dir", r->dir,
+              "--secret-file", secret_path, "--heartbeat", NET_HB, "--timeout",
+              NET_TIMEOUT, (char *)NULL);
+        _exit(127);
+    }
+    setpgid(r->c.pid, r->c.pid);
+    close(p[1]);
+    r->c.out = p[0];
+    for (int i = 0; i < NT_MAX; i++)
+        if (!nt_all[i]) {
+            nt_all[i] = &r->c;
+            break;
+        }
+    if (!nt_readline(r->c.out, line, sizeof line, 20.0) ||
+        sscanf(line, "%*s %*s listening on %255s", r->ep) != 1) {
+        fprintf(stderr, "picos-registry did not start: '%s'\n", line);
+        nt_stop(&r->c);
+        return false;
+    }
+    snprintf(r->c.ep, sizeof r->c.ep, "%s", r->ep);
+    return true;
+}
+
+static void
+rg_kill(rg *r)
+{
+    nt_stop(&r->c);
+}
+
+/* ---- peers ------------------------------------------------------------------------- */
+
+static bool
+peer_start(nt_child *c, const char *registries)
+{
+    const char *args[] = {"--registries", registries,    "--secret-file",
+                          secret_path,    "--heartbeat", NET_HB,
+                          "--timeout",    NET_TIMEOUT,   NULL};
+    secrets();
+    return nt_start(c, args);
+}
+
+/* The ctl task of peer c (connecting to it). */
+static pc_ref
+ctl_of(const nt_child *c)
+{
+    pc_ref r = PC_REF_NIL;
+    TCHECK_RC(pc_node_connect(c->ep, PT_LONG, NULL), PC_OK);
+    TCHECK_RC(pc_locate_at(c->ep, "ctl", PT_LONG, &r), PC_OK);
+    return r;
+}
+
+/* Send `cmd` to ctl and return its answer's pc_err (ref into *ref). */
+static pc_err
+ask(pc_ref ctl, const char *cmd, pc_ref *ref)
+{
+    pc_msg *m = NULL;
+    int32_t rc = PC_EPROTO;
+    size_t len = 0;
+    const uint8_t *d;
+
+    TCHECK_RC(pc_send_data(ctl, "cmd", cmd, strlen(cmd)), PC_OK);
+    TCHECK_RC(pc_recv_type("rc", &m, 3 * PT_LONG), PC_OK);
+    if (m && (d = pc_msg_data(m, &len)) && len == 20) {
+        memcpy(&rc, d, 4);
+        if (ref) {
+            memcpy(&ref->node, d + 4, 8);
+            memcpy(&ref->id, d + 12, 8);
+        }
+    }
+    pc_msg_free(&m);
+    return rc;
+}
+
+/* Join the driver to `registries` (its own heartbeat and timeout). */
+static pc_err
+driver_join(const char *registries, const char *secret)
+{
+    pc_cluster_opts o = {0};
+    o.registries = registries;
+    o.net.secret_file = secret ? secret : secret_path;
+    o.net.heartbeat = atof(NET_HB);
+    o.net.timeout = atof(NET_TIMEOUT);
+    o.join_timeout = PT_LONG;
+    return pc_cluster_join(&o);
+}
+
+static void
+driver_run(pc_task_fn fn)
+{
+    secrets();
+    PT_START(2);
+    CU_ASSERT_EQUAL(pc_spawn(fn, NULL, NULL, NULL), PC_OK);
+    PT_RUN();
+}
+
+/* Locate with timeout 0 until the answer is `want` (PT_LONG bound). */
+static pc_err
+locate_until(const char *name, pc_err want, pc_ref *out)
+{
+    double t0 = pc_now();
+    pc_err rc;
+    while ((rc = pc_locate(PC_NAME_TASK, name, 0, out)) != want &&
+           pt_since(t0) < PT_LONG)
+        pc_sleep(0.05);
+    return rc;
+}
+
+/* ---- one registry: names across nodes --------------------------------------------- */
+
+static rg R1, R2;
+static nt_child B, C;
+
+/* New data dirs for the next registries started. */
+static void
+fresh(void)
+{
+    R1.dir[0] = R2.dir[0] = '\0';
+}
+
+static pc_msg *
+names_task(void *arg)
+{
+    pc_ref ctl, ref = PC_REF_NIL, got = PC_REF_NIL;
+    pc_cluster_stats s0, s1;
+    (void)arg;
+
+    TCHECK_RC(driver_join(R1.ep, NULL), PC_OK);
+    TCHECK(pc_cluster_joined());
+    ctl = ctl_of(&B);
+    /* register on B, locate here */
+    TCHECK_RC(ask(ctl, "reg svc", NULL), PC_OK);
+    TCHECK_RC(pc_locate(PC_NAME_TASK, "svc", PT_LONG, &got), PC_OK);
+    TCHECK(pc_ref_eq(got, ctl));
+    /* the same again from B is fine; another owner is refused */
+    TCHECK_RC(ask(ctl, "reg svc", NULL), PC_OK);
+    TCHECK_RC(pc_name_register(PC_NAME_TASK, "svc", pc_self(), PT_LONG),
+              PC_EEXIST);
+    /* not found (0) vs timed out */
+    TCHECK_RC(pc_locate(PC_NAME_TASK, "nobody", 0, &ref), PC_ENOENT);
+    TCHECK_RC(pc_locate(PC_NAME_TASK, "nobody", 0.3, &ref), PC_ETIMEDOUT);
+    /* a second locate is answered here: no request leaves */
+    TCHECK_RC(pc_cluster_stats_get(&s0), PC_OK);
+    TCHECK_RC(pc_locate(PC_NAME_TASK, "svc", PT_LONG, &got), PC_OK);
+    TCHECK(pc_ref_eq(got, ctl));
+    TCHECK_RC(pc_cluster_stats_get(&s1), PC_OK);
+    TCHECK_EQ(s1.requests, s0.requests);
+    TCHECK_EQ(s1.cache_hits, s0.cache_hits + 1);
+    /* a locate that waits for a name registered 0.3 s later */
+    TCHECK_RC(ask(ctl, "later 0.3 late", NULL), PC_OK);
+    TCHECK_RC(pc_locate(PC_NAME_TASK, "late", PT_LONG, &got), PC_OK);
+    TCHECK_EQ(got.node, B.node);
+    /* pc_register() on B is cluster-wide */
+    TCHECK_RC(ask(ctl, "pcreg hooked", NULL), PC_OK);
+    TCHECK_RC(pc_locate(PC_NAME_TASK, "hooked", PT_LONG, &got), PC_OK);
+    TCHECK(pc_ref_eq(got, ctl));
+    /* B unregisters: the cache here drops it (NAME_GONE) */
+    TCHECK_RC(ask(ctl, "unreg svc", NULL), PC_OK);
+    TCHECK_RC(ask(ctl, "unreg svc", NULL), PC_ENOENT);
+    TCHECK_RC(locate_until("svc", PC_ENOENT, &got), PC_ENOENT);
+    /* our own names */
+    TCHECK_RC(pc_name_register(PC_NAME_TASK, "mine", pc_self(), PT_LONG),
+              PC_OK);
+    TCHECK_RC(ask(ctl, "locate mine 5", &got), PC_OK);
+    TCHECK(pc_ref_eq(got, pc_self()));
+    TCHECK_RC(pc_name_unregister(PC_NAME_TASK, "mine", PT_LONG), PC_OK);
+    TCHECK_RC(pc_name_unregister(PC_NAME_TASK, "mine", PT_LONG), PC_ENOENT);
+    pc_node_stop();
+    return NULL;
+}
+
+PT_TEST(names_across_nodes)
+static void
+names_across_nodes(void)
+{
+    fresh();
+    CU_ASSERT_FATAL(rg_start(&R1, NULL));
+    CU_ASSERT_FATAL(peer_start(&B, R1.ep));
+    driver_run(names_task);
+    nt_stop(&B);
+    rg_kill(&R1);
+}
+
+/* ---- membership and failures ------------------------------------------------------------ */
+
+static int fail_signal;
+
+/* Expect a node event for `node` of direction up; returns its reason. */
+static void
+expect_event(uint64_t node, bool up, pc_node_event *out)
+{
+    double t0 = pc_now();
+    pc_msg *m = NULL;
+
+    while (pt_since(t0) < 2 * PT_LONG) {
+        pc_node_event ev;
+        if (pc_recv_type(PC_MSG_NODE_EVENT, &m, 2 * PT_LONG) != PC_OK)
+            break;
+        TCHECK_RC(pc_node_event_parse(m, &ev), PC_OK);
+        pc_msg_free(&m);
+        if (ev.node.node == node && ev.up == up) {
+            *out = ev;
+            return;
+        }
+    }
+    TCHECK(!"the node event did not come");
+}
+
+static pc_msg *
+failure_task(void *arg)
+{
+    pc_ref ctl, got;
+    pc_node_event ev;
+    (void)arg;
+
+    TCHECK_RC(driver_join(R1.ep, NULL), PC_OK);
+    TCHECK_RC(pc_cluster_watch(pc_self()), PC_OK);
+    CU_ASSERT_FATAL(peer_start(&B, R1.ep));
+    expect_event(B.node, true, &ev);
+    TCHECK(ev.node.pid == (uint32_t)B.pid);
+    TCHECK(ev.node.endpoint[0] != '\0');
+    ctl = ctl_of(&B);
+    TCHECK_RC(ask(ctl, "reg doomed", NULL), PC_OK);
+    TCHECK_RC(pc_locate(PC_NAME_TASK, "doomed", PT_LONG, &got), PC_OK);
+    kill(-B.pid, fail_signal);
+    expect_event(B.node, false, &ev);
+    TCHECK_EQ(ev.node.incarnation != 0, 1);
+    printf("  [node down: %s]\n", ev.reason);
+    /* gone from the registry and from the cache */
+    TCHECK_RC(locate_until("doomed", PC_ENOENT, &got), PC_ENOENT);
+    TCHECK_RC(pc_cluster_unwatch(pc_self()), PC_OK);
+    if (fail_signal == SIGSTOP)
+        kill(-B.pid, SIGCONT);
+    pc_node_stop();
+    return NULL;
+}
+
+PT_TEST(node_kill9_names_go)
+static void
+node_kill9_names_go(void)
+{
+    fresh();
+    CU_ASSERT_FATAL(rg_start(&R1, NULL));
+    fail_signal = SIGKILL;
+    driver_run(failure_task);
+    nt_stop(&B);
+    rg_kill(&R1);
+}
+
+PT_TEST(node_sigstop_names_go)
+static void
+node_sigstop_names_go(void)
+{
+    fresh();
+    CU_ASSERT_FATAL(rg_start(&R1, NULL));
+    fail_signal = SIGSTOP;
+    driver_run(failure_task);
+    nt_stop(&B);
+    rg_kill(&R1);
+}
+
+static pc_msg *
+registry_down_task(void *arg)
+{
+    pc_ref got;
+    pc_registry_info ri;
+    (void)arg;
+
+    TCHECK_RC(driver_join(R1.ep, NULL), PC_OK);
+    TCHECK_RC(pc_registry_status(NULL, &ri, PT_LONG), PC_OK);
+    rg_kill(&R1);
+    /* a locate parked at the registry ends when it is declared down */
+    TCHECK_RC(pc_locate(PC_NAME_TASK, "never", 3 * PT_LONG, &got), PC_EUNREACH);
+    /* and then everything answers at once */
+    TCHECK_RC(pc_locate(PC_NAME_TASK, "never", 3 * PT_LONG, &got), PC_EUNREACH);
+    TCHECK_RC(pc_name_register(PC_NAME_TASK, "x", pc_self(), 3 * PT_LONG),
+              PC_EUNREACH);
+    TCHECK_RC(pc_registry_status(NULL, &ri, 3 * PT_LONG), PC_EUNREACH);
+    pc_node_stop();
+    return NULL;
+}
+
+PT_TEST(registry_down_unreach)
+static void
+registry_down_unreach(void)
+{
+    fresh();
+    CU_ASSERT_FATAL(rg_start(&R1, NULL));
+    driver_run(registry_down_task);
+    rg_kill(&R1);
+}
+
+static pc_msg *
+wrong_secret_task(void *arg)
+{
+    (void)arg;
+    TCHECK_RC(driver_join(R1.ep, other_path), PC_EAUTH);
+    TCHECK(!pc_cluster_joined());
+    pc_node_stop();
+    return NULL;
+}
+
+PT_TEST(wrong_secret_refused)
+static void
+wrong_secret_refused(void)
+{
+    fresh();
+    CU_ASSERT_FATAL(rg_start(&R1, NULL));
+    driver_run(wrong_secret_task);
+    rg_kill(&R1);
+}
+
+/* ---- two registries ----------------------------------------------------------------------- */
+
+/* Ask the registry at ep directly (a raw LIST_NAMES from this task) for
+ * the owner node of task name `name`: 0 when it has none. */
+static uint64_t
+owner_at(const char *ep, const char *name)
+{
+    Picos__V1__RegRequest rq = PICOS__V1__REG_REQUEST__INIT;
+    Picos__V1__RegReply *rp;
+    pc_ref server = PC_REF_NIL;
+    uint8_t buf[64];
+    pc_msg *m = NULL;
+    uint64_t owner = 0;
+    const void *d;
+    size_t len;
+
+    TCHECK_RC(pc_node_connect(ep, PT_LONG, NULL), PC_OK);
+    TCHECK_RC(pc_locate_at(ep, PC_REGISTRY_TASK, PT_LONG, &server), PC_OK);
+    rq.id = 777;
+    rq.op = PICOS__V1__REG_OP__LIST_NAMES;
+    rq.timeout_ms = 5000;
+    len = picos__v1__reg_request__pack(&rq, buf);
+    TCHECK_RC(pc_send_data(server, "picos.v1.RegRequest", buf, len), PC_OK);
+    for (;;) {
+        if (pc_recv_type("picos.v1.RegReply", &m, PT_LONG) != PC_OK)
+            return 0;
+        d = pc_msg_data(m, &len);
+        rp = picos__v1__reg_reply__unpack(NULL, len, d);
+        pc_msg_free(&m);
+        if (rp && rp->id == 777)
+            break;
+        if (rp)
+            picos__v1__reg_reply__free_unpacked(rp, NULL);
+    }
+    for (size_t i = 0; i < rp->n_names; i++)
+        if (!strcmp(rp->names[i]->name, name) && rp->names[i]->ref)
+            owner = rp->names[i]->ref->node;
+    picos__v1__reg_reply__free_unpacked(rp, NULL);
+    return owner;
+}
+
+static uint64_t
+owner_until(const char *ep, const char *name, uint64_t want)
+{
+    double t0 = pc_now();
+    uint64_t o;
+    while ((o = owner_at(ep, name)) != want && pt_since(t0) < 2 * PT_LONG)
+        pc_sleep(0.1);
+    return o;
+}
+
+static char both[600];
+
+static pc_msg *
+two_task(void *arg)
+{
+    pc_ref ctl, got;
+    char ep1[256];
+    (void)arg;
+
+    TCHECK_RC(driver_join(both, NULL), PC_OK);
+    ctl = ctl_of(&B);
+    TCHECK_RC(ask(ctl, "reg a", NULL), PC_OK);
+    TCHECK_EQ(owner_until(R1.ep, "a", B.node), B.node);
+    TCHECK_EQ(owner_until(R2.ep, "a", B.node), B.node);
+    /* one registry dies: registering and locating go on */
+    snprintf(ep1, sizeof ep1, "%s", R1.ep);
+    rg_kill(&R1);
+    TCHECK_RC(ask(ctl, "reg b", NULL), PC_OK);
+    TCHECK_RC(pc_locate(PC_NAME_TASK, "b", PT_LONG, &got), PC_OK);
+    TCHECK(pc_ref_eq(got, ctl));
+    TCHECK_RC(pc_locate(PC_NAME_TASK, "a", PT_LONG, &got), PC_OK);
+    /* back, empty: it gets the names at the agents' re-JOIN */
+    R1.dir[0] = '\0';
+    CU_ASSERT_FATAL(rg_start(&R1, ep1));
+    TCHECK_EQ(owner_until(R1.ep, "a", B.node), B.node);
+    TCHECK_EQ(owner_until(R1.ep, "b", B.node), B.node);
+    pc_node_stop();
+    return NULL;
+}
+
+PT_TEST(two_registries_one_killed)
+static void
+two_registries_one_killed(void)
+{
+    fresh();
+    CU_ASSERT_FATAL(rg_start(&R1, NULL));
+    CU_ASSERT_FATAL(rg_start(&R2, NULL));
+    snprintf(both, sizeof both, "%s,%s", R1.ep, R2.ep);
+    CU_ASSERT_FATAL(peer_start(&B, both));
+    driver_run(two_task);
+    nt_stop(&B);
+    rg_kill(&R1);
+    rg_kill(&R2);
+}
+
+/* X claims "n" while only R1 is up; then, while X is stopped and R1 is
+ * dead, Y claims "n" at R2. X wakes and re-JOINs R2 with its earlier
+ * claim; R1 comes back and both re-JOIN it: every registry says X. */
+static pc_msg *
+conflict_task(void *arg)
+{
+    pc_ref xctl, yctl;
+    char ep1[256], ep2[256];
+    pc_net_opts no = {.secret_file = secret_path};
+    pc_err rc;
+    double t0;
+    (void)arg;
+
+    no.heartbeat = atof(NET_HB);
+    no.timeout = atof(NET_TIMEOUT);
+    TCHECK_RC(pc_net_start(&no), PC_OK);
+    snprintf(ep1, sizeof ep1, "%s", R1.ep);
+    snprintf(ep2, sizeof ep2, "%s", R2.ep);
+    rg_kill(&R2); /* its endpoint is known: it starts later */
+    CU_ASSERT_FATAL(peer_start(&B, both)); /* X */
+    xctl = ctl_of(&B);
+    TCHECK_RC(ask(xctl, "reg n", NULL), PC_OK);
+    kill(-B.pid, SIGSTOP);
+    rg_kill(&R1);
+    CU_ASSERT_FATAL(rg_start(&R2, ep2));
+    CU_ASSERT_FATAL(peer_start(&C, both)); /* Y */
+    yctl = ctl_of(&C);
+    rc = ask(yctl, "reg n", NULL);
+    TCHECK(rc == PC_OK || rc == PC_EEXIST);
+    kill(-B.pid, SIGCONT);
+    TCHECK_EQ(owner_until(ep2, "n", B.node), B.node);
+    CU_ASSERT_FATAL(rg_start(&R1, ep1));
+    TCHECK_EQ(owner_until(ep1, "n", B.node), B.node);
+    TCHECK_EQ(owner_until(ep2, "n", B.node), B.node);
+    /* Y gave it up: it is not Y's to unregister, and Y said so once */
+    TCHECK_RC(ask(yctl, "unreg n", NULL), PC_ENOENT);
+    if (rc == PC_OK) {
+        t0 = pc_now();
+        while (!nt_stderr_has(&C, "lost to an earlier claim") &&
+               pt_since(t0) < PT_LONG)
+            pc_sleep(0.05);
+        TCHECK(nt_stderr_has(&C, "lost to an earlier claim"));
+    }
+    printf("  [Y's claim: %s]\n", pc_err_name(rc));
+    pc_node_stop();
+    return NULL;
+}
+
+PT_TEST(partition_conflict_earlier_wins)
+static void
+partition_conflict_earlier_wins(void)
+{
+    fresh();
+    CU_ASSERT_FATAL(rg_start(&R1, NULL));
+    CU_ASSERT_FATAL(rg_start(&R2, NULL));
+    snprintf(both, sizeof both, "%s,%s", R1.ep, R2.ep);
+    driver_run(conflict_task);
+    nt_stop(&B);
+    nt_stop(&C);
+    rg_kill(&R1);
+    rg_kill(&R2);
+}
+
+PT_MAIN("cluster", PT_ENTRY(names_across_nodes), PT_ENTRY(node_kill9_names_go),
+        PT_ENTRY(node_sigstop_names_go), PT_ENTRY(registry_down_unreach),
+        PT_ENTRY(wrong_secret_refused), PT_ENTRY(two_registries_one_killed),
+        PT_ENTRY(partition_conflict_earlier_wins))
