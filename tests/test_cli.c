@@ -409,9 +409,9 @@ check_one_line(const char *what, int line)
 static kid *reg;
 static char reg_ep[256];
 
-/* The first "tcp://..." in `line` into reg_ep. */
+/* The first "tcp://HOST:PORT" in `line` into ep. */
 static bool
-endpoint_in(const char *line)
+endpoint_in(const char *line, char *ep, size_t size)
 {
     const char *p = strstr(line, "tcp://");
     size_t n;
@@ -421,42 +421,43 @@ endpoint_in(const char *line)
     n = strcspn(p, " \t,;()'\"");
     while (n > 0 && (p[n - 1] == '.' || p[n - 1] == ':'))
         n--;
-    if (n >= sizeof reg_ep)
+    if (n >= size)
         return false;
-    memcpy(reg_ep, p, n);
-    reg_ep[n] = '\0';
-    return strchr(reg_ep + 6, ':') != NULL;
+    memcpy(ep, p, n);
+    ep[n] = '\0';
+    return strchr(ep + 6, ':') != NULL;
 }
 
-/* Start picos-registry on a free port with secret1; its endpoint from the
+/* Start picos-registry on a free port with secret1, in a fresh data dir
+ * (no log of an earlier test replayed); its endpoint into ep, from the
  * first line (stdout or stderr) that names one. */
-static void
-registry_start(void)
+static kid *
+registry_run(char *ep, size_t size)
 {
     static int seq;
     char dir[128], line[1024];
     size_t n = 0;
     double end = now() + CLI_WAIT;
+    kid *k;
 
     guard();
-    /* a fresh data dir each time: no log of an earlier test replayed */
     snprintf(dir, sizeof dir, "%s/reg-%d", tmpdir, seq++);
     CU_ASSERT_FATAL(mkdir(dir, 0700) == 0);
-    reg = kid_start(PICOS_REGISTRY_EXE,
-                    (const char *[]){"--listen", "tcp://127.0.0.1:0",
-                                     "--data-dir", dir, "--secret-file",
-                                     secret1, NULL},
-                    NULL);
-    CU_ASSERT_FATAL(reg != NULL);
-    *reg_ep = '\0';
-    while (!*reg_ep && now() < end) {
-        struct pollfd p[2] = {{reg->out, POLLIN, 0}, {reg->err, POLLIN, 0}};
+    k = kid_start(PICOS_REGISTRY_EXE,
+                  (const char *[]){"--listen", "tcp://127.0.0.1:0",
+                                   "--data-dir", dir, "--secret-file", secret1,
+                                   NULL},
+                  NULL);
+    CU_ASSERT_FATAL(k != NULL);
+    *ep = '\0';
+    while (!*ep && now() < end) {
+        struct pollfd p[2] = {{k->out, POLLIN, 0}, {k->err, POLLIN, 0}};
         if (poll(p, 2, 100) <= 0)
             continue;
-        for (int i = 0; i < 2 && !*reg_ep; i++) {
+        for (int i = 0; i < 2 && !*ep; i++) {
             char ch;
             if (!(p[i].revents & POLLIN) ||
-                read(i ? reg->err : reg->out, &ch, 1) != 1)
+                read(i ? k->err : k->out, &ch, 1) != 1)
                 continue;
             if (ch != '\n' && n + 1 < sizeof line) {
                 line[n++] = ch;
@@ -464,15 +465,22 @@ registry_start(void)
             }
             line[n] = '\0';
             n = 0;
-            if (!endpoint_in(line))
+            if (!endpoint_in(line, ep, size))
                 fprintf(stderr, "registry: %s\n", line);
         }
         if (p[0].revents & POLLHUP && p[1].revents & POLLHUP)
             break;
     }
-    if (!*reg_ep)
+    if (!*ep)
         fprintf(stderr, "picos-registry did not say where it listens\n");
-    CU_ASSERT_FATAL(*reg_ep != '\0');
+    CU_ASSERT_FATAL(*ep != '\0');
+    return k;
+}
+
+static void
+registry_start(void)
+{
+    reg = registry_run(reg_ep, sizeof reg_ep);
 }
 
 #define NODE_NAME "cli-test-node"
@@ -860,8 +868,28 @@ status_table_and_json(void)
                     1);
     ONE_LINE(dead);
     CU_ASSERT_TRUE(line_with(R.out, reg_ep, " ok "));
-    CU_ASSERT_TRUE(line_with(R.out, dead, NULL));
+    CU_ASSERT_TRUE(line_with(R.out, dead, "unreachable"));
     close(fd);
+
+    /* two live registries: both answer, though the second is joined in
+     * the background after the command's join returned */
+    {
+        char ep2[256];
+        registry_run(ep2, sizeof ep2);
+        snprintf(two, sizeof two, "%s,%s", reg_ep, ep2);
+        CU_ASSERT_EQUAL(CLI("--registry", two, "--secret-file", secret1,
+                            "--json", "status"),
+                        0);
+        CU_ASSERT_STRING_EQUAL(R.err, "");
+        j = json_loads(R.out, 0, &je);
+        CU_ASSERT_FATAL(json_is_array(j) && json_array_size(j) == 2);
+        CU_ASSERT_STRING_EQUAL(jstr(json_array_get(j, 1), "endpoint"), ep2);
+        CU_ASSERT_STRING_EQUAL(jstr(json_array_get(j, 1), "state"), "ok");
+        CU_ASSERT_EQUAL(
+            json_integer_value(json_object_get(json_array_get(j, 1), "names")),
+            0);
+        json_decref(j);
+    }
     cluster_down();
 }
 

@@ -5,12 +5,15 @@
  * (members of its log not yet confirmed after a restart), since when, how
  * many nodes and names, how big its log is, where it keeps it. With
  * several registries the command joins the first that answers and asks
- * each; one that does not answer gets a row with its state and one line on
- * stderr, and the exit status is CLI_FAILED, so `picos status` in a script
- * means "every registry is up".
+ * each, the others again and again until --timeout (they are joined in
+ * the background); one that still does not answer gets a row with its
+ * state and one line on stderr, and the exit status is CLI_FAILED, so
+ * `picos status` in a script means "every registry is up".
  */
 #include <string.h>
+#include <unistd.h>
 
+#include "picos/node.h"
 #include "picos/registry.h"
 
 #include "cli.h"
@@ -111,6 +114,7 @@ status(int argc, char **argv)
     row v[MAX_REGISTRIES];
     size_t n;
     int exit_now = -1, st, failed = 0;
+    double deadline;
 
     for (int i = 1; i < argc; i++) {
         if (cli_opt(&cli_cmd_status, argc, argv, &i, &exit_now)) {
@@ -126,9 +130,18 @@ status(int argc, char **argv)
     if ((st = cli_join()) != CLI_OK)
         return st;
     memset(v, 0, sizeof v);
+    deadline = pc_deadline(cli.timeout);
     for (size_t i = 0; i < n; i++) {
         v[i].ep = eps[i];
-        v[i].rc = pc_registry_status(eps[i], &v[i].info, cli.timeout);
+        /* The join returned when the first registry accepted; the others
+         * are still being joined (a first connection takes about a
+         * second): PC_EUNREACH until then, so ask again until the
+         * deadline. */
+        while ((v[i].rc = pc_registry_status(eps[i], &v[i].info,
+                                             pc_deadline_left(deadline))) ==
+                   PC_EUNREACH &&
+               pc_deadline_left(deadline) > 0)
+            usleep(20000);
     }
     cli_leave();
     for (size_t i = 0; i < n; i++)
