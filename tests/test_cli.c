@@ -85,9 +85,9 @@ kids_kill(void)
             kid_free(&kids[i]);
 }
 
-/* Remove the test directory and what is in it (one level: the registry's
- * data dirs are a level deeper and emptied first). Not from a signal
- * handler: the files are named by the test, the tree is small. */
+/* Remove `path` and what is in it, `depth` levels of directories down
+ * (the registries' data dirs are one level below the test's). Not from a
+ * signal handler. */
 static void
 rm_tree(const char *path, int depth)
 {
@@ -204,11 +204,12 @@ child_env(const char *const *extra)
     return env;
 }
 
-/* Start `path` with args (NULL-terminated, after argv[0]); NULL on
- * failure. */
+/* Start `path` with args (NULL-terminated, after argv[0]); its stderr
+ * into the file `errpath` when not NULL (a daemon's log nobody reads must
+ * not fill a pipe and block it), else a pipe. NULL on failure. */
 static kid *
 kid_start(const char *path, const char *const *args,
-          const char *const *extra_env)
+          const char *const *extra_env, const char *errpath)
 {
     const char *argv[40];
     int po[2], pe[2], n = 0;
@@ -227,7 +228,13 @@ kid_start(const char *path, const char *const *args,
     argv[n] = NULL;
     if (pipe2(po, O_CLOEXEC))
         return NULL;
-    if (pipe2(pe, O_CLOEXEC)) {
+    if (errpath) {
+        pe[0] = -1;
+        pe[1] = open(errpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    } else if (pipe2(pe, O_CLOEXEC)) {
+        pe[1] = -1;
+    }
+    if (pe[1] < 0) {
         close(po[0]), close(po[1]);
         return NULL;
     }
@@ -293,6 +300,28 @@ kid_wait(kid *k, double timeout)
     return true;
 }
 
+/* One line from fd within `timeout` s (without the newline). */
+static bool
+read_line(int fd, char *buf, size_t size, double timeout)
+{
+    double end = now() + timeout;
+    size_t n = 0;
+
+    while (n + 1 < size) {
+        struct pollfd p = {fd, POLLIN, 0};
+        double left = end - now();
+        char ch;
+        if (left <= 0 || poll(&p, 1, (int)(left * 1000) + 1) <= 0 ||
+            read(fd, &ch, 1) != 1)
+            return false;
+        if (ch == '\n')
+            break;
+        buf[n++] = ch;
+    }
+    buf[n] = '\0';
+    return true;
+}
+
 /* Read stdout and stderr of k until both are at EOF (its end) or the
  * deadline: true at EOF. Output beyond the buffers is dropped. */
 static bool
@@ -337,7 +366,7 @@ static int
 cli_run_env(const char *const *args, const char *const *env, char *out,
             size_t osize, char *err, size_t esize)
 {
-    kid *k = kid_start(PICOS_CLI, args, env);
+    kid *k = kid_start(PICOS_CLI, args, env, NULL);
     int rc = -1;
 
     *out = *err = '\0';
@@ -429,50 +458,39 @@ endpoint_in(const char *line, char *ep, size_t size)
 }
 
 /* Start picos-registry on a free port with secret1, in a fresh data dir
- * (no log of an earlier test replayed); its endpoint into ep, from the
- * first line (stdout or stderr) that names one. */
+ * (no log of an earlier test replayed), its stderr in DIR.err; its
+ * endpoint into ep, from the first line on stdout that names one. */
 static kid *
 registry_run(char *ep, size_t size)
 {
     static int seq;
-    char dir[128], line[1024];
-    size_t n = 0;
+    char dir[128], errpath[160], line[1024];
     double end = now() + CLI_WAIT;
     kid *k;
 
     guard();
     snprintf(dir, sizeof dir, "%s/reg-%d", tmpdir, seq++);
     CU_ASSERT_FATAL(mkdir(dir, 0700) == 0);
+    snprintf(errpath, sizeof errpath, "%s.err", dir);
     k = kid_start(PICOS_REGISTRY_EXE,
                   (const char *[]){"--listen", "tcp://127.0.0.1:0",
                                    "--data-dir", dir, "--secret-file", secret1,
                                    NULL},
-                  NULL);
+                  NULL, errpath);
     CU_ASSERT_FATAL(k != NULL);
     *ep = '\0';
-    while (!*ep && now() < end) {
-        struct pollfd p[2] = {{k->out, POLLIN, 0}, {k->err, POLLIN, 0}};
-        if (poll(p, 2, 100) <= 0)
-            continue;
-        for (int i = 0; i < 2 && !*ep; i++) {
-            char ch;
-            if (!(p[i].revents & POLLIN) ||
-                read(i ? k->err : k->out, &ch, 1) != 1)
-                continue;
-            if (ch != '\n' && n + 1 < sizeof line) {
-                line[n++] = ch;
-                continue;
-            }
-            line[n] = '\0';
-            n = 0;
-            if (!endpoint_in(line, ep, size))
-                fprintf(stderr, "registry: %s\n", line);
+    while (!*ep && read_line(k->out, line, sizeof line, end - now()))
+        endpoint_in(line, ep, size);
+    if (!*ep) {
+        char err[2048] = "";
+        FILE *f = fopen(errpath, "r");
+        if (f) {
+            err[fread(err, 1, sizeof err - 1, f)] = '\0';
+            fclose(f);
         }
-        if (p[0].revents & POLLHUP && p[1].revents & POLLHUP)
-            break;
+        fprintf(stderr, "picos-registry did not say where it listens: %s\n",
+                err);
     }
-    if (!*ep)
-        fprintf(stderr, "picos-registry did not say where it listens\n");
     CU_ASSERT_FATAL(*ep != '\0');
     return k;
 }
