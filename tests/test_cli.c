@@ -1,0 +1,948 @@
+/* tests/test_cli.c — the `picos` CLI (apps/picos/) run as a real process
+ * against a real picos-registry.
+ *
+ * The test judges the CLI by what a user sees: exit status, stdout,
+ * stderr. For the commands that need a cluster, each test starts
+ * PICOS_REGISTRY_EXE on tcp://127.0.0.1:0 (its endpoint read from its
+ * startup line), and the test program itself is the node that joins it
+ * and registers a few names (two tasks and a service of one holder task);
+ * then it runs PICOS_CLI with pipes and checks the tables, the JSON (parsed
+ * with jansson) and the exit statuses. An unreachable registry is a port
+ * the test holds bound but not listening, so nobody can take it meanwhile.
+ *
+ * Nothing is left behind: every child runs in a process group of its own
+ * with PR_SET_PDEATHSIG, lives in the static table `kids` (static, so a
+ * CU_ASSERT_FATAL's longjmp leaves nothing dangling), and its group is
+ * killed and reaped at the end of each test, from atexit, and from the
+ * handler of SIGALRM (the watchdog: it replaces testutil.h's, which would
+ * _exit without cleaning), SIGTERM, SIGINT and SIGHUP. Files live in one
+ * mkdtemp directory removed on the same paths. Children get a cleaned
+ * environment (no PICOS_SECRET*, PICOS_REGISTRY, PICOS_LOG of the caller).
+ * Children are started while this program's node runs: between fork and
+ * exec a child calls only async-signal-safe functions.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "picos/registry.h"
+
+#include "testutil.h"
+
+extern char **environ;
+
+/* Waits that must end: generous, so a loaded sanitizer run never trips
+ * them; a hang still fails long before ctest's timeout. */
+#define CLI_WAIT 30.0
+
+/* ---- children ---------------------------------------------------------- */
+
+typedef struct kid {
+    bool used;
+    pid_t pid;    /* 0 once reaped */
+    int out, err; /* read ends of its stdout and stderr pipes, or -1 */
+    int status;   /* waitpid() status once reaped */
+} kid;
+
+#define MAX_KIDS 8
+static kid kids[MAX_KIDS];
+static char tmpdir[64];
+static char secret1[96], secret2[96];
+static char tsan_env[1024]; /* under TSan only */
+
+/* Kill k's group, reap it, close its pipes, free its slot. */
+static void
+kid_free(kid *k)
+{
+    if (k->pid > 0) {
+        kill(-k->pid, SIGKILL);
+        waitpid(k->pid, &k->status, 0);
+        k->pid = 0;
+    }
+    if (k->out >= 0)
+        close(k->out);
+    if (k->err >= 0)
+        close(k->err);
+    k->out = k->err = -1;
+    k->used = false;
+}
+
+/* Async-signal-safe: kill, waitpid, close only. */
+static void
+kids_kill(void)
+{
+    for (int i = 0; i < MAX_KIDS; i++)
+        if (kids[i].used)
+            kid_free(&kids[i]);
+}
+
+/* Remove `path` and what is in it, `depth` levels of directories down
+ * (the registries' data dirs are one level below the test's). Not from a
+ * signal handler. */
+static void
+rm_tree(const char *path, int depth)
+{
+    DIR *d = opendir(path);
+    struct dirent *e;
+    char sub[512];
+
+    if (!d) {
+        unlink(path);
+        return;
+    }
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+        if (depth > 0)
+            rm_tree(sub, depth - 1);
+        else
+            unlink(sub);
+    }
+    closedir(d);
+    rmdir(path);
+}
+
+static void
+cleanup(void)
+{
+    kids_kill();
+    if (*tmpdir)
+        rm_tree(tmpdir, 2);
+    *tmpdir = '\0';
+}
+
+static void
+on_fatal_signal(int sig)
+{
+    static const char msg[] = "\n*** test_cli: killed by a signal "
+                              "(watchdog?), children killed\n";
+    ssize_t r = write(2, msg, sizeof msg - 1);
+    (void)r;
+    kids_kill();
+    _exit(sig == SIGALRM ? 3 : 128 + sig);
+}
+
+static void
+write_file(char *path, size_t size, const char *name, const char *text)
+{
+    int fd;
+
+    snprintf(path, size, "%s/%s", tmpdir, name);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_FATAL(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+    close(fd);
+}
+
+/* The test's directory (secrets; under TSan the suppressions the children
+ * need: libzmq is not instrumented, the children's own come through
+ * $TSAN_OPTIONS), the signal handlers, atexit. */
+static void
+guard(void)
+{
+    static bool once;
+
+    if (!once) {
+        atexit(cleanup);
+        once = true;
+    }
+    if (!*tmpdir) {
+        snprintf(tmpdir, sizeof tmpdir, "/tmp/picos-cli-XXXXXX");
+        CU_ASSERT_FATAL(mkdtemp(tmpdir) != NULL);
+        write_file(secret1, sizeof secret1, "s1", "the right cluster secret\n");
+        write_file(secret2, sizeof secret2, "s2",
+                   "some other cluster secret\n");
+#if defined(__SANITIZE_THREAD__)
+        {
+            static char tsan_supp[96];
+            const char *o = getenv("TSAN_OPTIONS");
+            FILE *f;
+            snprintf(tsan_supp, sizeof tsan_supp, "%s/tsan.supp", tmpdir);
+            CU_ASSERT_FATAL((f = fopen(tsan_supp, "w")) != NULL);
+            fputs(__tsan_default_suppressions(), f);
+            fclose(f);
+            snprintf(tsan_env, sizeof tsan_env,
+                     "TSAN_OPTIONS=%s%ssuppressions=%s", o ? o : "",
+                     o && *o ? ":" : "", tsan_supp);
+        }
+#endif
+    }
+    signal(SIGALRM, on_fatal_signal); /* after pt_arm()'s own */
+    signal(SIGTERM, on_fatal_signal);
+    signal(SIGINT, on_fatal_signal);
+    signal(SIGHUP, on_fatal_signal);
+}
+
+/* The environment for children: ours without the variables picos reads,
+ * plus `extra` (NULL-terminated "NAME=value" strings). */
+static char **
+child_env(const char *const *extra)
+{
+    static char *env[512];
+    int n = 0;
+
+    for (char **e = environ; *e && n < 500; e++)
+        if (strncmp(*e, "PICOS_SECRET", 12) && strncmp(*e, "PICOS_LOG=", 10) &&
+            strncmp(*e, "PICOS_REGISTRY=", 15) &&
+            (!*tsan_env || strncmp(*e, "TSAN_OPTIONS=", 13)))
+            env[n++] = *e;
+    if (*tsan_env)
+        env[n++] = tsan_env;
+    while (extra && *extra && n < 510)
+        env[n++] = (char *)*extra++;
+    env[n] = NULL;
+    return env;
+}
+
+/* Start `path` with args (NULL-terminated, after argv[0]); its stderr
+ * into the file `errpath` when not NULL (a daemon's log nobody reads must
+ * not fill a pipe and block it), else a pipe. NULL on failure. */
+static kid *
+kid_start(const char *path, const char *const *args,
+          const char *const *extra_env, const char *errpath)
+{
+    const char *argv[40];
+    int po[2], pe[2], n = 0;
+    char **env = child_env(extra_env);
+    pid_t parent = getpid();
+    kid *k = NULL;
+
+    for (int i = 0; i < MAX_KIDS && !k; i++)
+        if (!kids[i].used)
+            k = &kids[i];
+    if (!k)
+        return NULL;
+    argv[n++] = path;
+    while (*args && n < 39)
+        argv[n++] = *args++;
+    argv[n] = NULL;
+    if (pipe2(po, O_CLOEXEC))
+        return NULL;
+    if (errpath) {
+        pe[0] = -1;
+        pe[1] = open(errpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    } else if (pipe2(pe, O_CLOEXEC)) {
+        pe[1] = -1;
+    }
+    if (pe[1] < 0) {
+        close(po[0]), close(po[1]);
+        return NULL;
+    }
+    fflush(NULL);
+    *k = (kid){.used = true, .pid = fork(), .out = po[0], .err = pe[0]};
+    if (k->pid == 0) {
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) /* the test died before prctl */
+            _exit(127);
+        dup2(po[1], 1);
+        dup2(pe[1], 2);
+        execve(path, (char *const *)argv, env);
+        _exit(127);
+    }
+    close(po[1]), close(pe[1]);
+    if (k->pid < 0) {
+        k->pid = 0;
+        kid_free(k);
+        return NULL;
+    }
+    setpgid(k->pid, k->pid); /* also here: no race with kill(-pid) */
+    return k;
+}
+
+static double
+now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static int
+exit_code(const kid *k)
+{
+    return WIFEXITED(k->status) ? WEXITSTATUS(k->status)
+                                : 1000 + WTERMSIG(k->status);
+}
+
+/* Wait up to `timeout` s for k to exit; true when it did. The poll is a
+ * bounded pause between checks; the exit is what waitid() reports. */
+static bool
+kid_wait(kid *k, double timeout)
+{
+    double end = now() + timeout;
+    siginfo_t si;
+
+    while (k->pid > 0) {
+        memset(&si, 0, sizeof si);
+        if (waitid(P_PID, (id_t)k->pid, &si, WEXITED | WNOHANG | WNOWAIT))
+            return false;
+        if (si.si_pid == k->pid) {
+            kill(-k->pid, SIGKILL); /* anything left in its group */
+            waitpid(k->pid, &k->status, 0);
+            k->pid = 0;
+            break;
+        }
+        if (now() > end)
+            return false;
+        poll(NULL, 0, 10);
+    }
+    return true;
+}
+
+/* One line from fd within `timeout` s (without the newline). */
+static bool
+read_line(int fd, char *buf, size_t size, double timeout)
+{
+    double end = now() + timeout;
+    size_t n = 0;
+
+    while (n + 1 < size) {
+        struct pollfd p = {fd, POLLIN, 0};
+        double left = end - now();
+        char ch;
+        if (left <= 0 || poll(&p, 1, (int)(left * 1000) + 1) <= 0 ||
+            read(fd, &ch, 1) != 1)
+            return false;
+        if (ch == '\n')
+            break;
+        buf[n++] = ch;
+    }
+    buf[n] = '\0';
+    return true;
+}
+
+/* Read stdout and stderr of k until both are at EOF (its end) or the
+ * deadline: true at EOF. Output beyond the buffers is dropped. */
+static bool
+drain(kid *k, char *out, size_t osize, char *err, size_t esize, double timeout)
+{
+    double end = now() + timeout;
+    size_t on = 0, en = 0;
+
+    while (k->out >= 0 || k->err >= 0) {
+        struct pollfd p[2] = {{k->out, POLLIN, 0}, {k->err, POLLIN, 0}};
+        double left = end - now();
+        char buf[4096];
+
+        if (left <= 0 || poll(p, 2, (int)(left * 1000) + 1) < 0)
+            return false;
+        for (int i = 0; i < 2; i++) {
+            int *fd = i ? &k->err : &k->out;
+            char *dst = i ? err : out;
+            size_t *n = i ? &en : &on, size = i ? esize : osize;
+            ssize_t r;
+
+            if (*fd < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            r = read(*fd, buf, sizeof buf);
+            if (r <= 0) {
+                close(*fd);
+                *fd = -1;
+                continue;
+            }
+            for (ssize_t j = 0; j < r && *n + 1 < size; j++)
+                dst[(*n)++] = buf[j];
+        }
+    }
+    out[on] = '\0';
+    err[en] = '\0';
+    return true;
+}
+
+/* Run picos with args and extra environment to its end: its exit status,
+ * stdout and stderr; -1 when it could not start or did not end. */
+static int
+cli_run_env(const char *const *args, const char *const *env, char *out,
+            size_t osize, char *err, size_t esize)
+{
+    kid *k = kid_start(PICOS_CLI, args, env, NULL);
+    int rc = -1;
+
+    *out = *err = '\0';
+    if (!k)
+        return -1;
+    if (drain(k, out, osize, err, esize, CLI_WAIT) && kid_wait(k, CLI_WAIT))
+        rc = exit_code(k);
+    kid_free(k);
+    return rc;
+}
+
+/* A CLI run's output. */
+typedef struct run {
+    int rc;
+    char out[32768], err[4096];
+} run;
+
+static run R;
+
+/* Run picos with args (NULL-terminated) into R; returns R.rc. */
+#define CLI(...)                                                               \
+    cli_run_env((const char *const[]){__VA_ARGS__, NULL}, NULL, R.out,         \
+                sizeof R.out, R.err, sizeof R.err)
+#define CLI_ENV(env, ...)                                                      \
+    cli_run_env((const char *const[]){__VA_ARGS__, NULL}, (env), R.out,        \
+                sizeof R.out, R.err, sizeof R.err)
+
+static int
+count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+/* Whether a line of s holds a and b (b may be NULL). */
+static bool
+line_with(const char *s, const char *a, const char *b)
+{
+    while (*s) {
+        const char *nl = strchr(s, '\n');
+        size_t len = nl ? (size_t)(nl - s) : strlen(s);
+        char line[1024];
+
+        snprintf(line, sizeof line, "%.*s", (int)len, s);
+        if (strstr(line, a) && (!b || strstr(line, b)))
+            return true;
+        s += len + (nl != NULL);
+    }
+    return false;
+}
+
+/* R.err is exactly one line starting "picos: " and holding `what`. */
+static void
+check_one_line(const char *what, int line)
+{
+    bool ok = count_lines(R.err) == 1 && !strncmp(R.err, "picos: ", 7) &&
+              strstr(R.err, what);
+    if (!ok)
+        fprintf(stderr, "\nline %d: stderr is not one line with '%s': '%s'\n",
+                line, what, R.err);
+    CU_ASSERT_TRUE(ok);
+}
+#define ONE_LINE(what) check_one_line((what), __LINE__)
+
+/* ---- the registry and this node --------------------------------------------- */
+
+static kid *reg;
+static char reg_ep[256];
+
+/* The first "tcp://HOST:PORT" in `line` into ep. */
+static bool
+endpoint_in(const char *line, char *ep, size_t size)
+{
+    const char *p = strstr(line, "tcp://");
+    size_t n;
+
+    if (!p)
+        return false;
+    n = strcspn(p, " \t,;()'\"");
+    while (n > 0 && (p[n - 1] == '.' || p[n - 1] == ':'))
+        n--;
+    if (n >= size)
+        return false;
+    memcpy(ep, p, n);
+    ep[n] = '\0';
+    return strchr(ep + 6, ':') != NULL;
+}
+
+/* Start picos-registry on a free port with secret1, in a fresh data dir
+ * (no log of an earlier test replayed), its stderr in DIR.err; its
+ * endpoint into ep, from the first line on stdout that names one. */
+static kid *
+registry_run(char *ep, size_t size)
+{
+    static int seq;
+    char dir[128], errpath[160], line[1024];
+    double end = now() + CLI_WAIT;
+    kid *k;
+
+    guard();
+    snprintf(dir, sizeof dir, "%s/reg-%d", tmpdir, seq++);
+    CU_ASSERT_FATAL(mkdir(dir, 0700) == 0);
+    snprintf(errpath, sizeof errpath, "%s.err", dir);
+    k = kid_start(PICOS_REGISTRY_EXE,
+                  (const char *[]){"--listen", "tcp://127.0.0.1:0",
+                                   "--data-dir", dir, "--secret-file", secret1,
+                                   NULL},
+                  NULL, errpath);
+    CU_ASSERT_FATAL(k != NULL);
+    *ep = '\0';
+    while (!*ep && read_line(k->out, line, sizeof line, end - now()))
+        endpoint_in(line, ep, size);
+    if (!*ep) {
+        char err[2048] = "";
+        FILE *f = fopen(errpath, "r");
+        if (f) {
+            err[fread(err, 1, sizeof err - 1, f)] = '\0';
+            fclose(f);
+        }
+        fprintf(stderr, "picos-registry did not say where it listens: %s\n",
+                err);
+    }
+    CU_ASSERT_FATAL(*ep != '\0');
+    return k;
+}
+
+static void
+registry_start(void)
+{
+    reg = registry_run(reg_ep, sizeof reg_ep);
+}
+
+#define NODE_NAME "cli-test-node"
+
+static pc_ref holder;
+
+/* The holder of the names: waits until the node ends. */
+static pc_msg *
+hold(void *arg)
+{
+    pc_msg *m = NULL;
+
+    (void)arg;
+    while (pc_recv(&m, -1) == PC_OK)
+        pc_msg_free(&m);
+    return NULL;
+}
+
+/* The registry, and this program as a node that joined it holding tasks
+ * cli.alpha and cli.beta and service cli.svc. */
+static void
+cluster_up(void)
+{
+    pc_cluster_opts o;
+    pc_err rc;
+
+    registry_start();
+    memset(&o, 0, sizeof o);
+    o.node.workers = 1;
+    o.net.name = NODE_NAME;
+    o.net.secret_file = secret1;
+    o.registries = reg_ep;
+    o.join_timeout = CLI_WAIT;
+    rc = pc_cluster_start(&o);
+    if (rc != PC_OK)
+        fprintf(stderr, "pc_cluster_start: %s\n", pc_err_name(rc));
+    CU_ASSERT_FATAL(rc == PC_OK);
+    CU_ASSERT_EQUAL_FATAL(pc_spawn(hold, NULL, NULL, &holder), PC_OK);
+    CU_ASSERT_EQUAL(
+        pc_name_register(PC_NAME_TASK, "cli.alpha", holder, CLI_WAIT), PC_OK);
+    CU_ASSERT_EQUAL(
+        pc_name_register(PC_NAME_TASK, "cli.beta", holder, CLI_WAIT), PC_OK);
+    CU_ASSERT_EQUAL(
+        pc_name_register(PC_NAME_SERVICE, "cli.svc", holder, CLI_WAIT), PC_OK);
+}
+
+static void
+cluster_down(void)
+{
+    pc_node_stop();
+    CU_ASSERT_EQUAL(pc_node_run(), PC_OK);
+    kids_kill();
+    reg = NULL;
+}
+
+/* The registry endpoint option for the CLI. */
+#define REG "--registry", reg_ep, "--secret-file", secret1
+
+/* The object of array `a` whose `key` is the string `val`, or NULL. */
+static json_t *
+find(json_t *a, const char *key, const char *val)
+{
+    size_t i;
+    json_t *o;
+
+    json_array_foreach(a, i, o)
+    {
+        const char *s = json_string_value(json_object_get(o, key));
+        if (s && !strcmp(s, val))
+            return o;
+    }
+    return NULL;
+}
+
+static const char *
+jstr(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "(missing)";
+}
+
+/* ---- tests without a registry ----------------------------------------------- */
+
+/* keygen writes a 0600 key file, refuses to overwrite it (exit 1, one
+ * line, the file unchanged), and --force replaces it. */
+PT_TEST(keygen_mode_and_overwrite)
+static void
+keygen_mode_and_overwrite(void)
+{
+    char path[128], first[256] = "", again[256] = "";
+    struct stat st;
+    FILE *f;
+
+    guard();
+    snprintf(path, sizeof path, "%s/keys", tmpdir);
+    unlink(path);
+    CU_ASSERT_EQUAL(CLI("keygen", path), 0);
+    CU_ASSERT_STRING_EQUAL(R.err, "");
+    CU_ASSERT_TRUE(line_with(R.out, "wrote", path));
+    CU_ASSERT_FATAL(stat(path, &st) == 0);
+    CU_ASSERT_EQUAL(st.st_mode & 0777, 0600);
+    CU_ASSERT_FATAL((f = fopen(path, "r")) != NULL);
+    CU_ASSERT(fread(first, 1, sizeof first - 1, f) > 0);
+    fclose(f);
+    CU_ASSERT_EQUAL(strncmp(first, "public ", 7), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(first, "\nsecret "));
+
+    CU_ASSERT_EQUAL(CLI("keygen", path), 1);
+    ONE_LINE("exists");
+    CU_ASSERT_STRING_EQUAL(R.out, "");
+    CU_ASSERT_FATAL((f = fopen(path, "r")) != NULL);
+    CU_ASSERT(fread(again, 1, sizeof again - 1, f) > 0);
+    fclose(f);
+    CU_ASSERT_STRING_EQUAL(again, first);
+
+    CU_ASSERT_EQUAL(CLI("keygen", "--force", path), 0);
+    CU_ASSERT_FATAL(stat(path, &st) == 0);
+    CU_ASSERT_EQUAL(st.st_mode & 0777, 0600);
+    memset(again, 0, sizeof again);
+    CU_ASSERT_FATAL((f = fopen(path, "r")) != NULL);
+    CU_ASSERT(fread(again, 1, sizeof again - 1, f) > 0);
+    fclose(f);
+    CU_ASSERT_STRING_NOT_EQUAL(again, first);
+
+    /* --json, and a key file the library reads back */
+    CU_ASSERT_EQUAL(CLI("--json", "keygen", "-f", path), 0);
+    {
+        json_error_t je;
+        json_t *j = json_loads(R.out, 0, &je);
+        pc_curve_keys k;
+        CU_ASSERT_PTR_NOT_NULL(j);
+        CU_ASSERT_STRING_EQUAL(jstr(j, "file"), path);
+        CU_ASSERT_EQUAL(strlen(jstr(j, "public")), 40);
+        json_decref(j);
+        CU_ASSERT_EQUAL(pc_curve_read(path, &k), PC_OK);
+    }
+    CU_ASSERT_EQUAL(CLI("keygen"), 2);
+    ONE_LINE("see picos --help");
+}
+
+/* Usage errors: exit 2, one line pointing at --help, nothing on stdout;
+ * --help: exit 0, the commands listed. */
+PT_TEST(usage_errors_and_help)
+static void
+usage_errors_and_help(void)
+{
+    static const char *const bad[][3] = {
+        {"frobnicate", NULL, NULL}, {"--frob", "ls", NULL},
+        {"ls", "--frob", NULL},     {"ls", "everything", NULL},
+        {"--timeout", "x", "ls"},   {"--timeout", "0", "status"},
+        {"status", "extra", NULL},  {"--registry", NULL, NULL},
+        {"keygen", "a", "b"},
+    };
+
+    guard();
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        const char *args[4] = {bad[i][0], bad[i][1], bad[i][2], NULL};
+        int rc =
+            cli_run_env(args, NULL, R.out, sizeof R.out, R.err, sizeof R.err);
+        if (rc != 2)
+            fprintf(stderr, "\n%s %s: exit %d\n", bad[i][0],
+                    bad[i][1] ? bad[i][1] : "", rc);
+        CU_ASSERT_EQUAL(rc, 2);
+        ONE_LINE("(see picos --help)");
+        CU_ASSERT_STRING_EQUAL(R.out, "");
+    }
+    CU_ASSERT_EQUAL(cli_run_env((const char *const[]){NULL}, NULL, R.out,
+                                sizeof R.out, R.err, sizeof R.err),
+                    2);
+    ONE_LINE("no command");
+
+    CU_ASSERT_EQUAL(CLI("--help"), 0);
+    CU_ASSERT_STRING_EQUAL(R.err, "");
+    CU_ASSERT_TRUE(line_with(R.out, "usage: picos", NULL));
+    CU_ASSERT_TRUE(line_with(R.out, "  ls ", NULL));
+    CU_ASSERT_TRUE(line_with(R.out, "  status ", NULL));
+    CU_ASSERT_TRUE(line_with(R.out, "  keygen ", NULL));
+    CU_ASSERT_TRUE(line_with(R.out, "--registry", NULL));
+    CU_ASSERT_EQUAL(CLI("ls", "--help"), 0);
+    CU_ASSERT_TRUE(line_with(R.out, "usage: picos [OPTIONS] ls", NULL));
+    CU_ASSERT_EQUAL(CLI("help", "status"), 0);
+    CU_ASSERT_TRUE(line_with(R.out, "usage: picos [OPTIONS] status", NULL));
+}
+
+/* A registry endpoint with nothing listening: exit 1 once --timeout
+ * passed, with the one line; no secret at all: exit 1, one line. */
+PT_TEST(unreachable_and_no_secret)
+static void
+unreachable_and_no_secret(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t alen = sizeof a;
+    char ep[64], want[160];
+    int fd;
+
+    guard();
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_FATAL(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    CU_ASSERT_FATAL(getsockname(fd, (struct sockaddr *)&a, &alen) == 0);
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", ntohs(a.sin_port));
+    snprintf(want, sizeof want,
+             "picos: registry %s: unreachable (is picos-registry running?)\n",
+             ep);
+    CU_ASSERT_EQUAL(CLI("--registry", ep, "--secret-file", secret1, "--timeout",
+                        "0.5", "ls"),
+                    1);
+    CU_ASSERT_STRING_EQUAL(R.err, want);
+    CU_ASSERT_STRING_EQUAL(R.out, "");
+    /* the same through the environment, for status */
+    {
+        char e1[96], e2[128];
+        snprintf(e1, sizeof e1, "PICOS_REGISTRY=%s", ep);
+        snprintf(e2, sizeof e2, "PICOS_SECRET_FILE=%s", secret1);
+        CU_ASSERT_EQUAL(CLI_ENV(((const char *const[]){e1, e2, NULL}),
+                                "--timeout", "0.5", "status"),
+                        1);
+        CU_ASSERT_STRING_EQUAL(R.err, want);
+    }
+    close(fd);
+
+    CU_ASSERT_EQUAL(CLI("--registry", ep, "ls"), 1);
+    ONE_LINE("no cluster secret");
+}
+
+/* ---- tests against a registry --------------------------------------------- */
+
+/* ls nodes: the header and this node's row (name, id, pid, endpoint);
+ * the CLI's own node is not listed. */
+PT_TEST(ls_nodes_table)
+static void
+ls_nodes_table(void)
+{
+    char id[24], pid[16];
+
+    cluster_up();
+    snprintf(id, sizeof id, "0x%016" PRIx64, pc_node_id());
+    snprintf(pid, sizeof pid, " %d ", (int)getpid());
+    CU_ASSERT_EQUAL(CLI(REG, "ls"), 0);
+    CU_ASSERT_STRING_EQUAL(R.err, "");
+    CU_ASSERT_TRUE(line_with(R.out, "NAME", "NODE ID"));
+    CU_ASSERT_TRUE(line_with(R.out, "HOST", "UP SINCE"));
+    CU_ASSERT_TRUE(line_with(R.out, NODE_NAME, id));
+    CU_ASSERT_TRUE(line_with(R.out, NODE_NAME, pid));
+    CU_ASSERT_TRUE(line_with(R.out, NODE_NAME, "tcp://127.0.0.1:"));
+    CU_ASSERT_FALSE(line_with(R.out, "picos-cli:", NULL));
+    CU_ASSERT_EQUAL(count_lines(R.out), 2); /* header + this node */
+    /* explicit list name, and a pattern on the node id */
+    CU_ASSERT_EQUAL(CLI(REG, "ls", "nodes", id), 0);
+    CU_ASSERT_TRUE(line_with(R.out, NODE_NAME, id));
+    CU_ASSERT_EQUAL(CLI(REG, "ls", "nodes", "no-such-node*"), 3);
+    ONE_LINE("no nodes matching 'no-such-node*'");
+    cluster_down();
+}
+
+/* ls names / tasks / services: KIND NAME REF NODE ENDPOINT rows, each
+ * list only its kind; a pattern matching nothing: exit 3. */
+PT_TEST(ls_names_table)
+static void
+ls_names_table(void)
+{
+    char ref[48];
+
+    cluster_up();
+    pc_ref_str(holder, ref, sizeof ref);
+    CU_ASSERT_EQUAL(CLI(REG, "ls", "names"), 0);
+    CU_ASSERT_STRING_EQUAL(R.err, "");
+    CU_ASSERT_TRUE(line_with(R.out, "KIND", "ENDPOINT"));
+    CU_ASSERT_TRUE(line_with(R.out, "task ", "cli.alpha"));
+    CU_ASSERT_TRUE(line_with(R.out, "cli.alpha", ref));
+    CU_ASSERT_TRUE(line_with(R.out, "cli.alpha", NODE_NAME));
+    CU_ASSERT_TRUE(line_with(R.out, "task ", "cli.beta"));
+    CU_ASSERT_TRUE(line_with(R.out, "service ", "cli.svc"));
+    CU_ASSERT_EQUAL(count_lines(R.out), 4);
+
+    CU_ASSERT_EQUAL(CLI(REG, "ls", "services"), 0);
+    CU_ASSERT_TRUE(line_with(R.out, "service ", "cli.svc"));
+    CU_ASSERT_FALSE(line_with(R.out, "cli.alpha", NULL));
+    CU_ASSERT_EQUAL(CLI(REG, "ls", "tasks", "cli.*"), 0);
+    CU_ASSERT_TRUE(line_with(R.out, "cli.alpha", NULL));
+    CU_ASSERT_TRUE(line_with(R.out, "cli.beta", NULL));
+    CU_ASSERT_FALSE(line_with(R.out, "cli.svc", NULL));
+    CU_ASSERT_EQUAL(CLI(REG, "ls", "channels"), 0);
+    CU_ASSERT_EQUAL(count_lines(R.out), 1); /* the header only */
+
+    CU_ASSERT_EQUAL(CLI(REG, "ls", "names", "cli.alpha", "cli.gamma"), 3);
+    ONE_LINE("no names matching 'cli.gamma'");
+    CU_ASSERT_TRUE(line_with(R.out, "cli.alpha", NULL));
+    cluster_down();
+}
+
+/* --json: arrays of objects with the documented keys and values. */
+PT_TEST(ls_json)
+static void
+ls_json(void)
+{
+    char id[24], ref[48];
+    json_error_t je;
+    json_t *j, *o;
+
+    cluster_up();
+    snprintf(id, sizeof id, "0x%016" PRIx64, pc_node_id());
+    pc_ref_str(holder, ref, sizeof ref);
+
+    CU_ASSERT_EQUAL(CLI(REG, "ls", "--json"), 0);
+    CU_ASSERT_STRING_EQUAL(R.err, "");
+    j = json_loads(R.out, 0, &je);
+    CU_ASSERT_FATAL(json_is_array(j));
+    CU_ASSERT_EQUAL(json_array_size(j), 1);
+    o = find(j, "name", NODE_NAME);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    CU_ASSERT_STRING_EQUAL(jstr(o, "node"), id);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(o, "pid")), getpid());
+    CU_ASSERT_EQUAL(strncmp(jstr(o, "endpoint"), "tcp://127.0.0.1:", 16), 0);
+    CU_ASSERT_TRUE(json_is_true(json_object_get(o, "up")));
+    CU_ASSERT_TRUE(json_is_number(json_object_get(o, "joined")));
+    CU_ASSERT_TRUE(json_is_string(json_object_get(o, "incarnation")));
+    CU_ASSERT_TRUE(json_is_string(json_object_get(o, "host")));
+    json_decref(j);
+
+    CU_ASSERT_EQUAL(CLI(REG, "--json", "ls", "names"), 0);
+    j = json_loads(R.out, 0, &je);
+    CU_ASSERT_FATAL(json_is_array(j));
+    CU_ASSERT_EQUAL(json_array_size(j), 3);
+    o = find(j, "name", "cli.alpha");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    CU_ASSERT_STRING_EQUAL(jstr(o, "kind"), "task");
+    CU_ASSERT_STRING_EQUAL(jstr(o, "ref"), ref);
+    CU_ASSERT_STRING_EQUAL(jstr(o, "node"), id);
+    CU_ASSERT_STRING_EQUAL(jstr(o, "node_name"), NODE_NAME);
+    CU_ASSERT_TRUE(json_is_number(json_object_get(o, "claimed")));
+    o = find(j, "name", "cli.svc");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    CU_ASSERT_STRING_EQUAL(jstr(o, "kind"), "service");
+    CU_ASSERT_PTR_NOT_NULL(find(j, "name", "cli.beta"));
+    json_decref(j);
+    cluster_down();
+}
+
+/* status: one row per registry; --json with the counts; a second
+ * endpoint that does not answer gets its row, a line, and exit 1. */
+PT_TEST(status_table_and_json)
+static void
+status_table_and_json(void)
+{
+    json_error_t je;
+    json_t *j, *o;
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t alen = sizeof a;
+    char two[600], dead[64];
+    int fd;
+
+    cluster_up();
+    CU_ASSERT_EQUAL(CLI(REG, "status"), 0);
+    CU_ASSERT_STRING_EQUAL(R.err, "");
+    CU_ASSERT_TRUE(line_with(R.out, "ENDPOINT", "STATE"));
+    CU_ASSERT_TRUE(line_with(R.out, reg_ep, " ok "));
+    CU_ASSERT_EQUAL(count_lines(R.out), 2);
+
+    CU_ASSERT_EQUAL(CLI(REG, "status", "--json"), 0);
+    j = json_loads(R.out, 0, &je);
+    CU_ASSERT_FATAL(json_is_array(j) && json_array_size(j) == 1);
+    o = json_array_get(j, 0);
+    CU_ASSERT_STRING_EQUAL(jstr(o, "endpoint"), reg_ep);
+    CU_ASSERT_STRING_EQUAL(jstr(o, "state"), "ok");
+    /* this node; the CLI's own may or may not be counted yet */
+    CU_ASSERT(json_integer_value(json_object_get(o, "nodes_up")) >= 1);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(o, "names")), 3);
+    CU_ASSERT(json_integer_value(json_object_get(o, "log_bytes")) > 0);
+    CU_ASSERT_TRUE(json_is_false(json_object_get(o, "recovering")));
+    CU_ASSERT_TRUE(json_is_string(json_object_get(o, "node")));
+    json_decref(j);
+
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_FATAL(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    CU_ASSERT_FATAL(getsockname(fd, (struct sockaddr *)&a, &alen) == 0);
+    snprintf(dead, sizeof dead, "tcp://127.0.0.1:%d", ntohs(a.sin_port));
+    snprintf(two, sizeof two, "%s,%s", reg_ep, dead);
+    /* (not 1 s: a first connection takes about one) */
+    CU_ASSERT_EQUAL(CLI("--registry", two, "--secret-file", secret1,
+                        "--timeout", "5", "status"),
+                    1);
+    ONE_LINE(dead);
+    CU_ASSERT_TRUE(line_with(R.out, reg_ep, " ok "));
+    CU_ASSERT_TRUE(line_with(R.out, dead, "unreachable"));
+    close(fd);
+
+    /* two live registries: both answer, though the second is joined in
+     * the background after the command's join returned */
+    {
+        char ep2[256];
+        registry_run(ep2, sizeof ep2);
+        snprintf(two, sizeof two, "%s,%s", reg_ep, ep2);
+        CU_ASSERT_EQUAL(CLI("--registry", two, "--secret-file", secret1,
+                            "--json", "status"),
+                        0);
+        CU_ASSERT_STRING_EQUAL(R.err, "");
+        j = json_loads(R.out, 0, &je);
+        CU_ASSERT_FATAL(json_is_array(j) && json_array_size(j) == 2);
+        CU_ASSERT_STRING_EQUAL(jstr(json_array_get(j, 1), "endpoint"), ep2);
+        CU_ASSERT_STRING_EQUAL(jstr(json_array_get(j, 1), "state"), "ok");
+        CU_ASSERT_EQUAL(
+            json_integer_value(json_object_get(json_array_get(j, 1), "names")),
+            0);
+        json_decref(j);
+    }
+    cluster_down();
+}
+
+/* A secret the registry does not hold: exit 1, the one line, also when
+ * --timeout ends the join before the transport's connect gives up. */
+PT_TEST(wrong_secret_one_line)
+static void
+wrong_secret_one_line(void)
+{
+    char want[400];
+
+    guard();
+    registry_start();
+    snprintf(want, sizeof want,
+             "picos: registry %s refused our key: wrong cluster secret?\n",
+             reg_ep);
+    CU_ASSERT_EQUAL(CLI("--registry", reg_ep, "--secret-file", secret2, "ls"),
+                    1);
+    CU_ASSERT_STRING_EQUAL(R.err, want);
+    CU_ASSERT_STRING_EQUAL(R.out, "");
+    CU_ASSERT_EQUAL(CLI("--registry", reg_ep, "--secret-file", secret2,
+                        "--timeout", "1", "status"),
+                    1);
+    CU_ASSERT_STRING_EQUAL(R.err, want);
+    /* and the right one, through $PICOS_SECRET */
+    CU_ASSERT_EQUAL(CLI_ENV(((const char *const[]){
+                                "PICOS_SECRET=the right cluster secret", NULL}),
+                            "--registry", reg_ep, "status"),
+                    0);
+    CU_ASSERT_STRING_EQUAL(R.err, "");
+    kids_kill();
+    reg = NULL;
+}
+
+PT_MAIN("cli", PT_ENTRY(keygen_mode_and_overwrite),
+        PT_ENTRY(usage_errors_and_help), PT_ENTRY(unreachable_and_no_secret),
+        PT_ENTRY(ls_nodes_table), PT_ENTRY(ls_names_table), PT_ENTRY(ls_json),
+        PT_ENTRY(status_table_and_json), PT_ENTRY(wrong_secret_one_line))
