@@ -319,6 +319,34 @@ pc__peer_reap(net *n)
 
 /* ---- monitors -------------------------------------------------------------------- */
 
+/* Say why p can't be reached, once, and drop it: a failed connect leaves
+ * nothing behind. */
+static void
+connect_gave_up(net *n, peer *p, pc_err rc)
+{
+    char label[512];
+    (void)n;
+
+    pc_log_write(rc == PC_EAUTH ? PC_LOG_LEVEL_WARN : PC_LOG_LEVEL_INFO, "net",
+                 "can't reach %s: %s", peer_label(p, label, sizeof label),
+                 rc == PC_EAUTH ? "it refused our key (wrong cluster secret?)"
+                                : "no answer");
+    p->gone = true;
+}
+
+/* The handshake failed for want of the cluster's key: connects waiting on
+ * p can't succeed, so they hear it now rather than at their deadline. A
+ * hang-up in the middle of a handshake counts on its second time (the
+ * first may be a peer going away). */
+static void
+auth_failed(net *n, peer *p, bool certain)
+{
+    if (!p->connect_waiters || p->up || (!certain && p->auth_failed < 2))
+        return;
+    pc__peer_fail_waiters(&p->connect_waiters, PC_EAUTH);
+    connect_gave_up(n, p, PC_EAUTH);
+}
+
 static void
 dealer_event(void *ctx, int event, int value, const char *endpoint)
 {
@@ -342,7 +370,7 @@ dealer_event(void *ctx, int event, int value, const char *endpoint)
         }
         break;
     case ZMQ_EVENT_DISCONNECTED:
-        if (p->connected && !p->handshook) {
+        if (p->connected && !p->handshook && !n->plain) {
             if (!p->auth_failed++ && !p->connect_waiters)
                 PC_LOG_ERROR("net",
                              "%s closed the connection during the CURVE "
@@ -350,6 +378,7 @@ dealer_event(void *ctx, int event, int value, const char *endpoint)
                              "(wrong cluster secret?)",
                              p->endpoint);
             atomic_fetch_add(&n->auth_failed, 1);
+            auth_failed(n, p, false);
         }
         p->connected = false;
         break;
@@ -362,6 +391,7 @@ dealer_event(void *ctx, int event, int value, const char *endpoint)
         atomic_fetch_add(&n->auth_failed, 1);
         p->connected = false;
         p->handshook = true; /* counted already */
+        auth_failed(n, p, true);
         break;
     default:
         break;
@@ -431,7 +461,6 @@ pc__peer_on_tick(struct ev_loop *loop, ev_timer *t, int revents)
 {
     net *n = t->data;
     double now = pc_now();
-    char label[512];
     /* a tick that comes late means this thread was not reading either:
      * judge peers' silence only after a slice of catching up */
     bool late = now - n->last_tick > n->timeout / 2;
@@ -474,16 +503,8 @@ pc__peer_on_tick(struct ev_loop *loop, ev_timer *t, int revents)
             pc_err rc = p->auth_failed ? PC_EAUTH : PC_ETIMEDOUT;
             bool had = p->connect_waiters != NULL;
             expire(&p->connect_waiters, now, rc);
-            if (had && !p->connect_waiters && !p->up) {
-                pc_log_write(rc == PC_EAUTH ? PC_LOG_LEVEL_WARN
-                                            : PC_LOG_LEVEL_INFO,
-                             "net", "can't reach %s: %s",
-                             peer_label(p, label, sizeof label),
-                             rc == PC_EAUTH ? "it refused our key (wrong "
-                                              "cluster secret?)"
-                                            : "no answer");
-                p->gone = true; /* a failed connect leaves nothing behind */
-            }
+            if (had && !p->connect_waiters && !p->up)
+                connect_gave_up(n, p, rc);
         }
     }
     expire(&n->waiters, now, PC_ETIMEDOUT);
