@@ -7,7 +7,8 @@
  * kills its whole group and reaps it, and an atexit handler does that for
  * every child still alive on any way out of the test program, so no
  * process is left behind. Ports: children bind tcp://127.0.0.1:0 and
- * report the port the kernel gave.
+ * report the port the kernel gave. The stderr files are in pt_tmpdir()
+ * (testutil.h), removed with it at exit.
  */
 #ifndef PICOS_TESTS_NETUTIL_H
 #define PICOS_TESTS_NETUTIL_H
@@ -26,12 +27,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "testutil.h"
+
 typedef struct nt_child {
     pid_t pid;
-    int out;          /* its stdout */
-    char ep[256];     /* the endpoint it bound */
-    uint64_t node;    /* its node id */
-    char errpath[64]; /* its stderr */
+    int out;           /* its stdout */
+    char ep[256];      /* the endpoint it bound */
+    uint64_t node;     /* its node id */
+    char errpath[160]; /* its stderr */
 } nt_child;
 
 #define NT_MAX 16
@@ -99,8 +102,11 @@ nt_start(nt_child *c, const char *const *args)
         atexit(nt_stop_all);
         registered = true;
     }
-    snprintf(c->errpath, sizeof c->errpath, "/tmp/picos-nt-%d-%d.err",
-             (int)getpid(), seq++);
+    {
+        char name[32];
+        snprintf(name, sizeof name, "nt-%d.err", seq++);
+        pt_tmppath(c->errpath, sizeof c->errpath, name);
+    }
     argv[n++] = NET_PEER;
     while (*args && n < 31)
         argv[n++] = *args++;

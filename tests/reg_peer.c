@@ -23,6 +23,7 @@
 #include "picos/picos.h"
 
 #include "regproto.h"
+#include "tsan_supp.h" /* libzmq is not instrumented */
 
 static const char *reg_ep, *prefix = "p";
 static size_t nnames;

@@ -6,6 +6,7 @@
 #ifndef PICOS_TESTS_REGPROTO_H
 #define PICOS_TESTS_REGPROTO_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +23,8 @@
 #define RP_REPLY "picos.v1.RegReply"
 #define RP_EVENT "picos.v1.RegEvent"
 
-static uint64_t rp_next_id = 1;
+/* Atomic: tasks on two workers send requests at once (a race TSan saw). */
+static _Atomic uint64_t rp_next_id = 1;
 
 static inline uint64_t
 rp_wall_us(void)
@@ -64,7 +66,7 @@ rp_send(pc_ref reg, Picos__V1__RegRequest *r)
     pc_msg *m = NULL;
     pc_err rc;
 
-    r->id = rp_next_id++; /* first: the id is part of the size */
+    r->id = atomic_fetch_add(&rp_next_id, 1); /* first: part of the size */
     len = picos__v1__reg_request__get_packed_size(r);
     if (!(buf = malloc(len ? len : 1)))
         return 0;

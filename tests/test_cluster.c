@@ -28,13 +28,13 @@
 #define NET_TIMEOUT "1"
 #endif
 
-static char secret_path[64], other_path[64];
+static char secret_path[160], other_path[160];
 
 static void
 write_secret(char *path, size_t size, const char *tag, const char *secret)
 {
     int fd;
-    snprintf(path, size, "/tmp/picos-test-cluster-%d-%s", (int)getpid(), tag);
+    pt_tmppath(path, size, tag);
     fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     CU_ASSERT_FATAL(fd >= 0);
     CU_ASSERT_FATAL(write(fd, secret, strlen(secret)) ==
@@ -57,7 +57,7 @@ secrets(void)
 
 typedef struct rg {
     nt_child c;
-    char dir[48];
+    char dir[128];
     char ep[256];
 } rg;
 
@@ -72,8 +72,7 @@ rg_start(rg *r, const char *listen)
 
     secrets();
     if (!r->dir[0]) {
-        snprintf(r->dir, sizeof r->dir, "/tmp/picos-test-cluster-XXXXXX");
-        if (!mkdtemp(r->dir))
+        if (!pt_mkdtemp(r->dir, sizeof r->dir, "reg"))
             return false;
     }
     snprintf(lbuf, sizeof lbuf, "%s", listen ? listen : "tcp://127.0.0.1:0");

@@ -109,8 +109,7 @@ struct tmp {
 static void
 tmp_make(struct tmp *t)
 {
-    snprintf(t->dir, sizeof t->dir, "/tmp/picos-curve-XXXXXX");
-    CU_ASSERT_FATAL(mkdtemp(t->dir) != NULL);
+    CU_ASSERT_FATAL(pt_mkdtemp(t->dir, sizeof t->dir, "curve"));
 }
 
 static void

@@ -51,7 +51,7 @@ typedef struct kid {
 
 #define MAX_KIDS 8
 static kid kids[MAX_KIDS];
-static char tmpdir[64];
+static char tmpdir[80];
 static char secret1[96], secret2[96];
 static char tsan_supp[96], tsan_env[1024]; /* under TSan only */
 static char regdir[128], reglog[160];      /* the registry test's log */
@@ -114,8 +114,7 @@ on_fatal_signal(int sig)
 static void
 make_tmpdir(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/picos-exnet-XXXXXX");
-    CU_ASSERT_FATAL(mkdtemp(tmpdir) != NULL);
+    CU_ASSERT_FATAL(pt_mkdtemp(tmpdir, sizeof tmpdir, "exnet"));
 #if defined(__SANITIZE_THREAD__)
     {
         const char *o = getenv("TSAN_OPTIONS");

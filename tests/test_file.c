@@ -200,8 +200,7 @@ struct file_ctx {
 static void
 tmpdir(struct file_ctx *c)
 {
-    strcpy(c->dir, "/tmp/picos_file_XXXXXX");
-    CU_ASSERT_FATAL(mkdtemp(c->dir) != NULL);
+    CU_ASSERT_FATAL(pt_mkdtemp(c->dir, sizeof c->dir, "file"));
     snprintf(c->path, sizeof c->path, "%s/big", c->dir);
 }
 

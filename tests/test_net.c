@@ -24,7 +24,7 @@
 #include "testutil.h"
 #include "wire.h"
 
-static char secret_path[64], other_path[64], driver_ep[256];
+static char secret_path[160], other_path[160], driver_ep[256];
 static nt_child B, C;
 
 /* Failure detection's timing: the defaults (0.2 s / 1 s), but under TSan,
@@ -42,7 +42,7 @@ static void
 write_secret(char *path, size_t size, const char *tag, const char *secret)
 {
     int fd;
-    snprintf(path, size, "/tmp/picos-test-net-%d-%s", (int)getpid(), tag);
+    pt_tmppath(path, size, tag);
     fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     CU_ASSERT_FATAL(fd >= 0);
     CU_ASSERT_FATAL(write(fd, secret, strlen(secret)) ==
@@ -167,8 +167,7 @@ PT_TEST(ipc_reconnect_restarted)
 static void
 ipc_reconnect_restarted(void)
 {
-    snprintf(ipc_ep, sizeof ipc_ep, "ipc:///tmp/picos-test-net-%d.ipc",
-             (int)getpid());
+    snprintf(ipc_ep, sizeof ipc_ep, "ipc://%s/b.ipc", pt_tmpdir());
     driver_start(NULL);
     CU_ASSERT_FATAL(peer_start(&B, secret_path, "--listen", ipc_ep));
     CU_ASSERT_EQUAL(pc_spawn(restart_task, NULL, NULL, NULL), PC_OK);
@@ -483,7 +482,7 @@ three_nodes_ordered(void)
 
 /* ---- failures ------------------------------------------------------------------------ */
 
-static char record_path[96];
+static char record_path[160];
 
 static pc_msg *
 kill9_task(void *arg)
@@ -549,8 +548,7 @@ static void
 kill9_mid_stream(void)
 {
     driver_start(NULL);
-    snprintf(record_path, sizeof record_path, "/tmp/picos-test-net-%d.rec",
-             (int)getpid());
+    pt_tmppath(record_path, sizeof record_path, "b.rec");
     unlink(record_path);
     CU_ASSERT_FATAL(peer_start(&B, secret_path, "--record", record_path));
     CU_ASSERT_EQUAL(pc_spawn(kill9_task, NULL, NULL, NULL), PC_OK);

@@ -141,8 +141,7 @@ pipe_csum(int W)
     CU_ASSERT_FATAL(c.data != NULL);
     for (size_t i = 0; i < c.len; i++)
         c.data[i] = pat(i);
-    strcpy(c.dir, "/tmp/picos_proc_XXXXXX");
-    CU_ASSERT_FATAL(mkdtemp(c.dir) != NULL);
+    CU_ASSERT_FATAL(pt_mkdtemp(c.dir, sizeof c.dir, "proc"));
     snprintf(c.path, sizeof c.path, "%s/data", c.dir);
     f = fopen(c.path, "wb");
     CU_ASSERT_FATAL(f != NULL);

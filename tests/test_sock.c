@@ -753,8 +753,7 @@ sock_unix(int W)
     struct unix_ctx c;
 
     memset(&c, 0, sizeof c);
-    snprintf(c.dir, sizeof c.dir, "/tmp/picos-sock-XXXXXX");
-    CU_ASSERT_FATAL(mkdtemp(c.dir) != NULL);
+    CU_ASSERT_FATAL(pt_mkdtemp(c.dir, sizeof c.dir, "sock"));
     snprintf(c.path, sizeof c.path, "%s/s", c.dir);
     PT_RUN_TASK(W, unix_main, &c, &c.done, 1);
     CU_ASSERT_EQUAL(unlink(c.path), 0);
@@ -958,8 +957,7 @@ sock_terminate_in_connect(int W)
 
         memset(&c, 0, sizeof c);
         c.flags = modes[m];
-        snprintf(c.dir, sizeof c.dir, "/tmp/picos-sock-XXXXXX");
-        CU_ASSERT_FATAL(mkdtemp(c.dir) != NULL);
+        CU_ASSERT_FATAL(pt_mkdtemp(c.dir, sizeof c.dir, "sock"));
         snprintf(c.path, sizeof c.path, "%s/s", c.dir);
         PT_RUN_TASK(W, kill_connect_main, &c, &c.done, 1);
         CU_ASSERT_EQUAL(unlink(c.path), 0);

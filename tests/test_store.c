@@ -71,14 +71,13 @@ cap_dump(void)
         printf("    log: %s\n", cap_lines[i]);
 }
 
-static char st_dir[64];
+static char st_dir[96];
 static char st_log[128], st_tmp[128];
 
 static void
 dir_make(void)
 {
-    strcpy(st_dir, "/tmp/picos-store-XXXXXX");
-    CU_ASSERT_FATAL(mkdtemp(st_dir) != NULL);
+    CU_ASSERT_FATAL(pt_mkdtemp(st_dir, sizeof st_dir, "store"));
     snprintf(st_log, sizeof st_log, "%s/registry.log", st_dir);
     snprintf(st_tmp, sizeof st_tmp, "%s/registry.log.tmp", st_dir);
     cap_reset();

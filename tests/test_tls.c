@@ -58,8 +58,7 @@ make_certs(void)
     if (made)
         return made > 0;
     made = -1;
-    snprintf(dir, sizeof dir, "/tmp/picos-tls-XXXXXX");
-    if (!mkdtemp(dir))
+    if (!pt_mkdtemp(dir, sizeof dir, "tls"))
         return false;
     f = fopen(path("srv.ext"), "w");
     if (!f)

@@ -17,10 +17,21 @@
  * main() is PT_MAIN(tests...): a test name (substring) given on the command
  * line runs only the matching tests. It returns non-zero when any assertion
  * failed or CUnit itself reported an error.
+ *
+ * Files: every file or directory a test program (or a child it starts)
+ * creates goes under ONE directory of its own, pt_tmpdir()
+ * (/tmp/picos-<program>-XXXXXX, made at start). It is removed with
+ * everything in it when the program exits (atexit, registered before any
+ * test runs, so it comes after the handlers that kill children) — also
+ * after failed assertions, which end in exit too. On failure its path is
+ * printed; PICOS_TEST_KEEP=1 keeps it. The one way out that leaves it is
+ * the watchdog (a hung test: _exit from a signal handler, which prints the
+ * path, the place to look).
  */
 #ifndef PICOS_TESTUTIL_H
 #define PICOS_TESTUTIL_H
 
+#include <dirent.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -31,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CUnit/Basic.h>
@@ -317,6 +329,92 @@ pt_scaled(long n, long tsan_div)
     return n / d > 0 ? n / d : 1;
 }
 
+/* ---- the test program's directory ------------------------------------------ */
+
+static char pt_prog[32] = "test"; /* set by pt_main from argv[0] */
+static char pt_tmp_dir[96];       /* "" until pt_tmpdir() made it */
+static pid_t pt_tmp_owner;        /* forked children must not remove it */
+
+/* Remove path and, when it is a directory, everything under it (not
+ * following symlinks). opendir/readdir rather than nftw: nftw needs
+ * _XOPEN_SOURCE before the first #include, which not every test has. */
+static inline void
+pt_rm_tree(const char *path)
+{
+    struct stat st;
+    DIR *d;
+    struct dirent *e;
+    char sub[512];
+
+    if (lstat(path, &st) != 0)
+        return;
+    if (S_ISDIR(st.st_mode))
+        chmod(path, 0700); /* a test may have left it unreadable */
+    if (S_ISDIR(st.st_mode) && (d = opendir(path))) {
+        while ((e = readdir(d))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                continue;
+            if (snprintf(sub, sizeof sub, "%s/%s", path, e->d_name) <
+                (int)sizeof sub)
+                pt_rm_tree(sub);
+        }
+        closedir(d);
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
+}
+
+static void
+pt_tmp_cleanup(void)
+{
+    if (!pt_tmp_dir[0] || getpid() != pt_tmp_owner)
+        return;
+    if (getenv("PICOS_TEST_KEEP")) {
+        fprintf(stderr, "%s: test files kept in %s\n", pt_prog, pt_tmp_dir);
+        return;
+    }
+    pt_rm_tree(pt_tmp_dir);
+}
+
+/* The program's directory for test files (a failure to make it aborts: no
+ * test can run without it). pt_main makes it before any test, so any
+ * thread may call this then; a program without pt_main gets it made on
+ * its first call. */
+static inline const char *
+pt_tmpdir(void)
+{
+    if (!pt_tmp_dir[0]) {
+        char d[sizeof pt_tmp_dir];
+        snprintf(d, sizeof d, "/tmp/picos-%s-XXXXXX", pt_prog);
+        if (!mkdtemp(d)) {
+            perror("pt_tmpdir: mkdtemp");
+            abort();
+        }
+        pt_tmp_owner = getpid();
+        memcpy(pt_tmp_dir, d, sizeof d);
+        atexit(pt_tmp_cleanup);
+    }
+    return pt_tmp_dir;
+}
+
+/* buf = pt_tmpdir()/name; returns buf. */
+static inline char *
+pt_tmppath(char *buf, size_t size, const char *name)
+{
+    snprintf(buf, size, "%s/%s", pt_tmpdir(), name);
+    return buf;
+}
+
+/* A fresh directory pt_tmpdir()/tag-XXXXXX in buf; false when mkdtemp
+ * failed. Its files need no removal: the whole tree goes at exit. */
+static inline bool
+pt_mkdtemp(char *buf, size_t size, const char *tag)
+{
+    snprintf(buf, size, "%s/%s-XXXXXX", pt_tmpdir(), tag);
+    return mkdtemp(buf) != NULL;
+}
+
 /* ---- registration, watchdog and main --------------------------------------- */
 
 static const char *volatile pt_current = "";
@@ -331,6 +429,12 @@ pt_watchdog(int sig)
     r = write(2, a, strlen(a));
     r = write(2, pt_current, strlen(pt_current));
     r = write(2, "\n", 1);
+    if (pt_tmp_dir[0]) { /* left for a look: no recursive removal here */
+        const char *k = "*** test files left in ";
+        r = write(2, k, strlen(k));
+        r = write(2, pt_tmp_dir, strlen(pt_tmp_dir));
+        r = write(2, "\n", 1);
+    }
     (void)r;
     _exit(3);
 }
@@ -344,6 +448,31 @@ pt_arm(const char *name)
     pt_current = name;
     signal(SIGALRM, pt_watchdog);
     alarm(secs > 0 ? (unsigned)secs : 0);
+}
+
+/* Under TSan, the programs a test starts that are not ours (picos-registry,
+ * the examples) carry no suppressions; tsan_supp.h's reach them through
+ * $TSAN_OPTIONS, set here for every child (a file in pt_tmpdir()). */
+static inline void
+pt_tsan_children(void)
+{
+#if defined(__SANITIZE_THREAD__)
+    static char env[1024];
+    char path[160];
+    const char *o = getenv("TSAN_OPTIONS");
+    FILE *f;
+
+    if (o && strstr(o, "suppressions="))
+        return;
+    pt_tmppath(path, sizeof path, "tsan.supp");
+    if (!(f = fopen(path, "w")))
+        return;
+    fputs(__tsan_default_suppressions(), f);
+    fclose(f);
+    snprintf(env, sizeof env, "%s%ssuppressions=%s", o ? o : "",
+             o && *o ? ":" : "", path);
+    setenv("TSAN_OPTIONS", env, 1);
+#endif
 }
 
 typedef struct pt_test {
@@ -398,6 +527,14 @@ pt_main(int argc, char **argv, const char *suite, const pt_test *tests,
     CU_pSuite s;
 
     setvbuf(stdout, NULL, _IONBF, 0);
+    if (argc > 0 && argv[0]) {
+        const char *b = strrchr(argv[0], '/');
+        snprintf(pt_prog, sizeof pt_prog, "%s", b ? b + 1 : argv[0]);
+    }
+    /* made now, by the main thread, before any task could race for it; its
+     * atexit is the first, so it runs after those that kill children */
+    pt_tmpdir();
+    pt_tsan_children();
     if (CU_initialize_registry() != CUE_SUCCESS) {
         fprintf(stderr, "CU_initialize_registry: %s\n", CU_get_error_msg());
         return 2;
@@ -428,6 +565,11 @@ pt_main(int argc, char **argv, const char *suite, const pt_test *tests,
         failures++;
     }
     CU_cleanup_registry();
+    if ((failures > 0 || err != CUE_SUCCESS) && pt_tmp_dir[0])
+        fprintf(stderr,
+                "%s: test files were in %s (PICOS_TEST_KEEP=1 keeps "
+                "them)\n",
+                pt_prog, pt_tmp_dir);
     return failures > 0 || err != CUE_SUCCESS ? 1 : 0;
 }
 
