@@ -131,8 +131,9 @@ reg_start(int port)
             die("no startup line from picos-registry in 30 s", 0);
         r = read(fds[0], line + used, sizeof line - 1 - used);
         if (r <= 0) {
-            fprintf(stderr, "picos-bench-registry: %s exited before its "
-                            "startup line\n",
+            fprintf(stderr,
+                    "picos-bench-registry: %s exited before its "
+                    "startup line\n",
                     g_bin);
             exit(2);
         }
@@ -225,8 +226,8 @@ static void
 row(const char *name, double figure, const char *unit, const char *target,
     const char *note)
 {
-    printf("| %-17s | %12.0f | %-8s | %-8s | %s |\n", name, figure, unit, target,
-           note);
+    printf("| %-17s | %12.0f | %-8s | %-8s | %s |\n", name, figure, unit,
+           target, note);
 }
 
 /* Poll the registry's status until it holds `n` names and is not
@@ -258,8 +259,7 @@ driver(void *arg)
     printf("| figure            |       result | unit     | target   | "
            "notes |\n|---|---|---|---|---|\n");
     t = run(REGISTER, 0, n / 10, 1, self);
-    snprintf(note, sizeof note, "%d names from 1 task: an fsync each",
-             n / 10);
+    snprintf(note, sizeof note, "%d names from 1 task: an fsync each", n / 10);
     row("reg-register-1", n / 10 / t, "names/s", "-", note);
     t = run(REGISTER, n / 10, n, CLIENTS, self);
     snprintf(note, sizeof note, "%d names from %d tasks: group commit",
