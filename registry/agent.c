@@ -357,7 +357,8 @@ static void
 cache_drop_if(agent *a, bool (*pred)(rc_name *, void *), void *ctx)
 {
     pthread_mutex_lock(&pc__rc_mu);
-    pc__rc_names_drop_if(&a->s->cache, pred, ctx);
+    if (pc__rc_names_drop_if(&a->s->cache, pred, ctx))
+        a->s->inval++;
     pthread_mutex_unlock(&pc__rc_mu);
 }
 
@@ -365,7 +366,8 @@ static void
 cache_del(agent *a, int kind, const char *name)
 {
     pthread_mutex_lock(&pc__rc_mu);
-    pc__rc_names_del(&a->s->cache, kind, name);
+    if (pc__rc_names_del(&a->s->cache, kind, name))
+        a->s->inval++;
     pthread_mutex_unlock(&pc__rc_mu);
 }
 
@@ -380,6 +382,65 @@ cache_put(agent *a, int i, const pc_name_info *info)
         e->reg = i;
     }
     pthread_mutex_unlock(&pc__rc_mu);
+}
+
+/* ---- direct lookups --------------------------------------------------------- */
+
+/* Publish where tasks send their LOCATEs: the first registry up (the one
+ * lookup_next() would pick). Under pc__rc_mu. */
+static void
+publish_locked(agent *a)
+{
+    rc_shared *s = a->s;
+
+    s->lk_reg = -1;
+    for (int i = 0; i < a->nregs; i++)
+        if (a->regs[i].state == R_UP) {
+            s->lk_reg = i;
+            s->lk_server = a->regs[i].server;
+            s->lk_node = a->regs[i].node;
+            break;
+        }
+}
+
+static void
+publish(agent *a)
+{
+    pthread_mutex_lock(&pc__rc_mu);
+    publish_locked(a);
+    pthread_mutex_unlock(&pc__rc_mu);
+}
+
+/* Registry i is down: no task sends it LOCATEs from now on, and every task
+ * waiting for one it sent there is woken by an RC_MSG_GONE (sent outside
+ * the mutex: a send may wait). */
+static void
+waiters_wake(agent *a, int i)
+{
+    pc_ref to[32];
+    size_t n;
+
+    pthread_mutex_lock(&pc__rc_mu);
+    a->s->lk_epoch++;
+    publish_locked(a);
+    pthread_mutex_unlock(&pc__rc_mu);
+    do {
+        n = 0;
+        pthread_mutex_lock(&pc__rc_mu);
+        for (rc_waiter **wp = &a->s->waiters; *wp && n < 32;) {
+            rc_waiter *w = *wp;
+            if (w->reg != i) {
+                wp = &w->next;
+                continue;
+            }
+            *wp = w->next;
+            w->gone = true; /* the task takes the RC_MSG_GONE */
+            to[n++] = w->task;
+        }
+        pthread_mutex_unlock(&pc__rc_mu);
+        for (size_t k = 0; k < n; k++)
+            pc_send_data(to[k], RC_MSG_GONE, NULL, 0);
+    } while (n == 32);
 }
 
 /* ---- membership ------------------------------------------------------------------- */
@@ -513,6 +574,14 @@ answer(rc_call *c, pc_err rc, const char *text)
 {
     if (!c)
         return;
+    if (c->async) { /* pc_locate_send(): one PC_MSG_LOCATED, whatever rc */
+        pc_ref ref = rc == PC_OK ? c->entry.ref : PC_REF_NIL;
+        /* the owner node's link is made in the background (timeout 0) */
+        if (rc == PC_OK && ref.node != pc_node_id() && c->entry.endpoint[0])
+            pc_node_connect(c->entry.endpoint, 0, NULL);
+        pc__rc_located_send(c->reply_to, c->tag, rc, ref);
+        c->async = false;
+    }
     if (text)
         snprintf(c->text, sizeof c->text, "%s", text);
     if (rc != PC_OK && !c->ev && c->op == PICOS__V1__REG_OP__REGISTER)
@@ -835,6 +904,7 @@ reg_down(agent *a, int i, const char *why)
     r->state = R_DOWN;
     pc_demonitor(a->self, r->server);
     cache_drop_if(a, by_reg, &i);
+    waiters_wake(a, i);
     for (op *o = a->ops, *next; o; o = next) {
         next = o->next;
         if (o->st[i] != ST_SENT)
@@ -1323,6 +1393,7 @@ pc__rc_agent_main(void *arg)
 
         if (drain(a))
             break;
+        publish(a);
         expire(a, pc_now());
         d = next_deadline(a);
         left = d == INFINITY ? -1 : d > pc_now() ? d - pc_now() : 0;
