@@ -94,9 +94,12 @@ typedef struct agent {
     watcher *watchers;
     rc_call *joins; /* CALL_JOIN waiters */
     pc_ref self;
+    double due; /* no deadline passes before: expire() has nothing to do */
 } agent;
 
 #define RC_JOIN_TIMEOUT_MS 10000u
+/* Messages the agent takes in a row before it looks at its queue. */
+#define BATCH 256
 
 /* ---- sending -------------------------------------------------------------------- */
 
@@ -616,6 +619,8 @@ op_new(agent *a, int kind, rc_call *c, double deadline)
     o->kind = kind;
     o->c = c;
     o->deadline = deadline;
+    if (deadline < a->due)
+        a->due = deadline;
     o->target = -1;
     o->next = a->ops;
     a->ops = o;
@@ -772,6 +777,8 @@ start_call(agent *a, rc_call *c)
             }
         c->next = a->joins;
         a->joins = c;
+        if (c->deadline < a->due)
+            a->due = c->deadline;
         return;
     case CALL_WATCH: {
         watcher *w;
@@ -1238,9 +1245,16 @@ on_down(agent *a, const pc_msg *m)
 
 /* ---- the loop ----------------------------------------------------------------------- */
 
+static double next_deadline(agent *a);
+
+/* Answer what passed its deadline; a->due says when to look again (only a
+ * full pass moves it later: with many lookups in flight, a message costs
+ * no walk of them all). */
 static void
 expire(agent *a, double now)
 {
+    if (now < a->due)
+        return;
     for (op *o = a->ops, *next; o; o = next) {
         next = o->next;
         if (o->deadline > now)
@@ -1281,6 +1295,7 @@ expire(agent *a, double now)
                      text);
         answer(c, auth ? PC_EAUTH : PC_EUNREACH, NULL);
     }
+    a->due = next_deadline(a);
 }
 
 static double
@@ -1378,6 +1393,7 @@ pc__rc_agent_main(void *arg)
     }
     a->s = s;
     a->self = pc_self();
+    a->due = INFINITY;
     a->next_id = 1;
     a->nregs = s->neps;
     for (int i = 0; i < a->nregs; i++) {
@@ -1395,17 +1411,23 @@ pc__rc_agent_main(void *arg)
             break;
         publish(a);
         expire(a, pc_now());
-        d = next_deadline(a);
+        d = a->due;
         left = d == INFINITY ? -1 : d > pc_now() ? d - pc_now() : 0;
         if (pc_recv(&m, left) != PC_OK)
             continue;
-        if (pc_msg_is(m, RC_MSG_REPLY))
-            on_reply(a, m);
-        else if (pc_msg_is(m, RC_MSG_EVENT))
-            on_event(a, m);
-        else if (pc_msg_is(m, PC_MSG_DOWN))
-            on_down(a, m);
-        pc_msg_free(&m);
+        /* what else waits too (many lookups in flight: many replies),
+         * before the queue, deadlines and the published registry again */
+        for (int k = 0; k < BATCH; k++) {
+            if (k && pc_recv(&m, 0) != PC_OK)
+                break;
+            if (pc_msg_is(m, RC_MSG_REPLY))
+                on_reply(a, m);
+            else if (pc_msg_is(m, RC_MSG_EVENT))
+                on_event(a, m);
+            else if (pc_msg_is(m, PC_MSG_DOWN))
+                on_down(a, m);
+            pc_msg_free(&m);
+        }
     }
     return NULL;
 }
