@@ -7,8 +7,11 @@
  * holds (sent whole with every JOIN), the members (with a bit per registry
  * that says the node is up: a node is down once every registry that knew
  * it said so) and the watcher tasks. Callers reach it only through the
- * shared queue (client_int.h); the cache is the one thing it writes that
- * callers read.
+ * shared queue (client_int.h); what it writes that callers read is the
+ * cache and the registry tasks send their own LOCATEs to (the first one
+ * up: publish()); when that one goes down it wakes the tasks waiting for
+ * such a reply (waiters_wake()). A pc_locate_send() call is answered with
+ * a PC_MSG_LOCATED message to its task instead of an event.
  *
  * Connecting blocks (pc_node_connect, pc_locate_at of the registry task),
  * so each registry that is not joined has a connector task of its own that

@@ -12,6 +12,17 @@
  * RC_RTT for that answer; t > 0 waits up to t (a LOCATE gets RC_RTT / 2
  * more for the registry's own "timed out" to arrive).
  *
+ * A task's pc_locate() that misses the cache skips the agent: it sends
+ * the LOCATE to the registry the agent publishes (the first one up) with
+ * its own ref and id, and takes the reply with pc_recv_match() after a
+ * mailbox mark. While it waits it is on the shared list of waiters; the
+ * agent, when that registry goes down, takes it off and sends it one
+ * RC_MSG_GONE, and the lookup goes on through the agent (the next
+ * registry, or PC_EUNREACH). It fills the cache only when no registry went
+ * down and no entry was dropped since it asked (a NAME_GONE to the agent
+ * can overtake the reply to the task). pc_locate_send() goes through the
+ * agent, whose answer is a PC_MSG_LOCATED message instead of an event.
+ *
  * pc_cluster_join() does the node-side setup (transport, listen, who we
  * are) here, spawns the agent, and waits for its CALL_JOIN; on failure it
  * tells the agent to end and joins it, so a failed join leaves nothing

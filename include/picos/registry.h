@@ -136,7 +136,11 @@ pc_err pc_name_unregister(pc_name_kind kind, const char *name, double timeout);
  * not gone since. Returns PC_OK, PC_ENOENT (timeout 0 and no such name),
  * PC_ETIMEDOUT (it did not appear in time), PC_EUNREACH (no registry
  * reachable, or the owner node can't be reached), PC_ESTATE (not joined),
- * PC_EINVAL. Tasks and foreign threads. */
+ * PC_EINVAL. Tasks and foreign threads. From a task the lookup goes
+ * straight from it to the registry and its reply is taken by selective
+ * receive (docs/registry.md): a reply that comes after the call gave up
+ * (a registry stalled past the deadline) arrives later as a
+ * "picos.v1.RegReply" message, which the task should ignore. */
 pc_err pc_locate(pc_name_kind kind, const char *name, double timeout,
                  pc_ref *out);
 
