@@ -555,7 +555,7 @@ reply_id(const pc_msg *m)
 }
 
 typedef struct direct {
-    rc_waiter w;
+    rc_waiter *w;
     pc_ref server, agent;
     uint64_t id, epoch, inval;
 } direct;
@@ -588,13 +588,14 @@ direct_end(direct *d, bool have_gone, const pc_mark *mark)
     pc_msg *m = NULL;
 
     pthread_mutex_lock(&pc__rc_mu);
-    if (!(gone = d->w.gone) && pc__rc)
+    if (!(gone = d->w->gone) && pc__rc)
         for (rc_waiter **wp = &pc__rc->waiters; *wp; wp = &(*wp)->next)
-            if (*wp == &d->w) {
-                *wp = d->w.next;
+            if (*wp == d->w) {
+                *wp = d->w->next;
                 break;
             }
     pthread_mutex_unlock(&pc__rc_mu);
+    free(d->w); /* off the list: the agent no longer sees it */
     if (gone && !have_gone &&
         pc_recv_match(gone_match, d, mark, &m, RC_RTT) == PC_OK)
         pc_msg_free(&m);
@@ -612,30 +613,38 @@ locate_direct(int kind, const char *name, double timeout, pc_name_info *out)
     Picos__V1__NameEntry e = PICOS__V1__NAME_ENTRY__INIT, *ep = &e;
     Picos__V1__RegReply *rp;
     uint8_t buf[PC_NAME_MAX + 64];
-    direct d = {.w.task = pc_self()};
+    direct d = {0};
     pc_mark mark;
     pc_msg *m = NULL;
     double wait = timeout > 0   ? timeout + RC_RTT / 2
                   : timeout < 0 ? -1
                                 : RC_RTT;
     size_t len;
+    int reg;
     pc_err rc;
 
+    /* on the heap: a task terminated while it waits leaves no dangling
+     * pointer in the list (the entry leaks, as what a terminated task
+     * holds does; the agent never frees one) */
+    if (!(d.w = calloc(1, sizeof *d.w)))
+        return PC_ENOMEM;
+    d.w->task = pc_self();
     /* marked first: the agent's RC_MSG_GONE may come before the send */
     mark = pc_mailbox_mark();
     pthread_mutex_lock(&pc__rc_mu);
     if (!pc__rc || pc__rc->lk_reg < 0) {
         pthread_mutex_unlock(&pc__rc_mu);
+        free(d.w);
         return PC_EAGAIN;
     }
-    d.w.reg = pc__rc->lk_reg;
+    d.w->reg = pc__rc->lk_reg;
     d.server = pc__rc->lk_server;
     d.agent = pc__rc->agent;
     d.id = pc__rc->next_id++;
     d.epoch = pc__rc->lk_epoch;
     d.inval = pc__rc->inval;
-    d.w.next = pc__rc->waiters;
-    pc__rc->waiters = &d.w;
+    d.w->next = pc__rc->waiters;
+    pc__rc->waiters = d.w;
     pc__rc->stats.requests++;
     pthread_mutex_unlock(&pc__rc_mu);
 
@@ -656,6 +665,7 @@ locate_direct(int kind, const char *name, double timeout, pc_name_info *out)
         direct_end(&d, false, &mark);
         return PC_EAGAIN;
     }
+    reg = d.w->reg;
     rc = pc_recv_match(direct_match, &d, &mark, &m, wait);
     direct_end(&d, rc == PC_OK && pc_msg_is(m, RC_MSG_GONE), &mark);
     if (rc != PC_OK)
@@ -694,9 +704,9 @@ locate_direct(int kind, const char *name, double timeout, pc_name_info *out)
          * since we asked (its NAME_GONE may have overtaken our reply) */
         pthread_mutex_lock(&pc__rc_mu);
         if (pc__rc && pc__rc->lk_epoch == d.epoch && pc__rc->inval == d.inval &&
-            (c = pc__rc_names_put(&pc__rc->cache, kind, out->name))) {
+            (c = pc__rc_names_put(&pc__rc->cache, kind, name))) {
             c->info = *out;
-            c->reg = d.w.reg;
+            c->reg = reg;
         }
         pthread_mutex_unlock(&pc__rc_mu);
     }

@@ -111,9 +111,10 @@ void pc__rc_call_put(rc_call *c);
 void pc__rc_call_done(rc_call *c, pc_err rc);
 
 /* A task waiting for the answer of a LOCATE it sent to a registry itself
- * (client.c): on the caller's stack, in rc_shared.waiters while it waits.
+ * (client.c): malloc'd by the task, in rc_shared.waiters while it waits.
  * When that registry goes down the agent unlinks it, sets `gone` and sends
- * the task one RC_MSG_GONE (which the task then takes). */
+ * the task one RC_MSG_GONE (which the task then takes). The task always
+ * frees it (the agent never does). */
 typedef struct rc_waiter {
     struct rc_waiter *next;
     pc_ref task;
