@@ -221,7 +221,7 @@ main(int argc, char **argv)
     }
     if (!endpoint == !registry) {
         fprintf(stderr, NAME ": one of --connect ENDPOINT and --registry EP "
-                         "is required\n");
+                             "is required\n");
         return 2;
     }
 
@@ -256,10 +256,10 @@ main(int argc, char **argv)
     } else if (registry &&
                /* a client only: it does not listen (the channel's traffic
                 * comes over the connections this node opened) */
-               (rc = pc_cluster_join(&(pc_cluster_opts){
-                    .registries = registry,
-                    .listen = "",
-                    .join_timeout = timeout})) != PC_OK) {
+               (rc = pc_cluster_join(
+                    &(pc_cluster_opts){.registries = registry,
+                                       .listen = "",
+                                       .join_timeout = timeout})) != PC_OK) {
         if (rc == PC_EAUTH)
             fprintf(stderr,
                     NAME ": wrong cluster secret: the registry refused our "

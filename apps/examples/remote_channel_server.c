@@ -280,9 +280,8 @@ main(int argc, char **argv)
         return fail("starting the transport", rc);
     if ((rc = pc_node_listen(listen, bound, sizeof bound)) != PC_OK)
         return fail(rc == PC_ESYS ? NULL : listen, rc); /* ESYS: logged */
-    if (registry &&
-        (rc = pc_cluster_join(&(pc_cluster_opts){.registries = registry})) !=
-            PC_OK)
+    if (registry && (rc = pc_cluster_join(
+                         &(pc_cluster_opts){.registries = registry})) != PC_OK)
         return fail(rc == PC_EUNREACH || rc == PC_EAUTH ? NULL : registry,
                     rc); /* those two are logged */
 
@@ -295,8 +294,8 @@ main(int argc, char **argv)
         (rc = pc_spawn(on_signal, (void *)(intptr_t)sfd, &daemon, NULL)) !=
             PC_OK)
         return fail("starting the channel and its tasks", rc);
-    if (registry && (rc = pc_name_register(PC_NAME_CHANNEL, CHANNEL,
-                                           PC_REF_NIL, timeout)) != PC_OK)
+    if (registry && (rc = pc_name_register(PC_NAME_CHANNEL, CHANNEL, PC_REF_NIL,
+                                           timeout)) != PC_OK)
         return fail("registering " CHANNEL " cluster-wide", rc);
 
     printf(NAME ": listening on %s\n", bound);

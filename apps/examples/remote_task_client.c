@@ -231,7 +231,7 @@ main(int argc, char **argv)
     }
     if (!endpoint == !registry) {
         fprintf(stderr, NAME ": one of --connect ENDPOINT and --registry EP "
-                         "is required\n");
+                             "is required\n");
         return 2;
     }
 
@@ -266,10 +266,10 @@ main(int argc, char **argv)
     } else if (registry &&
                /* a client only: it does not listen (the answers come back
                 * over the connections this node opened) */
-               (rc = pc_cluster_join(&(pc_cluster_opts){
-                    .registries = registry,
-                    .listen = "",
-                    .join_timeout = timeout})) != PC_OK) {
+               (rc = pc_cluster_join(
+                    &(pc_cluster_opts){.registries = registry,
+                                       .listen = "",
+                                       .join_timeout = timeout})) != PC_OK) {
         if (rc == PC_EAUTH)
             fprintf(stderr,
                     NAME ": wrong cluster secret: the registry refused our "

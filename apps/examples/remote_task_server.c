@@ -11,11 +11,12 @@
  * with pc_locate_at() and send it messages; to them its ref works like a
  * local one. With --registry the node joins the cluster of those
  * registries (pc_cluster_join()) and the same pc_register() makes the name
- * known cluster-wide: clients then find it by name alone (pc_locate()). The server prints each message and replies "ack" with the
- * same text, so the client can check that every one arrived; the client's
- * final message ("done") gets the reply "bye", and once that client has
- * gone (a monitor on it says so) the server task ends, which ends the
- * program — unless --forever keeps it serving one client after another.
+ * known cluster-wide: clients then find it by name alone (pc_locate()). The
+ * server prints each message and replies "ack" with the same text, so the
+ * client can check that every one arrived; the client's final message ("done")
+ * gets the reply "bye", and once that client has gone (a monitor on it says so)
+ * the server task ends, which ends the program — unless --forever keeps it
+ * serving one client after another.
  *
  * Links are encrypted and authenticated with CURVE keys derived from a
  * cluster secret that both ends must share: --secret-file FILE, else the
@@ -204,9 +205,8 @@ main(int argc, char **argv)
     if ((rc = pc_node_listen(listen, bound, sizeof bound)) != PC_OK)
         return fail(rc == PC_ESYS ? NULL : listen, rc); /* ESYS: logged */
     /* the transport and the ROUTER are up: joining only adds the agent */
-    if (registry &&
-        (rc = pc_cluster_join(&(pc_cluster_opts){.registries = registry})) !=
-            PC_OK)
+    if (registry && (rc = pc_cluster_join(
+                         &(pc_cluster_opts){.registries = registry})) != PC_OK)
         return fail(rc == PC_EUNREACH || rc == PC_EAUTH ? NULL : registry,
                     rc); /* those two are logged */
 
@@ -218,8 +218,8 @@ main(int argc, char **argv)
         return fail("starting the tasks", rc);
 
     if (registry)
-        printf(NAME ": listening on %s, server_task registered at %s\n",
-               bound, registry);
+        printf(NAME ": listening on %s, server_task registered at %s\n", bound,
+               registry);
     else
         printf(NAME ": listening on %s\n", bound);
     fflush(stdout);
