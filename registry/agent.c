@@ -7,8 +7,11 @@
  * holds (sent whole with every JOIN), the members (with a bit per registry
  * that says the node is up: a node is down once every registry that knew
  * it said so) and the watcher tasks. Callers reach it only through the
- * shared queue (client_int.h); the cache is the one thing it writes that
- * callers read.
+ * shared queue (client_int.h); what it writes that callers read is the
+ * cache and the registry tasks send their own LOCATEs to (the first one
+ * up: publish()); when that one goes down it wakes the tasks waiting for
+ * such a reply (waiters_wake()). A pc_locate_send() call is answered with
+ * a PC_MSG_LOCATED message to its task instead of an event.
  *
  * Connecting blocks (pc_node_connect, pc_locate_at of the registry task),
  * so each registry that is not joined has a connector task of its own that
@@ -94,9 +97,12 @@ typedef struct agent {
     watcher *watchers;
     rc_call *joins; /* CALL_JOIN waiters */
     pc_ref self;
+    double due; /* no deadline passes before: expire() has nothing to do */
 } agent;
 
 #define RC_JOIN_TIMEOUT_MS 10000u
+/* Messages the agent takes in a row before it looks at its queue. */
+#define BATCH 256
 
 /* ---- sending -------------------------------------------------------------------- */
 
@@ -357,7 +363,8 @@ static void
 cache_drop_if(agent *a, bool (*pred)(rc_name *, void *), void *ctx)
 {
     pthread_mutex_lock(&pc__rc_mu);
-    pc__rc_names_drop_if(&a->s->cache, pred, ctx);
+    if (pc__rc_names_drop_if(&a->s->cache, pred, ctx))
+        a->s->inval++;
     pthread_mutex_unlock(&pc__rc_mu);
 }
 
@@ -365,7 +372,8 @@ static void
 cache_del(agent *a, int kind, const char *name)
 {
     pthread_mutex_lock(&pc__rc_mu);
-    pc__rc_names_del(&a->s->cache, kind, name);
+    if (pc__rc_names_del(&a->s->cache, kind, name))
+        a->s->inval++;
     pthread_mutex_unlock(&pc__rc_mu);
 }
 
@@ -380,6 +388,65 @@ cache_put(agent *a, int i, const pc_name_info *info)
         e->reg = i;
     }
     pthread_mutex_unlock(&pc__rc_mu);
+}
+
+/* ---- direct lookups --------------------------------------------------------- */
+
+/* Publish where tasks send their LOCATEs: the first registry up (the one
+ * lookup_next() would pick). Under pc__rc_mu. */
+static void
+publish_locked(agent *a)
+{
+    rc_shared *s = a->s;
+
+    s->lk_reg = -1;
+    for (int i = 0; i < a->nregs; i++)
+        if (a->regs[i].state == R_UP) {
+            s->lk_reg = i;
+            s->lk_server = a->regs[i].server;
+            s->lk_node = a->regs[i].node;
+            break;
+        }
+}
+
+static void
+publish(agent *a)
+{
+    pthread_mutex_lock(&pc__rc_mu);
+    publish_locked(a);
+    pthread_mutex_unlock(&pc__rc_mu);
+}
+
+/* Registry i is down: no task sends it LOCATEs from now on, and every task
+ * waiting for one it sent there is woken by an RC_MSG_GONE (sent outside
+ * the mutex: a send may wait). */
+static void
+waiters_wake(agent *a, int i)
+{
+    pc_ref to[32];
+    size_t n;
+
+    pthread_mutex_lock(&pc__rc_mu);
+    a->s->lk_epoch++;
+    publish_locked(a);
+    pthread_mutex_unlock(&pc__rc_mu);
+    do {
+        n = 0;
+        pthread_mutex_lock(&pc__rc_mu);
+        for (rc_waiter **wp = &a->s->waiters; *wp && n < 32;) {
+            rc_waiter *w = *wp;
+            if (w->reg != i) {
+                wp = &w->next;
+                continue;
+            }
+            *wp = w->next;
+            w->gone = true; /* the task takes the RC_MSG_GONE */
+            to[n++] = w->task;
+        }
+        pthread_mutex_unlock(&pc__rc_mu);
+        for (size_t k = 0; k < n; k++)
+            pc_send_data(to[k], RC_MSG_GONE, NULL, 0);
+    } while (n == 32);
 }
 
 /* ---- membership ------------------------------------------------------------------- */
@@ -513,6 +580,14 @@ answer(rc_call *c, pc_err rc, const char *text)
 {
     if (!c)
         return;
+    if (c->async) { /* pc_locate_send(): one PC_MSG_LOCATED, whatever rc */
+        pc_ref ref = rc == PC_OK ? c->entry.ref : PC_REF_NIL;
+        /* the owner node's link is made in the background (timeout 0) */
+        if (rc == PC_OK && ref.node != pc_node_id() && c->entry.endpoint[0])
+            pc_node_connect(c->entry.endpoint, 0, NULL);
+        pc__rc_located_send(c->reply_to, c->tag, rc, ref);
+        c->async = false;
+    }
     if (text)
         snprintf(c->text, sizeof c->text, "%s", text);
     if (rc != PC_OK && !c->ev && c->op == PICOS__V1__REG_OP__REGISTER)
@@ -547,6 +622,8 @@ op_new(agent *a, int kind, rc_call *c, double deadline)
     o->kind = kind;
     o->c = c;
     o->deadline = deadline;
+    if (deadline < a->due)
+        a->due = deadline;
     o->target = -1;
     o->next = a->ops;
     a->ops = o;
@@ -703,6 +780,8 @@ start_call(agent *a, rc_call *c)
             }
         c->next = a->joins;
         a->joins = c;
+        if (c->deadline < a->due)
+            a->due = c->deadline;
         return;
     case CALL_WATCH: {
         watcher *w;
@@ -835,6 +914,7 @@ reg_down(agent *a, int i, const char *why)
     r->state = R_DOWN;
     pc_demonitor(a->self, r->server);
     cache_drop_if(a, by_reg, &i);
+    waiters_wake(a, i);
     for (op *o = a->ops, *next; o; o = next) {
         next = o->next;
         if (o->st[i] != ST_SENT)
@@ -1168,9 +1248,16 @@ on_down(agent *a, const pc_msg *m)
 
 /* ---- the loop ----------------------------------------------------------------------- */
 
+static double next_deadline(agent *a);
+
+/* Answer what passed its deadline; a->due says when to look again (only a
+ * full pass moves it later: with many lookups in flight, a message costs
+ * no walk of them all). */
 static void
 expire(agent *a, double now)
 {
+    if (now < a->due)
+        return;
     for (op *o = a->ops, *next; o; o = next) {
         next = o->next;
         if (o->deadline > now)
@@ -1211,6 +1298,7 @@ expire(agent *a, double now)
                      text);
         answer(c, auth ? PC_EAUTH : PC_EUNREACH, NULL);
     }
+    a->due = next_deadline(a);
 }
 
 static double
@@ -1308,6 +1396,7 @@ pc__rc_agent_main(void *arg)
     }
     a->s = s;
     a->self = pc_self();
+    a->due = INFINITY;
     a->next_id = 1;
     a->nregs = s->neps;
     for (int i = 0; i < a->nregs; i++) {
@@ -1323,18 +1412,25 @@ pc__rc_agent_main(void *arg)
 
         if (drain(a))
             break;
+        publish(a);
         expire(a, pc_now());
-        d = next_deadline(a);
+        d = a->due;
         left = d == INFINITY ? -1 : d > pc_now() ? d - pc_now() : 0;
         if (pc_recv(&m, left) != PC_OK)
             continue;
-        if (pc_msg_is(m, RC_MSG_REPLY))
-            on_reply(a, m);
-        else if (pc_msg_is(m, RC_MSG_EVENT))
-            on_event(a, m);
-        else if (pc_msg_is(m, PC_MSG_DOWN))
-            on_down(a, m);
-        pc_msg_free(&m);
+        /* what else waits too (many lookups in flight: many replies),
+         * before the queue, deadlines and the published registry again */
+        for (int k = 0; k < BATCH; k++) {
+            if (k && pc_recv(&m, 0) != PC_OK)
+                break;
+            if (pc_msg_is(m, RC_MSG_REPLY))
+                on_reply(a, m);
+            else if (pc_msg_is(m, RC_MSG_EVENT))
+                on_event(a, m);
+            else if (pc_msg_is(m, PC_MSG_DOWN))
+                on_down(a, m);
+            pc_msg_free(&m);
+        }
     }
     return NULL;
 }

@@ -12,6 +12,17 @@
  * RC_RTT for that answer; t > 0 waits up to t (a LOCATE gets RC_RTT / 2
  * more for the registry's own "timed out" to arrive).
  *
+ * A task's pc_locate() that misses the cache skips the agent: it sends
+ * the LOCATE to the registry the agent publishes (the first one up) with
+ * its own ref and id, and takes the reply with pc_recv_match() after a
+ * mailbox mark. While it waits it is on the shared list of waiters; the
+ * agent, when that registry goes down, takes it off and sends it one
+ * RC_MSG_GONE, and the lookup goes on through the agent (the next
+ * registry, or PC_EUNREACH). It fills the cache only when no registry went
+ * down and no entry was dropped since it asked (a NAME_GONE to the agent
+ * can overtake the reply to the task). pc_locate_send() goes through the
+ * agent, whose answer is a PC_MSG_LOCATED message instead of an event.
+ *
  * pc_cluster_join() does the node-side setup (transport, listen, who we
  * are) here, spawns the agent, and waits for its CALL_JOIN; on failure it
  * tells the agent to end and joins it, so a failed join leaves nothing
@@ -332,6 +343,8 @@ pc_cluster_join(const pc_cluster_opts *o)
     s->self.pub_endpoint = s->pub_endpoint;
     s->register_timeout = o->register_timeout > 0 ? o->register_timeout : 5.0;
     s->qtail = &s->q;
+    s->lk_reg = -1;
+    s->next_id = 1ull << 62; /* apart from the agent's ids */
     s->rung = true; /* until the agent runs: it looks at the queue first */
 
     pthread_mutex_lock(&pc__rc_mu);
@@ -522,6 +535,185 @@ connect_owner(const pc_name_info *info, double timeout)
     return PC_OK;
 }
 
+/* The id of a packed RegReply (field 1, first as protobuf-c packs it);
+ * 0 when it does not start with one. */
+static uint64_t
+reply_id(const pc_msg *m)
+{
+    size_t len;
+    const uint8_t *p = pc_msg_data(m, &len);
+    uint64_t id = 0;
+
+    if (!p || len < 2 || p[0] != 0x08)
+        return 0;
+    for (size_t i = 1, shift = 0; i < len && shift < 64; i++, shift += 7) {
+        id |= (uint64_t)(p[i] & 0x7f) << shift;
+        if (!(p[i] & 0x80))
+            return id;
+    }
+    return 0;
+}
+
+typedef struct direct {
+    rc_waiter *w;
+    pc_ref server, agent;
+    uint64_t id, epoch, inval;
+} direct;
+
+/* The reply to our LOCATE, or the agent's word that its registry is down. */
+static bool
+direct_match(const pc_msg *m, void *ctx)
+{
+    const direct *d = ctx;
+
+    if (pc_msg_is(m, RC_MSG_REPLY))
+        return pc_ref_eq(pc_msg_sender(m), d->server) && reply_id(m) == d->id;
+    return pc_msg_is(m, RC_MSG_GONE) && pc_ref_eq(pc_msg_sender(m), d->agent);
+}
+
+static bool
+gone_match(const pc_msg *m, void *ctx)
+{
+    return pc_msg_is(m, RC_MSG_GONE) &&
+           pc_ref_eq(pc_msg_sender(m), ((const direct *)ctx)->agent);
+}
+
+/* Stop waiting: off the waiters' list, or, when the agent took us off
+ * already, take its RC_MSG_GONE (sent, or about to be) out of the
+ * mailbox so that it does not reach the task's own pc_recv(). */
+static void
+direct_end(direct *d, bool have_gone, const pc_mark *mark)
+{
+    bool gone;
+    pc_msg *m = NULL;
+
+    pthread_mutex_lock(&pc__rc_mu);
+    if (!(gone = d->w->gone) && pc__rc)
+        for (rc_waiter **wp = &pc__rc->waiters; *wp; wp = &(*wp)->next)
+            if (*wp == d->w) {
+                *wp = d->w->next;
+                break;
+            }
+    pthread_mutex_unlock(&pc__rc_mu);
+    free(d->w); /* off the list: the agent no longer sees it */
+    if (gone && !have_gone &&
+        pc_recv_match(gone_match, d, mark, &m, RC_RTT) == PC_OK)
+        pc_msg_free(&m);
+}
+
+/* A LOCATE sent by the calling task itself to the registry the agent looks
+ * names up at, its reply taken with a selective receive: no hop through
+ * the agent, no event. PC_EAGAIN: no registry up, or it went down while we
+ * waited (the agent's path takes over: the next registry, or
+ * PC_EUNREACH). */
+static pc_err
+locate_direct(int kind, const char *name, double timeout, pc_name_info *out)
+{
+    Picos__V1__RegRequest rq = PICOS__V1__REG_REQUEST__INIT;
+    Picos__V1__NameEntry e = PICOS__V1__NAME_ENTRY__INIT, *ep = &e;
+    Picos__V1__RegReply *rp;
+    uint8_t buf[PC_NAME_MAX + 64];
+    direct d = {0};
+    pc_mark mark;
+    pc_msg *m = NULL;
+    double wait = timeout > 0   ? timeout + RC_RTT / 2
+                  : timeout < 0 ? -1
+                                : RC_RTT;
+    size_t len;
+    int reg;
+    pc_err rc;
+
+    /* on the heap: a task terminated while it waits leaves no dangling
+     * pointer in the list (the entry leaks, as what a terminated task
+     * holds does; the agent never frees one) */
+    if (!(d.w = calloc(1, sizeof *d.w)))
+        return PC_ENOMEM;
+    d.w->task = pc_self();
+    /* marked first: the agent's RC_MSG_GONE may come before the send */
+    mark = pc_mailbox_mark();
+    pthread_mutex_lock(&pc__rc_mu);
+    if (!pc__rc || pc__rc->lk_reg < 0) {
+        pthread_mutex_unlock(&pc__rc_mu);
+        free(d.w);
+        return PC_EAGAIN;
+    }
+    d.w->reg = pc__rc->lk_reg;
+    d.server = pc__rc->lk_server;
+    d.agent = pc__rc->agent;
+    d.id = pc__rc->next_id++;
+    d.epoch = pc__rc->lk_epoch;
+    d.inval = pc__rc->inval;
+    d.w->next = pc__rc->waiters;
+    pc__rc->waiters = d.w;
+    pc__rc->stats.requests++;
+    pthread_mutex_unlock(&pc__rc_mu);
+
+    rq.id = d.id;
+    rq.op = PICOS__V1__REG_OP__LOCATE;
+    rq.timeout_ms = timeout == 0 ? 0
+                    : timeout < 0 || timeout * 1000 >= (double)UINT32_MAX
+                        ? UINT32_MAX
+                        : (uint32_t)(timeout * 1000);
+    e.kind = (Picos__V1__NameKind)kind;
+    e.name = (char *)name;
+    rq.n_names = 1;
+    rq.names = &ep;
+    len = picos__v1__reg_request__pack(&rq, buf);
+    if ((rc = pc_msg_new(&m, RC_MSG_REQUEST, buf, len)) != PC_OK ||
+        (rc = pc_send(d.server, &m)) != PC_OK) {
+        pc_msg_free(&m);
+        direct_end(&d, false, &mark);
+        return PC_EAGAIN;
+    }
+    reg = d.w->reg;
+    rc = pc_recv_match(direct_match, &d, &mark, &m, wait);
+    direct_end(&d, rc == PC_OK && pc_msg_is(m, RC_MSG_GONE), &mark);
+    if (rc != PC_OK)
+        return PC_ETIMEDOUT;
+    if (pc_msg_is(m, RC_MSG_GONE)) {
+        pc_msg_free(&m);
+        return PC_EAGAIN;
+    }
+    {
+        const void *data = pc_msg_data(m, &len);
+        rp = picos__v1__reg_reply__unpack(NULL, len, data);
+    }
+    pc_msg_free(&m);
+    if (!rp)
+        return PC_EPROTO;
+    switch (rp->status) {
+    case PICOS__V1__REG_STATUS__OK:
+        rc = rp->n_names >= 1 && rp->names[0] ? PC_OK : PC_EPROTO;
+        break;
+    case PICOS__V1__REG_STATUS__NOT_FOUND:
+        rc = PC_ENOENT;
+        break;
+    case PICOS__V1__REG_STATUS__TIMED_OUT:
+        rc = PC_ETIMEDOUT;
+        break;
+    case PICOS__V1__REG_STATUS__BAD_REQUEST:
+        rc = PC_EINVAL;
+        break;
+    default:
+        rc = PC_EUNREACH;
+    }
+    if (rc == PC_OK) {
+        rc_name *c;
+        pc__rc_name_from_pb(rp->names[0], out);
+        /* cached unless that registry went down or an entry was dropped
+         * since we asked (its NAME_GONE may have overtaken our reply) */
+        pthread_mutex_lock(&pc__rc_mu);
+        if (pc__rc && pc__rc->lk_epoch == d.epoch && pc__rc->inval == d.inval &&
+            (c = pc__rc_names_put(&pc__rc->cache, kind, name))) {
+            c->info = *out;
+            c->reg = reg;
+        }
+        pthread_mutex_unlock(&pc__rc_mu);
+    }
+    picos__v1__reg_reply__free_unpacked(rp, NULL);
+    return rc;
+}
+
 static pc_err
 locate(pc_name_kind kind, const char *name, double timeout, pc_name_info *out)
 {
@@ -529,7 +721,7 @@ locate(pc_name_kind kind, const char *name, double timeout, pc_name_info *out)
     rc_call *c;
     bool hit = false, connected = false;
     double deadline = pc_deadline(timeout), left;
-    pc_err rc;
+    pc_err rc = PC_EAGAIN;
 
     if (!kind_ok(kind) || !name_ok(name))
         return PC_EINVAL;
@@ -546,8 +738,16 @@ locate(pc_name_kind kind, const char *name, double timeout, pc_name_info *out)
         connected = e->connected;
     }
     pthread_mutex_unlock(&pc__rc_mu);
-    if (!hit) {
-        if (!(c = pc__rc_call_new(PICOS__V1__REG_OP__LOCATE, timeout, true)))
+    if (hit)
+        rc = PC_OK;
+    else if (pc_in_task())
+        rc = locate_direct(kind, name, timeout, out);
+    if (!hit && rc == PC_EAGAIN) { /* a foreign thread, or failing over */
+        left = pc_deadline_left(deadline);
+        if (timeout > 0 && left <= 0)
+            return PC_ETIMEDOUT;
+        if (!(c = pc__rc_call_new(PICOS__V1__REG_OP__LOCATE,
+                                  timeout > 0 ? left : timeout, true)))
             return PC_ENOMEM;
         c->kind = kind;
         snprintf(c->name, sizeof c->name, "%s", name);
@@ -557,9 +757,9 @@ locate(pc_name_kind kind, const char *name, double timeout, pc_name_info *out)
         if (rc == PC_OK)
             *out = c->entry;
         pc__rc_call_put(c);
-        if (rc != PC_OK)
-            return rc;
     }
+    if (rc != PC_OK)
+        return rc;
     if (connected)
         return PC_OK;
     left = pc_deadline_left(deadline);
@@ -575,6 +775,85 @@ pc_locate(pc_name_kind kind, const char *name, double timeout, pc_ref *out)
     if (rc == PC_OK && out)
         *out = info.ref;
     return rc;
+}
+
+/* ---- asynchronous locate ---------------------------------------------------- */
+
+/* A PC_MSG_LOCATED's payload (node-local: never crosses a link). */
+typedef struct located {
+    uint64_t tag;
+    int32_t rc;
+    uint32_t zero;
+    uint64_t node, id;
+} located;
+
+void
+pc__rc_located_send(pc_ref to, uint64_t tag, pc_err rc, pc_ref ref)
+{
+    located l = {tag, (int32_t)rc, 0, ref.node, ref.id};
+    pc_send_data(to, PC_MSG_LOCATED, &l, sizeof l);
+}
+
+pc_err
+pc_locate_send(pc_name_kind kind, const char *name, double timeout,
+               uint64_t tag)
+{
+    rc_name *e;
+    rc_call *c;
+    pc_ref self = pc_self(), hit = PC_REF_NIL;
+    pc_err rc;
+
+    if (!kind_ok(kind) || !name_ok(name) || pc_ref_is_nil(self))
+        return PC_EINVAL;
+    pthread_mutex_lock(&pc__rc_mu);
+    if (!pc__rc || !pc__rc->joined) {
+        pthread_mutex_unlock(&pc__rc_mu);
+        return PC_ESTATE;
+    }
+    pc__rc->stats.locates++;
+    if ((e = pc__rc_names_get(&pc__rc->cache, kind, name))) {
+        pc__rc->stats.cache_hits++;
+        hit = e->info.ref;
+    }
+    pthread_mutex_unlock(&pc__rc_mu);
+    if (!pc_ref_is_nil(hit)) {
+        pc__rc_located_send(self, tag, PC_OK, hit);
+        return PC_OK;
+    }
+    if (!(c = pc__rc_call_new(PICOS__V1__REG_OP__LOCATE, timeout, false)))
+        return PC_ENOMEM;
+    c->kind = kind;
+    snprintf(c->name, sizeof c->name, "%s", name);
+    if (timeout > 0) /* room for the registry's own TIMED_OUT */
+        c->deadline += RC_RTT / 2;
+    c->async = true;
+    c->reply_to = self;
+    c->tag = tag;
+    rc = pc__rc_submit(c);
+    pc__rc_call_put(c);
+    return rc;
+}
+
+pc_err
+pc_located_parse(const pc_msg *m, uint64_t *tag, pc_err *rc, pc_ref *ref)
+{
+    located l;
+    const void *data;
+    size_t len;
+
+    if (!m || !pc_msg_is(m, PC_MSG_LOCATED))
+        return PC_EINVAL;
+    data = pc_msg_data(m, &len);
+    if (len != sizeof l || pc_msg_sender(m).node != pc_node_id())
+        return PC_EINVAL; /* this node's agent or cache: never a peer */
+    memcpy(&l, data, sizeof l);
+    if (tag)
+        *tag = l.tag;
+    if (rc)
+        *rc = (pc_err)l.rc;
+    if (ref)
+        *ref = l.rc == PC_OK ? (pc_ref){l.node, l.id} : PC_REF_NIL;
+    return PC_OK;
 }
 
 pc_err

@@ -35,6 +35,8 @@
 #define RC_RTT 1.0
 
 #define RC_MSG_WAKE "picos.regclient.wake"
+/* The agent to a task waiting for a direct LOCATE: its registry is down. */
+#define RC_MSG_GONE "picos.regclient.gone"
 #define RC_MSG_REQUEST "picos.v1.RegRequest"
 #define RC_MSG_REPLY "picos.v1.RegReply"
 #define RC_MSG_EVENT "picos.v1.RegEvent"
@@ -97,12 +99,28 @@ typedef struct rc_call {
     pc_name_info *names;
     size_t n;
     pc_registry_info status;
+    /* pc_locate_send(): the answer goes to `reply_to` as PC_MSG_LOCATED */
+    bool async;
+    pc_ref reply_to;
+    uint64_t tag;
 } rc_call;
 
 rc_call *pc__rc_call_new(int op, double timeout, bool wait);
 void pc__rc_call_put(rc_call *c);
 /* Answer c (the agent's reference goes). */
 void pc__rc_call_done(rc_call *c, pc_err rc);
+
+/* A task waiting for the answer of a LOCATE it sent to a registry itself
+ * (client.c): malloc'd by the task, in rc_shared.waiters while it waits.
+ * When that registry goes down the agent unlinks it, sets `gone` and sends
+ * the task one RC_MSG_GONE (which the task then takes). The task always
+ * frees it (the agent never does). */
+typedef struct rc_waiter {
+    struct rc_waiter *next;
+    pc_ref task;
+    int reg;
+    bool gone;
+} rc_waiter;
 
 /* ---- shared state ------------------------------------------------------------ */
 
@@ -116,6 +134,16 @@ typedef struct rc_shared {
     rc_names cache; /* (kind, name) -> answer */
     double register_timeout;
     pc_cluster_stats stats;
+    /* Where tasks send LOCATEs themselves (the agent's view, kept by it):
+     * the first registry up (lk_reg < 0: none; then the agent's path),
+     * its server task and node. */
+    int lk_reg;
+    pc_ref lk_server;
+    uint64_t lk_node;
+    uint64_t lk_epoch; /* +1 at every registry down */
+    uint64_t inval;    /* +1 at every cache entry dropped */
+    uint64_t next_id;  /* ids of direct LOCATEs (from 1 << 62) */
+    rc_waiter *waiters;
     /* the join's parameters (agent.c reads them once) */
     char *eps[RC_MAX_REGS];
     int neps;
@@ -133,6 +161,10 @@ pc_err pc__rc_submit(rc_call *c);
 
 /* The agent's exit handler frees s (and clears the names hook). */
 void pc__rc_shared_free(rc_shared *s);
+
+/* Answer an asynchronous call (pc_locate_send): a PC_MSG_LOCATED to its
+ * task. */
+void pc__rc_located_send(pc_ref to, uint64_t tag, pc_err rc, pc_ref ref);
 
 /* The agent task (agent.c); arg is the rc_shared it serves. */
 pc_msg *pc__rc_agent_main(void *arg);

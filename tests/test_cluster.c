@@ -403,6 +403,170 @@ wrong_secret_refused(void)
     rg_kill(&R1);
 }
 
+/* ---- lookups in flight (pc_locate_send) ------------------------------------------------ */
+
+#define INFLIGHT 400
+
+/* Take PC_MSG_LOCATED answers until tags [0, n) all came; each must come
+ * once, with want[tag] as its result (its ref into refs[tag]). */
+static void
+collect_located(int n, const pc_err *want, pc_ref *refs)
+{
+    static uint8_t seen[INFLIGHT];
+    int got = 0;
+
+    memset(seen, 0, sizeof seen);
+    while (got < n) {
+        pc_msg *m = NULL;
+        uint64_t tag = UINT64_MAX;
+        pc_err rc = PC_OK;
+        pc_ref ref = PC_REF_NIL;
+
+        if (pc_recv_type(PC_MSG_LOCATED, &m, 3 * PT_LONG) != PC_OK) {
+            TCHECK(!"an answer did not come");
+            return;
+        }
+        TCHECK_RC(pc_located_parse(m, &tag, &rc, &ref), PC_OK);
+        pc_msg_free(&m);
+        TCHECK(tag < (uint64_t)n);
+        if (tag >= (uint64_t)n)
+            continue;
+        TCHECK_EQ(seen[tag], 0); /* once */
+        seen[tag]++;
+        TCHECK_RC(rc, want[tag]);
+        if (refs)
+            refs[tag] = ref;
+        got++;
+    }
+}
+
+/* After a round trip through the agent, no answer is left over. */
+static void
+no_more_located(void)
+{
+    pc_registry_info ri;
+    pc_msg *m = NULL;
+
+    (void)pc_registry_status(NULL, &ri, PT_LONG);
+    TCHECK_RC(pc_recv_type(PC_MSG_LOCATED, &m, 0), PC_ETIMEDOUT);
+    pc_msg_free(&m);
+}
+
+static pc_msg *
+inflight_task(void *arg)
+{
+    static pc_err want[INFLIGHT];
+    static pc_ref refs[INFLIGHT];
+    pc_ref ctl, late = PC_REF_NIL;
+    pc_msg *m = NULL;
+    (void)arg;
+
+    TCHECK_RC(driver_join(R1.ep, NULL), PC_OK);
+    ctl = ctl_of(&B);
+    TCHECK_RC(ask(ctl, "reg svc", NULL), PC_OK);
+    /* B registers "late" 0.3 s from now: its lookups wait for it */
+    TCHECK_RC(ask(ctl, "later 0.3 late", NULL), PC_OK);
+    for (int i = 0; i < INFLIGHT; i++) {
+        const char *name;
+        double t;
+        switch (i % 4) {
+        case 0:
+            name = "svc", t = PT_LONG, want[i] = PC_OK;
+            break;
+        case 1:
+            name = "nobody", t = 0, want[i] = PC_ENOENT;
+            break;
+        case 2:
+            name = "late", t = PT_LONG, want[i] = PC_OK;
+            break;
+        default:
+            name = "never", t = 0.3, want[i] = PC_ETIMEDOUT;
+        }
+        TCHECK_RC(pc_locate_send(PC_NAME_TASK, name, t, (uint64_t)i), PC_OK);
+    }
+    collect_located(INFLIGHT, want, refs);
+    for (int i = 0; i < INFLIGHT; i++) {
+        if (i % 4 == 0)
+            TCHECK(pc_ref_eq(refs[i], ctl));
+        else if (i % 4 == 2) {
+            TCHECK_EQ(refs[i].node, B.node);
+            if (pc_ref_is_nil(late))
+                late = refs[i];
+            TCHECK(pc_ref_eq(refs[i], late));
+        } else
+            TCHECK(pc_ref_is_nil(refs[i]));
+    }
+    no_more_located();
+    /* cached now: answered at once, by a local message */
+    TCHECK_RC(pc_locate_send(PC_NAME_TASK, "svc", 0, 7), PC_OK);
+    TCHECK_RC(pc_recv_type(PC_MSG_LOCATED, &m, PT_LONG), PC_OK);
+    {
+        uint64_t tag = 0;
+        pc_err rc = PC_EFAILED;
+        pc_ref ref = PC_REF_NIL;
+        TCHECK_RC(pc_located_parse(m, &tag, &rc, &ref), PC_OK);
+        TCHECK_EQ(tag, 7);
+        TCHECK_RC(rc, PC_OK);
+        TCHECK(pc_ref_eq(ref, ctl));
+    }
+    pc_msg_free(&m);
+    /* bad arguments: no answer comes */
+    TCHECK_RC(pc_locate_send(PC_NAME_TASK, "", 0, 8), PC_EINVAL);
+    TCHECK_RC(pc_locate_send((pc_name_kind)9, "x", 0, 8), PC_EINVAL);
+    no_more_located();
+    pc_node_stop();
+    return NULL;
+}
+
+PT_TEST(locate_send_in_flight)
+static void
+locate_send_in_flight(void)
+{
+    fresh();
+    CU_ASSERT_FATAL(rg_start(&R1, NULL));
+    CU_ASSERT_FATAL(peer_start(&B, R1.ep));
+    driver_run(inflight_task);
+    nt_stop(&B);
+    rg_kill(&R1);
+}
+
+static pc_msg *
+inflight_down_task(void *arg)
+{
+    static pc_err want[INFLIGHT];
+    char name[32];
+    pc_registry_info ri;
+    (void)arg;
+
+    TCHECK_RC(driver_join(R1.ep, NULL), PC_OK);
+    TCHECK_RC(pc_registry_status(NULL, &ri, PT_LONG), PC_OK);
+    /* parked at the registry (names nobody registers) */
+    for (int i = 0; i < INFLIGHT; i++) {
+        snprintf(name, sizeof name, "never.%d", i);
+        want[i] = PC_EUNREACH;
+        TCHECK_RC(pc_locate_send(PC_NAME_TASK, name, 3 * PT_LONG, (uint64_t)i),
+                  PC_OK);
+    }
+    rg_kill(&R1);
+    collect_located(INFLIGHT, want, NULL);
+    /* and from then on at once */
+    TCHECK_RC(pc_locate_send(PC_NAME_TASK, "never", 3 * PT_LONG, 0), PC_OK);
+    collect_located(1, want, NULL);
+    no_more_located();
+    pc_node_stop();
+    return NULL;
+}
+
+PT_TEST(locate_send_registry_down)
+static void
+locate_send_registry_down(void)
+{
+    fresh();
+    CU_ASSERT_FATAL(rg_start(&R1, NULL));
+    driver_run(inflight_down_task);
+    rg_kill(&R1);
+}
+
 /* ---- two registries ----------------------------------------------------------------------- */
 
 /* Ask the registry at ep directly (a raw LIST_NAMES from this task) for
@@ -565,4 +729,5 @@ partition_conflict_earlier_wins(void)
 PT_MAIN("cluster", PT_ENTRY(names_across_nodes), PT_ENTRY(node_kill9_names_go),
         PT_ENTRY(node_sigstop_names_go), PT_ENTRY(registry_down_unreach),
         PT_ENTRY(wrong_secret_refused), PT_ENTRY(two_registries_one_killed),
-        PT_ENTRY(partition_conflict_earlier_wins))
+        PT_ENTRY(partition_conflict_earlier_wins),
+        PT_ENTRY(locate_send_in_flight), PT_ENTRY(locate_send_registry_down))

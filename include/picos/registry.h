@@ -136,9 +136,42 @@ pc_err pc_name_unregister(pc_name_kind kind, const char *name, double timeout);
  * not gone since. Returns PC_OK, PC_ENOENT (timeout 0 and no such name),
  * PC_ETIMEDOUT (it did not appear in time), PC_EUNREACH (no registry
  * reachable, or the owner node can't be reached), PC_ESTATE (not joined),
- * PC_EINVAL. Tasks and foreign threads. */
+ * PC_EINVAL. Tasks and foreign threads. From a task the lookup goes
+ * straight from it to the registry and its reply is taken by selective
+ * receive (docs/registry.md): a reply that comes after the call gave up
+ * (a registry stalled past the deadline) arrives later as a
+ * "picos.v1.RegReply" message, which the task should ignore. */
 pc_err pc_locate(pc_name_kind kind, const char *name, double timeout,
                  pc_ref *out);
+
+/* Message type of the answers of pc_locate_send(). */
+#define PC_MSG_LOCATED "picos.located"
+
+/* pc_locate() without waiting, for many lookups in flight from one task
+ * (the actor way): sends the lookup and returns at once; the answer comes
+ * later to the calling task (or light actor) as one PC_MSG_LOCATED
+ * message, read with pc_located_parse(), carrying `tag` (the caller's, to
+ * tell answers apart; they may come in any order). Exactly one answer per
+ * call that returned PC_OK: PC_OK with the ref (from the cache: at once),
+ * PC_ENOENT (timeout 0 and no such name), PC_ETIMEDOUT (it did not appear
+ * in time: `timeout` as for pc_locate(), the answer comes by then),
+ * PC_EUNREACH (no registry up, or the one asked went down and no other is
+ * up), PC_ESTATE (the cluster client ended). Unlike pc_locate(), an OK
+ * answer does not wait for the owner node's link: it is started in the
+ * background (a pc_send() right away may find it not yet connected; a
+ * pc_node_connect() of its endpoint waits for it). Returns PC_OK (the
+ * answer will come), PC_ESTATE (not joined), PC_EINVAL (bad kind or name,
+ * or not called from a task or light actor), PC_ENOMEM. Tasks and light
+ * actors (it never waits). */
+pc_err pc_locate_send(pc_name_kind kind, const char *name, double timeout,
+                      uint64_t tag);
+
+/* Parse a PC_MSG_LOCATED: its tag, the lookup's result (PC_OK, PC_ENOENT,
+ * PC_ETIMEDOUT, PC_EUNREACH, PC_ESTATE) and, when PC_OK, the ref (else
+ * nil). Any pointer may be NULL. Returns PC_OK, or PC_EINVAL (not one, or
+ * not sent by this node). */
+pc_err pc_located_parse(const pc_msg *m, uint64_t *tag, pc_err *rc,
+                        pc_ref *ref);
 
 /* A channel registered cluster-wide (PC_NAME_CHANNEL): pc_locate() then
  * pc_chan_locate_at() on its node (see net.h for what a proxy is). */
