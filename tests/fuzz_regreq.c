@@ -217,23 +217,6 @@ seed_rec(const Picos__V1__RegRecord *r)
     seeds[nseeds++].len = n;
 }
 
-static void
-write_seeds(const char *dir)
-{
-    char path[4096];
-
-    for (size_t i = 0; i < nseeds; i++) {
-        FILE *f;
-        snprintf(path, sizeof path, "%s/seed-%02zu", dir, i);
-        if (!(f = fopen(path, "wb")) ||
-            fwrite(seeds[i].bytes, 1, seeds[i].len, f) != seeds[i].len ||
-            fclose(f) != 0) {
-            perror(path);
-            exit(1);
-        }
-    }
-}
-
 __attribute__((constructor)) static void
 make_seeds(void)
 {
@@ -337,7 +320,7 @@ make_seeds(void)
     rec.kind = (Picos__V1__RecordKind)12;
     seed_rec(&rec);
     if ((dir = getenv("FZ_REGREQ_SEEDS")) && *dir)
-        write_seeds(dir);
+        fz_write_seeds(dir, seeds, nseeds);
     for (size_t i = nseeds; i < NSEEDS; i++)
         seeds[i] = seeds[i % nseeds];
 }

@@ -182,17 +182,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 static struct fz_seed seeds[NSEEDS];
 static size_t nseeds;
 
-static void
-seed_add(const void *p, size_t n)
-{
-    char *copy = malloc(n ? n : 1);
-
-    if (!copy || nseeds == NSEEDS)
-        abort();
-    memcpy(copy, p, n);
-    seeds[nseeds].bytes = copy;
-    seeds[nseeds++].len = n;
-}
+#define seed_add(p, n) fz_seed_add(seeds, &nseeds, NSEEDS, (p), (n))
 
 /* A log image being built. */
 static uint8_t img[4096];
@@ -216,23 +206,6 @@ add_rec(const char *payload)
     memcpy(img + ilen + 8, payload, n);
     ilen += 8 + n;
     return at;
-}
-
-static void
-write_seeds(const char *dir)
-{
-    char path[4096];
-
-    for (size_t i = 0; i < nseeds; i++) {
-        FILE *f;
-        snprintf(path, sizeof path, "%s/seed-%02zu", dir, i);
-        if (!(f = fopen(path, "wb")) ||
-            fwrite(seeds[i].bytes, 1, seeds[i].len, f) != seeds[i].len ||
-            fclose(f) != 0) {
-            perror(path);
-            exit(1);
-        }
-    }
 }
 
 __attribute__((constructor)) static void
@@ -275,7 +248,7 @@ make_seeds(void)
     seed_add(img, 7);        /* 12: a header cut short */
     seed_add("PICOSXYZ", 8); /* 13: a short file of something else */
     if ((dir = getenv("FZ_STORE_SEEDS")) && *dir)
-        write_seeds(dir);
+        fz_write_seeds(dir, seeds, nseeds);
     for (size_t i = nseeds; i < NSEEDS; i++)
         seeds[i] = seeds[i % nseeds];
 }

@@ -389,17 +389,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 static struct fz_seed seeds[NSEEDS];
 static size_t nseeds;
 
-static void
-seed_add(const void *p, size_t n)
-{
-    char *copy = malloc(n ? n : 1);
-
-    if (!copy || nseeds == NSEEDS)
-        abort();
-    memcpy(copy, p, n);
-    seeds[nseeds].bytes = copy;
-    seeds[nseeds++].len = n;
-}
+#define seed_add(p, n) fz_seed_add(seeds, &nseeds, NSEEDS, (p), (n))
 
 /* Raw bytes as one more seed; a literal's NUL is not part of it. */
 #define SEED_RAW(s) seed_add((s), sizeof(s) - 1)
@@ -542,23 +532,6 @@ seed_env_raw(const uint8_t *env, size_t n)
     seed_add(buf, k + n);
 }
 
-static void
-write_seeds(const char *dir)
-{
-    char path[4096];
-
-    for (size_t i = 0; i < nseeds; i++) {
-        FILE *f;
-        snprintf(path, sizeof path, "%s/seed-%02zu", dir, i);
-        if (!(f = fopen(path, "wb")) ||
-            fwrite(seeds[i].bytes, 1, seeds[i].len, f) != seeds[i].len ||
-            fclose(f) != 0) {
-            perror(path);
-            exit(1);
-        }
-    }
-}
-
 __attribute__((constructor)) static void
 make_seeds(void)
 {
@@ -691,7 +664,7 @@ make_seeds(void)
         seed_buf(&b);
     }
     if ((dir = getenv("FZ_WIRE_SEEDS")) && *dir)
-        write_seeds(dir);
+        fz_write_seeds(dir, seeds, nseeds);
     /* FZ_MAIN takes the whole table: the rest repeats the first seeds */
     for (size_t i = nseeds; i < NSEEDS; i++)
         seeds[i] = seeds[i % nseeds];

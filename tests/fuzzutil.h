@@ -77,6 +77,38 @@ struct fz_seed {
     size_t len;
 };
 
+/* A copy of p[0..n) as seeds[*nseeds] (at most cap seeds). */
+static inline void
+fz_seed_add(struct fz_seed *seeds, size_t *nseeds, size_t cap, const void *p,
+            size_t n)
+{
+    char *copy = malloc(n ? n : 1);
+
+    if (!copy || *nseeds == cap)
+        abort();
+    memcpy(copy, p, n);
+    seeds[*nseeds].bytes = copy;
+    seeds[(*nseeds)++].len = n;
+}
+
+/* Each seed as dir/seed-NN (a corpus for libFuzzer); exit 1 on failure. */
+static inline void
+fz_write_seeds(const char *dir, const struct fz_seed *seeds, size_t nseeds)
+{
+    char path[4096];
+
+    for (size_t i = 0; i < nseeds; i++) {
+        FILE *f;
+        snprintf(path, sizeof path, "%s/seed-%02zu", dir, i);
+        if (!(f = fopen(path, "wb")) ||
+            fwrite(seeds[i].bytes, 1, seeds[i].len, f) != seeds[i].len ||
+            fclose(f) != 0) {
+            perror(path);
+            exit(1);
+        }
+    }
+}
+
 #define FZ_SEED(s)                                                             \
     {                                                                          \
         (s), sizeof(s) - 1                                                     \

@@ -10,35 +10,20 @@
  * with jansson) and the exit statuses. An unreachable registry is a port
  * the test holds bound but not listening, so nobody can take it meanwhile.
  *
- * Nothing is left behind: every child runs in a process group of its own
- * with PR_SET_PDEATHSIG, lives in the static table `kids` (static, so a
- * CU_ASSERT_FATAL's longjmp leaves nothing dangling), and its group is
- * killed and reaped at the end of each test, from atexit, and from the
- * handler of SIGALRM (the watchdog: it replaces testutil.h's, which would
- * _exit without cleaning), SIGTERM, SIGINT and SIGHUP. Files live in one
- * mkdtemp directory removed on the same paths. Children get a cleaned
- * environment (no PICOS_SECRET*, PICOS_REGISTRY, PICOS_LOG of the caller).
- * Children are started while this program's node runs: between fork and
- * exec a child calls only async-signal-safe functions.
+ * Children are proctest.h's: process groups of their own with
+ * PR_SET_PDEATHSIG, killed and reaped at the end of each test, at exit
+ * and on fatal signals, with a cleaned environment (no PICOS_SECRET*,
+ * PICOS_REGISTRY, PICOS_LOG of the caller). Files live in a directory of
+ * pt_tmpdir(), removed with it at exit.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 
 #include "picos/registry.h"
 
+#include "proctest.h"
 #include "testutil.h"
-
-extern char **environ;
 
 /* Waits that must end: generous, so a loaded sanitizer run never trips
  * them; a hang still fails long before ctest's timeout. */
@@ -46,280 +31,20 @@ extern char **environ;
 
 /* ---- children ---------------------------------------------------------- */
 
-typedef struct kid {
-    bool used;
-    pid_t pid;    /* 0 once reaped */
-    int out, err; /* read ends of its stdout and stderr pipes, or -1 */
-    int status;   /* waitpid() status once reaped */
-} kid;
-
-#define MAX_KIDS 8
-static kid kids[MAX_KIDS];
 static char tmpdir[64];
 static char secret1[96], secret2[96];
-static char tsan_env[1024]; /* under TSan only */
 
-/* Kill k's group, reap it, close its pipes, free its slot. */
-static void
-kid_free(kid *k)
-{
-    if (k->pid > 0) {
-        kill(-k->pid, SIGKILL);
-        waitpid(k->pid, &k->status, 0);
-        k->pid = 0;
-    }
-    if (k->out >= 0)
-        close(k->out);
-    if (k->err >= 0)
-        close(k->err);
-    k->out = k->err = -1;
-    k->used = false;
-}
-
-/* Async-signal-safe: kill, waitpid, close only. */
-static void
-kids_kill(void)
-{
-    for (int i = 0; i < MAX_KIDS; i++)
-        if (kids[i].used)
-            kid_free(&kids[i]);
-}
-
-/* Remove `path` and what is in it, `depth` levels of directories down
- * (the registries' data dirs are one level below the test's). Not from a
- * signal handler. */
-static void
-rm_tree(const char *path, int depth)
-{
-    DIR *d = opendir(path);
-    struct dirent *e;
-    char sub[512];
-
-    if (!d) {
-        unlink(path);
-        return;
-    }
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-        if (depth > 0)
-            rm_tree(sub, depth - 1);
-        else
-            unlink(sub);
-    }
-    closedir(d);
-    rmdir(path);
-}
-
-static void
-cleanup(void)
-{
-    kids_kill();
-    if (*tmpdir)
-        rm_tree(tmpdir, 2);
-    *tmpdir = '\0';
-}
-
-static void
-on_fatal_signal(int sig)
-{
-    static const char msg[] = "\n*** test_cli: killed by a signal "
-                              "(watchdog?), children killed\n";
-    ssize_t r = write(2, msg, sizeof msg - 1);
-    (void)r;
-    kids_kill();
-    _exit(sig == SIGALRM ? 3 : 128 + sig);
-}
-
-static void
-write_file(char *path, size_t size, const char *name, const char *text)
-{
-    int fd;
-
-    snprintf(path, size, "%s/%s", tmpdir, name);
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    CU_ASSERT_FATAL(fd >= 0);
-    CU_ASSERT_FATAL(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
-    close(fd);
-}
-
-/* The test's directory (secrets; under TSan the suppressions the children
- * need: libzmq is not instrumented, the children's own come through
- * $TSAN_OPTIONS), the signal handlers, atexit. */
+/* The test's directory (under pt_tmpdir()) and its secrets, once. */
 static void
 guard(void)
 {
-    static bool once;
-
-    if (!once) {
-        atexit(cleanup);
-        once = true;
-    }
     if (!*tmpdir) {
-        snprintf(tmpdir, sizeof tmpdir, "/tmp/picos-cli-XXXXXX");
-        CU_ASSERT_FATAL(mkdtemp(tmpdir) != NULL);
-        write_file(secret1, sizeof secret1, "s1", "the right cluster secret\n");
-        write_file(secret2, sizeof secret2, "s2",
-                   "some other cluster secret\n");
-#if defined(__SANITIZE_THREAD__)
-        {
-            static char tsan_supp[96];
-            const char *o = getenv("TSAN_OPTIONS");
-            FILE *f;
-            snprintf(tsan_supp, sizeof tsan_supp, "%s/tsan.supp", tmpdir);
-            CU_ASSERT_FATAL((f = fopen(tsan_supp, "w")) != NULL);
-            fputs(__tsan_default_suppressions(), f);
-            fclose(f);
-            snprintf(tsan_env, sizeof tsan_env,
-                     "TSAN_OPTIONS=%s%ssuppressions=%s", o ? o : "",
-                     o && *o ? ":" : "", tsan_supp);
-        }
-#endif
+        CU_ASSERT_FATAL(pt_mkdtemp(tmpdir, sizeof tmpdir, "cli"));
+        snprintf(secret1, sizeof secret1, "%s/s1", tmpdir);
+        snprintf(secret2, sizeof secret2, "%s/s2", tmpdir);
+        write_file(secret1, "the right cluster secret\n");
+        write_file(secret2, "some other cluster secret\n");
     }
-    signal(SIGALRM, on_fatal_signal); /* after pt_arm()'s own */
-    signal(SIGTERM, on_fatal_signal);
-    signal(SIGINT, on_fatal_signal);
-    signal(SIGHUP, on_fatal_signal);
-}
-
-/* The environment for children: ours without the variables picos reads,
- * plus `extra` (NULL-terminated "NAME=value" strings). */
-static char **
-child_env(const char *const *extra)
-{
-    static char *env[512];
-    int n = 0;
-
-    for (char **e = environ; *e && n < 500; e++)
-        if (strncmp(*e, "PICOS_SECRET", 12) && strncmp(*e, "PICOS_LOG=", 10) &&
-            strncmp(*e, "PICOS_REGISTRY=", 15) &&
-            (!*tsan_env || strncmp(*e, "TSAN_OPTIONS=", 13)))
-            env[n++] = *e;
-    if (*tsan_env)
-        env[n++] = tsan_env;
-    while (extra && *extra && n < 510)
-        env[n++] = (char *)*extra++;
-    env[n] = NULL;
-    return env;
-}
-
-/* Start `path` with args (NULL-terminated, after argv[0]); its stderr
- * into the file `errpath` when not NULL (a daemon's log nobody reads must
- * not fill a pipe and block it), else a pipe. NULL on failure. */
-static kid *
-kid_start(const char *path, const char *const *args,
-          const char *const *extra_env, const char *errpath)
-{
-    const char *argv[40];
-    int po[2], pe[2], n = 0;
-    char **env = child_env(extra_env);
-    pid_t parent = getpid();
-    kid *k = NULL;
-
-    for (int i = 0; i < MAX_KIDS && !k; i++)
-        if (!kids[i].used)
-            k = &kids[i];
-    if (!k)
-        return NULL;
-    argv[n++] = path;
-    while (*args && n < 39)
-        argv[n++] = *args++;
-    argv[n] = NULL;
-    if (pipe2(po, O_CLOEXEC))
-        return NULL;
-    if (errpath) {
-        pe[0] = -1;
-        pe[1] = open(errpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    } else if (pipe2(pe, O_CLOEXEC)) {
-        pe[1] = -1;
-    }
-    if (pe[1] < 0) {
-        close(po[0]), close(po[1]);
-        return NULL;
-    }
-    fflush(NULL);
-    *k = (kid){.used = true, .pid = fork(), .out = po[0], .err = pe[0]};
-    if (k->pid == 0) {
-        setpgid(0, 0);
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) /* the test died before prctl */
-            _exit(127);
-        dup2(po[1], 1);
-        dup2(pe[1], 2);
-        execve(path, (char *const *)argv, env);
-        _exit(127);
-    }
-    close(po[1]), close(pe[1]);
-    if (k->pid < 0) {
-        k->pid = 0;
-        kid_free(k);
-        return NULL;
-    }
-    setpgid(k->pid, k->pid); /* also here: no race with kill(-pid) */
-    return k;
-}
-
-static double
-now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static int
-exit_code(const kid *k)
-{
-    return WIFEXITED(k->status) ? WEXITSTATUS(k->status)
-                                : 1000 + WTERMSIG(k->status);
-}
-
-/* Wait up to `timeout` s for k to exit; true when it did. The poll is a
- * bounded pause between checks; the exit is what waitid() reports. */
-static bool
-kid_wait(kid *k, double timeout)
-{
-    double end = now() + timeout;
-    siginfo_t si;
-
-    while (k->pid > 0) {
-        memset(&si, 0, sizeof si);
-        if (waitid(P_PID, (id_t)k->pid, &si, WEXITED | WNOHANG | WNOWAIT))
-            return false;
-        if (si.si_pid == k->pid) {
-            kill(-k->pid, SIGKILL); /* anything left in its group */
-            waitpid(k->pid, &k->status, 0);
-            k->pid = 0;
-            break;
-        }
-        if (now() > end)
-            return false;
-        poll(NULL, 0, 10);
-    }
-    return true;
-}
-
-/* One line from fd within `timeout` s (without the newline). */
-static bool
-read_line(int fd, char *buf, size_t size, double timeout)
-{
-    double end = now() + timeout;
-    size_t n = 0;
-
-    while (n + 1 < size) {
-        struct pollfd p = {fd, POLLIN, 0};
-        double left = end - now();
-        char ch;
-        if (left <= 0 || poll(&p, 1, (int)(left * 1000) + 1) <= 0 ||
-            read(fd, &ch, 1) != 1)
-            return false;
-        if (ch == '\n')
-            break;
-        buf[n++] = ch;
-    }
-    buf[n] = '\0';
-    return true;
 }
 
 /* Read stdout and stderr of k until both are at EOF (its end) or the
@@ -327,12 +52,12 @@ read_line(int fd, char *buf, size_t size, double timeout)
 static bool
 drain(kid *k, char *out, size_t osize, char *err, size_t esize, double timeout)
 {
-    double end = now() + timeout;
+    double end = pc_now() + timeout;
     size_t on = 0, en = 0;
 
     while (k->out >= 0 || k->err >= 0) {
         struct pollfd p[2] = {{k->out, POLLIN, 0}, {k->err, POLLIN, 0}};
-        double left = end - now();
+        double left = end - pc_now();
         char buf[4096];
 
         if (left <= 0 || poll(p, 2, (int)(left * 1000) + 1) < 0)
@@ -393,15 +118,6 @@ static run R;
 #define CLI_ENV(env, ...)                                                      \
     cli_run_env((const char *const[]){__VA_ARGS__, NULL}, (env), R.out,        \
                 sizeof R.out, R.err, sizeof R.err)
-
-static int
-count_lines(const char *s)
-{
-    int n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
-}
 
 /* Whether a line of s holds a and b (b may be NULL). */
 static bool
@@ -464,8 +180,8 @@ static kid *
 registry_run(char *ep, size_t size)
 {
     static int seq;
-    char dir[128], errpath[160], line[1024];
-    double end = now() + CLI_WAIT;
+    char dir[160], errpath[176], line[1024];
+    double end = pc_now() + CLI_WAIT;
     kid *k;
 
     guard();
@@ -479,17 +195,12 @@ registry_run(char *ep, size_t size)
                   NULL, errpath);
     CU_ASSERT_FATAL(k != NULL);
     *ep = '\0';
-    while (!*ep && read_line(k->out, line, sizeof line, end - now()))
+    while (!*ep && read_line(k->out, line, sizeof line, end - pc_now()))
         endpoint_in(line, ep, size);
     if (!*ep) {
-        char err[2048] = "";
-        FILE *f = fopen(errpath, "r");
-        if (f) {
-            err[fread(err, 1, sizeof err - 1, f)] = '\0';
-            fclose(f);
-        }
+        char err[2048];
         fprintf(stderr, "picos-registry did not say where it listens: %s\n",
-                err);
+                kid_errtext(k, err, sizeof err));
     }
     CU_ASSERT_FATAL(*ep != '\0');
     return k;
@@ -689,18 +400,11 @@ PT_TEST(unreachable_and_no_secret)
 static void
 unreachable_and_no_secret(void)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    socklen_t alen = sizeof a;
     char ep[64], want[160];
     int fd;
 
     guard();
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    CU_ASSERT_FATAL(fd >= 0);
-    CU_ASSERT_FATAL(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
-    CU_ASSERT_FATAL(getsockname(fd, (struct sockaddr *)&a, &alen) == 0);
-    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", ntohs(a.sin_port));
+    fd = dead_endpoint(ep, sizeof ep);
     snprintf(want, sizeof want,
              "picos: registry %s: unreachable (is picos-registry running?)\n",
              ep);
@@ -847,8 +551,6 @@ status_table_and_json(void)
 {
     json_error_t je;
     json_t *j, *o;
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    socklen_t alen = sizeof a;
     char two[600], dead[64];
     int fd;
 
@@ -873,12 +575,7 @@ status_table_and_json(void)
     CU_ASSERT_TRUE(json_is_string(json_object_get(o, "node")));
     json_decref(j);
 
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    CU_ASSERT_FATAL(fd >= 0);
-    CU_ASSERT_FATAL(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
-    CU_ASSERT_FATAL(getsockname(fd, (struct sockaddr *)&a, &alen) == 0);
-    snprintf(dead, sizeof dead, "tcp://127.0.0.1:%d", ntohs(a.sin_port));
+    fd = dead_endpoint(dead, sizeof dead);
     snprintf(two, sizeof two, "%s,%s", reg_ep, dead);
     /* (not 1 s: a first connection takes about one) */
     CU_ASSERT_EQUAL(CLI("--registry", two, "--secret-file", secret1,

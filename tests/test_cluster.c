@@ -20,39 +20,6 @@
 #include "registry.pb-c.h"
 #include "testutil.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define NET_HB "0.5"
-#define NET_TIMEOUT "5"
-#else
-#define NET_HB "0.2"
-#define NET_TIMEOUT "1"
-#endif
-
-static char secret_path[160], other_path[160];
-
-static void
-write_secret(char *path, size_t size, const char *tag, const char *secret)
-{
-    int fd;
-    pt_tmppath(path, size, tag);
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    CU_ASSERT_FATAL(fd >= 0);
-    CU_ASSERT_FATAL(write(fd, secret, strlen(secret)) ==
-                    (ssize_t)strlen(secret));
-    close(fd);
-}
-
-static void
-secrets(void)
-{
-    if (!secret_path[0]) {
-        write_secret(secret_path, sizeof secret_path, "a",
-                     "the picos test cluster secret, 1\n");
-        write_secret(other_path, sizeof other_path, "b",
-                     "not the cluster's secret at all\n");
-    }
-}
-
 /* ---- registries ------------------------------------------------------------------ */
 
 typedef struct rg {
@@ -62,50 +29,28 @@ typedef struct rg {
 } rg;
 
 /* Start picos-registry on `listen` (NULL: port 0) with data dir r->dir
- * (made when empty); false when it did not print its line. */
+ * (made when empty; a restart appends to its stderr file); false when it
+ * did not print its line. */
 static bool
 rg_start(rg *r, const char *listen)
 {
-    char line[512];
-    int p[2];
-    char lbuf[256];
+    char line[512] = "";
+    kid_opts o = {.errpath = r->c.errpath, .err_append = true};
 
     secrets();
     if (!r->dir[0]) {
         if (!pt_mkdtemp(r->dir, sizeof r->dir, "reg"))
             return false;
     }
-    snprintf(lbuf, sizeof lbuf, "%s", listen ? listen : "tcp://127.0.0.1:0");
-    memset(&r->c, 0, sizeof r->c);
-    r->c.out = -1;
     snprintf(r->c.errpath, sizeof r->c.errpath, "%s/stderr", r->dir);
-    if (pipe(p))
+    if (!kid_run(&r->c, REGISTRY,
+                 (const char *[]){
+                     "--listen", listen ? listen : "tcp://127.0.0.1:0",
+                     "--data-dir", r->dir, "--secret-file", secret_path,
+                     "--heartbeat", NET_HB, "--timeout", NET_TIMEOUT, NULL},
+                 &o))
         return false;
-    fflush(NULL);
-    if ((r->c.pid = fork()) < 0)
-        return false;
-    if (r->c.pid == 0) {
-        FILE *e;
-        setpgid(0, 0);
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(p[1], 1);
-        close(p[0]), close(p[1]);
-        if ((e = fopen(r->c.errpath, "a")))
-            dup2(fileno(e), 2);
-        execl(REGISTRY, REGISTRY, "--listen", lbuf, "--data-dir", r->dir,
-              "--secret-file", secret_path, "--heartbeat", NET_HB, "--timeout",
-              NET_TIMEOUT, (char *)NULL);
-        _exit(127);
-    }
-    setpgid(r->c.pid, r->c.pid);
-    close(p[1]);
-    r->c.out = p[0];
-    for (int i = 0; i < NT_MAX; i++)
-        if (!nt_all[i]) {
-            nt_all[i] = &r->c;
-            break;
-        }
-    if (!nt_readline(r->c.out, line, sizeof line, 20.0) ||
+    if (!read_line(r->c.out, line, sizeof line, 20.0) ||
         sscanf(line, "%*s %*s listening on %255s", r->ep) != 1) {
         fprintf(stderr, "picos-registry did not start: '%s'\n", line);
         nt_stop(&r->c);

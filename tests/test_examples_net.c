@@ -11,30 +11,17 @@
  * unreachable peer is a port the test holds bound but not listening, so nobody
  * else can take it during the test.
  *
- * Nothing is left behind: every child runs in a process group of its own
- * with PR_SET_PDEATHSIG, lives in the static table `kids` (static, so a
- * CU_ASSERT_FATAL's longjmp leaves nothing dangling), and the group is
- * killed and reaped by kids_kill() — at the end of each test, from atexit, and
- * from the handler of SIGALRM (the watchdog: it replaces testutil.h's,
- * which would _exit without cleaning), SIGTERM, SIGINT and SIGHUP. The
- * secret files live in one mkdtemp directory removed on the same paths.
- * Children get a cleaned environment: no PICOS_SECRET*, no PICOS_LOG from
- * the caller, so each test says exactly which secret a program holds.
+ * Children are proctest.h's: process groups of their own with
+ * PR_SET_PDEATHSIG, killed and reaped by kids_kill() at the end of each
+ * test, at exit and on fatal signals, with a cleaned environment (no
+ * PICOS_SECRET*, PICOS_LOG from the caller), so each test says exactly
+ * which secret a program holds. The secret files live in pt_tmpdir().
  */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 
+#include "proctest.h"
 #include "testutil.h"
-
-extern char **environ;
 
 /* Waits that must end: generous, so a loaded sanitizer run never trips
  * them; a hang still fails long before ctest's timeout. */
@@ -42,261 +29,8 @@ extern char **environ;
 
 /* ---- children ---------------------------------------------------------- */
 
-typedef struct kid {
-    bool used;
-    pid_t pid;    /* 0 once reaped */
-    int out, err; /* read ends of its stdout and stderr pipes, or -1 */
-    int status;   /* waitpid() status once reaped */
-} kid;
-
-#define MAX_KIDS 8
-static kid kids[MAX_KIDS];
-static char tmpdir[80];
-static char secret1[96], secret2[96];
-static char tsan_supp[96], tsan_env[1024]; /* under TSan only */
-static char regdir[128], reglog[160];      /* the registry test's log */
-
-/* Kill k's group, reap it, close its pipes, free its slot. */
-static void
-kid_free(kid *k)
-{
-    if (k->pid > 0) {
-        kill(-k->pid, SIGKILL);
-        waitpid(k->pid, &k->status, 0);
-        k->pid = 0;
-    }
-    if (k->out >= 0)
-        close(k->out);
-    if (k->err >= 0)
-        close(k->err);
-    k->out = k->err = -1;
-    k->used = false;
-}
-
-/* Async-signal-safe: kill, waitpid, close, unlink, rmdir only. */
-static void
-kids_kill(void)
-{
-    for (int i = 0; i < MAX_KIDS; i++)
-        if (kids[i].used)
-            kid_free(&kids[i]);
-}
-static void
-cleanup(void)
-{
-    kids_kill();
-    if (*tmpdir) {
-        unlink(secret1);
-        unlink(secret2);
-        unlink(tsan_supp);
-        if (*regdir) {
-            unlink(reglog);
-            rmdir(regdir);
-        }
-        rmdir(tmpdir);
-    }
-}
-
-static void
-on_fatal_signal(int sig)
-{
-    static const char msg[] = "\n*** test_examples_net: killed by a signal "
-                              "(watchdog?), children killed\n";
-    ssize_t r = write(2, msg, sizeof msg - 1);
-    (void)r;
-    cleanup();
-    _exit(sig == SIGALRM ? 3 : 128 + sig);
-}
-
-/* The test's directory: secrets, and under TSan the suppressions the
- * children need (tsan_supp.h's: libzmq is not instrumented; the examples
- * do not carry them, so they come through $TSAN_OPTIONS). */
-static void
-make_tmpdir(void)
-{
-    CU_ASSERT_FATAL(pt_mkdtemp(tmpdir, sizeof tmpdir, "exnet"));
-#if defined(__SANITIZE_THREAD__)
-    {
-        const char *o = getenv("TSAN_OPTIONS");
-        FILE *f;
-        snprintf(tsan_supp, sizeof tsan_supp, "%s/tsan.supp", tmpdir);
-        CU_ASSERT_FATAL((f = fopen(tsan_supp, "w")) != NULL);
-        fputs(__tsan_default_suppressions(), f);
-        fclose(f);
-        snprintf(tsan_env, sizeof tsan_env, "TSAN_OPTIONS=%s%ssuppressions=%s",
-                 o ? o : "", o && *o ? ":" : "", tsan_supp);
-    }
-#endif
-}
-
-static void
-guard(void)
-{
-    static bool once;
-    if (!once) {
-        atexit(cleanup);
-        make_tmpdir();
-        once = true;
-    }
-    signal(SIGALRM, on_fatal_signal); /* after pt_arm()'s own */
-    signal(SIGTERM, on_fatal_signal);
-    signal(SIGINT, on_fatal_signal);
-    signal(SIGHUP, on_fatal_signal);
-}
-
-/* The environment for children: ours without the variables the programs
- * read, plus `extra` (NULL-terminated "NAME=value" strings). */
-static char **
-child_env(const char *const *extra)
-{
-    static char *env[512];
-    int n = 0;
-
-    for (char **e = environ; *e && n < 500; e++)
-        if (strncmp(*e, "PICOS_SECRET", 12) && strncmp(*e, "PICOS_LOG=", 10) &&
-            (!*tsan_env || strncmp(*e, "TSAN_OPTIONS=", 13)))
-            env[n++] = *e;
-    if (*tsan_env)
-        env[n++] = tsan_env;
-    while (extra && *extra && n < 510)
-        env[n++] = (char *)*extra++;
-    env[n] = NULL;
-    return env;
-}
-
-/* Start `path` with args (NULL-terminated, after argv[0]); NULL on
- * failure. */
-static kid *
-kid_start(const char *path, const char *const *args,
-          const char *const *extra_env)
-{
-    const char *argv[32];
-    int po[2], pe[2], n = 0;
-    char **env = child_env(extra_env);
-    pid_t parent = getpid();
-    kid *k = NULL;
-
-    for (int i = 0; i < MAX_KIDS && !k; i++)
-        if (!kids[i].used)
-            k = &kids[i];
-    if (!k)
-        return NULL;
-    argv[n++] = path;
-    while (*args && n < 31)
-        argv[n++] = *args++;
-    argv[n] = NULL;
-    if (pipe2(po, O_CLOEXEC))
-        return NULL;
-    if (pipe2(pe, O_CLOEXEC)) {
-        close(po[0]), close(po[1]);
-        return NULL;
-    }
-    fflush(NULL);
-    *k = (kid){.used = true, .pid = fork(), .out = po[0], .err = pe[0]};
-    if (k->pid == 0) {
-        setpgid(0, 0);
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) /* the test died before prctl */
-            _exit(127);
-        dup2(po[1], 1);
-        dup2(pe[1], 2);
-        execve(path, (char *const *)argv, env);
-        _exit(127);
-    }
-    close(po[1]), close(pe[1]);
-    if (k->pid < 0) {
-        k->pid = 0;
-        kid_free(k);
-        return NULL;
-    }
-    setpgid(k->pid, k->pid); /* also here: no race with kill(-pid) */
-    return k;
-}
-
-static double
-now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-/* Wait up to `timeout` s for k to exit; true when it did (status in
- * k->status). Its group is killed before it is reaped, while its pid (the
- * group's id) can't be reused. The poll is only a bounded pause between
- * checks: the exit itself is what waitid() reports. */
-static bool
-kid_wait(kid *k, double timeout)
-{
-    double end = now() + timeout;
-    siginfo_t si;
-
-    while (k->pid > 0) {
-        memset(&si, 0, sizeof si);
-        if (waitid(P_PID, (id_t)k->pid, &si, WEXITED | WNOHANG | WNOWAIT))
-            return false;
-        if (si.si_pid == k->pid) {
-            kill(-k->pid, SIGKILL); /* anything left in its group */
-            waitpid(k->pid, &k->status, 0);
-            k->pid = 0;
-            break;
-        }
-        if (now() > end)
-            return false;
-        poll(NULL, 0, 10);
-    }
-    return true;
-}
-
-static int
-exit_code(const kid *k)
-{
-    return WIFEXITED(k->status) ? WEXITSTATUS(k->status)
-                                : 1000 + WTERMSIG(k->status);
-}
-
-/* One line from fd within `timeout` s (without the newline). */
-static bool
-read_line(int fd, char *buf, size_t size, double timeout)
-{
-    double end = now() + timeout;
-    size_t n = 0;
-
-    while (n + 1 < size) {
-        struct pollfd p = {fd, POLLIN, 0};
-        double left = end - now();
-        char ch;
-        if (left <= 0 || poll(&p, 1, (int)(left * 1000) + 1) <= 0 ||
-            read(fd, &ch, 1) != 1)
-            return false;
-        if (ch == '\n')
-            break;
-        buf[n++] = ch;
-    }
-    buf[n] = '\0';
-    return true;
-}
-
-/* Everything left in a pipe whose writer has exited. */
-static void
-slurp(int fd, char *buf, size_t size)
-{
-    size_t n = 0;
-    ssize_t r;
-
-    while (n + 1 < size && (r = read(fd, buf + n, size - 1 - n)) > 0)
-        n += (size_t)r;
-    buf[n] = '\0';
-}
-
-static int
-count_lines(const char *s)
-{
-    int n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
-}
+static char secret1[160], secret2[160];
+static char regdir[160]; /* the registry test's data dir */
 
 static int
 count_of(const char *s, const char *what)
@@ -341,23 +75,11 @@ prog_name(const char *path)
 }
 
 static void
-make_secret(char *path, size_t size, const char *name, const char *text)
-{
-    int fd;
-
-    snprintf(path, size, "%s/%s", tmpdir, name);
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    CU_ASSERT_FATAL(fd >= 0);
-    CU_ASSERT_FATAL(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
-    close(fd);
-}
-
-static void
 secrets(void)
 {
-    guard();
-    make_secret(secret1, sizeof secret1, "s1", "the right cluster secret\n");
-    make_secret(secret2, sizeof secret2, "s2", "some other cluster secret\n");
+    write_tmp_file(secret1, sizeof secret1, "s1", "the right cluster secret\n");
+    write_tmp_file(secret2, sizeof secret2, "s2",
+                   "some other cluster secret\n");
 }
 
 /* Start x's server with `args`; its endpoint into ep. NULL on failure
@@ -369,7 +91,7 @@ server_start(const example *x, const char *const *args, const char *const *env,
     char pre[128], line[512] = "", err[2048];
     size_t plen = (size_t)snprintf(pre, sizeof pre, "%s: listening on ",
                                    prog_name(x->server));
-    kid *k = kid_start(x->server, args, env);
+    kid *k = kid_start(x->server, args, env, NULL);
 
     if (!k)
         return NULL;
@@ -392,7 +114,7 @@ static int
 client_run(const example *x, const char *const *args, const char *const *env,
            char *out, size_t osize, char *err, size_t esize)
 {
-    kid *k = kid_start(x->client, args, env);
+    kid *k = kid_start(x->client, args, env, NULL);
     int rc = -1;
 
     *out = *err = '\0';
@@ -472,7 +194,6 @@ forever_then_sigterm(void)
     kid *s;
     char ep[256], out[4096], err[4096], sout[8192];
 
-    guard();
     s = server_start(&task_ex, (const char *[]){"--forever", NULL}, env, ep,
                      sizeof ep);
     CU_ASSERT_FATAL(s != NULL);
@@ -536,19 +257,11 @@ wrong_secret(const example *x)
 static void
 unreachable(const example *x)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof a;
     char ep[64], out[4096], err[4096];
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd;
 
     secrets();
-    /* Bound, never listening: connections are refused, and the port is
-     * ours until the test ends. */
-    CU_ASSERT_FATAL(fd >= 0);
-    CU_ASSERT_FATAL(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
-    CU_ASSERT_FATAL(getsockname(fd, (struct sockaddr *)&a, &alen) == 0);
-    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", ntohs(a.sin_port));
+    fd = dead_endpoint(ep, sizeof ep);
     CU_ASSERT_EQUAL(
         client_run(x,
                    (const char *[]){"--connect", ep, "--secret-file", secret1,
@@ -571,7 +284,7 @@ server_fails(const example *x, const char *const *args, int code,
              const char *what)
 {
     char err[4096];
-    kid *s = kid_start(x->server, args, NULL);
+    kid *s = kid_start(x->server, args, NULL, NULL);
 
     CU_ASSERT_FATAL(s != NULL);
     CU_ASSERT_FATAL(kid_wait(s, EX_WAIT));
@@ -590,7 +303,6 @@ secret_and_options(const example *x)
 {
     char out[4096], err[4096];
 
-    guard();
     CU_ASSERT_EQUAL(
         client_run(x, (const char *[]){"--connect", "tcp://127.0.0.1:9", NULL},
                    NULL, out, sizeof out, err, sizeof err),
@@ -751,7 +463,7 @@ chan_missing_secret_bad_options(void)
 /* ---- through a registry ------------------------------------------------------ */
 
 /* Start picos-registry on a port of its choosing with its log in a dir
- * under tmpdir (once per run); its endpoint into ep (read from its startup
+ * of pt_tmpdir() (once per run); its endpoint into ep (read from its startup
  * line). */
 static kid *
 registry_start(char *ep, size_t size)
@@ -760,14 +472,13 @@ registry_start(char *ep, size_t size)
     const char *p;
     kid *k;
 
-    snprintf(regdir, sizeof regdir, "%s/registry", tmpdir);
-    snprintf(reglog, sizeof reglog, "%s/registry.log", regdir);
+    pt_tmppath(regdir, sizeof regdir, "registry");
     CU_ASSERT_FATAL(mkdir(regdir, 0700) == 0);
     k = kid_start(EX_REGISTRY,
                   (const char *[]){"--listen", "tcp://127.0.0.1:0",
                                    "--data-dir", regdir, "--secret-file",
                                    secret1, NULL},
-                  NULL);
+                  NULL, NULL);
     if (!k)
         return NULL;
     if (read_line(k->out, line, sizeof line, EX_WAIT) &&

@@ -24,42 +24,8 @@
 #include "testutil.h"
 #include "wire.h"
 
-static char secret_path[160], other_path[160], driver_ep[256];
+static char driver_ep[256];
 static nt_child B, C;
-
-/* Failure detection's timing: the defaults (0.2 s / 1 s), but under TSan,
- * where every process runs ten times slower on two shared cores, a busy
- * peer would be declared down for its slowness alone. */
-#if defined(__SANITIZE_THREAD__)
-#define NET_HB "0.5"
-#define NET_TIMEOUT "5"
-#else
-#define NET_HB "0.2"
-#define NET_TIMEOUT "1"
-#endif
-
-static void
-write_secret(char *path, size_t size, const char *tag, const char *secret)
-{
-    int fd;
-    pt_tmppath(path, size, tag);
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    CU_ASSERT_FATAL(fd >= 0);
-    CU_ASSERT_FATAL(write(fd, secret, strlen(secret)) ==
-                    (ssize_t)strlen(secret));
-    close(fd);
-}
-
-static void
-secrets(void)
-{
-    if (!secret_path[0]) {
-        write_secret(secret_path, sizeof secret_path, "a",
-                     "the picos test cluster secret, 1\n");
-        write_secret(other_path, sizeof other_path, "b",
-                     "not the cluster's secret at all\n");
-    }
-}
 
 /* Start the driver node: W=2, links with the test secret, roles, listening. */
 static void

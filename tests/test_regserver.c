@@ -19,35 +19,7 @@
 #include "regproto.h"
 #include "testutil.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define NET_HB "0.5"
-#define NET_TIMEOUT "5"
-#else
-#define NET_HB "0.2"
-#define NET_TIMEOUT "1"
-#endif
-
-static char secret_path[160], other_path[160], driver_ep[256];
-
-static void
-write_file(const char *path, const char *text)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    CU_ASSERT_FATAL(fd >= 0);
-    CU_ASSERT_FATAL(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
-    close(fd);
-}
-
-static void
-secrets(void)
-{
-    if (secret_path[0])
-        return;
-    pt_tmppath(secret_path, sizeof secret_path, "secret-a");
-    pt_tmppath(other_path, sizeof other_path, "secret-b");
-    write_file(secret_path, "the picos test cluster secret, 1\n");
-    write_file(other_path, "not the cluster's secret at all\n");
-}
+static char driver_ep[256];
 
 /* A fresh data dir for one test. */
 static void
@@ -64,52 +36,18 @@ typedef struct rg {
     size_t nodes, names; /* from the startup line */
 } rg;
 
-/* Fork and exec picos-registry with args (NULL-terminated) in its own
- * process group, stdout to a pipe, stderr to c->errpath. */
+/* Start picos-registry with args (NULL-terminated), stdout to a pipe,
+ * stderr to c->errpath. */
 static bool
 rg_spawn(nt_child *c, const char *const *args)
 {
     static int seq;
-    const char *argv[40];
-    int p[2], n = 0;
+    char name[32];
+    kid_opts o = {.errpath = c->errpath};
 
-    memset(c, 0, sizeof *c);
-    c->out = -1;
-    {
-        char name[32];
-        snprintf(name, sizeof name, "rg-%d.err", seq++);
-        pt_tmppath(c->errpath, sizeof c->errpath, name);
-    }
-    argv[n++] = REG_BIN;
-    while (*args && n < 39)
-        argv[n++] = *args++;
-    argv[n] = NULL;
-    if (pipe(p))
-        return false;
-    fflush(NULL);
-    if ((c->pid = fork()) < 0)
-        return false;
-    if (c->pid == 0) {
-        FILE *e;
-        setpgid(0, 0);
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(p[1], 1);
-        close(p[0]), close(p[1]);
-        if ((e = fopen(c->errpath, "w")))
-            dup2(fileno(e), 2);
-        execv(REG_BIN, (char *const *)argv);
-        _exit(127);
-    }
-    setpgid(c->pid, c->pid);
-    close(p[1]);
-    c->out = p[0];
-    for (int i = 0; i < NT_MAX; i++)
-        if (!nt_all[i]) {
-            nt_all[i] = c;
-            break;
-        }
-    atexit(nt_stop_all); /* idempotent enough: nt_stop skips stopped ones */
-    return true;
+    snprintf(name, sizeof name, "rg-%d.err", seq++);
+    pt_tmppath(c->errpath, sizeof c->errpath, name);
+    return kid_run(c, REG_BIN, args, &o);
 }
 
 static void
@@ -138,18 +76,14 @@ rg_start(rg *g, const char *dir, const char *listen)
     memset(g, 0, sizeof *g);
     if (!rg_spawn(&g->c, a))
         return false;
-    if (!nt_readline(g->c.out, line, sizeof line, 20.0) ||
+    if (!read_line(g->c.out, line, sizeof line, 20.0) ||
         !(p = strstr(line, " listening on ")) ||
         sscanf(p, " listening on %255s", g->c.ep) != 1 ||
         !(p = strstr(line, ", ")) ||
         sscanf(p, ", %zu nodes and %zu names", &g->nodes, &g->names) != 2) {
-        char err[1024] = "";
-        FILE *e = fopen(g->c.errpath, "r");
-        if (e) {
-            err[fread(err, 1, sizeof err - 1, e)] = '\0';
-            fclose(e);
-        }
-        fprintf(stderr, "picos-registry did not start: %s\n", err);
+        char err[1024];
+        fprintf(stderr, "picos-registry did not start: %s\n",
+                kid_errtext(&g->c, err, sizeof err));
         nt_stop(&g->c);
         return false;
     }
@@ -160,18 +94,9 @@ rg_start(rg *g, const char *dir, const char *listen)
 static int
 rg_wait(nt_child *c)
 {
-    int st = 0;
-    for (int i = 0; i < 2000; i++) {
-        pid_t r = waitpid(c->pid, &st, WNOHANG);
-        if (r == c->pid) {
-            c->pid = 0;
-            nt_stop(c);
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        }
-        usleep(10000);
-    }
+    int st = kid_wait(c, 20.0) ? exit_code(c) : -1;
     nt_stop(c);
-    return -1;
+    return st;
 }
 
 /* SIGTERM and its exit status. */
@@ -188,16 +113,11 @@ rg_fail(const char *const *args, char *err, size_t size)
 {
     nt_child c;
     int st;
-    FILE *e;
 
     if (!rg_spawn(&c, args))
         return -1;
     st = rg_wait(&c);
-    err[0] = '\0';
-    if ((e = fopen(c.errpath, "r"))) {
-        err[fread(err, 1, size - 1, e)] = '\0';
-        fclose(e);
-    }
+    kid_errtext(&c, err, size);
     return st;
 }
 
