@@ -26,6 +26,15 @@
  * once. A JOIN of the same start confirms it and replaces its names with
  * the JOIN's list. Whatever is still unconfirmed `grace` seconds after the
  * start is dropped.
+ *
+ * A node's JOIN may come in chunks (RegRequest.more: a node with many
+ * names can't fit them in one frame). The chunks' names are copied into a
+ * compact buffer per node (reg_pjoin: what the server holds for a half-
+ * received join is bounded by max_node_names) and the last chunk applies
+ * the join once, with their union: the records and events are those of a
+ * JOIN of one message. Chunks with `more` change nothing and are answered
+ * OK at once; consecutive ids tie the chunks of one join together, so a
+ * join its sender gave up half-way is dropped, never merged into the next.
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
