@@ -4,9 +4,10 @@
  * It keeps, as its own unshared state, the registries (each DOWN,
  * CONNECTING, JOINING or UP), the requests in flight (`op`, matched to
  * replies by id and by the replying registry's node), the names this node
- * holds (sent whole with every JOIN), the members (with a bit per registry
- * that says the node is up: a node is down once every registry that knew
- * it said so) and the watcher tasks. Callers reach it only through the
+ * holds (sent with every JOIN, in chunks of RC_JOIN_CHUNK bytes so that a
+ * node with many names still fits the frame limit), the members (with a bit per
+ * registry that says the node is up: a node is down once every registry that
+ * knew it said so) and the watcher tasks. Callers reach it only through the
  * shared queue (client_int.h); what it writes that callers read is the
  * cache and the registry tasks send their own LOCATEs to (the first one
  * up: publish()); when that one goes down it wakes the tasks waiting for
@@ -52,8 +53,8 @@ typedef struct reg {
     int state;
     uint64_t node;
     pc_ref server;
-    pc_err last_rc; /* the connector's last result */
-    uint64_t join_id;
+    pc_err last_rc;               /* the connector's last result */
+    uint64_t join_first, join_id; /* the ids of a JOIN's chunks */
     bool ever_up;
 } reg;
 
@@ -101,6 +102,9 @@ typedef struct agent {
 } agent;
 
 #define RC_JOIN_TIMEOUT_MS 10000u
+/* A JOIN's names go in chunks of at most this many packed bytes, well
+ * under a peer's frame limit (1 MiB by default). */
+#define RC_JOIN_CHUNK (256u * 1024u)
 /* Messages the agent takes in a row before it looks at its queue. */
 #define BATCH 256
 
@@ -228,17 +232,21 @@ collect_one(rc_name *h, void *ctx)
     return false;
 }
 
-/* JOIN registry i with every name held. */
+/* JOIN registry i with every name held: in chunks of RC_JOIN_CHUNK bytes
+ * of names (RegRequest.more on all but the last), consecutive ids, sent
+ * in one go (the link keeps their order); the join is done at the last
+ * one's reply. */
 static void
 send_join(agent *a, int i)
 {
     Picos__V1__RegRequest rq = PICOS__V1__REG_REQUEST__INIT;
     Picos__V1__NodeInfo self = a->s->self;
     Picos__V1__Ref ar;
-    size_t n = a->held.n ? a->held.n : 1;
+    size_t n = a->held.n ? a->held.n : 1, start = 0;
     collect k = {calloc(n, sizeof *k.e), calloc(n, sizeof *k.ep),
                  calloc(n, sizeof *k.r), 0};
     reg *r = &a->regs[i];
+    uint64_t first = a->next_id;
 
     if (!k.e || !k.ep || !k.r) {
         PC_LOG_ERROR("registry", "no memory to join %s", r->ep);
@@ -247,17 +255,32 @@ send_join(agent *a, int i)
     pc__rc_names_drop_if(&a->held, collect_one, &k);
     ref_pb(&ar, a->self);
     self.agent = &ar;
-    rq.id = r->join_id = a->next_id++;
     rq.op = PICOS__V1__REG_OP__JOIN;
     rq.timeout_ms = RC_JOIN_TIMEOUT_MS;
     rq.node = &self;
-    rq.n_names = k.n;
-    rq.names = k.ep;
-    if (send_req(a, i, &rq)) {
-        r->state = R_JOINING;
-        if (r->ever_up)
-            stat_add(&a->s->stats.rejoins, 1);
-    }
+    do {
+        size_t end = start, bytes = 0;
+        while (end < k.n) {
+            /* the entry, its tag and its length */
+            size_t len = picos__v1__name_entry__get_packed_size(k.ep[end]) + 4;
+            if (end > start && bytes + len > RC_JOIN_CHUNK)
+                break;
+            bytes += len;
+            end++;
+        }
+        rq.id = a->next_id++;
+        rq.more = end < k.n;
+        rq.n_names = end - start;
+        rq.names = k.ep + start;
+        if (!send_req(a, i, &rq))
+            goto out; /* the registry drops the part at our next JOIN */
+        start = end;
+    } while (start < k.n);
+    r->join_first = first;
+    r->join_id = rq.id;
+    r->state = R_JOINING;
+    if (r->ever_up)
+        stat_add(&a->s->stats.rejoins, 1);
 out:
     free(k.e);
     free(k.ep);
@@ -1132,7 +1155,11 @@ on_reply(agent *a, const pc_msg *m)
     }
     if (a->regs[i].state == R_JOINING && rp->id == a->regs[i].join_id)
         on_join_reply(a, i, rp);
-    else
+    else if (a->regs[i].state == R_JOINING && rp->id >= a->regs[i].join_first &&
+             rp->id < a->regs[i].join_id) {
+        if (rp->status != PICOS__V1__REG_STATUS__OK)
+            on_join_reply(a, i, rp); /* a chunk refused: the whole JOIN */
+    } else
         for (op *o = a->ops; o; o = o->next) {
             if (o->id != rp->id || o->st[i] != ST_SENT)
                 continue;

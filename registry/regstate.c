@@ -85,8 +85,33 @@ member_free(reg_member *m)
 }
 
 void
+pc__reg_pjoin_refuse(reg_pjoin *p, const char *why)
+{
+    free(p->buf);
+    p->buf = NULL;
+    p->len = p->cap = 0;
+    p->nnames = 0;
+    p->refused = true;
+    snprintf(p->text, sizeof p->text, "%s", why);
+}
+
+void
+pc__reg_pjoin_free(reg_state *s, reg_pjoin *p)
+{
+    for (reg_pjoin **pp = &s->pjoins; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    free(p->buf);
+    free(p);
+}
+
+void
 pc__reg_state_fini(reg_state *s)
 {
+    while (s->pjoins)
+        pc__reg_pjoin_free(s, s->pjoins);
     for (size_t i = 0; i < s->ncap; i++)
         for (reg_name *n = s->nb[i], *next; n; n = next) {
             next = n->hnext;
@@ -532,6 +557,13 @@ pc__reg_down(reg_state *s, reg_member *m, const char *reason)
                           m);
         free(n);
     }
+    /* a join of this start in chunks: refused as a whole (the node joins
+     * again from its first chunk, never with the union of a part) */
+    for (reg_pjoin *p = s->pjoins; p; p = p->next)
+        if (p->node == m->node && p->incarnation == m->incarnation &&
+            !p->refused)
+            pc__reg_pjoin_refuse(p, "the node was dropped during its JOIN "
+                                    "(join again)");
     ni.node = m->node;
     ni.incarnation = m->incarnation;
     r.kind = PICOS__V1__RECORD_KIND__REC_DOWN;

@@ -26,6 +26,15 @@
  * once. A JOIN of the same start confirms it and replaces its names with
  * the JOIN's list. Whatever is still unconfirmed `grace` seconds after the
  * start is dropped.
+ *
+ * A node's JOIN may come in chunks (RegRequest.more: a node with many
+ * names can't fit them in one frame). The chunks' names are copied into a
+ * compact buffer per node (reg_pjoin: what the server holds for a half-
+ * received join is bounded by max_node_names) and the last chunk applies
+ * the join once, with their union: the records and events are those of a
+ * JOIN of one message. Chunks with `more` change nothing and are answered
+ * OK at once; consecutive ids tie the chunks of one join together, so a
+ * join its sender gave up half-way is dropped, never merged into the next.
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
@@ -224,27 +233,150 @@ monitor_agent(server *v, reg_member *m, pc_ref old)
         PC_LOG_WARN("registry", "can't monitor the agent of node %s", m->name);
 }
 
+/* ---- JOIN, in chunks ---------------------------------------------------------- */
+
+/* The chunked join of q's node that q continues (same incarnation and
+ * agent, the id after the last chunk's), else a new one (dropping a
+ * half-received one: its sender gave it up). NULL: out of memory. */
+static reg_pjoin *
+pjoin_for(server *v, const req *q)
+{
+    const Picos__V1__RegRequest *r = q->r;
+    reg_pjoin *p;
+
+    for (p = v->st.pjoins; p; p = p->next)
+        if (p->node == r->node->node)
+            break;
+    if (p && p->incarnation == r->node->incarnation &&
+        p->agent_id == r->node->agent->id && r->id == p->last_id + 1)
+        return p;
+    if (p)
+        pc__reg_pjoin_free(&v->st, p);
+    if (!(p = calloc(1, sizeof *p)))
+        return NULL;
+    p->node = r->node->node;
+    p->incarnation = r->node->incarnation;
+    p->agent_id = r->node->agent->id;
+    p->next = v->st.pjoins;
+    v->st.pjoins = p;
+    return p;
+}
+
+/* Append the chunk's names to p; false: out of memory. */
+static bool
+pjoin_add(reg_pjoin *p, const Picos__V1__RegRequest *r)
+{
+    for (size_t i = 0; i < r->n_names; i++) {
+        const Picos__V1__NameEntry *e = r->names[i];
+        size_t len = strlen(e->name),
+               need = (sizeof(reg_jname) + len + 1 + 7) & ~(size_t)7;
+        reg_jname *j;
+        if (p->len + need > p->cap) {
+            size_t cap = p->cap ? p->cap * 2 : 64 * 1024;
+            uint8_t *b;
+            while (cap < p->len + need)
+                cap *= 2;
+            if (!(b = realloc(p->buf, cap)))
+                return false;
+            p->buf = b;
+            p->cap = cap;
+        }
+        j = (reg_jname *)(void *)(p->buf + p->len);
+        j->node = e->ref->node;
+        j->id = e->ref->id;
+        j->inc = e->ref->incarnation;
+        j->claimed_us = e->claimed_us;
+        j->kind = (int32_t)e->kind;
+        j->len = (uint32_t)len;
+        memcpy(j->name, e->name, len + 1);
+        p->len += need;
+        p->nnames++;
+    }
+    return true;
+}
+
+/* The next name of p's buffer at *off (advanced), or NULL at the end. */
+static const reg_jname *
+pjoin_next(const reg_pjoin *p, size_t *off)
+{
+    const reg_jname *j;
+
+    if (*off >= p->len)
+        return NULL;
+    j = (const reg_jname *)(const void *)(p->buf + *off);
+    *off += (sizeof(reg_jname) + j->len + 1 + 7) & ~(size_t)7;
+    return j;
+}
+
 static void
-op_join(server *v, const req *q)
+jname_entry(const reg_jname *j, Picos__V1__NameEntry *e, Picos__V1__Ref *ref)
+{
+    picos__v1__name_entry__init(e);
+    picos__v1__ref__init(ref);
+    ref->node = j->node;
+    ref->id = j->id;
+    ref->incarnation = j->inc;
+    e->kind = (Picos__V1__NameKind)j->kind;
+    e->name = (char *)j->name;
+    e->ref = ref;
+    e->claimed_us = j->claimed_us;
+}
+
+/* Pending joins whose next chunk did not come in time: refused (kept a
+ * while, so their late chunks are refused too), then dropped. Returns the
+ * nearest deadline left (INFINITY: none). */
+static double
+pjoin_pass(server *v)
+{
+    double now = pc_now(), next = INFINITY;
+
+    for (reg_pjoin *p = v->st.pjoins, *nx; p; p = nx) {
+        nx = p->next;
+        if (p->deadline <= now) {
+            if (p->refused) {
+                pc__reg_pjoin_free(&v->st, p);
+                continue;
+            }
+            pc__reg_pjoin_refuse(p, "the JOIN's next chunk did not come in "
+                                    "time (join again)");
+            p->deadline = now + v->st.pjoin_ttl;
+        }
+        if (p->deadline < next)
+            next = p->deadline;
+    }
+    return next;
+}
+
+/* Is a join of member m's start arriving? (grace waits for it) */
+static bool
+pjoin_live(server *v, const reg_member *m)
+{
+    for (reg_pjoin *p = v->st.pjoins; p; p = p->next)
+        if (p->node == m->node && p->incarnation == m->incarnation &&
+            !p->refused)
+            return true;
+    return false;
+}
+
+/* What a JOIN does, once, with every name of its chunks (p). */
+static void
+join_apply(server *v, const req *q, const reg_pjoin *p)
 {
     const Picos__V1__RegRequest *r = q->r;
     Picos__V1__RegReply rep = PICOS__V1__REG_REPLY__INIT;
     Picos__V1__RegistryStatus st;
-    Picos__V1__NameEntry **lost = NULL;
+    Picos__V1__NameEntry *le = NULL, **lost = NULL;
+    Picos__V1__Ref *lr = NULL;
+    const reg_jname **lj = NULL, *j;
     node_views w;
     reg_member *m, *was = pc__reg_member(&v->st, r->node->node);
     pc_ref old = was && was->incarnation == r->node->incarnation ? was->agent
                                                                  : PC_REF_NIL;
     bool fresh, was_monitored = was && was->monitored &&
                                 was->incarnation == r->node->incarnation;
-    size_t nlost = 0;
+    size_t nlost = 0, off = 0;
     uint32_t gen = ++v->join_gen;
 
-    if (q->from.node != r->node->node) {
-        reply_status(v, q->from, r->id, PICOS__V1__REG_STATUS__BAD_REQUEST,
-                     "JOIN from another node than the one it names", false);
-        return;
-    }
     if (!(m = pc__reg_join(&v->st, r->node, &fresh))) {
         reply_status(v, q->from, r->id, PICOS__V1__REG_STATUS__BAD_REQUEST,
                      "out of memory", false);
@@ -258,16 +390,17 @@ op_join(server *v, const req *q)
         pc__reg_event_all(&v->st, PICOS__V1__REG_EVENT_KIND__NODE_UP, m, NULL,
                           "joined", m);
     }
-    if (r->n_names && !(lost = calloc(r->n_names, sizeof *lost)))
+    if (p->nnames && !(lj = calloc(p->nnames, sizeof *lj)))
         return;
     /* its list replaces what we had: claim each, then drop the others */
-    for (size_t i = 0; i < r->n_names; i++) {
+    while ((j = pjoin_next(p, &off))) {
+        Picos__V1__NameEntry e;
+        Picos__V1__Ref ref;
         reg_name *h, *n;
-        if (pc__reg_claim(&v->st, m, r->names[i], &h) !=
-            PICOS__V1__REG_STATUS__OK)
-            lost[nlost++] = r->names[i];
-        else if ((n = pc__reg_name(&v->st, (int)r->names[i]->kind,
-                                   r->names[i]->name)))
+        jname_entry(j, &e, &ref);
+        if (pc__reg_claim(&v->st, m, &e, &h) != PICOS__V1__REG_STATUS__OK)
+            lj[nlost++] = j;
+        else if ((n = pc__reg_name(&v->st, j->kind, j->name)))
             n->mark = gen;
     }
     for (reg_name *n = m->names, *next; n; n = next) {
@@ -277,8 +410,16 @@ op_join(server *v, const req *q)
     }
     monitor_agent(v, m, old);
     v->names_changed = true;
+    if (nlost && (le = calloc(nlost, sizeof *le)) &&
+        (lr = calloc(nlost, sizeof *lr)) &&
+        (lost = calloc(nlost, sizeof *lost)))
+        for (size_t i = 0; i < nlost; i++) {
+            jname_entry(lj[i], &le[i], &lr[i]);
+            le[i].ref = &lr[i];
+            lost[i] = &le[i];
+        }
     rep.id = r->id;
-    rep.n_names = nlost;
+    rep.n_names = lost ? nlost : 0;
     rep.names = lost;
     if (nodes_make(v, &w)) {
         rep.n_nodes = w.n;
@@ -288,7 +429,62 @@ op_join(server *v, const req *q)
     rep.registry = &st;
     reply_send(v, q->from, &rep, true);
     nodes_free(&w);
-    free(lost);
+    free(lj), free(le), free(lr), free(lost);
+}
+
+/* A JOIN, or one chunk of it: chunks with `more` are kept (answered OK at
+ * once); the last one applies the join with the union of their names. */
+static void
+op_join(server *v, const req *q)
+{
+    const Picos__V1__RegRequest *r = q->r;
+    reg_pjoin *p;
+
+    if (q->from.node != r->node->node) {
+        reply_status(v, q->from, r->id, PICOS__V1__REG_STATUS__BAD_REQUEST,
+                     "JOIN from another node than the one it names", false);
+        return;
+    }
+    if (!(p = pjoin_for(v, q))) {
+        reply_status(v, q->from, r->id, PICOS__V1__REG_STATUS__BAD_REQUEST,
+                     "out of memory", false);
+        return;
+    }
+    p->last_id = r->id;
+    p->deadline = pc_now() + v->st.pjoin_ttl;
+    if (!p->refused && (p->nnames + r->n_names > v->st.max_node_names ||
+                        p->nnames + r->n_names < p->nnames)) {
+        char why[96];
+        snprintf(why, sizeof why, "a JOIN of more than %zu names per node",
+                 v->st.max_node_names);
+        PC_LOG_WARN("registry", "node %s (%016" PRIx64 "): %s: refused",
+                    r->node->name, r->node->node, why);
+        pc__reg_pjoin_refuse(p, why);
+    }
+    if (!p->refused && !pjoin_add(p, r))
+        pc__reg_pjoin_refuse(p, "out of memory");
+    if (p->refused) {
+        v->st.bad++;
+        reply_status(v, q->from, r->id, PICOS__V1__REG_STATUS__BAD_REQUEST,
+                     p->text, false);
+        if (!r->more)
+            pc__reg_pjoin_free(&v->st, p);
+        return;
+    }
+    if (r->more) {
+        reply_status(v, q->from, r->id, PICOS__V1__REG_STATUS__OK, "", false);
+        return;
+    }
+    /* (unlinked first: a "new start" inside must not refuse it) */
+    for (reg_pjoin **pp = &v->st.pjoins; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    p->next = NULL;
+    join_apply(v, q, p);
+    free(p->buf);
+    free(p);
 }
 
 static void
@@ -692,7 +888,7 @@ grace_pass(server *v)
         return;
     for (size_t i = 0; i < v->st.mcap; i++)
         for (reg_member *m = v->st.mb[i]; m; m = m->hnext)
-            if (!m->confirmed && n < v->st.unconfirmed)
+            if (!m->confirmed && n < v->st.unconfirmed && !pjoin_live(v, m))
                 late[n++] = m;
     for (size_t i = 0; i < n; i++)
         pc__reg_down(&v->st, late[i],
@@ -820,7 +1016,7 @@ server_task(void *arg)
 {
     server *v = arg;
     pc_msg *m = NULL;
-    double next = INFINITY;
+    double next = INFINITY, pnext = INFINITY;
 
     /* the endpoint comes once the node listens */
     if (pc_recv_match(go_or_stop, NULL, NULL, &m, -1) != PC_OK ||
@@ -837,12 +1033,15 @@ server_task(void *arg)
             until = v->grace_deadline;
         if (v->sync_failing && v->retry_at < until)
             until = v->retry_at;
+        if (pnext < until)
+            until = pnext;
         if (pc_recv(&m, isinf(until) ? -1 : pc_deadline_left(until)) == PC_OK) {
             on_message(v, m);
             for (int i = 1; i < BATCH && pc_recv(&m, 0) == PC_OK; i++)
                 on_message(v, m);
         }
         grace_pass(v);
+        pnext = pjoin_pass(v);
         next = parked_pass(v, v->names_changed);
         v->names_changed = false;
         if (v->sync_failing && pc_now() < v->retry_at)
@@ -945,7 +1144,10 @@ pc_registry_start(const pc_registry_opts *o, char *bound, size_t size)
         if (v->probe_timeout > grace)
             v->probe_timeout = grace;
         v->grace_deadline = pc_now() + grace;
+        v->st.pjoin_ttl = grace;
     }
+    v->st.max_node_names =
+        o->max_node_names ? o->max_node_names : PC_REGISTRY_MAX_NODE_NAMES;
     if ((rc = pc_net_start(&o->net)) != PC_OK && rc != PC_ESTATE)
         goto fail;
     if ((rc = pc_pool_new(&v->pool, 1)) != PC_OK)

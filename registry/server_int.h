@@ -87,6 +87,31 @@ typedef struct reg_park {
     char name[];
 } reg_park;
 
+/* One name of a JOIN being received in chunks, packed in its buffer. */
+typedef struct reg_jname {
+    uint64_t node, id, inc, claimed_us; /* the ref, the claim */
+    int32_t kind;
+    uint32_t len;
+    char name[];
+} reg_jname;
+
+/* A JOIN arriving in chunks (RegRequest.more): the names of its chunks so
+ * far (reg_jname records, 8-aligned, in buf) until its last chunk. A
+ * refused one (`refused`, why in text; buf freed) answers its later chunks
+ * BAD_REQUEST until its last one. Dropped when no chunk comes by
+ * `deadline`. */
+typedef struct reg_pjoin {
+    struct reg_pjoin *next;
+    uint64_t node, incarnation, agent_id;
+    uint64_t last_id; /* the id of the last chunk taken */
+    double deadline;
+    size_t nnames;
+    uint8_t *buf;
+    size_t len, cap;
+    bool refused;
+    char text[96];
+} reg_pjoin;
+
 typedef struct reg_state {
     /* the tables */
     reg_member **mb;
@@ -104,6 +129,10 @@ typedef struct reg_state {
     size_t nout, outcap;
     /* who we are, for events */
     uint64_t self_node;
+    /* JOINs being received in chunks; their bound */
+    reg_pjoin *pjoins;
+    size_t max_node_names;
+    double pjoin_ttl; /* seconds a chunked JOIN may wait for its next chunk */
     /* counters */
     uint64_t bad, expired;
 } reg_state;
@@ -128,6 +157,12 @@ reg_member *pc__reg_join(reg_state *s, const Picos__V1__NodeInfo *ni,
 /* The member is down: its names go (NAME_GONE to every agent), REC_DOWN
  * is logged, NODE_DOWN goes to every other agent, and it is freed. */
 void pc__reg_down(reg_state *s, reg_member *m, const char *reason);
+
+/* Refuse the chunked join p (its names are freed; its later chunks are
+ * answered BAD_REQUEST with `why`). */
+void pc__reg_pjoin_refuse(reg_pjoin *p, const char *why);
+/* Unlink and free p. */
+void pc__reg_pjoin_free(reg_state *s, reg_pjoin *p);
 
 /* Claim an entry for member m (the conflict rule of docs/registry.md).
  * Returns PICOS__V1__REG_STATUS__OK (taken, or held by the same ref) or

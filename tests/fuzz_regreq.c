@@ -258,6 +258,9 @@ make_seeds(void)
     r.n_names = 2;
     r.names = names;
     seed_req(&r);
+    r.more = 1; /* a chunk of a JOIN */
+    seed_req(&r);
+    r.more = 0;
     r.node = NULL;
     r.n_names = 1;
     for (int op = PICOS__V1__REG_OP__LEAVE; op <= PICOS__V1__REG_OP__STATUS;

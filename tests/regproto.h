@@ -152,11 +152,14 @@ rp_name_op(pc_ref reg, int op, int kind, const char *name, pc_ref ref,
     return rp_call(reg, &r, wait);
 }
 
-/* JOIN as this node with agent = the calling task and names
- * PREFIX0..PREFIX(n-1) (kind task, ref = the calling task). */
+/* One JOIN chunk as this node with agent = the calling task and names
+ * PREFIX<first>..PREFIX<first+n-1> (kind task, ref = the calling task),
+ * `more` as given; sent with id *id when id is not NULL and *id != 0 (set
+ * to the id used). */
 static inline Picos__V1__RegReply *
-rp_join(pc_ref reg, const char *node_name, const char *endpoint,
-        const char *prefix, size_t n, double wait)
+rp_join_part(pc_ref reg, const char *node_name, const char *endpoint,
+             const char *prefix, size_t first, size_t n, bool more,
+             uint64_t *id, double wait)
 {
     Picos__V1__RegRequest r = PICOS__V1__REG_REQUEST__INIT;
     Picos__V1__NodeInfo ni = PICOS__V1__NODE_INFO__INIT;
@@ -167,7 +170,7 @@ rp_join(pc_ref reg, const char *node_name, const char *endpoint,
 
     for (size_t i = 0; i < n && x && p; i++) {
         char name[64];
-        snprintf(name, sizeof name, "%s%zu", prefix, i);
+        snprintf(name, sizeof name, "%s%zu", prefix, first + i);
         rp_entry_set(&x[i], PICOS__V1__NAME_KIND__TASK, name, pc_self());
         p[i] = &x[i].e;
     }
@@ -185,10 +188,27 @@ rp_join(pc_ref reg, const char *node_name, const char *endpoint,
     r.node = &ni;
     r.n_names = x && p ? n : 0;
     r.names = p;
-    rep = rp_call(reg, &r, wait);
+    r.more = more;
+    if (id && *id)
+        atomic_store(&rp_next_id, *id);
+    {
+        uint64_t sent = rp_send(reg, &r);
+        if (id)
+            *id = sent;
+        rep = sent ? rp_wait(&sent, wait) : NULL;
+    }
     free(x);
     free(p);
     return rep;
+}
+
+/* JOIN as this node (one request) with names PREFIX0..PREFIX(n-1). */
+static inline Picos__V1__RegReply *
+rp_join(pc_ref reg, const char *node_name, const char *endpoint,
+        const char *prefix, size_t n, double wait)
+{
+    return rp_join_part(reg, node_name, endpoint, prefix, 0, n, false, NULL,
+                        wait);
 }
 
 /* A request with no arguments (STATUS, LIST_NODES, LIST_NAMES, LEAVE). */

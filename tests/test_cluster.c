@@ -671,8 +671,179 @@ partition_conflict_earlier_wins(void)
     rg_kill(&R2);
 }
 
+/* ---- a node with 40,000 names re-joins a restarted registry ------------------ */
+
+/* 40,000 names: a JOIN with all of them packs to ~2 MB, twice a peer's
+ * frame limit, so it must go in chunks (a tenth under TSan, pt_scaled:
+ * chunks still, at a smaller count). BIG_GONE of them are unregistered
+ * while the registry is down: the re-join must drop them there. */
+#define BIG ((int)pt_scaled(40000, 10))
+#define BIG_GONE 1000
+#define BIG_TASKS 64
+
+typedef struct big_arg {
+    pc_ref owner;
+    int first;
+} big_arg;
+
+/* Register every BIG_TASKS-th name from `first` (ref: the owner task). */
+static pc_msg *
+big_register(void *arg)
+{
+    big_arg *b = arg;
+    char name[32];
+
+    for (int i = b->first; i < BIG; i += BIG_TASKS) {
+        snprintf(name, sizeof name, "big-%d", i);
+        TCHECK_RC(pc_name_register(PC_NAME_TASK, name, b->owner, PT_LONG),
+                  PC_OK);
+    }
+    return NULL;
+}
+
+/* The registry at ep, asked directly (raw): send r, wait for its reply. */
+static Picos__V1__RegReply *
+raw_call(pc_ref server, Picos__V1__RegRequest *rq)
+{
+    static uint64_t next = 1u << 30;
+    uint8_t buf[512];
+    size_t len;
+    uint64_t id = rq->id = next++;
+
+    len = picos__v1__reg_request__pack(rq, buf);
+    TCHECK_RC(pc_send_data(server, "picos.v1.RegRequest", buf, len), PC_OK);
+    for (;;) {
+        pc_msg *m = NULL;
+        Picos__V1__RegReply *rp;
+        const void *d;
+        if (pc_recv_type("picos.v1.RegReply", &m, PT_LONG) != PC_OK)
+            return NULL;
+        d = pc_msg_data(m, &len);
+        rp = picos__v1__reg_reply__unpack(NULL, len, d);
+        pc_msg_free(&m);
+        if (rp && rp->id == id)
+            return rp;
+        if (rp)
+            picos__v1__reg_reply__free_unpacked(rp, NULL);
+    }
+}
+
+static pc_msg *
+big_task(void *arg)
+{
+    static big_arg args[BIG_TASKS];
+    pc_ref tasks[BIG_TASKS], server = PC_REF_NIL;
+    pc_spawn_opts so = {.worker = PC_WORKER_ANY, .flags = PC_TASK_JOINABLE};
+    char ep1[256];
+    size_t ok = 0, absent = 0, got = 0;
+    uint32_t names = 0;
+    double t0;
+    (void)arg;
+
+    TCHECK_RC(driver_join(R1.ep, NULL), PC_OK);
+    t0 = pc_now();
+    for (int t = 0; t < BIG_TASKS; t++) {
+        args[t].owner = pc_self();
+        args[t].first = t;
+        TCHECK_RC(pc_spawn(big_register, &args[t], &so, &tasks[t]), PC_OK);
+    }
+    for (int t = 0; t < BIG_TASKS; t++)
+        TCHECK_RC(pc_task_join(tasks[t], 3 * PT_LONG, NULL), PC_OK);
+    printf("\n    %d names registered in %.2f s\n", BIG, pt_since(t0));
+    /* the registry dies; names go while it is down */
+    snprintf(ep1, sizeof ep1, "%s", R1.ep);
+    rg_kill(&R1);
+    for (int i = 0; i < BIG_GONE; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "big-%d", i);
+        (void)pc_name_unregister(PC_NAME_TASK, name, PT_LONG);
+        TCHECK_RC(pc_name_unregister(PC_NAME_TASK, name, 0), PC_ENOENT);
+    }
+    /* back on its log: the agent re-joins it with every name it holds */
+    t0 = pc_now();
+    CU_ASSERT_FATAL(rg_start(&R1, ep1));
+    TCHECK_RC(pc_node_connect(R1.ep, PT_LONG, NULL), PC_OK);
+    TCHECK_RC(pc_locate_at(R1.ep, PC_REGISTRY_TASK, PT_LONG, &server), PC_OK);
+    for (;;) {
+        Picos__V1__RegRequest rq = PICOS__V1__REG_REQUEST__INIT;
+        Picos__V1__RegReply *rp;
+        bool done = false;
+        rq.op = PICOS__V1__REG_OP__STATUS;
+        if ((rp = raw_call(server, &rq))) {
+            if (rp->registry) {
+                names = rp->registry->names;
+                done = !rp->registry->recovering &&
+                       rp->registry->nodes_up == 1 &&
+                       names == (uint32_t)(BIG - BIG_GONE);
+            }
+            picos__v1__reg_reply__free_unpacked(rp, NULL);
+        }
+        if (done || pt_since(t0) > 2 * PT_LONG)
+            break;
+        pc_sleep(0.05);
+    }
+    TCHECK_EQ(names, BIG - BIG_GONE);
+    printf("    re-joined with %u names in %.2f s\n", names, pt_since(t0));
+    /* every name asked at the registry: the held ones there, none other */
+    for (int i = 0; i < BIG; i++) {
+        Picos__V1__RegRequest rq = PICOS__V1__REG_REQUEST__INIT;
+        Picos__V1__NameEntry e = PICOS__V1__NAME_ENTRY__INIT, *ep = &e;
+        uint8_t buf[128];
+        char name[32];
+        size_t len;
+        snprintf(name, sizeof name, "big-%d", i);
+        e.name = name;
+        rq.id = (uint64_t)i + 1;
+        rq.op = PICOS__V1__REG_OP__LOCATE;
+        rq.n_names = 1;
+        rq.names = &ep;
+        len = picos__v1__reg_request__pack(&rq, buf);
+        TCHECK_RC(pc_send_data(server, "picos.v1.RegRequest", buf, len), PC_OK);
+    }
+    while (got < (size_t)BIG) {
+        pc_msg *m = NULL;
+        Picos__V1__RegReply *rp;
+        const void *d;
+        size_t len;
+        if (pc_recv_type("picos.v1.RegReply", &m, PT_LONG) != PC_OK)
+            break;
+        d = pc_msg_data(m, &len);
+        rp = picos__v1__reg_reply__unpack(NULL, len, d);
+        pc_msg_free(&m);
+        if (!rp)
+            continue;
+        if (rp->id >= 1 && rp->id <= (uint64_t)BIG) {
+            bool gone = rp->id <= BIG_GONE;
+            got++;
+            if (!gone && rp->status == PICOS__V1__REG_STATUS__OK &&
+                rp->n_names == 1 && rp->names[0]->ref &&
+                rp->names[0]->ref->id == pc_self().id)
+                ok++;
+            if (gone && rp->status == PICOS__V1__REG_STATUS__NOT_FOUND)
+                absent++;
+        }
+        picos__v1__reg_reply__free_unpacked(rp, NULL);
+    }
+    TCHECK_EQ(got, BIG);
+    TCHECK_EQ(ok, BIG - BIG_GONE);
+    TCHECK_EQ(absent, BIG_GONE);
+    pc_node_stop();
+    return NULL;
+}
+
+PT_TEST(big_node_rejoins_restarted_registry)
+static void
+big_node_rejoins_restarted_registry(void)
+{
+    fresh();
+    CU_ASSERT_FATAL(rg_start(&R1, NULL));
+    driver_run(big_task);
+    rg_kill(&R1);
+}
+
 PT_MAIN("cluster", PT_ENTRY(names_across_nodes), PT_ENTRY(node_kill9_names_go),
         PT_ENTRY(node_sigstop_names_go), PT_ENTRY(registry_down_unreach),
         PT_ENTRY(wrong_secret_refused), PT_ENTRY(two_registries_one_killed),
         PT_ENTRY(partition_conflict_earlier_wins),
-        PT_ENTRY(locate_send_in_flight), PT_ENTRY(locate_send_registry_down))
+        PT_ENTRY(locate_send_in_flight), PT_ENTRY(locate_send_registry_down),
+        PT_ENTRY(big_node_rejoins_restarted_registry))

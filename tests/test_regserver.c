@@ -20,6 +20,8 @@
 #include "testutil.h"
 
 static char driver_ep[256];
+/* More arguments for the next registries started (NULL-terminated). */
+static const char *rg_extra[4];
 
 /* A fresh data dir for one test. */
 static void
@@ -72,6 +74,8 @@ rg_start(rg *g, const char *dir, const char *listen)
     const char *p;
 
     rg_args(a, &n, dir, listen ? listen : "tcp://127.0.0.1:0");
+    for (size_t i = 0; rg_extra[i]; i++)
+        a[n++] = rg_extra[i];
     a[n] = NULL;
     memset(g, 0, sizeof *g);
     if (!rg_spawn(&g->c, a))
@@ -525,6 +529,107 @@ restart_10k(void)
     nt_stop(&R1.c);
 }
 
+/* ---- a JOIN in chunks; over the names per node --------------------------------- */
+
+/* Names (kind task) the registry holds with `prefix`, counted. */
+static size_t
+count_names(pc_ref reg, const char *prefix)
+{
+    Picos__V1__RegReply *r =
+        rp_simple(reg, PICOS__V1__REG_OP__LIST_NAMES, PT_LONG);
+    size_t n = 0;
+
+    TCHECK(r != NULL);
+    for (size_t i = 0; r && i < r->n_names; i++)
+        n += !strncmp(r->names[i]->name, prefix, strlen(prefix));
+    if (r)
+        picos__v1__reg_reply__free_unpacked(r, NULL);
+    return n;
+}
+
+#define JOIN_PART(first, n, more, id)                                          \
+    rp_join_part(reg, "driver", driver_ep, "c-", first, n, more, id, PT_LONG)
+
+static pc_msg *
+chunks_task(void *arg)
+{
+    Picos__V1__RegReply *r;
+    pc_ref reg;
+    uint64_t id = 0;
+    (void)arg;
+
+    reg = find(R1.c.ep);
+    /* over --max-node-names 100 in its second chunk: the whole JOIN is
+     * refused, its last chunk too, and nothing of it applied */
+    REPLY_IS(JOIN_PART(0, 60, true, &id), PICOS__V1__REG_STATUS__OK);
+    id++;
+    r = JOIN_PART(60, 60, true, &id);
+    TCHECK(r && r->status == PICOS__V1__REG_STATUS__BAD_REQUEST);
+    if (r) {
+        TCHECK(strstr(r->text, "more than 100 names") != NULL);
+        printf("\n    refused: %s\n", r->text);
+        picos__v1__reg_reply__free_unpacked(r, NULL);
+    }
+    id++;
+    REPLY_IS(JOIN_PART(120, 10, false, &id),
+             PICOS__V1__REG_STATUS__BAD_REQUEST);
+    REPLY_IS(rp_simple(reg, PICOS__V1__REG_OP__LIST_NODES, PT_LONG),
+             PICOS__V1__REG_STATUS__OK);
+    TCHECK_EQ(count_names(reg, "c-"), 0);
+    REPLY_IS(rp_name_op(reg, PICOS__V1__REG_OP__REGISTER,
+                        PICOS__V1__NAME_KIND__TASK, "x", pc_self(), 0, PT_LONG),
+             PICOS__V1__REG_STATUS__NOT_JOINED);
+    /* a half-received JOIN whose next chunk never comes is dropped by
+     * the next JOIN (its id does not follow) */
+    id = 0;
+    REPLY_IS(JOIN_PART(500, 5, true, &id), PICOS__V1__REG_STATUS__OK);
+    id += 10;
+    /* 3 chunks, 90 names: the union is what the node holds */
+    REPLY_IS(JOIN_PART(0, 40, true, &id), PICOS__V1__REG_STATUS__OK);
+    TCHECK_EQ(count_names(reg, "c-"), 0); /* nothing yet */
+    id++;
+    REPLY_IS(JOIN_PART(40, 40, true, &id), PICOS__V1__REG_STATUS__OK);
+    id++;
+    REPLY_IS(JOIN_PART(80, 10, false, &id), PICOS__V1__REG_STATUS__OK);
+    TCHECK_EQ(count_names(reg, "c-"), 90);
+    REPLY_IS(rp_name_op(reg, PICOS__V1__REG_OP__LOCATE,
+                        PICOS__V1__NAME_KIND__TASK, "c-500", PC_REF_NIL, 0,
+                        PT_LONG),
+             PICOS__V1__REG_STATUS__NOT_FOUND);
+    REPLY_IS(rp_name_op(reg, PICOS__V1__REG_OP__LOCATE,
+                        PICOS__V1__NAME_KIND__TASK, "c-45", PC_REF_NIL, 0,
+                        PT_LONG),
+             PICOS__V1__REG_STATUS__OK);
+    /* joined again in 2 chunks without c-0..c-49: those go */
+    id = 0;
+    REPLY_IS(JOIN_PART(50, 20, true, &id), PICOS__V1__REG_STATUS__OK);
+    id++;
+    REPLY_IS(JOIN_PART(70, 20, false, &id), PICOS__V1__REG_STATUS__OK);
+    TCHECK_EQ(count_names(reg, "c-"), 40);
+    REPLY_IS(rp_name_op(reg, PICOS__V1__REG_OP__LOCATE,
+                        PICOS__V1__NAME_KIND__TASK, "c-10", PC_REF_NIL, 0,
+                        PT_LONG),
+             PICOS__V1__REG_STATUS__NOT_FOUND);
+    return NULL;
+}
+
+PT_TEST(join_chunks)
+static void
+join_chunks(void)
+{
+    char dir[128];
+
+    driver_start(NULL);
+    data_dir(dir, sizeof dir, "chunks");
+    rg_extra[0] = "--max-node-names";
+    rg_extra[1] = "100";
+    CU_ASSERT_FATAL(rg_start(&R1, dir, NULL));
+    rg_extra[0] = NULL;
+    pt_spawn(chunks_task, NULL, 0, 0);
+    PT_RUN();
+    CU_ASSERT_EQUAL(rg_term(&R1), 0);
+}
+
 /* ---- torn and corrupt logs --------------------------------------------------------------- */
 
 /* A log of one member with 10 names, written by a registry stopped with
@@ -669,6 +774,6 @@ wrong_secret(void)
 }
 
 PT_MAIN("regserver", PT_ENTRY(names), PT_ENTRY(node_kill9),
-        PT_ENTRY(node_sigstop), PT_ENTRY(restart_10k), PT_ENTRY(torn_log),
-        PT_ENTRY(corrupt_log), PT_ENTRY(bad_config), PT_ENTRY(busy_port),
-        PT_ENTRY(wrong_secret))
+        PT_ENTRY(node_sigstop), PT_ENTRY(restart_10k), PT_ENTRY(join_chunks),
+        PT_ENTRY(torn_log), PT_ENTRY(corrupt_log), PT_ENTRY(bad_config),
+        PT_ENTRY(busy_port), PT_ENTRY(wrong_secret))

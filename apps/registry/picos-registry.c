@@ -3,7 +3,8 @@
  *
  *     picos-registry [--config FILE] [--listen EP] [--data-dir DIR]
  *                    [--secret-file F] [--name N] [--heartbeat S]
- *                    [--timeout S] [--grace S] [--help]
+ *                    [--timeout S] [--grace S] [--max-node-names N]
+ *                    [--help]
  *
  * Options come from the INI file's [registry] section first, then the
  * command line, which overrides it. It parses, starts the node and the
@@ -41,18 +42,20 @@
 typedef struct cfg {
     char listen[256], data_dir[256], secret_file[256], name[256];
     double heartbeat, timeout, grace;
-    uint64_t compact_bytes;
+    uint64_t compact_bytes, max_node_names;
 } cfg;
 
 static const char usage[] =
     "usage: " PROG " [--config FILE] [--listen EP] [--data-dir DIR]\n"
     "                      [--secret-file F] [--name N] [--heartbeat S]\n"
-    "                      [--timeout S] [--grace S] [--help]\n"
+    "                      [--timeout S] [--grace S] [--max-node-names N]\n"
+    "                      [--help]\n"
     "\n"
     "The picos cluster registry: members, names, and their log.\n"
     "  --config FILE       INI file, section [registry]: listen, data_dir,\n"
     "                      secret_file, name, heartbeat, timeout, grace,\n"
-    "                      compact_bytes (the command line overrides it)\n"
+    "                      compact_bytes, max_node_names (the command line\n"
+    "                      overrides it)\n"
     "  --listen EP         ROUTER endpoint (default " PC_REGISTRY_DEFAULT ")\n"
     "  --data-dir DIR      where registry.log lives (default /var/lib/picos)\n"
     "  --secret-file F     cluster secret (default $PICOS_SECRET_FILE,\n"
@@ -62,6 +65,8 @@ static const char usage[] =
     "  --timeout S         silence before a node is down (default 1.0)\n"
     "  --grace S           after a restart, time for the log's members to\n"
     "                      join again (default 3 x timeout + 2)\n"
+    "  --max-node-names N  the most names one node may hold (its JOIN is\n"
+    "                      refused beyond; default 1000000)\n"
     "Exit status: 0 stopped by SIGTERM/SIGINT, 1 could not start, 2 bad\n"
     "command line or config.\n";
 
@@ -133,6 +138,8 @@ set(cfg *c, const char *key, const char *v)
         return num(v, &c->grace);
     if (!strcmp(key, "compact_bytes"))
         return bytes(v, &c->compact_bytes);
+    if (!strcmp(key, "max_node_names"))
+        return bytes(v, &c->max_node_names) && c->max_node_names > 0;
     return -1;
 }
 
@@ -204,6 +211,7 @@ parse(cfg *c, int argc, char **argv)
                {"--heartbeat", "heartbeat"},
                {"--timeout", "timeout"},
                {"--grace", "grace"},
+               {"--max-node-names", "max_node_names"},
                {"--config", NULL}};
 
     /* the config file first, whatever its place: the rest overrides it */
@@ -296,6 +304,7 @@ main(int argc, char **argv)
     o.net.timeout = c.timeout;
     o.grace = c.grace;
     o.compact_bytes = c.compact_bytes;
+    o.max_node_names = (size_t)c.max_node_names;
     if ((rc = pc_node_start(&no)) != PC_OK)
         start_failed("can't start the node", rc);
     if ((rc = pc_registry_start(&o, bound, sizeof bound)) != PC_OK)

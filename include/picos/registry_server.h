@@ -40,7 +40,14 @@ typedef struct pc_registry_opts {
     /* Compact the log when it is bigger than this and than twice the live
      * state; 0: 64 MiB. */
     uint64_t compact_bytes;
+    /* The most names one node's JOIN may carry (all its chunks together,
+     * docs/registry.md): a JOIN over it is refused (BAD_REQUEST), so a
+     * node can't make the registry hold unbounded memory. 0:
+     * PC_REGISTRY_MAX_NODE_NAMES. */
+    size_t max_node_names;
 } pc_registry_opts;
+
+#define PC_REGISTRY_MAX_NODE_NAMES ((size_t)1000000)
 
 /* Start a registry on the running node: open and replay the log, start the
  * transport, listen, and spawn the server task. The bound endpoint is
