@@ -203,18 +203,25 @@ pc__rc_submit(rc_call *c)
     return PC_OK;
 }
 
+/* Wait for the agent's answer to c: until its deadline and `slack` more
+ * (the agent answers by the deadline itself), forever when it has none. */
+static pc_err
+wait_answer(rc_call *c, double slack)
+{
+    double left = pc_deadline_left(c->deadline);
+    return pc_event_wait(c->ev, left < 0 ? -1 : left + slack);
+}
+
 /* Hand c to the agent and wait for its answer; the caller's reference
  * stays the caller's. */
 static pc_err
 call(rc_call *c)
 {
-    double left;
     pc_err rc;
 
     if ((rc = pc__rc_submit(c)) != PC_OK)
         return rc;
-    left = pc_deadline_left(c->deadline);
-    rc = pc_event_wait(c->ev, left < 0 ? -1 : left + 0.5);
+    rc = wait_answer(c, 0.5);
     return rc == PC_OK ? c->rc : rc;
 }
 
@@ -341,7 +348,8 @@ pc_cluster_join(const pc_cluster_opts *o)
     s->self.pid = (uint32_t)getpid();
     s->self.endpoint = s->endpoint;
     s->self.pub_endpoint = s->pub_endpoint;
-    s->register_timeout = o->register_timeout > 0 ? o->register_timeout : 5.0;
+    /* 0 means the default; negative is forever, as for every timeout */
+    s->register_timeout = o->register_timeout != 0 ? o->register_timeout : 5.0;
     s->qtail = &s->q;
     s->lk_reg = -1;
     s->next_id = 1ull << 62; /* apart from the agent's ids */
@@ -357,7 +365,7 @@ pc_cluster_join(const pc_cluster_opts *o)
     pc__rc = s;
     pthread_mutex_unlock(&pc__rc_mu);
     if (!(c = pc__rc_call_new(
-              CALL_JOIN, o->join_timeout > 0 ? o->join_timeout : 5.0, true))) {
+              CALL_JOIN, o->join_timeout != 0 ? o->join_timeout : 5.0, true))) {
         rc = PC_ENOMEM;
         goto undo;
     }
@@ -374,7 +382,7 @@ pc_cluster_join(const pc_cluster_opts *o)
     pthread_mutex_lock(&pc__rc_mu);
     s->agent = agent;
     pthread_mutex_unlock(&pc__rc_mu);
-    rc = pc_event_wait(c->ev, pc_deadline_left(c->deadline) + 1.0);
+    rc = wait_answer(c, 1.0);
     if (rc == PC_OK)
         rc = c->rc;
     pc__rc_call_put(c);

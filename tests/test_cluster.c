@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 
 #include "picos/net.h"
@@ -345,6 +346,50 @@ wrong_secret_refused(void)
     fresh();
     CU_ASSERT_FATAL(rg_start(&R1, NULL));
     driver_run(wrong_secret_task);
+    rg_kill(&R1);
+}
+
+/* ---- join_timeout < 0: wait for a registry as long as it takes ------------------------ */
+
+/* Let the stopped R1 go on later than the default join timeout (5 s): a
+ * join told to wait forever must still be waiting then. */
+static void *
+late_registry(void *arg)
+{
+    (void)arg;
+    usleep(6500 * 1000);
+    kill(-R1.c.pid, SIGCONT);
+    return NULL;
+}
+
+static pc_msg *
+join_forever_task(void *arg)
+{
+    pc_cluster_opts o = {0};
+    pthread_t t;
+    (void)arg;
+
+    o.registries = R1.ep;
+    o.net.secret_file = secret_path;
+    o.net.heartbeat = atof(NET_HB);
+    o.net.timeout = atof(NET_TIMEOUT);
+    o.join_timeout = -1; /* negative: forever */
+    TCHECK(pthread_create(&t, NULL, late_registry, NULL) == 0);
+    TCHECK_RC(pc_cluster_join(&o), PC_OK);
+    pthread_join(t, NULL);
+    TCHECK(pc_cluster_joined());
+    pc_node_stop();
+    return NULL;
+}
+
+PT_TEST(join_timeout_negative_waits)
+static void
+join_timeout_negative_waits(void)
+{
+    fresh();
+    CU_ASSERT_FATAL(rg_start(&R1, NULL));
+    CU_ASSERT_FATAL(kill(-R1.c.pid, SIGSTOP) == 0); /* there, not answering */
+    driver_run(join_forever_task);
     rg_kill(&R1);
 }
 
@@ -843,7 +888,8 @@ big_node_rejoins_restarted_registry(void)
 
 PT_MAIN("cluster", PT_ENTRY(names_across_nodes), PT_ENTRY(node_kill9_names_go),
         PT_ENTRY(node_sigstop_names_go), PT_ENTRY(registry_down_unreach),
-        PT_ENTRY(wrong_secret_refused), PT_ENTRY(two_registries_one_killed),
+        PT_ENTRY(wrong_secret_refused), PT_ENTRY(join_timeout_negative_waits),
+        PT_ENTRY(two_registries_one_killed),
         PT_ENTRY(partition_conflict_earlier_wins),
         PT_ENTRY(locate_send_in_flight), PT_ENTRY(locate_send_registry_down),
         PT_ENTRY(big_node_rejoins_restarted_registry))
