@@ -382,12 +382,15 @@ by_node(rc_name *e, void *ctx)
     return e->info.ref.node == *(uint64_t *)ctx;
 }
 
+/* Every invalidation counts (inval), whether or not it found an entry: a
+ * direct lookup whose answer is still on its way must not cache a name
+ * that went meanwhile (its NAME_GONE came before the entry existed). */
 static void
 cache_drop_if(agent *a, bool (*pred)(rc_name *, void *), void *ctx)
 {
     pthread_mutex_lock(&pc__rc_mu);
-    if (pc__rc_names_drop_if(&a->s->cache, pred, ctx))
-        a->s->inval++;
+    pc__rc_names_drop_if(&a->s->cache, pred, ctx);
+    a->s->inval++;
     pthread_mutex_unlock(&pc__rc_mu);
 }
 
@@ -395,8 +398,8 @@ static void
 cache_del(agent *a, int kind, const char *name)
 {
     pthread_mutex_lock(&pc__rc_mu);
-    if (pc__rc_names_del(&a->s->cache, kind, name))
-        a->s->inval++;
+    pc__rc_names_del(&a->s->cache, kind, name);
+    a->s->inval++;
     pthread_mutex_unlock(&pc__rc_mu);
 }
 

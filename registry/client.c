@@ -714,6 +714,9 @@ locate_direct(int kind, const char *name, double timeout, pc_name_info *out)
         if (pc__rc && pc__rc->lk_epoch == d.epoch && pc__rc->inval == d.inval &&
             (c = pc__rc_names_put(&pc__rc->cache, kind, name))) {
             c->info = *out;
+            /* cached under the name asked, whatever the reply spelled */
+            c->info.kind = (pc_name_kind)kind;
+            snprintf(c->info.name, sizeof c->info.name, "%s", name);
             c->reg = reg;
         }
         pthread_mutex_unlock(&pc__rc_mu);
@@ -809,6 +812,7 @@ pc_locate_send(pc_name_kind kind, const char *name, double timeout,
     rc_name *e;
     rc_call *c;
     pc_ref self = pc_self(), hit = PC_REF_NIL;
+    char ep[PC_ENDPOINT_MAX + 1] = "";
     pc_err rc;
 
     if (!kind_ok(kind) || !name_ok(name) || pc_ref_is_nil(self))
@@ -822,9 +826,13 @@ pc_locate_send(pc_name_kind kind, const char *name, double timeout,
     if ((e = pc__rc_names_get(&pc__rc->cache, kind, name))) {
         pc__rc->stats.cache_hits++;
         hit = e->info.ref;
+        if (!e->connected && hit.node != pc_node_id())
+            snprintf(ep, sizeof ep, "%s", e->info.endpoint);
     }
     pthread_mutex_unlock(&pc__rc_mu);
     if (!pc_ref_is_nil(hit)) {
+        if (ep[0]) /* as for an answer: the owner's link starts now */
+            pc_node_connect(ep, 0, NULL);
         pc__rc_located_send(self, tag, PC_OK, hit);
         return PC_OK;
     }

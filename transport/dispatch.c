@@ -139,6 +139,11 @@ do_connect(net *n, cmd *c)
         return;
     }
     if (w->deadline <= pc_now()) { /* timeout 0: the link goes on alone */
+        /* ... for a while: a node that never answers is given up, as a
+         * connect that waited would be */
+        double until = pc_now() + (n->timeout > 5.0 ? n->timeout : 5.0);
+        if (!p->node && p->bg_until < until)
+            p->bg_until = until;
         pc__net_waiter_done(w, PC_ETIMEDOUT);
         return;
     }

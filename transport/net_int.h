@@ -95,6 +95,9 @@ typedef struct peer {
     bool gone;       /* to be freed by the link thread's reaper */
     bool connected, handshook; /* a dealer's connection events */
     double last_in, last_out, since, hello_at;
+    /* a connect nobody waits for (timeout 0): given up at this time unless
+     * its node answered; 0: not such a connect */
+    double bg_until;
     wire_buf out;                          /* the frame being filled */
     struct frame *pending, **pending_tail; /* frames ZeroMQ refused (HWM) */
     unsigned auth_failed;

@@ -494,6 +494,10 @@ pc__peer_on_tick(struct ev_loop *loop, ev_timer *t, int revents)
                 e.kind = PICOS__V1__KIND__HEARTBEAT;
                 pc__link_out(n, p, &e);
             }
+        } else if (p->dealer && !p->node && !p->connect_waiters &&
+                   p->bg_until && now > p->bg_until) {
+            connect_gave_up(n, p, PC_ETIMEDOUT); /* a timeout-0 connect */
+            continue;
         } else if (p->dealer && !p->up && now - p->hello_at >= 1.0) {
             pc__link_hello(n, p); /* still connecting, or reconnecting */
         } else if (!p->dealer && !p->up && now - p->since > 10.0) {

@@ -86,10 +86,11 @@ typedef struct pc_cluster_opts {
      * already listening node keeps its endpoint. */
     const char *listen;
     /* How long pc_cluster_join() waits for the first registry to answer;
-     * 0: 5 s. The other registries are joined in the background. */
+     * 0: 5 s; negative: for ever. The other registries are joined in the
+     * background. */
     double join_timeout;
     /* The timeout pc_register() uses for its cluster-wide part (it takes
-     * none of its own); 0: 5 s. */
+     * none of its own); 0: 5 s; negative: for ever. */
     double register_timeout;
 } pc_cluster_opts;
 
