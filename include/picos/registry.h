@@ -98,7 +98,10 @@ typedef struct pc_cluster_opts {
  * started (o->net), listen (o->listen), connect to every registry, join
  * them, and wait up to o->join_timeout for the first to accept. The other
  * registries are joined as they answer; a registry that goes away is joined
- * again when it comes back, with every name this node holds. o may be NULL.
+ * again when it comes back, with every name this node holds. Names given
+ * to pc_register() before the join returned stay this node's own (register
+ * them after it, or with pc_name_register()). A failed join leaves the
+ * transport and the listening socket it started. o may be NULL.
  * Returns PC_OK, PC_ESTATE (no node, or joined already), PC_EINVAL (bad
  * endpoints), PC_EUNREACH (no registry answered in time: one line names
  * them), PC_EAUTH (a registry refused our key: wrong cluster secret), or an
