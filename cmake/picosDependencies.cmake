@@ -10,8 +10,6 @@
 #   picos::wolfssl     wolfSSL (pkg-config; Debian: libwolfssl-dev)
 #   picos::zmq         libzmq (pkg-config; Debian: libzmq3-dev)
 #   picos::sodium      libsodium (pkg-config; Debian: libsodium-dev)
-#   picos::inih        libinih, INI config files (Debian: libinih-dev)
-#   picos::jansson     jansson, JSON (Debian: libjansson-dev)
 #   picos::zlib        zlib, the registry log's CRC-32 (Debian: zlib1g-dev)
 
 if(NOT TARGET picos::ev)
@@ -83,6 +81,4 @@ endmacro()
 
 picos_pkg_target(picos::zmq libzmq libzmq3-dev)
 picos_pkg_target(picos::sodium libsodium libsodium-dev)
-picos_pkg_target(picos::inih inih libinih-dev)
-picos_pkg_target(picos::jansson jansson libjansson-dev)
 picos_pkg_target(picos::zlib zlib zlib1g-dev)
