@@ -529,6 +529,98 @@ restart_10k(void)
     nt_stop(&R1.c);
 }
 
+/* ---- compaction under churn ------------------------------------------------------------ */
+
+static char compact_dir[160];
+
+#define CHURN_ROUNDS 30
+#define CHURN_NAMES 200
+#define KEEP_NAMES 50
+
+/* REGISTER (or UNREGISTER) names prefix0.. prefix(n-1), all in flight at
+ * once, then every answer; how many were OK. */
+static size_t
+name_batch(pc_ref reg, int op, const char *prefix, int n)
+{
+    size_t ok = 0;
+
+    for (int i = 0; i < n; i++) {
+        Picos__V1__RegRequest q = PICOS__V1__REG_REQUEST__INIT;
+        Picos__V1__NameEntry *ep;
+        rp_entry x;
+        char name[32];
+        snprintf(name, sizeof name, "%s%d", prefix, i);
+        rp_entry_set(&x, PICOS__V1__NAME_KIND__TASK, name, pc_self());
+        ep = &x.e;
+        q.op = op;
+        q.n_names = 1;
+        q.names = &ep;
+        TCHECK(rp_send(reg, &q) != 0);
+    }
+    for (int i = 0; i < n; i++) {
+        Picos__V1__RegReply *r = rp_wait(NULL, PT_LONG);
+        if (!r)
+            break;
+        ok += r->status == PICOS__V1__REG_STATUS__OK;
+        picos__v1__reg_reply__free_unpacked(r, NULL);
+    }
+    return ok;
+}
+
+static pc_msg *
+compact_task(void *arg)
+{
+    char log[200];
+    struct stat st;
+    pc_ref reg;
+    (void)arg;
+
+    reg = find(R1.c.ep);
+    join_self(reg, "", 0);
+    TCHECK_EQ(name_batch(reg, PICOS__V1__REG_OP__REGISTER, "keep-", KEEP_NAMES),
+              KEEP_NAMES);
+    /* 30 rounds of 200 names registered and dropped: ~12,000 records,
+     * about ten times the compaction threshold */
+    for (int round = 0; round < CHURN_ROUNDS; round++) {
+        TCHECK_EQ(
+            name_batch(reg, PICOS__V1__REG_OP__REGISTER, "churn-", CHURN_NAMES),
+            CHURN_NAMES);
+        TCHECK_EQ(name_batch(reg, PICOS__V1__REG_OP__UNREGISTER, "churn-",
+                             CHURN_NAMES),
+                  CHURN_NAMES);
+    }
+    snprintf(log, sizeof log, "%s/registry.log", compact_dir);
+    TCHECK(stat(log, &st) == 0);
+    printf("\n    log after the churn: %lld bytes\n", (long long)st.st_size);
+    /* compacted: far below the ~600 KB the records take uncompacted */
+    TCHECK(st.st_size < 3 * 65536);
+    /* what the compacted log holds comes back after a kill -9 */
+    kill(-R1.c.pid, SIGKILL);
+    nt_stop(&R1.c);
+    TCHECK(rg_start(&R2, compact_dir, NULL));
+    TCHECK_EQ(R2.names, KEEP_NAMES);
+    TCHECK_EQ(R2.nodes, 1);
+    TCHECK_EQ(rg_term(&R2), 0);
+    return NULL;
+}
+
+/* The log is compacted as it grows past --compact-bytes (and twice the live
+ * state), and a compacted log replays to the same state. */
+PT_TEST(compaction)
+static void
+compaction(void)
+{
+    driver_start(NULL);
+    data_dir(compact_dir, sizeof compact_dir, "compact");
+    rg_extra[0] = "--compact-bytes";
+    rg_extra[1] = "65536";
+    CU_ASSERT_FATAL(rg_start(&R1, compact_dir, NULL));
+    rg_extra[0] = NULL;
+    pt_spawn(compact_task, NULL, 0, 0);
+    PT_RUN();
+    nt_stop(&R1.c);
+}
+
 /* ---- a JOIN in chunks; over the names per node --------------------------------- */
 
 /* Names (kind task) the registry holds with `prefix`, counted. */
@@ -773,7 +865,7 @@ wrong_secret(void)
     CU_ASSERT_EQUAL(rg_term(&R1), 0);
 }
 
-PT_MAIN("regserver", PT_ENTRY(names), PT_ENTRY(node_kill9),
-        PT_ENTRY(node_sigstop), PT_ENTRY(restart_10k), PT_ENTRY(join_chunks),
-        PT_ENTRY(torn_log), PT_ENTRY(corrupt_log), PT_ENTRY(bad_config),
-        PT_ENTRY(busy_port), PT_ENTRY(wrong_secret))
+PT_MAIN("regserver", PT_ENTRY(names), PT_ENTRY(compaction),
+        PT_ENTRY(node_kill9), PT_ENTRY(node_sigstop), PT_ENTRY(restart_10k),
+        PT_ENTRY(join_chunks), PT_ENTRY(torn_log), PT_ENTRY(corrupt_log),
+        PT_ENTRY(bad_config), PT_ENTRY(busy_port), PT_ENTRY(wrong_secret))

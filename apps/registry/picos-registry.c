@@ -4,6 +4,7 @@
  *     picos-registry [--config FILE] [--listen EP] [--data-dir DIR]
  *                    [--secret-file F] [--name N] [--heartbeat S]
  *                    [--timeout S] [--grace S] [--max-node-names N]
+ *                    [--compact-bytes B]
  *                    [--help]
  *
  * Options come from the INI file's [registry] section first, then the
@@ -49,7 +50,7 @@ static const char usage[] =
     "usage: " PROG " [--config FILE] [--listen EP] [--data-dir DIR]\n"
     "                      [--secret-file F] [--name N] [--heartbeat S]\n"
     "                      [--timeout S] [--grace S] [--max-node-names N]\n"
-    "                      [--help]\n"
+    "                      [--compact-bytes B] [--help]\n"
     "\n"
     "The picos cluster registry: members, names, and their log.\n"
     "  --config FILE       INI file, section [registry]: listen, data_dir,\n"
@@ -67,6 +68,8 @@ static const char usage[] =
     "                      join again (default 3 x timeout + 2)\n"
     "  --max-node-names N  the most names one node may hold (its JOIN is\n"
     "                      refused beyond; default 1000000)\n"
+    "  --compact-bytes B   compact the log past B bytes and twice the live\n"
+    "                      state (default 64 MiB)\n"
     "Exit status: 0 stopped by SIGTERM/SIGINT, 1 could not start, 2 bad\n"
     "command line or config.\n";
 
@@ -212,6 +215,7 @@ parse(cfg *c, int argc, char **argv)
                {"--timeout", "timeout"},
                {"--grace", "grace"},
                {"--max-node-names", "max_node_names"},
+               {"--compact-bytes", "compact_bytes"},
                {"--config", NULL}};
 
     /* the config file first, whatever its place: the rest overrides it */
