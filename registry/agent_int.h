@@ -115,6 +115,9 @@ void pc__rc_name_lost(rc_agent *a, int kind, const char *name, int from,
                       const char *why);
 void pc__rc_finish_register(rc_agent *a, rc_op *o, bool expired);
 void pc__rc_finish_unregister(rc_agent *a, rc_op *o, bool expired);
+/* Every registry a REGISTER or UNREGISTER went to has answered or gone
+ * silent: finish it (unless answered already) and free it. */
+void pc__rc_name_op_settle(rc_agent *a, rc_op *o);
 void pc__rc_register_start(rc_agent *a, rc_call *c);
 void pc__rc_unregister_start(rc_agent *a, rc_call *c);
 void pc__rc_on_name_reply(rc_agent *a, int i, rc_op *o,

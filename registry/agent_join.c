@@ -329,15 +329,8 @@ pc__rc_reg_down(rc_agent *a, int i, const char *why)
                 pc__rc_lookup_next(a, o, i);
             else
                 pc__rc_op_free(a, o);
-        } else if (!o->out) {
-            if (!o->answered) {
-                if (o->kind == PICOS__V1__REG_OP__REGISTER)
-                    pc__rc_finish_register(a, o, false);
-                else
-                    pc__rc_finish_unregister(a, o, false);
-            }
-            pc__rc_op_free(a, o);
-        }
+        } else if (!o->out)
+            pc__rc_name_op_settle(a, o);
     }
     pc__rc_start_connector(a, i, 0.1);
 }

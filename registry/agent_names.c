@@ -123,6 +123,18 @@ pc__rc_finish_unregister(rc_agent *a, rc_op *o, bool expired)
 }
 
 void
+pc__rc_name_op_settle(rc_agent *a, rc_op *o)
+{
+    if (!o->answered) {
+        if (o->kind == PICOS__V1__REG_OP__REGISTER)
+            pc__rc_finish_register(a, o, false);
+        else
+            pc__rc_finish_unregister(a, o, false);
+    }
+    pc__rc_op_free(a, o);
+}
+
+void
 pc__rc_register_start(rc_agent *a, rc_call *c)
 {
     rc_name *h;
@@ -226,15 +238,8 @@ pc__rc_on_name_reply(rc_agent *a, int i, rc_op *o, Picos__V1__RegReply *rp)
         else if (st == ST_TAKEN && o->result == PC_OK)
             pc__rc_name_lost(a, o->nkind, o->name, i, o->text);
     }
-    if (!o->out) {
-        if (!o->answered) {
-            if (o->kind == PICOS__V1__REG_OP__REGISTER)
-                pc__rc_finish_register(a, o, false);
-            else
-                pc__rc_finish_unregister(a, o, false);
-        }
-        pc__rc_op_free(a, o);
-    }
+    if (!o->out)
+        pc__rc_name_op_settle(a, o);
 }
 
 typedef struct by_ref_ctx {
