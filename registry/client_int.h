@@ -1,8 +1,9 @@
 /* registry/client_int.h — the registry client's shared pieces (internal).
  *
- * Three files: client.c is the public API, run in the callers' threads
+ * Three parts: client.c is the public API, run in the callers' threads
  * (tasks, foreign threads); agent.c is the one agent task that talks to
- * the registries; nametab.c is the (kind, name) table both use, for the
+ * the registries (its other files agent_*.c, its own state agent_int.h);
+ * nametab.c is the (kind, name) table both use, for the
  * cache of answers and for the names this node holds.
  *
  * Callers and the agent meet in `rc_shared` under one mutex (`pc__rc_mu`):
@@ -72,7 +73,7 @@ enum {
     CALL_JOIN = 100, /* answered when the first registry accepted */
     CALL_WATCH,
     CALL_UNWATCH,
-    CALL_CONN, /* a connector's result (agent.c) */
+    CALL_CONN, /* a connector's result (agent_join.c) */
 };
 
 typedef struct rc_call {

@@ -1,5 +1,5 @@
 /* registry/server.c — the registry server: one task, its request loop, its
- * group commit, restart reconciliation, pc_registry_start/stop.
+ * group commit, pc_registry_start/stop.
  *
  * The server is ONE task (registered as PC_REGISTRY_TASK) that owns the
  * whole state (regstate.c), so nothing here takes a lock. It works in
@@ -19,13 +19,8 @@
  * it so) or its deadline passes (TIMED_OUT). Requests carry no send time,
  * so a request's timeout_ms counts from when the server takes it.
  *
- * After a restart the members of the log are unconfirmed. A probe task per
- * member connects to its endpoint and monitors its agent with the server
- * as the watcher: a connection that fails, another node at the endpoint, or
- * a DOWN (no such agent: an old start; the node declared down) drops it at
- * once. A JOIN of the same start confirms it and replaces its names with
- * the JOIN's list. Whatever is still unconfirmed `grace` seconds after the
- * start is dropped.
+ * After a restart the members of the log are unconfirmed: probes and the
+ * grace that reconcile them are in server_restart.c.
  *
  * A node's JOIN may come in chunks (RegRequest.more: a node with many
  * names can't fit them in one frame). The chunks' names are copied into a
@@ -68,25 +63,9 @@
 
 #define MSG_GO "picos.registry.go"
 #define MSG_STOP "picos.registry.stop"
-#define MSG_PROBE "picos.registry.probe"
-
-typedef struct server {
-    reg_state st;
-    pc_pool *pool;
-    pc_ref task;
-    char name[PC_NAME_MAX + 1];
-    char endpoint[PC_ENDPOINT_MAX + 1];
-    char data_dir[256];
-    double grace_deadline, probe_timeout, retry_at;
-    uint64_t compact_bytes, started_us;
-    size_t replayed_nodes, replayed_names;
-    reg_park *parked;
-    uint32_t join_gen;
-    bool names_changed, stopping, sync_failing;
-} server;
 
 static pthread_mutex_t srv_mu = PTHREAD_MUTEX_INITIALIZER;
-static server *srv;
+static reg_server *srv;
 
 static uint64_t
 wall_us(void)
@@ -108,7 +87,7 @@ kind_str(int kind)
 
 /* Pack r as a RegReply for `to`: now, or in the outbox (after the sync). */
 static void
-reply_send(server *v, pc_ref to, Picos__V1__RegReply *r, bool after_sync)
+reply_send(reg_server *v, pc_ref to, Picos__V1__RegReply *r, bool after_sync)
 {
     size_t len = picos__v1__reg_reply__get_packed_size(r);
     uint8_t stack[2048], *buf = stack;
@@ -130,8 +109,8 @@ reply_send(server *v, pc_ref to, Picos__V1__RegReply *r, bool after_sync)
 }
 
 static void
-reply_status(server *v, pc_ref to, uint64_t id, int status, const char *text,
-             bool after_sync)
+reply_status(reg_server *v, pc_ref to, uint64_t id, int status,
+             const char *text, bool after_sync)
 {
     Picos__V1__RegReply r = PICOS__V1__REG_REPLY__INIT;
 
@@ -143,7 +122,7 @@ reply_status(server *v, pc_ref to, uint64_t id, int status, const char *text,
 
 /* One entry as a reply (LOCATE, TAKEN). */
 static void
-reply_entry(server *v, pc_ref to, uint64_t id, int status, const char *text,
+reply_entry(reg_server *v, pc_ref to, uint64_t id, int status, const char *text,
             const reg_name *n, bool after_sync)
 {
     Picos__V1__RegReply r = PICOS__V1__REG_REPLY__INIT;
@@ -160,7 +139,7 @@ reply_entry(server *v, pc_ref to, uint64_t id, int status, const char *text,
 }
 
 static void
-status_view(server *v, Picos__V1__RegistryStatus *s)
+status_view(reg_server *v, Picos__V1__RegistryStatus *s)
 {
     picos__v1__registry_status__init(s);
     s->node = pc_node_id();
@@ -183,7 +162,7 @@ typedef struct node_views {
 } node_views;
 
 static bool
-nodes_make(server *v, node_views *w)
+nodes_make(reg_server *v, node_views *w)
 {
     size_t n = v->st.nmb, k = 0;
 
@@ -221,7 +200,7 @@ typedef struct req {
 } req;
 
 static void
-monitor_agent(server *v, reg_member *m, pc_ref old)
+monitor_agent(reg_server *v, reg_member *m, pc_ref old)
 {
     if (m->monitored && !pc_ref_eq(old, m->agent)) {
         pc_demonitor(v->task, old);
@@ -239,7 +218,7 @@ monitor_agent(server *v, reg_member *m, pc_ref old)
  * agent, the id after the last chunk's), else a new one (dropping a
  * half-received one: its sender gave it up). NULL: out of memory. */
 static reg_pjoin *
-pjoin_for(server *v, const req *q)
+pjoin_for(reg_server *v, const req *q)
 {
     const Picos__V1__RegRequest *r = q->r;
     reg_pjoin *p;
@@ -326,7 +305,7 @@ jname_entry(const reg_jname *j, Picos__V1__NameEntry *e, Picos__V1__Ref *ref)
  * while, so their late chunks are refused too), then dropped. Returns the
  * nearest deadline left (INFINITY: none). */
 static double
-pjoin_pass(server *v)
+pjoin_pass(reg_server *v)
 {
     double now = pc_now(), next = INFINITY;
 
@@ -348,8 +327,8 @@ pjoin_pass(server *v)
 }
 
 /* Is a join of member m's start arriving? (grace waits for it) */
-static bool
-pjoin_live(server *v, const reg_member *m)
+bool
+pc__reg_pjoin_live(reg_server *v, const reg_member *m)
 {
     for (reg_pjoin *p = v->st.pjoins; p; p = p->next)
         if (p->node == m->node && p->incarnation == m->incarnation &&
@@ -360,7 +339,7 @@ pjoin_live(server *v, const reg_member *m)
 
 /* What a JOIN does, once, with every name of its chunks (p). */
 static void
-join_apply(server *v, const req *q, const reg_pjoin *p)
+join_apply(reg_server *v, const req *q, const reg_pjoin *p)
 {
     const Picos__V1__RegRequest *r = q->r;
     Picos__V1__RegReply rep = PICOS__V1__REG_REPLY__INIT;
@@ -435,7 +414,7 @@ join_apply(server *v, const req *q, const reg_pjoin *p)
 /* A JOIN, or one chunk of it: chunks with `more` are kept (answered OK at
  * once); the last one applies the join with the union of their names. */
 static void
-op_join(server *v, const req *q)
+op_join(reg_server *v, const req *q)
 {
     const Picos__V1__RegRequest *r = q->r;
     reg_pjoin *p;
@@ -488,7 +467,7 @@ op_join(server *v, const req *q)
 }
 
 static void
-op_leave(server *v, const req *q)
+op_leave(reg_server *v, const req *q)
 {
     reg_member *m = pc__reg_member(&v->st, q->from.node);
 
@@ -514,7 +493,7 @@ held_text(char *buf, size_t size, const reg_name *n)
 }
 
 static void
-op_register(server *v, const req *q)
+op_register(reg_server *v, const req *q)
 {
     const Picos__V1__NameEntry *e = q->r->names[0];
     reg_member *m = pc__reg_member(&v->st, q->from.node);
@@ -542,7 +521,7 @@ op_register(server *v, const req *q)
 }
 
 static void
-op_unregister(server *v, const req *q)
+op_unregister(reg_server *v, const req *q)
 {
     const Picos__V1__NameEntry *e = q->r->names[0];
     reg_member *m = pc__reg_member(&v->st, q->from.node);
@@ -572,14 +551,14 @@ op_unregister(server *v, const req *q)
 }
 
 static reg_name *
-visible(server *v, int kind, const char *name)
+visible(reg_server *v, int kind, const char *name)
 {
     reg_name *n = pc__reg_name(&v->st, kind, name);
     return n && n->owner->confirmed ? n : NULL;
 }
 
 static void
-op_locate(server *v, const req *q)
+op_locate(reg_server *v, const req *q)
 {
     const Picos__V1__NameEntry *e = q->r->names[0];
     reg_name *n = visible(v, (int)e->kind, e->name);
@@ -611,7 +590,7 @@ op_locate(server *v, const req *q)
 }
 
 static void
-op_list_nodes(server *v, const req *q)
+op_list_nodes(reg_server *v, const req *q)
 {
     Picos__V1__RegReply rep = PICOS__V1__REG_REPLY__INIT;
     node_views w;
@@ -626,7 +605,7 @@ op_list_nodes(server *v, const req *q)
 }
 
 static void
-op_list_names(server *v, const req *q)
+op_list_names(reg_server *v, const req *q)
 {
     Picos__V1__RegReply rep = PICOS__V1__REG_REPLY__INIT;
     Picos__V1__NameEntry *e = NULL, **p = NULL;
@@ -679,7 +658,7 @@ op_list_names(server *v, const req *q)
 }
 
 static void
-op_status(server *v, const req *q)
+op_status(reg_server *v, const req *q)
 {
     Picos__V1__RegReply rep = PICOS__V1__REG_REPLY__INIT;
     Picos__V1__RegistryStatus st;
@@ -691,7 +670,7 @@ op_status(server *v, const req *q)
 }
 
 static void
-on_request(server *v, const pc_msg *m)
+on_request(reg_server *v, const pc_msg *m)
 {
     size_t len = 0;
     const void *data = pc_msg_data(m, &len);
@@ -737,7 +716,7 @@ on_request(server *v, const pc_msg *m)
 /* ---- DOWN, probes, parked locates, grace --------------------------------------- */
 
 static void
-on_down(server *v, const pc_msg *m)
+on_down(reg_server *v, const pc_msg *m)
 {
     reg_member *mb;
     const char *why;
@@ -762,91 +741,10 @@ on_down(server *v, const pc_msg *m)
     pc__reg_down(&v->st, mb, why);
 }
 
-typedef struct probe_arg {
-    pc_ref server, agent;
-    uint64_t node, incarnation;
-    uint32_t gen;
-    double timeout;
-    char endpoint[PC_ENDPOINT_MAX + 1];
-} probe_arg;
-
-typedef struct probe_res {
-    uint64_t node, incarnation, found;
-    uint32_t gen;
-    int32_t rc;
-} probe_res;
-
-/* Connect to a member of the log and monitor its agent, with the server
- * as the watcher; tell the server how it went. */
-static pc_msg *
-probe(void *arg)
-{
-    probe_arg *a = arg;
-    probe_res r = {a->node, a->incarnation, 0, a->gen, 0};
-
-    r.rc = pc_node_connect(a->endpoint, a->timeout, &r.found);
-    if (r.rc == PC_OK && r.found == a->node)
-        r.rc = pc_monitor(a->server, a->agent);
-    pc_send_data(a->server, MSG_PROBE, &r, sizeof r);
-    free(a);
-    return NULL;
-}
-
-static void
-probes_start(server *v)
-{
-    for (size_t i = 0; i < v->st.mcap; i++)
-        for (reg_member *m = v->st.mb[i]; m; m = m->hnext) {
-            pc_spawn_opts o = {.worker = PC_WORKER_ANY,
-                               .flags = PC_TASK_DAEMON,
-                               .name = "picos.registry.probe"};
-            probe_arg *a;
-            if (m->confirmed || !m->endpoint[0] || !(a = calloc(1, sizeof *a)))
-                continue;
-            a->server = v->task;
-            a->agent = m->agent;
-            a->node = m->node;
-            a->incarnation = m->incarnation;
-            a->gen = m->probe;
-            a->timeout = v->probe_timeout;
-            snprintf(a->endpoint, sizeof a->endpoint, "%s", m->endpoint);
-            if (pc_spawn(probe, a, &o, NULL) != PC_OK)
-                free(a);
-        }
-}
-
-static void
-on_probe(server *v, const pc_msg *m)
-{
-    size_t len = 0;
-    const void *d = pc_msg_data(m, &len);
-    probe_res r;
-    reg_member *mb;
-    char why[160];
-
-    if (len != sizeof r)
-        return;
-    memcpy(&r, d, sizeof r);
-    if (!(mb = pc__reg_member(&v->st, r.node)) ||
-        mb->incarnation != r.incarnation || mb->probe != r.gen || mb->confirmed)
-        return;
-    if (r.rc == PC_OK && r.found == r.node) {
-        mb->monitored = true; /* a DOWN tells the rest */
-        return;
-    }
-    if (r.rc == PC_OK)
-        snprintf(why, sizeof why,
-                 "another node listens at %s (it started again)", mb->endpoint);
-    else
-        snprintf(why, sizeof why, "unreachable at %s after the restart: %s",
-                 mb->endpoint, pc_strerror(r.rc));
-    pc__reg_down(&v->st, mb, why);
-}
-
 /* Answer the parked locates whose name is visible now, and the ones whose
  * deadline passed; returns the nearest deadline left (INFINITY: none). */
 static double
-parked_pass(server *v, bool names_changed)
+parked_pass(reg_server *v, bool names_changed)
 {
     double now = pc_now(), next = INFINITY;
 
@@ -875,28 +773,6 @@ parked_pass(server *v, bool names_changed)
     return next;
 }
 
-/* Drop the members of the log that did not come back within grace. */
-static void
-grace_pass(server *v)
-{
-    reg_member **late;
-    size_t n = 0;
-
-    if (!v->st.unconfirmed || pc_now() < v->grace_deadline)
-        return;
-    if (!(late = calloc(v->st.unconfirmed, sizeof *late)))
-        return;
-    for (size_t i = 0; i < v->st.mcap; i++)
-        for (reg_member *m = v->st.mb[i]; m; m = m->hnext)
-            if (!m->confirmed && n < v->st.unconfirmed && !pjoin_live(v, m))
-                late[n++] = m;
-    for (size_t i = 0; i < n; i++)
-        pc__reg_down(&v->st, late[i],
-                     "did not join again within the grace after the "
-                     "registry restarted");
-    free(late);
-}
-
 /* ---- durability ------------------------------------------------------------------ */
 
 static void *
@@ -907,7 +783,7 @@ sync_job(void *arg)
 
 /* Sync what the batch logged (on a pool thread) and send the outbox. */
 static void
-commit(server *v)
+commit(reg_server *v)
 {
     if (pc__store_pending(v->st.store)) {
         void *res = NULL;
@@ -944,7 +820,7 @@ compact_add(void *ctx, const void *p, size_t len)
 static void *
 compact_job(void *arg)
 {
-    server *v = arg;
+    reg_server *v = arg;
     pc_err rc = pc__store_compact_begin(v->st.store);
 
     if (rc == PC_OK &&
@@ -956,7 +832,7 @@ compact_job(void *arg)
 }
 
 static void
-maybe_compact(server *v)
+maybe_compact(reg_server *v)
 {
     uint64_t size = pc__store_size(v->st.store);
     void *res = NULL;
@@ -986,14 +862,14 @@ local(const pc_msg *m)
 }
 
 static void
-on_message(server *v, pc_msg *m)
+on_message(reg_server *v, pc_msg *m)
 {
     if (pc_msg_is(m, REG_MSG_REQUEST))
         on_request(v, m);
     else if (pc_msg_is(m, PC_MSG_DOWN))
         on_down(v, m);
     else if (pc_msg_is(m, MSG_PROBE) && local(m))
-        on_probe(v, m);
+        pc__reg_on_probe(v, m);
     else if (pc_msg_is(m, MSG_STOP) && local(m))
         v->stopping = true;
     else {
@@ -1014,7 +890,7 @@ go_or_stop(const pc_msg *m, void *ctx)
 static pc_msg *
 server_task(void *arg)
 {
-    server *v = arg;
+    reg_server *v = arg;
     pc_msg *m = NULL;
     double next = INFINITY, pnext = INFINITY;
 
@@ -1026,7 +902,7 @@ server_task(void *arg)
         snprintf(v->endpoint, sizeof v->endpoint, "%s", pc_msg_str(m));
     pc_msg_free(&m);
     if (!v->stopping)
-        probes_start(v);
+        pc__reg_probes_start(v);
     while (!v->stopping) {
         double until = next;
         if (v->st.unconfirmed && v->grace_deadline < until)
@@ -1040,7 +916,7 @@ server_task(void *arg)
             for (int i = 1; i < BATCH && pc_recv(&m, 0) == PC_OK; i++)
                 on_message(v, m);
         }
-        grace_pass(v);
+        pc__reg_grace_pass(v);
         pnext = pjoin_pass(v);
         next = parked_pass(v, v->names_changed);
         v->names_changed = false;
@@ -1064,7 +940,7 @@ server_task(void *arg)
 /* ---- start and stop ---------------------------------------------------------------- */
 
 static void
-server_free(server *v)
+server_free(reg_server *v)
 {
     if (!v)
         return;
@@ -1081,7 +957,7 @@ server_free(server *v)
 
 /* Ask the task to end and wait for it. */
 static pc_err
-task_stop(server *v, double timeout)
+task_stop(reg_server *v, double timeout)
 {
     pc_err rc = pc_send_data(v->task, MSG_STOP, NULL, 0);
 
@@ -1098,7 +974,7 @@ pc_registry_start(const pc_registry_opts *o, char *bound, size_t size)
                         .name = PC_REGISTRY_TASK};
     double timeout;
     char host[128] = "", ep[PC_ENDPOINT_MAX + 1];
-    server *v;
+    reg_server *v;
     pc_err rc;
 
     if (!o || !o->data_dir || !o->data_dir[0])
@@ -1201,7 +1077,7 @@ pc_registry_replayed(size_t *nodes, size_t *names)
 pc_err
 pc_registry_stop(double timeout)
 {
-    server *v;
+    reg_server *v;
     pc_err rc;
 
     pthread_mutex_lock(&srv_mu);

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "picos/msg.h"
+#include "picos/pool.h"
 #include "picos/ref.h"
 #include "picos/registry.h"
 #include "picos/registry_server.h"
@@ -26,6 +27,8 @@
 #define REG_MSG_REQUEST "picos.v1.RegRequest"
 #define REG_MSG_REPLY "picos.v1.RegReply"
 #define REG_MSG_EVENT "picos.v1.RegEvent"
+/* A probe's result to the server task (server_restart.c). */
+#define MSG_PROBE "picos.registry.probe"
 
 /* ---- decoding (regreq.c) ---------------------------------------------------- */
 
@@ -197,6 +200,36 @@ void pc__reg_name_view(const reg_name *n, Picos__V1__NameEntry *e,
 pc_err pc__reg_each_record(reg_state *s,
                            pc_err (*fn)(void *ctx, const void *p, size_t len),
                            void *ctx);
+
+/* ---- the server task (server.c, server_restart.c) ------------------------ */
+
+/* The server task's state, its own (no lock); srv in server.c is the one
+ * running. */
+typedef struct reg_server {
+    reg_state st;
+    pc_pool *pool;
+    pc_ref task;
+    char name[PC_NAME_MAX + 1];
+    char endpoint[PC_ENDPOINT_MAX + 1];
+    char data_dir[256];
+    double grace_deadline, probe_timeout, retry_at;
+    uint64_t compact_bytes, started_us;
+    size_t replayed_nodes, replayed_names;
+    reg_park *parked;
+    uint32_t join_gen;
+    bool names_changed, stopping, sync_failing;
+} reg_server;
+
+/* Is a join of member m's start arriving? (grace waits for it;
+ * server.c) */
+bool pc__reg_pjoin_live(reg_server *v, const reg_member *m);
+
+/* Start a probe task for each unconfirmed member of the log. */
+void pc__reg_probes_start(reg_server *v);
+/* A probe's result (MSG_PROBE): a member that is not there is dropped. */
+void pc__reg_on_probe(reg_server *v, const pc_msg *m);
+/* Drop the members of the log that did not come back within grace. */
+void pc__reg_grace_pass(reg_server *v);
 
 /* Name kinds on the wire. */
 static inline bool
