@@ -79,6 +79,13 @@ pc__rc_ref_from_pb(const Picos__V1__Ref *p)
     return p ? (pc_ref){p->node, p->id} : PC_REF_NIL;
 }
 
+/* A protobuf string (NULL when unset) into a fixed buffer, cut to fit. */
+static void
+copy_str(char *dst, size_t size, const char *src)
+{
+    snprintf(dst, size, "%s", src ? src : "");
+}
+
 void
 pc__rc_node_from_pb(const Picos__V1__NodeInfo *p, pc_node_info *out)
 {
@@ -87,13 +94,11 @@ pc__rc_node_from_pb(const Picos__V1__NodeInfo *p, pc_node_info *out)
         return;
     out->node = p->node;
     out->incarnation = p->incarnation;
-    snprintf(out->name, sizeof out->name, "%s", p->name ? p->name : "");
-    snprintf(out->host, sizeof out->host, "%s", p->host ? p->host : "");
+    copy_str(out->name, sizeof out->name, p->name);
+    copy_str(out->host, sizeof out->host, p->host);
     out->pid = p->pid;
-    snprintf(out->endpoint, sizeof out->endpoint, "%s",
-             p->endpoint ? p->endpoint : "");
-    snprintf(out->pub_endpoint, sizeof out->pub_endpoint, "%s",
-             p->pub_endpoint ? p->pub_endpoint : "");
+    copy_str(out->endpoint, sizeof out->endpoint, p->endpoint);
+    copy_str(out->pub_endpoint, sizeof out->pub_endpoint, p->pub_endpoint);
     out->joined = (double)p->joined_us / 1e6;
     out->up = p->up;
 }
@@ -105,12 +110,10 @@ pc__rc_name_from_pb(const Picos__V1__NameEntry *p, pc_name_info *out)
     if (!p)
         return;
     out->kind = (pc_name_kind)p->kind;
-    snprintf(out->name, sizeof out->name, "%s", p->name ? p->name : "");
+    copy_str(out->name, sizeof out->name, p->name);
     out->ref = pc__rc_ref_from_pb(p->ref);
-    snprintf(out->node_name, sizeof out->node_name, "%s",
-             p->node_name ? p->node_name : "");
-    snprintf(out->endpoint, sizeof out->endpoint, "%s",
-             p->endpoint ? p->endpoint : "");
+    copy_str(out->node_name, sizeof out->node_name, p->node_name);
+    copy_str(out->endpoint, sizeof out->endpoint, p->endpoint);
     out->claimed = (double)p->claimed_us / 1e6;
 }
 
@@ -122,11 +125,9 @@ pc__rc_status_from_pb(const Picos__V1__RegistryStatus *p, pc_registry_info *out)
         return;
     out->node = p->node;
     out->incarnation = p->incarnation;
-    snprintf(out->name, sizeof out->name, "%s", p->name ? p->name : "");
-    snprintf(out->endpoint, sizeof out->endpoint, "%s",
-             p->endpoint ? p->endpoint : "");
-    snprintf(out->data_dir, sizeof out->data_dir, "%s",
-             p->data_dir ? p->data_dir : "");
+    copy_str(out->name, sizeof out->name, p->name);
+    copy_str(out->endpoint, sizeof out->endpoint, p->endpoint);
+    copy_str(out->data_dir, sizeof out->data_dir, p->data_dir);
     out->started = (double)p->started_us / 1e6;
     out->nodes_up = p->nodes_up;
     out->names = p->names;
