@@ -14,6 +14,7 @@
 #include "picos/pool.h"
 #include "picos/proc.h"
 #include "picos/ref.h"
+#include "picos/rps.h"
 #include "picos/sock.h"
 #include "picos/supervisor.h"
 #include "picos/sync.h"

@@ -1,0 +1,558 @@
+/* services/rps_client.c — the client side of Remote Pico Services.
+ *
+ * One agent task per process (spawned on first use, again after a node
+ * restart) holds every call in flight in a table keyed by the call's
+ * 64-bit id (ids count up per process, never reused). Callers never talk
+ * to the service themselves: pc_rps_call() packs the RpsCall in its own
+ * thread (so the caller's request is never touched by anyone else and
+ * stays the caller's on every error), puts the call in the table and hands
+ * it to the agent, which sends it — so the service's answers (RpsAccepted,
+ * RpsRefused, RpsDone) come back to the agent, the one reader of them.
+ *
+ * Each call has two pc_events: `accepted` (set by RpsAccepted, a refusal,
+ * or an end) and `done` (set once its outcome is known). The outcome stays
+ * in the call until pc_rps_call_free(), so finish may be called late or
+ * again. The agent monitors every accepted call task through the link: a
+ * DOWN saying PC_DOWN_NODE ends the call with PC_EUNREACH; it also
+ * monitors each acceptor it sent to, so calls not yet accepted end the
+ * same way. A call is shared by the table and its owner: a reference
+ * count decides who frees it; the mutex `mu` guards the table and every
+ * call's state.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "picos/log.h"
+#include "picos/monitor.h"
+#include "picos/node.h"
+#include "picos/registry.h"
+#include "picos/sync.h"
+#include "picos/task.h"
+
+#include "rps_int.h"
+
+#define CL_GO "picos.rps.go"
+#define NBUCKET 1024
+
+struct pc_rps_client {
+    _Atomic int refs;
+    pc_ref acceptor;
+    char name[PC_NAME_MAX + 1];
+    pc_ref *watchers; /* under mu */
+    size_t nwatchers;
+};
+
+enum { ST_SENT, ST_ACCEPTED, ST_DONE };
+
+struct pc_rps_call {
+    _Atomic int refs;
+    uint64_t id;
+    pc_rps_client *client;
+    pc_ref task;
+    int state;
+    pc_err rc;     /* refusal or outcome */
+    pc_msg *value; /* outcome's value or error message */
+    char text[160];
+    pc_event *accepted, *done;
+    uint8_t *wire; /* the packed RpsCall until the agent sends it */
+    size_t wire_len;
+    struct pc_rps_call *next; /* in its bucket */
+    bool in_table;
+};
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static struct pc_rps_call *table[NBUCKET];
+static pc_ref agent_ref;
+static _Atomic uint64_t next_id = 1;
+
+static void
+client_unref(pc_rps_client *c)
+{
+    if (c && atomic_fetch_sub(&c->refs, 1) == 1) {
+        free(c->watchers);
+        free(c);
+    }
+}
+
+static void
+call_unref(struct pc_rps_call *k)
+{
+    if (k && atomic_fetch_sub(&k->refs, 1) == 1) {
+        pc_event_free(&k->accepted);
+        pc_event_free(&k->done);
+        pc_msg_free(&k->value);
+        free(k->wire);
+        client_unref(k->client);
+        free(k);
+    }
+}
+
+/* Under mu. */
+static struct pc_rps_call *
+find(uint64_t id)
+{
+    for (struct pc_rps_call *k = table[id % NBUCKET]; k; k = k->next)
+        if (k->id == id)
+            return k;
+    return NULL;
+}
+
+/* Under mu: take k out of the table (its reference passes to the caller). */
+static void
+untable(struct pc_rps_call *k)
+{
+    struct pc_rps_call **pp = &table[k->id % NBUCKET];
+    while (*pp && *pp != k)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = k->next;
+    k->in_table = false;
+}
+
+/* Under mu: k ends with rc (value: the caller's reference passes to k).
+ * Returns true when k was not ended before; the table's reference is then
+ * the caller's to drop (after mu). */
+static bool
+end_call(struct pc_rps_call *k, pc_err rc, pc_msg *value, const char *text)
+{
+    if (k->state == ST_DONE) {
+        pc_msg_free(&value);
+        return false;
+    }
+    k->state = ST_DONE;
+    k->rc = rc;
+    k->value = value;
+    snprintf(k->text, sizeof k->text, "%s", text ? text : "");
+    if (k->in_table)
+        untable(k);
+    for (size_t i = 0; i < k->client->nwatchers; i++)
+        (void)pc__rps_send_outcome(k->client->watchers[i], k->id, rc,
+                                   rc == PC_EFAILED ? k->text : NULL);
+    pc_event_set(k->accepted);
+    pc_event_set(k->done);
+    return true;
+}
+
+static pc_err
+refusal_rc(Picos__V1__RpsRefusal code)
+{
+    switch (code) {
+    case PICOS__V1__RPS_REFUSAL__RPS_BUSY:
+        return PC_EFULL;
+    case PICOS__V1__RPS_REFUSAL__RPS_BAD_REQUEST:
+        return PC_EINVAL;
+    case PICOS__V1__RPS_REFUSAL__RPS_CLOSED:
+        return PC_ECLOSED;
+    case PICOS__V1__RPS_REFUSAL__RPS_EXPIRED:
+        return PC_ETIMEDOUT;
+    default:
+        return PC_ENOENT;
+    }
+}
+
+static void
+on_go(pc_msg *m)
+{
+    struct pc_rps_call *k = NULL;
+    size_t len = 0;
+    const void *d = pc_msg_data(m, &len);
+    pc_msg *w = NULL;
+    pc_err rc;
+    bool drop = false;
+
+    if (len != sizeof k)
+        return;
+    memcpy(&k, d, sizeof k);
+    pthread_mutex_lock(&mu);
+    rc = pc_msg_new(&w, RPS_T_CALL, k->wire, k->wire_len);
+    free(k->wire);
+    k->wire = NULL;
+    if (rc == PC_OK) {
+        pc_monitor(pc_self(), k->client->acceptor);
+        if ((rc = pc_send(k->client->acceptor, &w)) != PC_OK)
+            pc_msg_free(&w);
+    }
+    if (rc != PC_OK)
+        drop = end_call(k, rc == PC_ENOENT ? PC_ECLOSED : rc, NULL,
+                        pc_strerror(rc));
+    pthread_mutex_unlock(&mu);
+    if (drop)
+        call_unref(k);
+}
+
+static void
+on_answer(pc_msg *m)
+{
+    size_t len = 0;
+    const uint8_t *d = pc_msg_data(m, &len);
+    struct pc_rps_call *k, *drop = NULL;
+
+    if (pc_msg_is(m, RPS_T_ACCEPTED)) {
+        Picos__V1__RpsAccepted *a =
+            picos__v1__rps_accepted__unpack(NULL, len, d);
+        if (!a)
+            return;
+        pthread_mutex_lock(&mu);
+        if ((k = find(a->id)) && k->state == ST_SENT && a->task) {
+            k->task = (pc_ref){a->task->node, a->task->id};
+            k->state = ST_ACCEPTED;
+            pc_monitor(pc_self(), k->task);
+            pc_event_set(k->accepted);
+        }
+        pthread_mutex_unlock(&mu);
+        picos__v1__rps_accepted__free_unpacked(a, NULL);
+    } else if (pc_msg_is(m, RPS_T_REFUSED)) {
+        Picos__V1__RpsRefused *r = picos__v1__rps_refused__unpack(NULL, len, d);
+        if (!r)
+            return;
+        pthread_mutex_lock(&mu);
+        if ((k = find(r->id)) &&
+            end_call(k, refusal_rc(r->code), NULL, r->text))
+            drop = k;
+        pthread_mutex_unlock(&mu);
+        picos__v1__rps_refused__free_unpacked(r, NULL);
+    } else {
+        Picos__V1__RpsDone *dn = picos__v1__rps_done__unpack(NULL, len, d);
+        pc_msg *v = NULL;
+        pc_err rc = PC_OK;
+        if (!dn)
+            return;
+        switch (dn->outcome) {
+        case PICOS__V1__RPS_OUTCOME__RPS_NORMAL:
+            if (dn->value_type[0] || dn->value.len)
+                (void)pc_msg_new(&v, dn->value_type, dn->value.data,
+                                 dn->value.len);
+            break;
+        case PICOS__V1__RPS_OUTCOME__RPS_ERROR:
+            rc = PC_EFAILED;
+            (void)pc_msg_new_str(&v, PC_MSG_ERROR, dn->error);
+            break;
+        case PICOS__V1__RPS_OUTCOME__RPS_TIMED_OUT:
+            rc = PC_ETIMEDOUT;
+            break;
+        case PICOS__V1__RPS_OUTCOME__RPS_CLOSED_DONE:
+            rc = PC_ECLOSED;
+            break;
+        default:
+            rc = PC_EKILLED;
+        }
+        pthread_mutex_lock(&mu);
+        if ((k = find(dn->id))) {
+            if (k->task.id)
+                pc_demonitor(pc_self(), k->task);
+            if (end_call(k, rc, v, dn->error))
+                drop = k;
+            v = NULL;
+        }
+        pthread_mutex_unlock(&mu);
+        pc_msg_free(&v);
+        picos__v1__rps_done__free_unpacked(dn, NULL);
+    }
+    call_unref(drop);
+}
+
+/* A call task or an acceptor ended. Only a node down decides an outcome
+ * here (the RpsDone brings every other one); an acceptor that ended ends
+ * the calls it had not accepted yet. */
+static void
+on_down(pc_msg *m)
+{
+    pc_down d;
+    struct pc_rps_call *drops = NULL;
+
+    if (pc_down_parse(m, &d) != PC_OK)
+        return;
+    pthread_mutex_lock(&mu);
+    for (int b = 0; b < NBUCKET; b++) {
+        for (struct pc_rps_call *k = table[b], *nx; k; k = nx) {
+            nx = k->next;
+            bool mine = k->state == ST_ACCEPTED && pc_ref_eq(k->task, d.who);
+            bool acc =
+                k->state == ST_SENT && pc_ref_eq(k->client->acceptor, d.who);
+            if (!((mine && d.reason == PC_DOWN_NODE) || acc))
+                continue;
+            if (end_call(k, d.reason == PC_DOWN_NODE ? PC_EUNREACH : PC_ECLOSED,
+                         NULL,
+                         d.reason == PC_DOWN_NODE ? "service node down"
+                                                  : "service gone")) {
+                k->next = drops;
+                drops = k;
+            }
+        }
+    }
+    pthread_mutex_unlock(&mu);
+    while (drops) {
+        struct pc_rps_call *k = drops;
+        drops = k->next;
+        call_unref(k);
+    }
+}
+
+/* The agent's end (node stopped): every call in the table ends CLOSED. */
+static void
+agent_end(void *arg)
+{
+    struct pc_rps_call *drops = NULL;
+    (void)arg;
+    pthread_mutex_lock(&mu);
+    for (int b = 0; b < NBUCKET; b++) {
+        while (table[b]) {
+            struct pc_rps_call *k = table[b];
+            if (end_call(k, PC_ECLOSED, NULL, "node stopped")) {
+                k->next = drops;
+                drops = k;
+            } else
+                untable(k);
+        }
+    }
+    pthread_mutex_unlock(&mu);
+    while (drops) {
+        struct pc_rps_call *k = drops;
+        drops = k->next;
+        call_unref(k);
+    }
+}
+
+static pc_msg *
+agent(void *arg)
+{
+    (void)arg;
+    pc_at_exit(agent_end, NULL);
+    for (;;) {
+        pc_msg *m = NULL;
+        if (pc_recv(&m, -1) != PC_OK)
+            continue;
+        if (pc_msg_is(m, CL_GO))
+            on_go(m);
+        else if (pc_msg_is(m, PC_MSG_DOWN))
+            on_down(m);
+        else
+            on_answer(m);
+        pc_msg_free(&m);
+    }
+    return NULL;
+}
+
+/* The agent's ref, spawning it when there is none alive. */
+static pc_err
+agent_get(pc_ref *out)
+{
+    pc_spawn_opts o = {.flags = PC_TASK_DAEMON, .name = "rps.agent"};
+    pc_err rc = PC_OK;
+    pthread_mutex_lock(&mu);
+    if (pc_ref_is_nil(agent_ref) || !pc_alive(agent_ref))
+        rc = pc_spawn(agent, NULL, &o, &agent_ref);
+    *out = agent_ref;
+    pthread_mutex_unlock(&mu);
+    return rc;
+}
+
+/* ---- the API ----------------------------------------------------------------- */
+
+pc_err
+pc_rps_locate(const char *name, double timeout, pc_rps_client **out)
+{
+    pc_rps_client *c;
+    pc_ref r;
+    pc_err rc;
+
+    if (!name || !out || strlen(name) > PC_NAME_MAX)
+        return PC_EINVAL;
+    *out = NULL;
+    if ((rc = pc_locate(PC_NAME_SERVICE, name, timeout, &r)) != PC_OK)
+        return rc;
+    if (!(c = calloc(1, sizeof *c)))
+        return PC_ENOMEM;
+    atomic_init(&c->refs, 1);
+    c->acceptor = r;
+    snprintf(c->name, sizeof c->name, "%s", name);
+    *out = c;
+    return PC_OK;
+}
+
+pc_err
+pc_rps_call(pc_rps_client *c, pc_msg **req, double timeout,
+            struct pc_rps_call **out)
+{
+    Picos__V1__RpsCall w = PICOS__V1__RPS_CALL__INIT;
+    struct pc_rps_call *k;
+    pc_ref ag;
+    pc_msg *go = NULL;
+    size_t len = 0;
+    const void *d;
+    pc_err rc;
+    bool drop;
+
+    if (out)
+        *out = NULL;
+    if (!c || !req || !*req || !out)
+        return PC_EINVAL;
+    if (timeout == 0)
+        return PC_ETIMEDOUT;
+    if ((rc = agent_get(&ag)) != PC_OK)
+        return rc;
+    if (!(k = calloc(1, sizeof *k)))
+        return PC_ENOMEM;
+    atomic_init(&k->refs, 2); /* the caller's and the table's */
+    atomic_fetch_add(&c->refs, 1);
+    k->client = c;
+    k->id = atomic_fetch_add(&next_id, 1);
+    d = pc_msg_data(*req, &len);
+    w.id = k->id;
+    w.deadline_ms = timeout < 0 ? -1 : (int64_t)(timeout * 1e3) + 1;
+    w.request_type = (char *)pc_msg_type(*req);
+    w.request.data = (uint8_t *)d;
+    w.request.len = len;
+    k->wire_len = protobuf_c_message_get_packed_size(&w.base);
+    if (pc_event_new(&k->accepted) != PC_OK ||
+        pc_event_new(&k->done) != PC_OK ||
+        !(k->wire = malloc(k->wire_len ? k->wire_len : 1))) {
+        atomic_store(&k->refs, 1);
+        call_unref(k);
+        return PC_ENOMEM;
+    }
+    protobuf_c_message_pack(&w.base, k->wire);
+    pthread_mutex_lock(&mu);
+    k->next = table[k->id % NBUCKET];
+    table[k->id % NBUCKET] = k;
+    k->in_table = true;
+    pthread_mutex_unlock(&mu);
+    if ((rc = pc_msg_new(&go, CL_GO, &k, sizeof k)) != PC_OK ||
+        (rc = pc_send(ag, &go)) != PC_OK) {
+        pc_msg_free(&go);
+        pthread_mutex_lock(&mu);
+        drop = end_call(k, rc, NULL, NULL);
+        pthread_mutex_unlock(&mu);
+        if (drop)
+            call_unref(k);
+        call_unref(k);
+        return rc;
+    }
+    rc = pc_event_wait(k->accepted, timeout);
+    pthread_mutex_lock(&mu);
+    if (rc == PC_OK && k->state == ST_DONE && !k->task.id)
+        rc = k->rc; /* refused, or failed before it was accepted */
+    else if (rc != PC_OK) {
+        /* not accepted in time: the service ends it at the same deadline */
+        drop = end_call(k, PC_ETIMEDOUT, NULL, "not accepted in time");
+        rc = PC_ETIMEDOUT;
+        pthread_mutex_unlock(&mu);
+        if (drop)
+            call_unref(k);
+        call_unref(k);
+        return rc;
+    } else
+        rc = PC_OK;
+    pthread_mutex_unlock(&mu);
+    if (rc != PC_OK) {
+        if (rc == PC_EFULL)
+            PC_LOG_WARN("rps", "%s: %s", c->name, k->text);
+        call_unref(k);
+        return rc;
+    }
+    pc_msg_free(req);
+    *out = k;
+    return PC_OK;
+}
+
+pc_ref
+pc_rps_call_task(const struct pc_rps_call *k)
+{
+    pc_ref r = PC_REF_NIL;
+    if (k) {
+        pthread_mutex_lock(&mu);
+        r = k->task;
+        pthread_mutex_unlock(&mu);
+    }
+    return r;
+}
+
+uint64_t
+pc_rps_call_id(const struct pc_rps_call *k)
+{
+    return k ? k->id : 0;
+}
+
+pc_err
+pc_rps_finish(struct pc_rps_call *k, double timeout, pc_msg **value)
+{
+    pc_err rc;
+
+    if (value)
+        *value = NULL;
+    if (!k)
+        return PC_EINVAL;
+    if ((rc = pc_event_wait(k->done, timeout)) != PC_OK)
+        return rc == PC_ECLOSED ? PC_ECLOSED : PC_ETIMEDOUT;
+    pthread_mutex_lock(&mu);
+    rc = k->rc;
+    if (value && k->value)
+        *value = pc_msg_ref(k->value);
+    pthread_mutex_unlock(&mu);
+    return rc;
+}
+
+void
+pc_rps_call_free(struct pc_rps_call **k)
+{
+    if (k && *k) {
+        call_unref(*k);
+        *k = NULL;
+    }
+}
+
+pc_err
+pc_rps_request(pc_rps_client *c, pc_msg **req, double timeout, pc_msg **reply)
+{
+    double until = timeout < 0 ? -1 : pc_now() + timeout;
+    struct pc_rps_call *k = NULL;
+    pc_msg *mine;
+    pc_err rc;
+
+    if (reply)
+        *reply = NULL;
+    if (!c || !req || !*req || !reply)
+        return PC_EINVAL;
+    mine = pc_msg_ref(*req); /* so that *req stays the caller's on errors */
+    if ((rc = pc_rps_call(c, &mine, timeout, &k)) != PC_OK) {
+        pc_msg_free(&mine);
+        return rc;
+    }
+    /* a little past the deadline: the service's TIMED_OUT comes by then */
+    rc = pc_rps_finish(k, until < 0 ? -1 : until - pc_now() + 1.0, reply);
+    pc_rps_call_free(&k);
+    if (rc == PC_OK)
+        pc_msg_free(req);
+    else if (rc != PC_EFAILED)
+        pc_msg_free(reply);
+    return rc;
+}
+
+pc_err
+pc_rps_client_monitor(pc_rps_client *c, pc_ref watcher)
+{
+    pc_ref *w;
+    if (!c || pc_ref_is_nil(watcher))
+        return PC_EINVAL;
+    pthread_mutex_lock(&mu);
+    w = realloc(c->watchers, (c->nwatchers + 1) * sizeof *w);
+    if (w) {
+        c->watchers = w;
+        w[c->nwatchers++] = watcher;
+    }
+    pthread_mutex_unlock(&mu);
+    return w ? PC_OK : PC_ENOMEM;
+}
+
+void
+pc_rps_client_free(pc_rps_client **c)
+{
+    if (c && *c) {
+        client_unref(*c);
+        *c = NULL;
+    }
+}

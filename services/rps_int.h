@@ -1,0 +1,24 @@
+/* services/rps_int.h — what rps_server.c and rps_client.c share: the wire's
+ * message type names and the helpers that pack and send them. */
+#ifndef PICOS_SERVICES_RPS_INT_H
+#define PICOS_SERVICES_RPS_INT_H
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "picos/rps.h"
+
+#include "rps.pb-c.h"
+
+#define RPS_T_CALL "picos.v1.RpsCall"
+#define RPS_T_ACCEPTED "picos.v1.RpsAccepted"
+#define RPS_T_REFUSED "picos.v1.RpsRefused"
+#define RPS_T_DONE "picos.v1.RpsDone"
+
+/* Pack protobuf-c message pb and send it to `to` as type `type`. */
+pc_err pc__rps_send_pb(pc_ref to, const char *type, const ProtobufCMessage *pb);
+
+/* Send `to` a PC_MSG_RPS_OUTCOME (id, rc, error text or NULL). */
+pc_err pc__rps_send_outcome(pc_ref to, uint64_t id, pc_err rc,
+                            const char *error);
+
+#endif
