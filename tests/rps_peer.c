@@ -1,0 +1,203 @@
+/* tests/rps_peer.c — a service node for test_rps.
+ *
+ *     rps_peer --registries EPS --secret-file F [--heartbeat S] [--timeout S]
+ *
+ * Joins the registries, registers the services below, prints "READY
+ * <endpoint> <node id in hex>" and runs until killed. Its "ctl" task (a
+ * node-local name) answers commands with an "rc" string message:
+ *   "close"     pc_rps_close() of service "closable"; answers "closed"
+ *   "outcomes"  what the monitor of "slow" saw: "ok=N timedout=N"
+ * Services (payloads are bytes unless said):
+ *   echo      returns the request
+ *   fail      pc_exit_error("boom: <request>")
+ *   killme    terminates itself
+ *   slow      sleeps <request> seconds (text), then returns "slept"
+ *   closable  as slow
+ *   busy      as slow, max_inflight 1, max_queued 1
+ *   typed     request typed as picos.v1.RpsRefused: returns its text
+ *   many      sleeps 0.2 s, returns the request; max_inflight 2000
+ */
+#define _GNU_SOURCE
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+
+#include "picos/picos.h"
+#include "picos/registry.h"
+#include "picos/rps.h"
+
+#include "rps.pb-c.h"
+#include "tsan_supp.h"
+
+static pc_rps *closable;
+static int n_ok, n_timedout;
+
+static void
+die(const char *what, pc_err rc)
+{
+    fprintf(stderr, "rps_peer: %s: %s\n", what, pc_strerror(rc));
+    exit(2);
+}
+
+static pc_msg *
+echo(pc_msg *req)
+{
+    return req;
+}
+
+static pc_msg *
+fail(pc_msg *req)
+{
+    char text[128];
+    snprintf(text, sizeof text, "boom: %s", pc_msg_str(req));
+    pc_msg_free(&req);
+    pc_exit_error(text);
+}
+
+static pc_msg *
+killme(pc_msg *req)
+{
+    pc_msg_free(&req);
+    pc_task_terminate(pc_self());
+    return NULL;
+}
+
+static pc_msg *
+slow(pc_msg *req)
+{
+    pc_msg *m = NULL;
+    pc_sleep(atof(pc_msg_str(req)));
+    pc_msg_free(&req);
+    pc_msg_new_str(&m, "text", "slept");
+    return m;
+}
+
+static pc_msg *
+typed(pc_msg *req)
+{
+    const Picos__V1__RpsRefused *r = pc_msg_pb(req);
+    pc_msg *m = NULL;
+    pc_msg_new_str(&m, "text", r ? r->text : "NOT TYPED");
+    pc_msg_free(&req);
+    return m;
+}
+
+static pc_msg *
+many(pc_msg *req)
+{
+    pc_sleep(0.2);
+    return req;
+}
+
+static pc_msg *
+watcher(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        pc_msg *m = NULL;
+        pc_rps_outcome o;
+        if (pc_recv(&m, -1) == PC_OK && pc_rps_outcome_parse(m, &o) == PC_OK) {
+            if (o.rc == PC_OK)
+                __atomic_add_fetch(&n_ok, 1, __ATOMIC_SEQ_CST);
+            else if (o.rc == PC_ETIMEDOUT)
+                __atomic_add_fetch(&n_timedout, 1, __ATOMIC_SEQ_CST);
+        }
+        pc_msg_free(&m);
+    }
+    return NULL;
+}
+
+static pc_msg *
+ctl(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        pc_msg *m = NULL;
+        char out[128] = "?";
+        if (pc_recv(&m, -1) != PC_OK)
+            continue;
+        if (!strcmp(pc_msg_str(m), "close")) {
+            pc_rps_close(&closable);
+            snprintf(out, sizeof out, "closed");
+        } else if (!strcmp(pc_msg_str(m), "outcomes"))
+            snprintf(out, sizeof out, "ok=%d timedout=%d",
+                     __atomic_load_n(&n_ok, __ATOMIC_SEQ_CST),
+                     __atomic_load_n(&n_timedout, __ATOMIC_SEQ_CST));
+        pc_send_data(pc_msg_sender(m), "rc", out, strlen(out));
+        pc_msg_free(&m);
+    }
+    return NULL;
+}
+
+static pc_rps *
+add(const char *name, pc_rps_fn fn, int inflight, int queued, const void *desc)
+{
+    pc_rps_opts o = {.name = name,
+                     .fn = fn,
+                     .max_inflight = inflight,
+                     .max_queued = queued,
+                     .req_desc = desc};
+    pc_rps *s = NULL;
+    pc_err rc = pc_rps_register(&o, &s);
+    if (rc != PC_OK)
+        die(name, rc);
+    return s;
+}
+
+int
+main(int argc, char **argv)
+{
+    pc_cluster_opts co = {0};
+    pc_node_opts o = {.workers = 2};
+    pc_spawn_opts d = {.flags = PC_TASK_DAEMON};
+    char ep[256];
+    pc_ref ref, w;
+    pc_rps *sl;
+    pc_err rc;
+
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const char *a = argv[i], *v = argv[i + 1];
+        if (!strcmp(a, "--registries"))
+            co.registries = v;
+        else if (!strcmp(a, "--secret-file"))
+            co.net.secret_file = v;
+        else if (!strcmp(a, "--heartbeat"))
+            co.net.heartbeat = atof(v);
+        else if (!strcmp(a, "--timeout"))
+            co.net.timeout = atof(v);
+        else {
+            fprintf(stderr, "rps_peer: unknown option %s\n", a);
+            return 2;
+        }
+    }
+    if ((rc = pc_node_start(&o)) != PC_OK)
+        die("pc_node_start", rc);
+    /* ctl is the one task that is not a daemon: it keeps pc_node_run() going */
+    if ((rc = pc_spawn(ctl, NULL, NULL, &ref)) != PC_OK ||
+        (rc = pc_register("ctl", ref)) != PC_OK)
+        die("ctl", rc);
+    co.join_timeout = 20;
+    if ((rc = pc_cluster_join(&co)) != PC_OK)
+        die("pc_cluster_join", rc);
+    add("echo", echo, 0, 0, NULL);
+    add("fail", fail, 0, 0, NULL);
+    add("killme", killme, 0, 0, NULL);
+    sl = add("slow", slow, 0, 0, NULL);
+    closable = add("closable", slow, 0, 0, NULL);
+    add("busy", slow, 1, 1, NULL);
+    add("typed", typed, 0, 0, &picos__v1__rps_refused__descriptor);
+    add("many", many, 2000, 0, NULL);
+    if ((rc = pc_spawn(watcher, NULL, &d, &w)) != PC_OK ||
+        (rc = pc_rps_monitor(sl, w)) != PC_OK)
+        die("watcher", rc);
+    if ((rc = pc_net_endpoints(ep, NULL, sizeof ep)) != PC_OK)
+        die("pc_net_endpoints", rc);
+    printf("READY %s %" PRIx64 "\n", ep, pc_node_id());
+    fflush(stdout);
+    pc_node_run();
+    return 0;
+}

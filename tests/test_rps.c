@@ -1,0 +1,416 @@
+/* tests/test_rps.c — Remote Pico Services across real processes: a
+ * picos-registry, one or two rps_peer service nodes (tests/rps_peer.c) and
+ * this program as the client node (joined from a test task). Calls and
+ * results; each failure reason (error with its text, killed, node down by
+ * kill -9 during a call, deadline passed — the server's monitor sees it —,
+ * closed, busy, bad request for a typed service); 1,000 calls in flight
+ * from one client, each finished exactly once; two locates of one service
+ * in one process; request/reply. Waits are bounded by PT_LONG, never
+ * stand-ins for synchronisation.
+ */
+#define _GNU_SOURCE
+#include "picos/net.h"
+#include "picos/registry.h"
+#include "picos/rps.h"
+
+#include "netutil.h"
+#include "testutil.h"
+
+typedef struct rg {
+    nt_child c;
+    char dir[128];
+    char ep[256];
+} rg;
+
+static rg R;
+static nt_child P, Q; /* service nodes */
+
+static bool
+rg_start(rg *r)
+{
+    char line[512] = "";
+    kid_opts o = {.errpath = r->c.errpath};
+
+    secrets();
+    if (!pt_mkdtemp(r->dir, sizeof r->dir, "reg"))
+        return false;
+    snprintf(r->c.errpath, sizeof r->c.errpath, "%s/stderr", r->dir);
+    if (!kid_run(&r->c, REGISTRY,
+                 (const char *[]){"--listen", "tcp://127.0.0.1:0", "--data-dir",
+                                  r->dir, "--secret-file", secret_path,
+                                  "--heartbeat", NET_HB, "--timeout",
+                                  NET_TIMEOUT, NULL},
+                 &o))
+        return false;
+    if (!read_line(r->c.out, line, sizeof line, 20.0) ||
+        sscanf(line, "%*s %*s listening on %255s", r->ep) != 1) {
+        fprintf(stderr, "picos-registry did not start: '%s'\n", line);
+        nt_stop(&r->c);
+        return false;
+    }
+    return true;
+}
+
+static bool
+peer_start(nt_child *c)
+{
+    const char *args[] = {"--registries", R.ep,          "--secret-file",
+                          secret_path,    "--heartbeat", NET_HB,
+                          "--timeout",    NET_TIMEOUT,   NULL};
+    return nt_start(c, args);
+}
+
+static void
+driver_run(pc_task_fn fn)
+{
+    PT_START(2);
+    CU_ASSERT_EQUAL(pc_spawn(fn, NULL, NULL, NULL), PC_OK);
+    PT_RUN();
+}
+
+static pc_err
+join(void)
+{
+    pc_cluster_opts o = {0};
+    o.registries = R.ep;
+    o.net.secret_file = secret_path;
+    o.net.heartbeat = atof(NET_HB);
+    o.net.timeout = atof(NET_TIMEOUT);
+    o.join_timeout = PT_LONG;
+    return pc_cluster_join(&o);
+}
+
+/* Ask peer c's ctl task `cmd`; its answer into out. */
+static void
+ctl_ask(const nt_child *c, const char *cmd, char *out, size_t size)
+{
+    pc_ref ctl = PC_REF_NIL;
+    pc_msg *m = NULL;
+    out[0] = '\0';
+    TCHECK_RC(pc_node_connect(c->ep, PT_LONG, NULL), PC_OK);
+    TCHECK_RC(pc_locate_at(c->ep, "ctl", PT_LONG, &ctl), PC_OK);
+    TCHECK_RC(pc_send_data(ctl, "cmd", cmd, strlen(cmd)), PC_OK);
+    TCHECK_RC(pc_recv_type("rc", &m, PT_LONG), PC_OK);
+    if (m)
+        snprintf(out, size, "%s", pc_msg_str(m));
+    pc_msg_free(&m);
+}
+
+static pc_rps_client *
+locate(const char *name)
+{
+    pc_rps_client *c = NULL;
+    TCHECK_RC(pc_rps_locate(name, PT_LONG, &c), PC_OK);
+    return c;
+}
+
+/* A call of c with text `req`: its pc_rps_call() result, the call in *k. */
+static pc_err
+call_text(pc_rps_client *c, const char *req, double timeout,
+          struct pc_rps_call **k)
+{
+    pc_msg *m = NULL;
+    pc_err rc;
+    TCHECK_RC(pc_msg_new_str(&m, "text", req), PC_OK);
+    rc = pc_rps_call(c, &m, timeout, k);
+    TCHECK((rc == PC_OK) == (m == NULL)); /* consumed only on success */
+    pc_msg_free(&m);
+    return rc;
+}
+
+/* ---- calls and results --------------------------------------------------------- */
+
+static pc_msg *
+results_task(void *arg)
+{
+    pc_rps_client *a, *b;
+    struct pc_rps_call *k = NULL;
+    pc_msg *v = NULL, *req = NULL, *rep = NULL;
+    (void)arg;
+
+    TCHECK_RC(join(), PC_OK);
+    a = locate("echo");
+    b = locate("echo"); /* a second locate in one process (pycos deadlocks) */
+    TCHECK(a && b);
+    if (!a || !b)
+        goto out;
+    TCHECK_RC(call_text(a, "hello", PT_LONG, &k), PC_OK);
+    TCHECK(k && !pc_ref_is_nil(pc_rps_call_task(k)));
+    TCHECK(pc_rps_call_id(k) != 0);
+    TCHECK_RC(pc_rps_finish(k, PT_LONG, &v), PC_OK);
+    TCHECK(v && pc_msg_is(v, "text") && !strcmp(pc_msg_str(v), "hello"));
+    pc_msg_free(&v);
+    /* a second finish gets the same outcome */
+    TCHECK_RC(pc_rps_finish(k, 0, &v), PC_OK);
+    TCHECK(v && !strcmp(pc_msg_str(v), "hello"));
+    pc_msg_free(&v);
+    pc_rps_call_free(&k);
+    /* the other handle, request/reply */
+    TCHECK_RC(pc_msg_new_str(&req, "text", "ping"), PC_OK);
+    TCHECK_RC(pc_rps_request(b, &req, PT_LONG, &rep), PC_OK);
+    TCHECK(req == NULL);
+    TCHECK(rep && !strcmp(pc_msg_str(rep), "ping"));
+    pc_msg_free(&rep);
+    /* timeout 0: nothing sent, the request stays ours */
+    TCHECK_RC(pc_msg_new_str(&req, "text", "x"), PC_OK);
+    TCHECK_RC(pc_rps_request(b, &req, 0, &rep), PC_ETIMEDOUT);
+    TCHECK(req != NULL && rep == NULL);
+    pc_msg_free(&req);
+out:
+    pc_rps_client_free(&a);
+    pc_rps_client_free(&b);
+    pc_node_stop();
+    return NULL;
+}
+
+PT_TEST(calls_and_results)
+static void
+calls_and_results(void)
+{
+    CU_ASSERT_FATAL(rg_start(&R));
+    CU_ASSERT_FATAL(peer_start(&P));
+    driver_run(results_task);
+    nt_stop(&P);
+    nt_stop(&R.c);
+}
+
+/* ---- each failure reason ------------------------------------------------------- */
+
+/* Make one call of "busy" that waits in its queue, finish it, tell the
+ * driver ("helper" message, its pc_err name). */
+static pc_msg *
+queued_helper(void *arg)
+{
+    void **a = arg;
+    pc_rps_client *c = a[0];
+    pc_ref to = *(pc_ref *)a[1];
+    struct pc_rps_call *k = NULL;
+    double t0 = pc_now();
+    pc_err rc;
+    /* the driver's own tries may hold the queue for a moment: again */
+    while ((rc = call_text(c, "0", 3 * PT_LONG, &k)) == PC_EFULL &&
+           pt_since(t0) < PT_LONG)
+        pc_sleep(0.01);
+    if (rc == PC_OK)
+        rc = pc_rps_finish(k, PT_LONG, NULL);
+    pc_rps_call_free(&k);
+    pc_send_data(to, "helper", pc_err_name(rc) + 3,
+                 strlen(pc_err_name(rc)) - 3);
+    return NULL;
+}
+
+static pc_msg *
+failures_task(void *arg)
+{
+    pc_rps_client *c;
+    struct pc_rps_call *k = NULL, *k2 = NULL;
+    pc_msg *v = NULL, *req = NULL, *rep = NULL;
+    char out[128];
+    int timedout = 0;
+    (void)arg;
+
+    TCHECK_RC(join(), PC_OK);
+    /* error with its text */
+    if ((c = locate("fail"))) {
+        TCHECK_RC(call_text(c, "bad input", PT_LONG, &k), PC_OK);
+        TCHECK_RC(pc_rps_finish(k, PT_LONG, &v), PC_EFAILED);
+        TCHECK(v && pc_msg_is(v, PC_MSG_ERROR));
+        TCHECK(v && !strcmp(pc_msg_str(v), "boom: bad input"));
+        pc_msg_free(&v);
+        pc_rps_call_free(&k);
+        /* request/reply keeps the request on an error */
+        TCHECK_RC(pc_msg_new_str(&req, "text", "r"), PC_OK);
+        TCHECK_RC(pc_rps_request(c, &req, PT_LONG, &rep), PC_EFAILED);
+        TCHECK(req != NULL);
+        TCHECK(rep && !strcmp(pc_msg_str(rep), "boom: r"));
+        pc_msg_free(&rep);
+        pc_msg_free(&req);
+        pc_rps_client_free(&c);
+    }
+    /* killed */
+    if ((c = locate("killme"))) {
+        TCHECK_RC(call_text(c, "", PT_LONG, &k), PC_OK);
+        TCHECK_RC(pc_rps_finish(k, PT_LONG, &v), PC_EKILLED);
+        TCHECK(v == NULL);
+        pc_rps_call_free(&k);
+        pc_rps_client_free(&c);
+    }
+    /* deadline: the call runs 30 s, its deadline is 0.3 s */
+    if ((c = locate("slow"))) {
+        TCHECK_RC(call_text(c, "30", 0.3, &k), PC_OK);
+        TCHECK_RC(pc_rps_finish(k, PT_LONG, &v), PC_ETIMEDOUT);
+        pc_rps_call_free(&k);
+        pc_rps_client_free(&c);
+        /* the server's monitor saw the cancellation */
+        double t0 = pc_now();
+        while (!timedout && pt_since(t0) < PT_LONG) {
+            ctl_ask(&P, "outcomes", out, sizeof out);
+            sscanf(out, "ok=%*d timedout=%d", &timedout);
+            if (!timedout)
+                pc_sleep(0.05);
+        }
+        TCHECK_EQ(timedout, 1);
+    }
+    /* closed: a call running when its service closes */
+    if ((c = locate("closable"))) {
+        TCHECK_RC(call_text(c, "30", PT_LONG, &k), PC_OK);
+        ctl_ask(&P, "close", out, sizeof out);
+        TCHECK_STR(out, "closed");
+        TCHECK_RC(pc_rps_finish(k, PT_LONG, &v), PC_ECLOSED);
+        pc_rps_call_free(&k);
+        pc_rps_client_free(&c);
+    }
+    /* busy: one running, one queued (from a helper task), the next
+     * refused at once with PC_EFULL */
+    if ((c = locate("busy"))) {
+        double t0 = pc_now();
+        pc_msg *done = NULL;
+        pc_ref me = pc_self();
+        pc_err rc;
+        void *hargs[2] = {c, &me};
+        TCHECK_RC(call_text(c, "3", PT_LONG, &k), PC_OK);
+        TCHECK_RC(pc_spawn(queued_helper, hargs, NULL, NULL), PC_OK);
+        /* until the helper's call holds the queue (ours, when it got there
+         * first, waits in the queue and expires) */
+        while ((rc = call_text(c, "2", 0.5, &k2)) == PC_ETIMEDOUT &&
+               pt_since(t0) < PT_LONG)
+            ;
+        TCHECK_RC(rc, PC_EFULL);
+        TCHECK(k2 == NULL);
+        pc_rps_call_free(&k2);
+        TCHECK_RC(pc_recv_type("helper", &done, 3 * PT_LONG), PC_OK);
+        TCHECK(done && !strcmp(pc_msg_str(done), "OK"));
+        pc_msg_free(&done);
+        TCHECK_RC(pc_rps_finish(k, PT_LONG, NULL), PC_OK);
+        pc_rps_call_free(&k);
+        pc_rps_client_free(&c);
+    }
+    /* a typed service: garbage does not parse */
+    if ((c = locate("typed"))) {
+        static const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff};
+        TCHECK_RC(pc_msg_new(&req, "picos.v1.RpsRefused", junk, sizeof junk),
+                  PC_OK);
+        TCHECK_RC(pc_rps_call(c, &req, PT_LONG, &k), PC_EINVAL);
+        TCHECK(req != NULL && k == NULL);
+        pc_msg_free(&req);
+        /* a good one: field 3 (text) = "ok" */
+        static const uint8_t good[] = {0x1a, 0x02, 'o', 'k'};
+        TCHECK_RC(pc_msg_new(&req, "picos.v1.RpsRefused", good, sizeof good),
+                  PC_OK);
+        TCHECK_RC(pc_rps_request(c, &req, PT_LONG, &rep), PC_OK);
+        TCHECK(rep && !strcmp(pc_msg_str(rep), "ok"));
+        pc_msg_free(&rep);
+        pc_rps_client_free(&c);
+    }
+    pc_node_stop();
+    return NULL;
+}
+
+PT_TEST(failure_reasons)
+static void
+failure_reasons(void)
+{
+    CU_ASSERT_FATAL(rg_start(&R));
+    CU_ASSERT_FATAL(peer_start(&P));
+    driver_run(failures_task);
+    nt_stop(&P);
+    nt_stop(&R.c);
+}
+
+/* ---- node down during a call ------------------------------------------------ */
+
+static pc_msg *
+node_down_task(void *arg)
+{
+    pc_rps_client *c;
+    struct pc_rps_call *k = NULL;
+    (void)arg;
+
+    TCHECK_RC(join(), PC_OK);
+    if ((c = locate("slow"))) {
+        TCHECK_RC(call_text(c, "60", -1, &k), PC_OK);
+        kill(-Q.pid, SIGKILL);
+        TCHECK_RC(pc_rps_finish(k, PT_LONG, NULL), PC_EUNREACH);
+        TCHECK_RC(pc_rps_finish(k, 0, NULL), PC_EUNREACH);
+        pc_rps_call_free(&k);
+        pc_rps_client_free(&c);
+    }
+    pc_node_stop();
+    return NULL;
+}
+
+PT_TEST(node_killed_during_call)
+static void
+node_killed_during_call(void)
+{
+    CU_ASSERT_FATAL(rg_start(&R));
+    CU_ASSERT_FATAL(peer_start(&Q));
+    driver_run(node_down_task);
+    nt_stop(&Q);
+    nt_stop(&R.c);
+}
+
+/* ---- 1,000 calls in flight ------------------------------------------------------ */
+
+#define MANY 1000
+
+static pc_msg *
+many_task(void *arg)
+{
+    static struct pc_rps_call *k[MANY];
+    pc_rps_client *c;
+    int ok = 0, outcomes = 0;
+    (void)arg;
+
+    TCHECK_RC(join(), PC_OK);
+    if (!(c = locate("many")))
+        goto out;
+    TCHECK_RC(pc_rps_client_monitor(c, pc_self()), PC_OK);
+    for (int i = 0; i < MANY; i++) {
+        char req[16];
+        snprintf(req, sizeof req, "%d", i);
+        TCHECK_RC(call_text(c, req, 4 * PT_LONG, &k[i]), PC_OK);
+    }
+    /* finish in reverse order: outcomes that came first are kept */
+    for (int i = MANY - 1; i >= 0; i--) {
+        pc_msg *v = NULL;
+        char want[16];
+        snprintf(want, sizeof want, "%d", i);
+        if (k[i] && pc_rps_finish(k[i], PT_LONG, &v) == PC_OK && v &&
+            !strcmp(pc_msg_str(v), want))
+            ok++;
+        pc_msg_free(&v);
+        pc_rps_call_free(&k[i]);
+    }
+    TCHECK_EQ(ok, MANY);
+    /* the client monitor: exactly one outcome per call */
+    for (;;) {
+        pc_msg *m = NULL;
+        pc_rps_outcome o;
+        if (pc_recv_type(PC_MSG_RPS_OUTCOME, &m,
+                         outcomes < MANY ? PT_LONG : 0.2) != PC_OK)
+            break;
+        if (pc_rps_outcome_parse(m, &o) == PC_OK && o.rc == PC_OK)
+            outcomes++;
+        pc_msg_free(&m);
+    }
+    TCHECK_EQ(outcomes, MANY);
+    pc_rps_client_free(&c);
+out:
+    pc_node_stop();
+    return NULL;
+}
+
+PT_TEST(thousand_in_flight)
+static void
+thousand_in_flight(void)
+{
+    CU_ASSERT_FATAL(rg_start(&R));
+    CU_ASSERT_FATAL(peer_start(&P));
+    driver_run(many_task);
+    nt_stop(&P);
+    nt_stop(&R.c);
+}
+
+PT_MAIN("rps", PT_ENTRY(calls_and_results), PT_ENTRY(failure_reasons),
+        PT_ENTRY(node_killed_during_call), PT_ENTRY(thousand_in_flight))
