@@ -15,8 +15,9 @@
  * again. The agent monitors every accepted call task through the link: a
  * DOWN saying PC_DOWN_NODE ends the call with PC_EUNREACH; it also
  * monitors each acceptor it sent to, so calls not yet accepted end the
- * same way. A call is shared by the table and its owner: a reference
- * count decides who frees it; the mutex `mu` guards the table and every
+ * same way. A call is shared by its owner, the table (until its end) and
+ * the message handing it to the agent: a reference count decides who
+ * frees it; the mutex `mu` guards the table and every
  * call's state.
  */
 #define _GNU_SOURCE
@@ -168,6 +169,11 @@ on_go(pc_msg *m)
         return;
     memcpy(&k, d, sizeof k);
     pthread_mutex_lock(&mu);
+    if (k->state == ST_DONE) { /* the caller gave up already */
+        pthread_mutex_unlock(&mu);
+        call_unref(k); /* the go message's reference */
+        return;
+    }
     rc = pc_msg_new(&w, RPS_T_CALL, k->wire, k->wire_len);
     free(k->wire);
     k->wire = NULL;
@@ -182,6 +188,7 @@ on_go(pc_msg *m)
     pthread_mutex_unlock(&mu);
     if (drop)
         call_unref(k);
+    call_unref(k); /* the go message's reference */
 }
 
 static void
@@ -397,7 +404,8 @@ pc_rps_call(pc_rps_client *c, pc_msg **req, double timeout,
         return rc;
     if (!(k = calloc(1, sizeof *k)))
         return PC_ENOMEM;
-    atomic_init(&k->refs, 2); /* the caller's and the table's */
+    /* the caller's, the table's and the go message's (on_go drops it) */
+    atomic_init(&k->refs, 3);
     atomic_fetch_add(&c->refs, 1);
     k->client = c;
     k->id = atomic_fetch_add(&next_id, 1);
@@ -424,6 +432,7 @@ pc_rps_call(pc_rps_client *c, pc_msg **req, double timeout,
     if ((rc = pc_msg_new(&go, CL_GO, &k, sizeof k)) != PC_OK ||
         (rc = pc_send(ag, &go)) != PC_OK) {
         pc_msg_free(&go);
+        call_unref(k); /* the go message's: it never left */
         pthread_mutex_lock(&mu);
         drop = end_call(k, rc, NULL, NULL);
         pthread_mutex_unlock(&mu);

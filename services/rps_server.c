@@ -11,9 +11,10 @@
  * of at most max_queued calls, and beyond that it is refused BUSY — refusing
  * rather than growing is the backpressure. The DOWN of a call task is its
  * outcome: the acceptor sends the caller RpsDone and every watcher a
- * PC_MSG_RPS_OUTCOME, then starts the next queued call. The exit value
- * comes in the DOWN itself, so call tasks are not joinable (nothing would
- * be left to join).
+ * PC_MSG_RPS_OUTCOME, then starts the next queued call. Call tasks are
+ * joinable and the outcome is taken by pc_task_join() at the DOWN: a task
+ * on another worker may end before the monitor is set (a DOWN saying
+ * NOPROC), and the join still has its exit value.
  *
  * Deadlines: the acceptor's pc_recv() waits until the earliest deadline of
  * its calls; a running call past it is terminated and marked so that its
@@ -43,8 +44,9 @@ enum { END_NONE, END_TIMED_OUT, END_CLOSED };
 typedef struct sv_call {
     uint64_t id;
     pc_ref caller, task;
-    double deadline; /* pc_now() seconds; < 0: none */
-    pc_msg *req;     /* while queued */
+    double deadline;    /* pc_now() seconds; < 0: none */
+    pc_msg *req;        /* while queued */
+    struct sv_job *job; /* while running: freed at its DOWN */
     int end;
     struct sv_call *next;
 } sv_call;
@@ -66,7 +68,11 @@ typedef struct sv_state {
     bool closing;
 } sv_state;
 
-/* What a call task starts with; freed by its exit handler. */
+/* What a call task starts with. The acceptor frees it at the task's DOWN;
+ * the request in it is the task's once it runs (its exit handler frees a
+ * request not yet handed to fn), else the acceptor's: a task terminated
+ * before it first ran never set its exit handler. Exit handlers run
+ * before monitors are told, so at the DOWN nobody else touches the job. */
 typedef struct sv_job {
     pc_rps_fn fn;
     pc_msg *req;
@@ -140,7 +146,6 @@ job_end(void *arg)
 {
     sv_job *j = arg;
     pc_msg_free(&j->req);
-    free(j);
 }
 
 static pc_msg *
@@ -152,7 +157,7 @@ call_main(void *arg)
     return j->fn(req);
 }
 
-/* The call's task: its exit handler frees the job however it ends. */
+/* The call's task: its exit handler frees the request however it ends. */
 static pc_msg *
 call_task(void *arg)
 {
@@ -165,7 +170,7 @@ static void
 start(sv_state *st, sv_call *c)
 {
     pc_spawn_opts o = {.worker = PC_WORKER_ANY,
-                       .flags = PC_TASK_DAEMON,
+                       .flags = PC_TASK_DAEMON | PC_TASK_JOINABLE,
                        .stack_size = st->s->o.stack_size,
                        .name = st->s->name};
     sv_job *j = malloc(sizeof *j);
@@ -184,6 +189,7 @@ start(sv_state *st, sv_call *c)
         goto fail;
     }
     c->req = NULL;
+    c->job = j;
     pc_monitor(pc_self(), c->task);
     c->next = st->running;
     st->running = c;
@@ -293,7 +299,9 @@ on_down(sv_state *st, pc_msg *m)
     pc_down d;
     sv_call **pp, *c;
     Picos__V1__RpsDone done = PICOS__V1__RPS_DONE__INIT;
-    pc_err rc = PC_OK;
+    pc_msg *v = NULL;
+    const char *err = "";
+    pc_err rc = PC_OK, jr;
 
     if (pc_down_parse(m, &d) != PC_OK)
         return;
@@ -307,22 +315,37 @@ on_down(sv_state *st, pc_msg *m)
     done.id = c->id;
     done.error = "";
     done.value_type = "";
+    /* The outcome comes from the join: a task that ended before the
+     * monitor was set gives a DOWN saying only NOPROC, while its joinable
+     * exit value waits for us either way. It has ended: the join answers
+     * at once (the bound is for a worker that is slow to reply). */
+    jr = pc_task_join(c->task, 1.0, &v);
+    if (jr == PC_ETIMEDOUT || jr == PC_ENOENT)
+        jr = d.reason == PC_DOWN_NORMAL  ? PC_OK
+             : d.reason == PC_DOWN_ERROR ? PC_EFAILED
+                                         : PC_EKILLED;
     if (c->end == END_TIMED_OUT) {
         done.outcome = PICOS__V1__RPS_OUTCOME__RPS_TIMED_OUT;
         rc = PC_ETIMEDOUT;
     } else if (c->end == END_CLOSED) {
         done.outcome = PICOS__V1__RPS_OUTCOME__RPS_CLOSED_DONE;
         rc = PC_ECLOSED;
-    } else if (d.reason == PC_DOWN_NORMAL) {
+    } else if (jr == PC_OK) {
         done.outcome = PICOS__V1__RPS_OUTCOME__RPS_NORMAL;
-        if (d.value_type) {
+        if (v) {
+            size_t len = 0;
+            done.value_type = (char *)pc_msg_type(v);
+            done.value.data = (uint8_t *)pc_msg_data(v, &len);
+            done.value.len = len;
+        } else if (d.value_type) {
             done.value_type = (char *)d.value_type;
             done.value.data = (uint8_t *)d.value;
             done.value.len = d.value_len;
         }
-    } else if (d.reason == PC_DOWN_ERROR) {
+    } else if (jr == PC_EFAILED) {
         done.outcome = PICOS__V1__RPS_OUTCOME__RPS_ERROR;
-        done.error = (char *)d.error;
+        err = v ? pc_msg_str(v) : d.error;
+        done.error = (char *)err;
         rc = PC_EFAILED;
     } else {
         done.outcome = PICOS__V1__RPS_OUTCOME__RPS_KILLED;
@@ -331,7 +354,10 @@ on_down(sv_state *st, pc_msg *m)
     (void)pc__rps_send_pb(c->caller, RPS_T_DONE, &done.base);
     for (size_t i = 0; i < st->nwatchers; i++)
         (void)pc__rps_send_outcome(st->watchers[i], c->id, rc,
-                                   rc == PC_EFAILED ? d.error : NULL);
+                                   rc == PC_EFAILED ? err : NULL);
+    pc_msg_free(&v);
+    pc_msg_free(&c->job->req);
+    free(c->job);
     free(c);
     start_queued(st);
 }
