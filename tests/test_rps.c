@@ -237,8 +237,19 @@ failures_task(void *arg)
     }
     /* deadline: the call runs 30 s, its deadline is 0.3 s */
     if ((c = locate("slow"))) {
-        TCHECK_RC(call_text(c, "30", 0.3, &k), PC_OK);
+        pc_msg *om = NULL;
+        pc_rps_outcome o = {0};
+        /* finish's own wait also says PC_ETIMEDOUT: the client monitor
+         * tells that the outcome itself came */
+        TCHECK_RC(pc_rps_client_monitor(c, pc_self()), PC_OK);
+        /* it would sleep far past every bound of this test */
+        TCHECK_RC(call_text(c, "600", 0.3, &k), PC_OK);
         TCHECK_RC(pc_rps_finish(k, PT_LONG, &v), PC_ETIMEDOUT);
+        TCHECK_RC(pc_recv_type(PC_MSG_RPS_OUTCOME, &om, PT_LONG), PC_OK);
+        TCHECK_RC(pc_rps_outcome_parse(om, &o), PC_OK);
+        TCHECK_RC(o.rc, PC_ETIMEDOUT);
+        TCHECK_EQ(o.id, pc_rps_call_id(k));
+        pc_msg_free(&om);
         pc_rps_call_free(&k);
         pc_rps_client_free(&c);
         /* the server's monitor saw the cancellation */
