@@ -13,6 +13,9 @@
 #define RPS_T_ACCEPTED "picos.v1.RpsAccepted"
 #define RPS_T_REFUSED "picos.v1.RpsRefused"
 #define RPS_T_DONE "picos.v1.RpsDone"
+#define RPS_T_DESCRIBE "picos.v1.RpsDescribe"
+#define RPS_T_INFO "picos.v1.RpsInfo"
+#define RPS_T_SCHEMA "picos.v1.RpsSchema"
 
 /* Pack protobuf-c message pb and send it to `to` as type `type`. */
 pc_err pc__rps_send_pb(pc_ref to, const char *type, const ProtobufCMessage *pb);

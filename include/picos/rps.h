@@ -28,7 +28,7 @@
  *     // service node
  *     static pc_msg *echo(pc_msg *req) { return req; }
  *     pc_rps_opts o = {.name = "echo", .fn = echo};
- *     pc_rps *s; pc_rps_register(&o, &s);
+ *     pc_rps *s; pc_rps_register(&o, 5.0, &s);
  *     // client node, in a task
  *     pc_rps_client *c; pc_rps_locate("echo", 5.0, &c);
  *     pc_msg *req, *rep; pc_msg_new_str(&req, "text", "hi");
@@ -71,16 +71,34 @@ typedef struct pc_rps_opts {
     int max_queued;    /* accepted calls waiting for a slot; 0: 256;
                           negative: none */
     size_t stack_size; /* of each call's task; 0: the node's default */
+    uint32_t version;  /* the service's version, shown by pc_rps_describe()
+                          and picos-node; 0: none given */
 } pc_rps_opts;
 
 /* Start the service described by *o on this node and register its name
- * cluster-wide (waits up to 5 s for the registries). *o is copied (the
- * descriptors must outlive the service). Returns PC_OK and *out (owned by
- * the caller until pc_rps_close()), PC_EINVAL (no name or fn, name too
- * long), PC_EEXIST (the name is held by another), PC_ESTATE (no node, or
- * not joined), PC_EUNREACH / PC_ETIMEDOUT (no registry answered), PC_ENOMEM.
- * Tasks and foreign threads. */
-pc_err pc_rps_register(const pc_rps_opts *o, pc_rps **out);
+ * cluster-wide, waiting up to `timeout` for the registries. *o is copied
+ * (the descriptors must outlive the service). Returns PC_OK and *out
+ * (owned by the caller until pc_rps_close()), PC_EINVAL (no name or fn,
+ * name too long), PC_EEXIST (the name is held by another), PC_ESTATE (no
+ * node, or not joined), PC_EUNREACH / PC_ETIMEDOUT (no registry answered
+ * in time: nothing is left behind), PC_ENOMEM. Tasks and foreign threads. */
+pc_err pc_rps_register(const pc_rps_opts *o, double timeout, pc_rps **out);
+
+/* Called once when the last call that started before a pc_rps_update()
+ * has ended (so the code it ran may be unloaded). On the acceptor's task. */
+typedef void (*pc_rps_release_fn)(void *arg);
+
+/* Hot swap: from now on new calls of service s run o->fn with o's
+ * descriptors, version and limits (o->name must be s's name or NULL);
+ * calls already running or queued finish on the code they were accepted
+ * with. release(arg), when given, is called once the last call accepted
+ * before the update has ended (at once when there was none). Waits up to
+ * `timeout` for the acceptor to take the update. Returns PC_OK, PC_EINVAL,
+ * PC_ESTATE (closed), PC_ETIMEDOUT (not taken in time: the update may
+ * still happen; release is then still called once). Tasks and foreign
+ * threads. */
+pc_err pc_rps_update(pc_rps *s, const pc_rps_opts *o, pc_rps_release_fn release,
+                     void *arg, double timeout);
 
 /* Send `watcher` one PC_MSG_RPS_OUTCOME message per call of service s
  * that ends (read it with pc_rps_outcome_parse()), until the watcher
@@ -88,11 +106,15 @@ pc_err pc_rps_register(const pc_rps_opts *o, pc_rps **out);
  * PC_EINVAL, PC_ESTATE (closed). Any thread. */
 pc_err pc_rps_monitor(pc_rps *s, pc_ref watcher);
 
-/* Unregister the service, end its outstanding calls (running ones are
- * terminated, queued ones refused; their callers get PC_ECLOSED), wait for
- * its acceptor to end, free *s and set it to NULL. NULL or *s NULL:
- * nothing. Tasks and foreign threads. */
-void pc_rps_close(pc_rps **s);
+/* Unregister the service and end it. Calls still running get up to
+ * `grace` seconds to finish (0: none, negative: as long as they take);
+ * then running ones are terminated and queued ones refused (their callers
+ * get PC_ECLOSED). New calls are refused CLOSED at once. Waits for the
+ * acceptor to end, frees *s and sets it to NULL. Returns PC_OK, or
+ * PC_ETIMEDOUT when the acceptor had not ended within grace + 5 s (*s is
+ * freed and NULL all the same; the acceptor ends by itself). NULL or *s
+ * NULL: PC_OK. Tasks and foreign threads. */
+pc_err pc_rps_close(pc_rps **s, double grace);
 
 /* ---- outcomes (monitors) -------------------------------------------------- */
 
@@ -173,6 +195,33 @@ pc_err pc_rps_request(pc_rps_client *c, pc_msg **req, double timeout,
  * (also PC_EUNREACH ends), until the handle is freed. Returns PC_OK,
  * PC_EINVAL, PC_ENOMEM. Any thread. */
 pc_err pc_rps_client_monitor(pc_rps_client *c, pc_ref watcher);
+
+/* The one-line text of the last refusal or failure a call through c got
+ * ("" when none), e.g. "service busy: 64 running, 256 queued" or the
+ * protobuf-c error of a request that did not parse. The handle keeps one
+ * text (last writer wins): use a handle per task where the text matters.
+ * Valid until the next call through c. */
+const char *pc_rps_client_error(const pc_rps_client *c);
+
+/* What a service says of itself (pc_rps_describe()). */
+typedef struct pc_rps_info {
+    char name[256];
+    uint32_t version;
+    char request_type[256];  /* full protobuf name; "" for bytes */
+    char response_type[256]; /* "" for bytes */
+    uint32_t running, queued, max_inflight, max_queued;
+    uint64_t calls;          /* calls accepted since it started */
+} pc_rps_info;
+
+/* Ask the service for its description, waiting up to `timeout`. With
+ * `schema` non-NULL and a typed service, *schema is a
+ * "picos.v1.RpsSchema" message (proto/rps.proto: the request and response
+ * types and every message and enum type they use), enough to write and
+ * read its messages without their .proto (picos call --json); NULL for a
+ * bytes service. Returns PC_OK, PC_ETIMEDOUT, PC_EUNREACH, PC_ENOENT,
+ * PC_ESTATE, PC_ENOMEM. Tasks and foreign threads. */
+pc_err pc_rps_describe(pc_rps_client *c, double timeout, pc_rps_info *info,
+                       pc_msg **schema);
 
 /* Free the handle and set *c NULL; calls made through it stay valid.
  * NULL or *c NULL: nothing. Any thread. */
