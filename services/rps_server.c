@@ -456,7 +456,7 @@ acceptor(void *arg)
 }
 
 pc_err
-pc_rps_register(const pc_rps_opts *o, pc_rps **out)
+pc_rps_register(const pc_rps_opts *o, double timeout, pc_rps **out)
 {
     pc_spawn_opts so = {.flags = PC_TASK_DAEMON | PC_TASK_JOINABLE,
                         .name = "rps.acceptor"};
@@ -482,7 +482,7 @@ pc_rps_register(const pc_rps_opts *o, pc_rps **out)
         free(s);
         return rc;
     }
-    if ((rc = pc_name_register(PC_NAME_SERVICE, s->name, s->acceptor, 5.0)) !=
+    if ((rc = pc_name_register(PC_NAME_SERVICE, s->name, s->acceptor, timeout)) !=
         PC_OK) {
         pc_send_data(s->acceptor, SV_CLOSE, NULL, 0);
         pc_task_join(s->acceptor, -1, NULL);
@@ -504,15 +504,17 @@ pc_rps_monitor(pc_rps *s, pc_ref watcher)
                : PC_ESTATE;
 }
 
-void
-pc_rps_close(pc_rps **sp)
+pc_err
+pc_rps_close(pc_rps **sp, double grace)
 {
     pc_rps *s = sp ? *sp : NULL;
+    (void)grace; /* TODO(issue 10): grace for running calls */
     if (!s)
-        return;
+        return PC_OK;
     *sp = NULL;
     (void)pc_name_unregister(PC_NAME_SERVICE, s->name, 5.0);
     if (pc_send_data(s->acceptor, SV_CLOSE, NULL, 0) == PC_OK)
         pc_task_join(s->acceptor, -1, NULL);
     free(s);
+    return PC_OK;
 }

@@ -120,7 +120,7 @@ ctl(void *arg)
         if (pc_recv(&m, -1) != PC_OK)
             continue;
         if (!strcmp(pc_msg_str(m), "close")) {
-            pc_rps_close(&closable);
+            pc_rps_close(&closable, 0);
             snprintf(out, sizeof out, "closed");
         } else if (!strcmp(pc_msg_str(m), "outcomes"))
             snprintf(out, sizeof out, "ok=%d timedout=%d",
@@ -141,7 +141,7 @@ add(const char *name, pc_rps_fn fn, int inflight, int queued, const void *desc)
                      .max_queued = queued,
                      .req_desc = desc};
     pc_rps *s = NULL;
-    pc_err rc = pc_rps_register(&o, &s);
+    pc_err rc = pc_rps_register(&o, 5.0, &s);
     if (rc != PC_OK)
         die(name, rc);
     return s;
