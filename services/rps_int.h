@@ -24,4 +24,14 @@ pc_err pc__rps_send_pb(pc_ref to, const char *type, const ProtobufCMessage *pb);
 pc_err pc__rps_send_outcome(pc_ref to, uint64_t id, pc_err rc,
                             const char *error);
 
+/* Build the RpsSchema of a typed service (services/rps_schema.c): the
+ * request and response types (either may be NULL) and every message and
+ * enum type reachable from them, each once. Returns PC_OK and *out (a
+ * heap-allocated Picos__V1__RpsSchema, free with pc__rps_schema_free()),
+ * PC_EINVAL (both NULL), PC_ENOMEM. */
+pc_err pc__rps_schema_build(const ProtobufCMessageDescriptor *req,
+                            const ProtobufCMessageDescriptor *resp,
+                            Picos__V1__RpsSchema **out);
+void pc__rps_schema_free(Picos__V1__RpsSchema **s);
+
 #endif
