@@ -84,7 +84,7 @@ pc__rc_send_join(rc_agent *a, int i)
     pc__rc_names_drop_if(&a->held, collect_one, &k);
     pc__rc_ref_pb(&ar, a->self);
     self.agent = &ar;
-    rq.op = PICOS__V1__REG_OP__JOIN;
+    rq.op = PICOS__V1__REG_OP__REG_JOIN;
     rq.timeout_ms = RC_JOIN_TIMEOUT_MS;
     rq.node = &self;
     do {

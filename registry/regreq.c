@@ -69,7 +69,7 @@ check(const Picos__V1__RegRequest *r)
     const char *why;
 
     switch (r->op) {
-    case PICOS__V1__REG_OP__JOIN:
+    case PICOS__V1__REG_OP__REG_JOIN:
         if ((why = node_bad(r->node)))
             return why;
         for (size_t i = 0; i < r->n_names; i++)

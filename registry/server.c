@@ -685,7 +685,7 @@ on_request(reg_server *v, const pc_msg *m)
         return;
     }
     switch (q.r->op) {
-    case PICOS__V1__REG_OP__JOIN:
+    case PICOS__V1__REG_OP__REG_JOIN:
         op_join(v, &q);
         break;
     case PICOS__V1__REG_OP__LEAVE:

@@ -46,7 +46,7 @@ static void
 check_accepted(const Picos__V1__RegRequest *r)
 {
     switch (r->op) {
-    case PICOS__V1__REG_OP__JOIN:
+    case PICOS__V1__REG_OP__REG_JOIN:
         if (!r->node || !r->node->node || !r->node->incarnation ||
             !r->node->agent || r->node->agent->node != r->node->node ||
             !bounded(r->node->name, PC_NAME_MAX) ||
@@ -253,7 +253,7 @@ make_seeds(void)
     e2.ref = &ref;
     /* every op, valid */
     r.id = 7;
-    r.op = PICOS__V1__REG_OP__JOIN;
+    r.op = PICOS__V1__REG_OP__REG_JOIN;
     r.node = &ni;
     r.n_names = 2;
     r.names = names;
@@ -295,7 +295,7 @@ make_seeds(void)
     e.ref = NULL;
     seed_req(&r);
     e.ref = &ref;
-    r.op = PICOS__V1__REG_OP__JOIN;
+    r.op = PICOS__V1__REG_OP__REG_JOIN;
     r.node = &ni;
     ni.agent = &other;
     seed_req(&r);

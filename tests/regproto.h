@@ -184,7 +184,7 @@ rp_join_part(pc_ref reg, const char *node_name, const char *endpoint,
     ni.pid = (uint32_t)getpid();
     ni.endpoint = (char *)endpoint;
     ni.agent = &agent;
-    r.op = PICOS__V1__REG_OP__JOIN;
+    r.op = PICOS__V1__REG_OP__REG_JOIN;
     r.node = &ni;
     r.n_names = x && p ? n : 0;
     r.names = p;
