@@ -27,10 +27,13 @@ PREFIX      ?= /usr/local
 RUN_CLUSTER ?= apps/examples/run-cluster.sh
 BENCH       ?= $(BUILD_DIR)/apps/bench/picos-bench
 
+# (python3-zmq, python3-protobuf and protobuf-compiler are for the Python
+# client, clients/python/, and its test; the C build does not use them.)
 DEB_PACKAGES ?= build-essential cmake pkg-config libev-dev libprotobuf-c-dev \
                 protobuf-c-compiler libcunit1-dev clang-format \
                 libwolfssl-dev openssl wrk clang \
-                libzmq3-dev libsodium-dev libinih-dev libjansson-dev zlib1g-dev
+                libzmq3-dev libsodium-dev libinih-dev libjansson-dev zlib1g-dev \
+                python3-zmq python3-protobuf protobuf-compiler
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 ASAN_OPTIONS  ?= halt_on_error=1:print_stacktrace=1
