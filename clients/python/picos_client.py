@@ -531,7 +531,8 @@ class Client:
         if not entry.endpoint:
             raise Unreachable("service %s: its node does not listen" % service)
         link = self._link(entry.endpoint, deadline)
-        if link.hello.node != entry.ref.node:
+        if (link.hello.node, link.hello.incarnation) != (
+                entry.ref.node, entry.ref.incarnation):
             raise Unreachable("service %s: another node answers at %s (it "
                               "started again?)" % (service, entry.endpoint))
         acceptor, cid = entry.ref.id, next(self.call_ids)
