@@ -286,7 +286,7 @@ missing(void)
 {
     static const char check[] =
         "import zmq, google.protobuf; assert zmq.has('curve')";
-    static char why[512];
+    static char why[1400];
     char out[1024] = "";
     kid k;
 
