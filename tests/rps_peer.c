@@ -14,13 +14,14 @@
  *               code it released was still running (or such a call started
  *               after it), how many ran more than once
  * Services (payloads are bytes unless said):
- *   echo      returns the request
+ *   echo      returns the request; version 7
  *   fail      pc_exit_error("boom: <request>")
  *   killme    terminates itself
  *   slow      sleeps <request> seconds (text), then returns "slept"
  *   closable  as slow
  *   busy      as slow, max_inflight 1, max_queued 1
- *   typed     request typed as picos.v1.RpsRefused: returns its text
+ *   typed     request typed as picos.v1.RpsRefused: returns its text (as
+ *             bytes; its response type, picos.v1.RpsInfo, is only published)
  *   many      sleeps 0.2 s, returns the request; max_inflight 2000
  *   reload    generation k (0 at first): sleeps 0.05 s, returns
  *             "g<k>:<request>"; max_inflight 16
@@ -241,18 +242,27 @@ ctl(void *arg)
 }
 
 static pc_rps *
-add(const char *name, pc_rps_fn fn, int inflight, int queued, const void *desc)
+add_v(const char *name, pc_rps_fn fn, int inflight, int queued,
+      const void *desc, const void *resp, uint32_t version)
 {
     pc_rps_opts o = {.name = name,
                      .fn = fn,
                      .max_inflight = inflight,
                      .max_queued = queued,
-                     .req_desc = desc};
+                     .req_desc = desc,
+                     .resp_desc = resp,
+                     .version = version};
     pc_rps *s = NULL;
     pc_err rc = pc_rps_register(&o, 5.0, &s);
     if (rc != PC_OK)
         die(name, rc);
     return s;
+}
+
+static pc_rps *
+add(const char *name, pc_rps_fn fn, int inflight, int queued, const void *desc)
+{
+    return add_v(name, fn, inflight, queued, desc, NULL, 0);
 }
 
 int
@@ -291,13 +301,14 @@ main(int argc, char **argv)
     co.join_timeout = 20;
     if ((rc = pc_cluster_join(&co)) != PC_OK)
         die("pc_cluster_join", rc);
-    add("echo", echo, 0, 0, NULL);
+    add_v("echo", echo, 0, 0, NULL, NULL, 7);
     add("fail", fail, 0, 0, NULL);
     add("killme", killme, 0, 0, NULL);
     sl = add("slow", slow, 0, 0, NULL);
     closable = add("closable", slow, 0, 0, NULL);
     add("busy", slow, 1, 1, NULL);
-    add("typed", typed, 0, 0, &picos__v1__rps_refused__descriptor);
+    add_v("typed", typed, 0, 0, &picos__v1__rps_refused__descriptor,
+          &picos__v1__rps_info__descriptor, 0);
     add("many", many, 2000, 0, NULL);
     reload = add("reload", gen0, 16, 0, NULL);
     if ((rc = pc_spawn(watcher, NULL, &d, &w)) != PC_OK ||
