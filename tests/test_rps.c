@@ -81,20 +81,34 @@ join(void)
     return pc_cluster_join(&o);
 }
 
-/* Ask peer c's ctl task `cmd`; its answer into out. */
+/* Send peer c's ctl task `cmd` (its answer comes as an "rc" message). */
 static void
-ctl_ask(const nt_child *c, const char *cmd, char *out, size_t size)
+ctl_send(const nt_child *c, const char *cmd)
 {
     pc_ref ctl = PC_REF_NIL;
-    pc_msg *m = NULL;
-    out[0] = '\0';
     TCHECK_RC(pc_node_connect(c->ep, PT_LONG, NULL), PC_OK);
     TCHECK_RC(pc_locate_at(c->ep, "ctl", PT_LONG, &ctl), PC_OK);
     TCHECK_RC(pc_send_data(ctl, "cmd", cmd, strlen(cmd)), PC_OK);
+}
+
+/* The ctl task's next answer into out. */
+static void
+ctl_wait(char *out, size_t size)
+{
+    pc_msg *m = NULL;
+    out[0] = '\0';
     TCHECK_RC(pc_recv_type("rc", &m, PT_LONG), PC_OK);
     if (m)
         snprintf(out, size, "%s", pc_msg_str(m));
     pc_msg_free(&m);
+}
+
+/* Ask peer c's ctl task `cmd`; its answer into out. */
+static void
+ctl_ask(const nt_child *c, const char *cmd, char *out, size_t size)
+{
+    ctl_send(c, cmd);
+    ctl_wait(out, size);
 }
 
 static pc_rps_client *
@@ -501,6 +515,227 @@ thousand_in_flight(void)
     nt_stop(&R.c);
 }
 
+/* ---- wrong secret ---------------------------------------------------------------- */
+
+/* Run rps_peer --client echo with secret file `secret`, straight to P's
+ * endpoint too; its lines into lines[3] ("" when it said fewer). */
+static void
+client_run(const char *secret, char lines[3][64])
+{
+    nt_child k = {0};
+    kid_opts ko = {.errpath = k.errpath};
+    const char *args[] = {"--registries",
+                          R.ep,
+                          "--secret-file",
+                          secret,
+                          "--heartbeat",
+                          NET_HB,
+                          "--timeout",
+                          NET_TIMEOUT,
+                          "--client",
+                          "echo",
+                          "--connect",
+                          P.ep,
+                          NULL};
+
+    pt_tmppath(k.errpath, sizeof k.errpath, "client.err");
+    for (int i = 0; i < 3; i++)
+        lines[i][0] = '\0';
+    CU_ASSERT_FATAL(kid_run(&k, NET_PEER, args, &ko));
+    for (int i = 0; i < 3; i++)
+        if (!read_line(k.out, lines[i], sizeof lines[i], PT_LONG))
+            break;
+    CU_ASSERT(kid_wait(&k, PT_LONG));
+    nt_stop(&k);
+}
+
+PT_TEST(wrong_secret)
+static void
+wrong_secret(void)
+{
+    char l[3][64];
+
+    CU_ASSERT_FATAL(rg_start(&R));
+    CU_ASSERT_FATAL(peer_start(&P));
+    /* the right secret: joins, links, calls */
+    client_run(secret_path, l);
+    CU_ASSERT_STRING_EQUAL(l[0], "JOIN PC_OK");
+    CU_ASSERT_STRING_EQUAL(l[1], "CONNECT PC_OK");
+    CU_ASSERT_STRING_EQUAL(l[2], "CALL PC_OK");
+    /* another secret: the registry and the service node refuse its key
+     * (CURVE), so it never gets as far as a call */
+    client_run(other_path, l);
+    CU_ASSERT_STRING_EQUAL(l[0], "JOIN PC_EAUTH");
+    CU_ASSERT_STRING_EQUAL(l[1], "CONNECT PC_EAUTH");
+    CU_ASSERT_STRING_EQUAL(l[2], "");
+    nt_stop(&P);
+    nt_stop(&R.c);
+}
+
+/* ---- register ------------------------------------------------------------------ */
+
+static pc_msg *
+local_echo(pc_msg *req)
+{
+    return req;
+}
+
+/* A request/reply of text `req` through a new handle of service name. */
+static pc_err
+request_once(const char *name, const char *req, char *out, size_t size)
+{
+    pc_rps_client *c = locate(name);
+    pc_msg *m = NULL, *rep = NULL;
+    pc_err rc = PC_ENOENT;
+
+    out[0] = '\0';
+    if (c) {
+        TCHECK_RC(pc_msg_new_str(&m, "text", req), PC_OK);
+        if ((rc = pc_rps_request(c, &m, PT_LONG, &rep)) == PC_OK && rep)
+            snprintf(out, size, "%s", pc_msg_str(rep));
+        pc_msg_free(&m);
+        pc_msg_free(&rep);
+        pc_rps_client_free(&c);
+    }
+    return rc;
+}
+
+static pc_msg *
+register_task(void *arg)
+{
+    pc_rps_opts o = {.name = "local", .fn = local_echo};
+    pc_rps *s = NULL, *s2 = NULL;
+    pc_rps_client *c;
+    pc_rps_info in;
+    pc_ref r;
+    char out[64];
+    pc_err rc;
+    (void)arg;
+
+    TCHECK_RC(join(), PC_OK);
+    /* timeout 0: one round trip to the registry, which is up */
+    TCHECK_RC(pc_rps_register(&o, 0, &s), PC_OK);
+    TCHECK(s != NULL);
+    TCHECK_RC(request_once("local", "here", out, sizeof out), PC_OK);
+    TCHECK_STR(out, "here");
+    /* a name open on this node already, or held by another node */
+    TCHECK_RC(pc_rps_register(&o, PT_LONG, &s2), PC_EEXIST);
+    TCHECK(s2 == NULL);
+    o.name = "echo";
+    TCHECK_RC(pc_rps_register(&o, PT_LONG, &s2), PC_EEXIST);
+    TCHECK(s2 == NULL);
+    /* ... which leave the services as they were */
+    TCHECK_RC(request_once("local", "still", out, sizeof out), PC_OK);
+    TCHECK_STR(out, "still");
+    if ((c = locate("echo"))) {
+        TCHECK_RC(pc_rps_describe(c, PT_LONG, &in, NULL), PC_OK);
+        TCHECK_EQ(in.version, 7); /* the peer's */
+        pc_rps_client_free(&c);
+    }
+    /* a registry that does not answer in time: PC_ETIMEDOUT, and its late
+     * OK is undone (the name never points at the acceptor that ended) */
+    o.name = "late";
+    kill(R.c.pid, SIGSTOP);
+    rc = pc_rps_register(&o, 0.3, &s2);
+    kill(R.c.pid, SIGCONT);
+    TCHECK_RC(rc, PC_ETIMEDOUT);
+    TCHECK(s2 == NULL);
+    /* the registry answers in order: once this is in, the late one was
+     * answered and undone before */
+    TCHECK_RC(pc_name_register(PC_NAME_TASK, "sync", pc_self(), PT_LONG),
+              PC_OK);
+    TCHECK_RC(pc_locate(PC_NAME_SERVICE, "late", 0, &r), PC_ENOENT);
+    /* and the name can be had again */
+    TCHECK_RC(pc_rps_register(&o, PT_LONG, &s2), PC_OK);
+    TCHECK_RC(request_once("late", "again", out, sizeof out), PC_OK);
+    TCHECK_STR(out, "again");
+    TCHECK_RC(pc_rps_close(&s2, 0), PC_OK);
+    TCHECK_RC(pc_rps_close(&s, 0), PC_OK);
+    TCHECK(s == NULL && s2 == NULL);
+    TCHECK_RC(pc_rps_close(&s, 0), PC_OK); /* NULL: nothing */
+    pc_node_stop();
+    return NULL;
+}
+
+PT_TEST(register_leaves_nothing)
+static void
+register_leaves_nothing(void)
+{
+    CU_ASSERT_FATAL(rg_start(&R));
+    CU_ASSERT_FATAL(peer_start(&P));
+    driver_run(register_task);
+    nt_stop(&P);
+    nt_stop(&R.c);
+}
+
+/* ---- close with a grace ------------------------------------------------------ */
+
+static pc_msg *
+grace_task(void *arg)
+{
+    pc_rps_client *c;
+    struct pc_rps_call *k = NULL, *k2 = NULL;
+    pc_msg *v = NULL;
+    char out[128];
+    (void)arg;
+
+    TCHECK_RC(join(), PC_OK);
+    /* a call that ends within the grace gets its result; new calls are
+     * refused at once meanwhile */
+    if ((c = locate("grace1"))) {
+        double t0 = pc_now();
+        pc_err rc;
+        TCHECK_RC(call_text(c, "hold", PT_LONG, &k), PC_OK);
+        ctl_send(&P, "closeg grace1 20");
+        /* until the acceptor has the close (a call before it is quick) */
+        while ((rc = call_text(c, "quick", PT_LONG, &k2)) == PC_OK &&
+               pt_since(t0) < PT_LONG) {
+            TCHECK_RC(pc_rps_finish(k2, PT_LONG, NULL), PC_OK);
+            pc_rps_call_free(&k2);
+        }
+        TCHECK_RC(rc, PC_ECLOSED);
+        TCHECK_STR(pc_rps_client_error(c), "service grace1 is closing");
+        /* the held call is still running: let it end */
+        TCHECK_RC(pc_send_data(pc_rps_call_task(k), "go", NULL, 0), PC_OK);
+        TCHECK_RC(pc_rps_finish(k, PT_LONG, &v), PC_OK);
+        TCHECK(v && !strcmp(pc_msg_str(v), "held"));
+        pc_msg_free(&v);
+        pc_rps_call_free(&k);
+        ctl_wait(out, sizeof out);
+        TCHECK_STR(out, "closed PC_OK released=0 bad=0");
+        pc_rps_client_free(&c);
+    }
+    /* a call that does not end within the grace is terminated (CLOSED); an
+     * update's release waits for it */
+    if ((c = locate("grace2"))) {
+        TCHECK_RC(call_text(c, "hold", PT_LONG, &k), PC_OK);
+        ctl_ask(&P, "updhold grace2", out, sizeof out);
+        TCHECK_STR(out, "updated");
+        ctl_send(&P, "closeg grace2 0.3");
+        TCHECK_RC(pc_rps_finish(k, PT_LONG, &v), PC_ECLOSED);
+        TCHECK(v == NULL);
+        TCHECK_STR(pc_rps_client_error(c),
+                   "service grace2 closed during the call");
+        pc_rps_call_free(&k);
+        ctl_wait(out, sizeof out);
+        TCHECK_STR(out, "closed PC_OK released=1 bad=0");
+        pc_rps_client_free(&c);
+    }
+    pc_node_stop();
+    return NULL;
+}
+
+PT_TEST(close_with_grace)
+static void
+close_with_grace(void)
+{
+    CU_ASSERT_FATAL(rg_start(&R));
+    CU_ASSERT_FATAL(peer_start(&P));
+    driver_run(grace_task);
+    nt_stop(&P);
+    nt_stop(&R.c);
+}
+
 /* ---- reload under load ------------------------------------------------------- */
 
 #define RL_BATCH 40
@@ -635,4 +870,5 @@ reload_under_load(void)
 
 PT_MAIN("rps", PT_ENTRY(calls_and_results), PT_ENTRY(failure_reasons),
         PT_ENTRY(node_killed_during_call), PT_ENTRY(thousand_in_flight),
-        PT_ENTRY(reload_under_load))
+        PT_ENTRY(reload_under_load), PT_ENTRY(close_with_grace),
+        PT_ENTRY(register_leaves_nothing), PT_ENTRY(wrong_secret))

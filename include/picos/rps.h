@@ -79,12 +79,19 @@ typedef struct pc_rps_opts {
 } pc_rps_opts;
 
 /* Start the service described by *o on this node and register its name
- * cluster-wide, waiting up to `timeout` for the registries. *o is copied
- * (the descriptors must outlive the service). Returns PC_OK and *out
- * (owned by the caller until pc_rps_close()), PC_EINVAL (no name or fn,
- * name too long), PC_EEXIST (the name is held by another), PC_ESTATE (no
- * node, or not joined), PC_EUNREACH / PC_ETIMEDOUT (no registry answered
- * in time: nothing is left behind), PC_ENOMEM. Tasks and foreign threads. */
+ * cluster-wide, waiting up to `timeout` for the registries. Registering
+ * needs a registry's answer, so timeout 0 is one round trip: the request
+ * is sent once and its answer waited for at most 1 s (as with
+ * pc_name_register()) — PC_OK from a registry that is up, PC_ETIMEDOUT
+ * from one that is not answering. *o is copied (the descriptors must
+ * outlive the service). Returns PC_OK and *out (owned by the caller until
+ * pc_rps_close()), PC_EINVAL (no name or fn, name too long), PC_EEXIST
+ * (the name is held by another node, or by a service open on this one),
+ * PC_ESTATE (no node, or not joined), PC_EUNREACH / PC_ETIMEDOUT (no
+ * registry answered in time), PC_ENOMEM. On every error *out is NULL and
+ * nothing is left behind: the acceptor has ended, and an OK a registry
+ * sends after the deadline is undone by the registry client. Tasks and
+ * foreign threads. */
 pc_err pc_rps_register(const pc_rps_opts *o, double timeout, pc_rps **out);
 
 /* Called once when the last call accepted before a pc_rps_update() has
@@ -116,14 +123,17 @@ pc_err pc_rps_update(pc_rps *s, const pc_rps_opts *o, pc_rps_release_fn release,
  * PC_EINVAL, PC_ESTATE (closed). Any thread. */
 pc_err pc_rps_monitor(pc_rps *s, pc_ref watcher);
 
-/* Unregister the service and end it. Calls still running get up to
- * `grace` seconds to finish (0: none, negative: as long as they take);
- * then running ones are terminated and queued ones refused (their callers
- * get PC_ECLOSED). New calls are refused CLOSED at once. Waits for the
- * acceptor to end, frees *s and sets it to NULL. Returns PC_OK, or
- * PC_ETIMEDOUT when the acceptor had not ended within grace + 5 s (*s is
- * freed and NULL all the same; the acceptor ends by itself). NULL or *s
- * NULL: PC_OK. Tasks and foreign threads. */
+/* Unregister the service and end it. New calls are refused CLOSED at once
+ * (their callers get PC_ECLOSED, "service NAME is closing"). Calls running
+ * or queued get up to `grace` seconds to finish — queued ones still start
+ * as slots free up —; 0: no grace, negative: as long as they take. Then
+ * running ones are terminated and queued ones refused (their callers get
+ * PC_ECLOSED). Waits for the acceptor to end — and with it the releases of
+ * pc_rps_update() — frees *s and sets it to NULL. Returns PC_OK, or
+ * PC_ETIMEDOUT when the acceptor had not ended within grace + 5 s (a call
+ * task that never reaches a wait point can't be terminated): *s is freed
+ * and NULL all the same; the acceptor keeps what it uses and ends by
+ * itself. NULL or *s NULL: PC_OK. Tasks and foreign threads. */
 pc_err pc_rps_close(pc_rps **s, double grace);
 
 /* ---- outcomes (monitors) -------------------------------------------------- */
