@@ -1,12 +1,19 @@
 /* tests/test_rps.c — Remote Pico Services across real processes: a
  * picos-registry, one or two rps_peer service nodes (tests/rps_peer.c) and
  * this program as the client node (joined from a test task). Calls and
- * results; each failure reason (error with its text, killed, node down by
- * kill -9 during a call, deadline passed — the server's monitor sees it —,
- * closed, busy, bad request for a typed service); 1,000 calls in flight
- * from one client, each finished exactly once; two locates of one service
- * in one process; request/reply. Waits are bounded by PT_LONG, never
- * stand-ins for synchronisation.
+ * results; describe (bytes, typed with its schema, while every slot is
+ * busy); each failure reason with its pc_rps_client_error() text (error
+ * with its text, killed, node down by kill -9 during a call, deadline
+ * passed — the client monitor gets the outcome and the server's monitor
+ * sees the cancellation —, closed, busy, requests a typed service can't
+ * parse); 1,000 calls in flight from one client, each finished exactly
+ * once; two locates of one service in one process; request/reply; reload
+ * under load (hot swap: no call lost, each on its own code, each release
+ * once and after that code's last call); close with a grace (a call that
+ * ends in it, one that does not); register (timeout 0, names taken,
+ * timed out with nothing left behind); a client node with the wrong
+ * secret. Waits are bounded by PT_LONG, never stand-ins for
+ * synchronisation.
  */
 #define _GNU_SOURCE
 #include "picos/net.h"
