@@ -30,7 +30,7 @@
  *   killme    terminates itself
  *   slow      sleeps <request> seconds (text), then returns "slept"
  *   closable  as slow
- *   busy      as slow, max_inflight 1, max_queued 1
+ *   busy      as grace1, max_inflight 1, max_queued 1
  *   typed     request typed as picos.v1.RpsRefused: returns its text (as
  *             bytes; its response type, picos.v1.RpsInfo, is only published)
  *   many      sleeps 0.2 s, returns the request; max_inflight 2000
@@ -422,7 +422,7 @@ main(int argc, char **argv)
     add("killme", killme, 0, 0, NULL);
     sl = add("slow", slow, 0, 0, NULL);
     closable = add("closable", slow, 0, 0, NULL);
-    add("busy", slow, 1, 1, NULL);
+    add("busy", hold, 1, 1, NULL);
     add_v("typed", typed, 0, 0, &picos__v1__rps_refused__descriptor,
           &picos__v1__rps_info__descriptor, 0);
     add("many", many, 2000, 0, NULL);

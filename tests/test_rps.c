@@ -225,10 +225,9 @@ queued_helper(void *arg)
     struct pc_rps_call *k = NULL;
     double t0 = pc_now();
     pc_err rc;
-    /* the driver's own tries may hold the queue for a moment: again */
-    while ((rc = call_text(c, "0", 3 * PT_LONG, &k)) == PC_EFULL &&
+    while ((rc = call_text(c, "quick", 3 * PT_LONG, &k)) == PC_EFULL &&
            pt_since(t0) < PT_LONG)
-        pc_sleep(0.01);
+        pc_sleep(0.01); /* not expected: the driver waits for this one */
     if (rc == PC_OK)
         rc = pc_rps_finish(k, PT_LONG, NULL);
     pc_rps_call_free(&k);
@@ -318,39 +317,36 @@ failures_task(void *arg)
         pc_rps_call_free(&k);
         pc_rps_client_free(&c);
     }
-    /* busy: one running, one queued (from a helper task), the next
-     * refused at once with PC_EFULL */
+    /* busy: one running (held until we let it go), one queued (from a
+     * helper task), the next refused at once with PC_EFULL */
     if ((c = locate("busy"))) {
         double t0 = pc_now();
         pc_msg *done = NULL;
         pc_ref me = pc_self();
-        pc_err rc;
         void *hargs[2] = {c, &me};
-        TCHECK_RC(call_text(c, "3", PT_LONG, &k), PC_OK);
+        pc_rps_info in;
+        TCHECK_RC(call_text(c, "hold", PT_LONG, &k), PC_OK);
         TCHECK_RC(pc_spawn(queued_helper, hargs, NULL, NULL), PC_OK);
-        /* until the helper's call holds the queue (ours, when it got there
-         * first, waits in the queue and expires) */
-        while ((rc = call_text(c, "2", 0.5, &k2)) == PC_ETIMEDOUT &&
-               pt_since(t0) < PT_LONG)
-            ;
-        TCHECK_RC(rc, PC_EFULL);
+        /* until the helper's call waits in the queue; describe is answered
+         * while every slot and the queue are taken */
+        do {
+            TCHECK_RC(pc_rps_describe(c, PT_LONG, &in, NULL), PC_OK);
+            if (in.queued < 1)
+                pc_sleep(0.005);
+        } while (in.queued < 1 && pt_since(t0) < PT_LONG);
+        TCHECK_STR(in.name, "busy");
+        TCHECK_EQ(in.running, 1);
+        TCHECK_EQ(in.queued, 1);
+        TCHECK_EQ(in.max_inflight, 1);
+        TCHECK_EQ(in.max_queued, 1);
+        TCHECK_RC(call_text(c, "quick", PT_LONG, &k2), PC_EFULL);
         TCHECK(k2 == NULL);
         TCHECK_STR(pc_rps_client_error(c), "service busy: 1 running, 1 queued");
-        pc_rps_call_free(&k2);
-        /* describe is answered while every slot and the queue are taken */
-        {
-            pc_rps_info in;
-            TCHECK_RC(pc_rps_describe(c, PT_LONG, &in, NULL), PC_OK);
-            TCHECK_STR(in.name, "busy");
-            TCHECK_EQ(in.running, 1);
-            TCHECK_EQ(in.queued, 1);
-            TCHECK_EQ(in.max_inflight, 1);
-            TCHECK_EQ(in.max_queued, 1);
-        }
+        TCHECK_RC(pc_send_data(pc_rps_call_task(k), "go", NULL, 0), PC_OK);
+        TCHECK_RC(pc_rps_finish(k, PT_LONG, NULL), PC_OK);
         TCHECK_RC(pc_recv_type("helper", &done, 3 * PT_LONG), PC_OK);
         TCHECK(done && !strcmp(pc_msg_str(done), "OK"));
         pc_msg_free(&done);
-        TCHECK_RC(pc_rps_finish(k, PT_LONG, NULL), PC_OK);
         pc_rps_call_free(&k);
         pc_rps_client_free(&c);
     }
