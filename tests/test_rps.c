@@ -1,12 +1,19 @@
 /* tests/test_rps.c — Remote Pico Services across real processes: a
  * picos-registry, one or two rps_peer service nodes (tests/rps_peer.c) and
  * this program as the client node (joined from a test task). Calls and
- * results; each failure reason (error with its text, killed, node down by
- * kill -9 during a call, deadline passed — the server's monitor sees it —,
- * closed, busy, bad request for a typed service); 1,000 calls in flight
- * from one client, each finished exactly once; two locates of one service
- * in one process; request/reply. Waits are bounded by PT_LONG, never
- * stand-ins for synchronisation.
+ * results; describe (bytes, typed with its schema, while every slot is
+ * busy); each failure reason with its pc_rps_client_error() text (error
+ * with its text, killed, node down by kill -9 during a call, deadline
+ * passed — the client monitor gets the outcome and the server's monitor
+ * sees the cancellation —, closed, busy, requests a typed service can't
+ * parse); 1,000 calls in flight from one client, each finished exactly
+ * once; two locates of one service in one process; request/reply; reload
+ * under load (hot swap: no call lost, each on its own code, each release
+ * once and after that code's last call); close with a grace (a call that
+ * ends in it, one that does not); register (timeout 0, names taken,
+ * timed out with nothing left behind); a client node with the wrong
+ * secret. Waits are bounded by PT_LONG, never stand-ins for
+ * synchronisation.
  */
 #define _GNU_SOURCE
 #include "picos/net.h"
@@ -14,6 +21,7 @@
 #include "picos/rps.h"
 
 #include "netutil.h"
+#include "rps.pb-c.h"
 #include "testutil.h"
 
 typedef struct rg {
@@ -80,20 +88,34 @@ join(void)
     return pc_cluster_join(&o);
 }
 
-/* Ask peer c's ctl task `cmd`; its answer into out. */
+/* Send peer c's ctl task `cmd` (its answer comes as an "rc" message). */
 static void
-ctl_ask(const nt_child *c, const char *cmd, char *out, size_t size)
+ctl_send(const nt_child *c, const char *cmd)
 {
     pc_ref ctl = PC_REF_NIL;
-    pc_msg *m = NULL;
-    out[0] = '\0';
     TCHECK_RC(pc_node_connect(c->ep, PT_LONG, NULL), PC_OK);
     TCHECK_RC(pc_locate_at(c->ep, "ctl", PT_LONG, &ctl), PC_OK);
     TCHECK_RC(pc_send_data(ctl, "cmd", cmd, strlen(cmd)), PC_OK);
+}
+
+/* The ctl task's next answer into out. */
+static void
+ctl_wait(char *out, size_t size)
+{
+    pc_msg *m = NULL;
+    out[0] = '\0';
     TCHECK_RC(pc_recv_type("rc", &m, PT_LONG), PC_OK);
     if (m)
         snprintf(out, size, "%s", pc_msg_str(m));
     pc_msg_free(&m);
+}
+
+/* Ask peer c's ctl task `cmd`; its answer into out. */
+static void
+ctl_ask(const nt_child *c, const char *cmd, char *out, size_t size)
+{
+    ctl_send(c, cmd);
+    ctl_wait(out, size);
 }
 
 static pc_rps_client *
@@ -151,6 +173,22 @@ results_task(void *arg)
     TCHECK(req == NULL);
     TCHECK(rep && !strcmp(pc_msg_str(rep), "ping"));
     pc_msg_free(&rep);
+    /* describe a bytes service: no schema even when asked */
+    {
+        pc_rps_info in;
+        pc_msg *sc = NULL;
+        TCHECK_RC(pc_rps_describe(a, PT_LONG, &in, &sc), PC_OK);
+        TCHECK_STR(in.name, "echo");
+        TCHECK_EQ(in.version, 7);
+        TCHECK_STR(in.request_type, "");
+        TCHECK_STR(in.response_type, "");
+        TCHECK_EQ(in.max_inflight, 64);
+        TCHECK_EQ(in.max_queued, 256);
+        TCHECK_EQ(in.calls, 2); /* hello and ping */
+        TCHECK_EQ(in.running + in.queued, 0);
+        TCHECK(sc == NULL);
+        TCHECK_RC(pc_rps_describe(a, 0, &in, NULL), PC_ETIMEDOUT);
+    }
     /* timeout 0: nothing sent, the request stays ours */
     TCHECK_RC(pc_msg_new_str(&req, "text", "x"), PC_OK);
     TCHECK_RC(pc_rps_request(b, &req, 0, &rep), PC_ETIMEDOUT);
@@ -187,10 +225,9 @@ queued_helper(void *arg)
     struct pc_rps_call *k = NULL;
     double t0 = pc_now();
     pc_err rc;
-    /* the driver's own tries may hold the queue for a moment: again */
-    while ((rc = call_text(c, "0", 3 * PT_LONG, &k)) == PC_EFULL &&
+    while ((rc = call_text(c, "quick", 3 * PT_LONG, &k)) == PC_EFULL &&
            pt_since(t0) < PT_LONG)
-        pc_sleep(0.01);
+        pc_sleep(0.01); /* not expected: the driver waits for this one */
     if (rc == PC_OK)
         rc = pc_rps_finish(k, PT_LONG, NULL);
     pc_rps_call_free(&k);
@@ -216,6 +253,7 @@ failures_task(void *arg)
         TCHECK_RC(pc_rps_finish(k, PT_LONG, &v), PC_EFAILED);
         TCHECK(v && pc_msg_is(v, PC_MSG_ERROR));
         TCHECK(v && !strcmp(pc_msg_str(v), "boom: bad input"));
+        TCHECK_STR(pc_rps_client_error(c), "boom: bad input");
         pc_msg_free(&v);
         pc_rps_call_free(&k);
         /* request/reply keeps the request on an error */
@@ -232,6 +270,8 @@ failures_task(void *arg)
         TCHECK_RC(call_text(c, "", PT_LONG, &k), PC_OK);
         TCHECK_RC(pc_rps_finish(k, PT_LONG, &v), PC_EKILLED);
         TCHECK(v == NULL);
+        TCHECK_STR(pc_rps_client_error(c), "killed: the call's task at service "
+                                           "killme was terminated");
         pc_rps_call_free(&k);
         pc_rps_client_free(&c);
     }
@@ -249,6 +289,10 @@ failures_task(void *arg)
         TCHECK_RC(pc_rps_outcome_parse(om, &o), PC_OK);
         TCHECK_RC(o.rc, PC_ETIMEDOUT);
         TCHECK_EQ(o.id, pc_rps_call_id(k));
+        /* the outcome came: finish says so, and so does the text */
+        TCHECK_RC(pc_rps_finish(k, 0, NULL), PC_ETIMEDOUT);
+        TCHECK_STR(pc_rps_client_error(c),
+                   "deadline passed: service slow terminated the call");
         pc_msg_free(&om);
         pc_rps_call_free(&k);
         pc_rps_client_free(&c);
@@ -268,31 +312,41 @@ failures_task(void *arg)
         ctl_ask(&P, "close", out, sizeof out);
         TCHECK_STR(out, "closed");
         TCHECK_RC(pc_rps_finish(k, PT_LONG, &v), PC_ECLOSED);
+        TCHECK_STR(pc_rps_client_error(c),
+                   "service closable closed during the call");
         pc_rps_call_free(&k);
         pc_rps_client_free(&c);
     }
-    /* busy: one running, one queued (from a helper task), the next
-     * refused at once with PC_EFULL */
+    /* busy: one running (held until we let it go), one queued (from a
+     * helper task), the next refused at once with PC_EFULL */
     if ((c = locate("busy"))) {
         double t0 = pc_now();
         pc_msg *done = NULL;
         pc_ref me = pc_self();
-        pc_err rc;
         void *hargs[2] = {c, &me};
-        TCHECK_RC(call_text(c, "3", PT_LONG, &k), PC_OK);
+        pc_rps_info in;
+        TCHECK_RC(call_text(c, "hold", PT_LONG, &k), PC_OK);
         TCHECK_RC(pc_spawn(queued_helper, hargs, NULL, NULL), PC_OK);
-        /* until the helper's call holds the queue (ours, when it got there
-         * first, waits in the queue and expires) */
-        while ((rc = call_text(c, "2", 0.5, &k2)) == PC_ETIMEDOUT &&
-               pt_since(t0) < PT_LONG)
-            ;
-        TCHECK_RC(rc, PC_EFULL);
+        /* until the helper's call waits in the queue; describe is answered
+         * while every slot and the queue are taken */
+        do {
+            TCHECK_RC(pc_rps_describe(c, PT_LONG, &in, NULL), PC_OK);
+            if (in.queued < 1)
+                pc_sleep(0.005);
+        } while (in.queued < 1 && pt_since(t0) < PT_LONG);
+        TCHECK_STR(in.name, "busy");
+        TCHECK_EQ(in.running, 1);
+        TCHECK_EQ(in.queued, 1);
+        TCHECK_EQ(in.max_inflight, 1);
+        TCHECK_EQ(in.max_queued, 1);
+        TCHECK_RC(call_text(c, "quick", PT_LONG, &k2), PC_EFULL);
         TCHECK(k2 == NULL);
-        pc_rps_call_free(&k2);
+        TCHECK_STR(pc_rps_client_error(c), "service busy: 1 running, 1 queued");
+        TCHECK_RC(pc_send_data(pc_rps_call_task(k), "go", NULL, 0), PC_OK);
+        TCHECK_RC(pc_rps_finish(k, PT_LONG, NULL), PC_OK);
         TCHECK_RC(pc_recv_type("helper", &done, 3 * PT_LONG), PC_OK);
         TCHECK(done && !strcmp(pc_msg_str(done), "OK"));
         pc_msg_free(&done);
-        TCHECK_RC(pc_rps_finish(k, PT_LONG, NULL), PC_OK);
         pc_rps_call_free(&k);
         pc_rps_client_free(&c);
     }
@@ -303,7 +357,47 @@ failures_task(void *arg)
                   PC_OK);
         TCHECK_RC(pc_rps_call(c, &req, PT_LONG, &k), PC_EINVAL);
         TCHECK(req != NULL && k == NULL);
+        TCHECK_STR(pc_rps_client_error(c),
+                   "request does not parse as picos.v1.RpsRefused: "
+                   "unterminated field tag at byte 0");
         pc_msg_free(&req);
+        /* field 3 (text, a string) sent as a varint */
+        static const uint8_t wrong[] = {0x18, 0x01};
+        TCHECK_RC(pc_msg_new(&req, "picos.v1.RpsRefused", wrong, sizeof wrong),
+                  PC_OK);
+        TCHECK_RC(pc_rps_call(c, &req, PT_LONG, &k), PC_EINVAL);
+        TCHECK_STR(pc_rps_client_error(c),
+                   "request does not parse as picos.v1.RpsRefused: field "
+                   "'text' (3) at byte 0 is varint, its type wants "
+                   "length-delimited");
+        pc_msg_free(&req);
+        /* its description, with the schema of both types */
+        {
+            pc_rps_info in;
+            pc_msg *sc = NULL;
+            Picos__V1__RpsSchema *ps = NULL;
+            bool req_t = false, info_t = false, refusal_e = false;
+            TCHECK_RC(pc_rps_describe(c, PT_LONG, &in, &sc), PC_OK);
+            TCHECK_STR(in.request_type, "picos.v1.RpsRefused");
+            TCHECK_STR(in.response_type, "picos.v1.RpsInfo");
+            TCHECK(sc && pc_msg_is(sc, "picos.v1.RpsSchema"));
+            if (sc) {
+                size_t len = 0;
+                const uint8_t *d = pc_msg_data(sc, &len);
+                ps = picos__v1__rps_schema__unpack(NULL, len, d);
+            }
+            TCHECK(ps != NULL);
+            for (size_t i = 0; ps && i < ps->n_messages; i++) {
+                req_t |= !strcmp(ps->messages[i]->name, "picos.v1.RpsRefused");
+                info_t |= !strcmp(ps->messages[i]->name, "picos.v1.RpsInfo");
+            }
+            for (size_t i = 0; ps && i < ps->n_enums; i++)
+                refusal_e |= !strcmp(ps->enums[i]->name, "picos.v1.RpsRefusal");
+            TCHECK(req_t && info_t && refusal_e);
+            if (ps)
+                picos__v1__rps_schema__free_unpacked(ps, NULL);
+            pc_msg_free(&sc);
+        }
         /* a good one: field 3 (text) = "ok" */
         static const uint8_t good[] = {0x1a, 0x02, 'o', 'k'};
         TCHECK_RC(pc_msg_new(&req, "picos.v1.RpsRefused", good, sizeof good),
@@ -343,6 +437,7 @@ node_down_task(void *arg)
         kill(-Q.pid, SIGKILL);
         TCHECK_RC(pc_rps_finish(k, PT_LONG, NULL), PC_EUNREACH);
         TCHECK_RC(pc_rps_finish(k, 0, NULL), PC_EUNREACH);
+        TCHECK_STR(pc_rps_client_error(c), "service node down (service slow)");
         pc_rps_call_free(&k);
         pc_rps_client_free(&c);
     }
@@ -423,5 +518,360 @@ thousand_in_flight(void)
     nt_stop(&R.c);
 }
 
+/* ---- wrong secret ---------------------------------------------------------------- */
+
+/* Run rps_peer --client echo with secret file `secret`, straight to P's
+ * endpoint too; its lines into lines[3] ("" when it said fewer). */
+static void
+client_run(const char *secret, char lines[3][64])
+{
+    nt_child k = {0};
+    kid_opts ko = {.errpath = k.errpath};
+    const char *args[] = {"--registries",
+                          R.ep,
+                          "--secret-file",
+                          secret,
+                          "--heartbeat",
+                          NET_HB,
+                          "--timeout",
+                          NET_TIMEOUT,
+                          "--client",
+                          "echo",
+                          "--connect",
+                          P.ep,
+                          NULL};
+
+    pt_tmppath(k.errpath, sizeof k.errpath, "client.err");
+    for (int i = 0; i < 3; i++)
+        lines[i][0] = '\0';
+    CU_ASSERT_FATAL(kid_run(&k, NET_PEER, args, &ko));
+    for (int i = 0; i < 3; i++)
+        if (!read_line(k.out, lines[i], sizeof lines[i], PT_LONG))
+            break;
+    CU_ASSERT(kid_wait(&k, PT_LONG));
+    nt_stop(&k);
+}
+
+PT_TEST(wrong_secret)
+static void
+wrong_secret(void)
+{
+    char l[3][64];
+
+    CU_ASSERT_FATAL(rg_start(&R));
+    CU_ASSERT_FATAL(peer_start(&P));
+    /* the right secret: joins, links, calls */
+    client_run(secret_path, l);
+    CU_ASSERT_STRING_EQUAL(l[0], "JOIN PC_OK");
+    CU_ASSERT_STRING_EQUAL(l[1], "CONNECT PC_OK");
+    CU_ASSERT_STRING_EQUAL(l[2], "CALL PC_OK");
+    /* another secret: the registry and the service node refuse its key
+     * (CURVE), so it never gets as far as a call */
+    client_run(other_path, l);
+    CU_ASSERT_STRING_EQUAL(l[0], "JOIN PC_EAUTH");
+    CU_ASSERT_STRING_EQUAL(l[1], "CONNECT PC_EAUTH");
+    CU_ASSERT_STRING_EQUAL(l[2], "");
+    nt_stop(&P);
+    nt_stop(&R.c);
+}
+
+/* ---- register ------------------------------------------------------------------ */
+
+static pc_msg *
+local_echo(pc_msg *req)
+{
+    return req;
+}
+
+/* A request/reply of text `req` through a new handle of service name. */
+static pc_err
+request_once(const char *name, const char *req, char *out, size_t size)
+{
+    pc_rps_client *c = locate(name);
+    pc_msg *m = NULL, *rep = NULL;
+    pc_err rc = PC_ENOENT;
+
+    out[0] = '\0';
+    if (c) {
+        TCHECK_RC(pc_msg_new_str(&m, "text", req), PC_OK);
+        if ((rc = pc_rps_request(c, &m, PT_LONG, &rep)) == PC_OK && rep)
+            snprintf(out, size, "%s", pc_msg_str(rep));
+        pc_msg_free(&m);
+        pc_msg_free(&rep);
+        pc_rps_client_free(&c);
+    }
+    return rc;
+}
+
+static pc_msg *
+register_task(void *arg)
+{
+    pc_rps_opts o = {.name = "local", .fn = local_echo};
+    pc_rps *s = NULL, *s2 = NULL;
+    pc_rps_client *c;
+    pc_rps_info in;
+    pc_ref r;
+    char out[64];
+    pc_err rc;
+    (void)arg;
+
+    TCHECK_RC(join(), PC_OK);
+    /* timeout 0: one round trip to the registry, which is up */
+    TCHECK_RC(pc_rps_register(&o, 0, &s), PC_OK);
+    TCHECK(s != NULL);
+    TCHECK_RC(request_once("local", "here", out, sizeof out), PC_OK);
+    TCHECK_STR(out, "here");
+    /* a name open on this node already, or held by another node */
+    TCHECK_RC(pc_rps_register(&o, PT_LONG, &s2), PC_EEXIST);
+    TCHECK(s2 == NULL);
+    o.name = "echo";
+    TCHECK_RC(pc_rps_register(&o, PT_LONG, &s2), PC_EEXIST);
+    TCHECK(s2 == NULL);
+    /* ... which leave the services as they were */
+    TCHECK_RC(request_once("local", "still", out, sizeof out), PC_OK);
+    TCHECK_STR(out, "still");
+    if ((c = locate("echo"))) {
+        TCHECK_RC(pc_rps_describe(c, PT_LONG, &in, NULL), PC_OK);
+        TCHECK_EQ(in.version, 7); /* the peer's */
+        pc_rps_client_free(&c);
+    }
+    /* a registry that does not answer in time: PC_ETIMEDOUT, and its late
+     * OK is undone (the name never points at the acceptor that ended) */
+    o.name = "late";
+    kill(R.c.pid, SIGSTOP);
+    rc = pc_rps_register(&o, 0.3, &s2);
+    kill(R.c.pid, SIGCONT);
+    TCHECK_RC(rc, PC_ETIMEDOUT);
+    TCHECK(s2 == NULL);
+    /* the registry answers in order: once this is in, the late one was
+     * answered and undone before */
+    TCHECK_RC(pc_name_register(PC_NAME_TASK, "sync", pc_self(), PT_LONG),
+              PC_OK);
+    TCHECK_RC(pc_locate(PC_NAME_SERVICE, "late", 0, &r), PC_ENOENT);
+    /* and the name can be had again */
+    TCHECK_RC(pc_rps_register(&o, PT_LONG, &s2), PC_OK);
+    TCHECK_RC(request_once("late", "again", out, sizeof out), PC_OK);
+    TCHECK_STR(out, "again");
+    TCHECK_RC(pc_rps_close(&s2, 0), PC_OK);
+    TCHECK_RC(pc_rps_close(&s, 0), PC_OK);
+    TCHECK(s == NULL && s2 == NULL);
+    TCHECK_RC(pc_rps_close(&s, 0), PC_OK); /* NULL: nothing */
+    pc_node_stop();
+    return NULL;
+}
+
+PT_TEST(register_leaves_nothing)
+static void
+register_leaves_nothing(void)
+{
+    CU_ASSERT_FATAL(rg_start(&R));
+    CU_ASSERT_FATAL(peer_start(&P));
+    driver_run(register_task);
+    nt_stop(&P);
+    nt_stop(&R.c);
+}
+
+/* ---- close with a grace ------------------------------------------------------ */
+
+static pc_msg *
+grace_task(void *arg)
+{
+    pc_rps_client *c;
+    struct pc_rps_call *k = NULL, *k2 = NULL;
+    pc_msg *v = NULL;
+    char out[128];
+    (void)arg;
+
+    TCHECK_RC(join(), PC_OK);
+    /* a call that ends within the grace gets its result; new calls are
+     * refused at once meanwhile */
+    if ((c = locate("grace1"))) {
+        double t0 = pc_now();
+        pc_err rc;
+        TCHECK_RC(call_text(c, "hold", PT_LONG, &k), PC_OK);
+        ctl_send(&P, "closeg grace1 20");
+        /* until the acceptor has the close (a call before it is quick) */
+        while ((rc = call_text(c, "quick", PT_LONG, &k2)) == PC_OK &&
+               pt_since(t0) < PT_LONG) {
+            TCHECK_RC(pc_rps_finish(k2, PT_LONG, NULL), PC_OK);
+            pc_rps_call_free(&k2);
+        }
+        TCHECK_RC(rc, PC_ECLOSED);
+        TCHECK_STR(pc_rps_client_error(c), "service grace1 is closing");
+        /* the held call is still running: let it end */
+        TCHECK_RC(pc_send_data(pc_rps_call_task(k), "go", NULL, 0), PC_OK);
+        TCHECK_RC(pc_rps_finish(k, PT_LONG, &v), PC_OK);
+        TCHECK(v && !strcmp(pc_msg_str(v), "held"));
+        pc_msg_free(&v);
+        pc_rps_call_free(&k);
+        ctl_wait(out, sizeof out);
+        TCHECK_STR(out, "closed PC_OK released=0 bad=0");
+        pc_rps_client_free(&c);
+    }
+    /* a call that does not end within the grace is terminated (CLOSED); an
+     * update's release waits for it */
+    if ((c = locate("grace2"))) {
+        TCHECK_RC(call_text(c, "hold", PT_LONG, &k), PC_OK);
+        ctl_ask(&P, "updhold grace2", out, sizeof out);
+        TCHECK_STR(out, "updated");
+        ctl_send(&P, "closeg grace2 0.3");
+        TCHECK_RC(pc_rps_finish(k, PT_LONG, &v), PC_ECLOSED);
+        TCHECK(v == NULL);
+        TCHECK_STR(pc_rps_client_error(c),
+                   "service grace2 closed during the call");
+        pc_rps_call_free(&k);
+        ctl_wait(out, sizeof out);
+        TCHECK_STR(out, "closed PC_OK released=1 bad=0");
+        pc_rps_client_free(&c);
+    }
+    pc_node_stop();
+    return NULL;
+}
+
+PT_TEST(close_with_grace)
+static void
+close_with_grace(void)
+{
+    CU_ASSERT_FATAL(rg_start(&R));
+    CU_ASSERT_FATAL(peer_start(&P));
+    driver_run(grace_task);
+    nt_stop(&P);
+    nt_stop(&R.c);
+}
+
+/* ---- reload under load ------------------------------------------------------- */
+
+#define RL_BATCH 40
+#define RL_GENS 4 /* the generations of rps_peer's "reload" */
+
+/* Poll peer c's "reloadstat" until all RL_GENS - 1 releases ran (bounded):
+ * a release runs on the service node after the last old call's outcome
+ * was sent, so it may come a moment after the client saw that outcome. */
+static void
+reload_stat(const nt_child *c, int *releases, int *bad, int *dup)
+{
+    double t0 = pc_now();
+    char out[128];
+
+    *releases = *bad = *dup = -1;
+    for (;;) {
+        ctl_ask(c, "reloadstat", out, sizeof out);
+        TCHECK(sscanf(out, "releases=%d bad=%d dup=%d", releases, bad, dup) ==
+               3);
+        if (*releases >= RL_GENS - 1 || pt_since(t0) > PT_LONG)
+            break;
+        pc_sleep(0.02);
+    }
+}
+
+/* One call of "reload" from a task of its own, so that calls wait in the
+ * service's queue: "rl" to the driver with "<rc name> <result>". */
+typedef struct rl_arg {
+    pc_rps_client *c;
+    pc_ref to;
+    int b, i;
+} rl_arg;
+
+static pc_msg *
+rl_caller(void *arg)
+{
+    const rl_arg *a = arg;
+    struct pc_rps_call *k = NULL;
+    pc_msg *v = NULL;
+    char req[32], out[96];
+    pc_err rc;
+
+    snprintf(req, sizeof req, "%d.%d", a->b, a->i);
+    if ((rc = call_text(a->c, req, 4 * PT_LONG, &k)) == PC_OK)
+        rc = pc_rps_finish(k, PT_LONG, &v);
+    snprintf(out, sizeof out, "%s %s", pc_err_name(rc),
+             v && pc_msg_str(v) ? pc_msg_str(v) : "-");
+    pc_msg_free(&v);
+    pc_rps_call_free(&k);
+    pc_send_data(a->to, "rl", out, strlen(out));
+    return NULL;
+}
+
+static pc_msg *
+reload_task(void *arg)
+{
+    static rl_arg args[RL_GENS * RL_BATCH];
+    pc_rps_client *c;
+    pc_rps_info in;
+    int ok = 0, right = 0, seen[RL_GENS] = {0}, releases, bad, dup;
+    char out[128];
+    (void)arg;
+
+    TCHECK_RC(join(), PC_OK);
+    if (!(c = locate("reload")))
+        goto out;
+    /* Batch b is made under generation b: the driver updates only once the
+     * service took (ran or queued) all of it — describe counts the calls
+     * taken. With 16 slots most of a batch still waits in the queue then,
+     * and must run the code it was accepted under. */
+    for (int b = 0; b < RL_GENS; b++) {
+        double t0 = pc_now();
+        for (int i = 0; i < RL_BATCH; i++) {
+            rl_arg *a = &args[b * RL_BATCH + i];
+            *a = (rl_arg){c, pc_self(), b, i};
+            TCHECK_RC(pc_spawn(rl_caller, a, NULL, NULL), PC_OK);
+        }
+        do {
+            TCHECK_RC(pc_rps_describe(c, PT_LONG, &in, NULL), PC_OK);
+            if (in.calls < (uint64_t)(b + 1) * RL_BATCH)
+                pc_sleep(0.002);
+        } while (in.calls < (uint64_t)(b + 1) * RL_BATCH &&
+                 pt_since(t0) < PT_LONG);
+        TCHECK_EQ(in.calls, (uint64_t)(b + 1) * RL_BATCH);
+        TCHECK_EQ(in.version, (uint32_t)b);
+        if (b + 1 < RL_GENS) {
+            char want[32];
+            snprintf(want, sizeof want, "updated %d", b + 1);
+            ctl_ask(&P, "update", out, sizeof out);
+            TCHECK_STR(out, want);
+        }
+    }
+    /* every call ends OK, each on the code it was accepted under */
+    for (int n = 0; n < RL_GENS * RL_BATCH; n++) {
+        pc_msg *m = NULL;
+        int b, i, g;
+        if (pc_recv_type("rl", &m, 4 * PT_LONG) != PC_OK)
+            break;
+        if (sscanf(pc_msg_str(m), "PC_OK g%d:%d.%d", &g, &b, &i) == 3) {
+            ok++;
+            right += g == b;
+            if (g >= 0 && g < RL_GENS)
+                seen[g]++;
+        }
+        pc_msg_free(&m);
+    }
+    TCHECK_EQ(ok, RL_GENS * RL_BATCH); /* 0 calls lost */
+    TCHECK_EQ(right, RL_GENS * RL_BATCH);
+    for (int g = 0; g < RL_GENS; g++)
+        TCHECK_EQ(seen[g], RL_BATCH); /* old and new code ran */
+    /* each release once, and only once no call of its code was left */
+    reload_stat(&P, &releases, &bad, &dup);
+    TCHECK_EQ(releases, RL_GENS - 1);
+    TCHECK_EQ(bad, 0);
+    TCHECK_EQ(dup, 0);
+    pc_rps_client_free(&c);
+out:
+    pc_node_stop();
+    return NULL;
+}
+
+PT_TEST(reload_under_load)
+static void
+reload_under_load(void)
+{
+    CU_ASSERT_FATAL(rg_start(&R));
+    CU_ASSERT_FATAL(peer_start(&P));
+    driver_run(reload_task);
+    nt_stop(&P);
+    nt_stop(&R.c);
+}
+
 PT_MAIN("rps", PT_ENTRY(calls_and_results), PT_ENTRY(failure_reasons),
-        PT_ENTRY(node_killed_during_call), PT_ENTRY(thousand_in_flight))
+        PT_ENTRY(node_killed_during_call), PT_ENTRY(thousand_in_flight),
+        PT_ENTRY(reload_under_load), PT_ENTRY(close_with_grace),
+        PT_ENTRY(register_leaves_nothing), PT_ENTRY(wrong_secret))
