@@ -39,7 +39,11 @@
  * are bounded by the tasks, the calls in flight by tasks × window.
  *
  * The notes give the wire messages each kind cost this node (envelopes
- * sent and received per operation, from pc_net_stats). Every result is
+ * sent and received per operation, from pc_net_stats) and the CPU time
+ * both nodes spent per operation (this process's CPU clock; the service
+ * node's utime + stime, in 10 ms ticks), which the neighbours on a shared
+ * machine disturb far less than the wall time; it includes the workers'
+ * short idle spins before they sleep. Every result is
  * checked (the echo is the request's size; the call's value too); a failure
  * ends the program with exit status 2 and one line on stderr. The exit
  * status is 0 when everything ran, whether or not the targets were met: no
@@ -107,6 +111,40 @@ now_s(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* CPU seconds of this process (every thread). */
+static double
+cpu_self(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* CPU seconds of process `pid` (utime + stime of /proc/PID/stat, in clock
+ * ticks: 10 ms on Linux); -1 when unreadable. */
+static double
+cpu_of(pid_t pid)
+{
+    char path[64], buf[1024], *p;
+    unsigned long ut, st;
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    if (!(f = fopen(path, "r")))
+        return -1;
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* after the command name's ')': state, then fields 4..13, then 14, 15 */
+    if (!(p = strrchr(buf, ')')) ||
+        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+               &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
 /* rc: a pc_err, or 0 for errno. */
@@ -290,6 +328,7 @@ typedef struct series {
     long n;
     double sum;
     uint64_t env_out, env_in;
+    double cpu_client, cpu_service; /* seconds */
 } series;
 
 static series S[NKIND];
@@ -346,6 +385,7 @@ block(kindt k, long n)
 {
     series *s = &S[k];
     pc_net_stats a, b;
+    double c0 = cpu_self(), s0 = cpu_of(g.svc);
 
     CHECK(pc_net_stats_get(&a));
     for (long i = 0; i < n; i++) {
@@ -358,6 +398,8 @@ block(kindt k, long n)
     CHECK(pc_net_stats_get(&b));
     s->env_out += b.env_out - a.env_out;
     s->env_in += b.env_in - a.env_in;
+    s->cpu_client += cpu_self() - c0;
+    s->cpu_service += cpu_of(g.svc) - s0;
 }
 
 static int
@@ -387,6 +429,7 @@ static struct {
     atomic_long failed;
     double secs;
     uint64_t env_out, env_in;
+    double cpu_client, cpu_service;
 } P;
 
 static pc_msg *
@@ -441,6 +484,7 @@ pipelined(void)
 
     P.each = g.pipelined / g.tasks;
     P.extra = g.pipelined % g.tasks;
+    double c0 = cpu_self(), s0 = cpu_of(g.svc);
     CHECK(pc_net_stats_get(&a));
     t0 = now_s();
     for (int i = 0; i < g.tasks; i++)
@@ -451,6 +495,8 @@ pipelined(void)
     CHECK(pc_net_stats_get(&b));
     P.env_out = b.env_out - a.env_out;
     P.env_in = b.env_in - a.env_in;
+    P.cpu_client = cpu_self() - c0;
+    P.cpu_service = cpu_of(g.svc) - s0;
     if (atomic_load(&P.failed))
         die("rps-pipelined", PC_EFAILED);
 }
@@ -602,9 +648,12 @@ wire_note(row *r, kindt k)
     size_t used = strlen(r->note);
 
     fmt(r->note + used, sizeof r->note - used,
-        "; wire per round trip at the client: %.2f envelopes out, %.2f in",
+        "; wire per round trip at the client: %.2f envelopes out, %.2f in; "
+        "CPU per round trip: client %.1f µs, service node %.1f µs",
         (double)S[k].env_out / (double)S[k].n,
-        (double)S[k].env_in / (double)S[k].n);
+        (double)S[k].env_in / (double)S[k].n,
+        S[k].cpu_client * 1e6 / (double)S[k].n,
+        S[k].cpu_service * 1e6 / (double)S[k].n);
 }
 
 static void
@@ -666,10 +715,13 @@ make_rows(double load)
         "%ld calls from %d tasks, each keeping up to %d accepted calls in "
         "flight (pc_rps_call; pc_rps_finish of the oldest when full) and "
         "one being accepted; %.3f s; wire at the client per call: %.2f "
-        "envelopes out, %.2f in",
+        "envelopes out, %.2f in; CPU per call: client %.1f µs, service "
+        "node %.1f µs",
         g.pipelined, g.tasks, g.window, P.secs,
         (double)P.env_out / (double)g.pipelined,
-        (double)P.env_in / (double)g.pipelined);
+        (double)P.env_in / (double)g.pipelined,
+        P.cpu_client * 1e6 / (double)g.pipelined,
+        P.cpu_service * 1e6 / (double)g.pipelined);
 
     printf("picos %s RPS benchmarks: registry, service node and client node "
            "on tcp://127.0.0.1, CURVE, %d worker%s per node; %ld cores, load "
