@@ -1,8 +1,10 @@
 /* picos-bench-rps — the benchmark table of Remote Pico Services (issue 10).
  *
  *     picos-bench-rps [--quick] [--calls N] [--pipelined N] [--tasks N]
- *                     [--window N] [--workers N] [--registry-bin PATH]
+ *                     [--window N] [--workers N] [--net-timeout S]
+ *                     [--registry-bin PATH]
  *     picos-bench-rps --serve --registries EP --secret-file F [--workers N]
+ *                     [--net-timeout S]
  *
  * Three processes on 127.0.0.1, CURVE on every link: a real picos-registry
  * (fork + exec, as picos-bench-registry starts it), a service node (this
@@ -88,7 +90,8 @@ static struct {
     long pipelined; /* calls of rps-pipelined */
     long warmup;
     int tasks, window, workers;
-    char bin[PATH_MAX];       /* picos-registry */
+    char timeout[32];   /* --net-timeout: every link's, as given; "" default */
+    char bin[PATH_MAX]; /* picos-registry */
     char self[PATH_MAX - 64]; /* this program, for --serve */
     char dir[64];
     char data[128], secret[128];
@@ -207,6 +210,7 @@ serve(const char *registries, const char *secret)
     co.registries = registries;
     co.net.secret_file = secret;
     co.node.workers = g.workers;
+    co.net.timeout = atof(g.timeout);
     co.join_timeout = WAIT_S;
     CHECK(pc_cluster_start(&co));
     /* not a daemon: it keeps pc_node_run() going until we are killed */
@@ -767,6 +771,8 @@ usage(FILE *to)
             "  --window N      calls in flight per task (default %d, at most "
             "%d)\n"
             "  --workers N     workers of each node (default %d)\n"
+            "  --net-timeout S silence before a node is declared down, every "
+            "node's (default 1; more under sanitizers and valgrind)\n"
             "  --registry-bin  the picos-registry program (default: beside "
             "this one, ../registry/picos-registry)\n",
             g.calls, g.pipelined, g.tasks, MAX_TASKS, g.window, MAX_WINDOW,
@@ -807,6 +813,8 @@ main(int argc, char **argv)
             g.window = atoi(v);
         else if (!strcmp(a, "--workers"))
             g.workers = atoi(v);
+        else if (!strcmp(a, "--net-timeout") && atof(v) > 0)
+            snprintf(g.timeout, sizeof g.timeout, "%s", v);
         else if (!strcmp(a, "--registry-bin"))
             snprintf(g.bin, sizeof g.bin, "%s", v);
         else if (!strcmp(a, "--registries"))
@@ -846,18 +854,33 @@ main(int argc, char **argv)
         die("the data dir", 0);
     write_secret();
     snprintf(workers, sizeof workers, "%d", g.workers);
-    g.reg = start_child((char *[]){g.bin, "--listen", "tcp://127.0.0.1:0",
-                                   "--data-dir", g.data, "--secret-file",
-                                   g.secret, NULL},
-                        g.reg_ep);
-    g.svc = start_child((char *[]){g.self, "--serve", "--registries", g.reg_ep,
-                                   "--secret-file", g.secret, "--workers",
-                                   workers, NULL},
-                        g.svc_ep);
+    {
+        /* the --net-timeout pairs go last: cut off when not given */
+        char *reg[] = {g.bin,        "--listen",  "tcp://127.0.0.1:0",
+                       "--data-dir", g.data,      "--secret-file",
+                       g.secret,     "--timeout", g.timeout,
+                       NULL};
+        char *svc[] = {g.self,
+                       "--serve",
+                       "--registries",
+                       g.reg_ep,
+                       "--secret-file",
+                       g.secret,
+                       "--workers",
+                       workers,
+                       "--net-timeout",
+                       g.timeout,
+                       NULL};
+        if (!g.timeout[0])
+            reg[7] = svc[8] = NULL;
+        g.reg = start_child(reg, g.reg_ep);
+        g.svc = start_child(svc, g.svc_ep);
+    }
 
     o.registries = g.reg_ep;
     o.net.secret_file = g.secret;
     o.node.workers = g.workers;
+    o.net.timeout = atof(g.timeout);
     o.join_timeout = WAIT_S;
     CHECK(pc_cluster_start(&o));
     fprintf(stderr, "picos-bench-rps: registry %s, service node %s\n", g.reg_ep,
