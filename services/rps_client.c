@@ -13,13 +13,16 @@
  * or an end) and `done` (set once its outcome is known). A describe is the
  * same record without a task: its RpsInfo is its outcome. The outcome stays
  * in the call until pc_rps_call_free(), so finish may be called late or
- * again. The agent monitors every accepted call task through the link: a
- * DOWN saying PC_DOWN_NODE ends the call with PC_EUNREACH; it also
- * monitors each acceptor it sent to, so calls not yet accepted end the
- * same way. A call is shared by its owner, the table (until its end) and
- * the message handing it to the agent: a reference count decides who
- * frees it; the mutex `mu` guards the table and every
- * call's state. Each end has a one-line text (the service's refusal or
+ * again. The agent monitors each acceptor it sends to, once (not once per
+ * call: each monitor is an envelope each way and a remote watch), and
+ * its DOWN ends every call of that service still open, accepted or not:
+ * PC_EUNREACH when it says PC_DOWN_NODE, else PC_ECLOSED. That covers the
+ * call tasks too, without a monitor each: they run on the acceptor's node,
+ * and an acceptor ends only after the RpsDone of every call it ran, which
+ * come before its DOWN on the same link. A call is shared by its owner, the
+ * table (until its end) and the message handing it to the agent: a reference
+ * count decides who frees it; the mutex `mu` guards the table and every call's
+ * state. Each end has a one-line text (the service's refusal or
  * error text, or what happened here); the caller's thread copies it into
  * the handle for pc_rps_client_error() when its call returns the error.
  */
@@ -77,6 +80,9 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct pc_rps_call *table[NBUCKET];
 static pc_ref agent_ref;
 static _Atomic uint64_t next_id = 1;
+/* The acceptors the agent monitors, until their DOWN: the agent's alone. */
+static pc_ref *watched;
+static size_t nwatched;
 
 static void
 client_unref(pc_rps_client *c)
@@ -163,6 +169,36 @@ refusal_rc(Picos__V1__RpsRefusal code)
     }
 }
 
+/* The agent monitors acceptor a, unless it does already. */
+static void
+watch_acceptor(pc_ref a)
+{
+    pc_ref *w;
+
+    for (size_t i = 0; i < nwatched; i++)
+        if (pc_ref_eq(watched[i], a))
+            return;
+    if (pc_monitor(pc_self(), a) != PC_OK)
+        return; /* the send below fails the same way */
+    if ((w = realloc(watched, (nwatched + 1) * sizeof *w))) {
+        watched = w;
+        watched[nwatched++] = a;
+    } /* else: monitored again next time (the target keeps one) */
+}
+
+/* The DOWN of a came: a later call monitors it again (and its NOPROC DOWN
+ * ends that call). */
+static void
+unwatch_acceptor(pc_ref a)
+{
+    for (size_t i = 0; i < nwatched; i++) {
+        if (pc_ref_eq(watched[i], a)) {
+            watched[i] = watched[--nwatched];
+            return;
+        }
+    }
+}
+
 static void
 on_go(pc_msg *m)
 {
@@ -186,7 +222,7 @@ on_go(pc_msg *m)
     free(k->wire);
     k->wire = NULL;
     if (rc == PC_OK) {
-        pc_monitor(pc_self(), k->client->acceptor);
+        watch_acceptor(k->client->acceptor);
         if ((rc = pc_send(k->client->acceptor, &w)) != PC_OK)
             pc_msg_free(&w);
     }
@@ -222,7 +258,6 @@ on_answer(pc_msg *m)
         if ((k = find(a->id)) && k->state == ST_SENT && a->task) {
             k->task = (pc_ref){a->task->node, a->task->id};
             k->state = ST_ACCEPTED;
-            pc_monitor(pc_self(), k->task);
             pc_event_set(k->accepted);
         }
         pthread_mutex_unlock(&mu);
@@ -282,8 +317,6 @@ on_answer(pc_msg *m)
         }
         pthread_mutex_lock(&mu);
         if ((k = find(dn->id)) && k->kind == K_CALL) {
-            if (k->task.id)
-                pc_demonitor(pc_self(), k->task);
             if (why)
                 snprintf(text, sizeof text, "%s%s%s", why, k->client->name,
                          post);
@@ -298,9 +331,8 @@ on_answer(pc_msg *m)
     call_unref(drop);
 }
 
-/* A call task or an acceptor ended. Only a node down decides an outcome
- * here (the RpsDone brings every other one); an acceptor that ended ends
- * the calls it had not accepted yet. */
+/* An acceptor ended: every call of it still open ends (the RpsDone of
+ * those it ran came first, unless its node went down). */
 static void
 on_down(pc_msg *m)
 {
@@ -309,14 +341,12 @@ on_down(pc_msg *m)
 
     if (pc_down_parse(m, &d) != PC_OK)
         return;
+    unwatch_acceptor(d.who);
     pthread_mutex_lock(&mu);
     for (int b = 0; b < NBUCKET; b++) {
         for (struct pc_rps_call *k = table[b], *nx; k; k = nx) {
             nx = k->next;
-            bool mine = k->state == ST_ACCEPTED && pc_ref_eq(k->task, d.who);
-            bool acc =
-                k->state == ST_SENT && pc_ref_eq(k->client->acceptor, d.who);
-            if (!((mine && d.reason == PC_DOWN_NODE) || acc))
+            if (!pc_ref_eq(k->client->acceptor, d.who))
                 continue;
             char text[PC_NAME_MAX + 64];
             snprintf(text, sizeof text,
@@ -347,6 +377,9 @@ agent_end(void *arg)
 {
     struct pc_rps_call *drops = NULL;
     (void)arg;
+    free(watched); /* a new agent monitors afresh */
+    watched = NULL;
+    nwatched = 0;
     pthread_mutex_lock(&mu);
     for (int b = 0; b < NBUCKET; b++) {
         while (table[b]) {

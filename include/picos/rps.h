@@ -19,8 +19,8 @@
  * is pushed by the service node when the call task ends and kept by this
  * process until pc_rps_finish() takes it or the call is freed: never lost,
  * whenever finish is called, and as many times as it is called. A service
- * node that goes down ends its calls with PC_EUNREACH (the call task is
- * monitored through the link).
+ * node that goes down ends its calls with PC_EUNREACH (the client monitors
+ * the service's acceptor through the link, once).
  *
  * The cluster must be joined (pc_cluster_start / pc_cluster_join) on both
  * sides. Timeouts are seconds: negative waits forever, 0 does not wait.

@@ -1,0 +1,892 @@
+/* picos-bench-rps — the benchmark table of Remote Pico Services (issue 10).
+ *
+ *     picos-bench-rps [--quick] [--calls N] [--pipelined N] [--tasks N]
+ *                     [--window N] [--workers N] [--net-timeout S]
+ *                     [--registry-bin PATH]
+ *     picos-bench-rps --serve --registries EP --secret-file F [--workers N]
+ *                     [--net-timeout S]
+ *
+ * Three processes on 127.0.0.1, CURVE on every link: a real picos-registry
+ * (fork + exec, as picos-bench-registry starts it), a service node (this
+ * program again, exec'd with --serve: one node per process, so the service
+ * node can't be a second node in here) and this process, the client node.
+ * Each process is in a process group of its own, killed with it on every
+ * exit path (atexit, and PR_SET_PDEATHSIG); the secret is a random one in
+ * a 0600 file of a temporary directory removed at exit.
+ *
+ * The service node registers the service "bench.echo" (its function
+ * returns the request: a task spawned per call, its exit value the
+ * result) and a task "bench.task" (cluster-wide, pc_register) that sends
+ * back every message it takes. The client's driver task measures:
+ *
+ *   rps-task-rtt     the baseline: a new 100-byte message sent to
+ *                    bench.task (pc_send_data) and its echo taken
+ *                    (pc_recv_type) — the plain remote round trip
+ *   rps-call-rtt     pc_rps_call() of a new 100-byte request, then
+ *                    pc_rps_finish() and pc_rps_call_free(), one at a time
+ *   rps-request-rtt  pc_rps_request() of a new 100-byte request
+ *
+ * in interleaved blocks of BLOCK (task, call, request, task, ...), so that
+ * the three see the same machine: the VM is noisy (±40 % from one minute to
+ * the next) and a baseline measured a minute apart would say more about the
+ * neighbours than about the RPS layer. Each round trip is timed on its own
+ * (CLOCK_MONOTONIC): the rows give the mean, and p50 / p99 of all of them.
+ * Before the first block WARMUP untimed round trips of each kind are made.
+ * Then rps-pipelined: `tasks` client tasks each keep up to `window`
+ * accepted calls in flight (pc_rps_call, and pc_rps_finish of the oldest
+ * when the window is full), `pipelined` calls in all; timed from the spawn
+ * of the first task to the end of the last. pc_rps_call() returns once the
+ * service accepted the call (an RpsAccepted back), so a task has at most
+ * one call being accepted at any moment: the calls being accepted at once
+ * are bounded by the tasks, the calls in flight by tasks × window.
+ *
+ * The notes give the wire messages each kind cost this node (envelopes
+ * sent and received per operation, from pc_net_stats) and the CPU time
+ * both nodes spent per operation (this process's CPU clock; the service
+ * node's utime + stime, in 10 ms ticks), which the neighbours on a shared
+ * machine disturb far less than the wall time; it includes the workers'
+ * short idle spins before they sleep. Every result is
+ * checked (the echo is the request's size; the call's value too); a failure
+ * ends the program with exit status 2 and one line on stderr. The exit
+ * status is 0 when everything ran, whether or not the targets were met: no
+ * test asserts a time (bench_rps_smoke runs --quick and checks only that).
+ */
+#define _GNU_SOURCE
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "picos/picos.h"
+#include "picos/registry.h"
+#include "picos/rps.h"
+
+#define SERVICE "bench.echo"
+#define TASK "bench.task"
+#define MSG_T "bench"
+#define SIZE 100      /* bytes of each request, as picos-bench's net rows */
+#define WAIT_S 30.0   /* any one wait: a locate, a reply, a call's deadline */
+#define BLOCK 500     /* round trips of one kind before the next kind's */
+#define MAX_TASKS 256 /* --tasks */
+#define MAX_WINDOW 256
+
+static struct {
+    bool quick;
+    long calls;     /* round trips of each kind */
+    long pipelined; /* calls of rps-pipelined */
+    long warmup;
+    int tasks, window, workers;
+    char timeout[32];   /* --net-timeout: every link's, as given; "" default */
+    char bin[PATH_MAX]; /* picos-registry */
+    char self[PATH_MAX - 64]; /* this program, for --serve */
+    char dir[64];
+    char data[128], secret[128];
+    char reg_ep[256], svc_ep[256];
+    pid_t reg, svc;
+} g = {.calls = 20000,
+       .pipelined = 200000,
+       .warmup = 1000,
+       .tasks = 64,
+       .window = 16,
+       .workers = 1,
+       .dir = "/tmp/picos-bench-rps.XXXXXX",
+       .reg = -1,
+       .svc = -1};
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* CPU seconds of this process (every thread). */
+static double
+cpu_self(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* CPU seconds of process `pid` (utime + stime of /proc/PID/stat, in clock
+ * ticks: 10 ms on Linux); -1 when unreadable. */
+static double
+cpu_of(pid_t pid)
+{
+    char path[64], buf[1024], *p;
+    unsigned long ut, st;
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    if (!(f = fopen(path, "r")))
+        return -1;
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* after the command name's ')': state, then fields 4..13, then 14, 15 */
+    if (!(p = strrchr(buf, ')')) ||
+        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+               &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* rc: a pc_err, or 0 for errno. */
+static void
+die(const char *what, int rc)
+{
+    fprintf(stderr, "picos-bench-rps: %s: %s\n", what,
+            rc ? pc_strerror(rc) : strerror(errno));
+    exit(2);
+}
+
+#define CHECK(call)                                                            \
+    do {                                                                       \
+        pc_err rc_ = (call);                                                   \
+        if (rc_ != PC_OK)                                                      \
+            die(#call, rc_);                                                   \
+    } while (0)
+
+/* ------------------------------------------------------------------------ */
+/* The service node (--serve)                                               */
+
+static pc_msg *
+echo_fn(pc_msg *req)
+{
+    return req;
+}
+
+static pc_msg *
+echo_task(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        pc_msg *m = NULL;
+        if (pc_recv(&m, -1) != PC_OK)
+            continue;
+        pc_ref to = pc_msg_sender(m);
+        if (pc_send(to, &m) != PC_OK)
+            pc_msg_free(&m);
+    }
+    return NULL;
+}
+
+/* Join, register the service and the task, say READY with the endpoint,
+ * run until killed. */
+static int
+serve(const char *registries, const char *secret)
+{
+    pc_cluster_opts co = {0};
+    pc_rps_opts so = {.name = SERVICE,
+                      .fn = echo_fn,
+                      .max_inflight = MAX_TASKS * MAX_WINDOW,
+                      .max_queued = 4096};
+    pc_rps *s = NULL;
+    pc_ref t;
+    char ep[256];
+
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (!registries || !secret)
+        die("--serve needs --registries and --secret-file", PC_EINVAL);
+    co.registries = registries;
+    co.net.secret_file = secret;
+    co.node.workers = g.workers;
+    co.net.timeout = atof(g.timeout);
+    co.join_timeout = WAIT_S;
+    CHECK(pc_cluster_start(&co));
+    /* not a daemon: it keeps pc_node_run() going until we are killed */
+    CHECK(pc_spawn(echo_task, NULL, NULL, &t));
+    CHECK(pc_register(TASK, t));
+    CHECK(pc_rps_register(&so, WAIT_S, &s));
+    CHECK(pc_net_endpoints(ep, NULL, sizeof ep));
+    printf("READY %s\n", ep);
+    fflush(stdout);
+    pc_node_run();
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The other processes                                                      */
+
+static void
+kill_group(pid_t *pid)
+{
+    if (*pid > 0) {
+        kill(-*pid, SIGKILL);
+        while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        *pid = -1;
+    }
+}
+
+static void
+cleanup(void)
+{
+    char cmd[160];
+
+    kill_group(&g.svc);
+    kill_group(&g.reg);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g.dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "picos-bench-rps: can't remove %s\n", g.dir);
+}
+
+/* Run argv[0] in a process group of its own and read its stdout until a
+ * line holding "tcp://": that endpoint into ep (256 bytes). */
+static pid_t
+start_child(char *const argv[], char *ep)
+{
+    char line[1024];
+    int fds[2];
+    size_t used = 0;
+    pid_t pid;
+
+    if (pipe2(fds, O_CLOEXEC))
+        die("pipe", 0);
+    fflush(NULL);
+    if ((pid = fork()) < 0)
+        die("fork", 0);
+    if (pid == 0) {
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(fds[1], 1);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    setpgid(pid, pid);
+    close(fds[1]);
+    for (;;) {
+        struct pollfd p = {.fd = fds[0], .events = POLLIN};
+        char *nl, *at;
+        ssize_t r;
+
+        if (poll(&p, 1, 30000) <= 0) {
+            fprintf(stderr, "picos-bench-rps: no startup line from %s\n",
+                    argv[0]);
+            exit(2);
+        }
+        if ((r = read(fds[0], line + used, sizeof line - 1 - used)) <= 0) {
+            fprintf(stderr,
+                    "picos-bench-rps: %s exited before its startup line\n",
+                    argv[0]);
+            exit(2);
+        }
+        used += (size_t)r;
+        line[used] = '\0';
+        if (!(nl = strchr(line, '\n')))
+            continue;
+        *nl = '\0';
+        if (!(at = strstr(line, "tcp://"))) {
+            fprintf(stderr, "picos-bench-rps: no endpoint in '%s'\n", line);
+            exit(2);
+        }
+        at[strcspn(at, " ,()")] = '\0';
+        snprintf(ep, 256, "%s", at);
+        break;
+    }
+    close(fds[0]);
+    return pid;
+}
+
+static void
+write_secret(void)
+{
+    uint8_t raw[32];
+    int fd;
+
+    if ((fd = open(g.secret, O_WRONLY | O_CREAT | O_EXCL, 0600)) < 0 ||
+        getrandom(raw, sizeof raw, 0) != sizeof raw)
+        die("the secret", 0);
+    for (size_t i = 0; i < sizeof raw; i++) /* printable: 64 hex digits */
+        dprintf(fd, "%02x", raw[i]);
+    close(fd);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Measurements                                                             */
+
+typedef enum { K_TASK, K_CALL, K_REQUEST, NKIND } kindt;
+
+/* The round trips of one kind: each one's µs, and the wire counters. */
+typedef struct series {
+    double *us;
+    long n;
+    double sum;
+    uint64_t env_out, env_in;
+    double cpu_client, cpu_service; /* seconds */
+} series;
+
+static series S[NKIND];
+static char g_buf[SIZE];
+static pc_ref g_task;
+static pc_rps_client *g_client;
+
+static pc_msg *
+new_req(void)
+{
+    pc_msg *m = NULL;
+
+    CHECK(pc_msg_new(&m, MSG_T, g_buf, sizeof g_buf));
+    return m;
+}
+
+static void
+check_value(pc_msg **v, const char *what)
+{
+    size_t len = 0;
+
+    if (!*v || !pc_msg_is(*v, MSG_T) || (pc_msg_data(*v, &len), len != SIZE))
+        die(what, PC_EPROTO);
+    pc_msg_free(v);
+}
+
+/* One round trip of kind k. */
+static void
+once(kindt k)
+{
+    struct pc_rps_call *call = NULL;
+    pc_msg *m = new_req(), *v = NULL;
+
+    switch (k) {
+    case K_TASK:
+        CHECK(pc_send(g_task, &m));
+        CHECK(pc_recv_type(MSG_T, &v, WAIT_S));
+        check_value(&v, "the task's echo");
+        break;
+    case K_CALL:
+        CHECK(pc_rps_call(g_client, &m, WAIT_S, &call));
+        CHECK(pc_rps_finish(call, WAIT_S, &v));
+        pc_rps_call_free(&call);
+        check_value(&v, "the call's value");
+        break;
+    default:
+        CHECK(pc_rps_request(g_client, &m, WAIT_S, &v));
+        check_value(&v, "the reply");
+    }
+}
+
+static void
+block(kindt k, long n)
+{
+    series *s = &S[k];
+    pc_net_stats a, b;
+    double c0 = cpu_self(), s0 = cpu_of(g.svc);
+
+    CHECK(pc_net_stats_get(&a));
+    for (long i = 0; i < n; i++) {
+        double t0 = now_s(), us;
+        once(k);
+        us = (now_s() - t0) * 1e6;
+        s->us[s->n++] = us;
+        s->sum += us;
+    }
+    CHECK(pc_net_stats_get(&b));
+    s->env_out += b.env_out - a.env_out;
+    s->env_in += b.env_in - a.env_in;
+    s->cpu_client += cpu_self() - c0;
+    s->cpu_service += cpu_of(g.svc) - s0;
+}
+
+static int
+by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x > y) - (x < y);
+}
+
+/* The p-th percentile (nearest rank) of s, sorted. */
+static double
+pct(const series *s, double p)
+{
+    long i = (long)(p / 100.0 * (double)s->n + 0.999999) - 1;
+
+    if (i < 0)
+        i = 0;
+    if (i >= s->n)
+        i = s->n - 1;
+    return s->us[i];
+}
+
+/* rps-pipelined */
+static struct {
+    long each, extra; /* calls per task (the first does the rest too) */
+    atomic_long failed;
+    double secs;
+    uint64_t env_out, env_in;
+    double cpu_client, cpu_service;
+} P;
+
+static pc_msg *
+piper(void *arg)
+{
+    long n = P.each + (arg ? P.extra : 0), done = 0, sent = 0;
+    struct pc_rps_call *ring[MAX_WINDOW];
+    pc_rps_client *c = g_client; /* one handle shared by every task */
+    int head = 0, used = 0;
+    pc_err rc = PC_OK;
+
+    while (done < n) {
+        if (sent < n && used < g.window) {
+            pc_msg *m = new_req();
+            struct pc_rps_call *k = NULL;
+            if ((rc = pc_rps_call(c, &m, WAIT_S, &k)) != PC_OK) {
+                pc_msg_free(&m);
+                goto out;
+            }
+            ring[(head + used++) % g.window] = k;
+            sent++;
+            continue;
+        }
+        pc_msg *v = NULL;
+        rc = pc_rps_finish(ring[head], WAIT_S, &v);
+        pc_rps_call_free(&ring[head]);
+        head = (head + 1) % g.window;
+        used--;
+        done++;
+        if (rc != PC_OK)
+            goto out;
+        check_value(&v, "a pipelined call's value");
+    }
+out:
+    if (rc != PC_OK && atomic_fetch_add(&P.failed, 1) == 0)
+        fprintf(stderr, "picos-bench-rps: a pipelined call: %s\n",
+                pc_strerror(rc));
+    while (used-- > 0) {
+        pc_rps_call_free(&ring[head]);
+        head = (head + 1) % g.window;
+    }
+    return NULL;
+}
+
+static void
+pipelined(void)
+{
+    pc_spawn_opts o = {.flags = PC_TASK_JOINABLE};
+    pc_ref refs[MAX_TASKS];
+    pc_net_stats a, b;
+    double t0;
+
+    P.each = g.pipelined / g.tasks;
+    P.extra = g.pipelined % g.tasks;
+    double c0 = cpu_self(), s0 = cpu_of(g.svc);
+    CHECK(pc_net_stats_get(&a));
+    t0 = now_s();
+    for (int i = 0; i < g.tasks; i++)
+        CHECK(pc_spawn(piper, i == 0 ? (void *)1 : NULL, &o, &refs[i]));
+    for (int i = 0; i < g.tasks; i++)
+        CHECK(pc_task_join(refs[i], -1, NULL));
+    P.secs = now_s() - t0;
+    CHECK(pc_net_stats_get(&b));
+    P.env_out = b.env_out - a.env_out;
+    P.env_in = b.env_in - a.env_in;
+    P.cpu_client = cpu_self() - c0;
+    P.cpu_service = cpu_of(g.svc) - s0;
+    if (atomic_load(&P.failed))
+        die("rps-pipelined", PC_EFAILED);
+}
+
+static pc_msg *
+driver(void *arg)
+{
+    (void)arg;
+    for (int k = 0; k < NKIND; k++)
+        if (!(S[k].us = calloc((size_t)g.calls, sizeof *S[k].us)))
+            die("calloc", PC_ENOMEM);
+    CHECK(pc_locate(PC_NAME_TASK, TASK, WAIT_S, &g_task));
+    CHECK(pc_rps_locate(SERVICE, WAIT_S, &g_client));
+    for (int k = 0; k < NKIND; k++)
+        for (long i = 0; i < g.warmup; i++)
+            once((kindt)k);
+    for (long done = 0; done < g.calls;) {
+        long n = g.calls - done < BLOCK ? g.calls - done : BLOCK;
+        for (int k = 0; k < NKIND; k++)
+            block((kindt)k, n);
+        done += n;
+    }
+    for (int k = 0; k < NKIND; k++)
+        qsort(S[k].us, (size_t)S[k].n, sizeof *S[k].us, by_value);
+    pipelined();
+    pc_rps_client_free(&g_client);
+    pc_node_stop();
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The table, as picos-bench prints it                                      */
+
+typedef struct row {
+    char label[128], figure[96], unit[32], target[32];
+    const char *met;
+    char note[512];
+} row;
+
+#define NROWS 8
+static row rows[NROWS];
+static int nrows, goals, met;
+
+static row *
+add_row(const char *label, const char *unit)
+{
+    row *r = &rows[nrows++];
+
+    snprintf(r->label, sizeof r->label, "%s", label);
+    snprintf(r->unit, sizeof r->unit, "%s", unit);
+    snprintf(r->target, sizeof r->target, "—");
+    r->met = "—";
+    return r;
+}
+
+static void fmt(char *buf, size_t size, const char *f, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+fmt(char *buf, size_t size, const char *f, ...)
+{
+    va_list ap;
+
+    va_start(ap, f);
+    vsnprintf(buf, size, f, ap);
+    va_end(ap);
+}
+
+/* "≤ target" (at_most) or "≥ target" on r, met or not by `v`. */
+static void
+goal(row *r, bool at_most, double target, const char *shown, double v)
+{
+    bool yes = at_most ? v <= target : v >= target;
+
+    fmt(r->target, sizeof r->target, "%s %s", at_most ? "≤" : "≥", shown);
+    r->met = yes ? "yes" : "no";
+    goals++;
+    met += yes;
+}
+
+/* Columns count characters, not bytes: "µ", "≤" and "×" are two or three. */
+static int
+text_width(const char *s)
+{
+    int n = 0;
+
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+static void
+cell(const char *s, int width, bool right)
+{
+    int pad = width - text_width(s);
+
+    printf(" %*s%s%*s |", right ? pad : 0, "", s, right ? 0 : pad, "");
+}
+
+static void
+print_table(void)
+{
+    const char *head[5] = {"benchmark", "figure", "unit", "target", "met"};
+    int w[5];
+
+    for (int c = 0; c < 5; c++)
+        w[c] = text_width(head[c]);
+    for (int i = 0; i < nrows; i++) {
+        const char *v[5] = {rows[i].label, rows[i].figure, rows[i].unit,
+                            rows[i].target, rows[i].met};
+        for (int c = 0; c < 5; c++)
+            if (text_width(v[c]) > w[c])
+                w[c] = text_width(v[c]);
+    }
+    printf("|");
+    for (int c = 0; c < 5; c++)
+        cell(head[c], w[c], c == 1);
+    printf("\n|");
+    for (int c = 0; c < 5; c++) {
+        printf(" ");
+        for (int k = 0; k < w[c] - (c == 1); k++)
+            printf("-");
+        printf("%s |", c == 1 ? ":" : "");
+    }
+    printf("\n");
+    for (int i = 0; i < nrows; i++) {
+        const char *v[5] = {rows[i].label, rows[i].figure, rows[i].unit,
+                            rows[i].target, rows[i].met};
+        printf("|");
+        for (int c = 0; c < 5; c++)
+            cell(v[c], w[c], c == 1);
+        printf("\n");
+    }
+    printf("\n%d of %d targets met.\n\n", met, goals);
+    for (int i = 0; i < nrows; i++)
+        if (rows[i].note[0])
+            printf("- %s: %s\n", rows[i].label, rows[i].note);
+}
+
+static double
+mean(kindt k)
+{
+    return S[k].sum / (double)S[k].n;
+}
+
+static void
+wire_note(row *r, kindt k)
+{
+    size_t used = strlen(r->note);
+
+    fmt(r->note + used, sizeof r->note - used,
+        "; wire per round trip at the client: %.2f envelopes out, %.2f in; "
+        "CPU per round trip: client %.1f µs, service node %.1f µs",
+        (double)S[k].env_out / (double)S[k].n,
+        (double)S[k].env_in / (double)S[k].n,
+        S[k].cpu_client * 1e6 / (double)S[k].n,
+        S[k].cpu_service * 1e6 / (double)S[k].n);
+}
+
+static void
+make_rows(double load)
+{
+    const double task = mean(K_TASK);
+    const char *what[NKIND] = {"task round trip", "call round trip",
+                               "request round trip"};
+    row *r;
+
+    r = add_row("remote task round trip, 100 B (the baseline)", "µs");
+    fmt(r->figure, sizeof r->figure, "%.1f", task);
+    fmt(r->note, sizeof r->note,
+        "a task sends a new %d-byte message to a task on the service node "
+        "(pc_send), which sends it back; mean of %ld",
+        SIZE, S[K_TASK].n);
+    wire_note(r, K_TASK);
+
+    r = add_row("RPS call round trip: pc_rps_call + pc_rps_finish, a task "
+                "spawned per call",
+                "× task rtt");
+    fmt(r->figure, sizeof r->figure, "%.2f (%.1f vs %.1f µs)",
+        mean(K_CALL) / task, mean(K_CALL), task);
+    goal(r, true, 1.3, "1.3", mean(K_CALL) / task);
+    fmt(r->note, sizeof r->note,
+        "pc_rps_call() of a new %d-byte request to \"%s\" (returns once the "
+        "call task runs), pc_rps_finish() for its value (the request echoed), "
+        "pc_rps_call_free(); one at a time, mean of %ld",
+        SIZE, SERVICE, S[K_CALL].n);
+    wire_note(r, K_CALL);
+
+    r = add_row("RPS request/reply round trip: pc_rps_request", "× task rtt");
+    fmt(r->figure, sizeof r->figure, "%.2f (%.1f vs %.1f µs)",
+        mean(K_REQUEST) / task, mean(K_REQUEST), task);
+    goal(r, true, 1.3, "1.3", mean(K_REQUEST) / task);
+    fmt(r->note, sizeof r->note,
+        "pc_rps_request() of a new %d-byte request, one at a time, mean of "
+        "%ld",
+        SIZE, S[K_REQUEST].n);
+    wire_note(r, K_REQUEST);
+
+    for (int k = 0; k < NKIND; k++) {
+        char label[96];
+        fmt(label, sizeof label, "%s, p50 / p99", what[k]);
+        r = add_row(label, "µs");
+        fmt(r->figure, sizeof r->figure, "%.1f / %.1f", pct(&S[k], 50),
+            pct(&S[k], 99));
+        fmt(r->note, sizeof r->note,
+            "each of the %ld round trips timed on its own; min %.1f, p90 "
+            "%.1f, p99.9 %.1f, max %.1f µs",
+            S[k].n, S[k].us[0], pct(&S[k], 90), pct(&S[k], 99.9),
+            S[k].us[S[k].n - 1]);
+    }
+
+    r = add_row("RPS calls pipelined from one client node", "calls/s");
+    fmt(r->figure, sizeof r->figure, "%.0f", (double)g.pipelined / P.secs);
+    goal(r, false, 50000, "50000", (double)g.pipelined / P.secs);
+    fmt(r->note, sizeof r->note,
+        "%ld calls from %d tasks, each keeping up to %d accepted calls in "
+        "flight (pc_rps_call; pc_rps_finish of the oldest when full) and "
+        "one being accepted; %.3f s; wire at the client per call: %.2f "
+        "envelopes out, %.2f in; CPU per call: client %.1f µs, service "
+        "node %.1f µs",
+        g.pipelined, g.tasks, g.window, P.secs,
+        (double)P.env_out / (double)g.pipelined,
+        (double)P.env_in / (double)g.pipelined,
+        P.cpu_client * 1e6 / (double)g.pipelined,
+        P.cpu_service * 1e6 / (double)g.pipelined);
+
+    printf("picos %s RPS benchmarks: registry, service node and client node "
+           "on tcp://127.0.0.1, CURVE, %d worker%s per node; %ld cores, load "
+           "average %.2f before the run%s\n\n",
+           PICOS_VERSION, g.workers, g.workers > 1 ? "s" : "",
+           sysconf(_SC_NPROCESSORS_ONLN), load,
+           g.quick ? " (--quick: few round trips, figures only indicative)"
+                   : "");
+    print_table();
+    printf("- all round-trip rows: interleaved blocks of %d (task, call, "
+           "request, ...) after %ld untimed round trips of each kind; one run "
+           "(the VM is noisy, ±40 %%)\n",
+           BLOCK, g.warmup);
+}
+
+/* ------------------------------------------------------------------------ */
+
+static double
+load_average(void)
+{
+    double load = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+
+    if (f) {
+        if (fscanf(f, "%lf", &load) != 1)
+            load = -1;
+        fclose(f);
+    }
+    return load;
+}
+
+static void
+usage(FILE *to)
+{
+    fprintf(to,
+            "usage: picos-bench-rps [--quick] [--calls N] [--pipelined N] "
+            "[--tasks N] [--window N] [--workers N] [--registry-bin PATH]\n"
+            "  --quick         few round trips and calls (a smoke run)\n"
+            "  --calls N       timed round trips of each kind (default %ld)\n"
+            "  --pipelined N   calls of the pipelined row (default %ld)\n"
+            "  --tasks N       client tasks of the pipelined row (default %d, "
+            "at most %d)\n"
+            "  --window N      calls in flight per task (default %d, at most "
+            "%d)\n"
+            "  --workers N     workers of each node (default %d)\n"
+            "  --net-timeout S silence before a node is declared down, every "
+            "node's (default 1; more under sanitizers and valgrind)\n"
+            "  --registry-bin  the picos-registry program (default: beside "
+            "this one, ../registry/picos-registry)\n",
+            g.calls, g.pipelined, g.tasks, MAX_TASKS, g.window, MAX_WINDOW,
+            g.workers);
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *registries = NULL, *secret = NULL;
+    bool serving = false;
+    double load = load_average();
+    pc_cluster_opts o = {0};
+    char workers[16];
+    ssize_t len;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        bool used = true;
+        if (!strcmp(a, "--quick")) {
+            g.quick = true, g.calls = 500, g.pipelined = 5000, g.warmup = 50;
+            used = false;
+        } else if (!strcmp(a, "--serve")) {
+            serving = true, used = false;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!v) {
+            usage(stderr);
+            return 2;
+        } else if (!strcmp(a, "--calls"))
+            g.calls = atol(v);
+        else if (!strcmp(a, "--pipelined"))
+            g.pipelined = atol(v);
+        else if (!strcmp(a, "--tasks"))
+            g.tasks = atoi(v);
+        else if (!strcmp(a, "--window"))
+            g.window = atoi(v);
+        else if (!strcmp(a, "--workers"))
+            g.workers = atoi(v);
+        else if (!strcmp(a, "--net-timeout") && atof(v) > 0)
+            snprintf(g.timeout, sizeof g.timeout, "%s", v);
+        else if (!strcmp(a, "--registry-bin"))
+            snprintf(g.bin, sizeof g.bin, "%s", v);
+        else if (!strcmp(a, "--registries"))
+            registries = v;
+        else if (!strcmp(a, "--secret-file"))
+            secret = v;
+        else {
+            usage(stderr);
+            return 2;
+        }
+        i += used;
+    }
+    if (g.calls < 1 || g.pipelined < 1 || g.tasks < 1 || g.tasks > MAX_TASKS ||
+        g.window < 1 || g.window > MAX_WINDOW || g.workers < 1 ||
+        g.workers > 64) {
+        usage(stderr);
+        return 2;
+    }
+    if (serving)
+        return serve(registries, secret);
+
+    if ((len = readlink("/proc/self/exe", g.self, sizeof g.self - 1)) < 0)
+        die("readlink /proc/self/exe", 0);
+    g.self[len] = '\0';
+    if (!g.bin[0]) { /* beside this program: build/apps/registry/ */
+        char dir[sizeof g.self];
+        memcpy(dir, g.self, sizeof dir);
+        *strrchr(dir, '/') = '\0';
+        snprintf(g.bin, sizeof g.bin, "%s/../registry/picos-registry", dir);
+    }
+    if (!mkdtemp(g.dir))
+        die("mkdtemp", 0);
+    atexit(cleanup);
+    snprintf(g.data, sizeof g.data, "%s/data", g.dir);
+    snprintf(g.secret, sizeof g.secret, "%s/secret", g.dir);
+    if (mkdir(g.data, 0700))
+        die("the data dir", 0);
+    write_secret();
+    snprintf(workers, sizeof workers, "%d", g.workers);
+    {
+        /* the --net-timeout pairs go last: cut off when not given */
+        char *reg[] = {g.bin,        "--listen",  "tcp://127.0.0.1:0",
+                       "--data-dir", g.data,      "--secret-file",
+                       g.secret,     "--timeout", g.timeout,
+                       NULL};
+        char *svc[] = {g.self,
+                       "--serve",
+                       "--registries",
+                       g.reg_ep,
+                       "--secret-file",
+                       g.secret,
+                       "--workers",
+                       workers,
+                       "--net-timeout",
+                       g.timeout,
+                       NULL};
+        if (!g.timeout[0])
+            reg[7] = svc[8] = NULL;
+        g.reg = start_child(reg, g.reg_ep);
+        g.svc = start_child(svc, g.svc_ep);
+    }
+
+    o.registries = g.reg_ep;
+    o.net.secret_file = g.secret;
+    o.node.workers = g.workers;
+    o.net.timeout = atof(g.timeout);
+    o.join_timeout = WAIT_S;
+    CHECK(pc_cluster_start(&o));
+    fprintf(stderr, "picos-bench-rps: registry %s, service node %s\n", g.reg_ep,
+            g.svc_ep);
+    CHECK(pc_spawn(driver, NULL, NULL, NULL));
+    CHECK(pc_node_run());
+    make_rows(load);
+    return 0;
+}
