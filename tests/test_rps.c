@@ -423,5 +423,105 @@ thousand_in_flight(void)
     nt_stop(&R.c);
 }
 
+/* ---- reload under load ------------------------------------------------------- */
+
+#define RL_BATCH 40
+#define RL_GENS 4 /* the generations of rps_peer's "reload" */
+
+/* Poll peer c's "reloadstat" until all RL_GENS - 1 releases ran (bounded):
+ * a release runs on the service node after the last old call's outcome
+ * was sent, so it may come a moment after the client saw that outcome. */
+static void
+reload_stat(const nt_child *c, int *releases, int *bad, int *dup)
+{
+    double t0 = pc_now();
+    char out[128];
+
+    *releases = *bad = *dup = -1;
+    for (;;) {
+        ctl_ask(c, "reloadstat", out, sizeof out);
+        TCHECK(sscanf(out, "releases=%d bad=%d dup=%d", releases, bad, dup) ==
+               3);
+        if (*releases >= RL_GENS - 1 || pt_since(t0) > PT_LONG)
+            break;
+        pc_sleep(0.02);
+    }
+}
+
+static pc_msg *
+reload_task(void *arg)
+{
+    static struct pc_rps_call *k[RL_GENS * RL_BATCH];
+    pc_rps_client *c;
+    int ok = 0, right = 0, seen[RL_GENS] = {0}, releases, bad, dup;
+    char out[128];
+    (void)arg;
+
+    TCHECK_RC(join(), PC_OK);
+    if (!(c = locate("reload")))
+        goto out;
+    /* Batch b is made under generation b: each pc_rps_call() returns once
+     * its task runs, so the service took it before the update that follows
+     * (which then finds the batch's last calls still running). */
+    for (int b = 0; b < RL_GENS; b++) {
+        for (int i = 0; i < RL_BATCH; i++) {
+            char req[32];
+            snprintf(req, sizeof req, "%d.%d", b, i);
+            TCHECK_RC(call_text(c, req, 4 * PT_LONG, &k[b * RL_BATCH + i]),
+                      PC_OK);
+        }
+        if (b + 1 < RL_GENS) {
+            char want[32];
+            snprintf(want, sizeof want, "updated %d", b + 1);
+            ctl_ask(&P, "update", out, sizeof out);
+            TCHECK_STR(out, want);
+        }
+    }
+    /* every call ends OK, each on the code it was accepted under */
+    for (int b = 0; b < RL_GENS; b++) {
+        for (int i = 0; i < RL_BATCH; i++) {
+            struct pc_rps_call **kp = &k[b * RL_BATCH + i];
+            pc_msg *v = NULL;
+            char want[32];
+            int g = -1;
+            snprintf(want, sizeof want, "g%d:%d.%d", b, b, i);
+            if (*kp && pc_rps_finish(*kp, PT_LONG, &v) == PC_OK && v) {
+                ok++;
+                right += !strcmp(pc_msg_str(v), want);
+                if (sscanf(pc_msg_str(v), "g%d:", &g) == 1 && g >= 0 &&
+                    g < RL_GENS)
+                    seen[g]++;
+            }
+            pc_msg_free(&v);
+            pc_rps_call_free(kp);
+        }
+    }
+    TCHECK_EQ(ok, RL_GENS * RL_BATCH); /* 0 calls lost */
+    TCHECK_EQ(right, RL_GENS * RL_BATCH);
+    for (int g = 0; g < RL_GENS; g++)
+        TCHECK_EQ(seen[g], RL_BATCH); /* old and new code ran */
+    /* each release once, and only once no call of its code was left */
+    reload_stat(&P, &releases, &bad, &dup);
+    TCHECK_EQ(releases, RL_GENS - 1);
+    TCHECK_EQ(bad, 0);
+    TCHECK_EQ(dup, 0);
+    pc_rps_client_free(&c);
+out:
+    pc_node_stop();
+    return NULL;
+}
+
+PT_TEST(reload_under_load)
+static void
+reload_under_load(void)
+{
+    CU_ASSERT_FATAL(rg_start(&R));
+    CU_ASSERT_FATAL(peer_start(&P));
+    driver_run(reload_task);
+    nt_stop(&P);
+    nt_stop(&R.c);
+}
+
 PT_MAIN("rps", PT_ENTRY(calls_and_results), PT_ENTRY(failure_reasons),
-        PT_ENTRY(node_killed_during_call), PT_ENTRY(thousand_in_flight))
+        PT_ENTRY(node_killed_during_call), PT_ENTRY(thousand_in_flight),
+        PT_ENTRY(reload_under_load))

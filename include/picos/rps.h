@@ -84,19 +84,26 @@ typedef struct pc_rps_opts {
  * in time: nothing is left behind), PC_ENOMEM. Tasks and foreign threads. */
 pc_err pc_rps_register(const pc_rps_opts *o, double timeout, pc_rps **out);
 
-/* Called once when the last call that started before a pc_rps_update()
- * has ended (so the code it ran may be unloaded). On the acceptor's task. */
+/* Called once when the last call accepted before a pc_rps_update() has
+ * ended (so the code it ran may be unloaded). On the acceptor's task,
+ * possibly in its exit handler: it must not wait, nor call pc_rps_*() of
+ * its service. */
 typedef void (*pc_rps_release_fn)(void *arg);
 
 /* Hot swap: from now on new calls of service s run o->fn with o's
- * descriptors, version and limits (o->name must be s's name or NULL);
- * calls already running or queued finish on the code they were accepted
- * with. release(arg), when given, is called once the last call accepted
- * before the update has ended (at once when there was none). Waits up to
- * `timeout` for the acceptor to take the update. Returns PC_OK, PC_EINVAL,
- * PC_ESTATE (closed), PC_ETIMEDOUT (not taken in time: the update may
- * still happen; release is then still called once). Tasks and foreign
- * threads. */
+ * descriptors, version and limits (o->name must be s's name or NULL; the
+ * descriptors must outlive the calls that use them); calls already running
+ * or queued finish on the code they were accepted with. release(arg), when
+ * given, is called exactly once when the last call accepted before this
+ * update has ended — at once when there was none, and at the latest when
+ * the service closes; the releases of successive updates run in their
+ * order. (A service whose acceptor is killed while calls run, as by
+ * pc_node_stop(), releases nothing more: the code may still be running.)
+ * Waits up to `timeout` for the acceptor to take the update (0: does not
+ * wait). Returns PC_OK (taken), PC_EINVAL (NULL s, o or fn, another name),
+ * PC_ESTATE (the service has ended: nothing taken, release never called),
+ * PC_ETIMEDOUT (not taken yet: the update still happens, and release is
+ * still called once), PC_ENOMEM. Tasks and foreign threads. */
 pc_err pc_rps_update(pc_rps *s, const pc_rps_opts *o, pc_rps_release_fn release,
                      void *arg, double timeout);
 
@@ -210,7 +217,7 @@ typedef struct pc_rps_info {
     char request_type[256];  /* full protobuf name; "" for bytes */
     char response_type[256]; /* "" for bytes */
     uint32_t running, queued, max_inflight, max_queued;
-    uint64_t calls;          /* calls accepted since it started */
+    uint64_t calls; /* calls accepted since it started */
 } pc_rps_info;
 
 /* Ask the service for its description, waiting up to `timeout`. With
