@@ -16,6 +16,7 @@
  * the same. Each copy of the library has its own `prefix`: a reload's
  * init sets the new copy's, the old copy's calls keep theirs.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -35,13 +36,14 @@ serve(pc_msg *req)
     const char *r = pc_msg_str(req);
     pc_msg *m = NULL;
 
-    if (!strncmp(r, "wait ", 5)) {
-        snprintf(word, sizeof word, "%s", r + 5);
-        if (pc_recv(&m, -1) == PC_OK)
-            pc_msg_free(&m);
-    } else
-        snprintf(word, sizeof word, "%s", r);
+    bool wait = !strncmp(r, "wait ", 5);
+
+    snprintf(word, sizeof word, "%s", wait ? r + 5 : r);
+    /* before the wait: a call terminated there (a close after its grace)
+     * runs no more of this code */
     pc_msg_free(&req);
+    if (wait && pc_recv(&m, -1) == PC_OK)
+        pc_msg_free(&m);
     snprintf(text, sizeof text, "v%d %s%s", SVC_VERSION, prefix, word);
     pc_msg_new_str(&m, "text", text);
     return m;
