@@ -485,6 +485,24 @@ start_failures(void)
         1);
     CU_ASSERT(one_line(err, "picos-node: ", "node name nodeD is taken"));
     CU_ASSERT_EQUAL(node_term(&a), 0);
+    /* no secret at all; then the secret from $PICOS_SECRET_FILE */
+    {
+        const char *args[] = {"--registry", R.ep,        "--name",      "nodeS",
+                              "--service",  b.lib,       "--heartbeat", NET_HB,
+                              "--timeout",  NET_TIMEOUT, NULL};
+        char env[200], line[1024];
+        const char *envv[] = {env, NULL};
+        kid_opts o = {.env = envv, .clean_env = true, .errpath = b.errfile};
+
+        CU_ASSERT_EQUAL(run(NODE_BIN, args, out, sizeof out, err, sizeof err),
+                        1);
+        CU_ASSERT(one_line(err, "picos-node: ", "no cluster secret"));
+        snprintf(env, sizeof env, "PICOS_SECRET_FILE=%s", secret_path);
+        CU_ASSERT_FATAL(kid_run(&b.k, NODE_BIN, args, &o));
+        CU_ASSERT(read_line(b.k.out, line, sizeof line, PT_LONG) &&
+                  strstr(line, "picos-node nodeS listening on "));
+        CU_ASSERT_EQUAL(node_term(&b), 0);
+    }
     kid_free(&R.k);
 }
 
