@@ -40,7 +40,7 @@ static pc_rps *svc;
 static pc_msg *
 rps_server(pc_msg *req)
 {
-    char text[96];
+    char text[96], msg[64];
     char *end;
     double b = strtod(pc_msg_str(req), &end);
     bool valid = end != pc_msg_str(req) && !*end && b > 0;
@@ -51,12 +51,16 @@ rps_server(pc_msg *req)
     /* pycos: msg = yield task.receive(timeout=2) */
     if (pc_recv(&m, 2.0) != PC_OK)
         pc_exit_error("no message from the client within 2 s");
-    if (!valid) {
-        pc_msg_free(&m);
+    /* A terminated task does not unwind: hold nothing while blocked. */
+    snprintf(msg, sizeof msg, "%s", pc_msg_str(m));
+    pc_msg_free(&m);
+    if (!valid)
         pc_exit_error(text);
-    }
     pc_sleep(b);
-    return m; /* the client's own message is the call's result */
+    /* the client's own message is the call's result */
+    if (pc_msg_new_str(&m, "text", msg) != PC_OK)
+        pc_exit_error("out of memory");
+    return m;
 }
 
 /* Counts what the service's calls came to; the counts are read by main()
