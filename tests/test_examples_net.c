@@ -1,6 +1,9 @@
 /* tests/test_examples_net.c — picos-remote-task-server and -client
  * (apps/examples/remote_task_*.c) and picos-remote-channel-server and
- * -client (apps/examples/remote_channel_*.c) run as real processes.
+ * -client (apps/examples/remote_channel_*.c) run as real processes; so do
+ * the RPS and chat pairs (rps_pico_*, rps_monitor_*, pico_*_task,
+ * chat_chan_*), each with a picos-registry of its own (EX_PICO_SERVICE ...
+ * EX_CHAT_CLIENT), judged by their results, counts and exit statuses.
  *
  * Each test starts the programs the way a user would, from their paths
  * (EX_SERVER, EX_CLIENT, EX_CHAN_SERVER, EX_CHAN_CLIENT, set by CMake), and
@@ -547,7 +550,7 @@ by_name_through_a_registry(void)
     /* a name nobody registers: not found within the client's timeout */
     rc = client_run(&task_ex,
                     (const char *[]){"--registry", reg, "--secret-file",
-                                     secret1, "--timeout", "0.3", NULL},
+                                     secret1, "--timeout", "1", NULL},
                     NULL, out, sizeof out, err, sizeof err);
     CU_ASSERT_EQUAL(rc, 1);
     CU_ASSERT_EQUAL(count_lines(err), 1);
@@ -722,7 +725,7 @@ rps_monitor_counts(void)
     CU_ASSERT_EQUAL(
         client_run(&pico_ex,
                    (const char *[]){"--registry", reg, "--secret-file", secret1,
-                                    "--timeout", "0.3", NULL},
+                                    "--timeout", "1", NULL},
                    NULL, out, sizeof out, err, sizeof err),
         1);
     CU_ASSERT_EQUAL(count_lines(err), 1);
@@ -762,10 +765,10 @@ pico_task_request_reply_and_timeout(void)
     CU_ASSERT_EQUAL(
         client_run(&task2_ex,
                    (const char *[]){"--registry", reg, "--secret-file", secret1,
-                                    "--delay", "30", "--deadline", "0.3", NULL},
+                                    "--delay", "30", "--deadline", "0.5", NULL},
                    NULL, out, sizeof out, err, sizeof err),
         1);
-    CU_ASSERT_STRING_EQUAL(out, "request 1: timed out after 0.3 s (the "
+    CU_ASSERT_STRING_EQUAL(out, "request 1: timed out after 0.5 s (the "
                                 "service stopped the work)\n1 requests: 0 "
                                 "replies, 1 timed out, 0 failed\n");
     CU_ASSERT_EQUAL(count_lines(err), 1);
