@@ -1,6 +1,9 @@
 /* tests/test_examples_net.c — picos-remote-task-server and -client
  * (apps/examples/remote_task_*.c) and picos-remote-channel-server and
- * -client (apps/examples/remote_channel_*.c) run as real processes.
+ * -client (apps/examples/remote_channel_*.c) run as real processes; so do
+ * the RPS and chat pairs (rps_pico_*, rps_monitor_*, pico_*_task,
+ * chat_chan_*), each with a picos-registry of its own (EX_PICO_SERVICE ...
+ * EX_CHAT_CLIENT), judged by their results, counts and exit statuses.
  *
  * Each test starts the programs the way a user would, from their paths
  * (EX_SERVER, EX_CLIENT, EX_CHAN_SERVER, EX_CHAN_CLIENT, set by CMake), and
@@ -18,8 +21,6 @@
  * which secret a program holds. The secret files live in pt_tmpdir().
  */
 #define _GNU_SOURCE
-#include <sys/stat.h>
-
 #include "proctest.h"
 #include "testutil.h"
 
@@ -462,9 +463,8 @@ chan_missing_secret_bad_options(void)
 
 /* ---- through a registry ------------------------------------------------------ */
 
-/* Start picos-registry on a port of its choosing with its log in a dir
- * of pt_tmpdir() (once per run); its endpoint into ep (read from its startup
- * line). */
+/* Start picos-registry on a port of its choosing with its log in a new
+ * dir of pt_tmpdir(); its endpoint into ep (read from its startup line). */
 static kid *
 registry_start(char *ep, size_t size)
 {
@@ -472,8 +472,7 @@ registry_start(char *ep, size_t size)
     const char *p;
     kid *k;
 
-    pt_tmppath(regdir, sizeof regdir, "registry");
-    CU_ASSERT_FATAL(mkdir(regdir, 0700) == 0);
+    CU_ASSERT_FATAL(pt_mkdtemp(regdir, sizeof regdir, "registry"));
     k = kid_start(EX_REGISTRY,
                   (const char *[]){"--listen", "tcp://127.0.0.1:0",
                                    "--data-dir", regdir, "--secret-file",
@@ -551,12 +550,364 @@ by_name_through_a_registry(void)
     /* a name nobody registers: not found within the client's timeout */
     rc = client_run(&task_ex,
                     (const char *[]){"--registry", reg, "--secret-file",
-                                     secret1, "--timeout", "0.3", NULL},
+                                     secret1, "--timeout", "1", NULL},
                     NULL, out, sizeof out, err, sizeof err);
     CU_ASSERT_EQUAL(rc, 1);
     CU_ASSERT_EQUAL(count_lines(err), 1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "no server_task in the cluster"));
     server_term(r);
+    kids_kill();
+}
+
+/* ---- the RPS and chat examples (cluster_ex.h): always through a registry -- */
+
+static const example pico_ex = {EX_PICO_SERVICE, EX_PICO_CLIENT};
+static const example mon_ex = {EX_MON_SERVER, EX_MON_CLIENT};
+static const example task2_ex = {EX_TASK_SERVICE, EX_TASK_CLIENT};
+static const example chat_ex = {EX_CHAT_SERVER, EX_CHAT_CLIENT};
+
+/* A registry and x's server joined to it (with `more` args after the
+ * common ones); the registry's endpoint into reg. */
+static kid *
+cluster_server(const example *x, kid **r, char *reg, size_t size,
+               const char *const *more)
+{
+    const char *args[16] = {"--registry", NULL, "--secret-file", secret1};
+    int n = 4;
+    char ep[512];
+    kid *s;
+
+    secrets();
+    *r = registry_start(reg, size);
+    CU_ASSERT_FATAL(*r != NULL);
+    args[1] = reg;
+    while (more && *more && n < 15)
+        args[n++] = *more++;
+    args[n] = NULL;
+    s = server_start(x, args, NULL, ep, sizeof ep);
+    CU_ASSERT_FATAL(s != NULL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(ep, " registered at "));
+    return s;
+}
+
+/* Run x's client against registry `reg` with `more` args; as client_run. */
+static int
+cluster_client(const example *x, const char *reg, const char *const *more,
+               char *out, size_t osize, char *err, size_t esize)
+{
+    const char *args[24] = {"--registry", reg, "--secret-file", secret1};
+    int n = 4, rc;
+
+    while (more && *more && n < 23)
+        args[n++] = *more++;
+    args[n] = NULL;
+    rc = client_run(x, args, NULL, out, osize, err, esize);
+    if (rc != 0)
+        fprintf(stderr, "%s exit %d\nstdout: %s\nstderr: %s\n",
+                prog_name(x->client), rc, out, err);
+    return rc;
+}
+
+/* Read k's stdout lines into buf (appended, each with its newline) until
+ * `n` of them hold `what`; false when it stops first. */
+static bool
+lines_until(kid *k, const char *what, int n, char *buf, size_t size)
+{
+    size_t len = strlen(buf);
+    char line[512];
+
+    while (count_of(buf, what) < n) {
+        if (!read_line(k->out, line, sizeof line, EX_WAIT))
+            return false;
+        len += (size_t)snprintf(buf + len, size - len, "%s\n", line);
+        if (len >= size)
+            return false;
+    }
+    return true;
+}
+
+/* rps_pico: 20 calls all in flight, each result collected by finish, in
+ * order; an unknown request fails every call with the service's error
+ * text and the client exits 1 with one line; SIGTERM ends the server with
+ * status 0. */
+PT_TEST(rps_pico_n_calls)
+static void
+rps_pico_n_calls(void)
+{
+    kid *r, *s;
+    char reg[256], out[8192], err[4096], want[64];
+    const char *p;
+
+    s = cluster_server(&pico_ex, &r, reg, sizeof reg,
+                       (const char *[]){"--delay", "0.05", NULL});
+    CU_ASSERT_EQUAL(cluster_client(&pico_ex, reg,
+                                   (const char *[]){"-n", "20", NULL}, out,
+                                   sizeof out, err, sizeof err),
+                    0);
+    CU_ASSERT_STRING_EQUAL(err, "");
+    CU_ASSERT_EQUAL(count_lines(out), 21);
+    p = out;
+    for (int i = 1; i <= 20 && p; i++) {
+        snprintf(want, sizeof want, "result %d: ", i);
+        CU_ASSERT_PTR_NOT_NULL(p = find_line(out, p, want));
+    }
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\n20 calls: 20 ok, 0 failed\n"));
+
+    CU_ASSERT_EQUAL(
+        client_run(&pico_ex,
+                   (const char *[]){"--registry", reg, "--secret-file", secret1,
+                                    "-n", "3", "--request", "date", NULL},
+                   NULL, out, sizeof out, err, sizeof err),
+        1);
+    CU_ASSERT_EQUAL(count_of(out, "failed: unknown request 'date'\n"), 3);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "3 calls: 0 ok, 3 failed\n"));
+    CU_ASSERT_EQUAL(count_lines(err), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "3 of 3 calls failed"));
+    server_term(s);
+    server_term(r);
+    kids_kill();
+}
+
+/* rps_monitor: of 7 + 2 calls, every 3rd fails with its error, one is
+ * killed by the client, one passes its deadline; the client's monitor and
+ * the service's both count 5 normal, 4 failed, and every call ended as
+ * intended (client exit 0). */
+PT_TEST(rps_monitor_counts)
+static void
+rps_monitor_counts(void)
+{
+    static const char counts[] = "9 calls: 5 normal, 4 failed (2 errors, 1 "
+                                 "killed, 1 timed out, 0 other)\n";
+    kid *r, *s;
+    char reg[256], out[8192], err[4096], sout[8192] = "";
+
+    s = cluster_server(&mon_ex, &r, reg, sizeof reg, NULL);
+    CU_ASSERT_EQUAL(cluster_client(&mon_ex, reg,
+                                   (const char *[]){"-n", "7", NULL}, out,
+                                   sizeof out, err, sizeof err),
+                    0);
+    CU_ASSERT_STRING_EQUAL(err, "");
+    CU_ASSERT_PTR_NOT_NULL(find_line(out, out, "client monitor: "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, counts));
+    CU_ASSERT_EQUAL(count_lines(out), 10);
+    for (int i = 1; i <= 7; i++) {
+        char want[64];
+        snprintf(want, sizeof want,
+                 i % 3 ? "call %d (b=0.1): normal, 'msg:%d'\n"
+                       : "call %d (b=0): failed: invalid "
+                         "invocation: 0\n",
+                 i, i);
+        CU_ASSERT_PTR_NOT_NULL(find_line(out, out, want));
+    }
+    CU_ASSERT_PTR_NOT_NULL(
+        find_line(out, out, "call 8 (killed by the client): failed: killed\n"));
+    CU_ASSERT_PTR_NOT_NULL(find_line(
+        out, out,
+        "call 9 (deadline 1 s): failed: past its deadline, stopped\n"));
+
+    /* the service's monitor saw the 9 outcomes too (they may come after
+     * the client's, so it is read until they are all there) */
+    CU_ASSERT_TRUE(lines_until(s, "monitor: call ", 9, sout, sizeof sout));
+    CU_ASSERT_EQUAL(count_of(sout, " ended: normal"), 5);
+    CU_ASSERT_EQUAL(count_of(sout, " failed: invalid invocation: 0 "), 2);
+    CU_ASSERT_EQUAL(count_of(sout, "monitor: call 8 failed: killed "), 1);
+    CU_ASSERT_EQUAL(
+        count_of(sout, "monitor: call 9 failed: past its deadline, stopped "),
+        1);
+    server_term(s);
+    slurp(s->out, sout, sizeof sout);
+    CU_ASSERT_PTR_NOT_NULL(strstr(sout, "Terminated, stopping\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(sout, counts));
+    if (!strstr(sout, counts))
+        fprintf(stderr, "server stdout: %s\n", sout);
+
+    /* a service nobody registered: not found within the client's timeout */
+    CU_ASSERT_EQUAL(
+        client_run(&pico_ex,
+                   (const char *[]){"--registry", reg, "--secret-file", secret1,
+                                    "--timeout", "1", NULL},
+                   NULL, out, sizeof out, err, sizeof err),
+        1);
+    CU_ASSERT_EQUAL(count_lines(err), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "no service pico_service in the "));
+    CU_ASSERT_STRING_EQUAL(out, "");
+    server_term(r);
+    kids_kill();
+}
+
+/* pico_*_task: three requests, three replies; then one whose work outlasts
+ * its deadline: the client gets "timed out" (exit 1, one line) and the
+ * service's monitor says it stopped the work. */
+PT_TEST(pico_task_request_reply_and_timeout)
+static void
+pico_task_request_reply_and_timeout(void)
+{
+    kid *r, *s;
+    char reg[256], out[4096], err[4096], sout[8192] = "", want[32];
+    const char *p;
+
+    s = cluster_server(&task2_ex, &r, reg, sizeof reg, NULL);
+    CU_ASSERT_EQUAL(cluster_client(&task2_ex, reg,
+                                   (const char *[]){"-n", "3", NULL}, out,
+                                   sizeof out, err, sizeof err),
+                    0);
+    CU_ASSERT_STRING_EQUAL(err, "");
+    p = out;
+    for (int i = 1; i <= 3 && p; i++) {
+        snprintf(want, sizeof want, "reply %d: ", i);
+        CU_ASSERT_PTR_NOT_NULL(p = find_line(out, p, want));
+    }
+    CU_ASSERT_EQUAL(count_lines(out), 4);
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(out, "\n3 requests: 3 replies, 0 timed out, 0 failed\n"));
+    CU_ASSERT_TRUE(lines_until(s, " answered\n", 3, sout, sizeof sout));
+
+    CU_ASSERT_EQUAL(
+        client_run(&task2_ex,
+                   (const char *[]){"--registry", reg, "--secret-file", secret1,
+                                    "--delay", "30", "--deadline", "0.5", NULL},
+                   NULL, out, sizeof out, err, sizeof err),
+        1);
+    CU_ASSERT_STRING_EQUAL(out, "request 1: timed out after 0.5 s (the "
+                                "service stopped the work)\n1 requests: 0 "
+                                "replies, 1 timed out, 0 failed\n");
+    CU_ASSERT_EQUAL(count_lines(err), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "1 of 1 requests got no reply"));
+    CU_ASSERT_TRUE(lines_until(s,
+                               " passed its deadline: the client gave up, "
+                               "the work was stopped\n",
+                               1, sout, sizeof sout));
+    server_term(s);
+    server_term(r);
+    kids_kill();
+}
+
+/* chat_chan: two clients on two nodes talk through the server's channel;
+ * each hears the other's lines rewritten by the transform ("says: "),
+ * the joining and leaving announced, and never the shouting, which the
+ * transform dropped at the home node (2 of the channel's 10 messages). */
+PT_TEST(chat_two_clients_filtered)
+static void
+chat_two_clients_filtered(void)
+{
+    kid *r, *s, *a;
+    char reg[256], line[512] = "", aout[4096], aerr[4096], out[4096], err[4096],
+                   sout[4096];
+    const char *p;
+
+    s = cluster_server(&chat_ex, &r, reg, sizeof reg, NULL);
+    a = kid_start(EX_CHAT_CLIENT,
+                  (const char *[]){"--registry", reg, "--secret-file", secret1,
+                                   "--peers", "1", "hello from one",
+                                   "I AM SHOUTING", "how are you?", NULL},
+                  NULL, NULL);
+    CU_ASSERT_FATAL(a != NULL);
+    /* in the chat: its subscription works, the second may come */
+    CU_ASSERT_FATAL(read_line(a->out, line, sizeof line, EX_WAIT));
+    CU_ASSERT_STRING_EQUAL(line, "client 1: in the chat, with 0 others");
+    CU_ASSERT_EQUAL(
+        cluster_client(&chat_ex, reg,
+                       (const char *[]){"--peers", "1", "hi from two", "QUIET!",
+                                        "fine, thanks", NULL},
+                       out, sizeof out, err, sizeof err),
+        0);
+    CU_ASSERT_FATAL(kid_wait(a, EX_WAIT));
+    CU_ASSERT_EQUAL(exit_code(a), 0);
+    slurp(a->out, aout, sizeof aout);
+    slurp(a->err, aerr, sizeof aerr);
+    CU_ASSERT_STRING_EQUAL(aerr, "");
+    CU_ASSERT_STRING_EQUAL(err, "");
+
+    CU_ASSERT_STRING_EQUAL(aout, "client 1: 2 joined :-)\n"
+                                 "client 1: 2 says: hi from two\n"
+                                 "client 1: 2 says: fine, thanks\n"
+                                 "client 1: 2 left :-(\n"
+                                 "client 1: said 3 lines, bye\n");
+    CU_ASSERT_STRING_EQUAL(out, "client 2: in the chat, with 1 others\n"
+                                "client 2: 1 says: hello from one\n"
+                                "client 2: 1 says: how are you?\n"
+                                "client 2: 1 left :-(\n"
+                                "client 2: said 3 lines, bye\n");
+    server_term(s);
+    slurp(s->out, sout, sizeof sout);
+    CU_ASSERT_PTR_NOT_NULL(p = strstr(sout, "chat_server: client 1 joined"));
+    CU_ASSERT_PTR_NOT_NULL(p && strstr(p, "chat_server: client 2 joined"));
+    CU_ASSERT_EQUAL(count_of(sout, " left ("), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(sout, "chat_channel: 10 messages, 2 dropped "
+                                        "by the transform\n"));
+    if (!strstr(sout, "2 dropped"))
+        fprintf(stderr, "server stdout: %s\n", sout);
+    server_term(r);
+    kids_kill();
+}
+
+/* Every one of the eight programs: --help (exit 0, the common options
+ * listed), a bad option (exit 2, one line), no secret (exit 1, picos's one
+ * line); a client with the wrong secret or no registry listening: one line
+ * that says so, exit 1. */
+PT_TEST(cluster_examples_options_and_errors)
+static void
+cluster_examples_options_and_errors(void)
+{
+    static const char *const progs[] = {
+        EX_PICO_SERVICE, EX_PICO_CLIENT, EX_MON_SERVER,  EX_MON_CLIENT,
+        EX_TASK_SERVICE, EX_TASK_CLIENT, EX_CHAT_SERVER, EX_CHAT_CLIENT};
+    kid *r;
+    char reg[256], dead[64], out[4096], err[4096];
+    int fd;
+
+    for (size_t i = 0; i < sizeof progs / sizeof *progs; i++) {
+        const example x = {progs[i], progs[i]};
+        CU_ASSERT_EQUAL(client_run(&x, (const char *[]){"--help", NULL}, NULL,
+                                   out, sizeof out, err, sizeof err),
+                        0);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "--registry EP"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "--secret-file FILE"));
+        CU_ASSERT_EQUAL(client_run(&x, (const char *[]){"--bogus", NULL}, NULL,
+                                   out, sizeof out, err, sizeof err),
+                        2);
+        CU_ASSERT_EQUAL(count_lines(err), 1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "bad option '--bogus'"));
+        CU_ASSERT_EQUAL(client_run(&x, (const char *[]){"--timeout", "x", NULL},
+                                   NULL, out, sizeof out, err, sizeof err),
+                        2);
+        CU_ASSERT_EQUAL(client_run(&x, (const char *[]){NULL}, NULL, out,
+                                   sizeof out, err, sizeof err),
+                        1);
+        CU_ASSERT_EQUAL(count_lines(err), 1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "no cluster secret"));
+        if (count_lines(err) != 1)
+            fprintf(stderr, "%s stderr: %s\n", progs[i], err);
+    }
+
+    secrets();
+    r = registry_start(reg, sizeof reg);
+    CU_ASSERT_FATAL(r != NULL);
+    CU_ASSERT_EQUAL(client_run(&pico_ex,
+                               (const char *[]){"--registry", reg,
+                                                "--secret-file", secret2, NULL},
+                               NULL, out, sizeof out, err, sizeof err),
+                    1);
+    CU_ASSERT_EQUAL(count_lines(err), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "wrong cluster secret"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, secret2));
+    if (count_lines(err) != 1)
+        fprintf(stderr, "client stderr: %s\n", err);
+    server_term(r);
+
+    fd = dead_endpoint(dead, sizeof dead);
+    CU_ASSERT_EQUAL(
+        client_run(&chat_ex,
+                   (const char *[]){"--registry", dead, "--secret-file",
+                                    secret1, "--timeout", "0.5", NULL},
+                   NULL, out, sizeof out, err, sizeof err),
+        1);
+    close(fd);
+    CU_ASSERT_EQUAL(count_lines(err), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "no registry answered at "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, dead));
+    if (count_lines(err) != 1)
+        fprintf(stderr, "client stderr: %s\n", err);
     kids_kill();
 }
 
@@ -567,4 +918,8 @@ PT_MAIN("examples_net", PT_ENTRY(same_secret_n_messages),
         PT_ENTRY(chan_deliver_two_nodes), PT_ENTRY(chan_wrong_secret_one_line),
         PT_ENTRY(chan_unreachable_one_line),
         PT_ENTRY(chan_missing_secret_bad_options),
-        PT_ENTRY(by_name_through_a_registry))
+        PT_ENTRY(by_name_through_a_registry), PT_ENTRY(rps_pico_n_calls),
+        PT_ENTRY(rps_monitor_counts),
+        PT_ENTRY(pico_task_request_reply_and_timeout),
+        PT_ENTRY(chat_two_clients_filtered),
+        PT_ENTRY(cluster_examples_options_and_errors))
