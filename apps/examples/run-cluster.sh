@@ -4,19 +4,21 @@
 #     apps/examples/run-cluster.sh BUILD_DIR
 #
 # Starts a registry (picos-registry, its log in a temporary data dir), a
-# node whose task registers itself as "server_task" cluster-wide
-# (picos-remote-task-server --registry), and a client node that finds it by
-# name alone and exchanges messages with it (picos-remote-task-client
-# --registry); then lists the cluster with the `picos` CLI and stops
-# everything cleanly. Every line is prefixed with the process it comes from.
+# service node (picos-node hosting the example service library
+# pico_service.so: the service "pico_service"), a client node that finds
+# the service by name and calls it a few times, collecting every result
+# (picos-rps-pico-client), then calls it from the command line (picos call)
+# and lists the cluster (picos ls), and stops everything cleanly. Every
+# line is prefixed with the process it comes from.
 # All processes share one temporary cluster secret (mode 0600). Ctrl-C, or
 # any failure, stops whatever was started and removes the temporary files.
 set -euo pipefail
 
 bin=${1:?usage: run-cluster.sh BUILD_DIR}
 registry_bin=$bin/apps/registry/picos-registry
-server_bin=$bin/apps/examples/picos-remote-task-server
-client_bin=$bin/apps/examples/picos-remote-task-client
+node_bin=$bin/apps/node/picos-node
+service_lib=$bin/apps/examples/pico_service.so
+client_bin=$bin/apps/examples/picos-rps-pico-client
 cli_bin=$bin/apps/picos/picos
 
 work=$(mktemp -d /tmp/picos-run.XXXXXX)
@@ -58,18 +60,22 @@ head -c 32 /dev/urandom | base64 >"$work/secret"
 export PICOS_SECRET_FILE=$work/secret
 mkdir "$work/data"
 
-echo "run-cluster: a registry, a server node and a client node on 127.0.0.1"
+echo "run-cluster: a registry, a service node and a client node on 127.0.0.1"
 "$registry_bin" --listen tcp://127.0.0.1:0 --data-dir "$work/data" \
     > >(tee "$work/registry.out" | tag registry) 2>&1 &
 pids+=($!)
 reg=$(endpoint_in "$work/registry.out" "listening on")
 
-"$server_bin" --registry "$reg" --forever \
-    > >(tee "$work/server.out" | tag server) 2>&1 &
+"$node_bin" --registry "$reg" --name service-node --service "$service_lib" \
+    > >(tee "$work/node.out" | tag picos-node) 2>&1 &
 pids+=($!)
-endpoint_in "$work/server.out" "registered" >/dev/null
+endpoint_in "$work/node.out" "listening on" >/dev/null
 
-"$client_bin" --registry "$reg" --count 5 2>&1 | tag client
+"$client_bin" --registry "$reg" -n 5 2>&1 | tag client
+
+echo "run-cluster: the same service from the command line:"
+echo "run-cluster: \$ echo time | picos call pico_service --data -"
+echo time | "$cli_bin" --registry "$reg" call pico_service --data - 2>&1 | tag picos
 
 echo "run-cluster: the cluster, as \`picos ls\` shows it:"
 "$cli_bin" --registry "$reg" ls nodes 2>&1 | tag picos

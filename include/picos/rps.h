@@ -56,7 +56,11 @@ typedef struct pc_rps pc_rps;
  * may block, receive messages from the caller, spawn, ...) and owns
  * `request` (free it, or return it). Its return value is the call's result
  * (may be NULL); pc_exit_error(text) ends the call as failed. For a typed
- * service, request carries the unpacked protobuf message (pc_msg_pb()). */
+ * service, request carries the unpacked protobuf message (pc_msg_pb()).
+ * A call task can be ended wherever it blocks (its deadline, the client
+ * terminating it, pc_rps_close()), and a terminated task does not unwind:
+ * hold no message or memory across a blocking call, or free it in a
+ * pc_at_exit() handler. */
 typedef pc_msg *(*pc_rps_fn)(pc_msg *request);
 
 typedef struct pc_rps_opts {
