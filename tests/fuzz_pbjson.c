@@ -235,7 +235,8 @@ seed_pb(uint8_t mode, const ProtobufCMessage *m, const void *prefix,
 
     if (!b)
         abort();
-    memcpy(b, prefix, plen);
+    if (plen)
+        memcpy(b, prefix, plen);
     protobuf_c_message_pack(m, b + plen);
     seed(mode, b, plen + n);
     free(b);

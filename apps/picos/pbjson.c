@@ -384,8 +384,10 @@ load(ctx *c, pbjson_schema *s)
         if ((rc = load_msg(c, r->messages[i], &s->msgs[i])) != PC_OK)
             return rc;
     }
-    qsort(s->msgs, s->nmsgs, sizeof *s->msgs, msg_cmp);
-    qsort(s->enums, s->nenums, sizeof *s->enums, enum_cmp);
+    if (s->nmsgs) /* (qsort wants a base even for none) */
+        qsort(s->msgs, s->nmsgs, sizeof *s->msgs, msg_cmp);
+    if (s->nenums)
+        qsort(s->enums, s->nenums, sizeof *s->enums, enum_cmp);
     for (size_t i = 1; i < s->nmsgs; i++)
         if (!strcmp(s->msgs[i].name, s->msgs[i - 1].name))
             return fail(c, "schema: message type %s described twice",
@@ -682,11 +684,14 @@ j_signed(const json_t *j, int64_t lo, int64_t hi, int64_t *v)
         *v = json_integer_value(j);
     } else if (json_is_real(j)) {
         double d = json_real_value(j);
-        if (!isfinite(d) || floor(d) != d)
+        /* (beyond 2^53 every double is an integer: range first) */
+        if (!isfinite(d))
             return -1;
         if (d < -9223372036854775808.0 || d >= 9223372036854775808.0)
             return -2;
         *v = (int64_t)d;
+        if ((double)*v != d)
+            return -1;
     } else if (json_is_string(j)) {
         const char *s = json_string_value(j), *p = s + (*s == '-');
         char *end;
@@ -713,11 +718,15 @@ j_unsigned(const json_t *j, uint64_t hi, uint64_t *v)
         *v = (uint64_t)i;
     } else if (json_is_real(j)) {
         double d = json_real_value(j);
-        if (!isfinite(d) || floor(d) != d)
+        if (!isfinite(d))
             return -1;
+        if (d > -1 && d < 0)
+            return -1; /* a fraction, below 0 */
         if (d < 0 || d >= 18446744073709551616.0)
-            return -2;
+            return d == (double)(int64_t)d || d < -9e18 ? -2 : -1;
         *v = (uint64_t)d;
+        if ((double)*v != d)
+            return -1;
     } else if (json_is_string(j)) {
         const char *s = json_string_value(j), *p = s + (*s == '-');
         char *end;
@@ -854,7 +863,7 @@ value(enc *e, const pj_field *pf, const pj_msg *m, const json_t *j,
         if (pf->f->type == PICOS__V1__RPS_FIELD_TYPE__RPS_TYPE_FLOAT) {
             float f = (float)d;
             uint32_t bits;
-            if (isfinite(d) && fabs(d) > FLT_MAX)
+            if (isfinite(d) && (d > FLT_MAX || d < -FLT_MAX))
                 return fail(&e->c, "field '%s' of %s: out of range for float",
                             at, m->name);
             memcpy(&bits, &f, 4);
