@@ -520,10 +520,10 @@ enum_value(const pj_enum *e, const char *name, int32_t *v)
 static const char b64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-/* Standard base64 with padding, NUL-terminated; NULL: no memory. */
-static char *
-b64_encode(const uint8_t *p, size_t n)
+char *
+pbjson_base64(const void *data, size_t n)
 {
+    const uint8_t *p = data;
     char *out = malloc(4 * ((n + 2) / 3) + 1), *o = out;
 
     if (!out)
@@ -1331,7 +1331,7 @@ len_value(dec *d, const pj_msg *m, const pj_field *pf, const uint8_t *p,
         return store(d, obj, pf, json_stringn_nocheck((const char *)p, n),
                      n == 0);
     case PICOS__V1__RPS_FIELD_TYPE__RPS_TYPE_BYTES:
-        if (!(t = b64_encode(p, n)))
+        if (!(t = pbjson_base64(p, n)))
             return nomem(&d->c);
         v = json_string_nocheck(t);
         free(t);

@@ -72,6 +72,10 @@ pc_err pbjson_encode(const pbjson_schema *s, const char *type, const json_t *j,
 pc_err pbjson_decode(const pbjson_schema *s, const char *type, const void *data,
                      size_t len, json_t **out, char *err, size_t errsize);
 
+/* Standard base64 of n bytes at p, padded, NUL-terminated (malloc'd;
+ * NULL: no memory), as JSON carries bytes. */
+char *pbjson_base64(const void *p, size_t n);
+
 /* j as JSON text (malloc'd, NUL-terminated, no final newline): indented
  * by 2 when `pretty`, else on one line. Reals are printed with the fewest
  * digits that read back the same (0.1, not 0.10000000000000001). NULL:
