@@ -10,7 +10,8 @@
  * RpsRefused, RpsDone) come back to the agent, the one reader of them.
  *
  * Each call has two pc_events: `accepted` (set by RpsAccepted, a refusal,
- * or an end) and `done` (set once its outcome is known). The outcome stays
+ * or an end) and `done` (set once its outcome is known). A describe is the
+ * same record without a task: its RpsInfo is its outcome. The outcome stays
  * in the call until pc_rps_call_free(), so finish may be called late or
  * again. The agent monitors every accepted call task through the link: a
  * DOWN saying PC_DOWN_NODE ends the call with PC_EUNREACH; it also
@@ -18,7 +19,9 @@
  * same way. A call is shared by its owner, the table (until its end) and
  * the message handing it to the agent: a reference count decides who
  * frees it; the mutex `mu` guards the table and every
- * call's state.
+ * call's state. Each end has a one-line text (the service's refusal or
+ * error text, or what happened here); the caller's thread copies it into
+ * the handle for pc_rps_client_error() when its call returns the error.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -45,22 +48,27 @@ struct pc_rps_client {
     char name[PC_NAME_MAX + 1];
     pc_ref *watchers; /* under mu */
     size_t nwatchers;
+    char err[256]; /* pc_rps_client_error(); written under mu */
 };
 
 enum { ST_SENT, ST_ACCEPTED, ST_DONE };
+enum { K_CALL, K_DESCRIBE };
 
 struct pc_rps_call {
     _Atomic int refs;
     uint64_t id;
+    int kind;
     pc_rps_client *client;
     pc_ref task;
     int state;
     pc_err rc;     /* refusal or outcome */
-    pc_msg *value; /* outcome's value or error message */
-    char text[160];
+    pc_msg *value; /* outcome's value or error message; a describe's RpsInfo */
+    char text[256];
     pc_event *accepted, *done;
-    uint8_t *wire; /* the packed RpsCall until the agent sends it */
+    uint8_t
+        *wire; /* the packed RpsCall / RpsDescribe until the agent sends it */
     size_t wire_len;
+    const char *wire_type;
     struct pc_rps_call *next; /* in its bucket */
     bool in_table;
 };
@@ -130,7 +138,7 @@ end_call(struct pc_rps_call *k, pc_err rc, pc_msg *value, const char *text)
     snprintf(k->text, sizeof k->text, "%s", text ? text : "");
     if (k->in_table)
         untable(k);
-    for (size_t i = 0; i < k->client->nwatchers; i++)
+    for (size_t i = 0; k->kind == K_CALL && i < k->client->nwatchers; i++)
         (void)pc__rps_send_outcome(k->client->watchers[i], k->id, rc,
                                    rc == PC_EFAILED ? k->text : NULL);
     pc_event_set(k->accepted);
@@ -174,7 +182,7 @@ on_go(pc_msg *m)
         call_unref(k); /* the go message's reference */
         return;
     }
-    rc = pc_msg_new(&w, RPS_T_CALL, k->wire, k->wire_len);
+    rc = pc_msg_new(&w, k->wire_type, k->wire, k->wire_len);
     free(k->wire);
     k->wire = NULL;
     if (rc == PC_OK) {
@@ -182,9 +190,16 @@ on_go(pc_msg *m)
         if ((rc = pc_send(k->client->acceptor, &w)) != PC_OK)
             pc_msg_free(&w);
     }
-    if (rc != PC_OK)
-        drop = end_call(k, rc == PC_ENOENT ? PC_ECLOSED : rc, NULL,
-                        pc_strerror(rc));
+    if (rc != PC_OK) {
+        char text[PC_NAME_MAX + 64];
+        snprintf(text, sizeof text, "could not send to service %s: %s",
+                 k->client->name, pc_strerror(rc));
+        drop = end_call(k,
+                        rc != PC_ENOENT     ? rc
+                        : k->kind == K_CALL ? PC_ECLOSED
+                                            : PC_ENOENT,
+                        NULL, text);
+    }
     pthread_mutex_unlock(&mu);
     if (drop)
         call_unref(k);
@@ -222,10 +237,22 @@ on_answer(pc_msg *m)
             drop = k;
         pthread_mutex_unlock(&mu);
         picos__v1__rps_refused__free_unpacked(r, NULL);
-    } else {
+    } else if (pc_msg_is(m, RPS_T_INFO)) {
+        Picos__V1__RpsInfo *in = picos__v1__rps_info__unpack(NULL, len, d);
+        if (!in)
+            return;
+        pthread_mutex_lock(&mu);
+        if ((k = find(in->id)) && k->kind == K_DESCRIBE &&
+            end_call(k, PC_OK, pc_msg_ref(m), NULL))
+            drop = k;
+        pthread_mutex_unlock(&mu);
+        picos__v1__rps_info__free_unpacked(in, NULL);
+    } else if (pc_msg_is(m, RPS_T_DONE)) {
         Picos__V1__RpsDone *dn = picos__v1__rps_done__unpack(NULL, len, d);
         pc_msg *v = NULL;
         pc_err rc = PC_OK;
+        char text[PC_NAME_MAX + 64];
+        const char *why = NULL, *post = ""; /* text: why, the name, post */
         if (!dn)
             return;
         switch (dn->outcome) {
@@ -240,18 +267,27 @@ on_answer(pc_msg *m)
             break;
         case PICOS__V1__RPS_OUTCOME__RPS_TIMED_OUT:
             rc = PC_ETIMEDOUT;
+            why = "deadline passed: service ";
+            post = " terminated the call";
             break;
         case PICOS__V1__RPS_OUTCOME__RPS_CLOSED_DONE:
             rc = PC_ECLOSED;
+            why = "service ";
+            post = " closed during the call";
             break;
         default:
             rc = PC_EKILLED;
+            why = "killed: the call's task at service ";
+            post = " was terminated";
         }
         pthread_mutex_lock(&mu);
-        if ((k = find(dn->id))) {
+        if ((k = find(dn->id)) && k->kind == K_CALL) {
             if (k->task.id)
                 pc_demonitor(pc_self(), k->task);
-            if (end_call(k, rc, v, dn->error))
+            if (why)
+                snprintf(text, sizeof text, "%s%s%s", why, k->client->name,
+                         post);
+            if (end_call(k, rc, v, why ? text : dn->error))
                 drop = k;
             v = NULL;
         }
@@ -282,10 +318,16 @@ on_down(pc_msg *m)
                 k->state == ST_SENT && pc_ref_eq(k->client->acceptor, d.who);
             if (!((mine && d.reason == PC_DOWN_NODE) || acc))
                 continue;
-            if (end_call(k, d.reason == PC_DOWN_NODE ? PC_EUNREACH : PC_ECLOSED,
-                         NULL,
-                         d.reason == PC_DOWN_NODE ? "service node down"
-                                                  : "service gone")) {
+            char text[PC_NAME_MAX + 64];
+            snprintf(text, sizeof text,
+                     d.reason == PC_DOWN_NODE ? "service node down (service %s)"
+                                              : "service %s gone",
+                     k->client->name);
+            if (end_call(k,
+                         d.reason == PC_DOWN_NODE ? PC_EUNREACH
+                         : k->kind == K_CALL      ? PC_ECLOSED
+                                                  : PC_ENOENT,
+                         NULL, text)) {
                 k->next = drops;
                 drops = k;
             }
@@ -381,49 +423,68 @@ pc_rps_locate(const char *name, double timeout, pc_rps_client **out)
     return PC_OK;
 }
 
-pc_err
-pc_rps_call(pc_rps_client *c, pc_msg **req, double timeout,
-            struct pc_rps_call **out)
+/* The handle's error text, from the caller's thread. */
+static void
+set_err(pc_rps_client *c, const char *text)
 {
-    Picos__V1__RpsCall w = PICOS__V1__RPS_CALL__INIT;
-    struct pc_rps_call *k;
-    pc_ref ag;
-    pc_msg *go = NULL;
-    size_t len = 0;
-    const void *d;
-    pc_err rc;
-    bool drop;
+    pthread_mutex_lock(&mu);
+    snprintf(c->err, sizeof c->err, "%s", text);
+    pthread_mutex_unlock(&mu);
+}
 
-    if (out)
-        *out = NULL;
-    if (!c || !req || !*req || !out)
-        return PC_EINVAL;
-    if (timeout == 0)
-        return PC_ETIMEDOUT;
-    if ((rc = agent_get(&ag)) != PC_OK)
-        return rc;
-    if (!(k = calloc(1, sizeof *k)))
+/* Same, from k's end (its text is written under mu). */
+static void
+set_err_from(struct pc_rps_call *k)
+{
+    pthread_mutex_lock(&mu);
+    snprintf(k->client->err, sizeof k->client->err, "%s", k->text);
+    pthread_mutex_unlock(&mu);
+}
+
+/* A new record of kind for c (references: the caller's, the table's, the
+ * go message's), its id in *id: the caller packs its message with it. */
+static pc_err
+rec_new(pc_rps_client *c, int kind, struct pc_rps_call **out)
+{
+    struct pc_rps_call *k = calloc(1, sizeof *k);
+
+    *out = NULL;
+    if (!k)
         return PC_ENOMEM;
-    /* the caller's, the table's and the go message's (on_go drops it) */
     atomic_init(&k->refs, 3);
     atomic_fetch_add(&c->refs, 1);
     k->client = c;
+    k->kind = kind;
     k->id = atomic_fetch_add(&next_id, 1);
-    d = pc_msg_data(*req, &len);
-    w.id = k->id;
-    w.deadline_ms = timeout < 0 ? -1 : (int64_t)(timeout * 1e3) + 1;
-    w.request_type = (char *)pc_msg_type(*req);
-    w.request.data = (uint8_t *)d;
-    w.request.len = len;
-    k->wire_len = protobuf_c_message_get_packed_size(&w.base);
     if (pc_event_new(&k->accepted) != PC_OK ||
-        pc_event_new(&k->done) != PC_OK ||
-        !(k->wire = malloc(k->wire_len ? k->wire_len : 1))) {
+        pc_event_new(&k->done) != PC_OK) {
         atomic_store(&k->refs, 1);
         call_unref(k);
         return PC_ENOMEM;
     }
-    protobuf_c_message_pack(&w.base, k->wire);
+    *out = k;
+    return PC_OK;
+}
+
+/* Pack pb (type) into k, put k in the table and hand it to the agent. On
+ * an error k has ended and only the caller's reference is left. */
+static pc_err
+rec_submit(struct pc_rps_call *k, const char *type, const ProtobufCMessage *pb)
+{
+    pc_msg *go = NULL;
+    pc_ref ag;
+    pc_err rc;
+    bool drop;
+
+    if ((rc = agent_get(&ag)) != PC_OK)
+        goto fail;
+    k->wire_type = type;
+    k->wire_len = protobuf_c_message_get_packed_size(pb);
+    if (!(k->wire = malloc(k->wire_len ? k->wire_len : 1))) {
+        rc = PC_ENOMEM;
+        goto fail;
+    }
+    protobuf_c_message_pack(pb, k->wire);
     pthread_mutex_lock(&mu);
     k->next = table[k->id % NBUCKET];
     table[k->id % NBUCKET] = k;
@@ -434,32 +495,79 @@ pc_rps_call(pc_rps_client *c, pc_msg **req, double timeout,
         pc_msg_free(&go);
         call_unref(k); /* the go message's: it never left */
         pthread_mutex_lock(&mu);
-        drop = end_call(k, rc, NULL, NULL);
+        drop = end_call(k, rc, NULL, pc_strerror(rc));
         pthread_mutex_unlock(&mu);
         if (drop)
             call_unref(k);
-        call_unref(k);
         return rc;
     }
-    rc = pc_event_wait(k->accepted, timeout);
+    return PC_OK;
+fail:
+    snprintf(k->text, sizeof k->text, "%s", pc_strerror(rc));
+    atomic_store(&k->refs, 1);
+    return rc;
+}
+
+/* k was not answered in time: it ends here (a late answer finds no call). */
+static void
+rec_give_up(struct pc_rps_call *k, double timeout)
+{
+    char text[PC_NAME_MAX + 64];
+    bool drop;
+
+    snprintf(text, sizeof text, "no answer from service %s within %.3g s",
+             k->client->name, timeout);
     pthread_mutex_lock(&mu);
-    if (rc == PC_OK && k->state == ST_DONE && !k->task.id)
-        rc = k->rc; /* refused, or failed before it was accepted */
-    else if (rc != PC_OK) {
-        /* not accepted in time: the service ends it at the same deadline */
-        drop = end_call(k, PC_ETIMEDOUT, NULL, "not accepted in time");
-        rc = PC_ETIMEDOUT;
-        pthread_mutex_unlock(&mu);
-        if (drop)
-            call_unref(k);
-        call_unref(k);
-        return rc;
-    } else
-        rc = PC_OK;
+    drop = end_call(k, PC_ETIMEDOUT, NULL, text);
     pthread_mutex_unlock(&mu);
+    if (drop)
+        call_unref(k);
+}
+
+pc_err
+pc_rps_call(pc_rps_client *c, pc_msg **req, double timeout,
+            struct pc_rps_call **out)
+{
+    Picos__V1__RpsCall w = PICOS__V1__RPS_CALL__INIT;
+    struct pc_rps_call *k;
+    size_t len = 0;
+    pc_err rc;
+
+    if (out)
+        *out = NULL;
+    if (!c || !req || !*req || !out)
+        return PC_EINVAL;
+    if (timeout == 0) {
+        set_err(c, "timeout 0: the call was not sent");
+        return PC_ETIMEDOUT;
+    }
+    if ((rc = rec_new(c, K_CALL, &k)) != PC_OK) {
+        set_err(c, pc_strerror(rc));
+        return rc;
+    }
+    w.id = k->id;
+    w.deadline_ms = timeout < 0 ? -1 : (int64_t)(timeout * 1e3) + 1;
+    w.request_type = (char *)pc_msg_type(*req);
+    w.request.data = (uint8_t *)pc_msg_data(*req, &len);
+    w.request.len = len;
+    if ((rc = rec_submit(k, RPS_T_CALL, &w.base)) != PC_OK)
+        goto out;
+    rc = pc_event_wait(k->accepted, timeout);
     if (rc != PC_OK) {
+        /* not accepted in time: the service ends it at the same deadline */
+        rec_give_up(k, timeout);
+        rc = PC_ETIMEDOUT;
+    } else {
+        pthread_mutex_lock(&mu);
+        if (k->state == ST_DONE && !k->task.id)
+            rc = k->rc; /* refused, or failed before it was accepted */
+        pthread_mutex_unlock(&mu);
+    }
+out:
+    if (rc != PC_OK) {
+        set_err_from(k);
         if (rc == PC_EFULL)
-            PC_LOG_WARN("rps", "%s: %s", c->name, k->text);
+            PC_LOG_WARN("rps", "%s: %s", c->name, c->err);
         call_unref(k);
         return rc;
     }
@@ -495,12 +603,19 @@ pc_rps_finish(struct pc_rps_call *k, double timeout, pc_msg **value)
         *value = NULL;
     if (!k)
         return PC_EINVAL;
-    if ((rc = pc_event_wait(k->done, timeout)) != PC_OK)
+    if ((rc = pc_event_wait(k->done, timeout)) != PC_OK) {
+        char text[96];
+        snprintf(text, sizeof text,
+                 "no outcome within %.3g s (the call goes on)", timeout);
+        set_err(k->client, text);
         return rc == PC_ECLOSED ? PC_ECLOSED : PC_ETIMEDOUT;
+    }
     pthread_mutex_lock(&mu);
     rc = k->rc;
     if (value && k->value)
         *value = pc_msg_ref(k->value);
+    if (rc != PC_OK)
+        snprintf(k->client->err, sizeof k->client->err, "%s", k->text);
     pthread_mutex_unlock(&mu);
     return rc;
 }
@@ -555,6 +670,98 @@ pc_rps_client_monitor(pc_rps_client *c, pc_ref watcher)
     }
     pthread_mutex_unlock(&mu);
     return w ? PC_OK : PC_ENOMEM;
+}
+
+const char *
+pc_rps_client_error(const pc_rps_client *c)
+{
+    return c ? c->err : "";
+}
+
+/* RpsInfo *in into *info (strings cut to fit). */
+static void
+info_fill(pc_rps_info *info, const Picos__V1__RpsInfo *in)
+{
+    memset(info, 0, sizeof *info);
+    snprintf(info->name, sizeof info->name, "%s", in->name);
+    info->version = in->version;
+    snprintf(info->request_type, sizeof info->request_type, "%s",
+             in->request_type);
+    snprintf(info->response_type, sizeof info->response_type, "%s",
+             in->response_type);
+    info->running = in->running;
+    info->queued = in->queued;
+    info->max_inflight = in->max_inflight;
+    info->max_queued = in->max_queued;
+    info->calls = in->calls;
+}
+
+/* The schema in RpsInfo *in as its own "picos.v1.RpsSchema" message. */
+static pc_err
+schema_msg(const Picos__V1__RpsInfo *in, pc_msg **out)
+{
+    size_t len = protobuf_c_message_get_packed_size(&in->schema->base);
+    uint8_t *buf = malloc(len ? len : 1);
+    pc_err rc;
+
+    if (!buf)
+        return PC_ENOMEM;
+    protobuf_c_message_pack(&in->schema->base, buf);
+    rc = pc_msg_new(out, RPS_T_SCHEMA, buf, len);
+    free(buf);
+    return rc;
+}
+
+pc_err
+pc_rps_describe(pc_rps_client *c, double timeout, pc_rps_info *info,
+                pc_msg **schema)
+{
+    Picos__V1__RpsDescribe w = PICOS__V1__RPS_DESCRIBE__INIT;
+    Picos__V1__RpsInfo *in = NULL;
+    struct pc_rps_call *k;
+    const uint8_t *d;
+    size_t len = 0;
+    pc_err rc;
+
+    if (schema)
+        *schema = NULL;
+    if (!c || !info)
+        return PC_EINVAL;
+    if (timeout == 0) {
+        set_err(c, "timeout 0: describe was not sent");
+        return PC_ETIMEDOUT;
+    }
+    if ((rc = rec_new(c, K_DESCRIBE, &k)) != PC_OK) {
+        set_err(c, pc_strerror(rc));
+        return rc;
+    }
+    w.id = k->id;
+    w.schema = schema != NULL;
+    if ((rc = rec_submit(k, RPS_T_DESCRIBE, &w.base)) != PC_OK)
+        goto out;
+    if (pc_event_wait(k->done, timeout) != PC_OK)
+        rec_give_up(k, timeout);
+    pthread_mutex_lock(&mu);
+    rc = k->rc;
+    pthread_mutex_unlock(&mu);
+    if (rc != PC_OK)
+        goto out;
+    /* k->value is the RpsInfo message, k's since its end */
+    d = pc_msg_data(k->value, &len);
+    if (!(in = picos__v1__rps_info__unpack(NULL, len, d))) {
+        rc = PC_ENOMEM; /* it unpacked in the agent */
+        snprintf(k->text, sizeof k->text, "%s", pc_strerror(rc));
+        goto out;
+    }
+    info_fill(info, in);
+    if (schema && in->schema && (rc = schema_msg(in, schema)) != PC_OK)
+        snprintf(k->text, sizeof k->text, "%s", pc_strerror(rc));
+    picos__v1__rps_info__free_unpacked(in, NULL);
+out:
+    if (rc != PC_OK)
+        set_err_from(k);
+    call_unref(k);
+    return rc;
 }
 
 void

@@ -3,6 +3,8 @@
 #ifndef PICOS_SERVICES_RPS_INT_H
 #define PICOS_SERVICES_RPS_INT_H
 
+#include <stdbool.h>
+
 #include <protobuf-c/protobuf-c.h>
 
 #include "picos/rps.h"
@@ -33,5 +35,11 @@ pc_err pc__rps_schema_build(const ProtobufCMessageDescriptor *req,
                             const ProtobufCMessageDescriptor *resp,
                             Picos__V1__RpsSchema **out);
 void pc__rps_schema_free(Picos__V1__RpsSchema **s);
+
+/* Why data (len bytes) does not unpack as d (services/rps_why.c): true and
+ * one line naming the first defect into out, or false (out "") when the
+ * walk finds none (protobuf-c failed for another reason: out of memory). */
+bool pc__rps_why(const ProtobufCMessageDescriptor *d, const uint8_t *data,
+                 size_t len, char *out, size_t size);
 
 #endif

@@ -7,15 +7,24 @@
  * node-local name) answers commands with an "rc" string message:
  *   "close"     pc_rps_close() of service "closable"; answers "closed"
  *   "outcomes"  what the monitor of "slow" saw: "ok=N timedout=N"
+ *   "update"    pc_rps_update() of "reload" to its next generation k (1, 2,
+ *               ...; release callback k); answers "updated k" or the error
+ *   "reloadstat" "releases=N bad=N dup=N": how many of the updates' release
+ *               callbacks ran, how often a release ran while a call of the
+ *               code it released was still running (or such a call started
+ *               after it), how many ran more than once
  * Services (payloads are bytes unless said):
- *   echo      returns the request
+ *   echo      returns the request; version 7
  *   fail      pc_exit_error("boom: <request>")
  *   killme    terminates itself
  *   slow      sleeps <request> seconds (text), then returns "slept"
  *   closable  as slow
  *   busy      as slow, max_inflight 1, max_queued 1
- *   typed     request typed as picos.v1.RpsRefused: returns its text
+ *   typed     request typed as picos.v1.RpsRefused: returns its text (as
+ *             bytes; its response type, picos.v1.RpsInfo, is only published)
  *   many      sleeps 0.2 s, returns the request; max_inflight 2000
+ *   reload    generation k (0 at first): sleeps 0.05 s, returns
+ *             "g<k>:<request>"; max_inflight 16
  *   cli.all   typed both ways as picos.test.All (tests/test.proto, for
  *             test_cli's picos call --json): returns the request with i32
  *             + 1 and str "got <str>"; str "fail" fails: "no thanks"
@@ -23,6 +32,8 @@
 #define _GNU_SOURCE
 #include <inttypes.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,8 +47,102 @@
 #include "test.pb-c.h"
 #include "tsan_supp.h"
 
-static pc_rps *closable;
+static pc_rps *closable, *reload;
 static int n_ok, n_timedout;
+
+/* "reload": one function per generation. A call counts itself active in
+ * its generation for as long as it runs; release k (of update k) marks
+ * the generations before k released, then checks none of them is active —
+ * and a call checks, once active, that its generation is not released
+ * (seq_cst on both sides: an overlap is seen by at least one). */
+#define NGEN 4
+static atomic_int gen_active[NGEN], gen_released[NGEN], rel_count[NGEN];
+static atomic_int rel_bad;
+static int gen_next = 1; /* the ctl task's */
+
+static pc_msg *
+gen_run(int g, pc_msg *req)
+{
+    char text[128];
+    pc_msg *m = NULL;
+    atomic_fetch_add(&gen_active[g], 1);
+    if (atomic_load(&gen_released[g]))
+        atomic_fetch_add(&rel_bad, 1);
+    pc_sleep(0.05);
+    snprintf(text, sizeof text, "g%d:%s", g, pc_msg_str(req));
+    pc_msg_free(&req);
+    pc_msg_new_str(&m, "text", text);
+    atomic_fetch_sub(&gen_active[g], 1);
+    return m;
+}
+
+static pc_msg *
+gen0(pc_msg *r)
+{
+    return gen_run(0, r);
+}
+static pc_msg *
+gen1(pc_msg *r)
+{
+    return gen_run(1, r);
+}
+static pc_msg *
+gen2(pc_msg *r)
+{
+    return gen_run(2, r);
+}
+static pc_msg *
+gen3(pc_msg *r)
+{
+    return gen_run(3, r);
+}
+static const pc_rps_fn gens[NGEN] = {gen0, gen1, gen2, gen3};
+
+static void
+released(void *arg)
+{
+    int k = (int)(intptr_t)arg;
+    atomic_fetch_add(&rel_count[k], 1);
+    for (int j = 0; j < k; j++)
+        atomic_store(&gen_released[j], 1);
+    for (int j = 0; j < k; j++)
+        if (atomic_load(&gen_active[j]))
+            atomic_fetch_add(&rel_bad, 1);
+}
+
+static void
+update_cmd(char *out, size_t size)
+{
+    pc_rps_opts o = {.name = "reload", .max_inflight = 16};
+    int k = gen_next;
+    pc_err rc;
+
+    if (k >= NGEN) {
+        snprintf(out, size, "no more generations");
+        return;
+    }
+    o.fn = gens[k];
+    o.version = (uint32_t)k;
+    rc = pc_rps_update(reload, &o, released, (void *)(intptr_t)k, 5.0);
+    if (rc == PC_OK) {
+        gen_next++;
+        snprintf(out, size, "updated %d", k);
+    } else
+        snprintf(out, size, "%s", pc_err_name(rc));
+}
+
+static void
+reloadstat(char *out, size_t size)
+{
+    int n = 0, dup = 0;
+    for (int k = 1; k < NGEN; k++) {
+        int c = atomic_load(&rel_count[k]);
+        n += c > 0;
+        dup += c > 1;
+    }
+    snprintf(out, size, "releases=%d bad=%d dup=%d", n, atomic_load(&rel_bad),
+             dup);
+}
 
 static void
 die(const char *what, pc_err rc)
@@ -130,6 +235,10 @@ ctl(void *arg)
             snprintf(out, sizeof out, "ok=%d timedout=%d",
                      __atomic_load_n(&n_ok, __ATOMIC_SEQ_CST),
                      __atomic_load_n(&n_timedout, __ATOMIC_SEQ_CST));
+        else if (!strcmp(pc_msg_str(m), "update"))
+            update_cmd(out, sizeof out);
+        else if (!strcmp(pc_msg_str(m), "reloadstat"))
+            reloadstat(out, sizeof out);
         pc_send_data(pc_msg_sender(m), "rc", out, strlen(out));
         pc_msg_free(&m);
     }
@@ -188,18 +297,27 @@ cli_services(void)
 }
 
 static pc_rps *
-add(const char *name, pc_rps_fn fn, int inflight, int queued, const void *desc)
+add_v(const char *name, pc_rps_fn fn, int inflight, int queued,
+      const void *desc, const void *resp, uint32_t version)
 {
     pc_rps_opts o = {.name = name,
                      .fn = fn,
                      .max_inflight = inflight,
                      .max_queued = queued,
-                     .req_desc = desc};
+                     .req_desc = desc,
+                     .resp_desc = resp,
+                     .version = version};
     pc_rps *s = NULL;
     pc_err rc = pc_rps_register(&o, 5.0, &s);
     if (rc != PC_OK)
         die(name, rc);
     return s;
+}
+
+static pc_rps *
+add(const char *name, pc_rps_fn fn, int inflight, int queued, const void *desc)
+{
+    return add_v(name, fn, inflight, queued, desc, NULL, 0);
 }
 
 int
@@ -238,14 +356,16 @@ main(int argc, char **argv)
     co.join_timeout = 20;
     if ((rc = pc_cluster_join(&co)) != PC_OK)
         die("pc_cluster_join", rc);
-    add("echo", echo, 0, 0, NULL);
+    add_v("echo", echo, 0, 0, NULL, NULL, 7);
     add("fail", fail, 0, 0, NULL);
     add("killme", killme, 0, 0, NULL);
     sl = add("slow", slow, 0, 0, NULL);
     closable = add("closable", slow, 0, 0, NULL);
     add("busy", slow, 1, 1, NULL);
-    add("typed", typed, 0, 0, &picos__v1__rps_refused__descriptor);
+    add_v("typed", typed, 0, 0, &picos__v1__rps_refused__descriptor,
+          &picos__v1__rps_info__descriptor, 0);
     add("many", many, 2000, 0, NULL);
+    reload = add("reload", gen0, 16, 0, NULL);
     cli_services();
     if ((rc = pc_spawn(watcher, NULL, &d, &w)) != PC_OK ||
         (rc = pc_rps_monitor(sl, w)) != PC_OK)

@@ -14,6 +14,7 @@
 #include "picos/rps.h"
 
 #include "netutil.h"
+#include "rps.pb-c.h"
 #include "testutil.h"
 
 typedef struct rg {
@@ -151,6 +152,22 @@ results_task(void *arg)
     TCHECK(req == NULL);
     TCHECK(rep && !strcmp(pc_msg_str(rep), "ping"));
     pc_msg_free(&rep);
+    /* describe a bytes service: no schema even when asked */
+    {
+        pc_rps_info in;
+        pc_msg *sc = NULL;
+        TCHECK_RC(pc_rps_describe(a, PT_LONG, &in, &sc), PC_OK);
+        TCHECK_STR(in.name, "echo");
+        TCHECK_EQ(in.version, 7);
+        TCHECK_STR(in.request_type, "");
+        TCHECK_STR(in.response_type, "");
+        TCHECK_EQ(in.max_inflight, 64);
+        TCHECK_EQ(in.max_queued, 256);
+        TCHECK_EQ(in.calls, 2); /* hello and ping */
+        TCHECK_EQ(in.running + in.queued, 0);
+        TCHECK(sc == NULL);
+        TCHECK_RC(pc_rps_describe(a, 0, &in, NULL), PC_ETIMEDOUT);
+    }
     /* timeout 0: nothing sent, the request stays ours */
     TCHECK_RC(pc_msg_new_str(&req, "text", "x"), PC_OK);
     TCHECK_RC(pc_rps_request(b, &req, 0, &rep), PC_ETIMEDOUT);
@@ -216,6 +233,7 @@ failures_task(void *arg)
         TCHECK_RC(pc_rps_finish(k, PT_LONG, &v), PC_EFAILED);
         TCHECK(v && pc_msg_is(v, PC_MSG_ERROR));
         TCHECK(v && !strcmp(pc_msg_str(v), "boom: bad input"));
+        TCHECK_STR(pc_rps_client_error(c), "boom: bad input");
         pc_msg_free(&v);
         pc_rps_call_free(&k);
         /* request/reply keeps the request on an error */
@@ -232,6 +250,8 @@ failures_task(void *arg)
         TCHECK_RC(call_text(c, "", PT_LONG, &k), PC_OK);
         TCHECK_RC(pc_rps_finish(k, PT_LONG, &v), PC_EKILLED);
         TCHECK(v == NULL);
+        TCHECK_STR(pc_rps_client_error(c), "killed: the call's task at service "
+                                           "killme was terminated");
         pc_rps_call_free(&k);
         pc_rps_client_free(&c);
     }
@@ -249,6 +269,10 @@ failures_task(void *arg)
         TCHECK_RC(pc_rps_outcome_parse(om, &o), PC_OK);
         TCHECK_RC(o.rc, PC_ETIMEDOUT);
         TCHECK_EQ(o.id, pc_rps_call_id(k));
+        /* the outcome came: finish says so, and so does the text */
+        TCHECK_RC(pc_rps_finish(k, 0, NULL), PC_ETIMEDOUT);
+        TCHECK_STR(pc_rps_client_error(c),
+                   "deadline passed: service slow terminated the call");
         pc_msg_free(&om);
         pc_rps_call_free(&k);
         pc_rps_client_free(&c);
@@ -268,6 +292,8 @@ failures_task(void *arg)
         ctl_ask(&P, "close", out, sizeof out);
         TCHECK_STR(out, "closed");
         TCHECK_RC(pc_rps_finish(k, PT_LONG, &v), PC_ECLOSED);
+        TCHECK_STR(pc_rps_client_error(c),
+                   "service closable closed during the call");
         pc_rps_call_free(&k);
         pc_rps_client_free(&c);
     }
@@ -288,7 +314,18 @@ failures_task(void *arg)
             ;
         TCHECK_RC(rc, PC_EFULL);
         TCHECK(k2 == NULL);
+        TCHECK_STR(pc_rps_client_error(c), "service busy: 1 running, 1 queued");
         pc_rps_call_free(&k2);
+        /* describe is answered while every slot and the queue are taken */
+        {
+            pc_rps_info in;
+            TCHECK_RC(pc_rps_describe(c, PT_LONG, &in, NULL), PC_OK);
+            TCHECK_STR(in.name, "busy");
+            TCHECK_EQ(in.running, 1);
+            TCHECK_EQ(in.queued, 1);
+            TCHECK_EQ(in.max_inflight, 1);
+            TCHECK_EQ(in.max_queued, 1);
+        }
         TCHECK_RC(pc_recv_type("helper", &done, 3 * PT_LONG), PC_OK);
         TCHECK(done && !strcmp(pc_msg_str(done), "OK"));
         pc_msg_free(&done);
@@ -303,7 +340,47 @@ failures_task(void *arg)
                   PC_OK);
         TCHECK_RC(pc_rps_call(c, &req, PT_LONG, &k), PC_EINVAL);
         TCHECK(req != NULL && k == NULL);
+        TCHECK_STR(pc_rps_client_error(c),
+                   "request does not parse as picos.v1.RpsRefused: "
+                   "unterminated field tag at byte 0");
         pc_msg_free(&req);
+        /* field 3 (text, a string) sent as a varint */
+        static const uint8_t wrong[] = {0x18, 0x01};
+        TCHECK_RC(pc_msg_new(&req, "picos.v1.RpsRefused", wrong, sizeof wrong),
+                  PC_OK);
+        TCHECK_RC(pc_rps_call(c, &req, PT_LONG, &k), PC_EINVAL);
+        TCHECK_STR(pc_rps_client_error(c),
+                   "request does not parse as picos.v1.RpsRefused: field "
+                   "'text' (3) at byte 0 is varint, its type wants "
+                   "length-delimited");
+        pc_msg_free(&req);
+        /* its description, with the schema of both types */
+        {
+            pc_rps_info in;
+            pc_msg *sc = NULL;
+            Picos__V1__RpsSchema *ps = NULL;
+            bool req_t = false, info_t = false, refusal_e = false;
+            TCHECK_RC(pc_rps_describe(c, PT_LONG, &in, &sc), PC_OK);
+            TCHECK_STR(in.request_type, "picos.v1.RpsRefused");
+            TCHECK_STR(in.response_type, "picos.v1.RpsInfo");
+            TCHECK(sc && pc_msg_is(sc, "picos.v1.RpsSchema"));
+            if (sc) {
+                size_t len = 0;
+                const uint8_t *d = pc_msg_data(sc, &len);
+                ps = picos__v1__rps_schema__unpack(NULL, len, d);
+            }
+            TCHECK(ps != NULL);
+            for (size_t i = 0; ps && i < ps->n_messages; i++) {
+                req_t |= !strcmp(ps->messages[i]->name, "picos.v1.RpsRefused");
+                info_t |= !strcmp(ps->messages[i]->name, "picos.v1.RpsInfo");
+            }
+            for (size_t i = 0; ps && i < ps->n_enums; i++)
+                refusal_e |= !strcmp(ps->enums[i]->name, "picos.v1.RpsRefusal");
+            TCHECK(req_t && info_t && refusal_e);
+            if (ps)
+                picos__v1__rps_schema__free_unpacked(ps, NULL);
+            pc_msg_free(&sc);
+        }
         /* a good one: field 3 (text) = "ok" */
         static const uint8_t good[] = {0x1a, 0x02, 'o', 'k'};
         TCHECK_RC(pc_msg_new(&req, "picos.v1.RpsRefused", good, sizeof good),
@@ -343,6 +420,7 @@ node_down_task(void *arg)
         kill(-Q.pid, SIGKILL);
         TCHECK_RC(pc_rps_finish(k, PT_LONG, NULL), PC_EUNREACH);
         TCHECK_RC(pc_rps_finish(k, 0, NULL), PC_EUNREACH);
+        TCHECK_STR(pc_rps_client_error(c), "service node down (service slow)");
         pc_rps_call_free(&k);
         pc_rps_client_free(&c);
     }
@@ -423,5 +501,138 @@ thousand_in_flight(void)
     nt_stop(&R.c);
 }
 
+/* ---- reload under load ------------------------------------------------------- */
+
+#define RL_BATCH 40
+#define RL_GENS 4 /* the generations of rps_peer's "reload" */
+
+/* Poll peer c's "reloadstat" until all RL_GENS - 1 releases ran (bounded):
+ * a release runs on the service node after the last old call's outcome
+ * was sent, so it may come a moment after the client saw that outcome. */
+static void
+reload_stat(const nt_child *c, int *releases, int *bad, int *dup)
+{
+    double t0 = pc_now();
+    char out[128];
+
+    *releases = *bad = *dup = -1;
+    for (;;) {
+        ctl_ask(c, "reloadstat", out, sizeof out);
+        TCHECK(sscanf(out, "releases=%d bad=%d dup=%d", releases, bad, dup) ==
+               3);
+        if (*releases >= RL_GENS - 1 || pt_since(t0) > PT_LONG)
+            break;
+        pc_sleep(0.02);
+    }
+}
+
+/* One call of "reload" from a task of its own, so that calls wait in the
+ * service's queue: "rl" to the driver with "<rc name> <result>". */
+typedef struct rl_arg {
+    pc_rps_client *c;
+    pc_ref to;
+    int b, i;
+} rl_arg;
+
+static pc_msg *
+rl_caller(void *arg)
+{
+    const rl_arg *a = arg;
+    struct pc_rps_call *k = NULL;
+    pc_msg *v = NULL;
+    char req[32], out[96];
+    pc_err rc;
+
+    snprintf(req, sizeof req, "%d.%d", a->b, a->i);
+    if ((rc = call_text(a->c, req, 4 * PT_LONG, &k)) == PC_OK)
+        rc = pc_rps_finish(k, PT_LONG, &v);
+    snprintf(out, sizeof out, "%s %s", pc_err_name(rc),
+             v && pc_msg_str(v) ? pc_msg_str(v) : "-");
+    pc_msg_free(&v);
+    pc_rps_call_free(&k);
+    pc_send_data(a->to, "rl", out, strlen(out));
+    return NULL;
+}
+
+static pc_msg *
+reload_task(void *arg)
+{
+    static rl_arg args[RL_GENS * RL_BATCH];
+    pc_rps_client *c;
+    pc_rps_info in;
+    int ok = 0, right = 0, seen[RL_GENS] = {0}, releases, bad, dup;
+    char out[128];
+    (void)arg;
+
+    TCHECK_RC(join(), PC_OK);
+    if (!(c = locate("reload")))
+        goto out;
+    /* Batch b is made under generation b: the driver updates only once the
+     * service took (ran or queued) all of it — describe counts the calls
+     * taken. With 16 slots most of a batch still waits in the queue then,
+     * and must run the code it was accepted under. */
+    for (int b = 0; b < RL_GENS; b++) {
+        double t0 = pc_now();
+        for (int i = 0; i < RL_BATCH; i++) {
+            rl_arg *a = &args[b * RL_BATCH + i];
+            *a = (rl_arg){c, pc_self(), b, i};
+            TCHECK_RC(pc_spawn(rl_caller, a, NULL, NULL), PC_OK);
+        }
+        do {
+            TCHECK_RC(pc_rps_describe(c, PT_LONG, &in, NULL), PC_OK);
+            if (in.calls < (uint64_t)(b + 1) * RL_BATCH)
+                pc_sleep(0.002);
+        } while (in.calls < (uint64_t)(b + 1) * RL_BATCH &&
+                 pt_since(t0) < PT_LONG);
+        TCHECK_EQ(in.calls, (uint64_t)(b + 1) * RL_BATCH);
+        TCHECK_EQ(in.version, (uint32_t)b);
+        if (b + 1 < RL_GENS) {
+            char want[32];
+            snprintf(want, sizeof want, "updated %d", b + 1);
+            ctl_ask(&P, "update", out, sizeof out);
+            TCHECK_STR(out, want);
+        }
+    }
+    /* every call ends OK, each on the code it was accepted under */
+    for (int n = 0; n < RL_GENS * RL_BATCH; n++) {
+        pc_msg *m = NULL;
+        int b, i, g;
+        if (pc_recv_type("rl", &m, 4 * PT_LONG) != PC_OK)
+            break;
+        if (sscanf(pc_msg_str(m), "PC_OK g%d:%d.%d", &g, &b, &i) == 3) {
+            ok++;
+            right += g == b;
+            if (g >= 0 && g < RL_GENS)
+                seen[g]++;
+        }
+        pc_msg_free(&m);
+    }
+    TCHECK_EQ(ok, RL_GENS * RL_BATCH); /* 0 calls lost */
+    TCHECK_EQ(right, RL_GENS * RL_BATCH);
+    for (int g = 0; g < RL_GENS; g++)
+        TCHECK_EQ(seen[g], RL_BATCH); /* old and new code ran */
+    /* each release once, and only once no call of its code was left */
+    reload_stat(&P, &releases, &bad, &dup);
+    TCHECK_EQ(releases, RL_GENS - 1);
+    TCHECK_EQ(bad, 0);
+    TCHECK_EQ(dup, 0);
+    pc_rps_client_free(&c);
+out:
+    pc_node_stop();
+    return NULL;
+}
+
+PT_TEST(reload_under_load)
+static void
+reload_under_load(void)
+{
+    CU_ASSERT_FATAL(rg_start(&R));
+    CU_ASSERT_FATAL(peer_start(&P));
+    driver_run(reload_task);
+    nt_stop(&P);
+    nt_stop(&R.c);
+}
+
 PT_MAIN("rps", PT_ENTRY(calls_and_results), PT_ENTRY(failure_reasons),
-        PT_ENTRY(node_killed_during_call), PT_ENTRY(thousand_in_flight))
+        PT_ENTRY(node_killed_during_call), PT_ENTRY(thousand_in_flight),
+        PT_ENTRY(reload_under_load))

@@ -64,8 +64,11 @@ typedef struct pc_rps_opts {
     pc_rps_fn fn;
     /* ProtobufCMessageDescriptor *, or NULL: bytes. With req_desc the
      * acceptor unpacks each request before spawning its task; a request
-     * that does not parse is refused (the client gets PC_EINVAL with the
-     * protobuf-c error). resp_desc is kept for the registry entry. */
+     * that does not parse is refused (the client gets PC_EINVAL, and
+     * pc_rps_client_error() names the defect: "request does not parse as
+     * pkg.Type: field 'text' (3) at byte 0 is varint, its type wants
+     * length-delimited"). Both types' names, and their schema, are what
+     * pc_rps_describe() tells. */
     const void *req_desc, *resp_desc;
     int max_inflight;  /* calls running at once; 0: 64 */
     int max_queued;    /* accepted calls waiting for a slot; 0: 256;
@@ -84,19 +87,26 @@ typedef struct pc_rps_opts {
  * in time: nothing is left behind), PC_ENOMEM. Tasks and foreign threads. */
 pc_err pc_rps_register(const pc_rps_opts *o, double timeout, pc_rps **out);
 
-/* Called once when the last call that started before a pc_rps_update()
- * has ended (so the code it ran may be unloaded). On the acceptor's task. */
+/* Called once when the last call accepted before a pc_rps_update() has
+ * ended (so the code it ran may be unloaded). On the acceptor's task,
+ * possibly in its exit handler: it must not wait, nor call pc_rps_*() of
+ * its service. */
 typedef void (*pc_rps_release_fn)(void *arg);
 
 /* Hot swap: from now on new calls of service s run o->fn with o's
- * descriptors, version and limits (o->name must be s's name or NULL);
- * calls already running or queued finish on the code they were accepted
- * with. release(arg), when given, is called once the last call accepted
- * before the update has ended (at once when there was none). Waits up to
- * `timeout` for the acceptor to take the update. Returns PC_OK, PC_EINVAL,
- * PC_ESTATE (closed), PC_ETIMEDOUT (not taken in time: the update may
- * still happen; release is then still called once). Tasks and foreign
- * threads. */
+ * descriptors, version and limits (o->name must be s's name or NULL; the
+ * descriptors must outlive the calls that use them); calls already running
+ * or queued finish on the code they were accepted with. release(arg), when
+ * given, is called exactly once when the last call accepted before this
+ * update has ended — at once when there was none, and at the latest when
+ * the service closes; the releases of successive updates run in their
+ * order. (A service whose acceptor is killed while calls run, as by
+ * pc_node_stop(), releases nothing more: the code may still be running.)
+ * Waits up to `timeout` for the acceptor to take the update (0: does not
+ * wait). Returns PC_OK (taken), PC_EINVAL (NULL s, o or fn, another name),
+ * PC_ESTATE (the service has ended: nothing taken, release never called),
+ * PC_ETIMEDOUT (not taken yet: the update still happens, and release is
+ * still called once), PC_ENOMEM. Tasks and foreign threads. */
 pc_err pc_rps_update(pc_rps *s, const pc_rps_opts *o, pc_rps_release_fn release,
                      void *arg, double timeout);
 
@@ -196,11 +206,18 @@ pc_err pc_rps_request(pc_rps_client *c, pc_msg **req, double timeout,
  * PC_EINVAL, PC_ENOMEM. Any thread. */
 pc_err pc_rps_client_monitor(pc_rps_client *c, pc_ref watcher);
 
-/* The one-line text of the last refusal or failure a call through c got
- * ("" when none), e.g. "service busy: 64 running, 256 queued" or the
- * protobuf-c error of a request that did not parse. The handle keeps one
- * text (last writer wins): use a handle per task where the text matters.
- * Valid until the next call through c. */
+/* The one-line text of the last refusal or failure that pc_rps_call(),
+ * pc_rps_finish(), pc_rps_request() or pc_rps_describe() through c
+ * returned ("" when none; a success leaves it as it was): the service's
+ * refusal ("service busy: 64 running, 256 queued", "service NAME is
+ * closing", "deadline passed after 310 ms in the queue of service NAME (1
+ * running, 1 queued)", "request does not parse as pkg.Type: <the first
+ * defect and its byte>"), the error text of a failed call (PC_EFAILED),
+ * or what happened ("service node down (service NAME)", "deadline passed:
+ * service NAME terminated the call", "service NAME closed during the
+ * call", "no outcome within 2 s (the call goes on)", ...). The handle
+ * keeps one text (last writer wins): use a handle per task where the text
+ * matters. Valid until the next call through c. Any thread. */
 const char *pc_rps_client_error(const pc_rps_client *c);
 
 /* What a service says of itself (pc_rps_describe()). */
@@ -210,16 +227,20 @@ typedef struct pc_rps_info {
     char request_type[256];  /* full protobuf name; "" for bytes */
     char response_type[256]; /* "" for bytes */
     uint32_t running, queued, max_inflight, max_queued;
-    uint64_t calls;          /* calls accepted since it started */
+    uint64_t calls; /* calls taken (run or queued) since it started */
 } pc_rps_info;
 
-/* Ask the service for its description, waiting up to `timeout`. With
- * `schema` non-NULL and a typed service, *schema is a
- * "picos.v1.RpsSchema" message (proto/rps.proto: the request and response
- * types and every message and enum type they use), enough to write and
- * read its messages without their .proto (picos call --json); NULL for a
- * bytes service. Returns PC_OK, PC_ETIMEDOUT, PC_EUNREACH, PC_ENOENT,
- * PC_ESTATE, PC_ENOMEM. Tasks and foreign threads. */
+/* Ask the service for its description, waiting up to `timeout` (its
+ * acceptor answers at once, however busy: the current code's version,
+ * types and limits, and the counts at that moment). With `schema`
+ * non-NULL and a typed service, *schema is a "picos.v1.RpsSchema" message
+ * (proto/rps.proto: the request and response types and every message and
+ * enum type they use; the caller's), enough to write and read its
+ * messages without their .proto (picos call --json); NULL for a bytes
+ * service. Returns PC_OK, PC_ETIMEDOUT (no answer in time; timeout 0:
+ * nothing is sent), PC_EUNREACH (the service node is down), PC_ENOENT (the
+ * service is gone from its node), PC_EINVAL, PC_ESTATE (no node),
+ * PC_ENOMEM. Tasks and foreign threads. */
 pc_err pc_rps_describe(pc_rps_client *c, double timeout, pc_rps_info *info,
                        pc_msg **schema);
 
