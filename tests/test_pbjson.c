@@ -9,6 +9,7 @@
  * and compared field by field; a message packed by protobuf-c -> JSON is
  * compared with what the proto3 JSON mapping says. Leaks are left to ASan.
  */
+#include <float.h>
 #include <math.h>
 
 #include "pbjson.h"
@@ -510,6 +511,8 @@ json_round_trip(void)
          "{\"tree\":{\"kids\":[{\"kids\":[{\"label\":\"deep\"}]}]}}"},
         {"{\"fl\": \"1e3\", \"db\": -0.5, \"rColor\": []}",
          "{\"fl\":1000.0,\"db\":-0.5}"},
+        /* -0.0 is not the default 0 (its bits are not 0), as in protobuf */
+        {"{\"fl\": -0.0, \"db\": -0.0}", "{\"fl\":-0.0,\"db\":-0.0}"},
         {"{}", "{}"},
     };
     pbjson_schema *s = all_schema();
@@ -554,6 +557,39 @@ decode_wire_rules(void)
     TEXT_IS(decode(s, "picos.test.All", twice, sizeof twice),
             "{\"i32\":2,\"inner\":{\"value\":\"1\"}}");
     TEXT_IS(decode(s, "picos.test.All", cleared, sizeof cleared), "{}");
+    pbjson_schema_free(&s);
+}
+
+/* Floats at the ends of their range print and read back to the same
+ * bits (the shortest text of FLT_MAX reads as a double just beyond
+ * FLT_MAX: still a float); no bytes at all, even as NULL, is {}. */
+PT_TEST(float_extremes)
+static void
+float_extremes(void)
+{
+    /* (not -0.0: protobuf-c does not pack it, it compares it to 0) */
+    static const float v[] = {FLT_MAX, -FLT_MAX,    FLT_MIN,
+                              1e-45f,  16777217.0f, 0.3f};
+    pbjson_schema *s = all_schema();
+
+    for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
+        Picos__Test__All a = PICOS__TEST__ALL__INIT, *back;
+        size_t n = 0;
+        char *t;
+        uint8_t *b;
+
+        a.fl = v[i];
+        t = decode_pb(s, &a.base);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+        b = encode(s, "picos.test.All", t, &n, true);
+        free(t);
+        back = picos__test__all__unpack(NULL, n, b);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(back);
+        CU_ASSERT_EQUAL(memcmp(&back->fl, &v[i], sizeof(float)), 0);
+        picos__test__all__free_unpacked(back, NULL);
+        free(b);
+    }
+    TEXT_IS(decode(s, "picos.test.All", NULL, 0), "{}");
     pbjson_schema_free(&s);
 }
 
@@ -619,6 +655,8 @@ encode_errors(void)
         {"{\"by\": \"!!!!\"}", "field 'by' of picos.test.All: not base64"},
         {"{\"str\": 5}", "field 'str' of picos.test.All: expected a string"},
         {"{\"fl\": 1e39}",
+         "field 'fl' of picos.test.All: out of range for float"},
+        {"{\"fl\": -3.4028235677973366e38}",
          "field 'fl' of picos.test.All: out of range for float"},
         {"{\"db\": \"inf\"}", "field 'db' of picos.test.All: expected a "
                               "number"},
@@ -901,6 +939,7 @@ dumps_layout(void)
 PT_MAIN("pbjson", PT_ENTRY(schema_types_once), PT_ENTRY(schema_proto2_labels),
         PT_ENTRY(schema_edges), PT_ENTRY(json_to_pb_every_type),
         PT_ENTRY(pb_to_json_every_type), PT_ENTRY(json_round_trip),
-        PT_ENTRY(decode_wire_rules), PT_ENTRY(proto2_required_and_presence),
-        PT_ENTRY(encode_errors), PT_ENTRY(decode_errors),
-        PT_ENTRY(schema_load_checks), PT_ENTRY(dumps_layout))
+        PT_ENTRY(decode_wire_rules), PT_ENTRY(float_extremes),
+        PT_ENTRY(proto2_required_and_presence), PT_ENTRY(encode_errors),
+        PT_ENTRY(decode_errors), PT_ENTRY(schema_load_checks),
+        PT_ENTRY(dumps_layout))

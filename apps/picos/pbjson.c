@@ -34,7 +34,6 @@
 #include "pbjson.h"
 
 #include <errno.h>
-#include <float.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -50,6 +49,9 @@
 #define FIELD_NUMBER_MAX 536870911u
 #define TYPES_MAX 65536  /* messages + enums in a schema */
 #define FIELDS_MAX 65536 /* fields of one message */
+/* The smallest double that rounds to a float infinity: FLT_MAX plus half
+ * its last place (FLT_MAX's last bit is 1, so the tie goes up). */
+#define FLOAT_INF_FROM 0x1.ffffffp127
 
 typedef Picos__V1__RpsField rfield;
 
@@ -863,7 +865,10 @@ value(enc *e, const pj_field *pf, const pj_msg *m, const json_t *j,
         if (pf->f->type == PICOS__V1__RPS_FIELD_TYPE__RPS_TYPE_FLOAT) {
             float f = (float)d;
             uint32_t bits;
-            if (isfinite(d) && (d > FLT_MAX || d < -FLT_MAX))
+            /* out of range: what rounds to infinity, not what is beyond
+             * FLT_MAX (the shortest text of -FLT_MAX reads as a double a
+             * little beyond it) */
+            if (isfinite(d) && (d >= FLOAT_INF_FROM || d <= -FLOAT_INF_FROM))
                 return fail(&e->c, "field '%s' of %s: out of range for float",
                             at, m->name);
             memcpy(&bits, &f, 4);
@@ -1373,7 +1378,7 @@ static pc_err
 msg_decode(dec *d, const pj_msg *m, const uint8_t *p, size_t n, json_t *obj,
            int depth)
 {
-    rd r = {p, p + n};
+    rd r = {p, p ? p + n : p}; /* (no bytes may come as NULL) */
     pc_err rc;
 
     while (r.p < r.end) {
