@@ -904,6 +904,13 @@ call_failures(void)
     ONE_LINE("option --data needs a value");
     CU_ASSERT_EQUAL(CLI(REG, "call", "echo", "--frob"), 2);
     ONE_LINE("unknown option '--frob'");
+    {
+        char name[300];
+        memset(name, 'n', sizeof name - 1);
+        name[sizeof name - 1] = '\0';
+        CU_ASSERT_EQUAL(CLI(REG, "call", name), 2);
+        ONE_LINE("a service name is at most 255 bytes");
+    }
     CU_ASSERT_EQUAL(CLI("call", "--help"), 0);
     CU_ASSERT_TRUE(
         line_with(R.out, "usage: picos [OPTIONS] call SERVICE", NULL));

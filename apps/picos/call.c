@@ -33,6 +33,7 @@
 #include "picos/monitor.h"
 #include "picos/registry.h"
 #include "picos/rps.h"
+#include "picos/task.h"
 
 #include "cli.h"
 #include "pbjson.h"
@@ -350,6 +351,9 @@ call(int argc, char **argv)
     }
     if (!a.service || !*a.service)
         return cli_usage("call: no SERVICE given");
+    if (strlen(a.service) > PC_NAME_MAX)
+        return cli_usage("call: a service name is at most %d bytes",
+                         PC_NAME_MAX);
     if (strlen(a.type) > PC_MSG_TYPE_MAX)
         return cli_usage("call: --type longer than %d bytes", PC_MSG_TYPE_MAX);
     if ((st = read_data(&a, &data, &len)) != CLI_OK)
