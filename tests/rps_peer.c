@@ -38,6 +38,9 @@
  *             for a message to the call's task, then returns "held"
  *   reload    generation k (0 at first): sleeps 0.05 s, returns
  *             "g<k>:<request>"; max_inflight 16
+ *   cli.all   typed both ways as picos.test.All (tests/test.proto, for
+ *             test_cli's picos call --json): returns the request with i32
+ *             + 1 and str "got <str>"; str "fail" fails: "no thanks"
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
@@ -54,6 +57,7 @@
 #include "picos/rps.h"
 
 #include "rps.pb-c.h"
+#include "test.pb-c.h"
 #include "tsan_supp.h"
 
 static pc_rps *closable, *reload, *grace1, *grace2;
@@ -322,6 +326,57 @@ ctl(void *arg)
     return NULL;
 }
 
+/* ---- picos call's typed service (test_cli) ---------------------------------- */
+
+static pc_msg *
+all_echo(pc_msg *req)
+{
+    const Picos__Test__All *a = pc_msg_pb(req);
+    size_t n = a ? picos__test__all__get_packed_size(a) : 0;
+    uint8_t *buf = malloc(n ? n : 1);
+    Picos__Test__All *r = NULL;
+    char *str;
+    pc_msg *m = NULL;
+
+    if (buf && a) { /* a copy to change: the request is read-only */
+        picos__test__all__pack(a, buf);
+        r = picos__test__all__unpack(NULL, n, buf);
+    }
+    free(buf);
+    pc_msg_free(&req);
+    if (!r)
+        pc_exit_error("no request");
+    if (!strcmp(r->str, "fail")) {
+        picos__test__all__free_unpacked(r, NULL);
+        pc_exit_error("no thanks");
+    }
+    r->i32 += 1;
+    if (asprintf(&str, "got %s", r->str) < 0)
+        str = NULL;
+    if (r->str != protobuf_c_empty_string)
+        free(r->str);
+    r->str = str ? str : (char *)protobuf_c_empty_string;
+    if (pc_msg_new_pb(&m, r) != PC_OK) {
+        picos__test__all__free_unpacked(r, NULL);
+        pc_exit_error("out of memory");
+    }
+    return m;
+}
+
+static void
+cli_services(void)
+{
+    pc_rps_opts o = {.name = "cli.all",
+                     .fn = all_echo,
+                     .req_desc = &picos__test__all__descriptor,
+                     .resp_desc = &picos__test__all__descriptor};
+    pc_rps *s = NULL;
+    pc_err rc = pc_rps_register(&o, 5.0, &s);
+
+    if (rc != PC_OK)
+        die(o.name, rc);
+}
+
 static pc_rps *
 add_v(const char *name, pc_rps_fn fn, int inflight, int queued,
       const void *desc, const void *resp, uint32_t version)
@@ -429,6 +484,7 @@ main(int argc, char **argv)
     reload = add("reload", gen0, 16, 0, NULL);
     grace1 = add("grace1", hold, 0, 0, NULL);
     grace2 = add("grace2", hold, 0, 0, NULL);
+    cli_services();
     if ((rc = pc_spawn(watcher, NULL, &d, &w)) != PC_OK ||
         (rc = pc_rps_monitor(sl, w)) != PC_OK)
         die("watcher", rc);

@@ -10,6 +10,12 @@
  * with jansson) and the exit statuses. An unreachable registry is a port
  * the test holds bound but not listening, so nobody can take it meanwhile.
  *
+ * `picos call` runs against an rps_peer process (tests/rps_peer.c: a
+ * service node with bytes services and the typed cli.all of
+ * tests/test.proto) joined to the same registry; this program, as a
+ * client of those services too, watches what the service saw (its call
+ * count, its queue) with pc_rps_describe().
+ *
  * Children are proctest.h's: process groups of their own with
  * PR_SET_PDEATHSIG, killed and reaped at the end of each test, at exit
  * and on fatal signals, with a cleaned environment (no PICOS_SECRET*,
@@ -21,6 +27,7 @@
 #include <sys/stat.h>
 
 #include "picos/registry.h"
+#include "picos/rps.h"
 
 #include "proctest.h"
 #include "testutil.h"
@@ -639,7 +646,280 @@ wrong_secret_one_line(void)
     reg = NULL;
 }
 
+/* ---- picos call ------------------------------------------------------------------ */
+
+/* The registry, this node, and an rps_peer service node joined to it. */
+static void
+services_up(void)
+{
+    char line[512];
+    kid *k;
+
+    cluster_up();
+    k = kid_start(RPS_PEER,
+                  (const char *[]){"--registries", reg_ep, "--secret-file",
+                                   secret1, NULL},
+                  NULL, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(k);
+    CU_ASSERT_FATAL(read_line(k->out, line, sizeof line, CLI_WAIT));
+    if (strncmp(line, "READY ", 6)) {
+        char err[2048];
+        slurp(k->err, err, sizeof err);
+        fprintf(stderr, "rps_peer: %s %s\n", line, err);
+    }
+    CU_ASSERT_FATAL(!strncmp(line, "READY ", 6));
+}
+
+/* Run picos with args, its stdin from file `in`. */
+static int
+cli_run_in(const char *in, const char *const *args)
+{
+    const char *sh[32] = {"-c", "exec \"$0\" \"$@\" < \"$CLI_IN\"", PICOS_CLI};
+    char env[256];
+    size_t n = 3;
+    kid *k;
+    int rc = -1;
+
+    snprintf(env, sizeof env, "CLI_IN=%s", in);
+    while (*args && n < 31)
+        sh[n++] = *args++;
+    sh[n] = NULL;
+    *R.out = *R.err = '\0';
+    if (!(k = kid_start("/bin/sh", sh, (const char *const[]){env, NULL}, NULL)))
+        return -1;
+    if (drain(k, R.out, sizeof R.out, R.err, sizeof R.err, CLI_WAIT) &&
+        kid_wait(k, CLI_WAIT))
+        rc = exit_code(k);
+    kid_free(k);
+    return rc;
+}
+#define CLI_IN(in, ...)                                                        \
+    cli_run_in((in), (const char *const[]){__VA_ARGS__, NULL})
+
+/* What service `name` says of itself, asked from this node. */
+static pc_rps_info
+describe(const char *name)
+{
+    pc_rps_client *c = NULL;
+    pc_rps_info info;
+
+    memset(&info, 0, sizeof info);
+    CU_ASSERT_EQUAL_FATAL(pc_rps_locate(name, CLI_WAIT, &c), PC_OK);
+    CU_ASSERT_EQUAL(pc_rps_describe(c, CLI_WAIT, &info, NULL), PC_OK);
+    pc_rps_client_free(&c);
+    return info;
+}
+
+/* Bytes in, bytes out, exactly: --data TEXT, @FILE (bytes a text never
+ * has), - (stdin), nothing; no newline added on a pipe. */
+PT_TEST(call_bytes)
+static void
+call_bytes(void)
+{
+    static const char bin[] = "\x01\xfe\tline\n\x7f";
+    char path[160];
+
+    services_up();
+    CU_ASSERT_EQUAL(CLI(REG, "call", "echo", "--data", "hello"), 0);
+    CU_ASSERT_STRING_EQUAL(R.err, "");
+    CU_ASSERT_STRING_EQUAL(R.out, "hello");
+    snprintf(path, sizeof path, "%s/bin", tmpdir);
+    write_file(path, bin);
+    {
+        char at[170];
+        snprintf(at, sizeof at, "@%s", path);
+        CU_ASSERT_EQUAL(CLI(REG, "call", "echo", "--data", at), 0);
+        CU_ASSERT_STRING_EQUAL(R.out, bin);
+        CU_ASSERT_EQUAL(CLI(REG, "call",
+                            "--data="
+                            "@/no/such/file",
+                            "echo"),
+                        1);
+        ONE_LINE("/no/such/file: No such file or directory");
+    }
+    CU_ASSERT_EQUAL(CLI_IN(path, REG, "call", "echo", "--data", "-"), 0);
+    CU_ASSERT_STRING_EQUAL(R.err, "");
+    CU_ASSERT_STRING_EQUAL(R.out, bin);
+    CU_ASSERT_EQUAL(CLI(REG, "call", "echo"), 0);
+    CU_ASSERT_STRING_EQUAL(R.out, "");
+    CU_ASSERT_STRING_EQUAL(R.err, "");
+    /* the global options after the command, and before it */
+    CU_ASSERT_EQUAL(CLI("--timeout", "10", "call", "echo", REG, "--data", "x"),
+                    0);
+    CU_ASSERT_STRING_EQUAL(R.out, "x");
+    cluster_down();
+}
+
+/* --json: the request as JSON through the service's schema, the reply
+ * back as JSON (64-bit integers as strings, enums by name, bytes in
+ * base64); --compact on one line; a bytes service refuses --json. */
+PT_TEST(call_json)
+static void
+call_json(void)
+{
+    json_error_t je;
+    json_t *j, *v;
+    char path[160];
+
+    services_up();
+    CU_ASSERT_EQUAL(
+        CLI(REG, "call", "cli.all", "--json", "--data",
+            "{\"i32\": 41, \"str\": \"x\", \"rColor\": [\"RED\", 7],"
+            " \"u64\": \"18446744073709551615\", \"by\": \"AAE=\","
+            " \"inner\": {\"value\": -2}, \"r_str\": [\"a\"]}"),
+        0);
+    CU_ASSERT_STRING_EQUAL(R.err, "");
+    j = json_loads(R.out, 0, &je);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "i32")), 42);
+    CU_ASSERT_STRING_EQUAL(jstr(j, "str"), "got x");
+    CU_ASSERT_STRING_EQUAL(jstr(j, "u64"), "18446744073709551615");
+    CU_ASSERT_STRING_EQUAL(jstr(j, "by"), "AAE=");
+    CU_ASSERT_STRING_EQUAL(jstr(json_object_get(j, "inner"), "value"), "-2");
+    v = json_object_get(j, "rColor");
+    CU_ASSERT_TRUE(json_is_array(v) && json_array_size(v) == 2);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_array_get(v, 0)), "RED");
+    CU_ASSERT_EQUAL(json_integer_value(json_array_get(v, 1)), 7);
+    CU_ASSERT_STRING_EQUAL(
+        json_string_value(json_array_get(json_object_get(j, "rStr"), 0)), "a");
+    CU_ASSERT_EQUAL(json_object_size(j), 7);
+    json_decref(j);
+    CU_ASSERT(count_lines(R.out) > 1); /* indented */
+
+    /* from a file, compact; no data: {} */
+    snprintf(path, sizeof path, "@%s/req.json", tmpdir);
+    write_file(path + 1, "{\"fl\": 0.1, \"color\": \"INFRARED\"}\n");
+    CU_ASSERT_EQUAL(
+        CLI(REG, "--json", "call", "cli.all", "--compact", "--data", path), 0);
+    CU_ASSERT_STRING_EQUAL(
+        R.out,
+        "{\"i32\":1,\"fl\":0.1,\"color\":\"INFRARED\",\"str\":\"got \"}\n");
+    CU_ASSERT_EQUAL(CLI(REG, "call", "cli.all", "--json", "--compact"), 0);
+    CU_ASSERT_STRING_EQUAL(R.out, "{\"i32\":1,\"str\":\"got \"}\n");
+
+    CU_ASSERT_EQUAL(CLI(REG, "call", "echo", "--json", "--data", "{}"), 1);
+    ONE_LINE("service 'echo' takes bytes, not JSON: call it without --json");
+    CU_ASSERT_STRING_EQUAL(R.out, "");
+    cluster_down();
+}
+
+/* A request that is not JSON or does not fit the type: exit 2, one line
+ * naming the field, and the service never saw a call. */
+PT_TEST(call_bad_json)
+static void
+call_bad_json(void)
+{
+    static const char *const cases[][2] = {
+        {"{\"i32\": \"x\"}",
+         "picos: request: field 'i32' of picos.test.All: expected an "
+         "integer (int32)\n"},
+        {"{\"nope\": 1}",
+         "picos: request: unknown field 'nope' in picos.test.All\n"},
+        {"{\"inner\": {\"value\": 1.5}}",
+         "picos: request: field 'value' of picos.test.Inner: expected an "
+         "integer (sint64)\n"},
+        {"{\"color\": \"BLUE\"}",
+         "picos: request: field 'color' of picos.test.All: 'BLUE' is no "
+         "value of picos.test.Color\n"},
+        {"[1]", "picos: request: picos.test.All: expected a JSON object\n"},
+    };
+    uint64_t before;
+
+    services_up();
+    before = describe("cli.all").calls;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        CU_ASSERT_EQUAL(
+            CLI(REG, "call", "cli.all", "--json", "--data", cases[i][0]), 2);
+        CU_ASSERT_STRING_EQUAL(R.err, cases[i][1]);
+        CU_ASSERT_STRING_EQUAL(R.out, "");
+    }
+    CU_ASSERT_EQUAL(CLI(REG, "call", "cli.all", "--json", "--data", "{bad"), 2);
+    ONE_LINE("request: not JSON: ");
+    CU_ASSERT_EQUAL(describe("cli.all").calls, before);
+    /* and the reverse: good JSON the service fails on, bytes it can't
+     * parse (refused by the service, exit 1) */
+    CU_ASSERT_EQUAL(
+        CLI(REG, "call", "cli.all", "--json", "--data", "{\"str\": \"fail\"}"),
+        1);
+    ONE_LINE("service 'cli.all' failed: no thanks");
+    CU_ASSERT_EQUAL(CLI(REG, "call", "cli.all", "--data", "\x08"), 1);
+    ONE_LINE("service 'cli.all' refused the request: ");
+    cluster_down();
+}
+
+/* Not found (3), timed out, failed, refused busy (1), each one line;
+ * usage errors (2). */
+PT_TEST(call_failures)
+static void
+call_failures(void)
+{
+    pc_rps_client *c = NULL;
+    struct pc_rps_call *running = NULL;
+    pc_msg *req = NULL;
+    kid *queued;
+
+    services_up();
+    CU_ASSERT_EQUAL(CLI(REG, "call", "nosuch", "--data", "x"), 3);
+    CU_ASSERT_STRING_EQUAL(R.err, "picos: no service 'nosuch'\n");
+    CU_ASSERT_STRING_EQUAL(R.out, "");
+    CU_ASSERT_EQUAL(CLI(REG, "call", "nosuch", "--json"), 3);
+    CU_ASSERT_EQUAL(
+        CLI(REG, "--timeout", "0.5", "call", "slow", "--data", "30"), 1);
+    CU_ASSERT_STRING_EQUAL(R.err,
+                           "picos: service 'slow': no reply within 0.5 s\n");
+    CU_ASSERT_EQUAL(CLI(REG, "call", "fail", "--data", "hi"), 1);
+    CU_ASSERT_STRING_EQUAL(R.err, "picos: service 'fail' failed: boom: hi\n");
+    CU_ASSERT_STRING_EQUAL(R.out, "");
+    CU_ASSERT_EQUAL(CLI(REG, "call", "killme"), 1);
+    ONE_LINE("service 'killme': the call was terminated");
+
+    /* busy (max_inflight 1, max_queued 1): one call running (this node's),
+     * one queued (a CLI in the background), then the CLI is refused */
+    CU_ASSERT_EQUAL_FATAL(pc_rps_locate("busy", CLI_WAIT, &c), PC_OK);
+    CU_ASSERT_EQUAL_FATAL(pc_msg_new_str(&req, "text", "60"), PC_OK);
+    CU_ASSERT_EQUAL_FATAL(pc_rps_call(c, &req, 120, &running), PC_OK);
+    queued = kid_start(PICOS_CLI,
+                       (const char *[]){REG, "--timeout", "120", "call", "busy",
+                                        "--data", "60", NULL},
+                       NULL, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(queued);
+    for (;;) { /* until the service has it in its queue */
+        pc_rps_info in;
+        CU_ASSERT_EQUAL_FATAL(pc_rps_describe(c, CLI_WAIT, &in, NULL), PC_OK);
+        if (in.queued == 1)
+            break;
+        usleep(10000);
+    }
+    CU_ASSERT_EQUAL(CLI(REG, "call", "busy", "--data", "0"), 1);
+    CU_ASSERT_STRING_EQUAL(R.err, "picos: service 'busy' refused the call: "
+                                  "service busy: 1 running, 1 queued\n");
+    pc_rps_call_free(&running);
+    pc_rps_client_free(&c);
+
+    CU_ASSERT_EQUAL(CLI(REG, "call"), 2);
+    ONE_LINE("call: no SERVICE given (see picos --help)");
+    CU_ASSERT_EQUAL(CLI(REG, "call", "a", "b"), 2);
+    ONE_LINE("unexpected argument 'b'");
+    CU_ASSERT_EQUAL(CLI(REG, "call", "echo", "--data"), 2);
+    ONE_LINE("option --data needs a value");
+    CU_ASSERT_EQUAL(CLI(REG, "call", "echo", "--frob"), 2);
+    ONE_LINE("unknown option '--frob'");
+    {
+        char name[300];
+        memset(name, 'n', sizeof name - 1);
+        name[sizeof name - 1] = '\0';
+        CU_ASSERT_EQUAL(CLI(REG, "call", name), 2);
+        ONE_LINE("a service name is at most 255 bytes");
+    }
+    CU_ASSERT_EQUAL(CLI("call", "--help"), 0);
+    CU_ASSERT_TRUE(
+        line_with(R.out, "usage: picos [OPTIONS] call SERVICE", NULL));
+    cluster_down();
+}
+
 PT_MAIN("cli", PT_ENTRY(keygen_mode_and_overwrite),
         PT_ENTRY(usage_errors_and_help), PT_ENTRY(unreachable_and_no_secret),
         PT_ENTRY(ls_nodes_table), PT_ENTRY(ls_names_table), PT_ENTRY(ls_json),
-        PT_ENTRY(status_table_and_json), PT_ENTRY(wrong_secret_one_line))
+        PT_ENTRY(status_table_and_json), PT_ENTRY(wrong_secret_one_line),
+        PT_ENTRY(call_bytes), PT_ENTRY(call_json), PT_ENTRY(call_bad_json),
+        PT_ENTRY(call_failures))

@@ -163,7 +163,7 @@ cli_help(const cli_cmd *cmd, FILE *f)
     }
     fprintf(f, "usage: picos [OPTIONS] COMMAND [ARGS...]\n\n"
                "The picos cluster from the command line: what the registry "
-               "knows, and keys.\n\nCommands:\n");
+               "knows, its services, and keys.\n\nCommands:\n");
     for (const cli_cmd *const *c = cli_cmds; *c; c++)
         fprintf(f, "  %-8s %s\n", (*c)->name, (*c)->summary);
     fprintf(

@@ -5,7 +5,7 @@
  *
  * Thin on purpose: the global options, the default registry
  * ($PICOS_REGISTRY, else PC_REGISTRY_DEFAULT), then the command's own
- * function (one file each: ls.c, status.c, keygen.c) with the arguments
+ * function (one file each: ls.c, status.c, keygen.c, call.c) with the arguments
  * that follow its name. docs/cli.md is the manual, with the exit statuses
  * and the JSON keys.
  */
@@ -17,7 +17,8 @@
 #include "cli.h"
 
 const cli_cmd *const cli_cmds[] = {&cli_cmd_ls, &cli_cmd_status,
-                                   &cli_cmd_keygen, &cli_cmd_reload, NULL};
+                                   &cli_cmd_keygen, &cli_cmd_call,
+                                   &cli_cmd_reload, NULL};
 
 int
 main(int argc, char **argv)
