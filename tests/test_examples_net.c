@@ -911,6 +911,86 @@ cluster_examples_options_and_errors(void)
     kids_kill();
 }
 
+/* The issue's deployment: pico_service.so hosted by a real picos-node,
+ * called from the command line. `echo time | picos call pico_service
+ * --data -` prints the node's time (exit 0); any other request makes
+ * picos call exit 1 with the service's error in one line; the example
+ * client finds the same service by name; the node and the registry end on
+ * SIGTERM with status 0. */
+PT_TEST(pico_service_so_on_picos_node)
+static void
+pico_service_so_on_picos_node(void)
+{
+    static const char pipe_time[] =
+        "echo time | \"$0\" --registry \"$1\" --secret-file \"$2\" call "
+        "pico_service --data -";
+    char reg[256], line[512] = "", out[4096], err[4096], year[16];
+    time_t now = time(NULL);
+    struct tm tm;
+    kid *r, *n, *k;
+
+    secrets();
+    CU_ASSERT_FATAL((r = registry_start(reg, sizeof reg)) != NULL);
+    n = kid_start(EX_NODE,
+                  (const char *[]){"--registry", reg, "--secret-file", secret1,
+                                   "--name", "so-node", "--service", EX_PICO_SO,
+                                   NULL},
+                  NULL, NULL);
+    CU_ASSERT_FATAL(n != NULL);
+    CU_ASSERT_FATAL(read_line(n->out, line, sizeof line, EX_WAIT));
+    CU_ASSERT_PTR_NOT_NULL(strstr(line, " listening on tcp://127.0.0.1:"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(line, "1 service: pico_service v"));
+
+    /* time: the reply is the node's time, as ctime() writes it */
+    k = kid_start(
+        "/bin/sh",
+        (const char *[]){"-c", pipe_time, EX_PICOS, reg, secret1, NULL}, NULL,
+        NULL);
+    CU_ASSERT_FATAL(k != NULL);
+    CU_ASSERT_FATAL(kid_wait(k, EX_WAIT));
+    slurp(k->out, out, sizeof out);
+    slurp(k->err, err, sizeof err);
+    CU_ASSERT_EQUAL(exit_code(k), 0);
+    CU_ASSERT_STRING_EQUAL(err, "");
+    localtime_r(&now, &tm);
+    snprintf(year, sizeof year, "%d", tm.tm_year + 1900);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, year)); /* "Tue Dec  1 ... 2026" */
+    CU_ASSERT_EQUAL(count_lines(out), 0);      /* bytes as they are */
+    CU_ASSERT_TRUE(strlen(out) >= 20 && strlen(out) < 40);
+    kid_free(k);
+
+    /* anything else: exit 1, the service's error in one line */
+    k = kid_start(EX_PICOS,
+                  (const char *[]){"--registry", reg, "--secret-file", secret1,
+                                   "call", "pico_service", "--data", "date",
+                                   NULL},
+                  NULL, NULL);
+    CU_ASSERT_FATAL(k != NULL);
+    CU_ASSERT_FATAL(kid_wait(k, EX_WAIT));
+    slurp(k->out, out, sizeof out);
+    slurp(k->err, err, sizeof err);
+    CU_ASSERT_EQUAL(exit_code(k), 1);
+    CU_ASSERT_STRING_EQUAL(out, "");
+    CU_ASSERT_EQUAL(count_lines(err), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "unknown request 'date'"));
+    if (!strstr(err, "unknown request 'date'"))
+        fprintf(stderr, "picos call said: %s\n", err);
+    kid_free(k);
+
+    /* the example client finds the library's service by name */
+    CU_ASSERT_EQUAL(
+        client_run(&pico_ex,
+                   (const char *[]){"--registry", reg, "--secret-file", secret1,
+                                    "-n", "3", NULL},
+                   NULL, out, sizeof out, err, sizeof err),
+        0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "3 calls: 3 ok, 0 failed\n"));
+
+    server_term(n);
+    server_term(r);
+    kids_kill();
+}
+
 PT_MAIN("examples_net", PT_ENTRY(same_secret_n_messages),
         PT_ENTRY(forever_then_sigterm), PT_ENTRY(wrong_secret_one_line),
         PT_ENTRY(unreachable_one_line),
@@ -922,4 +1002,5 @@ PT_MAIN("examples_net", PT_ENTRY(same_secret_n_messages),
         PT_ENTRY(rps_monitor_counts),
         PT_ENTRY(pico_task_request_reply_and_timeout),
         PT_ENTRY(chat_two_clients_filtered),
-        PT_ENTRY(cluster_examples_options_and_errors))
+        PT_ENTRY(cluster_examples_options_and_errors),
+        PT_ENTRY(pico_service_so_on_picos_node))

@@ -75,7 +75,8 @@ endpoint_in "$work/node.out" "listening on" >/dev/null
 
 echo "run-cluster: the same service from the command line:"
 echo "run-cluster: \$ echo time | picos call pico_service --data -"
-echo time | "$cli_bin" --registry "$reg" call pico_service --data - 2>&1 | tag picos
+{ echo time | "$cli_bin" --registry "$reg" call pico_service --data - && echo; } 2>&1 |
+    tag picos  # (the reply is the service's bytes, as they are: no newline)
 
 echo "run-cluster: the cluster, as \`picos ls\` shows it:"
 "$cli_bin" --registry "$reg" ls nodes 2>&1 | tag picos

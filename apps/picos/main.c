@@ -16,7 +16,7 @@
 
 #include "cli.h"
 
-const cli_cmd *const cli_cmds[] = {&cli_cmd_ls, &cli_cmd_status,
+const cli_cmd *const cli_cmds[] = {&cli_cmd_ls,     &cli_cmd_status,
                                    &cli_cmd_keygen, &cli_cmd_call,
                                    &cli_cmd_reload, NULL};
 
