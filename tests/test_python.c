@@ -12,7 +12,9 @@
  * node killed during a call each end with their own line; a wrong secret
  * and a key file of another cluster fail with the key's line — not a hang
  * and not a timeout; a key file of the cluster's pair (written by
- * pc_curve_write, as `picos keygen` does) works.
+ * pc_curve_write, as `picos keygen` does) works. And the example service
+ * pico_service.so (apps/examples/), hosted by a real picos-node, answers
+ * the client as clients/python/README.md shows.
  *
  * Without python3, its zmq (with CURVE) and protobuf modules, or protoc,
  * the program prints one "SKIP: ..." line and exits 77, which ctest
@@ -244,6 +246,63 @@ key_files(void)
     ONE_LINE("not two lines");
 }
 
+/* The example service of apps/examples/: pico_service.so hosted by a real
+ * picos-node (docs/node.md) in the cluster, called as the README shows.
+ * "time" answers the node's time as text (the year in it, a newline added
+ * by the client); anything else is the service's error, exit 1. The node
+ * is static for proctest.h's table: killed at the end, or by its atexit
+ * and signal handlers when an assertion leaves early. */
+static kid node;
+
+PT_TEST(example_service_on_picos_node)
+static void
+example_service_on_picos_node(void)
+{
+    char line[512] = "", err[2048], errpath[160], y0[16], y1[16];
+    kid_opts o = {.clean_env = true, .errpath = errpath};
+    time_t t;
+    struct tm tm;
+
+    cluster_up();
+    pt_tmppath(errpath, sizeof errpath, "picos-node.err");
+    CU_ASSERT_FATAL(kid_run(
+        &node, PICOS_NODE,
+        (const char *[]){"--registry", reg_ep, "--secret-file", secret_path,
+                         "--name", "py-example", "--heartbeat", NET_HB,
+                         "--timeout", NET_TIMEOUT, "--service", PICO_SERVICE_SO,
+                         NULL},
+        &o));
+    if (!read_line(node.out, line, sizeof line, WAIT) ||
+        !strstr(line, " listening on tcp://") ||
+        !strstr(line, "1 service: pico_service v")) {
+        kid_wait(&node, 1.0);
+        fprintf(stderr, "picos-node did not start: '%s' %s\n", line,
+                kid_errtext(&node, err, sizeof err));
+        kid_free(&node);
+        CU_FAIL_FATAL("picos-node");
+    }
+
+    /* the year before and after the call: either is the node's */
+    t = time(NULL);
+    localtime_r(&t, &tm);
+    snprintf(y0, sizeof y0, "%d", tm.tm_year + 1900);
+    CU_ASSERT_EQUAL(CALL("pico_service", "time"), 0);
+    t = time(NULL);
+    localtime_r(&t, &tm);
+    snprintf(y1, sizeof y1, "%d", tm.tm_year + 1900);
+    if (!strstr(R.out, y0) && !strstr(R.out, y1))
+        fprintf(stderr, "\npico_service time: '%s'\n", R.out);
+    CU_ASSERT_TRUE(strstr(R.out, y0) || strstr(R.out, y1));
+    CU_ASSERT_EQUAL(count_lines(R.out), 1); /* "Tue Dec  1 16:55:00 2026" */
+    CU_ASSERT_STRING_EQUAL(R.err, "");
+
+    CU_ASSERT_EQUAL(CALL("pico_service", "date"), 1);
+    ONE_LINE("unknown request 'date'");
+    CU_ASSERT_STRING_EQUAL(R.out, "");
+
+    kid_free(&node);
+}
+
 /* The service node killed (SIGKILL) while a call runs: the client's link
  * to it goes silent and the call ends with "node is down" — long before
  * its 60 s deadline. Last: it kills the peer (cluster_up starts another). */
@@ -335,9 +394,13 @@ int
 main(int argc, char **argv)
 {
     static const pt_test tests[] = {
-        PT_ENTRY(call_returns_value), PT_ENTRY(failures_with_reasons),
-        PT_ENTRY(not_found),          PT_ENTRY(wrong_secret),
-        PT_ENTRY(key_files),          PT_ENTRY(node_killed_during_call),
+        PT_ENTRY(call_returns_value),
+        PT_ENTRY(failures_with_reasons),
+        PT_ENTRY(not_found),
+        PT_ENTRY(wrong_secret),
+        PT_ENTRY(key_files),
+        PT_ENTRY(example_service_on_picos_node),
+        PT_ENTRY(node_killed_during_call),
     };
     const char *why;
 
