@@ -40,6 +40,20 @@
  * one call being accepted at any moment: the calls being accepted at once
  * are bounded by the tasks, the calls in flight by tasks × window.
  *
+ * Last, deadline expiry: the service node also registers "bench.sleep",
+ * whose call task sleeps SLEEP_S, far past any deadline, and a task
+ * "bench.cancels" that pc_rps_monitor()s it, counting the outcomes. The
+ * client makes DL_CALLS calls (--quick: DL_QUICK), DL_FLIGHT tasks each
+ * making its share one after the other, each with the deadline DL_S, and
+ * takes each outcome with pc_rps_finish(call, -1): its overshoot is the
+ * time it came minus (the call's start + DL_S). The row gives p50 / p99 /
+ * max; its target is on the max, so that no call of the run may come
+ * late, and it is met only when every outcome is PC_ETIMEDOUT. Then the
+ * client asks bench.cancels (the control channel: a registered task, as
+ * bench.task) for its counts, once it saw as many outcomes as calls were
+ * made (or WAIT_S passed): the calls the service node ended at their
+ * deadline ("server-side cancellations: K of K") and any other outcome.
+ *
  * The notes give the wire messages each kind cost this node (envelopes
  * sent and received per operation, from pc_net_stats) and the CPU time
  * both nodes spent per operation (this process's CPU clock; the service
@@ -47,7 +61,9 @@
  * machine disturb far less than the wall time; it includes the workers'
  * short idle spins before they sleep. Every result is
  * checked (the echo is the request's size; the call's value too); a failure
- * ends the program with exit status 2 and one line on stderr. The exit
+ * ends the program with exit status 2 and one line on stderr — but for the
+ * deadline row's calls, whose failures (an outcome other than
+ * PC_ETIMEDOUT) make its rows unmet, the first one told on stderr. The exit
  * status is 0 when everything ran, whether or not the targets were met: no
  * test asserts a time (bench_rps_smoke runs --quick and checks only that).
  */
@@ -77,18 +93,27 @@
 
 #define SERVICE "bench.echo"
 #define TASK "bench.task"
+#define SLEEPER "bench.sleep"   /* the deadline row's service */
+#define CANCELS "bench.cancels" /* counts its outcomes at the service node */
+#define COUNT_T "bench.count"   /* asking CANCELS, and its answer */
 #define MSG_T "bench"
 #define SIZE 100      /* bytes of each request, as picos-bench's net rows */
 #define WAIT_S 30.0   /* any one wait: a locate, a reply, a call's deadline */
 #define BLOCK 500     /* round trips of one kind before the next kind's */
 #define MAX_TASKS 256 /* --tasks */
 #define MAX_WINDOW 256
+#define SLEEP_S 10.0 /* a bench.sleep call task's sleep */
+#define DL_S 0.2     /* each deadline-row call's deadline */
+#define DL_CALLS 100 /* the deadline row's calls; --quick: DL_QUICK */
+#define DL_QUICK 10
+#define DL_FLIGHT 20 /* calls in flight at once (tasks) in that row */
 
 static struct {
     bool quick;
     long calls;     /* round trips of each kind */
     long pipelined; /* calls of rps-pipelined */
     long warmup;
+    long dl_calls; /* the deadline row's */
     int tasks, window, workers;
     char timeout[32];   /* --net-timeout: every link's, as given; "" default */
     char bin[PATH_MAX]; /* picos-registry */
@@ -100,6 +125,7 @@ static struct {
 } g = {.calls = 20000,
        .pipelined = 200000,
        .warmup = 1000,
+       .dl_calls = DL_CALLS,
        .tasks = 64,
        .window = 16,
        .workers = 1,
@@ -190,7 +216,58 @@ echo_task(void *arg)
     return NULL;
 }
 
-/* Join, register the service and the task, say READY with the endpoint,
+/* bench.sleep: far past its deadline, ended there by the service (the
+ * request freed first: a terminated task does not unwind). */
+static pc_msg *
+sleep_fn(pc_msg *req)
+{
+    pc_msg_free(&req);
+    pc_sleep(SLEEP_S);
+    return NULL;
+}
+
+/* bench.cancels: counts the outcomes of bench.sleep's calls (from
+ * pc_rps_monitor), [0] the PC_ETIMEDOUT ones, [1] any other. A COUNT_T
+ * message (its data: a long, the calls made) is answered with the counts
+ * (two longs) once that many outcomes came, or WAIT_S after it asked:
+ * the client may have its outcomes a little before the monitor has its. */
+static pc_msg *
+cancel_task(void *arg)
+{
+    long n[2] = {0, 0}, want = -1;
+    pc_ref asker = PC_REF_NIL;
+    double until = 0;
+
+    (void)arg;
+    for (;;) {
+        pc_msg *m = NULL;
+        pc_rps_outcome o;
+        size_t len = 0;
+        const void *d;
+
+        if (want >= 0 && (n[0] + n[1] >= want || now_s() >= until)) {
+            if (pc_send_data(asker, COUNT_T, n, sizeof n) != PC_OK)
+                fprintf(stderr, "picos-bench-rps: can't answer the count\n");
+            want = -1;
+        }
+        double wait = want < 0 ? -1 : until - now_s();
+        if (pc_recv(&m, wait < 0 && want >= 0 ? 0 : wait) != PC_OK)
+            continue;
+        if (pc_msg_is(m, PC_MSG_RPS_OUTCOME) &&
+            pc_rps_outcome_parse(m, &o) == PC_OK)
+            n[o.rc != PC_ETIMEDOUT]++;
+        else if (pc_msg_is(m, COUNT_T) && (d = pc_msg_data(m, &len)) &&
+                 len == sizeof want) {
+            memcpy(&want, d, sizeof want);
+            asker = pc_msg_sender(m);
+            until = now_s() + WAIT_S;
+        }
+        pc_msg_free(&m);
+    }
+    return NULL;
+}
+
+/* Join, register the services and the tasks, say READY with the endpoint,
  * run until killed. */
 static int
 serve(const char *registries, const char *secret)
@@ -200,8 +277,9 @@ serve(const char *registries, const char *secret)
                       .fn = echo_fn,
                       .max_inflight = MAX_TASKS * MAX_WINDOW,
                       .max_queued = 4096};
-    pc_rps *s = NULL;
-    pc_ref t;
+    pc_rps_opts sl = {.name = SLEEPER, .fn = sleep_fn, .max_inflight = 64};
+    pc_rps *s = NULL, *sleeper = NULL;
+    pc_ref t, cancels;
     char ep[256];
 
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -217,6 +295,10 @@ serve(const char *registries, const char *secret)
     CHECK(pc_spawn(echo_task, NULL, NULL, &t));
     CHECK(pc_register(TASK, t));
     CHECK(pc_rps_register(&so, WAIT_S, &s));
+    CHECK(pc_spawn(cancel_task, NULL, NULL, &cancels));
+    CHECK(pc_register(CANCELS, cancels));
+    CHECK(pc_rps_register(&sl, WAIT_S, &sleeper));
+    CHECK(pc_rps_monitor(sleeper, cancels));
     CHECK(pc_net_endpoints(ep, NULL, sizeof ep));
     printf("READY %s\n", ep);
     fflush(stdout);
@@ -337,8 +419,8 @@ typedef struct series {
 
 static series S[NKIND];
 static char g_buf[SIZE];
-static pc_ref g_task;
-static pc_rps_client *g_client;
+static pc_ref g_task, g_cancels;
+static pc_rps_client *g_client, *g_sleeper;
 
 static pc_msg *
 new_req(void)
@@ -505,6 +587,82 @@ pipelined(void)
         die("rps-pipelined", PC_EFAILED);
 }
 
+/* The deadline row */
+static struct {
+    series over; /* each PC_ETIMEDOUT outcome's overshoot, µs */
+    atomic_long taken, failed;
+    long each, extra;
+    char first[192]; /* the first failure; written by its task alone */
+    long server[2];  /* bench.cancels' counts: PC_ETIMEDOUT, other */
+    double secs;
+} DL;
+
+static pc_msg *
+expirer(void *arg)
+{
+    long n = DL.each + (arg ? DL.extra : 0);
+
+    for (long i = 0; i < n; i++) {
+        struct pc_rps_call *k = NULL;
+        pc_msg *m = new_req();
+        const char *what = "pc_rps_call";
+        double t0 = now_s(), t1;
+        pc_err rc = pc_rps_call(g_sleeper, &m, DL_S, &k);
+
+        if (rc == PC_OK) {
+            what = "pc_rps_finish";
+            rc = pc_rps_finish(k, -1, NULL);
+        }
+        t1 = now_s();
+        pc_rps_call_free(&k);
+        pc_msg_free(&m); /* still ours when the call failed */
+        if (rc == PC_ETIMEDOUT && !strcmp(what, "pc_rps_finish"))
+            DL.over.us[atomic_fetch_add(&DL.taken, 1)] =
+                (t1 - (t0 + DL_S)) * 1e6;
+        else if (atomic_fetch_add(&DL.failed, 1) == 0)
+            snprintf(DL.first, sizeof DL.first, "%s: %s (%s)", what,
+                     pc_strerror(rc), pc_rps_client_error(g_sleeper));
+    }
+    return NULL;
+}
+
+static void
+deadline(void)
+{
+    int tasks = g.dl_calls < DL_FLIGHT ? (int)g.dl_calls : DL_FLIGHT;
+    pc_spawn_opts o = {.flags = PC_TASK_JOINABLE};
+    pc_ref refs[DL_FLIGHT];
+    long want = g.dl_calls;
+    pc_msg *m = NULL;
+    const void *d;
+    size_t len = 0;
+    double t0;
+
+    if (!(DL.over.us = calloc((size_t)g.dl_calls, sizeof *DL.over.us)))
+        die("calloc", PC_ENOMEM);
+    DL.each = g.dl_calls / tasks;
+    DL.extra = g.dl_calls % tasks;
+    t0 = now_s();
+    for (int i = 0; i < tasks; i++)
+        CHECK(pc_spawn(expirer, i == 0 ? (void *)1 : NULL, &o, &refs[i]));
+    for (int i = 0; i < tasks; i++)
+        CHECK(pc_task_join(refs[i], -1, NULL));
+    DL.secs = now_s() - t0;
+    DL.over.n = atomic_load(&DL.taken);
+    qsort(DL.over.us, (size_t)DL.over.n, sizeof *DL.over.us, by_value);
+    CHECK(pc_send_data(g_cancels, COUNT_T, &want, sizeof want));
+    CHECK(pc_recv_type(COUNT_T, &m, 2 * WAIT_S));
+    if (!(d = pc_msg_data(m, &len)) || len != sizeof DL.server)
+        die("bench.cancels' answer", PC_EPROTO);
+    memcpy(DL.server, d, sizeof DL.server);
+    pc_msg_free(&m);
+    if (atomic_load(&DL.failed))
+        fprintf(stderr,
+                "picos-bench-rps: %ld deadline-row call(s) failed, "
+                "the first: %s\n",
+                atomic_load(&DL.failed), DL.first);
+}
+
 static pc_msg *
 driver(void *arg)
 {
@@ -514,6 +672,8 @@ driver(void *arg)
             die("calloc", PC_ENOMEM);
     CHECK(pc_locate(PC_NAME_TASK, TASK, WAIT_S, &g_task));
     CHECK(pc_rps_locate(SERVICE, WAIT_S, &g_client));
+    CHECK(pc_locate(PC_NAME_TASK, CANCELS, WAIT_S, &g_cancels));
+    CHECK(pc_rps_locate(SLEEPER, WAIT_S, &g_sleeper));
     for (int k = 0; k < NKIND; k++)
         for (long i = 0; i < g.warmup; i++)
             once((kindt)k);
@@ -526,6 +686,8 @@ driver(void *arg)
     for (int k = 0; k < NKIND; k++)
         qsort(S[k].us, (size_t)S[k].n, sizeof *S[k].us, by_value);
     pipelined();
+    deadline();
+    pc_rps_client_free(&g_sleeper);
     pc_rps_client_free(&g_client);
     pc_node_stop();
     return NULL;
@@ -537,10 +699,10 @@ driver(void *arg)
 typedef struct row {
     char label[128], figure[96], unit[32], target[32];
     const char *met;
-    char note[512];
+    char note[1024];
 } row;
 
-#define NROWS 8
+#define NROWS 10
 static row rows[NROWS];
 static int nrows, goals, met;
 
@@ -569,16 +731,24 @@ fmt(char *buf, size_t size, const char *f, ...)
     va_end(ap);
 }
 
+/* r's target is `target`, met or not. */
+static void
+mark(row *r, const char *target, bool yes)
+{
+    fmt(r->target, sizeof r->target, "%s", target);
+    r->met = yes ? "yes" : "no";
+    goals++;
+    met += yes;
+}
+
 /* "≤ target" (at_most) or "≥ target" on r, met or not by `v`. */
 static void
 goal(row *r, bool at_most, double target, const char *shown, double v)
 {
-    bool yes = at_most ? v <= target : v >= target;
+    char text[32];
 
-    fmt(r->target, sizeof r->target, "%s %s", at_most ? "≤" : "≥", shown);
-    r->met = yes ? "yes" : "no";
-    goals++;
-    met += yes;
+    fmt(text, sizeof text, "%s %s", at_most ? "≤" : "≥", shown);
+    mark(r, text, at_most ? v <= target : v >= target);
 }
 
 /* Columns count characters, not bytes: "µ", "≤" and "×" are two or three. */
@@ -661,6 +831,52 @@ wire_note(row *r, kindt k)
 }
 
 static void
+deadline_rows(void)
+{
+    const series *o = &DL.over;
+    long failed = atomic_load(&DL.failed);
+    double top = o->n ? o->us[o->n - 1] / 1e3 : 0;
+    char label[128];
+    row *r;
+
+    fmt(label, sizeof label,
+        "RPS deadline expiry: outcome past start + %.0f ms deadline, p50 / "
+        "p99 / max",
+        DL_S * 1e3);
+    r = add_row(label, "ms");
+    if (o->n)
+        fmt(r->figure, sizeof r->figure, "%.1f / %.1f / %.1f", pct(o, 50) / 1e3,
+            pct(o, 99) / 1e3, top);
+    else
+        fmt(r->figure, sizeof r->figure, "—");
+    mark(r, "≤ 50 (max)", o->n && !failed && top <= 50);
+    fmt(r->note, sizeof r->note,
+        "%ld calls to \"%s\" (its call task sleeps %.0f s), %ld at once, "
+        "each with the deadline %.0f ms (pc_rps_call) and its outcome taken "
+        "by pc_rps_finish(call, -1); each one's lateness: when the outcome "
+        "came minus (its pc_rps_call's start + the deadline); the target is "
+        "on the max (no call may come late), and met only when every "
+        "outcome is PC_ETIMEDOUT: %ld were, %ld failed%s%s; min %.1f ms; "
+        "%.2f s in all; server-side cancellations: %ld of %ld",
+        g.dl_calls, SLEEPER, SLEEP_S,
+        g.dl_calls < DL_FLIGHT ? g.dl_calls : (long)DL_FLIGHT, DL_S * 1e3, o->n,
+        failed, failed ? ", the first: " : "", failed ? DL.first : "",
+        o->n ? o->us[0] / 1e3 : 0, DL.secs, DL.server[0], g.dl_calls);
+
+    r = add_row("RPS deadline expiry: call tasks the service node ended at "
+                "the deadline",
+                "calls");
+    fmt(r->figure, sizeof r->figure, "%ld of %ld", DL.server[0], g.dl_calls);
+    mark(r, "all", DL.server[0] == g.dl_calls && DL.server[1] == 0);
+    fmt(r->note, sizeof r->note,
+        "server-side cancellations: %ld of %ld — PC_ETIMEDOUT outcomes "
+        "counted by a task of the service node that pc_rps_monitor()s "
+        "\"%s\", asked by the client after the last call (its answer waits "
+        "for as many outcomes as calls, up to %.0f s); other outcomes: %ld",
+        DL.server[0], g.dl_calls, SLEEPER, WAIT_S, DL.server[1]);
+}
+
+static void
 make_rows(double load)
 {
     const double task = mean(K_TASK);
@@ -726,6 +942,8 @@ make_rows(double load)
         (double)P.env_in / (double)g.pipelined,
         P.cpu_client * 1e6 / (double)g.pipelined,
         P.cpu_service * 1e6 / (double)g.pipelined);
+
+    deadline_rows();
 
     printf("picos %s RPS benchmarks: registry, service node and client node "
            "on tcp://127.0.0.1, CURVE, %d worker%s per node; %ld cores, load "
@@ -794,6 +1012,7 @@ main(int argc, char **argv)
         bool used = true;
         if (!strcmp(a, "--quick")) {
             g.quick = true, g.calls = 500, g.pipelined = 5000, g.warmup = 50;
+            g.dl_calls = DL_QUICK;
             used = false;
         } else if (!strcmp(a, "--serve")) {
             serving = true, used = false;
