@@ -1,7 +1,8 @@
 /* cluster_ex.h — what the cluster examples (rps_*, pico_*, chat_chan_*)
  * share, so that each of them shows only its own point: the common
  * options, the cluster secret, starting a node that joins the registries,
- * and a clean stop on SIGTERM / SIGINT.
+ * and a clean stop on SIGTERM / SIGINT. (The older remote_* examples,
+ * which also work without a registry, use only ex_number().)
  *
  * The conventions are those of picos-remote-task-server and -client:
  *   --registry EP[,EP]  the registries (else $PICOS_REGISTRY, else
