@@ -41,9 +41,14 @@
 #define CHANNEL "chat_channel"
 #define SERVER "chat_server"
 
-static ex_cluster x = {.prog = "picos-chat-chan-client"};
+static ex_cluster x = {
+    .prog = "picos-chat-chan-client",
+    .usage = "[options] [LINE ...]: says the lines in the chat",
+    .options = "  --peers N           wait for N others before speaking, and "
+               "for them to leave\n",
+};
 static int peers;
-static char **lines;
+static const char **lines;
 static int nlines;
 static int status = 1; /* the client task's verdict, read after the node */
 
@@ -161,53 +166,29 @@ client(void *arg)
     return NULL;
 }
 
-static void
-usage(FILE *f)
+/* --peers N, and the lines to say (anything not an option). */
+static int
+option(const char *a, const char *v)
 {
-    fprintf(f, "usage: %s [options] [LINE ...]: says the lines in the chat\n",
-            x.prog);
-    ex_usage(&x, f);
-    fprintf(f, "  --peers N           wait for N others before speaking, and "
-               "for them to leave\n");
+    if (v && !strcmp(a, "--peers"))
+        return ex_int(v, 0, 1000, &peers) ? 2 : 0;
+    if (strncmp(a, "--", 2)) {
+        lines[nlines++] = a;
+        return 1;
+    }
+    return 0;
 }
 
 int
 main(int argc, char **argv)
 {
-    double v;
     int st;
 
     lines = calloc((size_t)argc, sizeof *lines);
     if (!lines)
         return 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        int r = ex_option(&x, argc, argv, &i);
-        if (r == 0 && !strcmp(a, "--help")) {
-            usage(stdout);
-            free(lines);
-            return 0;
-        }
-        if (r == 0 && val && !strcmp(a, "--peers") && ex_number(val, 0, &v) &&
-            v == (int)v && v <= 1000)
-            peers = (int)v, r = 1, i++;
-        else if (r == 0 && strncmp(a, "--", 2))
-            lines[nlines++] = argv[i], r = 1;
-        if (r != 1) {
-            ex_say(&x, "bad option '%s' or its value (--help lists them)", a);
-            free(lines);
-            return 2;
-        }
-    }
-    if ((st = ex_start(&x))) {
-        free(lines);
-        return st;
-    }
-    if (pc_spawn(client, NULL, NULL, NULL) != PC_OK) {
-        ex_say(&x, "starting the client task failed");
-        pc_node_stop();
-    }
-    pc_node_run();
+    ex_args(&x, argc, argv, option);
+    st = ex_client(&x, client);
     free(lines);
-    return status;
+    return st ? st : status;
 }

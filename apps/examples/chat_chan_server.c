@@ -40,7 +40,11 @@
 #define SERVER "chat_server"
 #define MAX_CLIENTS 64
 
-static ex_cluster x = {.prog = "picos-chat-chan-server", .server = true};
+static ex_cluster x = {
+    .prog = "picos-chat-chan-server",
+    .usage = "[options]: the chat room '" CHANNEL "'",
+    .server = true,
+};
 static pc_chan *chan;
 
 /* Text without a lower-case letter but with an upper-case one. */
@@ -172,13 +176,6 @@ server(void *arg)
     return NULL;
 }
 
-static void
-usage(FILE *f)
-{
-    fprintf(f, "usage: %s [options]: the chat room '" CHANNEL "'\n", x.prog);
-    ex_usage(&x, f);
-}
-
 int
 main(int argc, char **argv)
 {
@@ -188,37 +185,17 @@ main(int argc, char **argv)
     int st;
     pc_err rc;
 
-    for (int i = 1; i < argc; i++) {
-        int r = ex_option(&x, argc, argv, &i);
-        if (r == 0 && !strcmp(argv[i], "--help")) {
-            usage(stdout);
-            return 0;
-        }
-        if (r != 1) {
-            ex_say(&x, "bad option '%s' or its value (--help lists them)",
-                   argv[i]);
-            return 2;
-        }
-    }
+    ex_args(&x, argc, argv, NULL);
     if ((st = ex_start(&x)))
         return st;
     /* pycos: Channel('chat_channel', transform=txfm_msgs).register();
      * the server task registered as 'chat_server' */
-    if ((rc = pc_chan_new(&chan, CHANNEL, transform, NULL)) != PC_OK ||
+    if ((rc = pc_chan_new(&chan, CHANNEL, transform, NULL)) == PC_OK &&
         (rc = pc_name_register(PC_NAME_CHANNEL, CHANNEL, PC_REF_NIL,
-                               x.timeout)) != PC_OK ||
-        (rc = pc_spawn(server, NULL, &daemon, &ref)) != PC_OK ||
-        (rc = pc_register(SERVER, ref)) != PC_OK ||
-        (rc = ex_on_signal(NULL, NULL)) != PC_OK) {
-        ex_say(&x, "starting the chat: %s", pc_strerror(rc));
-        pc_node_stop();
-    } else {
-        printf("%s: listening on %s, " CHANNEL " and " SERVER
-               " registered at %s\n",
-               x.prog, x.endpoint, ex_registry(&x));
-        fflush(stdout);
-    }
-    pc_node_run();
+                               x.timeout)) == PC_OK &&
+        (rc = pc_spawn(server, NULL, &daemon, &ref)) == PC_OK)
+        rc = pc_register(SERVER, ref);
+    rc = ex_serve(&x, rc, CHANNEL " and " SERVER, NULL);
     if (rc == PC_OK && pc_chan_stats_get(chan, &cs) == PC_OK)
         printf(CHANNEL ": %llu messages, %llu dropped by the transform\n",
                (unsigned long long)cs.messages, (unsigned long long)cs.dropped);

@@ -1,8 +1,8 @@
 /* cluster_ex.c — the part the cluster examples share (cluster_ex.h).
  *
  * One program, one node: the state here is a few statics (the signalfd
- * and the stop callback). Signals are blocked before any thread starts, so
- * every thread inherits the mask and SIGTERM/SIGINT reach only the
+ * and the service to close at a signal). Signals are blocked before any thread
+ * starts, so every thread inherits the mask and SIGTERM/SIGINT reach only the
  * signalfd, which a task reads with pc_wait_fd(). The secret is loaded
  * here rather than by pc_cluster_join() so that a missing or bad one is
  * reported (by picos, one line) before anything starts.
@@ -25,8 +25,7 @@
 
 static const ex_cluster *self; /* for the log sink */
 static int sfd = -1;
-static void (*stop_fn)(void *);
-static void *stop_arg;
+static pc_rps **serving; /* closed at SIGTERM / SIGINT */
 
 void
 ex_say(const ex_cluster *x, const char *fmt, ...)
@@ -52,8 +51,22 @@ ex_number(const char *s, double min, double *out)
     return true;
 }
 
-int
-ex_option(ex_cluster *x, int argc, char **argv, int *i)
+bool
+ex_int(const char *s, int min, int max, int *out)
+{
+    double v;
+
+    if (!ex_number(s, min, &v) || v != (int)v || v > max)
+        return false;
+    *out = (int)v;
+    return true;
+}
+
+/* If argv[*i] is one of the common options, take it and its value (*i
+ * moves past the value) and return 1; 0 when it is not one of them; -1
+ * when its value is missing or bad. */
+static int
+option(ex_cluster *x, int argc, char **argv, int *i)
 {
     const char *a = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
 
@@ -74,9 +87,12 @@ ex_option(ex_cluster *x, int argc, char **argv, int *i)
     return 1;
 }
 
-void
-ex_usage(const ex_cluster *x, FILE *f)
+static void
+usage(const ex_cluster *x)
 {
+    FILE *f = stdout;
+
+    fprintf(f, "usage: %s %s\n", x->prog, x->usage);
     fprintf(f, "  --registry EP,...   the registries (default "
                "$PICOS_REGISTRY, else " PC_REGISTRY_DEFAULT ")\n"
                "  --secret-file FILE  the cluster secret (else "
@@ -86,6 +102,29 @@ ex_usage(const ex_cluster *x, FILE *f)
     if (x->server)
         fprintf(f, "  --listen ENDPOINT   where the node listens (default "
                    "tcp://127.0.0.1:0)\n");
+    if (x->options)
+        fputs(x->options, f);
+}
+
+void
+ex_args(ex_cluster *x, int argc, char **argv,
+        int (*own)(const char *a, const char *v))
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int r = option(x, argc, argv, &i);
+
+        if (r == 0 && !strcmp(a, "--help")) {
+            usage(x);
+            exit(0);
+        }
+        if (r == 0 && own && (r = own(a, v)) > 0)
+            i += r - 1, r = 1;
+        if (r != 1) {
+            ex_say(x, "bad option '%s' or its value (--help lists them)", a);
+            exit(2);
+        }
+    }
 }
 
 const char *
@@ -207,8 +246,8 @@ on_signal(void *arg)
         if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
             printf("%s: %s, stopping\n", x->prog, strsignal(si.ssi_signo));
             fflush(stdout);
-            if (stop_fn)
-                stop_fn(stop_arg);
+            if (serving) /* unregister; running calls get 1 s */
+                pc_rps_close(serving, 1.0);
             break;
         }
     pc_node_stop();
@@ -216,9 +255,37 @@ on_signal(void *arg)
 }
 
 pc_err
-ex_on_signal(void (*stop)(void *arg), void *arg)
+ex_serve(ex_cluster *x, pc_err rc, const char *what, pc_rps **svc)
 {
-    stop_fn = stop;
-    stop_arg = arg;
-    return pc_spawn(on_signal, (void *)self, NULL, NULL);
+    serving = svc;
+    if (rc == PC_OK)
+        rc = pc_spawn(on_signal, x, NULL, NULL);
+    if (rc != PC_OK) {
+        ex_say(x, "starting %s: %s", what, pc_strerror(rc));
+        pc_node_stop();
+    } else {
+        printf("%s: listening on %s, %s registered at %s\n", x->prog,
+               x->endpoint, what, ex_registry(x));
+        fflush(stdout);
+    }
+    pc_node_run();
+    if (svc)
+        pc_rps_close(svc, 0); /* when the node ended otherwise */
+    return rc;
+}
+
+int
+ex_client(ex_cluster *x, pc_msg *(*task)(void *arg))
+{
+    int st = ex_start(x);
+
+    if (st)
+        return st;
+    if (pc_spawn(task, NULL, NULL, NULL) != PC_OK) {
+        ex_say(x, "starting the client task failed");
+        pc_node_stop();
+        st = 1;
+    }
+    pc_node_run();
+    return st;
 }

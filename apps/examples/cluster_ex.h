@@ -1,7 +1,8 @@
 /* cluster_ex.h — what the cluster examples (rps_*, pico_*, chat_chan_*)
  * share, so that each of them shows only its own point: the common
  * options, the cluster secret, starting a node that joins the registries,
- * and a clean stop on SIGTERM / SIGINT.
+ * and a clean stop on SIGTERM / SIGINT. (The older remote_* examples,
+ * which also work without a registry, use only ex_number().)
  *
  * The conventions are those of picos-remote-task-server and -client:
  *   --registry EP[,EP]  the registries (else $PICOS_REGISTRY, else
@@ -24,9 +25,12 @@
 #include <stdio.h>
 
 #include "picos/picos.h"
+#include "picos/rps.h"
 
 typedef struct ex_cluster {
     const char *prog;        /* the program's name: the prefix of its lines */
+    const char *usage;       /* --help: what follows the name on its line */
+    const char *options;     /* --help: the program's own options' lines */
     bool server;             /* listens, keeps picos's log on, has signals */
     const char *registry;    /* --registry; NULL: $PICOS_REGISTRY / default */
     const char *secret_file; /* --secret-file; NULL: the environment */
@@ -35,32 +39,44 @@ typedef struct ex_cluster {
     char endpoint[256];      /* where the node listens, once started */
 } ex_cluster;
 
-/* If argv[*i] is one of the common options, take it and its value (*i
- * moves past the value) and return 1; 0 when it is not one of them; -1
- * when its value is missing or bad. */
-int ex_option(ex_cluster *x, int argc, char **argv, int *i);
-
-/* The common options' lines for a --help. */
-void ex_usage(const ex_cluster *x, FILE *f);
+/* Parse the arguments: the common options; --help prints the usage
+ * (x->usage, the common options, x->options) and exits 0; anything else goes
+ * to own(a, v) (v: the next argument, NULL at the end; own may be NULL),
+ * which returns how many it took — 1 (a), 2 (a and v) — or 0 when a is not
+ * one of its options or its value is bad. A bad option exits 2 after one
+ * line. */
+void ex_args(ex_cluster *x, int argc, char **argv,
+             int (*own)(const char *a, const char *v));
 
 /* A number >= min (and <= 1e9) in *out, or false. */
 bool ex_number(const char *s, double min, double *out);
+
+/* A whole number in [min, max] in *out, or false. */
+bool ex_int(const char *s, int min, int max, int *out);
 
 /* The registries as given, for messages. */
 const char *ex_registry(const ex_cluster *x);
 
 /* Load the secret, start the node and its transport and join the
  * registries (a server also listens, and blocks SIGTERM/SIGINT for
- * ex_on_signal(): call this before anything starts a thread). Returns 0,
+ * ex_serve(): call this before anything starts a thread). Returns 0,
  * or the exit status after one line saying what went wrong (the node is
  * then stopped). */
 int ex_start(ex_cluster *x);
 
-/* Servers: a task that, at SIGTERM or SIGINT, prints "<prog>: <signal>,
- * stopping", calls stop(arg) (may be NULL) — in a task, so it may close
- * services — and stops the node. It is not a daemon: it keeps the node
- * running until then. */
-pc_err ex_on_signal(void (*stop)(void *arg), void *arg);
+/* Servers, after ex_start() and their own setup, whose result is rc (the
+ * first call that failed, or PC_OK): prints "<prog>: listening on EP, <what>
+ * registered at REGISTRIES" and runs the node until SIGTERM or SIGINT,
+ * which prints "<prog>: <signal>, stopping", closes *svc (when svc is not
+ * NULL; running calls get 1 s) and stops the node; or, when rc is not
+ * PC_OK or the signals cannot be watched, one line "starting <what>: ..."
+ * and the node is stopped. Returns rc, or the signal task's error. */
+pc_err ex_serve(ex_cluster *x, pc_err rc, const char *what, pc_rps **svc);
+
+/* Clients, after ex_args(): ex_start(), then runs task (a task of its own,
+ * arg NULL) until the node ends with it. Returns 0 then, else the exit
+ * status after one line. The program's verdict is the task's to keep. */
+int ex_client(ex_cluster *x, pc_msg *(*task)(void *arg));
 
 /* One line "<prog>: <text>" on stderr. */
 void ex_say(const ex_cluster *x, const char *fmt, ...)

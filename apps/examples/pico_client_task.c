@@ -33,7 +33,13 @@
 
 #define SERVICE "pico_time"
 
-static ex_cluster x = {.prog = "picos-pico-client-task"};
+static ex_cluster x = {
+    .prog = "picos-pico-client-task",
+    .usage = "[options]: asks '" SERVICE "' for its time",
+    .options = "  -n N                requests to send (default 1)\n"
+               "  --delay D           seconds the server takes (default 0)\n"
+               "  --deadline S        each request's deadline (default 5)\n",
+};
 static int n = 1;
 static double delay = 0, deadline = 5;
 static int status = 1; /* the client task's verdict, read after the node */
@@ -87,50 +93,25 @@ client(void *arg)
     return NULL;
 }
 
-static void
-usage(FILE *f)
+static int
+option(const char *a, const char *v)
 {
-    fprintf(f, "usage: %s [options]: asks '" SERVICE "' for its time\n",
-            x.prog);
-    ex_usage(&x, f);
-    fprintf(f, "  -n N                requests to send (default 1)\n"
-               "  --delay D           seconds the server takes (default 0)\n"
-               "  --deadline S        each request's deadline (default 5)\n");
+    if (!v)
+        return 0;
+    if (!strcmp(a, "-n"))
+        return ex_int(v, 1, 100000, &n) ? 2 : 0;
+    if (!strcmp(a, "--delay"))
+        return ex_number(v, 0, &delay) ? 2 : 0;
+    if (!strcmp(a, "--deadline"))
+        return ex_number(v, 0.001, &deadline) ? 2 : 0;
+    return 0;
 }
 
 int
 main(int argc, char **argv)
 {
-    double v;
     int st;
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        int r = ex_option(&x, argc, argv, &i);
-        if (r == 0 && !strcmp(a, "--help")) {
-            usage(stdout);
-            return 0;
-        }
-        if (r == 0 && val && !strcmp(a, "-n") && ex_number(val, 1, &v) &&
-            v == (int)v && v <= 100000)
-            n = (int)v, r = 1, i++;
-        else if (r == 0 && val && !strcmp(a, "--delay") &&
-                 ex_number(val, 0, &delay))
-            r = 1, i++;
-        else if (r == 0 && val && !strcmp(a, "--deadline") &&
-                 ex_number(val, 0.001, &deadline))
-            r = 1, i++;
-        if (r != 1) {
-            ex_say(&x, "bad option '%s' or its value (--help lists them)", a);
-            return 2;
-        }
-    }
-    if ((st = ex_start(&x)))
-        return st;
-    if (pc_spawn(client, NULL, NULL, NULL) != PC_OK) {
-        ex_say(&x, "starting the client task failed");
-        pc_node_stop();
-    }
-    pc_node_run();
-    return status;
+    ex_args(&x, argc, argv, option);
+    return (st = ex_client(&x, client)) ? st : status;
 }

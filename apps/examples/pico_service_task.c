@@ -36,7 +36,11 @@
 
 #define SERVICE "pico_time"
 
-static ex_cluster x = {.prog = "picos-pico-service-task", .server = true};
+static ex_cluster x = {
+    .prog = "picos-pico-service-task",
+    .usage = "[options]: serves '" SERVICE "' (\"time D\")",
+    .server = true,
+};
 static pc_rps *svc;
 
 /* A call: "time D". */
@@ -97,21 +101,6 @@ monitor(void *arg)
     return NULL;
 }
 
-static void
-close_service(void *arg)
-{
-    (void)arg;
-    pc_rps_close(&svc, 1.0);
-}
-
-static void
-usage(FILE *f)
-{
-    fprintf(f, "usage: %s [options]: serves '" SERVICE "' (\"time D\")\n",
-            x.prog);
-    ex_usage(&x, f);
-}
-
 int
 main(int argc, char **argv)
 {
@@ -121,32 +110,11 @@ main(int argc, char **argv)
     int st;
     pc_err rc;
 
-    for (int i = 1; i < argc; i++) {
-        int r = ex_option(&x, argc, argv, &i);
-        if (r == 0 && !strcmp(argv[i], "--help")) {
-            usage(stdout);
-            return 0;
-        }
-        if (r != 1) {
-            ex_say(&x, "bad option '%s' or its value (--help lists them)",
-                   argv[i]);
-            return 2;
-        }
-    }
+    ex_args(&x, argc, argv, NULL);
     if ((st = ex_start(&x)))
         return st;
-    if ((rc = pc_spawn(monitor, NULL, &daemon, &mon)) != PC_OK ||
-        (rc = pc_rps_register(&o, x.timeout, &svc)) != PC_OK ||
-        (rc = pc_rps_monitor(svc, mon)) != PC_OK ||
-        (rc = ex_on_signal(close_service, NULL)) != PC_OK) {
-        ex_say(&x, "starting " SERVICE ": %s", pc_strerror(rc));
-        pc_node_stop();
-    } else {
-        printf("%s: listening on %s, " SERVICE " registered at %s\n", x.prog,
-               x.endpoint, ex_registry(&x));
-        fflush(stdout);
-    }
-    pc_node_run();
-    pc_rps_close(&svc, 0); /* when the node ended otherwise */
-    return rc == PC_OK ? 0 : 1;
+    if ((rc = pc_spawn(monitor, NULL, &daemon, &mon)) == PC_OK &&
+        (rc = pc_rps_register(&o, x.timeout, &svc)) == PC_OK)
+        rc = pc_rps_monitor(svc, mon);
+    return ex_serve(&x, rc, SERVICE, &svc) == PC_OK ? 0 : 1;
 }

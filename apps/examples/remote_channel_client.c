@@ -35,6 +35,8 @@
 #include "picos/picos.h"
 #include "picos/registry.h"
 
+#include "cluster_ex.h" /* ex_number() */
+
 #define NAME "picos-remote-channel-client"
 #define CHANNEL "2clients"
 
@@ -174,18 +176,6 @@ usage(FILE *f)
                "message (default 5)\n");
 }
 
-static bool
-number(const char *s, double min, double *out)
-{
-    char *end;
-    double v = strtod(s, &end);
-
-    if (end == s || *end || !(v >= min) || v > 1e9)
-        return false;
-    *out = v;
-    return true;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -208,9 +198,10 @@ main(int argc, char **argv)
             registry = v;
         else if (v && !strcmp(a, "--secret-file"))
             secret_file = v;
-        else if (v && !strcmp(a, "--count") && number(v, 0, &n) && n == (int)n)
+        else if (v && !strcmp(a, "--count") && ex_number(v, 0, &n) &&
+                 n == (int)n)
             count = (int)n;
-        else if (v && !strcmp(a, "--timeout") && number(v, 0.001, &n))
+        else if (v && !strcmp(a, "--timeout") && ex_number(v, 0.001, &n))
             timeout = n;
         else {
             fprintf(stderr, NAME ": bad option '%s'%s (--help lists them)\n", a,

@@ -55,6 +55,8 @@
 #include "picos/picos.h"
 #include "picos/registry.h"
 
+#include "cluster_ex.h" /* ex_number() */
+
 #define NAME "picos-remote-channel-server"
 #define CHANNEL "2clients"
 
@@ -180,18 +182,6 @@ usage(FILE *f)
                "waits for a client)\n");
 }
 
-static bool
-number(const char *s, double min, double *out)
-{
-    char *end;
-    double v = strtod(s, &end);
-
-    if (end == s || *end || !(v >= min) || v > 1e9)
-        return false;
-    *out = v;
-    return true;
-}
-
 /* picos's log records, under our name (stdio locks stderr per call, so
  * records from several threads do not mix). */
 static void
@@ -241,9 +231,10 @@ main(int argc, char **argv)
             secret_file = v;
         else if (v && !strcmp(a, "--registry"))
             registry = v;
-        else if (v && !strcmp(a, "--count") && number(v, 0, &n) && n == (int)n)
+        else if (v && !strcmp(a, "--count") && ex_number(v, 0, &n) &&
+                 n == (int)n)
             count = (int)n;
-        else if (v && !strcmp(a, "--timeout") && number(v, 0.001, &n))
+        else if (v && !strcmp(a, "--timeout") && ex_number(v, 0.001, &n))
             timeout = n;
         else {
             fprintf(stderr, NAME ": bad option '%s'%s (--help lists them)\n", a,

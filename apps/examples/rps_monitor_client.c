@@ -40,7 +40,12 @@
 
 #define SERVICE "rps_server"
 
-static ex_cluster x = {.prog = "picos-rps-monitor-client"};
+static ex_cluster x = {
+    .prog = "picos-rps-monitor-client",
+    .usage = "[options]: calls '" SERVICE "' n + 2 times",
+    .options = "  -n N                calls that run to their end, every 3rd "
+               "failing (default 6)\n",
+};
 static int n = 6;
 static bool calls_ok, counts_ok; /* the tasks' verdicts, read after the node */
 
@@ -204,43 +209,19 @@ client(void *arg)
     return NULL;
 }
 
-static void
-usage(FILE *f)
+static int
+option(const char *a, const char *v)
 {
-    fprintf(f, "usage: %s [options]: calls '" SERVICE "' n + 2 times\n",
-            x.prog);
-    ex_usage(&x, f);
-    fprintf(f, "  -n N                calls that run to their end, every 3rd "
-               "failing (default 6)\n");
+    return v && !strcmp(a, "-n") && ex_int(v, 0, 1000, &n) ? 2 : 0;
 }
 
 int
 main(int argc, char **argv)
 {
-    double v;
     int st;
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        int r = ex_option(&x, argc, argv, &i);
-        if (r == 0 && !strcmp(a, "--help")) {
-            usage(stdout);
-            return 0;
-        }
-        if (r == 0 && val && !strcmp(a, "-n") && ex_number(val, 0, &v) &&
-            v == (int)v && v <= 1000)
-            n = (int)v, r = 1, i++;
-        if (r != 1) {
-            ex_say(&x, "bad option '%s' or its value (--help lists them)", a);
-            return 2;
-        }
-    }
-    if ((st = ex_start(&x)))
+    ex_args(&x, argc, argv, option);
+    if ((st = ex_client(&x, client)))
         return st;
-    if (pc_spawn(client, NULL, NULL, NULL) != PC_OK) {
-        ex_say(&x, "starting the client task failed");
-        pc_node_stop();
-    }
-    pc_node_run();
     return calls_ok && counts_ok ? 0 : 1;
 }

@@ -33,7 +33,11 @@
 
 #define SERVICE "rps_server"
 
-static ex_cluster x = {.prog = "picos-rps-monitor-server", .server = true};
+static ex_cluster x = {
+    .prog = "picos-rps-monitor-server",
+    .usage = "[options]: serves '" SERVICE "' and monitors its calls",
+    .server = true,
+};
 static pc_rps *svc;
 
 /* pycos's rps_server(a, b): request B, then a message from the client. */
@@ -115,23 +119,6 @@ monitor(void *arg)
     return NULL;
 }
 
-static void
-close_service(void *arg)
-{
-    (void)arg;
-    pc_rps_close(&svc, 1.0);
-}
-
-static void
-usage(FILE *f)
-{
-    fprintf(f,
-            "usage: %s [options]: serves '" SERVICE "' and monitors its "
-            "calls\n",
-            x.prog);
-    ex_usage(&x, f);
-}
-
 int
 main(int argc, char **argv)
 {
@@ -141,35 +128,14 @@ main(int argc, char **argv)
     int st;
     pc_err rc;
 
-    for (int i = 1; i < argc; i++) {
-        int r = ex_option(&x, argc, argv, &i);
-        if (r == 0 && !strcmp(argv[i], "--help")) {
-            usage(stdout);
-            return 0;
-        }
-        if (r != 1) {
-            ex_say(&x, "bad option '%s' or its value (--help lists them)",
-                   argv[i]);
-            return 2;
-        }
-    }
+    ex_args(&x, argc, argv, NULL);
     if ((st = ex_start(&x)))
         return st;
     /* pycos: rps = RPS(rps_server); rps.register(); rps.monitor(task) */
-    if ((rc = pc_spawn(monitor, NULL, &daemon, &mon)) != PC_OK ||
-        (rc = pc_rps_register(&o, x.timeout, &svc)) != PC_OK ||
-        (rc = pc_rps_monitor(svc, mon)) != PC_OK ||
-        (rc = ex_on_signal(close_service, NULL)) != PC_OK) {
-        ex_say(&x, "starting " SERVICE ": %s", pc_strerror(rc));
-        pc_node_stop();
-    } else {
-        printf("%s: listening on %s, " SERVICE " registered at %s\n", x.prog,
-               x.endpoint, ex_registry(&x));
-        fflush(stdout);
-    }
-    pc_node_run();
-    pc_rps_close(&svc, 0); /* when the node ended otherwise */
-    if (rc == PC_OK)
+    if ((rc = pc_spawn(monitor, NULL, &daemon, &mon)) == PC_OK &&
+        (rc = pc_rps_register(&o, x.timeout, &svc)) == PC_OK)
+        rc = pc_rps_monitor(svc, mon);
+    if ((rc = ex_serve(&x, rc, SERVICE, &svc)) == PC_OK)
         printf("monitor: %d calls: %d normal, %d failed (%d errors, %d "
                "killed, %d timed out, %d other)\n",
                normal + errors + killed + timedout + other, normal,

@@ -33,7 +33,12 @@
 
 #define SERVICE "pico_service"
 
-static ex_cluster x = {.prog = "picos-rps-pico-client"};
+static ex_cluster x = {
+    .prog = "picos-rps-pico-client",
+    .usage = "[options]: calls the service '" SERVICE "'",
+    .options = "  -n N                calls to make (default 5)\n"
+               "  --request TEXT      what to ask (default 'time')\n",
+};
 static int n = 5;
 static const char *request = "time";
 static int status = 1; /* the client task's verdict, read after the node */
@@ -115,45 +120,23 @@ client(void *arg)
     return NULL;
 }
 
-static void
-usage(FILE *f)
+static int
+option(const char *a, const char *v)
 {
-    fprintf(f, "usage: %s [options]: calls the service '" SERVICE "'\n",
-            x.prog);
-    ex_usage(&x, f);
-    fprintf(f, "  -n N                calls to make (default 5)\n"
-               "  --request TEXT      what to ask (default 'time')\n");
+    if (v && !strcmp(a, "-n"))
+        return ex_int(v, 1, 100000, &n) ? 2 : 0;
+    if (v && !strcmp(a, "--request")) {
+        request = v;
+        return 2;
+    }
+    return 0;
 }
 
 int
 main(int argc, char **argv)
 {
-    double v;
     int st;
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        int r = ex_option(&x, argc, argv, &i);
-        if (r == 0 && !strcmp(a, "--help")) {
-            usage(stdout);
-            return 0;
-        }
-        if (r == 0 && val && !strcmp(a, "-n") && ex_number(val, 1, &v) &&
-            v == (int)v && v <= 100000)
-            n = (int)v, r = 1, i++;
-        else if (r == 0 && val && !strcmp(a, "--request"))
-            request = val, r = 1, i++;
-        if (r != 1) {
-            ex_say(&x, "bad option '%s' or its value (--help lists them)", a);
-            return 2;
-        }
-    }
-    if ((st = ex_start(&x)))
-        return st;
-    if (pc_spawn(client, NULL, NULL, NULL) != PC_OK) {
-        ex_say(&x, "starting the client task failed");
-        pc_node_stop();
-    }
-    pc_node_run();
-    return status;
+    ex_args(&x, argc, argv, option);
+    return (st = ex_client(&x, client)) ? st : status;
 }

@@ -101,27 +101,20 @@ PC_SERVICE_EXPORT(init)
 
 #include "cluster_ex.h"
 
-static ex_cluster x = {.prog = "picos-rps-pico-service", .server = true};
+static ex_cluster x = {
+    .prog = "picos-rps-pico-service",
+    .usage = "[options]: serves the Remote Pico Service '" SERVICE "'",
+    .options = "  --delay S           the longest pause before a reply "
+               "(default 0.1)\n",
+    .server = true,
+};
 static pc_rps *svc;
 
-/* At SIGTERM: unregister and end the service; running calls get 1 s. */
-static void
-close_service(void *arg)
+/* --delay S */
+static int
+option(const char *a, const char *v)
 {
-    (void)arg;
-    pc_rps_close(&svc, 1.0);
-}
-
-static void
-usage(FILE *f)
-{
-    fprintf(f,
-            "usage: %s [options]: serves the Remote Pico Service "
-            "'" SERVICE "'\n",
-            x.prog);
-    ex_usage(&x, f);
-    fprintf(f, "  --delay S           the longest pause before a reply "
-               "(default 0.1)\n");
+    return v && !strcmp(a, "--delay") && ex_number(v, 0, &delay) ? 2 : 0;
 }
 
 int
@@ -130,38 +123,12 @@ main(int argc, char **argv)
     int st;
     pc_err rc;
 
-    for (int i = 1; i < argc; i++) {
-        int r = ex_option(&x, argc, argv, &i);
-        if (r == 0 && !strcmp(argv[i], "--help")) {
-            usage(stdout);
-            return 0;
-        }
-        if (r == 0 && !strcmp(argv[i], "--delay") && i + 1 < argc &&
-            ex_number(argv[i + 1], 0, &delay))
-            r = 1, i++;
-        if (r != 1) {
-            ex_say(&x, "bad option '%s' or its value (--help lists them)",
-                   argv[i]);
-            return 2;
-        }
-    }
+    ex_args(&x, argc, argv, option);
     if ((st = ex_start(&x)))
         return st;
     srandom((unsigned)time(NULL));
     /* pycos: RPS(pico_service).register() */
-    if ((rc = pc_rps_register(&service, x.timeout, &svc)) != PC_OK) {
-        ex_say(&x, "registering " SERVICE ": %s", pc_strerror(rc));
-        pc_node_stop();
-    } else if ((rc = ex_on_signal(close_service, NULL)) != PC_OK) {
-        ex_say(&x, "starting: %s", pc_strerror(rc));
-        pc_node_stop();
-    } else {
-        printf("%s: listening on %s, " SERVICE " registered at %s\n", x.prog,
-               x.endpoint, ex_registry(&x));
-        fflush(stdout);
-    }
-    pc_node_run();
-    pc_rps_close(&svc, 0); /* when the node ended otherwise */
-    return rc == PC_OK ? 0 : 1;
+    rc = pc_rps_register(&service, x.timeout, &svc);
+    return ex_serve(&x, rc, SERVICE, &svc) == PC_OK ? 0 : 1;
 }
 #endif
