@@ -92,6 +92,10 @@ typedef struct pc_cluster_opts {
     /* The timeout pc_register() uses for its cluster-wide part (it takes
      * none of its own); 0: 5 s; negative: for ever. */
     double register_timeout;
+    /* How often the node sends its NodeStatus (proto/status.proto,
+     * docs/monitoring.md) to every joined registry; 0: 1 s; negative:
+     * never. */
+    double status_interval;
 } pc_cluster_opts;
 
 /* Join the cluster from a running node: start the transport when it is not
@@ -267,6 +271,13 @@ typedef struct pc_cluster_stats {
 /* The counters into *out. Returns PC_OK, PC_ESTATE (not joined),
  * PC_EINVAL. Any thread. */
 pc_err pc_cluster_stats_get(pc_cluster_stats *out);
+
+/* The latest NodeStatus of every member the first joined registry knows
+ * (RegOp NODES_STATUS), waiting up to `timeout`: *out is a message of type
+ * "picos.v1.NodeStatusList" (proto/status.proto; the caller's, free with
+ * pc_msg_free()). Returns PC_OK, PC_ETIMEDOUT, PC_EUNREACH, PC_ESTATE (not
+ * joined), PC_ENOMEM. Tasks and foreign threads. */
+pc_err pc_cluster_nodes_status(double timeout, pc_msg **out);
 
 #ifdef __cplusplus
 }

@@ -37,6 +37,7 @@
 #ifndef PICOS_RPS_H
 #define PICOS_RPS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -139,6 +140,17 @@ pc_err pc_rps_monitor(pc_rps *s, pc_ref watcher);
  * and NULL all the same; the acceptor keeps what it uses and ends by
  * itself. NULL or *s NULL: PC_OK. Tasks and foreign threads. */
 pc_err pc_rps_close(pc_rps **s, double grace);
+
+/* Suspend (on) or resume (off) service s: while suspended, new calls are
+ * refused at once (the client gets PC_EFULL and "service suspended");
+ * calls running or queued go on. Returns PC_OK, PC_EINVAL, PC_ESTATE
+ * (closed). Any thread. */
+pc_err pc_rps_suspend(pc_rps *s, bool on);
+
+/* The same for the service called `name` open on this node, or every
+ * service of this node when name is NULL or "". Returns PC_OK, PC_ENOENT
+ * (no such service here). Any thread. */
+pc_err pc_rps_suspend_name(const char *name, bool on);
 
 /* ---- outcomes (monitors) -------------------------------------------------- */
 
