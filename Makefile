@@ -28,12 +28,18 @@ RUN_CLUSTER ?= apps/examples/run-cluster.sh
 BENCH       ?= $(BUILD_DIR)/apps/bench/picos-bench
 
 # (python3-zmq, python3-protobuf and protobuf-compiler are for the Python
-# client, clients/python/, and its test; the C build does not use them.)
+# client, clients/python/, and its test; the C build does not use them.
+# libhttp-parser-dev and libjs-chart.js (embedded) build the registry's
+# HTTP API and dashboard, libncurses-dev `picos top`; chromium,
+# python3-websocket and python3-prometheus-client are for the tests of the
+# dashboard and /metrics.)
 DEB_PACKAGES ?= build-essential cmake pkg-config libev-dev libprotobuf-c-dev \
                 protobuf-c-compiler libcunit1-dev clang-format \
                 libwolfssl-dev openssl wrk clang \
                 libzmq3-dev libsodium-dev libinih-dev libjansson-dev zlib1g-dev \
-                python3-zmq python3-protobuf protobuf-compiler
+                python3-zmq python3-protobuf protobuf-compiler \
+                libhttp-parser-dev libjs-chart.js libncurses-dev \
+                chromium python3-websocket python3-prometheus-client
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 ASAN_OPTIONS  ?= halt_on_error=1:print_stacktrace=1
