@@ -527,19 +527,13 @@ on_down(sv_state *st, pc_msg *m)
     start_queued(st);
 }
 
-/* Terminate every running call (CLOSED) and refuse the queue. */
+/* Refuse every queued call: the service closed. */
 static void
-close_all(sv_state *st)
+refuse_queued(sv_state *st)
 {
     char text[PC_NAME_MAX + 32];
 
     snprintf(text, sizeof text, "service %s closed", st->s->name);
-    for (sv_call *c = st->running; c; c = c->next) {
-        if (!c->end) {
-            c->end = END_CLOSED;
-            pc_task_terminate(c->task);
-        }
-    }
     while (st->qhead) {
         sv_call *c = st->qhead;
         st->qhead = c->next;
@@ -548,6 +542,19 @@ close_all(sv_state *st)
         call_gone(st, c);
     }
     st->qtail = NULL;
+}
+
+/* Terminate every running call (CLOSED) and refuse the queue. */
+static void
+close_all(sv_state *st)
+{
+    for (sv_call *c = st->running; c; c = c->next) {
+        if (!c->end) {
+            c->end = END_CLOSED;
+            pc_task_terminate(c->task);
+        }
+    }
+    refuse_queued(st);
 }
 
 /* End overdue calls and a grace that is over; return the seconds to the
@@ -706,7 +713,6 @@ static void
 finish(sv_state *st)
 {
     pc_rps *s = st->s;
-    char text[PC_NAME_MAX + 32];
     sv_upd *u;
     int left = 0;
 
@@ -718,14 +724,7 @@ finish(sv_state *st)
     u = s->uhead;
     s->uhead = s->utail = NULL;
     pthread_mutex_unlock(&s->mu);
-    snprintf(text, sizeof text, "service %s closed", s->name);
-    while (st->qhead) {
-        sv_call *c = st->qhead;
-        st->qhead = c->next;
-        st->nqueued--;
-        refuse(c->caller, c->id, PICOS__V1__RPS_REFUSAL__RPS_CLOSED, text);
-        call_gone(st, c);
-    }
+    refuse_queued(st);
     while (u) {
         sv_upd *next = u->next;
         install(st, u);
