@@ -625,6 +625,19 @@ install(sv_state *st, sv_upd *u)
     release_ready(st);
 }
 
+/* Install the updates of list u in their order, each one's caller told. */
+static void
+install_all(sv_state *st, sv_upd *u)
+{
+    while (u) {
+        sv_upd *next = u->next;
+        install(st, u);
+        pc_event_set(u->taken);
+        upd_unref(u);
+        u = next;
+    }
+}
+
 static void
 take_updates(sv_state *st)
 {
@@ -634,13 +647,7 @@ take_updates(sv_state *st)
     u = st->s->uhead;
     st->s->uhead = st->s->utail = NULL;
     pthread_mutex_unlock(&st->s->mu);
-    while (u) {
-        sv_upd *next = u->next;
-        install(st, u);
-        pc_event_set(u->taken);
-        upd_unref(u);
-        u = next;
-    }
+    install_all(st, u);
     start_queued(st); /* the new limits may allow more */
 }
 
@@ -725,13 +732,7 @@ finish(sv_state *st)
     s->uhead = s->utail = NULL;
     pthread_mutex_unlock(&s->mu);
     refuse_queued(st);
-    while (u) {
-        sv_upd *next = u->next;
-        install(st, u);
-        pc_event_set(u->taken);
-        upd_unref(u);
-        u = next;
-    }
+    install_all(st, u);
     /* calls still running (killed): their jobs stay theirs, their code is
      * not released */
     while (st->running) {
