@@ -337,6 +337,89 @@ deepest(int W)
     PT_RUN_TASK(W, deepest_main, &d, &d.c.done, 1);
 }
 
+/* ---- channels (pc_chan_stats_all) ---------------------------------------- */
+
+static pc_msg *
+drop_some(void *ctx, const char *name, pc_msg *m)
+{
+    (void)ctx;
+    (void)name;
+    if (pc_msg_is(m, "drop"))
+        pc_msg_free(&m);
+    return m;
+}
+
+/* The entry of channel `name`, or NULL. */
+static const pc_chan_node_stats *
+chan_entry(const pc_chan_node_stats *all, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(all[i].name, name))
+            return &all[i];
+    return NULL;
+}
+
+static pc_msg *
+chans_main(void *arg)
+{
+    struct sctx *c = arg;
+    pc_chan *a = NULL, *b = NULL, *anon = NULL;
+    pc_chan_node_stats all[8];
+    const pc_chan_node_stats *e;
+    pc_msg *m = NULL;
+    pc_ref h[2];
+
+    c->driver = pc_self();
+    TCHECK_EQ(pc_chan_stats_all(all, 8), 0);
+    TCHECK_RC(pc_chan_new(&a, "stats.a", drop_some, NULL), PC_OK);
+    TCHECK_RC(pc_chan_new(&b, "stats.b", NULL, NULL), PC_OK);
+    TCHECK_RC(pc_chan_new(&anon, NULL, NULL, NULL), PC_OK); /* not listed */
+    for (int i = 0; i < 2; i++) {
+        h[i] = spawn_holder(c, i, 0, PC_MB_FAIL);
+        TCHECK_RC(pc_chan_subscribe(a, h[i]), PC_OK);
+    }
+    for (int i = 0; i < 8; i++) {
+        TCHECK_RC(pc_msg_new(&m, i < 6 ? "keep" : "drop", NULL, 0), PC_OK);
+        TCHECK_RC(pc_chan_send(a, &m), PC_OK);
+    }
+    TCHECK_RC(pc_msg_new(&m, "x", NULL, 0), PC_OK);
+    TCHECK_RC(pc_chan_send(anon, &m), PC_OK);
+
+    TCHECK_EQ(pc_chan_stats_all(NULL, 0), 2); /* the count without room */
+    size_t n = pc_chan_stats_all(all, 8);
+    TCHECK_EQ(n, 2);
+    TCHECK((e = chan_entry(all, n, "stats.a")) != NULL);
+    if (e) {
+        TCHECK_EQ(e->published, 8);
+        TCHECK_EQ(e->dropped, 2);
+        TCHECK_EQ(e->delivered, 12); /* 6 kept, 2 subscribers */
+        TCHECK_EQ(e->subscribers, 2);
+    }
+    TCHECK((e = chan_entry(all, n, "stats.b")) != NULL);
+    if (e)
+        TCHECK(e->published == 0 && e->delivered == 0 && e->subscribers == 0);
+    TCHECK_EQ(pc_chan_stats_all(all, 1), 2); /* one filled, two there */
+
+    for (int i = 0; i < 2; i++)
+        TCHECK_RC(pc_resume(h[i], NULL), PC_OK);
+    pc_chan_free(&a);
+    pc_chan_free(&b);
+    pc_chan_free(&anon);
+    TCHECK_EQ(pc_chan_stats_all(all, 8), 0);
+    atomic_fetch_add(&c->done, 1);
+    return NULL;
+}
+
+PT_WTEST(chans)
+static void
+chans(int W)
+{
+    struct sctx c;
+
+    memset(&c, 0, sizeof c);
+    PT_RUN_TASK(W, chans_main, &c, &c.done, 1);
+}
+
 PT_TEST(no_node)
 static void
 no_node(void)
@@ -350,4 +433,4 @@ no_node(void)
 }
 
 PT_MAIN("stats", PT_WENTRY(counts), PT_WENTRY(bounded), PT_WENTRY(deepest),
-        PT_ENTRY(no_node))
+        PT_WENTRY(chans), PT_ENTRY(no_node))
