@@ -135,9 +135,12 @@ ask(pc__worker *tw, pc_mbox_depth *out, size_t *len, size_t max)
     e->ptr = (void *)(uintptr_t)max;
     /* a late answer is freed by the runtime */
     if (pc__request(tw, e, DEEPEST_WAIT, &reply) == PC_OK) {
-        const pc_mbox_depth *d = pc_msg_data(reply, &bytes);
-        for (size_t i = 0; i < bytes / sizeof *d; i++)
-            keep(out, len, max, d[i].task, d[i].depth);
+        const char *d = pc_msg_data(reply, &bytes);
+        for (size_t i = 0; i < bytes / sizeof(pc_mbox_depth); i++) {
+            pc_mbox_depth x; /* a payload is not aligned for it */
+            memcpy(&x, d + i * sizeof x, sizeof x);
+            keep(out, len, max, x.task, x.depth);
+        }
     }
     pc_msg_free(&reply);
 }
