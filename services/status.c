@@ -16,7 +16,11 @@
  * (ticks since boot) plus the boot time (btime of /proc/stat): the node's
  * start within a few ms, with no clock of our own to keep.
  *
- * The message is built on the stack, packed, and only the bytes leave.
+ * The runtime part comes from picos/stats.h (pc_node_stats_get, the
+ * deepest mailboxes, the peers, the channels homed here) and the link
+ * counters (pc_net_stats_get); the lists are cut to PC__STATUS_MAX_* (the
+ * registry drops a status past them). The views of the lists live in one
+ * buffer of the sampler, reused by every sample: only the bytes leave.
  */
 #define _GNU_SOURCE
 #include "status.h"
@@ -31,7 +35,9 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "picos/net.h"
 #include "picos/node.h"
+#include "picos/stats.h"
 #include "picos/transport.h"
 
 #include "status.pb-c.h"
@@ -47,6 +53,7 @@ struct pc__status_sampler {
     uint64_t cpu_total, cpu_idle; /* /proc/stat, ticks */
     uint64_t proc_ticks;          /* /proc/self/stat utime + stime */
     double proc_at;               /* pc_now() when read */
+    struct views *w;              /* the lists' views, made once */
 };
 
 static uint64_t
@@ -187,7 +194,8 @@ pc__status_sampler_new(const char *name, const char *host, const char *data_dir,
 void
 pc__status_sampler_free(pc__status_sampler **s)
 {
-    if (s) {
+    if (s && *s) {
+        free((*s)->w);
         free(*s);
         *s = NULL;
     }
@@ -242,10 +250,102 @@ machine(pc__status_sampler *s, Picos__V1__NodeStatus *st)
         st->disk_free = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
 }
 
+/* The views of a sample's lists and what they point to. */
+struct views {
+    pc_mbox_depth deep[PC__STATUS_MAX_DEEPEST];
+    Picos__V1__MailboxDepth md[PC__STATUS_MAX_DEEPEST];
+    Picos__V1__MailboxDepth *pmd[PC__STATUS_MAX_DEEPEST];
+    Picos__V1__Ref mref[PC__STATUS_MAX_DEEPEST];
+    pc_peer_stats peer[PC__STATUS_MAX_LIST];
+    Picos__V1__PeerStatus ps[PC__STATUS_MAX_LIST];
+    Picos__V1__PeerStatus *pps[PC__STATUS_MAX_LIST];
+    pc_chan_node_stats chan[PC__STATUS_MAX_LIST];
+    Picos__V1__ChannelStatus cs[PC__STATUS_MAX_LIST];
+    Picos__V1__ChannelStatus *pcs[PC__STATUS_MAX_LIST];
+};
+typedef struct views views;
+
+static uint32_t
+u32(double x)
+{
+    return x <= 0 ? 0 : x >= 4294967295.0 ? UINT32_MAX : (uint32_t)x;
+}
+
+/* The runtime: the node's counters, its deepest mailboxes, its peers, its
+ * channels, the link counters. */
+static void
+runtime(Picos__V1__NodeStatus *st, views *w)
+{
+    pc_node_stats ns;
+    pc_net_stats net;
+    size_t n;
+
+    if (pc_node_stats_get(&ns) == PC_OK) {
+        st->tasks = ns.tasks;
+        st->actors = ns.actors;
+        st->spawned = ns.spawned;
+        st->msgs_sent = ns.msgs_sent;
+        st->msgs_received = ns.msgs_received;
+        st->msgs_dropped = ns.msgs_dropped;
+        st->msgs_refused = ns.msgs_refused;
+    }
+    n = pc_node_deepest(w->deep, PC__STATUS_MAX_DEEPEST);
+    for (size_t i = 0; i < n && i < PC__STATUS_MAX_DEEPEST; i++) {
+        picos__v1__mailbox_depth__init(&w->md[i]);
+        picos__v1__ref__init(&w->mref[i]);
+        w->mref[i].node = w->deep[i].task.node;
+        w->mref[i].id = w->deep[i].task.id;
+        w->mref[i].incarnation = pc_node_incarnation();
+        w->md[i].task = &w->mref[i];
+        w->md[i].depth = w->deep[i].depth;
+        w->pmd[i] = &w->md[i];
+        st->n_deepest = i + 1;
+    }
+    st->deepest = w->pmd;
+    n = pc_net_peers_get(w->peer, PC__STATUS_MAX_LIST);
+    if (n > PC__STATUS_MAX_LIST)
+        n = PC__STATUS_MAX_LIST;
+    for (size_t i = 0; i < n; i++) {
+        picos__v1__peer_status__init(&w->ps[i]);
+        w->ps[i].node = w->peer[i].node;
+        w->ps[i].name = w->peer[i].name;
+        w->ps[i].endpoint = w->peer[i].endpoint;
+        w->ps[i].up = w->peer[i].up;
+        w->ps[i].heartbeat_age_ms = u32(w->peer[i].heartbeat_age * 1000);
+        w->ps[i].queue = w->peer[i].queue;
+        w->pps[i] = &w->ps[i];
+    }
+    st->n_peers = n;
+    st->peers = w->pps;
+    n = pc_chan_stats_all(w->chan, PC__STATUS_MAX_LIST);
+    if (n > PC__STATUS_MAX_LIST)
+        n = PC__STATUS_MAX_LIST;
+    for (size_t i = 0; i < n; i++) {
+        picos__v1__channel_status__init(&w->cs[i]);
+        w->cs[i].name = w->chan[i].name;
+        w->cs[i].published = w->chan[i].published;
+        w->cs[i].delivered = w->chan[i].delivered;
+        w->cs[i].dropped = w->chan[i].dropped;
+        w->cs[i].subscribers = w->chan[i].subscribers;
+        w->pcs[i] = &w->cs[i];
+    }
+    st->n_channels = n;
+    st->channels = w->pcs;
+    if (pc_net_stats_get(&net) == PC_OK) {
+        st->env_out = net.env_out;
+        st->env_in = net.env_in;
+        st->net_dropped = net.dropped;
+        st->net_refused = net.refused;
+        st->nodes_down = net.nodes_down;
+        st->chan_missed = net.chan_missed;
+    }
+}
+
 pc_err
 pc__status_sample(pc__status_sampler *s, uint8_t **out, size_t *len)
 {
     Picos__V1__NodeStatus st = PICOS__V1__NODE_STATUS__INIT;
+    views *w;
     size_t n;
 
     if (!s || !out || !len)
@@ -261,6 +361,10 @@ pc__status_sample(pc__status_sampler *s, uint8_t **out, size_t *len)
     st.data_dir = s->data_dir;
     machine(s, &st);
     st.workers = (uint32_t)pc_node_workers();
+    /* (some 800 KiB: made once, not every second) */
+    if (!(w = s->w) && !(w = s->w = malloc(sizeof *w)))
+        return PC_ENOMEM;
+    runtime(&st, w);
     n = picos__v1__node_status__get_packed_size(&st);
     if (!(*out = malloc(n ? n : 1)))
         return PC_ENOMEM;

@@ -954,6 +954,21 @@ st_down(const Picos__V1__NodeStatusEntry *e, void *ctx)
     return !e->up;
 }
 
+static uint64_t
+wall_us_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Sampled after *(uint64_t *)ctx (wall clock, µs). */
+static bool
+st_sampled_after(const Picos__V1__NodeStatusEntry *e, void *ctx)
+{
+    return e->status->sampled_us > *(const uint64_t *)ctx;
+}
+
 /* "Key: N kB" of /proc/meminfo, bytes. */
 static uint64_t
 meminfo_bytes(const char *key)
@@ -1052,6 +1067,36 @@ status_task(void *arg)
         TCHECK_EQ(s->workers, (uint32_t)pc_node_workers());
         TCHECK(e->received_us > 0 && e->down_us == 0);
         picos__v1__node_status_list__free_unpacked(l, NULL);
+    }
+    /* N messages sent here (to this task, then taken): the next status
+     * taken after them counts at least N more sent and received. Not
+     * exactly N: the agent sends too (statuses, requests) and takes its
+     * replies, on its own clock, so only a lower bound is this test's. */
+    {
+        enum { N = 1000 };
+        uint64_t sent0, recv0, after;
+        pc_msg *m = NULL;
+        if ((l = st_list()) && (e = st_entry(l, pc_node_id()))) {
+            sent0 = e->status->msgs_sent;
+            recv0 = e->status->msgs_received;
+            picos__v1__node_status_list__free_unpacked(l, NULL);
+            for (int i = 0; i < N; i++)
+                TCHECK_RC(pc_send_data(pc_self(), "count", "x", 1), PC_OK);
+            for (int i = 0; i < N; i++) {
+                TCHECK_RC(pc_recv_type("count", &m, PT_LONG), PC_OK);
+                pc_msg_free(&m);
+            }
+            after = wall_us_now();
+            if ((l = st_until(pc_node_id(), st_sampled_after, &after))) {
+                s = st_entry(l, pc_node_id())->status;
+                TCHECK(s->msgs_sent >= sent0 + N);
+                TCHECK(s->msgs_received >= recv0 + N);
+                TCHECK(s->tasks >= 2); /* this one and the agent */
+                TCHECK(s->spawned >= s->tasks);
+                picos__v1__node_status_list__free_unpacked(l, NULL);
+            }
+        } else
+            TCHECK(!"no status of ours");
     }
     /* B's, from its own agent */
     if ((l = st_until(B.node, st_any, NULL))) {
