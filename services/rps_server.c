@@ -34,6 +34,18 @@
  * left (CLOSED) and refuses the queue; the acceptor ends once the last DOWN
  * came. The handle and the acceptor share pc_rps by a reference count, so
  * a close that gives up waiting leaves the acceptor nothing freed.
+ *
+ * Monitoring (pc_rps_stats_all): the acceptor alone writes its service's
+ * counters, gauges and latency histogram, in the handle, with relaxed
+ * atomics (a load and a store: it is the only writer); readers walk the
+ * node's list of open services under open_mu. The histogram is cumulative
+ * (log buckets, four per power of two: within 25 %) and never reset by a
+ * reader: the window of pc_rps_stats_all(..., true) is the difference from
+ * the snapshot its previous call took, kept beside it under open_mu. The
+ * window's max is the acceptor's, restarted when it sees that a reader
+ * bumped the window's epoch. Suspension is a flag the acceptor reads at
+ * each call: a suspended service refuses new calls BUSY ("service
+ * suspended"), while those running and queued go on.
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
@@ -47,6 +59,7 @@
 #include "picos/monitor.h"
 #include "picos/node.h"
 #include "picos/registry.h"
+#include "picos/stats.h"
 #include "picos/sync.h"
 #include "picos/task.h"
 
@@ -95,6 +108,10 @@ typedef struct sv_upd {
     struct sv_upd *next;
 } sv_upd;
 
+/* Latency buckets (µs): 0..3 exact, then four per power of two up to
+ * 2^33 µs; the last takes everything longer. */
+#define LAT_BUCKETS 128
+
 struct pc_rps {
     _Atomic int refs; /* the handle's and the acceptor's */
     char name[PC_NAME_MAX + 1];
@@ -103,6 +120,15 @@ struct pc_rps {
     bool ended;
     sv_upd *uhead, *utail;
     struct pc_rps *next_open; /* in open_list, under open_mu */
+    atomic_bool suspended;    /* pc_rps_suspend(); read by the acceptor */
+    /* written by the acceptor only (count()), read by pc_rps_stats_all */
+    _Atomic uint64_t calls, failures, refused;
+    _Atomic uint32_t running, queued, version, max_us, max_epoch;
+    _Atomic uint64_t lat[LAT_BUCKETS];
+    /* the latency window: bumped by readers that take it (under open_mu,
+     * read by the acceptor), and the histogram as its start saw it */
+    _Atomic uint32_t epoch;
+    uint64_t lat_from[LAT_BUCKETS]; /* under open_mu */
 };
 
 typedef struct sv_state {
@@ -119,6 +145,8 @@ typedef struct sv_state {
     bool closing;
     bool finished;   /* finish() ran */
     double close_at; /* the grace's end; < 0: none (yet) */
+    uint32_t epoch;  /* of the latency window max_us is for */
+    uint32_t max_us;
 } sv_state;
 
 /* What a call task starts with. The acceptor frees it at the task's DOWN;
@@ -198,10 +226,83 @@ local(const pc_msg *m)
     return from.node == 0 || from.node == pc_node_id();
 }
 
+/* ---- the acceptor's counters ------------------------------------------------- */
+
+/* Add n to a counter only the acceptor writes: a plain load and store. */
 static void
-refuse(pc_ref to, uint64_t id, Picos__V1__RpsRefusal code, const char *text)
+count(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+static void
+set32(_Atomic uint32_t *g, uint32_t v)
+{
+    atomic_store_explicit(g, v, memory_order_relaxed);
+}
+
+/* The bucket of a latency of us microseconds... */
+static unsigned
+lat_bucket(uint64_t us)
+{
+    if (us < 4)
+        return (unsigned)us;
+    unsigned msb = 63u - (unsigned)__builtin_clzll(us);
+    unsigned b = 4 + (msb - 2) * 4 + (unsigned)((us >> (msb - 2)) & 3);
+    return b < LAT_BUCKETS ? b : LAT_BUCKETS - 1;
+}
+
+/* ... and the largest latency bucket b holds. */
+static uint64_t
+lat_upper(unsigned b)
+{
+    if (b < 4)
+        return b;
+    unsigned msb = (b - 4) / 4 + 2, sub = (b - 4) % 4;
+    return ((uint64_t)(4 + sub + 1) << (msb - 2)) - 1;
+}
+
+/* A call accepted at `since` ended now (normally or not). */
+static void
+lat_record(sv_state *st, double since)
+{
+    pc_rps *s = st->s;
+    double d = (pc_now() - since) * 1e6;
+    uint64_t us = d <= 0 ? 0 : d >= 4e9 ? 4000000000u : (uint64_t)d;
+    uint32_t e = atomic_load_explicit(&s->epoch, memory_order_relaxed);
+
+    count(&s->lat[lat_bucket(us)], 1);
+    if (e != st->epoch) { /* a reader started a new window */
+        st->epoch = e;
+        st->max_us = 0;
+    }
+    if (us > st->max_us)
+        st->max_us = (uint32_t)us;
+    set32(&s->max_us, st->max_us);
+    set32(&s->max_epoch, e);
+}
+
+static void
+running_add(sv_state *st, int d)
+{
+    st->nrunning += d;
+    set32(&st->s->running, (uint32_t)st->nrunning);
+}
+
+static void
+queued_add(sv_state *st, int d)
+{
+    st->nqueued += d;
+    set32(&st->s->queued, (uint32_t)st->nqueued);
+}
+
+static void
+refuse(sv_state *st, pc_ref to, uint64_t id, Picos__V1__RpsRefusal code,
+       const char *text)
 {
     Picos__V1__RpsRefused r = PICOS__V1__RPS_REFUSED__INIT;
+    count(&st->s->refused, 1);
     r.id = id;
     r.code = code;
     r.text = (char *)text;
@@ -334,7 +435,7 @@ start(sv_state *st, sv_call *c)
     pc_monitor(pc_self(), c->task);
     c->next = st->running;
     st->running = c;
-    st->nrunning++;
+    running_add(st, 1);
     a.id = c->id;
     r.node = c->task.node;
     r.id = c->task.id;
@@ -344,7 +445,7 @@ start(sv_state *st, sv_call *c)
 fail:
     snprintf(text, sizeof text, "service %s could not start the call: %s",
              st->s->name, pc_strerror(rc));
-    refuse(c->caller, c->id, PICOS__V1__RPS_REFUSAL__RPS_BUSY, text);
+    refuse(st, c->caller, c->id, PICOS__V1__RPS_REFUSAL__RPS_BUSY, text);
     call_gone(st, c);
 }
 
@@ -355,7 +456,7 @@ start_queued(sv_state *st)
         sv_call *c = st->qhead;
         if (!(st->qhead = c->next))
             st->qtail = NULL;
-        st->nqueued--;
+        queued_add(st, -1);
         c->next = NULL;
         start(st, c);
     }
@@ -413,27 +514,32 @@ on_call(sv_state *st, pc_msg *m)
     }
     if (st->closing) {
         snprintf(text, sizeof text, "service %s is closing", st->s->name);
-        refuse(from, rq->id, PICOS__V1__RPS_REFUSAL__RPS_CLOSED, text);
+        refuse(st, from, rq->id, PICOS__V1__RPS_REFUSAL__RPS_CLOSED, text);
+        goto out;
+    }
+    if (atomic_load_explicit(&st->s->suspended, memory_order_relaxed)) {
+        refuse(st, from, rq->id, PICOS__V1__RPS_REFUSAL__RPS_BUSY,
+               "service suspended");
         goto out;
     }
     if (rq->deadline_ms == 0) {
-        refuse(from, rq->id, PICOS__V1__RPS_REFUSAL__RPS_EXPIRED,
+        refuse(st, from, rq->id, PICOS__V1__RPS_REFUSAL__RPS_EXPIRED,
                "deadline passed before the call came (0 ms left)");
         goto out;
     }
     if (st->nrunning >= g->max_inflight && st->nqueued >= g->max_queued) {
         snprintf(text, sizeof text, "service busy: %d running, %d queued",
                  st->nrunning, st->nqueued);
-        refuse(from, rq->id, PICOS__V1__RPS_REFUSAL__RPS_BUSY, text);
+        refuse(st, from, rq->id, PICOS__V1__RPS_REFUSAL__RPS_BUSY, text);
         goto out;
     }
     if (!(c = calloc(1, sizeof *c))) {
-        refuse(from, rq->id, PICOS__V1__RPS_REFUSAL__RPS_BUSY,
+        refuse(st, from, rq->id, PICOS__V1__RPS_REFUSAL__RPS_BUSY,
                "service out of memory");
         goto out;
     }
     if (!request_msg(g, rq, &c->req, text, sizeof text)) {
-        refuse(from, rq->id, PICOS__V1__RPS_REFUSAL__RPS_BAD_REQUEST, text);
+        refuse(st, from, rq->id, PICOS__V1__RPS_REFUSAL__RPS_BAD_REQUEST, text);
         free(c);
         goto out;
     }
@@ -444,6 +550,7 @@ on_call(sv_state *st, pc_msg *m)
     c->gen = g;
     g->calls++;
     st->accepted++;
+    count(&st->s->calls, 1);
     if (st->nrunning < g->max_inflight) {
         start(st, c);
     } else {
@@ -452,7 +559,7 @@ on_call(sv_state *st, pc_msg *m)
         else
             st->qhead = c;
         st->qtail = c;
-        st->nqueued++;
+        queued_add(st, 1);
     }
 out:
     picos__v1__rps_call__free_unpacked(rq, NULL);
@@ -476,7 +583,7 @@ on_down(sv_state *st, pc_msg *m)
     if (!c)
         return;
     *pp = c->next;
-    st->nrunning--;
+    running_add(st, -1);
     done.id = c->id;
     done.error = "";
     done.value_type = "";
@@ -516,6 +623,9 @@ on_down(sv_state *st, pc_msg *m)
         done.outcome = PICOS__V1__RPS_OUTCOME__RPS_KILLED;
         rc = PC_EKILLED;
     }
+    if (done.outcome != PICOS__V1__RPS_OUTCOME__RPS_NORMAL)
+        count(&st->s->failures, 1);
+    lat_record(st, c->since);
     (void)pc__rps_send_pb(c->caller, RPS_T_DONE, &done.base);
     for (size_t i = 0; i < st->nwatchers; i++)
         (void)pc__rps_send_outcome(st->watchers[i], c->id, rc,
@@ -537,8 +647,8 @@ refuse_queued(sv_state *st)
     while (st->qhead) {
         sv_call *c = st->qhead;
         st->qhead = c->next;
-        st->nqueued--;
-        refuse(c->caller, c->id, PICOS__V1__RPS_REFUSAL__RPS_CLOSED, text);
+        queued_add(st, -1);
+        refuse(st, c->caller, c->id, PICOS__V1__RPS_REFUSAL__RPS_CLOSED, text);
         call_gone(st, c);
     }
     st->qtail = NULL;
@@ -585,13 +695,14 @@ timers(sv_state *st)
     for (pp = &st->qhead; (c = *pp);) {
         if (c->deadline >= 0 && c->deadline <= now) {
             *pp = c->next;
-            st->nqueued--;
+            queued_add(st, -1);
             snprintf(text, sizeof text,
                      "deadline passed after %.0f ms in the queue of service "
                      "%s (%d running, %d queued)",
                      (now - c->since) * 1e3, st->s->name, st->nrunning,
                      st->nqueued);
-            refuse(c->caller, c->id, PICOS__V1__RPS_REFUSAL__RPS_EXPIRED, text);
+            refuse(st, c->caller, c->id, PICOS__V1__RPS_REFUSAL__RPS_EXPIRED,
+                   text);
             call_gone(st, c);
             continue;
         }
@@ -622,6 +733,7 @@ install(sv_state *st, sv_upd *u)
     st->old_tail = g;
     st->gen = u->gen;
     u->gen = NULL;
+    set32(&st->s->version, st->gen->version);
     release_ready(st);
 }
 
@@ -863,6 +975,7 @@ pc_rps_register(const pc_rps_opts *o, double timeout, pc_rps **out)
     atomic_init(&s->refs, 2);
     pthread_mutex_init(&s->mu, NULL);
     snprintf(s->name, sizeof s->name, "%s", o->name);
+    atomic_init(&s->version, o->version);
     st->s = s;
     st->close_at = -1;
     if (!open_add(s)) {
@@ -964,4 +1077,111 @@ pc_rps_close(pc_rps **sp, double grace)
     }
     sv_unref(s);
     return rc;
+}
+
+/* ---- monitoring ------------------------------------------------------------------ */
+
+pc_err
+pc_rps_suspend(pc_rps *s, bool on)
+{
+    bool ended;
+
+    if (!s)
+        return PC_EINVAL;
+    pthread_mutex_lock(&s->mu);
+    ended = s->ended;
+    pthread_mutex_unlock(&s->mu);
+    if (ended)
+        return PC_ESTATE;
+    atomic_store(&s->suspended, on);
+    return PC_OK;
+}
+
+pc_err
+pc_rps_suspend_name(const char *name, bool on)
+{
+    bool all = !name || !name[0], found = false;
+
+    pthread_mutex_lock(&open_mu);
+    for (pc_rps *s = open_list; s; s = s->next_open) {
+        if (all || !strcmp(s->name, name)) {
+            atomic_store(&s->suspended, on);
+            found = true;
+        }
+    }
+    pthread_mutex_unlock(&open_mu);
+    return found || all ? PC_OK : PC_ENOENT;
+}
+
+/* The p-quantile (0 < p <= 1) of n latencies in buckets w[], as its
+ * bucket's upper bound (no more than the window's max when known). */
+static uint32_t
+quantile(const uint64_t *w, uint64_t n, double p, uint32_t max)
+{
+    uint64_t rank = (uint64_t)(p * (double)n + 0.999999), seen = 0;
+
+    if (rank == 0)
+        rank = 1;
+    for (unsigned b = 0; b < LAT_BUCKETS; b++) {
+        if ((seen += w[b]) >= rank) {
+            uint64_t v = lat_upper(b);
+            if (max && v > max)
+                v = max;
+            return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+        }
+    }
+    return max;
+}
+
+/* s's counters into *out, its latency window restarted with take (under
+ * open_mu). */
+static void
+stats_of(pc_rps *s, pc_rps_stats *out, bool take)
+{
+    uint64_t w[LAT_BUCKETS], n = 0;
+    uint32_t e = atomic_load_explicit(&s->epoch, memory_order_relaxed);
+
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "%s", s->name);
+    out->version = atomic_load_explicit(&s->version, memory_order_relaxed);
+    out->calls = atomic_load_explicit(&s->calls, memory_order_relaxed);
+    out->failures = atomic_load_explicit(&s->failures, memory_order_relaxed);
+    out->refused = atomic_load_explicit(&s->refused, memory_order_relaxed);
+    out->running = atomic_load_explicit(&s->running, memory_order_relaxed);
+    out->queued = atomic_load_explicit(&s->queued, memory_order_relaxed);
+    out->suspended = atomic_load_explicit(&s->suspended, memory_order_relaxed);
+    for (unsigned b = 0; b < LAT_BUCKETS; b++) {
+        uint64_t v = atomic_load_explicit(&s->lat[b], memory_order_relaxed);
+        w[b] = v - s->lat_from[b];
+        n += w[b];
+        if (take)
+            s->lat_from[b] = v;
+    }
+    if (n) {
+        uint32_t max =
+            atomic_load_explicit(&s->max_epoch, memory_order_relaxed) == e
+                ? atomic_load_explicit(&s->max_us, memory_order_relaxed)
+                : 0;
+        out->p50_us = quantile(w, n, 0.50, max);
+        out->p90_us = quantile(w, n, 0.90, max);
+        out->p99_us = quantile(w, n, 0.99, max);
+        out->max_us = max ? max : quantile(w, n, 1.0, 0);
+    }
+    if (take)
+        atomic_store_explicit(&s->epoch, e + 1, memory_order_relaxed);
+}
+
+size_t
+pc_rps_stats_all(pc_rps_stats *out, size_t max, bool take_latency)
+{
+    size_t count = 0;
+
+    pthread_mutex_lock(&open_mu);
+    for (pc_rps *s = open_list; s; s = s->next_open) {
+        if (out && count < max)
+            stats_of(s, &out[count], take_latency);
+        count++;
+    }
+    pthread_mutex_unlock(&open_mu);
+    return count;
 }

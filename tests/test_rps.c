@@ -19,6 +19,7 @@
 #include "picos/net.h"
 #include "picos/registry.h"
 #include "picos/rps.h"
+#include "picos/stats.h"
 
 #include "netutil.h"
 #include "rps.pb-c.h"
@@ -664,6 +665,198 @@ register_leaves_nothing(void)
     nt_stop(&R.c);
 }
 
+/* ---- monitoring: counters, latency, suspend ------------------------------------- */
+
+/* "fail" fails, "hold" waits for a "go" message; the request comes back. */
+static pc_msg *
+stats_fn(pc_msg *req)
+{
+    const char *t = pc_msg_str(req);
+    pc_msg *go = NULL;
+
+    if (t && !strcmp(t, "fail")) {
+        pc_msg_free(&req);
+        pc_exit_error("no");
+    }
+    if (t && !strcmp(t, "hold")) {
+        TCHECK_RC(pc_recv_type("go", &go, PT_LONG), PC_OK);
+        pc_msg_free(&go);
+    }
+    return req;
+}
+
+/* Service `name`'s entry of pc_rps_stats_all (zeroes when it is absent). */
+static pc_rps_stats
+svc_stats(const char *name, bool take)
+{
+    pc_rps_stats all[8], none;
+    size_t n = pc_rps_stats_all(all, 8, take);
+
+    for (size_t i = 0; i < n && i < 8; i++)
+        if (!strcmp(all[i].name, name))
+            return all[i];
+    memset(&none, 0, sizeof none);
+    return none;
+}
+
+/* A request/reply of text `req` on c: pc_rps_request()'s result. */
+static pc_err
+ask_text(pc_rps_client *c, const char *req)
+{
+    pc_msg *m = NULL, *rep = NULL;
+    pc_err rc;
+
+    TCHECK_RC(pc_msg_new_str(&m, "text", req), PC_OK);
+    rc = pc_rps_request(c, &m, PT_LONG, &rep);
+    pc_msg_free(&m);
+    pc_msg_free(&rep);
+    return rc;
+}
+
+typedef struct hold_arg {
+    pc_rps_client *c;
+    pc_ref driver;
+} hold_arg;
+
+/* A "hold" call: "started" (its call task's ref) once it runs, "finished"
+ * once it ended well. */
+static pc_msg *
+hold_caller(void *arg)
+{
+    const hold_arg *h = arg;
+    struct pc_rps_call *k = NULL;
+
+    TCHECK_RC(call_text(h->c, "hold", PT_LONG, &k), PC_OK);
+    if (k) {
+        TCHECK_RC(pt_send_ref(h->driver, "started", pc_rps_call_task(k)),
+                  PC_OK);
+        TCHECK_RC(pc_rps_finish(k, PT_LONG, NULL), PC_OK);
+        pc_rps_call_free(&k);
+    }
+    pt_send(h->driver, "finished");
+    return NULL;
+}
+
+/* Let the held call whose "started" is next go. */
+static void
+let_go(void)
+{
+    pc_msg *m = NULL;
+
+    TCHECK_RC(pc_recv_type("started", &m, PT_LONG), PC_OK);
+    if (m)
+        TCHECK_RC(pt_send(pt_msg_ref(m), "go"), PC_OK);
+    pc_msg_free(&m);
+}
+
+static pc_msg *
+stats_task(void *arg)
+{
+    pc_rps_opts o = {.name = "st1",
+                     .fn = stats_fn,
+                     .version = 3,
+                     .max_inflight = 1,
+                     .max_queued = 1};
+    pc_rps *s = NULL;
+    pc_rps_client *c = NULL;
+    struct pc_rps_call *k = NULL;
+    pc_rps_stats st;
+    hold_arg h;
+    (void)arg;
+
+    TCHECK_RC(join(), PC_OK);
+    TCHECK_RC(pc_rps_register(&o, PT_LONG, &s), PC_OK);
+    if (!s || !(c = nt_locate("st1")))
+        goto out;
+    st = svc_stats("st1", false);
+    TCHECK_STR(st.name, "st1");
+    TCHECK_EQ(st.version, 3);
+    TCHECK(st.calls == 0 && st.failures == 0 && st.refused == 0);
+    TCHECK(st.running == 0 && st.queued == 0 && !st.suspended);
+    TCHECK(st.p50_us == 0 && st.max_us == 0);
+
+    /* 5 calls that end well, 2 that fail */
+    for (int i = 0; i < 5; i++)
+        TCHECK_RC(ask_text(c, "ok"), PC_OK);
+    for (int i = 0; i < 2; i++) {
+        TCHECK_RC(call_text(c, "fail", PT_LONG, &k), PC_OK);
+        TCHECK_RC(pc_rps_finish(k, PT_LONG, NULL), PC_EFAILED);
+        pc_rps_call_free(&k);
+    }
+    st = svc_stats("st1", true); /* takes the latency window */
+    TCHECK_EQ(st.calls, 7);
+    TCHECK_EQ(st.failures, 2);
+    TCHECK_EQ(st.refused, 0);
+    TCHECK(st.running == 0 && st.queued == 0);
+    TCHECK(st.p50_us > 0); /* a call spawns a task: more than 1 µs */
+    TCHECK(st.p50_us <= st.p90_us && st.p90_us <= st.p99_us &&
+           st.p99_us <= st.max_us);
+    st = svc_stats("st1", false); /* a new window: nothing ended in it */
+    TCHECK(st.p50_us == 0 && st.p99_us == 0 && st.max_us == 0);
+
+    /* one running, one queued, the next refused BUSY */
+    h = (hold_arg){c, pc_self()};
+    TCHECK_RC(pc_spawn(hold_caller, &h, NULL, NULL), PC_OK);
+    pc_msg *started = NULL;
+    TCHECK_RC(pc_recv_type("started", &started, PT_LONG), PC_OK);
+    TCHECK_RC(pc_spawn(hold_caller, &h, NULL, NULL), PC_OK);
+    double t0 = pc_now();
+    while (svc_stats("st1", false).queued < 1 && pt_since(t0) < PT_LONG)
+        pc_sleep(0.005); /* until the acceptor has queued it */
+    TCHECK_RC(ask_text(c, "ok"), PC_EFULL);
+    TCHECK_STR(pc_rps_client_error(c), "service busy: 1 running, 1 queued");
+    st = svc_stats("st1", false);
+    TCHECK_EQ(st.calls, 9);
+    TCHECK_EQ(st.refused, 1);
+    TCHECK(st.running == 1 && st.queued == 1);
+
+    /* suspended: new calls refused, the running and queued ones go on */
+    TCHECK_RC(pc_rps_suspend(s, true), PC_OK);
+    TCHECK(svc_stats("st1", false).suspended);
+    TCHECK_RC(ask_text(c, "ok"), PC_EFULL);
+    TCHECK_STR(pc_rps_client_error(c), "service suspended");
+    if (started)
+        TCHECK_RC(pt_send(pt_msg_ref(started), "go"), PC_OK);
+    pc_msg_free(&started);
+    let_go(); /* the queued one started meanwhile */
+    PT_EXPECT("finished");
+    PT_EXPECT("finished");
+
+    /* by name: resume, suspend all, resume all */
+    TCHECK_RC(pc_rps_suspend_name("no-such-service", false), PC_ENOENT);
+    TCHECK_RC(pc_rps_suspend_name("st1", false), PC_OK);
+    TCHECK(!svc_stats("st1", false).suspended);
+    TCHECK_RC(ask_text(c, "ok"), PC_OK);
+    TCHECK_RC(pc_rps_suspend_name(NULL, true), PC_OK);
+    TCHECK_RC(ask_text(c, "ok"), PC_EFULL);
+    TCHECK_STR(pc_rps_client_error(c), "service suspended");
+    TCHECK_RC(pc_rps_suspend_name("", false), PC_OK);
+    TCHECK_RC(ask_text(c, "ok"), PC_OK);
+
+    st = svc_stats("st1", true);
+    TCHECK_EQ(st.calls, 11);
+    TCHECK_EQ(st.failures, 2);
+    TCHECK_EQ(st.refused, 3);
+    TCHECK(st.running == 0 && st.queued == 0 && !st.suspended);
+    TCHECK(st.p50_us > 0 && st.p99_us <= st.max_us);
+    TCHECK_RC(pc_rps_suspend(NULL, true), PC_EINVAL);
+out:
+    pc_rps_client_free(&c);
+    TCHECK_RC(pc_rps_close(&s, 0), PC_OK);
+    TCHECK_STR(svc_stats("st1", false).name, ""); /* closed: not listed */
+    pc_node_stop();
+    return NULL;
+}
+
+PT_TEST(stats_and_suspend)
+static void
+stats_and_suspend(void)
+{
+    CU_ASSERT_FATAL(rg_start(&R));
+    driver_run(stats_task);
+    nt_stop(&R.c);
+}
+
 /* ---- close with a grace ------------------------------------------------------ */
 
 static pc_msg *
@@ -864,7 +1057,8 @@ reload_under_load(void)
     nt_stop(&R.c);
 }
 
-PT_MAIN("rps", PT_ENTRY(calls_and_results), PT_ENTRY(failure_reasons),
-        PT_ENTRY(node_killed_during_call), PT_ENTRY(thousand_in_flight),
-        PT_ENTRY(reload_under_load), PT_ENTRY(close_with_grace),
-        PT_ENTRY(register_leaves_nothing), PT_ENTRY(wrong_secret))
+PT_MAIN("rps", PT_ENTRY(stats_and_suspend), PT_ENTRY(calls_and_results),
+        PT_ENTRY(failure_reasons), PT_ENTRY(node_killed_during_call),
+        PT_ENTRY(thousand_in_flight), PT_ENTRY(reload_under_load),
+        PT_ENTRY(close_with_grace), PT_ENTRY(register_leaves_nothing),
+        PT_ENTRY(wrong_secret))
