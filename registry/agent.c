@@ -308,6 +308,8 @@ pc__rc_agent_main(void *arg)
                 pc__rc_on_event(a, m);
             else if (pc_msg_is(m, PC_MSG_DOWN))
                 on_down(a, m);
+            else if (pc_msg_is(m, "picos.v1.ServiceControl"))
+                pc__rc_on_service_control(a, m);
             pc_msg_free(&m);
         }
     }

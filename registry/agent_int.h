@@ -136,6 +136,8 @@ void pc__rc_status_init(rc_agent *a);
 void pc__rc_status_fini(rc_agent *a);
 /* When due: one NodeStatus to every registry joined, fire-and-forget. */
 void pc__rc_status_tick(rc_agent *a, double now);
+/* A ServiceControl: obeyed when it comes from a joined registry's node. */
+void pc__rc_on_service_control(rc_agent *a, const pc_msg *m);
 
 /* ---- members, watchers, the cache (agent_events.c) ------------------------- */
 

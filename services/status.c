@@ -17,8 +17,8 @@
  * start within a few ms, with no clock of our own to keep.
  *
  * The runtime part comes from picos/stats.h (pc_node_stats_get, the
- * deepest mailboxes, the peers, the channels homed here) and the link
- * counters (pc_net_stats_get); the lists are cut to PC__STATUS_MAX_* (the
+ * deepest mailboxes, the peers, the services, the channels homed here) and the
+ * link counters (pc_net_stats_get); the lists are cut to PC__STATUS_MAX_* (the
  * registry drops a status past them). The views of the lists live in one
  * buffer of the sampler, reused by every sample: only the bytes leave.
  */
@@ -262,6 +262,9 @@ struct views {
     pc_chan_node_stats chan[PC__STATUS_MAX_LIST];
     Picos__V1__ChannelStatus cs[PC__STATUS_MAX_LIST];
     Picos__V1__ChannelStatus *pcs[PC__STATUS_MAX_LIST];
+    pc_rps_stats svc[PC__STATUS_MAX_LIST];
+    Picos__V1__ServiceStatus ss[PC__STATUS_MAX_LIST];
+    Picos__V1__ServiceStatus *pss[PC__STATUS_MAX_LIST];
 };
 typedef struct views views;
 
@@ -331,6 +334,29 @@ runtime(Picos__V1__NodeStatus *st, views *w)
     }
     st->n_channels = n;
     st->channels = w->pcs;
+    /* the latency window restarts: each sample has the calls that ended
+     * since the one before */
+    n = pc_rps_stats_all(w->svc, PC__STATUS_MAX_LIST, true);
+    if (n > PC__STATUS_MAX_LIST)
+        n = PC__STATUS_MAX_LIST;
+    for (size_t i = 0; i < n; i++) {
+        picos__v1__service_status__init(&w->ss[i]);
+        w->ss[i].name = w->svc[i].name;
+        w->ss[i].version = w->svc[i].version;
+        w->ss[i].calls = w->svc[i].calls;
+        w->ss[i].failures = w->svc[i].failures;
+        w->ss[i].refused = w->svc[i].refused;
+        w->ss[i].running = w->svc[i].running;
+        w->ss[i].queued = w->svc[i].queued;
+        w->ss[i].latency_p50_us = w->svc[i].p50_us;
+        w->ss[i].latency_p90_us = w->svc[i].p90_us;
+        w->ss[i].latency_p99_us = w->svc[i].p99_us;
+        w->ss[i].latency_max_us = w->svc[i].max_us;
+        w->ss[i].suspended = w->svc[i].suspended;
+        w->pss[i] = &w->ss[i];
+    }
+    st->n_services = n;
+    st->services = w->pss;
     if (pc_net_stats_get(&net) == PC_OK) {
         st->env_out = net.env_out;
         st->env_in = net.env_in;

@@ -16,6 +16,7 @@
 
 #include "picos/net.h"
 #include "picos/registry.h"
+#include "picos/rps.h"
 
 #include "netutil.h"
 #include "registry.pb-c.h"
@@ -962,6 +963,22 @@ wall_us_now(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+static pc_msg *
+st_echo(pc_msg *req)
+{
+    return req;
+}
+
+/* Its status lists service *(const char **)ctx. */
+static bool
+st_has_service(const Picos__V1__NodeStatusEntry *e, void *ctx)
+{
+    for (size_t i = 0; i < e->status->n_services; i++)
+        if (!strcmp(e->status->services[i]->name, *(const char **)ctx))
+            return true;
+    return false;
+}
+
 /* Sampled after *(uint64_t *)ctx (wall clock, µs). */
 static bool
 st_sampled_after(const Picos__V1__NodeStatusEntry *e, void *ctx)
@@ -1097,6 +1114,23 @@ status_task(void *arg)
             }
         } else
             TCHECK(!"no status of ours");
+    }
+    /* a service open here is in the status (pc_rps_stats_all) */
+    {
+        pc_rps_opts so = {.name = "st.svc", .fn = st_echo, .version = 3};
+        const char *name = so.name;
+        pc_rps *svc = NULL;
+        TCHECK_RC(pc_rps_register(&so, PT_LONG, &svc), PC_OK);
+        if ((l = st_until(pc_node_id(), st_has_service, &name))) {
+            s = st_entry(l, pc_node_id())->status;
+            for (size_t i = 0; i < s->n_services; i++)
+                if (!strcmp(s->services[i]->name, name)) {
+                    TCHECK_EQ(s->services[i]->version, 3);
+                    TCHECK(!s->services[i]->suspended);
+                }
+            picos__v1__node_status_list__free_unpacked(l, NULL);
+        }
+        TCHECK_RC(pc_rps_close(&svc, 1.0), PC_OK);
     }
     /* B's, from its own agent */
     if ((l = st_until(B.node, st_any, NULL))) {
