@@ -1023,8 +1023,8 @@ server_free(reg_server *v)
         return;
     pc__store_close(&v->st.store);
     pc_pool_free(&v->pool);
+    pc__statusdb_free(&v->st.sdb); /* (state_fini clears the state) */
     pc__reg_state_fini(&v->st);
-    pc__statusdb_free(&v->st.sdb);
     while (v->parked) {
         reg_park *p = v->parked;
         v->parked = p->next;
