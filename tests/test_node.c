@@ -23,6 +23,7 @@
 #include "picos/rps.h"
 
 #include "netutil.h"
+#include "status.pb-c.h"
 #include "testutil.h"
 
 /* The stop's grace: long enough for a released call to end within it. */
@@ -797,6 +798,52 @@ reload_broken_keeps_old(void)
     kid_free(&R.k);
 }
 
+/* ---- the status interval ---------------------------------------------------------- */
+
+/* status_interval of the config (a second [node] section, after the
+ * service's) reaches the registry as the node's NodeStatus.interval_ms:
+ * the node reports, at that interval. */
+PT_TEST(status_interval_config)
+static void
+status_interval_config(void)
+{
+    static node n;
+    double t0;
+    bool seen = false;
+
+    rg_start();
+    node_files(&n, SVC_V1, "echo1", "p-", "[node]\nstatus_interval = 0.25\n");
+    node_start(&n, "nodeS", GRACE);
+    client_join();
+    t0 = pc_now();
+    while (!seen && pt_since(t0) < PT_LONG) {
+        pc_msg *m = NULL;
+        Picos__V1__NodeStatusList *l = NULL;
+        size_t len = 0;
+        const void *d;
+        TCHECK_RC(pc_cluster_nodes_status(PT_LONG, &m), PC_OK);
+        if (m && (d = pc_msg_data(m, &len)))
+            l = picos__v1__node_status_list__unpack(NULL, len, d);
+        for (size_t i = 0; l && i < l->n_nodes; i++) {
+            const Picos__V1__NodeStatus *st = l->nodes[i]->status;
+            if (st && !strcmp(st->name, "nodeS") && l->nodes[i]->up) {
+                TCHECK_EQ(st->interval_ms, 250);
+                TCHECK_EQ(st->pid, (uint32_t)n.k.pid);
+                seen = true;
+            }
+        }
+        picos__v1__node_status_list__free_unpacked(l, NULL);
+        pc_msg_free(&m);
+        if (!seen)
+            pc_sleep(0.05);
+    }
+    TCHECK(seen);
+    client_leave();
+    CU_ASSERT_EQUAL(node_term(&n), 0);
+    kid_free(&R.k);
+}
+
 PT_MAIN("node", PT_ENTRY(bad_library_exit_2), PT_ENTRY(calls_and_startup_line),
         PT_ENTRY(start_failures), PT_ENTRY(sigterm_grace),
-        PT_ENTRY(reload_under_load), PT_ENTRY(reload_broken_keeps_old))
+        PT_ENTRY(reload_under_load), PT_ENTRY(reload_broken_keeps_old),
+        PT_ENTRY(status_interval_config))

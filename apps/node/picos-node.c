@@ -36,7 +36,7 @@
 
 typedef struct cfg {
     char registry[1024], listen[256], secret_file[256], name[256];
-    double grace, heartbeat, timeout, join_timeout;
+    double grace, heartbeat, timeout, join_timeout, status_interval;
     double workers;
     char **services; /* library paths */
     size_t nservices;
@@ -48,18 +48,17 @@ static const char usage[] =
     "usage: " ND_PROG " [--config FILE] [--registry EP[,EP...]] [--listen EP]\n"
     "                  [--secret-file F] [--name N] [--grace S] [--workers N]\n"
     "                  [--heartbeat S] [--timeout S] [--join-timeout S]\n"
+    "                  [--status-interval S]\n"
     "                  --service PATH.so [--service PATH.so ...] [--help]\n"
     "\n"
     "A picos node that joins the registries and hosts the services of shared\n"
     "libraries (picos/service.h; docs/node.md).\n"
     "  --config FILE       INI file: section [node] with the keys registry,\n"
-    "                      listen, secret_file, name, grace, workers, "
-    "heartbeat,\n"
-    "                      timeout, join_timeout, service (repeated, or one "
-    "path\n"
-    "                      per line); sections [service \"NAME\"] hold the "
-    "keys\n"
-    "                      of library NAME (file name without lib and .so),\n"
+    "                      listen, secret_file, name, grace, workers,\n"
+    "                      heartbeat, timeout, join_timeout, status_interval,\n"
+    "                      service (repeated, or one path per line); sections\n"
+    "                      [service \"NAME\"] hold the keys of library NAME\n"
+    "                      (file name without lib and .so),\n"
     "                      read again at each reload. The command line\n"
     "                      overrides the file.\n"
     "  --registry EP,...   registry endpoints (default $PICOS_REGISTRY, else\n"
@@ -76,6 +75,8 @@ static const char usage[] =
     "  --heartbeat S       link heartbeat, seconds (default 0.2)\n"
     "  --timeout S         silence before a peer is down (default 1.0)\n"
     "  --join-timeout S    wait for a registry at startup (default 10)\n"
+    "  --status-interval S how often the node reports its status to the\n"
+    "                      registries (default 1; negative: never)\n"
     "  --service PATH.so   a service library (repeatable)\n"
     "SIGHUP (or picos reload NODE) reloads the libraries: new calls run the\n"
     "new code, calls in flight finish on the old. SIGTERM/SIGINT stop.\n"
@@ -137,6 +138,14 @@ set(void *cfgp, const char *key, const char *v)
         return dm_num(v, &c->timeout) && c->timeout > 0;
     if (!strcmp(key, "join_timeout"))
         return dm_num(v, &c->join_timeout) && c->join_timeout > 0;
+    if (!strcmp(key, "status_interval")) { /* negative: never */
+        bool neg = *v == '-';
+        if (!dm_num(v + neg, &c->status_interval))
+            return false;
+        if (neg)
+            c->status_interval = -c->status_interval;
+        return true;
+    }
     if (!strcmp(key, "service"))
         return add_path(c, v);
     return -1;
@@ -281,6 +290,7 @@ parse(cfg *c, int argc, char **argv)
                                  {"--heartbeat", "heartbeat"},
                                  {"--timeout", "timeout"},
                                  {"--join-timeout", "join_timeout"},
+                                 {"--status-interval", "status_interval"},
                                  {"--service", "service"},
                                  {"--config", NULL}};
 
@@ -390,6 +400,7 @@ main(int argc, char **argv)
     co.listen = c.listen;
     co.join_timeout = c.join_timeout;
     co.register_timeout = c.join_timeout;
+    co.status_interval = c.status_interval; /* 0: 1 s */
     if ((rc = pc_cluster_join(&co)) != PC_OK) {
         pc_net_stats ns;
         /* a refused handshake may not have ended the join yet (cli/common.c) */
