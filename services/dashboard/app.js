@@ -121,7 +121,7 @@
     const svc = {};
     for (const v of s.services || []) svc[str(v.name)] = num(v.calls);
     const last = n.last;
-    if (last && last.inc === inc && t > last.t) {
+    if (last && last.inc === inc && t > last.t && entry.up) {
       const dt = t - last.t;
       n.inRate = rate(recv, last.recv, dt);
       n.outRate = rate(sent, last.sent, dt);
@@ -314,8 +314,12 @@
     }
   }
 
+  // The time axis: from when the page opened (at least a minute back) to
+  // now, at most WINDOW_S long.
+  const opened = Date.now() / 1000;
   function drawCharts() {
-    const now = Date.now() / 1000, min = now - WINDOW_S;
+    const now = Date.now() / 1000;
+    const min = Math.min(now - 60, Math.max(now - WINDOW_S, opened));
     for (const c of Object.values(charts)) {
       for (const d of c.data.datasets) {
         let i = 0;
