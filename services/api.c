@@ -60,11 +60,6 @@
 #include "rps_int.h"
 #include "status.pb-c.h"
 
-/* Until registry/statusdb.c is merged (helper moncollect), its functions
- * are weak here: a build without it serves no statuses. */
-#pragma weak pc__statusdb_list
-#pragma weak pc__statusdb_series
-#pragma weak pc__statusdb_on_change
 
 #define MSG_REQUEST "picos.v1.RegRequest"
 #define MSG_REPLY "picos.v1.RegReply"
@@ -450,13 +445,13 @@ get_cluster(void *arg, const pc__http_req *rq, pc__http_resp *rs)
         pc__http_error(rs, 503, "the registry did not answer");
         goto out;
     }
+    up = (int)st->registry->nodes_up; /* the members, status or not */
     for (size_t i = 0; i < l->n_nodes; i++) {
         const Picos__V1__NodeStatus *s = l->nodes[i]->status;
         if (!l->nodes[i]->up) {
             down++;
             continue;
         }
-        up++;
         if (!s)
             continue;
         msgs += last_value(s->node, "msgs_sent_rate", now);
