@@ -19,9 +19,10 @@
  * Connections are slots in a table under one mutex: at most max_conns
  * live ones. When a new connection finds the table full, the oldest idle
  * keep-alive connection (one waiting for a request with nothing read) is
- * shut down to make room: idle connections cost a slot and a few KiB but
- * can't keep a new client out (10,000 idle sockets leave the server with
- * max_conns of them). Only when every live connection is inside a request
+ * shut down and its slot given to the new one at once (a generation
+ * number voids the old task's claim on it): idle connections cost a slot and a
+ * few KiB but can't keep a new client out (10,000 idle sockets leave the server
+ * with max_conns of them). Only when every live connection is inside a request
  * (or a stream) is the new one closed at once. Shutting a socket down
  * (pc_sock_shutdown, any thread) wakes the task reading it with EOF, also
  * under TLS: the slot keeps its own reference to the plain socket for it.
@@ -59,13 +60,14 @@
 #define STREAM_QUEUE 256
 #define AUTH_MAX 1024
 
-enum { S_FREE, S_IDLE, S_BUSY, S_STREAM, S_EVICTED };
+enum { S_FREE, S_IDLE, S_BUSY, S_STREAM };
 
 typedef struct slot {
     int state;
     double since;  /* S_IDLE: since when */
     pc_sock *kick; /* the slot's reference, for shutdown */
     pc_ref task;   /* S_STREAM: the stream's task */
+    uint32_t gen;  /* +1 at each eviction: the old task's claim is void */
 } slot;
 
 struct pc__http {
@@ -85,6 +87,7 @@ struct pc__http {
 typedef struct conn {
     pc__http *h;
     int slot;
+    uint32_t gen;  /* of its slot when it was taken */
     pc_sock *sock; /* plain, or NULL once tls owns it */
     pc_tls *tls;
     char peer[64];
@@ -265,9 +268,10 @@ set_state(conn *c, int state)
 {
     pthread_mutex_lock(&c->h->mu);
     slot *s = &c->h->slots[c->slot];
-    if (s->state != S_EVICTED)
+    if (s->gen == c->gen) {
         s->state = state;
-    s->since = pc_now();
+        s->since = pc_now();
+    }
     pthread_mutex_unlock(&c->h->mu);
 }
 
@@ -713,10 +717,11 @@ out:
     pc_sock_close(&c->sock);
     pthread_mutex_lock(&h->mu);
     slot *s = &h->slots[c->slot];
-    if (s->state != S_EVICTED)
+    if (s->gen == c->gen) { /* not evicted: the slot is still ours */
         h->live--;
-    s->state = S_FREE;
-    pc_sock_release(&s->kick);
+        s->state = S_FREE;
+        pc_sock_release(&s->kick);
+    }
     pthread_mutex_unlock(&h->mu);
     free(c->body);
     free(c->url);
@@ -726,28 +731,35 @@ out:
 }
 
 /* A free slot for a new connection, evicting the oldest idle one when
- * max_conns are live. -1: none (every live connection is busy, or the
- * evicted ones have not ended yet). Under h->mu. */
+ * max_conns are live: its socket is shut down (its task wakes with EOF and
+ * ends) and the slot is free at once (the generation tells the old task
+ * it is no longer its own). -1: every live connection is busy. Under
+ * h->mu. */
 static int
 slot_take(pc__http *h)
 {
-    int fr = -1, old = -1;
+    int old = -1;
 
-    for (int i = 0; i < h->nslots; i++) {
-        if (h->slots[i].state == S_FREE && fr < 0)
-            fr = i;
+    if (h->live < h->o.max_conns) {
+        for (int i = 0; i < h->nslots; i++)
+            if (h->slots[i].state == S_FREE)
+                return i;
+        return -1;
+    }
+    for (int i = 0; i < h->nslots; i++)
         if (h->slots[i].state == S_IDLE &&
             (old < 0 || h->slots[i].since < h->slots[old].since))
             old = i;
-    }
-    if (h->live >= h->o.max_conns) {
-        if (old < 0)
-            return -1;
-        h->slots[old].state = S_EVICTED;
-        h->live--;
-        pc_sock_shutdown(h->slots[old].kick, PC_READ | PC_WRITE);
-    }
-    return fr;
+    if (old < 0)
+        return -1;
+    pc_sock_shutdown(h->slots[old].kick, PC_READ | PC_WRITE);
+    pc_sock_release(&h->slots[old].kick);
+    h->slots[old].state = S_FREE;
+    h->slots[old].gen++;
+    h->live--;
+    PC_LOG_DEBUG("http", "%d connections: the oldest idle one closed",
+                 h->o.max_conns);
+    return old;
 }
 
 static void
@@ -762,27 +774,20 @@ conn_start(pc__http *h, pc_sock **s)
     size_t size = sizeof(conn) + h->o.max_header + 1;
     pc_sock_addr a;
     conn *c;
-    int i = -1;
-    bool full = false;
+    uint32_t gen = 0;
+    int i;
 
-    for (int tries = 0; tries < 100 && !full; tries++) {
-        pthread_mutex_lock(&h->mu);
-        i = slot_take(h);
-        full = i < 0 && h->live >= h->o.max_conns;
-        if (i >= 0) {
-            h->slots[i].state = S_BUSY;
-            h->slots[i].since = pc_now();
-            h->slots[i].kick = pc_sock_retain(*s);
-            h->slots[i].task = PC_REF_NIL;
-            h->live++;
-            h->tasks++;
-        }
-        pthread_mutex_unlock(&h->mu);
-        if (i >= 0)
-            break;
-        if (!full)
-            pc_sleep(0.001); /* evicted connections are ending: let them */
+    pthread_mutex_lock(&h->mu);
+    if ((i = slot_take(h)) >= 0) {
+        h->slots[i].state = S_IDLE; /* until its first byte (or TLS's) */
+        h->slots[i].since = pc_now();
+        h->slots[i].kick = pc_sock_retain(*s);
+        h->slots[i].task = PC_REF_NIL;
+        gen = h->slots[i].gen;
+        h->live++;
+        h->tasks++;
     }
+    pthread_mutex_unlock(&h->mu);
     if (i < 0) {
         PC_LOG_WARN("http", "%d connections, all busy: one refused",
                     h->o.max_conns);
@@ -793,6 +798,7 @@ conn_start(pc__http *h, pc_sock **s)
         goto fail;
     c->h = h;
     c->slot = i;
+    c->gen = gen;
     c->sock = *s;
     *s = NULL;
     http_parser_settings_init(&c->ps);
@@ -828,11 +834,20 @@ acceptor_task(void *arg)
     pc__http *h = arg;
     pc_sock *l = h->accepting, *c = NULL;
 
-    while (!atomic_load(&h->stopping) && pc_sock_accept(l, &c, -1) == PC_OK)
+    while (!atomic_load(&h->stopping)) {
+        pc_err rc = pc_sock_accept(l, &c, -1);
+        if (rc == PC_ECLOSED)
+            break;
+        if (rc != PC_OK) { /* EMFILE and the like: not the end */
+            PC_LOG_WARN("http", "accept: %s", pc_strerror(rc));
+            pc_sleep(0.05);
+            continue;
+        }
         if (atomic_load(&h->stopping))
             pc_sock_close(&c);
         else
             conn_start(h, &c);
+    }
     pc_sock_release(&l);
     pthread_mutex_lock(&h->mu);
     h->acceptor_done = true;
@@ -868,7 +883,7 @@ pc__http_start(const pc__http_opts *o, pc__http **out)
 #undef DEF
     if (h->o.max_streams > h->o.max_conns)
         h->o.max_streams = h->o.max_conns;
-    h->nslots = 2 * h->o.max_conns;
+    h->nslots = h->o.max_conns;
     pthread_mutex_init(&h->mu, NULL);
     pthread_cond_init(&h->gone, NULL);
     if (!(h->slots = calloc((size_t)h->nslots, sizeof *h->slots))) {
