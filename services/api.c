@@ -60,7 +60,6 @@
 #include "rps_int.h"
 #include "status.pb-c.h"
 
-
 #define MSG_REQUEST "picos.v1.RegRequest"
 #define MSG_REPLY "picos.v1.RegReply"
 #define MSG_CONTROL "picos.v1.ServiceControl"
@@ -1289,9 +1288,10 @@ pc__api_stop(double timeout)
     if (A.db)
         pc__statusdb_on_change(A.db, NULL, NULL);
     atomic_store(&A.running, false);
-    pc__http_stop(&A.http, timeout);
+    /* the hub first: it uses A.http */
     pc_send_data(A.hub, MSG_CHANGE, &(change){0, false}, sizeof(change));
     pc_task_join(A.hub, timeout, NULL);
+    pc__http_stop(&A.http, timeout);
     pbjson_schema_free(&A.schema);
     memset(A.token, 0, sizeof A.token);
     A.token_len = 0;

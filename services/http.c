@@ -661,6 +661,8 @@ pc__http_streams(pc__http *h)
 {
     int n;
 
+    if (!h)
+        return 0;
     pthread_mutex_lock(&h->mu);
     n = h->streams;
     pthread_mutex_unlock(&h->mu);
