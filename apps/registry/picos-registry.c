@@ -4,22 +4,25 @@
  *     picos-registry [--config FILE] [--listen EP] [--data-dir DIR]
  *                    [--secret-file F] [--name N] [--heartbeat S]
  *                    [--timeout S] [--grace S] [--max-node-names N]
- *                    [--compact-bytes B]
+ *                    [--compact-bytes B] [--http ADDR:PORT]
+ *                    [--http-token-file F] [--http-cert PEM --http-key PEM]
  *                    [--help]
  *
  * Options come from the INI file's [registry] section first, then the
  * command line, which overrides it. It parses, starts the node and the
  * registry, prints one line on stdout ("picos-registry NAME listening on
- * EP (data DIR, N nodes and M names from the log)"), waits for SIGTERM or
+ * EP (data DIR, N nodes and M names from the log)", and with --http
+ * "..., http http://ADDR:PORT/" after it), waits for SIGTERM or
  * SIGINT with sigwait() (both blocked in every thread, so no handler runs
  * inside the runtime), stops the registry (the log synced) and exits 0.
  *
  * Every failure is one line on stderr: a bad command line or config exits
- * 2, a failure to start (data dir, log, secret, port) exits 1. While it
- * starts, the library's ERROR lines are held back and the first one is
- * printed as that line, so nothing says the same thing twice. The shell it
- * shares with picos-node (options, config, log, signals) is
- * apps/common/daemon.c.
+ * 2 (so does an --http token file, certificate or key that does not
+ * load: they are checked before anything starts), a failure to start (data dir,
+ * log, secret, port) exits 1. While it starts, the library's ERROR lines are
+ * held back and the first one is printed as that line, so nothing says the same
+ * thing twice. The shell it shares with picos-node (options, config, log,
+ * signals) is apps/common/daemon.c.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -32,12 +35,19 @@
 #include "picos/picos.h"
 #include "picos/registry_server.h"
 
+#include "api.h"
 #include "daemon.h"
+
+/* The registry's status store (registry/server.c; helper moncollect):
+ * weak until that is merged, so a registry without it serves HTTP with no
+ * statuses. */
+pc__statusdb *pc__registry_statusdb(void) __attribute__((weak));
 
 #define PROG "picos-registry"
 
 typedef struct cfg {
     char listen[256], data_dir[256], secret_file[256], name[256];
+    char http[256], http_token_file[256], http_cert[256], http_key[256];
     double heartbeat, timeout, grace;
     uint64_t compact_bytes, max_node_names;
 } cfg;
@@ -46,13 +56,16 @@ static const char usage[] =
     "usage: " PROG " [--config FILE] [--listen EP] [--data-dir DIR]\n"
     "                      [--secret-file F] [--name N] [--heartbeat S]\n"
     "                      [--timeout S] [--grace S] [--max-node-names N]\n"
-    "                      [--compact-bytes B] [--help]\n"
+    "                      [--compact-bytes B] [--http ADDR:PORT]\n"
+    "                      [--http-token-file F] [--http-cert PEM]\n"
+    "                      [--http-key PEM] [--help]\n"
     "\n"
     "The picos cluster registry: members, names, and their log.\n"
     "  --config FILE       INI file, section [registry]: listen, data_dir,\n"
     "                      secret_file, name, heartbeat, timeout, grace,\n"
-    "                      compact_bytes, max_node_names (the command line\n"
-    "                      overrides it)\n"
+    "                      compact_bytes, max_node_names, http,\n"
+    "                      http_token_file, http_cert, http_key (the\n"
+    "                      command line overrides it)\n"
     "  --listen EP         ROUTER endpoint (default " PC_REGISTRY_DEFAULT ")\n"
     "  --data-dir DIR      where registry.log lives (default /var/lib/picos)\n"
     "  --secret-file F     cluster secret (default $PICOS_SECRET_FILE,\n"
@@ -66,6 +79,12 @@ static const char usage[] =
     "                      refused beyond; default 1000000)\n"
     "  --compact-bytes B   compact the log past B bytes and twice the live\n"
     "                      state (default 64 MiB)\n"
+    "  --http ADDR:PORT    serve the monitoring API, /metrics and the\n"
+    "                      dashboard there (off unless given; port 0: any)\n"
+    "  --http-token-file F the bearer token of the actions (first line,\n"
+    "                      >= 16 characters, mode 0600; without: no actions)\n"
+    "  --http-cert PEM, --http-key PEM\n"
+    "                      HTTPS only, with this certificate and key\n"
     "Exit status: 0 stopped by SIGTERM/SIGINT, 1 could not start, 2 bad\n"
     "command line or config.\n";
 
@@ -113,6 +132,14 @@ set(void *cfgp, const char *key, const char *v)
         return dm_num(v, &c->timeout) && c->timeout > 0;
     if (!strcmp(key, "grace"))
         return dm_num(v, &c->grace);
+    if (!strcmp(key, "http"))
+        return dm_str(c->http, sizeof c->http, v);
+    if (!strcmp(key, "http_token_file"))
+        return dm_str(c->http_token_file, sizeof c->http_token_file, v);
+    if (!strcmp(key, "http_cert"))
+        return dm_str(c->http_cert, sizeof c->http_cert, v);
+    if (!strcmp(key, "http_key"))
+        return dm_str(c->http_key, sizeof c->http_key, v);
     if (!strcmp(key, "compact_bytes"))
         return bytes(v, &c->compact_bytes);
     if (!strcmp(key, "max_node_names"))
@@ -142,6 +169,10 @@ parse(cfg *c, int argc, char **argv)
                                  {"--grace", "grace"},
                                  {"--max-node-names", "max_node_names"},
                                  {"--compact-bytes", "compact_bytes"},
+                                 {"--http", "http"},
+                                 {"--http-token-file", "http_token_file"},
+                                 {"--http-cert", "http_cert"},
+                                 {"--http-key", "http_key"},
                                  {"--config", NULL}};
 
     dm_parse(argc, argv, map, sizeof map / sizeof map[0], usage, load_config,
@@ -158,14 +189,24 @@ main(int argc, char **argv)
     pc_node_opts no = {.workers = 2};
     char bound[PC_ENDPOINT_MAX + 1];
     size_t nodes = 0, names = 0;
-    char me[300];
+    char me[300], url[320] = "", herr[600];
+    pc__api_opts ho = {0};
     sigset_t sigs;
     int sig = 0;
     pc_err rc;
 
     dm_init(PROG);
     parse(&c, argc, argv);
+    if (!c.http[0] && (c.http_token_file[0] || c.http_cert[0] || c.http_key[0]))
+        dm_die(DM_EXIT_USAGE, "--http-token-file, --http-cert and --http-key "
+                              "need --http");
+    ho.listen = c.http;
+    ho.token_file = c.http_token_file[0] ? c.http_token_file : NULL;
+    ho.cert_file = c.http_cert[0] ? c.http_cert : NULL;
+    ho.key_file = c.http_key[0] ? c.http_key : NULL;
     dm_start(&sigs, 0, false);
+    if (c.http[0] && pc__api_check(&ho, herr, sizeof herr) != PC_OK)
+        dm_die(DM_EXIT_USAGE, "%s", herr);
 
     o.listen = c.listen;
     o.data_dir = c.data_dir;
@@ -180,16 +221,22 @@ main(int argc, char **argv)
         dm_start_failed("can't start the node", rc);
     if ((rc = pc_registry_start(&o, bound, sizeof bound)) != PC_OK)
         dm_start_failed("can't start the registry", rc);
+    if (c.http[0]) {
+        ho.db = pc__registry_statusdb ? pc__registry_statusdb() : NULL;
+        if ((rc = pc__api_start(&ho, url, sizeof url)) != PC_OK)
+            dm_start_failed("can't serve http", rc);
+    }
     dm_started();
     pc_registry_replayed(&nodes, &names);
     dm_name(c.name, me, sizeof me);
     printf(PROG " %s listening on %s (data %s, %zu nodes and %zu names from "
-                "the log)\n",
-           me, bound, c.data_dir, nodes, names);
+                "the log)%s%s\n",
+           me, bound, c.data_dir, nodes, names, url[0] ? ", http " : "", url);
     fflush(stdout);
 
     while (sigwait(&sigs, &sig) != 0)
         ;
+    pc__api_stop(5.0);
     if ((rc = pc_registry_stop(10.0)) != PC_OK)
         fprintf(stderr, PROG ": stop: %s\n", pc_strerror(rc));
     pc_node_stop();
