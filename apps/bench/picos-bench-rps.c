@@ -234,12 +234,12 @@ cancel_task(void *arg)
         size_t len = 0;
         const void *d;
 
-        if (want >= 0 && (n[0] + n[1] >= want || now_s() >= until)) {
+        if (want >= 0 && (n[0] + n[1] >= want || bench_now() >= until)) {
             if (pc_send_data(asker, COUNT_T, n, sizeof n) != PC_OK)
                 fprintf(stderr, "picos-bench-rps: can't answer the count\n");
             want = -1;
         }
-        double wait = want < 0 ? -1 : until - now_s();
+        double wait = want < 0 ? -1 : until - bench_now();
         if (pc_recv(&m, wait < 0 && want >= 0 ? 0 : wait) != PC_OK)
             continue;
         if (pc_msg_is(m, PC_MSG_RPS_OUTCOME) &&
@@ -249,7 +249,7 @@ cancel_task(void *arg)
                  len == sizeof want) {
             memcpy(&want, d, sizeof want);
             asker = pc_msg_sender(m);
-            until = now_s() + WAIT_S;
+            until = bench_now() + WAIT_S;
         }
         pc_msg_free(&m);
     }
@@ -509,14 +509,14 @@ expirer(void *arg)
         struct pc_rps_call *k = NULL;
         pc_msg *m = new_req();
         const char *what = "pc_rps_call";
-        double t0 = now_s(), t1;
+        double t0 = bench_now(), t1;
         pc_err rc = pc_rps_call(g_sleeper, &m, DL_S, &k);
 
         if (rc == PC_OK) {
             what = "pc_rps_finish";
             rc = pc_rps_finish(k, -1, NULL);
         }
-        t1 = now_s();
+        t1 = bench_now();
         pc_rps_call_free(&k);
         pc_msg_free(&m); /* still ours when the call failed */
         if (rc == PC_ETIMEDOUT && !strcmp(what, "pc_rps_finish"))
@@ -545,12 +545,12 @@ deadline(void)
         die("calloc", PC_ENOMEM);
     DL.each = g.dl_calls / tasks;
     DL.extra = g.dl_calls % tasks;
-    t0 = now_s();
+    t0 = bench_now();
     for (int i = 0; i < tasks; i++)
         CHECK(pc_spawn(expirer, i == 0 ? (void *)1 : NULL, &o, &refs[i]));
     for (int i = 0; i < tasks; i++)
         CHECK(pc_task_join(refs[i], -1, NULL));
-    DL.secs = now_s() - t0;
+    DL.secs = bench_now() - t0;
     DL.over.n = atomic_load(&DL.taken);
     qsort(DL.over.us, (size_t)DL.over.n, sizeof *DL.over.us, by_value);
     CHECK(pc_send_data(g_cancels, COUNT_T, &want, sizeof want));
