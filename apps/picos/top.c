@@ -77,15 +77,6 @@ fetch(void)
     return s;
 }
 
-static uint64_t
-wall_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 /* "registry NAME (EP) · N nodes up, M names" or why it did not answer. */
 static void
 reg_line(const snap *s, char *buf, size_t size)
@@ -143,7 +134,7 @@ once(void)
     printf("%s\n", line);
     top_totals(s.list, idx, n, NULL, line, sizeof line);
     printf("%s\n\n", line);
-    t = top_nodes_table(s.list, idx, n, NULL, wall_us(), false);
+    t = top_nodes_table(s.list, idx, n, NULL, top_wall_us(), false);
     st = t ? cli_table_finish(t) : cli_fail("out of memory");
     free(idx);
     snap_fini(&s);
@@ -289,7 +280,8 @@ draw_nodes(ui *u, int top, int bottom)
 
     if (!u->cur.list || h <= 0)
         return;
-    t = top_nodes_table(u->cur.list, u->idx, u->n, u->mem, wall_us(), false);
+    t = top_nodes_table(u->cur.list, u->idx, u->n, u->mem, top_wall_us(),
+                        false);
     if (!t)
         return;
     rows = cli_table_rows(t);
@@ -331,7 +323,8 @@ draw_detail(ui *u, int top, int bottom)
 
     if (!u->n)
         return;
-    text = top_detail(u->cur.list->nodes[u->idx[u->sel]], u->mem, wall_us());
+    text =
+        top_detail(u->cur.list->nodes[u->idx[u->sel]], u->mem, top_wall_us());
     if (!text)
         return;
     for (p = text; *p && y < bottom; line++) {

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "picos/err.h"
 #include "picos/ref.h"
@@ -332,6 +333,15 @@ top_fmt_age(double s, char *buf, size_t size)
     else
         snprintf(buf, size, "%.0fh", s / 3600);
     return buf;
+}
+
+uint64_t
+top_wall_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 /* Seconds from registry time t_us to now_us. */
