@@ -24,6 +24,7 @@
 #include <curses.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <locale.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -77,7 +78,7 @@ fetch(void)
     return s;
 }
 
-/* "registry NAME (EP) · N nodes up, M names" or why it did not answer. */
+/* "registry NAME (EP) | N nodes up, M names" or why it did not answer. */
 static void
 reg_line(const snap *s, char *buf, size_t size)
 {
@@ -87,7 +88,7 @@ reg_line(const snap *s, char *buf, size_t size)
                                            : pc_strerror(s->reg_rc));
     else
         snprintf(buf, size,
-                 "registry %s (%s)%s · %" PRIu64 " nodes up, %" PRIu64 " names",
+                 "registry %s (%s)%s | %" PRIu64 " nodes up, %" PRIu64 " names",
                  s->reg.name, cli.registries,
                  s->reg.recovering ? " recovering" : "",
                  (uint64_t)s->reg.nodes_up, (uint64_t)s->reg.names);
@@ -483,6 +484,7 @@ live(void)
     sigaddset(&set, SIGWINCH);
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
     atexit(restore);
+    setlocale(LC_CTYPE, ""); /* node names in UTF-8 on a UTF-8 terminal */
     if (!(scr = newterm(NULL, stdout, stdin))) {
         st = cli_fail("can't use the terminal (TERM=%s)",
                       getenv("TERM") ? getenv("TERM") : "");

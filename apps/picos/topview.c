@@ -449,8 +449,8 @@ top_totals(const Picos__V1__NodeStatusList *l, const size_t *idx, size_t n,
         }
     }
     snprintf(buf, size,
-             "%zu node%s: %zu up, %zu down · tasks %" PRIu64
-             " · msg/s sent %s, received %s · calls/s %s",
+             "%zu node%s: %zu up, %zu down | tasks %" PRIu64
+             " | msg/s sent %s, received %s | calls/s %s",
              n, n == 1 ? "" : "s", up, n - up, tasks,
              top_fmt_rate(rates ? sent : -1, a, sizeof a),
              top_fmt_rate(rates ? recv : -1, b, sizeof b),

@@ -63,8 +63,8 @@ cli_table *top_nodes_table(const Picos__V1__NodeStatusList *l,
                            const size_t *idx, size_t n, const top_mem *m,
                            uint64_t now_us, bool brief);
 
-/* Totals of the entries idx[0..n): one line "N nodes: U up, D down ·
- * tasks T · msg/s sent X, received Y · calls/s Z" into buf. */
+/* Totals of the entries idx[0..n): one line "N nodes: U up, D down |
+ * tasks T | msg/s sent X, received Y | calls/s Z" into buf. */
 void top_totals(const Picos__V1__NodeStatusList *l, const size_t *idx, size_t n,
                 const top_mem *m, char *buf, size_t size);
 
