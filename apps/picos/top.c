@@ -170,7 +170,7 @@ fetcher(void *arg)
         F.fresh = true;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         ts.tv_sec += (time_t)F.interval;
-        ts.tv_nsec += (long)((F.interval - floor(F.interval)) * 1e9);
+        ts.tv_nsec += (long)((F.interval - (double)(time_t)F.interval) * 1e9);
         if (ts.tv_nsec >= 1000000000L) {
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;
