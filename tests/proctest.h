@@ -31,6 +31,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pty.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -61,6 +62,10 @@ typedef struct kid_opts {
     bool clean_env;         /* drop PICOS_SECRET*, PICOS_LOG, PICOS_REGISTRY */
     const char *errpath;    /* stderr into this file, else into a pipe */
     bool err_append;        /* append to errpath instead of truncating */
+    /* A pseudo-terminal of this size instead of pipes (forkpty): the
+     * child's stdin, stdout and (without errpath) stderr, its controlling
+     * terminal; k->out is the master side, read and written. */
+    const struct winsize *pty;
 } kid_opts;
 
 #define KID_MAX 16
@@ -180,6 +185,38 @@ kid_run(kid *k, const char *path, const char *const *args, const kid_opts *o)
         argv[n++] = *args++;
     argv[n] = NULL;
     kid_guard();
+    if (o->pty) {
+        int fd = -1, ef = *errpath
+                              ? open(errpath,
+                                     O_WRONLY | O_CREAT | O_CLOEXEC |
+                                         (o->err_append ? O_APPEND : O_TRUNC),
+                                     0600)
+                              : -1;
+        if (*errpath && ef < 0)
+            return false;
+        fflush(NULL);
+        /* the child is a session leader: its own process group */
+        k->pid = forkpty(&fd, NULL, NULL, o->pty);
+        if (k->pid == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (getppid() != parent)
+                _exit(127);
+            if (ef >= 0)
+                dup2(ef, 2);
+            execve(path, (char *const *)argv, env);
+            _exit(127);
+        }
+        if (ef >= 0)
+            close(ef);
+        if (k->pid < 0) {
+            k->pid = 0;
+            return false;
+        }
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+        k->out = fd;
+        kid_all[slot] = k;
+        return true;
+    }
     if (pipe2(po, O_CLOEXEC))
         return false;
     if (*errpath) {

@@ -25,11 +25,13 @@
 #define _GNU_SOURCE
 #include <jansson.h>
 #include <sys/stat.h>
+#include <termios.h>
 
 #include "picos/registry.h"
 #include "picos/rps.h"
 
 #include "proctest.h"
+#include "status.pb-c.h"
 #include "testutil.h"
 
 /* Waits that must end: generous, so a loaded sanitizer run never trips
@@ -240,6 +242,7 @@ cluster_up(void)
     o.net.secret_file = secret1;
     o.registries = reg_ep;
     o.join_timeout = CLI_WAIT;
+    o.status_interval = 0.2; /* picos top, status: soon a status */
     rc = pc_cluster_start(&o);
     if (rc != PC_OK)
         fprintf(stderr, "pc_cluster_start: %s\n", pc_err_name(rc));
@@ -556,7 +559,9 @@ status_table_and_json(void)
     CU_ASSERT_STRING_EQUAL(R.err, "");
     CU_ASSERT_TRUE(line_with(R.out, "ENDPOINT", "STATE"));
     CU_ASSERT_TRUE(line_with(R.out, reg_ep, " ok "));
-    CU_ASSERT_EQUAL(count_lines(R.out), 2);
+    /* header + the registry, then (once this node reported) its nodes */
+    CU_ASSERT(count_lines(R.out) == 2 ||
+              strstr(R.out, " ok ") < strstr(R.out, "\n\nNAME "));
 
     CU_ASSERT_EQUAL(CLI(REG, "status", "--json"), 0);
     j = json_loads(R.out, 0, &je);
@@ -634,6 +639,441 @@ wrong_secret_one_line(void)
     CU_ASSERT_STRING_EQUAL(R.err, "");
     kids_kill();
     reg = NULL;
+}
+
+/* ---- picos top, status's nodes ---------------------------------------------------- */
+
+/* Until the registry has a status of this node (it reports every 0.2 s). */
+static void
+wait_own_status(void)
+{
+    double end = pc_now() + CLI_WAIT;
+    bool seen = false;
+
+    while (!seen && pc_now() < end) {
+        pc_msg *m = NULL;
+        Picos__V1__NodeStatusList *l = NULL;
+        size_t len = 0;
+
+        if (pc_cluster_nodes_status(CLI_WAIT, &m) == PC_OK) {
+            const void *d = pc_msg_data(m, &len);
+            l = picos__v1__node_status_list__unpack(NULL, len, d);
+        }
+        for (size_t i = 0; l && i < l->n_nodes; i++)
+            seen |= l->nodes[i]->status &&
+                    l->nodes[i]->status->node == pc_node_id() &&
+                    l->nodes[i]->up;
+        if (l)
+            picos__v1__node_status_list__free_unpacked(l, NULL);
+        pc_msg_free(&m);
+        if (!seen)
+            usleep(50000); /* a pause between asks, not a wait for it */
+    }
+    CU_ASSERT_FATAL(seen);
+}
+
+/* A terminal of SCR_ROWS x SCR_COLS fed with what picos top writes: the
+ * control sequences ncurses uses for TERM=xterm (cursor moves, erases,
+ * repeats); colours, modes and the rest are skipped. Enough to read the
+ * screen's text back, not a full emulator. */
+#define SCR_ROWS 30
+#define SCR_COLS 100
+
+typedef struct screen {
+    char c[SCR_ROWS][SCR_COLS + 1];
+    int y, x;
+    char last; /* for REP */
+    int state; /* 0 text, 1 after ESC, 2 CSI, 3 OSC, 4 charset */
+    char par[64];
+    size_t npar;
+} screen;
+
+static void
+scr_clear(screen *s, int y0, int x0, int y1, int x1) /* inclusive */
+{
+    for (int y = y0; y <= y1; y++)
+        for (int x = y == y0 ? x0 : 0; x < (y == y1 ? x1 + 1 : SCR_COLS); x++)
+            s->c[y][x] = ' ';
+}
+
+static void
+scr_init(screen *s)
+{
+    memset(s, 0, sizeof *s);
+    scr_clear(s, 0, 0, SCR_ROWS - 1, SCR_COLS - 1);
+}
+
+static void
+scr_put(screen *s, char ch)
+{
+    if (s->x >= SCR_COLS) {
+        s->x = 0;
+        s->y++;
+    }
+    if (s->y >= SCR_ROWS) {
+        memmove(s->c[0], s->c[1], sizeof s->c[0] * (SCR_ROWS - 1));
+        scr_clear(s, SCR_ROWS - 1, 0, SCR_ROWS - 1, SCR_COLS - 1);
+        s->y = SCR_ROWS - 1;
+    }
+    s->c[s->y][s->x++] = ch;
+    s->last = ch;
+}
+
+static void
+scr_csi(screen *s, char f)
+{
+    int p[8] = {0}, np = 0;
+    bool priv = s->npar && (s->par[0] == '?' || s->par[0] == '>');
+
+    for (size_t i = priv; i < s->npar && np < 8; i++) {
+        if (s->par[i] == ';')
+            np++;
+        else if (s->par[i] >= '0' && s->par[i] <= '9')
+            p[np] = p[np] * 10 + (s->par[i] - '0');
+    }
+    if (priv)
+        return;
+    int n = p[0] ? p[0] : 1;
+    switch (f) {
+    case 'H':
+    case 'f':
+        s->y = n - 1;
+        s->x = (p[1] ? p[1] : 1) - 1;
+        break;
+    case 'A':
+        s->y -= n;
+        break;
+    case 'B':
+        s->y += n;
+        break;
+    case 'C':
+        s->x += n;
+        break;
+    case 'D':
+        s->x -= n;
+        break;
+    case 'G':
+    case '`':
+        s->x = n - 1;
+        break;
+    case 'd':
+        s->y = n - 1;
+        break;
+    case 'K':
+        if (p[0] == 0)
+            scr_clear(s, s->y, s->x, s->y, SCR_COLS - 1);
+        else if (p[0] == 1)
+            scr_clear(s, s->y, 0, s->y, s->x);
+        else
+            scr_clear(s, s->y, 0, s->y, SCR_COLS - 1);
+        break;
+    case 'J':
+        if (p[0] == 0)
+            scr_clear(s, s->y, s->x, SCR_ROWS - 1, SCR_COLS - 1);
+        else if (p[0] == 1)
+            scr_clear(s, 0, 0, s->y, s->x);
+        else
+            scr_clear(s, 0, 0, SCR_ROWS - 1, SCR_COLS - 1);
+        break;
+    case 'X':
+        for (int i = 0; i < n && s->x + i < SCR_COLS; i++)
+            s->c[s->y][s->x + i] = ' ';
+        break;
+    case 'b':
+        for (int i = 0; i < n; i++)
+            scr_put(s, s->last);
+        break;
+    default: /* m, r, t, h, l, ...: no text */
+        break;
+    }
+    if (s->y < 0)
+        s->y = 0;
+    if (s->y >= SCR_ROWS)
+        s->y = SCR_ROWS - 1;
+    if (s->x < 0)
+        s->x = 0;
+    if (s->x > SCR_COLS)
+        s->x = SCR_COLS;
+}
+
+static void
+scr_feed(screen *s, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char ch = b[i];
+
+        switch (s->state) {
+        case 1:
+            s->state = ch == '['                  ? 2
+                       : ch == ']'                ? 3
+                       : (ch == '(' || ch == ')') ? 4
+                                                  : 0;
+            s->npar = 0;
+            continue;
+        case 2:
+            if ((ch >= 0x40 && ch <= 0x7e)) {
+                scr_csi(s, ch);
+                s->state = 0;
+            } else if (s->npar + 1 < sizeof s->par)
+                s->par[s->npar++] = ch;
+            continue;
+        case 3:
+            if (ch == '\a' || ch == '\\')
+                s->state = 0;
+            continue;
+        case 4:
+            s->state = 0;
+            continue;
+        default:
+            break;
+        }
+        if (ch == '\033')
+            s->state = 1;
+        else if (ch == '\r')
+            s->x = 0;
+        else if (ch == '\n') {
+            if (++s->y >= SCR_ROWS) {
+                s->y = SCR_ROWS - 1;
+                memmove(s->c[0], s->c[1], sizeof s->c[0] * (SCR_ROWS - 1));
+                scr_clear(s, SCR_ROWS - 1, 0, SCR_ROWS - 1, SCR_COLS - 1);
+            }
+        } else if (ch == '\b') {
+            if (s->x > 0)
+                s->x--;
+        } else if (ch == '\t')
+            s->x = (s->x / 8 + 1) * 8 > SCR_COLS - 1 ? SCR_COLS - 1
+                                                     : (s->x / 8 + 1) * 8;
+        else if ((unsigned char)ch >= 0x20 && ch != 0x7f)
+            scr_put(s, ch);
+    }
+}
+
+/* A row of the screen holding a and b (b may be NULL). */
+static bool
+scr_row(const screen *s, const char *a, const char *b)
+{
+    for (int y = 0; y < SCR_ROWS; y++)
+        if (strstr(s->c[y], a) && (!b || strstr(s->c[y], b)))
+            return true;
+    return false;
+}
+
+/* picos top on a pseudo-terminal, its output and screen. */
+typedef struct tty {
+    kid *k;
+    screen scr;
+    char out[1 << 20];
+    size_t n;
+} tty;
+
+static tty T;
+
+static void
+tty_start(const char *const *args)
+{
+    static kid k;
+    static const struct winsize ws = {SCR_ROWS, SCR_COLS, 0, 0};
+    kid_opts o = {.env = (const char *const[]){"TERM=xterm", NULL},
+                  .clean_env = true,
+                  .pty = &ws};
+
+    memset(&T, 0, sizeof T);
+    scr_init(&T.scr);
+    CU_ASSERT_FATAL(kid_run(&k, PICOS_CLI, args, &o));
+    T.k = &k;
+}
+
+/* Read the terminal until a row holds a and b, or EOF / the deadline. */
+static bool
+tty_until(const char *a, const char *b)
+{
+    double end = pc_now() + CLI_WAIT;
+
+    while (!scr_row(&T.scr, a, b)) {
+        struct pollfd p = {T.k->out, POLLIN, 0};
+        double left = end - pc_now();
+        ssize_t r;
+
+        if (left <= 0 || poll(&p, 1, (int)(left * 1000) + 1) <= 0)
+            return false;
+        if ((r = read(T.k->out, T.out + T.n, sizeof T.out - 1 - T.n)) <= 0)
+            return false; /* EIO: the program closed the terminal */
+        scr_feed(&T.scr, T.out + T.n, (size_t)r);
+        T.n += (size_t)r;
+        T.out[T.n] = '\0';
+    }
+    return true;
+}
+
+/* Read to EOF, wait for the exit: its status, -1 when it did not end. */
+static int
+tty_end(void)
+{
+    double end = pc_now() + CLI_WAIT;
+
+    for (;;) {
+        struct pollfd p = {T.k->out, POLLIN, 0};
+        double left = end - pc_now();
+        ssize_t r;
+
+        if (left <= 0 || poll(&p, 1, (int)(left * 1000) + 1) <= 0)
+            break;
+        if ((r = read(T.k->out, T.out + T.n, sizeof T.out - 1 - T.n)) <= 0)
+            break;
+        scr_feed(&T.scr, T.out + T.n, (size_t)r);
+        T.n += (size_t)r;
+        T.out[T.n] = '\0';
+    }
+    return kid_wait(T.k, CLI_WAIT) ? exit_code(T.k) : -1;
+}
+
+/* The last occurrence of `what` in the output, or NULL. */
+static const char *
+out_last(const char *what)
+{
+    const char *p = NULL, *q = T.out;
+
+    while ((q = memmem(q, T.n - (size_t)(q - T.out), what, strlen(what)))) {
+        p = q;
+        q++;
+    }
+    return p;
+}
+
+/* The terminal as picos top left it: canonical mode and echo back on (the
+ * pty keeps its modes after the child is gone), the alternate screen left
+ * last, with nothing drawn after. */
+static void
+check_restored(void)
+{
+    struct termios tio;
+    const char *enter = out_last("\033[?1049h"),
+               *leave = out_last("\033[?1049l");
+
+    CU_ASSERT_EQUAL_FATAL(tcgetattr(T.k->out, &tio), 0);
+    CU_ASSERT(tio.c_lflag & ICANON);
+    CU_ASSERT(tio.c_lflag & ECHO);
+    CU_ASSERT_PTR_NOT_NULL(enter);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(leave);
+    CU_ASSERT(leave > enter);
+    /* after it only the reset of modes ("\033[23;0;0t\r\033[?1l\033>"):
+     * escape sequences and carriage returns, no text drawn */
+    for (const char *p = leave, *e = T.out + T.n; p < e; p++) {
+        if (*p == '\r')
+            continue;
+        CU_ASSERT_EQUAL_FATAL(*p, '\033');
+        if (p + 1 < e && p[1] == '[') {
+            for (p += 2; p < e && !(*p >= 0x40 && *p <= 0x7e); p++)
+                ;
+        } else
+            p++;
+    }
+    kid_free(T.k);
+}
+
+/* picos top under a pseudo-terminal (TERM=xterm, 100x30): this node's row
+ * with "up" on the screen, Enter shows its detail, q quits with status 0
+ * and the terminal restored. */
+PT_TEST(top_tty_q)
+static void
+top_tty_q(void)
+{
+    cluster_up();
+    wait_own_status();
+    tty_start((const char *const[]){REG, "top", "--interval", "0.2", NULL});
+    CU_ASSERT_TRUE(tty_until(NODE_NAME, " up "));
+    CU_ASSERT_TRUE(scr_row(&T.scr, "NAME", "STATE"));
+    CU_ASSERT_TRUE(scr_row(&T.scr, "picos top", "registry"));
+    /* the CLI's own node is not a row */
+    CU_ASSERT_FALSE(scr_row(&T.scr, "picos-cli:", NULL));
+    CU_ASSERT_EQUAL(write(T.k->out, "\r", 1), 1);
+    CU_ASSERT_TRUE(tty_until("DEEPEST MAILBOXES", NULL));
+    CU_ASSERT_TRUE(tty_until("host", NODE_NAME));
+    CU_ASSERT_EQUAL(write(T.k->out, "q", 1), 1);
+    CU_ASSERT_EQUAL(tty_end(), 0);
+    check_restored();
+    cluster_down();
+}
+
+/* SIGTERM and Ctrl-C (the terminal's SIGINT) end picos top as q does:
+ * status 0, the terminal restored. */
+PT_TEST(top_tty_signals)
+static void
+top_tty_signals(void)
+{
+    cluster_up();
+    wait_own_status();
+    tty_start((const char *const[]){REG, "top", NULL});
+    CU_ASSERT_TRUE(tty_until(NODE_NAME, " up "));
+    CU_ASSERT_EQUAL(kill(T.k->pid, SIGTERM), 0);
+    CU_ASSERT_EQUAL(tty_end(), 0);
+    check_restored();
+
+    tty_start((const char *const[]){REG, "top", NULL});
+    CU_ASSERT_TRUE(tty_until(NODE_NAME, " up "));
+    CU_ASSERT_EQUAL(write(T.k->out, "\003", 1), 1); /* ^C: VINTR */
+    CU_ASSERT_EQUAL(tty_end(), 0);
+    check_restored();
+    cluster_down();
+}
+
+/* Without a terminal (or --once): the table once, exit 0; status shows the
+ * node too, and its --json holds the node's status (pid = this process). */
+PT_TEST(top_once_status_nodes)
+static void
+top_once_status_nodes(void)
+{
+    json_error_t je;
+    json_t *j, *nodes, *e = NULL, *st = NULL;
+    char id[24];
+    size_t i;
+
+    cluster_up();
+    wait_own_status();
+    snprintf(id, sizeof id, "0x%016" PRIx64, pc_node_id());
+    CU_ASSERT_EQUAL(CLI(REG, "top", "--once"), 0);
+    CU_ASSERT_STRING_EQUAL(R.err, "");
+    CU_ASSERT_TRUE(line_with(R.out, "NAME", "STATE"));
+    CU_ASSERT_TRUE(line_with(R.out, NODE_NAME, " up "));
+    CU_ASSERT_TRUE(line_with(R.out, NODE_NAME, id));
+    CU_ASSERT_TRUE(line_with(R.out, "registry", reg_ep));
+    CU_ASSERT_FALSE(line_with(R.out, "picos-cli:", NULL));
+    CU_ASSERT_EQUAL(CLI(REG, "top"), 0); /* stdout a pipe: the same */
+    CU_ASSERT_TRUE(line_with(R.out, NODE_NAME, " up "));
+    CU_ASSERT_FALSE(strchr(R.out, '\033'));
+
+    CU_ASSERT_EQUAL(CLI(REG, "status"), 0);
+    CU_ASSERT_TRUE(line_with(R.out, reg_ep, " ok "));
+    CU_ASSERT_TRUE(line_with(R.out, NODE_NAME, " up "));
+
+    CU_ASSERT_EQUAL(CLI(REG, "status", "--json"), 0);
+    CU_ASSERT_STRING_EQUAL(R.err, "");
+    j = json_loads(R.out, 0, &je);
+    CU_ASSERT_FATAL(json_is_array(j) && json_array_size(j) == 1);
+    CU_ASSERT_STRING_EQUAL(jstr(json_array_get(j, 0), "state"), "ok");
+    nodes = json_object_get(json_array_get(j, 0), "nodes");
+    CU_ASSERT_FATAL(json_is_array(nodes));
+    json_array_foreach(nodes, i, e)
+    {
+        json_t *s = json_object_get(e, "status");
+        if (!strcmp(jstr(s, "name"), NODE_NAME))
+            break;
+    }
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    st = json_object_get(e, "status");
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(st, "pid")), getpid());
+    CU_ASSERT_STRING_EQUAL(jstr(st, "node"), id);
+    CU_ASSERT_TRUE(json_is_true(json_object_get(e, "up")));
+    /* proto3 JSON: lowerCamelCase, 64-bit counters as strings */
+    CU_ASSERT_TRUE(json_is_string(json_object_get(e, "receivedUs")));
+    CU_ASSERT_TRUE(json_is_string(json_object_get(st, "sampledUs")));
+    json_decref(j);
+
+    CU_ASSERT_EQUAL(CLI(REG, "top", "--interval", "0"), 2);
+    ONE_LINE("--interval '0'");
+    CU_ASSERT_EQUAL(CLI(REG, "top", "--frob"), 2);
+    ONE_LINE("unknown option '--frob'");
+    cluster_down();
 }
 
 /* ---- picos call ------------------------------------------------------------------ */
@@ -911,5 +1351,6 @@ PT_MAIN("cli", PT_ENTRY(keygen_mode_and_overwrite),
         PT_ENTRY(usage_errors_and_help), PT_ENTRY(unreachable_and_no_secret),
         PT_ENTRY(ls_nodes_table), PT_ENTRY(ls_names_table), PT_ENTRY(ls_json),
         PT_ENTRY(status_table_and_json), PT_ENTRY(wrong_secret_one_line),
-        PT_ENTRY(call_bytes), PT_ENTRY(call_json), PT_ENTRY(call_bad_json),
-        PT_ENTRY(call_failures))
+        PT_ENTRY(top_tty_q), PT_ENTRY(top_tty_signals),
+        PT_ENTRY(top_once_status_nodes), PT_ENTRY(call_bytes),
+        PT_ENTRY(call_json), PT_ENTRY(call_bad_json), PT_ENTRY(call_failures))

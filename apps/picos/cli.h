@@ -51,6 +51,7 @@ typedef struct cli_cmd {
 extern const cli_cmd cli_cmd_ls, cli_cmd_status, cli_cmd_keygen;
 extern const cli_cmd cli_cmd_reload; /* reload.c */
 extern const cli_cmd cli_cmd_call;   /* call.c */
+extern const cli_cmd cli_cmd_top;    /* top.c */
 /* Every command, in help order, NULL-terminated (main.c). */
 extern const cli_cmd *const cli_cmds[];
 
@@ -118,6 +119,11 @@ cli_table *cli_table_new(size_t cols, const char *const *header);
  * (remembered: cli_table_finish() then fails). */
 bool cli_table_row(cli_table *t, const char *const *cells);
 void cli_table_print(const cli_table *t, FILE *f);
+/* Its size (the header is row 0) and cell (r, k): for callers that lay
+ * the table out themselves (picos top on a terminal). */
+size_t cli_table_rows(const cli_table *t);
+size_t cli_table_cols(const cli_table *t);
+const char *cli_table_cell(const cli_table *t, size_t r, size_t k);
 void cli_table_free(cli_table *t);
 /* A command's last step: print t on stdout and free it. Returns CLI_OK,
  * or cli_fail("out of memory") when a row could not be added. */

@@ -328,6 +328,7 @@ cli_join(void)
     o.listen = ""; /* a client only: nobody needs to reach us */
     o.join_timeout = cli.timeout;
     o.register_timeout = cli.timeout;
+    o.status_interval = -1; /* a passing client: nothing to monitor */
     /* pc_node_start + pc_cluster_join rather than pc_cluster_start: after
      * a failed join the node is still there to ask whether a handshake
      * failed. The transport reports PC_EAUTH only when its connect gives
@@ -428,6 +429,24 @@ cli_table_print(const cli_table *t, FILE *f)
                 fprintf(f, "%s\n", s);
         }
     }
+}
+
+size_t
+cli_table_rows(const cli_table *t)
+{
+    return t->rows;
+}
+
+size_t
+cli_table_cols(const cli_table *t)
+{
+    return t->cols;
+}
+
+const char *
+cli_table_cell(const cli_table *t, size_t r, size_t k)
+{
+    return t->cells[r * t->cols + k];
 }
 
 void

@@ -5,9 +5,9 @@
  *
  * Thin on purpose: the global options, the default registry
  * ($PICOS_REGISTRY, else PC_REGISTRY_DEFAULT), then the command's own
- * function (one file each: ls.c, status.c, keygen.c, call.c) with the arguments
- * that follow its name. docs/cli.md is the manual, with the exit statuses
- * and the JSON keys.
+ * function (one file each: ls.c, status.c, top.c, keygen.c, call.c) with the
+ * arguments that follow its name. docs/cli.md is the manual, with the exit
+ * statuses and the JSON keys.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -16,9 +16,9 @@
 
 #include "cli.h"
 
-const cli_cmd *const cli_cmds[] = {&cli_cmd_ls,     &cli_cmd_status,
-                                   &cli_cmd_keygen, &cli_cmd_call,
-                                   &cli_cmd_reload, NULL};
+const cli_cmd *const cli_cmds[] = {
+    &cli_cmd_ls,   &cli_cmd_status, &cli_cmd_top, &cli_cmd_keygen,
+    &cli_cmd_call, &cli_cmd_reload, NULL};
 
 int
 main(int argc, char **argv)
