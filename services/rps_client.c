@@ -499,6 +499,27 @@ rec_new(pc_rps_client *c, int kind, struct pc_rps_call **out)
     return PC_OK;
 }
 
+/* rec_new() for a request that waits up to `timeout` for its answer; the
+ * error's text (timeout 0: "timeout 0: WHAT was not sent", nothing is
+ * there to take without sending) on c. */
+static pc_err
+rec_begin(pc_rps_client *c, int kind, double timeout, const char *what,
+          struct pc_rps_call **out)
+{
+    char text[64];
+    pc_err rc;
+
+    *out = NULL;
+    if (timeout == 0) {
+        snprintf(text, sizeof text, "timeout 0: %s was not sent", what);
+        set_err(c, text);
+        return PC_ETIMEDOUT;
+    }
+    if ((rc = rec_new(c, kind, out)) != PC_OK)
+        set_err(c, pc_strerror(rc));
+    return rc;
+}
+
 /* Pack pb (type) into k, put k in the table and hand it to the agent. On
  * an error k has ended and only the caller's reference is left. */
 static pc_err
@@ -570,14 +591,8 @@ pc_rps_call(pc_rps_client *c, pc_msg **req, double timeout,
         *out = NULL;
     if (!c || !req || !*req || !out)
         return PC_EINVAL;
-    if (timeout == 0) {
-        set_err(c, "timeout 0: the call was not sent");
-        return PC_ETIMEDOUT;
-    }
-    if ((rc = rec_new(c, K_CALL, &k)) != PC_OK) {
-        set_err(c, pc_strerror(rc));
+    if ((rc = rec_begin(c, K_CALL, timeout, "the call", &k)) != PC_OK)
         return rc;
-    }
     w.id = k->id;
     w.deadline_ms = timeout < 0 ? -1 : (int64_t)(timeout * 1e3) + 1;
     w.request_type = (char *)pc_msg_type(*req);
@@ -760,14 +775,8 @@ pc_rps_describe(pc_rps_client *c, double timeout, pc_rps_info *info,
         *schema = NULL;
     if (!c || !info)
         return PC_EINVAL;
-    if (timeout == 0) {
-        set_err(c, "timeout 0: describe was not sent");
-        return PC_ETIMEDOUT;
-    }
-    if ((rc = rec_new(c, K_DESCRIBE, &k)) != PC_OK) {
-        set_err(c, pc_strerror(rc));
+    if ((rc = rec_begin(c, K_DESCRIBE, timeout, "describe", &k)) != PC_OK)
         return rc;
-    }
     w.id = k->id;
     w.schema = schema != NULL;
     if ((rc = rec_submit(k, RPS_T_DESCRIBE, &w.base)) != PC_OK)

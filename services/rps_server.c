@@ -527,19 +527,13 @@ on_down(sv_state *st, pc_msg *m)
     start_queued(st);
 }
 
-/* Terminate every running call (CLOSED) and refuse the queue. */
+/* Refuse every queued call: the service closed. */
 static void
-close_all(sv_state *st)
+refuse_queued(sv_state *st)
 {
     char text[PC_NAME_MAX + 32];
 
     snprintf(text, sizeof text, "service %s closed", st->s->name);
-    for (sv_call *c = st->running; c; c = c->next) {
-        if (!c->end) {
-            c->end = END_CLOSED;
-            pc_task_terminate(c->task);
-        }
-    }
     while (st->qhead) {
         sv_call *c = st->qhead;
         st->qhead = c->next;
@@ -548,6 +542,19 @@ close_all(sv_state *st)
         call_gone(st, c);
     }
     st->qtail = NULL;
+}
+
+/* Terminate every running call (CLOSED) and refuse the queue. */
+static void
+close_all(sv_state *st)
+{
+    for (sv_call *c = st->running; c; c = c->next) {
+        if (!c->end) {
+            c->end = END_CLOSED;
+            pc_task_terminate(c->task);
+        }
+    }
+    refuse_queued(st);
 }
 
 /* End overdue calls and a grace that is over; return the seconds to the
@@ -618,6 +625,19 @@ install(sv_state *st, sv_upd *u)
     release_ready(st);
 }
 
+/* Install the updates of list u in their order, each one's caller told. */
+static void
+install_all(sv_state *st, sv_upd *u)
+{
+    while (u) {
+        sv_upd *next = u->next;
+        install(st, u);
+        pc_event_set(u->taken);
+        upd_unref(u);
+        u = next;
+    }
+}
+
 static void
 take_updates(sv_state *st)
 {
@@ -627,13 +647,7 @@ take_updates(sv_state *st)
     u = st->s->uhead;
     st->s->uhead = st->s->utail = NULL;
     pthread_mutex_unlock(&st->s->mu);
-    while (u) {
-        sv_upd *next = u->next;
-        install(st, u);
-        pc_event_set(u->taken);
-        upd_unref(u);
-        u = next;
-    }
+    install_all(st, u);
     start_queued(st); /* the new limits may allow more */
 }
 
@@ -706,7 +720,6 @@ static void
 finish(sv_state *st)
 {
     pc_rps *s = st->s;
-    char text[PC_NAME_MAX + 32];
     sv_upd *u;
     int left = 0;
 
@@ -718,21 +731,8 @@ finish(sv_state *st)
     u = s->uhead;
     s->uhead = s->utail = NULL;
     pthread_mutex_unlock(&s->mu);
-    snprintf(text, sizeof text, "service %s closed", s->name);
-    while (st->qhead) {
-        sv_call *c = st->qhead;
-        st->qhead = c->next;
-        st->nqueued--;
-        refuse(c->caller, c->id, PICOS__V1__RPS_REFUSAL__RPS_CLOSED, text);
-        call_gone(st, c);
-    }
-    while (u) {
-        sv_upd *next = u->next;
-        install(st, u);
-        pc_event_set(u->taken);
-        upd_unref(u);
-        u = next;
-    }
+    refuse_queued(st);
+    install_all(st, u);
     /* calls still running (killed): their jobs stay theirs, their code is
      * not released */
     while (st->running) {

@@ -14,6 +14,8 @@
 
 #include <inttypes.h>
 
+#include "picos/rps.h"
+
 #include "proctest.h"
 
 /* Failure detection's timing: the defaults (0.2 s / 1 s), but under TSan,
@@ -79,6 +81,16 @@ secrets(void)
         write_tmp_file(other_path, sizeof other_path, "secret-b",
                        "not the cluster's secret at all\n");
     }
+}
+
+/* A client of service `name` (pc_rps_locate() with PT_LONG), from a task:
+ * a failure is recorded with TCHECK and NULL returned. */
+static inline pc_rps_client *
+nt_locate(const char *name)
+{
+    pc_rps_client *c = NULL;
+    TCHECK_RC(pc_rps_locate(name, PT_LONG, &c), PC_OK);
+    return c;
 }
 
 #endif

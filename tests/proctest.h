@@ -332,6 +332,19 @@ count_lines(const char *s)
     return n;
 }
 
+/* err is exactly one line starting with `prefix` ("picos: ") and holding
+ * `what`; when not, says so on stderr with the test's line. */
+static inline void
+check_one_line(const char *err, const char *prefix, const char *what, int line)
+{
+    bool ok = count_lines(err) == 1 && !strncmp(err, prefix, strlen(prefix)) &&
+              strstr(err, what);
+    if (!ok)
+        fprintf(stderr, "\nline %d: stderr is not one line with '%s': '%s'\n",
+                line, what, err);
+    CU_ASSERT_TRUE(ok);
+}
+
 /* Write `text` to `path` (mode 0600: good for a secret file). */
 static inline void
 write_file(const char *path, const char *text)

@@ -144,17 +144,7 @@ line_with(const char *s, const char *a, const char *b)
 }
 
 /* R.err is exactly one line starting "picos: " and holding `what`. */
-static void
-check_one_line(const char *what, int line)
-{
-    bool ok = count_lines(R.err) == 1 && !strncmp(R.err, "picos: ", 7) &&
-              strstr(R.err, what);
-    if (!ok)
-        fprintf(stderr, "\nline %d: stderr is not one line with '%s': '%s'\n",
-                line, what, R.err);
-    CU_ASSERT_TRUE(ok);
-}
-#define ONE_LINE(what) check_one_line((what), __LINE__)
+#define ONE_LINE(what) check_one_line(R.err, "picos: ", (what), __LINE__)
 
 /* ---- the registry and this node --------------------------------------------- */
 

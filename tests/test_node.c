@@ -271,14 +271,6 @@ client_leave(void)
     PT_RUN();
 }
 
-static pc_rps_client *
-locate(const char *name)
-{
-    pc_rps_client *c = NULL;
-    TCHECK_RC(pc_rps_locate(name, PT_LONG, &c), PC_OK);
-    return c;
-}
-
 /* One request/reply with text `req`: the result, the reply's text in out. */
 static pc_err
 request(pc_rps_client *c, const char *req, char *out, size_t size)
@@ -426,11 +418,11 @@ calls_and_startup_line(void)
     if (!strstr(n.line, want))
         fprintf(stderr, "startup line: %s\nwant: ...%s\n", n.line, want);
     client_join();
-    c = locate("echo1");
+    c = nt_locate("echo1");
     TCHECK_RC(request(c, "x", out, sizeof out), PC_OK);
     TCHECK_STR(out, "v1 p-x"); /* the prefix came from [service "svc"] */
     pc_rps_client_free(&c);
-    c = locate("echo1.old");
+    c = nt_locate("echo1.old");
     TCHECK_RC(request(c, "y", out, sizeof out), PC_OK);
     TCHECK_STR(out, "v1 p-y");
     pc_rps_client_free(&c);
@@ -535,7 +527,7 @@ sigterm_grace(void)
     node_files(&n, SVC_V1, "gr", "", "");
     node_start(&n, "nodeG", GRACE);
     client_join();
-    c = locate("gr");
+    c = nt_locate("gr");
     a = call(c, "wait a");
     b = call(c, "wait b");
     kill(n.k.pid, SIGTERM);
@@ -573,7 +565,7 @@ static atomic_int phase;
 static pc_msg *
 loader(void *arg)
 {
-    pc_rps_client *c = locate(arg);
+    pc_rps_client *c = nt_locate(arg);
     char out[128];
 
     while (c && !atomic_load(&load_stop)) {
@@ -692,7 +684,7 @@ reload_under_load(void)
     node_start_env(&n, "nodeR", GRACE,
                    (const char *[]){"PICOS_LOG=info", NULL});
     client_join();
-    c = locate("rl");
+    c = nt_locate("rl");
     atomic_store(&load_stop, false);
     for (int i = 0; i < LOADERS; i++)
         TCHECK_RC(pc_spawn(loader, "rl", &so, &loaders[i]), PC_OK);
@@ -714,7 +706,7 @@ reload_under_load(void)
     CU_ASSERT_EQUAL(copies_mapped(&n), 2);
     load_seen(1);
     hold(c, "n", nu);
-    added = locate("rl.new");
+    added = nt_locate("rl.new");
     TCHECK_RC(request(added, "z", out, sizeof out), PC_OK);
     TCHECK_STR(out, "v2 q-z");
     pc_rps_client_free(&added);
@@ -769,7 +761,7 @@ reload_broken_keeps_old(void)
     node_files(&n, SVC_V1, "bk", "p-", "");
     node_start(&n, "nodeB", GRACE);
     client_join();
-    c = locate("bk");
+    c = nt_locate("bk");
     /* not a shared library: the CLI says why, the old code serves on */
     write_tmp_file(text, sizeof text, "junk", "this is not a library\n");
     put_file(n.lib, text);

@@ -131,17 +131,7 @@ client_run(const char *const *args)
                                      __VA_ARGS__, NULL})
 
 /* R.err is exactly one line starting "picos_call: " and holding `what`. */
-static void
-check_one_line(const char *what, int line)
-{
-    bool ok = count_lines(R.err) == 1 && !strncmp(R.err, "picos_call: ", 12) &&
-              strstr(R.err, what);
-    if (!ok)
-        fprintf(stderr, "\nline %d: stderr is not one line with '%s': '%s'\n",
-                line, what, R.err);
-    CU_ASSERT_TRUE(ok);
-}
-#define ONE_LINE(what) check_one_line((what), __LINE__)
+#define ONE_LINE(what) check_one_line(R.err, "picos_call: ", (what), __LINE__)
 
 /* ---- tests ------------------------------------------------------------------------ */
 

@@ -118,14 +118,6 @@ ctl_ask(const nt_child *c, const char *cmd, char *out, size_t size)
     ctl_wait(out, size);
 }
 
-static pc_rps_client *
-locate(const char *name)
-{
-    pc_rps_client *c = NULL;
-    TCHECK_RC(pc_rps_locate(name, PT_LONG, &c), PC_OK);
-    return c;
-}
-
 /* A call of c with text `req`: its pc_rps_call() result, the call in *k. */
 static pc_err
 call_text(pc_rps_client *c, const char *req, double timeout,
@@ -151,8 +143,9 @@ results_task(void *arg)
     (void)arg;
 
     TCHECK_RC(join(), PC_OK);
-    a = locate("echo");
-    b = locate("echo"); /* a second locate in one process (pycos deadlocks) */
+    a = nt_locate("echo");
+    b = nt_locate(
+        "echo"); /* a second locate in one process (pycos deadlocks) */
     TCHECK(a && b);
     if (!a || !b)
         goto out;
@@ -248,7 +241,7 @@ failures_task(void *arg)
 
     TCHECK_RC(join(), PC_OK);
     /* error with its text */
-    if ((c = locate("fail"))) {
+    if ((c = nt_locate("fail"))) {
         TCHECK_RC(call_text(c, "bad input", PT_LONG, &k), PC_OK);
         TCHECK_RC(pc_rps_finish(k, PT_LONG, &v), PC_EFAILED);
         TCHECK(v && pc_msg_is(v, PC_MSG_ERROR));
@@ -266,7 +259,7 @@ failures_task(void *arg)
         pc_rps_client_free(&c);
     }
     /* killed */
-    if ((c = locate("killme"))) {
+    if ((c = nt_locate("killme"))) {
         TCHECK_RC(call_text(c, "", PT_LONG, &k), PC_OK);
         TCHECK_RC(pc_rps_finish(k, PT_LONG, &v), PC_EKILLED);
         TCHECK(v == NULL);
@@ -276,7 +269,7 @@ failures_task(void *arg)
         pc_rps_client_free(&c);
     }
     /* deadline: the call runs 30 s, its deadline is 0.3 s */
-    if ((c = locate("slow"))) {
+    if ((c = nt_locate("slow"))) {
         pc_msg *om = NULL;
         pc_rps_outcome o = {0};
         /* finish's own wait also says PC_ETIMEDOUT: the client monitor
@@ -307,7 +300,7 @@ failures_task(void *arg)
         TCHECK_EQ(timedout, 1);
     }
     /* closed: a call running when its service closes */
-    if ((c = locate("closable"))) {
+    if ((c = nt_locate("closable"))) {
         TCHECK_RC(call_text(c, "30", PT_LONG, &k), PC_OK);
         ctl_ask(&P, "close", out, sizeof out);
         TCHECK_STR(out, "closed");
@@ -319,7 +312,7 @@ failures_task(void *arg)
     }
     /* busy: one running (held until we let it go), one queued (from a
      * helper task), the next refused at once with PC_EFULL */
-    if ((c = locate("busy"))) {
+    if ((c = nt_locate("busy"))) {
         double t0 = pc_now();
         pc_msg *done = NULL;
         pc_ref me = pc_self();
@@ -351,7 +344,7 @@ failures_task(void *arg)
         pc_rps_client_free(&c);
     }
     /* a typed service: garbage does not parse */
-    if ((c = locate("typed"))) {
+    if ((c = nt_locate("typed"))) {
         static const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff};
         TCHECK_RC(pc_msg_new(&req, "picos.v1.RpsRefused", junk, sizeof junk),
                   PC_OK);
@@ -432,7 +425,7 @@ node_down_task(void *arg)
     (void)arg;
 
     TCHECK_RC(join(), PC_OK);
-    if ((c = locate("slow"))) {
+    if ((c = nt_locate("slow"))) {
         TCHECK_RC(call_text(c, "60", -1, &k), PC_OK);
         kill(-Q.pid, SIGKILL);
         TCHECK_RC(pc_rps_finish(k, PT_LONG, NULL), PC_EUNREACH);
@@ -469,7 +462,7 @@ many_task(void *arg)
     (void)arg;
 
     TCHECK_RC(join(), PC_OK);
-    if (!(c = locate("many")))
+    if (!(c = nt_locate("many")))
         goto out;
     TCHECK_RC(pc_rps_client_monitor(c, pc_self()), PC_OK);
     for (int i = 0; i < MANY; i++) {
@@ -587,7 +580,7 @@ local_echo(pc_msg *req)
 static pc_err
 request_once(const char *name, const char *req, char *out, size_t size)
 {
-    pc_rps_client *c = locate(name);
+    pc_rps_client *c = nt_locate(name);
     pc_msg *m = NULL, *rep = NULL;
     pc_err rc = PC_ENOENT;
 
@@ -630,7 +623,7 @@ register_task(void *arg)
     /* ... which leave the services as they were */
     TCHECK_RC(request_once("local", "still", out, sizeof out), PC_OK);
     TCHECK_STR(out, "still");
-    if ((c = locate("echo"))) {
+    if ((c = nt_locate("echo"))) {
         TCHECK_RC(pc_rps_describe(c, PT_LONG, &in, NULL), PC_OK);
         TCHECK_EQ(in.version, 7); /* the peer's */
         pc_rps_client_free(&c);
@@ -685,7 +678,7 @@ grace_task(void *arg)
     TCHECK_RC(join(), PC_OK);
     /* a call that ends within the grace gets its result; new calls are
      * refused at once meanwhile */
-    if ((c = locate("grace1"))) {
+    if ((c = nt_locate("grace1"))) {
         double t0 = pc_now();
         pc_err rc;
         TCHECK_RC(call_text(c, "hold", PT_LONG, &k), PC_OK);
@@ -710,7 +703,7 @@ grace_task(void *arg)
     }
     /* a call that does not end within the grace is terminated (CLOSED); an
      * update's release waits for it */
-    if ((c = locate("grace2"))) {
+    if ((c = nt_locate("grace2"))) {
         TCHECK_RC(call_text(c, "hold", PT_LONG, &k), PC_OK);
         ctl_ask(&P, "updhold grace2", out, sizeof out);
         TCHECK_STR(out, "updated");
@@ -803,7 +796,7 @@ reload_task(void *arg)
     (void)arg;
 
     TCHECK_RC(join(), PC_OK);
-    if (!(c = locate("reload")))
+    if (!(c = nt_locate("reload")))
         goto out;
     /* Batch b is made under generation b: the driver updates only once the
      * service took (ran or queued) all of it — describe counts the calls

@@ -38,25 +38,22 @@
 #define _GNU_SOURCE
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/random.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "picos/picos.h"
 #include "picos/registry.h"
+
+#include "bench_common.h"
 
 #define CLIENTS 4
 #define WAIT_S 30.0
@@ -67,15 +64,6 @@ static char g_bin[PATH_MAX];
 static char g_dir[64] = "/tmp/picos-bench-reg.XXXXXX";
 static char g_data[128], g_secret[128], g_ep[256];
 static pid_t g_reg = -1;
-
-static double
-now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static void
 die(const char *what, int rc)
@@ -88,24 +76,10 @@ die(const char *what, int rc)
 /* ---- the registry process ---------------------------------------------- */
 
 static void
-reg_kill(int sig)
-{
-    if (g_reg > 0) {
-        kill(-g_reg, sig);
-        waitpid(g_reg, NULL, 0);
-        g_reg = -1;
-    }
-}
-
-static void
 cleanup(void)
 {
-    char cmd[160];
-
-    reg_kill(SIGKILL);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "picos-bench-registry: can't remove %s\n", g_dir);
+    bench_kill_group(&g_reg, SIGKILL);
+    bench_remove_dir("picos-bench-registry", g_dir);
 }
 
 /* Start picos-registry on port `port` (0: any) and read its startup line
@@ -113,57 +87,14 @@ cleanup(void)
 static double
 reg_start(int port)
 {
-    char listen[64], line[1024];
-    int fds[2];
-    size_t used = 0;
-    double t0 = now_s();
+    char listen[64];
+    char *argv[] = {g_bin,  "--listen",      listen,   "--data-dir",
+                    g_data, "--secret-file", g_secret, NULL};
+    double t0 = bench_now();
 
     snprintf(listen, sizeof listen, "tcp://127.0.0.1:%d", port);
-    if (pipe2(fds, O_CLOEXEC))
-        die("pipe", 0);
-    if ((g_reg = fork()) < 0)
-        die("fork", 0);
-    if (g_reg == 0) {
-        setpgid(0, 0);
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(fds[1], 1);
-        execl(g_bin, g_bin, "--listen", listen, "--data-dir", g_data,
-              "--secret-file", g_secret, (char *)NULL);
-        _exit(127);
-    }
-    setpgid(g_reg, g_reg);
-    close(fds[1]);
-    for (;;) {
-        struct pollfd p = {.fd = fds[0], .events = POLLIN};
-        ssize_t r;
-        char *nl, *ep;
-
-        if (poll(&p, 1, 30000) <= 0)
-            die("no startup line from picos-registry in 30 s", 0);
-        r = read(fds[0], line + used, sizeof line - 1 - used);
-        if (r <= 0) {
-            fprintf(stderr,
-                    "picos-bench-registry: %s exited before its "
-                    "startup line\n",
-                    g_bin);
-            exit(2);
-        }
-        used += (size_t)r;
-        line[used] = '\0';
-        if (!(nl = strchr(line, '\n')))
-            continue;
-        *nl = '\0';
-        if (!(ep = strstr(line, "tcp://"))) {
-            fprintf(stderr, "picos-bench-registry: no endpoint in '%s'\n",
-                    line);
-            exit(2);
-        }
-        ep[strcspn(ep, " ,()")] = '\0';
-        snprintf(g_ep, sizeof g_ep, "%s", ep);
-        break;
-    }
-    close(fds[0]); /* its later lines (none expected) get EPIPE */
-    return now_s() - t0;
+    g_reg = bench_start_child("picos-bench-registry", argv, g_ep, sizeof g_ep);
+    return bench_now() - t0;
 }
 
 /* ---- the workloads ------------------------------------------------------- */
@@ -264,7 +195,7 @@ run(op what, int from, int to, int tasks, pc_ref self)
     pc_ref refs[CLIENTS];
     _Atomic long failed = 0;
     pc_spawn_opts o = {.flags = PC_TASK_JOINABLE};
-    double t0 = now_s();
+    double t0 = bench_now();
 
     for (int k = 0; k < tasks; k++) {
         jobs[k] = (job){what, from + n * k / tasks, from + n * (k + 1) / tasks,
@@ -279,7 +210,7 @@ run(op what, int from, int to, int tasks, pc_ref self)
                 (long)failed);
         exit(2);
     }
-    return now_s() - t0;
+    return bench_now() - t0;
 }
 
 static void
@@ -300,8 +231,8 @@ wait_recovered(int n, double t0)
 
         if (pc_registry_status(NULL, &ri, 1.0) == PC_OK && !ri.recovering &&
             ri.names >= (uint32_t)n)
-            return now_s() - t0;
-        if (now_s() - t0 > 120)
+            return bench_now() - t0;
+        if (bench_now() - t0 > 120)
             die("the registry did not recover in 120 s", PC_ETIMEDOUT);
         pc_sleep(0.005);
     }
@@ -334,7 +265,7 @@ driver(void *arg)
         pc_err rc;
         if ((rc = pc_locate_at(g_ep, "picos.registry", 5.0, &server)) != PC_OK)
             die("pc_locate_at picos.registry", rc);
-        t0 = now_s();
+        t0 = bench_now();
         for (int i = 0; i < k; i++) {
             uint8_t b[96], *p = b, *len_at;
             char name[64];
@@ -361,7 +292,7 @@ driver(void *arg)
                 die("a raw LOCATE", rc);
             pc_msg_free(&m);
         }
-        t = now_s() - t0;
+        t = bench_now() - t0;
         raw_us = t / k * 1e6;
         snprintf(note, sizeof note,
                  "%d raw LOCATEs (pc_send_data, pc_recv_type) from 1 task: "
@@ -372,7 +303,7 @@ driver(void *arg)
     {
         /* a round trip per lookup: names not in the cache (not there) */
         int k = n / 10;
-        t0 = now_s();
+        t0 = bench_now();
         for (int i = 0; i < k; i++) {
             pc_ref r;
             char name[64];
@@ -380,7 +311,7 @@ driver(void *arg)
             if (pc_locate(PC_NAME_TASK, name, 0, &r) != PC_ENOENT)
                 die("an absent name was found", PC_EFAILED);
         }
-        t = now_s() - t0;
+        t = bench_now() - t0;
         rtt_us = t / k * 1e6;
         snprintf(note, sizeof note,
                  "%d pc_locate() of absent names from 1 task: the round "
@@ -412,8 +343,8 @@ driver(void *arg)
     /* kill -9, restart on the same port and log */
     if (sscanf(strrchr(g_ep, ':') + 1, "%d", &port) != 1)
         die("the registry's port", PC_EINVAL);
-    reg_kill(SIGKILL);
-    t0 = now_s();
+    bench_kill_group(&g_reg, SIGKILL);
+    t0 = bench_now();
     first = reg_start(port);
     {
         double replay = wait_recovered(0, t0);
@@ -432,8 +363,6 @@ main(int argc, char **argv)
 {
     char exe[PATH_MAX - 64]; /* room for the suffix in g_bin */
     ssize_t len;
-    int fd;
-    uint8_t raw[32];
     pc_cluster_opts o = {0};
     pc_err rc;
 
@@ -464,13 +393,8 @@ main(int argc, char **argv)
     atexit(cleanup);
     snprintf(g_data, sizeof g_data, "%s/data", g_dir);
     snprintf(g_secret, sizeof g_secret, "%s/secret", g_dir);
-    if (mkdir(g_data, 0700) ||
-        (fd = open(g_secret, O_WRONLY | O_CREAT | O_EXCL, 0600)) < 0 ||
-        getrandom(raw, sizeof raw, 0) != sizeof raw)
+    if (mkdir(g_data, 0700) || !bench_write_secret(g_secret))
         die("the data dir and secret", 0);
-    for (size_t i = 0; i < sizeof raw; i++) /* printable: 64 hex digits */
-        dprintf(fd, "%02x", raw[i]);
-    close(fd);
     reg_start(0);
 
     o.registries = g_ep;

@@ -70,9 +70,7 @@
 #define _GNU_SOURCE
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -81,15 +79,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/random.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "picos/picos.h"
 #include "picos/registry.h"
 #include "picos/rps.h"
+
+#include "bench_common.h"
 
 #define SERVICE "bench.echo"
 #define TASK "bench.task"
@@ -132,15 +130,6 @@ static struct {
        .dir = "/tmp/picos-bench-rps.XXXXXX",
        .reg = -1,
        .svc = -1};
-
-static double
-now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* CPU seconds of this process (every thread). */
 static double
@@ -245,12 +234,12 @@ cancel_task(void *arg)
         size_t len = 0;
         const void *d;
 
-        if (want >= 0 && (n[0] + n[1] >= want || now_s() >= until)) {
+        if (want >= 0 && (n[0] + n[1] >= want || bench_now() >= until)) {
             if (pc_send_data(asker, COUNT_T, n, sizeof n) != PC_OK)
                 fprintf(stderr, "picos-bench-rps: can't answer the count\n");
             want = -1;
         }
-        double wait = want < 0 ? -1 : until - now_s();
+        double wait = want < 0 ? -1 : until - bench_now();
         if (pc_recv(&m, wait < 0 && want >= 0 ? 0 : wait) != PC_OK)
             continue;
         if (pc_msg_is(m, PC_MSG_RPS_OUTCOME) &&
@@ -260,7 +249,7 @@ cancel_task(void *arg)
                  len == sizeof want) {
             memcpy(&want, d, sizeof want);
             asker = pc_msg_sender(m);
-            until = now_s() + WAIT_S;
+            until = bench_now() + WAIT_S;
         }
         pc_msg_free(&m);
     }
@@ -310,97 +299,11 @@ serve(const char *registries, const char *secret)
 /* The other processes                                                      */
 
 static void
-kill_group(pid_t *pid)
-{
-    if (*pid > 0) {
-        kill(-*pid, SIGKILL);
-        while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR)
-            ;
-        *pid = -1;
-    }
-}
-
-static void
 cleanup(void)
 {
-    char cmd[160];
-
-    kill_group(&g.svc);
-    kill_group(&g.reg);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g.dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "picos-bench-rps: can't remove %s\n", g.dir);
-}
-
-/* Run argv[0] in a process group of its own and read its stdout until a
- * line holding "tcp://": that endpoint into ep (256 bytes). */
-static pid_t
-start_child(char *const argv[], char *ep)
-{
-    char line[1024];
-    int fds[2];
-    size_t used = 0;
-    pid_t pid;
-
-    if (pipe2(fds, O_CLOEXEC))
-        die("pipe", 0);
-    fflush(NULL);
-    if ((pid = fork()) < 0)
-        die("fork", 0);
-    if (pid == 0) {
-        setpgid(0, 0);
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(fds[1], 1);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    setpgid(pid, pid);
-    close(fds[1]);
-    for (;;) {
-        struct pollfd p = {.fd = fds[0], .events = POLLIN};
-        char *nl, *at;
-        ssize_t r;
-
-        if (poll(&p, 1, 30000) <= 0) {
-            fprintf(stderr, "picos-bench-rps: no startup line from %s\n",
-                    argv[0]);
-            exit(2);
-        }
-        if ((r = read(fds[0], line + used, sizeof line - 1 - used)) <= 0) {
-            fprintf(stderr,
-                    "picos-bench-rps: %s exited before its startup line\n",
-                    argv[0]);
-            exit(2);
-        }
-        used += (size_t)r;
-        line[used] = '\0';
-        if (!(nl = strchr(line, '\n')))
-            continue;
-        *nl = '\0';
-        if (!(at = strstr(line, "tcp://"))) {
-            fprintf(stderr, "picos-bench-rps: no endpoint in '%s'\n", line);
-            exit(2);
-        }
-        at[strcspn(at, " ,()")] = '\0';
-        snprintf(ep, 256, "%s", at);
-        break;
-    }
-    close(fds[0]);
-    return pid;
-}
-
-static void
-write_secret(void)
-{
-    uint8_t raw[32];
-    int fd;
-
-    if ((fd = open(g.secret, O_WRONLY | O_CREAT | O_EXCL, 0600)) < 0 ||
-        getrandom(raw, sizeof raw, 0) != sizeof raw)
-        die("the secret", 0);
-    for (size_t i = 0; i < sizeof raw; i++) /* printable: 64 hex digits */
-        dprintf(fd, "%02x", raw[i]);
-    close(fd);
+    bench_kill_group(&g.svc, SIGKILL);
+    bench_kill_group(&g.reg, SIGKILL);
+    bench_remove_dir("picos-bench-rps", g.dir);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -475,9 +378,9 @@ block(kindt k, long n)
 
     CHECK(pc_net_stats_get(&a));
     for (long i = 0; i < n; i++) {
-        double t0 = now_s(), us;
+        double t0 = bench_now(), us;
         once(k);
-        us = (now_s() - t0) * 1e6;
+        us = (bench_now() - t0) * 1e6;
         s->us[s->n++] = us;
         s->sum += us;
     }
@@ -572,12 +475,12 @@ pipelined(void)
     P.extra = g.pipelined % g.tasks;
     double c0 = cpu_self(), s0 = cpu_of(g.svc);
     CHECK(pc_net_stats_get(&a));
-    t0 = now_s();
+    t0 = bench_now();
     for (int i = 0; i < g.tasks; i++)
         CHECK(pc_spawn(piper, i == 0 ? (void *)1 : NULL, &o, &refs[i]));
     for (int i = 0; i < g.tasks; i++)
         CHECK(pc_task_join(refs[i], -1, NULL));
-    P.secs = now_s() - t0;
+    P.secs = bench_now() - t0;
     CHECK(pc_net_stats_get(&b));
     P.env_out = b.env_out - a.env_out;
     P.env_in = b.env_in - a.env_in;
@@ -606,14 +509,14 @@ expirer(void *arg)
         struct pc_rps_call *k = NULL;
         pc_msg *m = new_req();
         const char *what = "pc_rps_call";
-        double t0 = now_s(), t1;
+        double t0 = bench_now(), t1;
         pc_err rc = pc_rps_call(g_sleeper, &m, DL_S, &k);
 
         if (rc == PC_OK) {
             what = "pc_rps_finish";
             rc = pc_rps_finish(k, -1, NULL);
         }
-        t1 = now_s();
+        t1 = bench_now();
         pc_rps_call_free(&k);
         pc_msg_free(&m); /* still ours when the call failed */
         if (rc == PC_ETIMEDOUT && !strcmp(what, "pc_rps_finish"))
@@ -642,12 +545,12 @@ deadline(void)
         die("calloc", PC_ENOMEM);
     DL.each = g.dl_calls / tasks;
     DL.extra = g.dl_calls % tasks;
-    t0 = now_s();
+    t0 = bench_now();
     for (int i = 0; i < tasks; i++)
         CHECK(pc_spawn(expirer, i == 0 ? (void *)1 : NULL, &o, &refs[i]));
     for (int i = 0; i < tasks; i++)
         CHECK(pc_task_join(refs[i], -1, NULL));
-    DL.secs = now_s() - t0;
+    DL.secs = bench_now() - t0;
     DL.over.n = atomic_load(&DL.taken);
     qsort(DL.over.us, (size_t)DL.over.n, sizeof *DL.over.us, by_value);
     CHECK(pc_send_data(g_cancels, COUNT_T, &want, sizeof want));
@@ -751,59 +654,17 @@ goal(row *r, bool at_most, double target, const char *shown, double v)
     mark(r, text, at_most ? v <= target : v >= target);
 }
 
-/* Columns count characters, not bytes: "µ", "≤" and "×" are two or three. */
-static int
-text_width(const char *s)
-{
-    int n = 0;
-
-    for (; *s; s++)
-        n += ((unsigned char)*s & 0xC0) != 0x80;
-    return n;
-}
-
-static void
-cell(const char *s, int width, bool right)
-{
-    int pad = width - text_width(s);
-
-    printf(" %*s%s%*s |", right ? pad : 0, "", s, right ? 0 : pad, "");
-}
-
 static void
 print_table(void)
 {
-    const char *head[5] = {"benchmark", "figure", "unit", "target", "met"};
-    int w[5];
+    const char *v[NROWS][BENCH_COLS];
 
-    for (int c = 0; c < 5; c++)
-        w[c] = text_width(head[c]);
     for (int i = 0; i < nrows; i++) {
-        const char *v[5] = {rows[i].label, rows[i].figure, rows[i].unit,
-                            rows[i].target, rows[i].met};
-        for (int c = 0; c < 5; c++)
-            if (text_width(v[c]) > w[c])
-                w[c] = text_width(v[c]);
+        const char *r[BENCH_COLS] = {rows[i].label, rows[i].figure,
+                                     rows[i].unit, rows[i].target, rows[i].met};
+        memcpy(v[i], r, sizeof r);
     }
-    printf("|");
-    for (int c = 0; c < 5; c++)
-        cell(head[c], w[c], c == 1);
-    printf("\n|");
-    for (int c = 0; c < 5; c++) {
-        printf(" ");
-        for (int k = 0; k < w[c] - (c == 1); k++)
-            printf("-");
-        printf("%s |", c == 1 ? ":" : "");
-    }
-    printf("\n");
-    for (int i = 0; i < nrows; i++) {
-        const char *v[5] = {rows[i].label, rows[i].figure, rows[i].unit,
-                            rows[i].target, rows[i].met};
-        printf("|");
-        for (int c = 0; c < 5; c++)
-            cell(v[c], w[c], c == 1);
-        printf("\n");
-    }
+    bench_print_table(v[0], nrows);
     printf("\n%d of %d targets met.\n\n", met, goals);
     for (int i = 0; i < nrows; i++)
         if (rows[i].note[0])
@@ -961,20 +822,6 @@ make_rows(double load)
 
 /* ------------------------------------------------------------------------ */
 
-static double
-load_average(void)
-{
-    double load = -1;
-    FILE *f = fopen("/proc/loadavg", "r");
-
-    if (f) {
-        if (fscanf(f, "%lf", &load) != 1)
-            load = -1;
-        fclose(f);
-    }
-    return load;
-}
-
 static void
 usage(FILE *to)
 {
@@ -1002,7 +849,7 @@ main(int argc, char **argv)
 {
     const char *registries = NULL, *secret = NULL;
     bool serving = false;
-    double load = load_average();
+    double load = bench_load_average();
     pc_cluster_opts o = {0};
     char workers[16];
     ssize_t len;
@@ -1071,7 +918,8 @@ main(int argc, char **argv)
     snprintf(g.secret, sizeof g.secret, "%s/secret", g.dir);
     if (mkdir(g.data, 0700))
         die("the data dir", 0);
-    write_secret();
+    if (!bench_write_secret(g.secret))
+        die("the secret", 0);
     snprintf(workers, sizeof workers, "%d", g.workers);
     {
         /* the --net-timeout pairs go last: cut off when not given */
@@ -1092,8 +940,10 @@ main(int argc, char **argv)
                        NULL};
         if (!g.timeout[0])
             reg[7] = svc[8] = NULL;
-        g.reg = start_child(reg, g.reg_ep);
-        g.svc = start_child(svc, g.svc_ep);
+        g.reg = bench_start_child("picos-bench-rps", reg, g.reg_ep,
+                                  sizeof g.reg_ep);
+        g.svc = bench_start_child("picos-bench-rps", svc, g.svc_ep,
+                                  sizeof g.svc_ep);
     }
 
     o.registries = g.reg_ep;

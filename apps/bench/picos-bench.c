@@ -50,6 +50,7 @@
 
 #include "picos/picos.h"
 
+#include "bench_common.h"
 #include "bench_net.h"
 #include "bench_zmq.h"
 
@@ -2224,76 +2225,17 @@ run_row(const char *name, int result_fd)
     return 0;
 }
 
-/* Columns count characters, not bytes: "µ", "≤" and "×" are two or three. */
-static int
-text_width(const char *s)
-{
-    int n = 0;
-
-    for (; *s; s++)
-        n += ((unsigned char)*s & 0xC0) != 0x80;
-    return n;
-}
-
-/* One cell, padded to width; the figure column is right-aligned. */
-static void
-cell(const char *s, int width, int right)
-{
-    int pad = width - text_width(s);
-
-    printf(" %*s%s%*s |", right ? pad : 0, "", s, right ? 0 : pad, "");
-}
-
 static void
 print_table(const row *rows, int n)
 {
-    const char *head[5] = {"benchmark", "figure", "unit", "target", "met"};
-    int w[5];
+    const char *v[NBENCH][BENCH_COLS];
 
-    for (int c = 0; c < 5; c++)
-        w[c] = text_width(head[c]);
     for (int i = 0; i < n; i++) {
-        const char *v[5] = {rows[i].label, rows[i].figure, rows[i].unit,
-                            rows[i].target, rows[i].met};
-        for (int c = 0; c < 5; c++)
-            if (text_width(v[c]) > w[c])
-                w[c] = text_width(v[c]);
+        const char *r[BENCH_COLS] = {rows[i].label, rows[i].figure,
+                                     rows[i].unit, rows[i].target, rows[i].met};
+        memcpy(v[i], r, sizeof r);
     }
-    printf("|");
-    for (int c = 0; c < 5; c++)
-        cell(head[c], w[c], c == 1);
-    printf("\n|");
-    for (int c = 0; c < 5; c++) {
-        printf(" ");
-        for (int k = 0; k < w[c] - (c == 1); k++)
-            printf("-");
-        printf("%s |", c == 1 ? ":" : "");
-    }
-    printf("\n");
-    for (int i = 0; i < n; i++) {
-        const char *v[5] = {rows[i].label, rows[i].figure, rows[i].unit,
-                            rows[i].target, rows[i].met};
-        printf("|");
-        for (int c = 0; c < 5; c++)
-            cell(v[c], w[c], c == 1);
-        printf("\n");
-    }
-}
-
-/* The 1-minute load average, read before the first benchmark: on a small
- * machine other work shows in every figure. */
-static double
-load_average(void)
-{
-    double load = -1;
-    FILE *f = fopen("/proc/loadavg", "r");
-
-    if (f) {
-        if (fscanf(f, "%lf", &load) != 1)
-            load = -1;
-        fclose(f);
-    }
-    return load;
+    bench_print_table(v[0], n);
 }
 
 static void
@@ -2346,7 +2288,7 @@ main(int argc, char **argv)
     int fork_each = 1, samples = 0, result_fd = -1;
     row rows[NBENCH];
     int nrows = 0, failures = 0, met = 0, goals = 0;
-    double load = load_average();
+    double load = bench_load_average();
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {

@@ -835,13 +835,13 @@ startup(void)
                  "node name %s is taken: another picos-node of that name is "
                  "in the cluster",
                  H.name);
-        started(ND_EXIT_RUNTIME, err);
+        started(DM_EXIT_RUNTIME, err);
         return false;
     }
     if (rc != PC_OK) {
         snprintf(err, sizeof err, "can't register %s: %s", name,
                  pc_strerror(rc));
-        started(ND_EXIT_RUNTIME, err);
+        started(DM_EXIT_RUNTIME, err);
         return false;
     }
     for (lib *l = libs; l; l = l->next) {
@@ -849,14 +849,14 @@ startup(void)
         char line[1200];
         if (!run_init(l, l->cur, &ctx, err, sizeof err)) {
             snprintf(line, sizeof line, "%s: %s", l->path, err);
-            started(ND_EXIT_USAGE, line);
+            started(DM_EXIT_USAGE, line);
             return false;
         }
         for (size_t i = 0; i < ctx.n; i++)
             if (add_service(l, l->cur, &ctx.v[i], err, sizeof err) != PC_OK) {
                 ctx_fini(&ctx);
                 snprintf(line, sizeof line, "%s: %s", l->path, err);
-                started(ND_EXIT_RUNTIME, line);
+                started(DM_EXIT_RUNTIME, line);
                 return false;
             }
         ctx_fini(&ctx);
@@ -992,7 +992,7 @@ nd_start(char *err, size_t size)
     if ((rc = pc_spawn(control_task, NULL, &o, &control)) != PC_OK) {
         snprintf(err, size, "can't start the control task: %s",
                  pc_strerror(rc));
-        return ND_EXIT_RUNTIME;
+        return DM_EXIT_RUNTIME;
     }
     pthread_mutex_lock(&st_mu);
     while (st_code < 0)

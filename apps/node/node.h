@@ -1,7 +1,8 @@
 /* apps/node/node.h — what picos-node's two halves share.
  *
  * picos-node.c is the daemon's shell: options and the INI file, the log,
- * signals, the cluster join, the startup line, exit codes. host.c hosts
+ * signals, the cluster join, the startup line, exit codes (the part it
+ * shares with picos-registry in apps/common/daemon.c). host.c hosts
  * the service libraries: private copies loaded with dlopen(), their init
  * run in the node's control task, the services registered, swapped on
  * reload (pc_rps_update()) and closed on shutdown, and pc_service_add() /
@@ -18,10 +19,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "daemon.h"
+
 #define ND_PROG "picos-node"
 
-/* Exit codes (docs/node.md). */
-enum { ND_EXIT_RUNTIME = 1, ND_EXIT_USAGE = 2 };
+/* Exit codes: DM_EXIT_RUNTIME, DM_EXIT_USAGE (daemon.h; docs/node.md). */
 
 /* One key of a [service "NAME"] section of the config file. */
 typedef struct nd_kv {

@@ -19,19 +19,15 @@
  * the services with the grace and leave the cluster (a second one stops
  * without waiting). While it starts, the library's ERROR lines are held
  * back and the first is the one failure line, so nothing is said twice.
+ * The shell it shares with picos-registry (options, config, log, signals)
+ * is apps/common/daemon.c.
  */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <ini.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "picos/picos.h"
 #include "picos/registry.h"
@@ -87,46 +83,7 @@ static const char usage[] =
     "registry, wrong secret, a name taken, a close that failed), 2 bad\n"
     "command line, config or library.\n";
 
-static void __attribute__((noreturn, format(printf, 2, 3)))
-die(int code, const char *fmt, ...)
-{
-    char buf[2048];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    for (char *p = buf; *p; p++) /* one line, whatever a library said */
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
-    fprintf(stderr, ND_PROG ": %s\n", buf);
-    exit(code);
-}
-
 /* ---- options ------------------------------------------------------------------ */
-
-static bool
-num(const char *s, double *out)
-{
-    char *end;
-    double d;
-
-    errno = 0;
-    d = strtod(s, &end);
-    if (errno || end == s || *end || !(d >= 0) || d > 1e6)
-        return false;
-    *out = d;
-    return true;
-}
-
-static bool
-str(char *dst, size_t size, const char *v)
-{
-    if (!*v || strlen(v) >= size)
-        return false;
-    snprintf(dst, size, "%s", v);
-    return true;
-}
 
 static bool
 add_path(cfg *c, const char *v)
@@ -154,31 +111,32 @@ clear_paths(cfg *c)
     c->nservices = 0;
 }
 
-/* Set option `key` (config spelling: secret_file) to v. 1 set, 0 bad
- * value, -1 unknown key. */
+/* dm_set_fn: option `key` (config spelling: secret_file) to v. */
 static int
-set(cfg *c, const char *key, const char *v)
+set(void *cfgp, const char *key, const char *v)
 {
+    cfg *c = cfgp;
+
     if (!strcmp(key, "registry"))
-        return str(c->registry, sizeof c->registry, v);
+        return dm_str(c->registry, sizeof c->registry, v);
     if (!strcmp(key, "listen"))
-        return str(c->listen, sizeof c->listen, v);
+        return dm_str(c->listen, sizeof c->listen, v);
     if (!strcmp(key, "secret_file"))
-        return str(c->secret_file, sizeof c->secret_file, v);
+        return dm_str(c->secret_file, sizeof c->secret_file, v);
     if (!strcmp(key, "name"))
-        return str(c->name, sizeof c->name, v) &&
+        return dm_str(c->name, sizeof c->name, v) &&
                strlen(v) + sizeof "picos-node/" <= PC_NAME_MAX;
     if (!strcmp(key, "grace"))
-        return num(v, &c->grace);
+        return dm_num(v, &c->grace);
     if (!strcmp(key, "workers"))
-        return num(v, &c->workers) && c->workers >= 1 && c->workers <= 1024 &&
-               c->workers == (int)c->workers;
+        return dm_num(v, &c->workers) && c->workers >= 1 &&
+               c->workers <= 1024 && c->workers == (int)c->workers;
     if (!strcmp(key, "heartbeat"))
-        return num(v, &c->heartbeat) && c->heartbeat > 0;
+        return dm_num(v, &c->heartbeat) && c->heartbeat > 0;
     if (!strcmp(key, "timeout"))
-        return num(v, &c->timeout) && c->timeout > 0;
+        return dm_num(v, &c->timeout) && c->timeout > 0;
     if (!strcmp(key, "join_timeout"))
-        return num(v, &c->join_timeout) && c->join_timeout > 0;
+        return dm_num(v, &c->join_timeout) && c->join_timeout > 0;
     if (!strcmp(key, "service"))
         return add_path(c, v);
     return -1;
@@ -201,72 +159,39 @@ service_section(const char *sec, char *out, size_t size)
     return true;
 }
 
-typedef struct ini_ctx {
-    cfg *c;
-    char err[512]; /* the first error, without its line */
-} ini_ctx;
-
+/* A key of a [service "NAME"] section, kept in file order:
+ * pc_service_config() takes the last. */
 static int
-on_ini(void *user, const char *section, const char *key, const char *value)
+on_service_key(void *cfgp, const char *section, const char *key,
+               const char *value, char *err, size_t size)
 {
-    ini_ctx *x = user;
+    cfg *c = cfgp;
     char name[256];
     nd_kv *kv, **pp;
-    int r;
 
-    if (service_section(section, name, sizeof name)) {
-        if (!(kv = calloc(1, sizeof *kv)) || !(kv->section = strdup(name)) ||
-            !(kv->key = strdup(key)) || !(kv->value = strdup(value))) {
-            if (kv) {
-                free(kv->section);
-                free(kv->key);
-            }
-            free(kv);
-            snprintf(x->err, sizeof x->err, "out of memory");
-            return 0;
+    if (!service_section(section, name, sizeof name))
+        return -1;
+    if (!(kv = calloc(1, sizeof *kv)) || !(kv->section = strdup(name)) ||
+        !(kv->key = strdup(key)) || !(kv->value = strdup(value))) {
+        if (kv) {
+            free(kv->section);
+            free(kv->key);
         }
-        for (pp = &x->c->sections; *pp; pp = &(*pp)->next)
-            ; /* in file order: pc_service_config() takes the last */
-        *pp = kv;
-        return 1;
-    }
-    if (strcmp(section, "node")) {
-        if (!x->err[0])
-            snprintf(x->err, sizeof x->err,
-                     "unknown section '%s' (there are [node] and "
-                     "[service \"NAME\"])",
-                     section);
+        free(kv);
+        snprintf(err, size, "out of memory");
         return 0;
     }
-    if ((r = set(x->c, key, value)) == 1)
-        return 1;
-    if (!x->err[0]) {
-        if (r < 0)
-            snprintf(x->err, sizeof x->err, "unknown key '%s'", key);
-        else
-            snprintf(x->err, sizeof x->err, "bad value '%s' for '%s'", value,
-                     key);
-    }
-    return 0;
+    for (pp = &c->sections; *pp; pp = &(*pp)->next)
+        ;
+    *pp = kv;
+    return 1;
 }
 
-/* Read `path` into c. false with "PATH:LINE: what" in err. */
-static bool
-read_config(cfg *c, const char *path, char *err, size_t size)
-{
-    ini_ctx x = {.c = c};
-    int line = ini_parse(path, on_ini, &x);
-
-    err[0] = '\0';
-    if (line == -1)
-        snprintf(err, size, "%s: can't open it: %s", path, strerror(errno));
-    else if (line == -2)
-        snprintf(err, size, "%s: out of memory", path);
-    else if (line > 0)
-        snprintf(err, size, "%s:%d: %s", path, line,
-                 x.err[0] ? x.err : "syntax error");
-    return line == 0;
-}
+static const dm_config config_file = {
+    .section = "node",
+    .set = set,
+    .other = on_service_key,
+    .sections = " (there are [node] and [service \"NAME\"])"};
 
 static void
 free_sections(nd_kv *kv)
@@ -301,7 +226,7 @@ nd_config_reread(const nd_kv **out, char *err, size_t size)
     if (!config_path[0])
         return true;
     memset(&c, 0, sizeof c);
-    if (!read_config(&c, config_path, err, size) ||
+    if (!dm_config_read(&config_file, &c, config_path, err, size) ||
         !(g = calloc(1, sizeof *g))) {
         if (!err[0])
             snprintf(err, size, "%s: out of memory", config_path);
@@ -317,115 +242,50 @@ nd_config_reread(const nd_kv **out, char *err, size_t size)
     return true;
 }
 
+/* --config: read at once (the rest of the command line overrides it). */
+static void
+on_config(void *c, const char *path)
+{
+    char err[1200];
+
+    if (config_path[0])
+        dm_die(DM_EXIT_USAGE, "--config given twice");
+    if (!dm_str(config_path, sizeof config_path, path))
+        dm_die(DM_EXIT_USAGE, "--config: bad value '%s'", path);
+    if (!dm_config_read(&config_file, c, path, err, sizeof err))
+        dm_die(DM_EXIT_USAGE, "%s", err);
+}
+
+/* An option of the command line: a --service replaces the file's list. */
+static int
+set_cli(void *cfgp, const char *key, const char *v)
+{
+    cfg *c = cfgp;
+
+    if (!strcmp(key, "service") && !c->cli_services) {
+        clear_paths(c); /* the command line's list wins */
+        c->cli_services = true;
+    }
+    return set(c, key, v);
+}
+
 static void
 parse(cfg *c, int argc, char **argv)
 {
-    static const struct {
-        const char *opt, *key;
-    } map[] = {{"--registry", "registry"},
-               {"--listen", "listen"},
-               {"--secret-file", "secret_file"},
-               {"--name", "name"},
-               {"--grace", "grace"},
-               {"--workers", "workers"},
-               {"--heartbeat", "heartbeat"},
-               {"--timeout", "timeout"},
-               {"--join-timeout", "join_timeout"},
-               {"--service", "service"},
-               {"--config", NULL}};
-    char err[1200];
+    static const dm_opt map[] = {{"--registry", "registry"},
+                                 {"--listen", "listen"},
+                                 {"--secret-file", "secret_file"},
+                                 {"--name", "name"},
+                                 {"--grace", "grace"},
+                                 {"--workers", "workers"},
+                                 {"--heartbeat", "heartbeat"},
+                                 {"--timeout", "timeout"},
+                                 {"--join-timeout", "join_timeout"},
+                                 {"--service", "service"},
+                                 {"--config", NULL}};
 
-    /* the config file first, whatever its place: the rest overrides it */
-    for (int pass = 0; pass < 2; pass++)
-        for (int i = 1; i < argc; i++) {
-            const char *a = argv[i], *v = NULL, *eq = strchr(a, '=');
-            size_t n = eq ? (size_t)(eq - a) : strlen(a), k;
-            if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-                fputs(usage, stdout);
-                exit(0);
-            }
-            for (k = 0; k < sizeof map / sizeof map[0]; k++)
-                if (strlen(map[k].opt) == n && !strncmp(a, map[k].opt, n))
-                    break;
-            if (k == sizeof map / sizeof map[0])
-                die(ND_EXIT_USAGE, "unknown option '%s' (see --help)", a);
-            if (eq)
-                v = eq + 1;
-            else if (i + 1 < argc)
-                v = argv[++i];
-            else
-                die(ND_EXIT_USAGE, "%s needs a value", map[k].opt);
-            if (!map[k].key) {
-                if (pass == 1)
-                    continue;
-                if (config_path[0])
-                    die(ND_EXIT_USAGE, "--config given twice");
-                if (!str(config_path, sizeof config_path, v))
-                    die(ND_EXIT_USAGE, "--config: bad value '%s'", v);
-                if (!read_config(c, v, err, sizeof err))
-                    die(ND_EXIT_USAGE, "%s", err);
-                continue;
-            }
-            if (pass == 0)
-                continue;
-            if (!strcmp(map[k].key, "service") && !c->cli_services) {
-                clear_paths(c); /* the command line's list wins */
-                c->cli_services = true;
-            }
-            if (set(c, map[k].key, v) != 1)
-                die(ND_EXIT_USAGE, "%s: bad value '%s'", map[k].opt, v);
-        }
-}
-
-/* ---- logging ------------------------------------------------------------------- */
-
-static atomic_bool starting = true, stopping;
-static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
-static char first_error[1024];
-static char held[4096]; /* warnings while starting: printed once started */
-
-/* While starting, the first ERROR is kept for the one failure line and
- * warnings are held back (a failure's one line says what matters; a
- * start that succeeds prints them after all); otherwise each record is
- * one line on stderr. Once the stop began only errors are: leaving tears
- * down the links, and the transport's words for the registry's link
- * going down are no news then. */
-static void
-sink(pc_log_level level, const char *module, const char *text, void *user)
-{
-    (void)user;
-    if (atomic_load(&stopping) && level < PC_LOG_LEVEL_ERROR)
-        return;
-    pthread_mutex_lock(&log_mu);
-    if (atomic_load(&starting) && level >= PC_LOG_LEVEL_ERROR) {
-        if (!first_error[0])
-            snprintf(first_error, sizeof first_error, "%s", text);
-    } else if (atomic_load(&starting)) {
-        size_t n = strlen(held);
-        snprintf(held + n, sizeof held - n, ND_PROG " %s [%s] %s\n",
-                 pc_log_level_name(level), module, text);
-    } else
-        fprintf(stderr, ND_PROG " %s [%s] %s\n", pc_log_level_name(level),
-                module, text);
-    pthread_mutex_unlock(&log_mu);
-}
-
-/* The start succeeded: the warnings held back go out. */
-static void
-started(void)
-{
-    pthread_mutex_lock(&log_mu);
-    atomic_store(&starting, false);
-    fputs(held, stderr);
-    pthread_mutex_unlock(&log_mu);
-}
-
-static void __attribute__((noreturn)) start_failed(const char *what, pc_err rc)
-{
-    pthread_mutex_lock(&log_mu);
-    if (first_error[0])
-        die(ND_EXIT_RUNTIME, "%s", first_error);
-    die(ND_EXIT_RUNTIME, "%s: %s", what, pc_strerror(rc));
+    dm_parse(argc, argv, map, sizeof map / sizeof map[0], usage, on_config,
+             set_cli, c);
 }
 
 /* Stop the node (leaving the cluster), then die. */
@@ -433,7 +293,7 @@ static void __attribute__((noreturn)) stop_and_die(int code, const char *line)
 {
     pc_node_stop();
     pc_node_run();
-    die(code, "%s", line);
+    dm_die(code, "%s", line);
 }
 
 /* ---- main ----------------------------------------------------------------------- */
@@ -464,18 +324,18 @@ join_failed(pc_err rc, const char *regs, double timeout)
     case PC_EAUTH:
         snprintf(line, sizeof line, "%s refused our key: wrong cluster secret?",
                  regs);
-        stop_and_die(ND_EXIT_RUNTIME, line);
+        stop_and_die(DM_EXIT_RUNTIME, line);
     case PC_EUNREACH:
     case PC_ETIMEDOUT:
         snprintf(line, sizeof line,
                  "%s: no answer within %g s (is picos-registry running?)", regs,
                  timeout);
-        stop_and_die(ND_EXIT_RUNTIME, line);
+        stop_and_die(DM_EXIT_RUNTIME, line);
     case PC_EINVAL:
         snprintf(line, sizeof line, "bad endpoint in %s", regs);
-        stop_and_die(ND_EXIT_USAGE, line);
+        stop_and_die(DM_EXIT_USAGE, line);
     default:
-        start_failed("can't join the cluster", rc);
+        dm_start_failed("can't join the cluster", rc);
     }
 }
 
@@ -494,45 +354,33 @@ main(int argc, char **argv)
     int sig = 0, code;
     pc_err rc;
 
+    dm_init(ND_PROG);
     parse(&c, argc, argv);
     if (!c.nservices)
-        die(ND_EXIT_USAGE, "no service library: give --service PATH.so (or "
-                           "service = PATH in [node] of --config)");
-    if (c.name[0])
-        snprintf(me, sizeof me, "%s", c.name);
-    else { /* the transport's default name, spelled out for the control task */
-        char host[256] = "";
-        gethostname(host, sizeof host - 1);
-        snprintf(me, sizeof me, "%s:%d", host, (int)getpid());
-    }
+        dm_die(DM_EXIT_USAGE, "no service library: give --service PATH.so (or "
+                              "service = PATH in [node] of --config)");
+    dm_name(c.name, me, sizeof me); /* spelled out for the control task */
     if (!c.registry[0])
         snprintf(c.registry, sizeof c.registry, "%s",
                  env && *env ? env : PC_REGISTRY_DEFAULT);
     registries_text(c.registry, regs, sizeof regs);
 
-    /* blocked before any thread starts, so every thread inherits it */
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    pc_log_set_sink(sink, NULL);
+    dm_start(&sigs, SIGHUP, true);
 
     ho.name = me;
     ho.grace = c.grace;
     ho.register_timeout = c.join_timeout;
     ho.services = c.sections;
     if (!nd_host_init(&ho, text, sizeof text))
-        die(ND_EXIT_RUNTIME, "%s", text);
+        dm_die(DM_EXIT_RUNTIME, "%s", text);
     atexit(nd_host_cleanup);
     for (size_t i = 0; i < c.nservices; i++)
         if (!nd_lib_add(c.services[i], text, sizeof text))
-            die(ND_EXIT_USAGE, "%s", text);
+            dm_die(DM_EXIT_USAGE, "%s", text);
 
     no.workers = (int)c.workers;
     if ((rc = pc_node_start(&no)) != PC_OK)
-        start_failed("can't start the node", rc);
+        dm_start_failed("can't start the node", rc);
     memset(&co, 0, sizeof co);
     co.net.name = me;
     co.net.secret_file = c.secret_file[0] ? c.secret_file : NULL;
@@ -551,10 +399,10 @@ main(int argc, char **argv)
         join_failed(rc, regs, c.join_timeout);
     }
     if ((rc = pc_net_endpoints(bound, NULL, sizeof bound)) != PC_OK)
-        start_failed("can't read the bound endpoint", rc);
+        dm_start_failed("can't read the bound endpoint", rc);
     if ((code = nd_start(text, sizeof text)) != 0)
         stop_and_die(code, text);
-    started();
+    dm_started();
     printf(ND_PROG " %s listening on %s (%s; %s)\n", me, bound, regs, text);
     fflush(stdout);
 
@@ -567,7 +415,7 @@ main(int argc, char **argv)
             break;
     }
     nd_stop_begin();
-    atomic_store(&stopping, true);
+    dm_stopping();
     while (!nd_stop_wait(0.2, &failed)) {
         sig = sigtimedwait(&sigs, NULL, &zero);
         if (sig == SIGTERM || sig == SIGINT) {
@@ -580,5 +428,5 @@ main(int argc, char **argv)
     pc_node_stop();
     pc_node_run();
     clear_paths(&c);
-    return failed ? ND_EXIT_RUNTIME : 0;
+    return failed ? DM_EXIT_RUNTIME : 0;
 }

@@ -114,10 +114,14 @@ size_t cli_endpoints(char *buf, size_t size, const char **eps, size_t max);
 typedef struct cli_table cli_table;
 
 cli_table *cli_table_new(size_t cols, const char *const *header);
-/* Add a row of `cols` cells (NULL cells print as "-"). false: no memory. */
+/* Add a row of `cols` cells (NULL cells print as "-"). false: no memory
+ * (remembered: cli_table_finish() then fails). */
 bool cli_table_row(cli_table *t, const char *const *cells);
 void cli_table_print(const cli_table *t, FILE *f);
 void cli_table_free(cli_table *t);
+/* A command's last step: print t on stdout and free it. Returns CLI_OK,
+ * or cli_fail("out of memory") when a row could not be added. */
+int cli_table_finish(cli_table *t);
 
 /* Print j (an array or object) as indented JSON with a final newline, and
  * drop the reference. Returns CLI_OK or CLI_FAILED (no memory, write). */

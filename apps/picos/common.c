@@ -363,6 +363,7 @@ cli_leave(void)
 struct cli_table {
     size_t cols, rows, cap;
     char **cells; /* rows * cols, row 0 the header */
+    bool failed;  /* a row could not be added */
 };
 
 cli_table *
@@ -386,8 +387,10 @@ cli_table_row(cli_table *t, const char *const *cells)
     if (t->rows == t->cap) {
         size_t cap = t->cap ? 2 * t->cap : 16;
         char **c = realloc(t->cells, cap * t->cols * sizeof *c);
-        if (!c)
+        if (!c) {
+            t->failed = true;
             return false;
+        }
         t->cells = c;
         t->cap = cap;
     }
@@ -396,6 +399,7 @@ cli_table_row(cli_table *t, const char *const *cells)
         if (!s) {
             while (k--)
                 free(t->cells[t->rows * t->cols + k]);
+            t->failed = true;
             return false;
         }
         t->cells[t->rows * t->cols + k] = s;
@@ -435,6 +439,17 @@ cli_table_free(cli_table *t)
         free(t->cells[i]);
     free(t->cells);
     free(t);
+}
+
+int
+cli_table_finish(cli_table *t)
+{
+    bool failed = t->failed;
+
+    if (!failed)
+        cli_table_print(t, stdout);
+    cli_table_free(t);
+    return failed ? cli_fail("out of memory") : CLI_OK;
 }
 
 int

@@ -120,14 +120,10 @@ print_nodes(const pc_node_info *v, size_t n)
             *v[i].endpoint ? v[i].endpoint : "-",
             v[i].up ? cli_time(v[i].joined, since, sizeof since) : "(not up)"};
         snprintf(pid, sizeof pid, "%" PRIu32, v[i].pid);
-        if (!cli_table_row(t, row)) {
-            cli_table_free(t);
-            return cli_fail("out of memory");
-        }
+        if (!cli_table_row(t, row))
+            break;
     }
-    cli_table_print(t, stdout);
-    cli_table_free(t);
-    return CLI_OK;
+    return cli_table_finish(t);
 }
 
 static int
@@ -203,14 +199,10 @@ print_names(const pc_name_info *v, size_t n)
                                   ? v[i].node_name
                                   : cli_hex(v[i].ref.node, id, sizeof id),
                               *v[i].endpoint ? v[i].endpoint : "-"};
-        if (!cli_table_row(t, row)) {
-            cli_table_free(t);
-            return cli_fail("out of memory");
-        }
+        if (!cli_table_row(t, row))
+            break;
     }
-    cli_table_print(t, stdout);
-    cli_table_free(t);
-    return CLI_OK;
+    return cli_table_finish(t);
 }
 
 static int

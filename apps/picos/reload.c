@@ -180,14 +180,10 @@ print_table(const Picos__V1__NodeReloaded *r)
             version(c->version, v, sizeof v);
         else
             version(c->old_version, v, sizeof v);
-        if (!cli_table_row(t, cells)) {
-            cli_table_free(t);
-            return cli_fail("out of memory");
-        }
+        if (!cli_table_row(t, cells))
+            break;
     }
-    cli_table_print(t, stdout);
-    cli_table_free(t);
-    return CLI_OK;
+    return cli_table_finish(t);
 }
 
 static int

@@ -96,14 +96,10 @@ print_table(const row *v, size_t n)
             cells[7] = cli_bytes(s->log_bytes, log, sizeof log);
             cells[8] = *s->data_dir ? s->data_dir : NULL;
         }
-        if (!cli_table_row(t, cells)) {
-            cli_table_free(t);
-            return cli_fail("out of memory");
-        }
+        if (!cli_table_row(t, cells))
+            break;
     }
-    cli_table_print(t, stdout);
-    cli_table_free(t);
-    return CLI_OK;
+    return cli_table_finish(t);
 }
 
 static int

@@ -4,44 +4,50 @@
  *     picos-registry [--config FILE] [--listen EP] [--data-dir DIR]
  *                    [--secret-file F] [--name N] [--heartbeat S]
  *                    [--timeout S] [--grace S] [--max-node-names N]
- *                    [--compact-bytes B]
+ *                    [--compact-bytes B] [--http ADDR:PORT]
+ *                    [--http-token-file F] [--http-cert PEM --http-key PEM]
  *                    [--help]
  *
  * Options come from the INI file's [registry] section first, then the
  * command line, which overrides it. It parses, starts the node and the
  * registry, prints one line on stdout ("picos-registry NAME listening on
- * EP (data DIR, N nodes and M names from the log)"), waits for SIGTERM or
+ * EP (data DIR, N nodes and M names from the log)", and with --http
+ * "..., http http://ADDR:PORT/" after it), waits for SIGTERM or
  * SIGINT with sigwait() (both blocked in every thread, so no handler runs
  * inside the runtime), stops the registry (the log synced) and exits 0.
  *
  * Every failure is one line on stderr: a bad command line or config exits
- * 2, a failure to start (data dir, log, secret, port) exits 1. While it
- * starts, the library's ERROR lines are held back and the first one is
- * printed as that line, so nothing says the same thing twice.
+ * 2 (so does an --http token file, certificate or key that does not
+ * load: they are checked before anything starts), a failure to start (data dir,
+ * log, secret, port) exits 1. While it starts, the library's ERROR lines are
+ * held back and the first one is printed as that line, so nothing says the same
+ * thing twice. The shell it shares with picos-node (options, config, log,
+ * signals) is apps/common/daemon.c.
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <ini.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <unistd.h>
 
 #include "picos/picos.h"
 #include "picos/registry_server.h"
 
+#include "api.h"
+#include "daemon.h"
+
+/* The registry's status store (registry/server.c; helper moncollect):
+ * weak until that is merged, so a registry without it serves HTTP with no
+ * statuses. */
+pc__statusdb *pc__registry_statusdb(void) __attribute__((weak));
+
 #define PROG "picos-registry"
-#define EXIT_USAGE 2
-#define EXIT_START 1
 
 typedef struct cfg {
     char listen[256], data_dir[256], secret_file[256], name[256];
+    char http[256], http_token_file[256], http_cert[256], http_key[256];
     double heartbeat, timeout, grace;
     uint64_t compact_bytes, max_node_names;
 } cfg;
@@ -50,13 +56,16 @@ static const char usage[] =
     "usage: " PROG " [--config FILE] [--listen EP] [--data-dir DIR]\n"
     "                      [--secret-file F] [--name N] [--heartbeat S]\n"
     "                      [--timeout S] [--grace S] [--max-node-names N]\n"
-    "                      [--compact-bytes B] [--help]\n"
+    "                      [--compact-bytes B] [--http ADDR:PORT]\n"
+    "                      [--http-token-file F] [--http-cert PEM]\n"
+    "                      [--http-key PEM] [--help]\n"
     "\n"
     "The picos cluster registry: members, names, and their log.\n"
     "  --config FILE       INI file, section [registry]: listen, data_dir,\n"
     "                      secret_file, name, heartbeat, timeout, grace,\n"
-    "                      compact_bytes, max_node_names (the command line\n"
-    "                      overrides it)\n"
+    "                      compact_bytes, max_node_names, http,\n"
+    "                      http_token_file, http_cert, http_key (the\n"
+    "                      command line overrides it)\n"
     "  --listen EP         ROUTER endpoint (default " PC_REGISTRY_DEFAULT ")\n"
     "  --data-dir DIR      where registry.log lives (default /var/lib/picos)\n"
     "  --secret-file F     cluster secret (default $PICOS_SECRET_FILE,\n"
@@ -70,24 +79,16 @@ static const char usage[] =
     "                      refused beyond; default 1000000)\n"
     "  --compact-bytes B   compact the log past B bytes and twice the live\n"
     "                      state (default 64 MiB)\n"
+    "  --http ADDR:PORT    serve the monitoring API, /metrics and the\n"
+    "                      dashboard there (off unless given; port 0: any)\n"
+    "  --http-token-file F the bearer token of the actions (first line,\n"
+    "                      >= 16 characters, mode 0600; without: no actions)\n"
+    "  --http-cert PEM, --http-key PEM\n"
+    "                      HTTPS only, with this certificate and key\n"
     "Exit status: 0 stopped by SIGTERM/SIGINT, 1 could not start, 2 bad\n"
     "command line or config.\n";
 
 /* ---- options ------------------------------------------------------------------ */
-
-static bool
-num(const char *s, double *out)
-{
-    char *end;
-    double d;
-
-    errno = 0;
-    d = strtod(s, &end);
-    if (errno || end == s || *end || !(d >= 0) || d > 1e6)
-        return false;
-    *out = d;
-    return true;
-}
 
 static bool
 bytes(const char *s, uint64_t *out)
@@ -111,34 +112,34 @@ bytes(const char *s, uint64_t *out)
     return true;
 }
 
-static bool
-str(char *dst, size_t size, const char *v)
-{
-    if (!*v || strlen(v) >= size)
-        return false;
-    snprintf(dst, size, "%s", v);
-    return true;
-}
-
-/* Set option `key` (config spelling: data_dir) to v. 1 set, 0 bad value,
- * -1 unknown key. */
+/* dm_set_fn: option `key` (config spelling: data_dir) to v. */
 static int
-set(cfg *c, const char *key, const char *v)
+set(void *cfgp, const char *key, const char *v)
 {
+    cfg *c = cfgp;
+
     if (!strcmp(key, "listen"))
-        return str(c->listen, sizeof c->listen, v);
+        return dm_str(c->listen, sizeof c->listen, v);
     if (!strcmp(key, "data_dir"))
-        return str(c->data_dir, sizeof c->data_dir, v);
+        return dm_str(c->data_dir, sizeof c->data_dir, v);
     if (!strcmp(key, "secret_file"))
-        return str(c->secret_file, sizeof c->secret_file, v);
+        return dm_str(c->secret_file, sizeof c->secret_file, v);
     if (!strcmp(key, "name"))
-        return str(c->name, sizeof c->name, v);
+        return dm_str(c->name, sizeof c->name, v);
     if (!strcmp(key, "heartbeat"))
-        return num(v, &c->heartbeat) && c->heartbeat > 0;
+        return dm_num(v, &c->heartbeat) && c->heartbeat > 0;
     if (!strcmp(key, "timeout"))
-        return num(v, &c->timeout) && c->timeout > 0;
+        return dm_num(v, &c->timeout) && c->timeout > 0;
     if (!strcmp(key, "grace"))
-        return num(v, &c->grace);
+        return dm_num(v, &c->grace);
+    if (!strcmp(key, "http"))
+        return dm_str(c->http, sizeof c->http, v);
+    if (!strcmp(key, "http_token_file"))
+        return dm_str(c->http_token_file, sizeof c->http_token_file, v);
+    if (!strcmp(key, "http_cert"))
+        return dm_str(c->http_cert, sizeof c->http_cert, v);
+    if (!strcmp(key, "http_key"))
+        return dm_str(c->http_key, sizeof c->http_key, v);
     if (!strcmp(key, "compact_bytes"))
         return bytes(v, &c->compact_bytes);
     if (!strcmp(key, "max_node_names"))
@@ -146,134 +147,36 @@ set(cfg *c, const char *key, const char *v)
     return -1;
 }
 
-typedef struct ini_ctx {
-    cfg *c;
-    char err[512]; /* the first error, without its line */
-} ini_ctx;
-
-static int
-on_ini(void *user, const char *section, const char *key, const char *value)
-{
-    ini_ctx *x = user;
-    int r;
-
-    if (strcmp(section, "registry")) {
-        if (!x->err[0])
-            snprintf(x->err, sizeof x->err, "unknown section '%s'", section);
-        return 0;
-    }
-    if ((r = set(x->c, key, value)) == 1)
-        return 1;
-    if (!x->err[0]) {
-        if (r < 0)
-            snprintf(x->err, sizeof x->err, "unknown key '%s'", key);
-        else
-            snprintf(x->err, sizeof x->err, "bad value '%s' for '%s'", value,
-                     key);
-    }
-    return 0;
-}
-
-static void __attribute__((noreturn, format(printf, 2, 3)))
-die(int code, const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs(PROG ": ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(code);
-}
-
 static void
-load_config(cfg *c, const char *path)
+load_config(void *c, const char *path)
 {
-    ini_ctx x = {.c = c};
-    int line = ini_parse(path, on_ini, &x);
+    static const dm_config d = {.section = "registry", .set = set};
+    char err[1200];
 
-    if (line == -1)
-        die(EXIT_USAGE, "%s: can't open it: %s", path, strerror(errno));
-    if (line == -2)
-        die(EXIT_USAGE, "%s: out of memory", path);
-    if (line > 0)
-        die(EXIT_USAGE, "%s:%d: %s", path, line,
-            x.err[0] ? x.err : "syntax error");
+    if (!dm_config_read(&d, c, path, err, sizeof err))
+        dm_die(DM_EXIT_USAGE, "%s", err);
 }
 
 static void
 parse(cfg *c, int argc, char **argv)
 {
-    static const struct {
-        const char *opt, *key;
-    } map[] = {{"--listen", "listen"},
-               {"--data-dir", "data_dir"},
-               {"--secret-file", "secret_file"},
-               {"--name", "name"},
-               {"--heartbeat", "heartbeat"},
-               {"--timeout", "timeout"},
-               {"--grace", "grace"},
-               {"--max-node-names", "max_node_names"},
-               {"--compact-bytes", "compact_bytes"},
-               {"--config", NULL}};
+    static const dm_opt map[] = {{"--listen", "listen"},
+                                 {"--data-dir", "data_dir"},
+                                 {"--secret-file", "secret_file"},
+                                 {"--name", "name"},
+                                 {"--heartbeat", "heartbeat"},
+                                 {"--timeout", "timeout"},
+                                 {"--grace", "grace"},
+                                 {"--max-node-names", "max_node_names"},
+                                 {"--compact-bytes", "compact_bytes"},
+                                 {"--http", "http"},
+                                 {"--http-token-file", "http_token_file"},
+                                 {"--http-cert", "http_cert"},
+                                 {"--http-key", "http_key"},
+                                 {"--config", NULL}};
 
-    /* the config file first, whatever its place: the rest overrides it */
-    for (int pass = 0; pass < 2; pass++)
-        for (int i = 1; i < argc; i++) {
-            const char *a = argv[i], *v = NULL, *eq = strchr(a, '=');
-            size_t n = eq ? (size_t)(eq - a) : strlen(a), k;
-            if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-                fputs(usage, stdout);
-                exit(0);
-            }
-            for (k = 0; k < sizeof map / sizeof map[0]; k++)
-                if (strlen(map[k].opt) == n && !strncmp(a, map[k].opt, n))
-                    break;
-            if (k == sizeof map / sizeof map[0])
-                die(EXIT_USAGE, "unknown option '%s' (see --help)", a);
-            if (eq)
-                v = eq + 1;
-            else if (i + 1 < argc)
-                v = argv[++i];
-            else
-                die(EXIT_USAGE, "%s needs a value", map[k].opt);
-            if (!map[k].key) {
-                if (pass == 0)
-                    load_config(c, v);
-            } else if (pass == 1 && set(c, map[k].key, v) != 1)
-                die(EXIT_USAGE, "%s: bad value '%s'", map[k].opt, v);
-        }
-}
-
-/* ---- logging ------------------------------------------------------------------- */
-
-static atomic_bool starting = true;
-static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
-static char first_error[1024];
-
-/* While starting, the first ERROR is kept for the one failure line; the
- * rest goes to stderr as one line each. */
-static void
-sink(pc_log_level level, const char *module, const char *text, void *user)
-{
-    (void)user;
-    pthread_mutex_lock(&log_mu);
-    if (atomic_load(&starting) && level >= PC_LOG_LEVEL_ERROR) {
-        if (!first_error[0])
-            snprintf(first_error, sizeof first_error, "%s", text);
-    } else
-        fprintf(stderr, PROG " %s [%s] %s\n", pc_log_level_name(level), module,
-                text);
-    pthread_mutex_unlock(&log_mu);
-}
-
-static void __attribute__((noreturn)) start_failed(const char *what, pc_err rc)
-{
-    pthread_mutex_lock(&log_mu);
-    if (first_error[0])
-        die(EXIT_START, "%s", first_error);
-    die(EXIT_START, "%s: %s", what, pc_strerror(rc));
+    dm_parse(argc, argv, map, sizeof map / sizeof map[0], usage, load_config,
+             set, c);
 }
 
 /* ---- main ----------------------------------------------------------------------- */
@@ -286,19 +189,24 @@ main(int argc, char **argv)
     pc_node_opts no = {.workers = 2};
     char bound[PC_ENDPOINT_MAX + 1];
     size_t nodes = 0, names = 0;
-    char me[300];
+    char me[300], url[320] = "", herr[600];
+    pc__api_opts ho = {0};
     sigset_t sigs;
     int sig = 0;
     pc_err rc;
 
+    dm_init(PROG);
     parse(&c, argc, argv);
-    /* blocked before any thread starts, so every thread inherits it */
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    pc_log_set_sink(sink, NULL);
+    if (!c.http[0] && (c.http_token_file[0] || c.http_cert[0] || c.http_key[0]))
+        dm_die(DM_EXIT_USAGE, "--http-token-file, --http-cert and --http-key "
+                              "need --http");
+    ho.listen = c.http;
+    ho.token_file = c.http_token_file[0] ? c.http_token_file : NULL;
+    ho.cert_file = c.http_cert[0] ? c.http_cert : NULL;
+    ho.key_file = c.http_key[0] ? c.http_key : NULL;
+    dm_start(&sigs, 0, false);
+    if (c.http[0] && pc__api_check(&ho, herr, sizeof herr) != PC_OK)
+        dm_die(DM_EXIT_USAGE, "%s", herr);
 
     o.listen = c.listen;
     o.data_dir = c.data_dir;
@@ -310,28 +218,28 @@ main(int argc, char **argv)
     o.compact_bytes = c.compact_bytes;
     o.max_node_names = (size_t)c.max_node_names;
     if ((rc = pc_node_start(&no)) != PC_OK)
-        start_failed("can't start the node", rc);
+        dm_start_failed("can't start the node", rc);
     if ((rc = pc_registry_start(&o, bound, sizeof bound)) != PC_OK)
-        start_failed("can't start the registry", rc);
-    atomic_store(&starting, false);
-    pc_registry_replayed(&nodes, &names);
-    if (c.name[0])
-        snprintf(me, sizeof me, "%s", c.name);
-    else { /* the transport's default name */
-        char host[256] = "";
-        gethostname(host, sizeof host - 1);
-        snprintf(me, sizeof me, "%s:%d", host, (int)getpid());
+        dm_start_failed("can't start the registry", rc);
+    if (c.http[0]) {
+        ho.db = pc__registry_statusdb ? pc__registry_statusdb() : NULL;
+        if ((rc = pc__api_start(&ho, url, sizeof url)) != PC_OK)
+            dm_start_failed("can't serve http", rc);
     }
+    dm_started();
+    pc_registry_replayed(&nodes, &names);
+    dm_name(c.name, me, sizeof me);
     printf(PROG " %s listening on %s (data %s, %zu nodes and %zu names from "
-                "the log)\n",
-           me, bound, c.data_dir, nodes, names);
+                "the log)%s%s\n",
+           me, bound, c.data_dir, nodes, names, url[0] ? ", http " : "", url);
     fflush(stdout);
 
     while (sigwait(&sigs, &sig) != 0)
         ;
+    pc__api_stop(5.0);
     if ((rc = pc_registry_stop(10.0)) != PC_OK)
         fprintf(stderr, PROG ": stop: %s\n", pc_strerror(rc));
     pc_node_stop();
     pc_node_run();
-    return rc == PC_OK ? 0 : EXIT_START;
+    return rc == PC_OK ? 0 : DM_EXIT_RUNTIME;
 }
