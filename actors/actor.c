@@ -41,16 +41,18 @@ void
 pc__actor_run(pc__worker *w, pc__actor *a)
 {
     pc_msg *m;
-    int rc = PC_ACTOR_CONTINUE;
+    int rc = PC_ACTOR_CONTINUE, n = 0;
 
     w->cur = &a->p;
     a->p.state = PC__ST_RUNNING;
-    for (int i = 0; i < ACTOR_BATCH && (m = pc__mb_pop_fast(&a->p)); i++) {
+    while (n < ACTOR_BATCH && (m = pc__mb_pop_fast(&a->p))) {
+        n++;
         rc = a->fn(a->state, m);
         pc_msg_free(&m);
         if (rc != PC_ACTOR_CONTINUE || a->p.killed)
             break;
     }
+    pc__count(&w->st.received, (uint64_t)n);
     w->cur = NULL;
     if (a->p.killed) {
         pc__proc_finish(w, &a->p, PC_EKILLED, NULL);

@@ -39,8 +39,11 @@
  */
 #include "picos/chan.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "picos/stats.h"
 
 #include "chan_int.h"
 #include "internal.h"
@@ -706,4 +709,42 @@ pc_chan_stats_get(const pc_chan *ch, pc_chan_stats *out)
     out->lost = atomic_load_explicit(&ch->lost, memory_order_relaxed);
     out->subscribers = atomic_load_explicit(&ch->nsubs, memory_order_relaxed);
     return PC_OK;
+}
+
+/* The named channels of the process that are not proxies of another node's
+ * (channels belong to the process, not the node: one per process), walked
+ * under topo_mu (names don't change meanwhile), each channel's home and
+ * remote subscribers under its mu. dropped: by the transform and not handed
+ * over (pc_chan_stats' dropped + lost); subscribers: direct ones here and
+ * end-points on other nodes. */
+size_t
+pc_chan_stats_all(pc_chan_node_stats *out, size_t max)
+{
+    size_t count = 0;
+
+    pthread_mutex_lock(&topo_mu);
+    for (size_t b = 0; b < nbuckets; b++) {
+        for (pc_chan *c = named[b]; c; c = c->next_named) {
+            pthread_mutex_lock(&c->mu);
+            uint64_t home = c->home;
+            size_t remote = c->remote_subs;
+            pthread_mutex_unlock(&c->mu);
+            if (home)
+                continue;
+            if (out && count < max) {
+                pc_chan_node_stats *s = &out[count];
+                pc_chan_stats st;
+                pc_chan_stats_get(c, &st);
+                memset(s, 0, sizeof *s);
+                snprintf(s->name, sizeof s->name, "%s", c->name);
+                s->published = st.messages;
+                s->delivered = st.deliveries;
+                s->dropped = st.dropped + st.lost;
+                s->subscribers = (uint32_t)(st.subscribers + remote);
+            }
+            count++;
+        }
+    }
+    pthread_mutex_unlock(&topo_mu);
+    return count;
 }

@@ -150,9 +150,13 @@ static void
 msg_arrive(pc__worker *w, pc_msg *m)
 {
     pc__proc *p = pc__proc_lookup(w, (pc_ref){pc__the_node->id, m->to});
+    int rc = p ? pc__deliver_local(w, p, m, 0) : PC_ENOENT;
 
-    if (!p || pc__deliver_local(w, p, m, 0) != PC_OK)
+    if (rc != PC_OK) {
+        if (rc != PC_EFULL) /* the policy's drops are counted by the mailbox */
+            pc__count(&w->st.dropped, 1);
         pc_msg_free(&m);
+    }
 }
 
 void
@@ -233,6 +237,9 @@ env_apply(pc__worker *w, pc__env *e)
         break;
     case PC__ENV_STATS:
         pc__stats_local(w, e);
+        break;
+    case PC__ENV_DEEPEST:
+        pc__deepest_local(w, e);
         break;
     case PC__ENV_REPLY:
         pc__wake(e->rt, e->rc, e->msg, e->ptr); /* on the waiter's worker */

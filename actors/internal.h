@@ -316,7 +316,9 @@ enum pc__env_kind {
     PC__ENV_SWAP_ALL,  /* hot swap every task running swap_old here */
     PC__ENV_STATS,     /* fill the pc_mailbox_stats at ptr, wake rt */
     PC__ENV_FD_CANCEL, /* `to` in pc_wait_fd (ptr: its wait id): PC_ECLOSED */
-    PC__ENV_UNJOIN     /* the joiner rt of `to` gave up: drop its record */
+    PC__ENV_UNJOIN,    /* the joiner rt of `to` gave up: drop its record */
+    PC__ENV_DEEPEST    /* reply with this worker's deepest mailboxes (stats.c;
+                          ptr: how many) */
 };
 
 /* A link of an inbox (inbox.c): the first member of an envelope and of a
@@ -408,6 +410,22 @@ void pc__cache_fini(pc__worker *w);
 
 /* ---- worker and node ----------------------------------------------------- */
 
+/* A worker's counters for pc_node_stats_get() (stats.c). Only their worker
+ * writes them, with pc__count() (a relaxed load and store: a plain add, no
+ * locked instruction on the hot paths); any thread reads them relaxed.
+ * Counts from foreign threads go to the node's own atomics. */
+typedef struct pc__wstats {
+    _Atomic uint64_t sent, received, dropped, refused, spawned;
+    _Atomic uint64_t tasks, actors; /* alive: +1 at link, -1 at finish */
+} pc__wstats;
+
+static inline void
+pc__count(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
 /* Workers sit side by side in an array, each on cache lines of its own
  * (node.c allocates them aligned); the fields other threads touch on every
  * send (the inbox head, `sleeping`, caches' remote stacks) are apart from
@@ -432,6 +450,7 @@ struct pc__worker {
     int dead_rc;                 /* ... how it ended, and its value */
     pc_msg *dead_val;
     pc__task *reborn; /* hot-swapped task to restart afresh */
+    pc__wstats st;    /* stats.c */
     pc__stack_pool pool;
     /* shared stack for small tasks, mapped on first use */
     pc__stack *shared;
@@ -481,6 +500,8 @@ typedef struct pc__node {
     atomic_bool stop_requested;
     atomic_int foreign_pushes; /* pc__env_push()es by non-worker threads */
     atomic_uint_fast64_t rr;
+    /* counted by foreign threads (fetch_add; workers use their pc__wstats) */
+    _Atomic uint64_t foreign_sent, foreign_refused;
     pthread_mutex_t mu; /* with cv: pc_node_run / pc_node_join waits */
     pthread_cond_t cv;
 } pc__node;
@@ -562,6 +583,37 @@ bool pc__wait_gone(const pc__reply_to *rt);
 
 pc_err pc__worker_init(pc__worker *w, int index, const pc_node_opts *o);
 void *pc__worker_main(void *arg);
+
+/* ---- stats.c: counters ---------------------------------------------------- */
+
+/* Count one in the calling worker's counter `field` (a pc__wstats member),
+ * or, from a foreign thread, in the node's atomic `foreign`. */
+#define PC__COUNT_HERE(field, foreign)                                         \
+    do {                                                                       \
+        pc__worker *cw_ = pc__tls_worker;                                      \
+        if (cw_)                                                               \
+            pc__count(&cw_->st.field, 1);                                      \
+        else if (pc__the_node)                                                 \
+            atomic_fetch_add_explicit(&pc__the_node->foreign, 1,               \
+                                      memory_order_relaxed);                   \
+    } while (0)
+
+/* A message the calling thread sent (pc_send, pc_deliver)... */
+static inline void
+pc__count_sent(void)
+{
+    PC__COUNT_HERE(sent, foreign_sent);
+}
+
+/* ... and one that a peer's full queue refused (PC_EFULL from the
+ * transport). */
+static inline void
+pc__count_refused(void)
+{
+    PC__COUNT_HERE(refused, foreign_refused);
+}
+
+void pc__deepest_local(pc__worker *w, pc__env *e); /* DEEPEST envelope */
 
 /* ---- proc.c: life cycle --------------------------------------------------- */
 

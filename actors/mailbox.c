@@ -360,6 +360,15 @@ wait_room(pc__proc *p, pc__task *me, double timeout, bool front)
     return rc;
 }
 
+/* A message p's full mailbox refused: in its counters and its worker's
+ * (the caller runs on that worker). */
+static void
+refused(pc__proc *p)
+{
+    p->x->mb_refused++;
+    pc__count(&p->w->st.refused, 1);
+}
+
 static bool
 full(const pc__proc *p)
 {
@@ -380,11 +389,11 @@ pc__mb_admit(pc__worker *w, pc_ref to, pc__proc **pp, double timeout)
         if (p->mb_policy == PC_MB_DROP)
             return PC_OK; /* dropped and counted on delivery */
         if (p->mb_policy == PC_MB_FAIL || !me || &me->p == p || timeout == 0) {
-            p->x->mb_refused++; /* FAIL, or a BLOCK sender that can't wait */
+            refused(p); /* FAIL, or a BLOCK sender that can't wait */
             return PC_EFULL;
         }
         if (timeout > 0 && (left = pc_deadline_left(deadline)) <= 0) {
-            p->x->mb_refused++;
+            refused(p);
             return PC_ETIMEDOUT;
         }
         rc = wait_room(p, me, left, again);
@@ -392,7 +401,7 @@ pc__mb_admit(pc__worker *w, pc_ref to, pc__proc **pp, double timeout)
         if (pc__route(to, &tw, pp) != PC_OK || !*pp)
             return PC_ENOENT; /* it ended while we waited */
         if (rc == PC_ETIMEDOUT && full(*pp)) {
-            (*pp)->x->mb_refused++;
+            refused(*pp);
             return PC_ETIMEDOUT;
         }
     }
@@ -408,10 +417,12 @@ pc__mb_put(pc__proc *p, pc_msg *m, unsigned how)
         if ((how & PC__MB_SYS) || p->mb_policy == PC_MB_BLOCK) {
             p->x->mb_over++;
         } else {
-            if (p->mb_policy == PC_MB_DROP)
+            if (p->mb_policy == PC_MB_DROP) {
                 p->x->mb_dropped++;
-            else
-                p->x->mb_refused++;
+                pc__count(&p->w->st.dropped, 1);
+            } else {
+                refused(p);
+            }
             return PC_EFULL;
         }
     }

@@ -127,6 +127,8 @@ void
 pc__link(pc__worker *w, pc__proc *p)
 {
     p->w = w;
+    pc__count(&w->st.spawned, 1);
+    pc__count(p->kind == PC__ACTOR ? &w->st.actors : &w->st.tasks, 1);
     if (p->killed) {
         pc__proc_finish(w, p, PC_EKILLED, NULL);
         return;
@@ -179,6 +181,8 @@ pc__proc_finish(pc__worker *w, pc__proc *p, int rc, pc_msg *value)
     bool zombie = p->joinable;
 
     p->state = PC__ST_DEAD; /* ending: nothing wakes, runs or ends it again */
+    pc__count(p->kind == PC__ACTOR ? &w->st.actors : &w->st.tasks,
+              (uint64_t)-1);
     if (p->x)
         p->x->joiners = NULL;
     if (p->kind == PC__ACTOR)

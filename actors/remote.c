@@ -225,6 +225,8 @@ pc__remote_send(pc_ref to, pc_msg **m, bool chan)
         return PC_EUNREACH;
     rc = o->send(o->ctx, to, m, chan);
     ops_put();
+    if (rc == PC_EFULL) /* the peer's queue is full: refused */
+        pc__count_refused();
     return rc;
 }
 

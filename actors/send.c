@@ -109,7 +109,9 @@ pc_send_timeout(pc_ref to, pc_msg **m, double timeout)
         return PC_EINVAL;
     if ((rc = pc__msg_stamp_self(m)) != PC_OK)
         return rc;
-    return send_msg(to, m, 0, timeout, NULL, NULL);
+    if ((rc = send_msg(to, m, 0, timeout, NULL, NULL)) == PC_OK)
+        pc__count_sent();
+    return rc;
 }
 
 pc_err
@@ -127,11 +129,14 @@ pc_send_data(pc_ref to, const char *type, const void *data, size_t len)
     /* a new message already names its maker, pc_self(): no stamp needed */
     if (rc == PC_OK && (rc = send_msg(to, &m, 0, -1, NULL, NULL)) != PC_OK)
         pc_msg_free(&m);
+    if (rc == PC_OK)
+        pc__count_sent();
     return rc;
 }
 
-pc_err
-pc_deliver(pc_ref to, pc_msg **m, double timeout)
+/* pc_deliver, but for the count. */
+static pc_err
+deliver_msg(pc_ref to, pc_msg **m, double timeout)
 {
     pc__worker *w = pc__tls_worker, *tw;
     pc__proc *p;
@@ -165,6 +170,16 @@ pc_deliver(pc_ref to, pc_msg **m, double timeout)
 }
 
 pc_err
+pc_deliver(pc_ref to, pc_msg **m, double timeout)
+{
+    pc_err rc = deliver_msg(to, m, timeout);
+
+    if (rc == PC_OK)
+        pc__count_sent();
+    return rc;
+}
+
+pc_err
 pc_recv(pc_msg **out, double timeout)
 {
     pc__worker *w = pc__tls_worker;
@@ -180,6 +195,7 @@ pc_recv(pc_msg **out, double timeout)
         return PC_OK;
     if (pc__mb_len(&t->p)) {
         *out = pc__mb_pop_fast(&t->p);
+        pc__count(&w->st.received, 1);
         return PC_OK;
     }
     if (timeout == 0)
@@ -189,8 +205,10 @@ pc_recv(pc_msg **out, double timeout)
         return PC_OK;      /* woken for a hot swap */
     if (pc__mb_len(&t->p)) /* a message that raced the timer counts */
         rc = PC_OK;
-    if (rc == PC_OK)
+    if (rc == PC_OK) {
         *out = pc__mb_pop_fast(&t->p);
+        pc__count(&w->st.received, 1);
+    }
     return rc;
 }
 
@@ -224,14 +242,19 @@ pc_recv_match(pc_match_fn match, void *ctx, const pc_mark *after, pc_msg **out,
         from[1] = after->seq[1];
     }
     for (;;) {
-        if ((*out = pc__mb_take(&t->p, from, match, ctx)))
+        if ((*out = pc__mb_take(&t->p, from, match, ctx))) {
+            pc__count(&w->st.received, 1);
             return PC_OK;
+        }
         if (timeout > 0 && (left = pc_deadline_left(deadline)) <= 0)
             return PC_ETIMEDOUT;
         if (timeout == 0 ||
             pc__task_wait(w, t, PC__ST_AWAIT_MSG, left) == PC_ETIMEDOUT) {
             *out = pc__mb_take(&t->p, from, match, ctx); /* raced the timer */
-            return *out ? PC_OK : PC_ETIMEDOUT;
+            if (!*out)
+                return PC_ETIMEDOUT;
+            pc__count(&w->st.received, 1);
+            return PC_OK;
         }
     }
 }
@@ -322,10 +345,13 @@ pc__msg_local(pc__worker *w, pc__env *e)
     int rc;
 
     rc = p ? pc__deliver_local(w, p, e->msg, e->how) : PC_ENOENT;
-    if (rc == PC_OK)
+    if (rc == PC_OK) {
         e->msg = NULL;
-    else
+    } else {
+        if (rc != PC_EFULL) /* the policy's drops are counted by the mailbox */
+            pc__count(&w->st.dropped, 1);
         pc_msg_free(&e->msg); /* refused, dropped or too late: counted */
+    }
     if (e->rt.sync || e->rt.token)
         pc__reply(e->rt, rc, NULL);
     if (e->ack)

@@ -12,8 +12,9 @@
  * concern, and answers what passed its deadline. The rest is cut by
  * concern: agent_join.c (connectors, JOIN, re-JOIN, a registry down),
  * agent_names.c (the names held: REGISTER and UNREGISTER everywhere),
- * agent_calls.c (requests in flight, lookups, answers to callers) and
- * agent_events.c (members, watchers, the cache).
+ * agent_calls.c (requests in flight, lookups, answers to callers),
+ * agent_events.c (members, watchers, the cache) and agent_status.c (the
+ * node's status, every status interval).
  */
 #define _GNU_SOURCE
 #include <math.h>
@@ -57,6 +58,7 @@ start_call(rc_agent *a, rc_call *c)
     case PICOS__V1__REG_OP__LIST_NODES:
     case PICOS__V1__REG_OP__LIST_NAMES:
     case PICOS__V1__REG_OP__STATUS:
+    case PICOS__V1__REG_OP__NODES_STATUS:
         pc__rc_lookup_start(a, c);
         return;
     default:
@@ -251,6 +253,7 @@ on_exit_(void *arg)
         a->watchers = w->next;
         free(w);
     }
+    pc__rc_status_fini(a);
     free(a);
     pc__rc_shared_free(s);
 }
@@ -277,6 +280,7 @@ pc__rc_agent_main(void *arg)
         a->regs[i].ep = s->eps[i];
         a->regs[i].last_rc = PC_ETIMEDOUT;
     }
+    pc__rc_status_init(a);
     pc_at_exit(on_exit_, a);
     for (int i = 0; i < a->nregs; i++)
         pc__rc_start_connector(a, i, 0);
@@ -288,7 +292,8 @@ pc__rc_agent_main(void *arg)
             break;
         pc__rc_publish(a);
         expire(a, pc_now());
-        d = a->due;
+        pc__rc_status_tick(a, pc_now());
+        d = a->due < a->status_at ? a->due : a->status_at;
         left = d == INFINITY ? -1 : d > pc_now() ? d - pc_now() : 0;
         if (pc_recv(&m, left) != PC_OK)
             continue;

@@ -3,10 +3,10 @@
  *
  * A request in flight is an `op`, matched to replies by id and by the
  * replying registry's node; an op with no call is the agent's own (undo,
- * lost names). Lookups (LOCATE, the lists, STATUS) go to the first joined
- * registry in the order given, and on to the next when it goes down. Each
- * call is answered once: by an event to its waiter, or for pc_locate_send()
- * by a PC_MSG_LOCATED message to its task.
+ * lost names). Lookups (LOCATE, the lists, STATUS, NODES_STATUS) go to the
+ * first joined registry in the order given, and on to the next when it goes
+ * down. Each call is answered once: by an event to its waiter, or for
+ * pc_locate_send() by a PC_MSG_LOCATED message to its task.
  */
 #define _GNU_SOURCE
 #include <math.h>
@@ -229,7 +229,8 @@ pc__rc_is_lookup(int kind)
     return kind == PICOS__V1__REG_OP__LOCATE ||
            kind == PICOS__V1__REG_OP__LIST_NODES ||
            kind == PICOS__V1__REG_OP__LIST_NAMES ||
-           kind == PICOS__V1__REG_OP__STATUS;
+           kind == PICOS__V1__REG_OP__STATUS ||
+           kind == PICOS__V1__REG_OP__NODES_STATUS;
 }
 
 static pc_err
@@ -285,6 +286,11 @@ pc__rc_on_lookup_reply(rc_agent *a, int i, rc_op *o, Picos__V1__RegReply *rp)
             break;
         case PICOS__V1__REG_OP__STATUS:
             pc__rc_status_from_pb(rp->registry, &c->status);
+            break;
+        case PICOS__V1__REG_OP__NODES_STATUS:
+            if (pc_msg_new(&c->statuses, "picos.v1.NodeStatusList",
+                           rp->statuses.data, rp->statuses.len) != PC_OK)
+                rc = PC_ENOMEM;
             break;
         }
     o->answered = true;

@@ -64,6 +64,9 @@ typedef struct rc_agent {
     rc_call *joins; /* CALL_JOIN waiters */
     pc_ref self;
     double due; /* no deadline passes before: expire() has nothing to do */
+    /* the NodeStatus sent every s->status_interval (agent_status.c) */
+    struct pc__status_sampler *sampler;
+    double status_at; /* next one due (INFINITY: never) */
 } rc_agent;
 
 /* ---- requests in flight and answers (agent_calls.c) ------------------------ */
@@ -124,6 +127,15 @@ void pc__rc_on_name_reply(rc_agent *a, int i, rc_op *o,
                           Picos__V1__RegReply *rp);
 /* The names held by task `who`, which ended, go everywhere. */
 void pc__rc_names_of_ended(rc_agent *a, pc_ref who);
+
+/* ---- the node's status (agent_status.c) ------------------------------------ */
+
+/* Make the sampler (a failure: no statuses, one WARN) and the first due
+ * time. */
+void pc__rc_status_init(rc_agent *a);
+void pc__rc_status_fini(rc_agent *a);
+/* When due: one NodeStatus to every registry joined, fire-and-forget. */
+void pc__rc_status_tick(rc_agent *a, double now);
 
 /* ---- members, watchers, the cache (agent_events.c) ------------------------- */
 

@@ -165,6 +165,7 @@ pc__rc_call_put(rc_call *c)
         pc_event_free(&c->ev);
         free(c->nodes);
         free(c->names);
+        pc_msg_free(&c->statuses);
         free(c);
     }
 }
@@ -351,6 +352,7 @@ pc_cluster_join(const pc_cluster_opts *o)
     s->self.pub_endpoint = s->pub_endpoint;
     /* 0 means the default; negative is forever, as for every timeout */
     s->register_timeout = o->register_timeout != 0 ? o->register_timeout : 5.0;
+    s->status_interval = o->status_interval != 0 ? o->status_interval : 1.0;
     s->qtail = &s->q;
     s->lk_reg = -1;
     s->next_id = 1ull << 62; /* apart from the agent's ids */
@@ -1046,4 +1048,21 @@ pc_cluster_stats_get(pc_cluster_stats *out)
     *out = pc__rc->stats;
     pthread_mutex_unlock(&pc__rc_mu);
     return PC_OK;
+}
+
+pc_err
+pc_cluster_nodes_status(double timeout, pc_msg **out)
+{
+    rc_call *c;
+    pc_err rc;
+
+    if (!out)
+        return PC_EINVAL;
+    rc = list_call(PICOS__V1__REG_OP__NODES_STATUS, -1, NULL, timeout, &c);
+    if (rc == PC_OK) {
+        *out = c->statuses;
+        c->statuses = NULL;
+    }
+    pc__rc_call_put(c);
+    return rc;
 }

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "picos/msg.h"
 #include "picos/registry.h"
 #include "picos/sync.h"
 
@@ -100,6 +101,7 @@ typedef struct rc_call {
     pc_name_info *names;
     size_t n;
     pc_registry_info status;
+    pc_msg *statuses; /* NODES_STATUS: a picos.v1.NodeStatusList */
     /* pc_locate_send(): the answer goes to `reply_to` as PC_MSG_LOCATED */
     bool async;
     pc_ref reply_to;
@@ -134,6 +136,7 @@ typedef struct rc_shared {
     rc_call *q, **qtail;
     rc_names cache; /* (kind, name) -> answer */
     double register_timeout;
+    double status_interval; /* seconds; <= 0: no NodeStatus */
     pc_cluster_stats stats;
     /* Where tasks send LOCATEs themselves (the agent's view, kept by it):
      * the first registry up (lk_reg < 0: none; then the agent's path),

@@ -1,5 +1,6 @@
-/* registry/regreq.c — the decoder of the registry's requests: the only
- * code of the server that reads bytes another node sent.
+/* registry/regreq.c — the decoder of the registry's requests and of the
+ * members' statuses: the only code of the server that reads bytes another
+ * node sent.
  *
  * protobuf-c checks the wire format (lengths, wire types, nesting) but not
  * what the registry needs: enum values are taken as they come, strings may
@@ -7,8 +8,12 @@
  * field the op uses is checked here, once, and the handlers of server.c
  * rely on it (names[0] is there for REGISTER, UNREGISTER and LOCATE; a
  * JOIN's node has an agent; every name fits PC_NAME_MAX). tests/
- * fuzz_regreq.c holds it to that contract.
+ * fuzz_regreq.c holds it to that contract. A NodeStatus is checked the
+ * same way (pc__reg_status_decode: bounded strings and lists, finite
+ * floats), so what the status store copies and the HTTP API turns into
+ * JSON is bounded; tests/fuzz_regstatus.c holds it to that.
  */
+#include <math.h>
 #include <string.h>
 
 #include "server_int.h"
@@ -89,6 +94,7 @@ check(const Picos__V1__RegRequest *r)
     case PICOS__V1__REG_OP__LEAVE:
     case PICOS__V1__REG_OP__LIST_NODES:
     case PICOS__V1__REG_OP__STATUS:
+    case PICOS__V1__REG_OP__NODES_STATUS:
         return NULL;
     default:
         return "unknown op";
@@ -113,4 +119,69 @@ pc__reg_decode(const void *data, size_t len, uint64_t *id, const char **why)
         return NULL;
     }
     return r;
+}
+
+/* ---- NodeStatus ---------------------------------------------------------- */
+
+/* A list of n elements (none NULL), at most max. */
+static bool
+list_ok(void *const *v, size_t n, size_t max)
+{
+    if (n > max)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!v[i])
+            return false;
+    return true;
+}
+
+static const char *
+status_bad(const Picos__V1__NodeStatus *s)
+{
+    if (!s->node || !s->incarnation)
+        return "a status without node id or incarnation";
+    if (!bounded(s->name, PC_NAME_MAX) || !bounded(s->host, 255) ||
+        !bounded(s->data_dir, PC__STATUS_MAX_PATH))
+        return "a status string too long";
+    if (!isfinite(s->cpu_available_pct) || !isfinite(s->proc_cpu_pct) ||
+        !isfinite(s->swap_available_pct) || !isfinite(s->load1))
+        return "a status number that is not finite";
+    if (!list_ok((void *const *)s->deepest, s->n_deepest,
+                 PC__STATUS_MAX_DEEPEST) ||
+        !list_ok((void *const *)s->services, s->n_services,
+                 PC__STATUS_MAX_LIST) ||
+        !list_ok((void *const *)s->channels, s->n_channels,
+                 PC__STATUS_MAX_LIST) ||
+        !list_ok((void *const *)s->peers, s->n_peers, PC__STATUS_MAX_LIST))
+        return "a status list too long";
+    for (size_t i = 0; i < s->n_deepest; i++)
+        if (!bounded(s->deepest[i]->name, PC_NAME_MAX))
+            return "a mailbox name too long";
+    for (size_t i = 0; i < s->n_services; i++)
+        if (!bounded(s->services[i]->name, PC_NAME_MAX))
+            return "a service name too long";
+    for (size_t i = 0; i < s->n_channels; i++)
+        if (!bounded(s->channels[i]->name, PC_NAME_MAX))
+            return "a channel name too long";
+    for (size_t i = 0; i < s->n_peers; i++)
+        if (!bounded(s->peers[i]->name, PC_NAME_MAX) ||
+            !bounded(s->peers[i]->endpoint, PC_ENDPOINT_MAX))
+            return "a peer string too long";
+    return NULL;
+}
+
+Picos__V1__NodeStatus *
+pc__reg_status_decode(const void *data, size_t len, const char **why)
+{
+    Picos__V1__NodeStatus *s = picos__v1__node_status__unpack(NULL, len, data);
+
+    if (!s) {
+        *why = "not a NodeStatus";
+        return NULL;
+    }
+    if ((*why = status_bad(s))) {
+        picos__v1__node_status__free_unpacked(s, NULL);
+        return NULL;
+    }
+    return s;
 }

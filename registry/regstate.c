@@ -575,6 +575,8 @@ pc__reg_down(reg_state *s, reg_member *m, const char *reason)
             pc_demonitor(pc_self(), m->agent);
         PC_LOG_INFO("registry", "node %s (%016llx) is down: %s", m->name,
                     (unsigned long long)m->node, reason);
+        /* its last status stays a while, shown as down */
+        pc__statusdb_down(s->sdb, m->node, m->incarnation, wall_us(), reason);
     }
     pc__reg_event_all(s, PICOS__V1__REG_EVENT_KIND__NODE_DOWN, m, NULL, reason,
                       m);

@@ -22,6 +22,13 @@
  * After a restart the members of the log are unconfirmed: probes and the
  * grace that reconcile them are in server_restart.c.
  *
+ * Members also send their NodeStatus (docs/monitoring.md), with no reply.
+ * It is taken only from the agent of the confirmed member it describes
+ * (the sender's ref is the member's agent, the status's node and
+ * incarnation the member's), into the status store (statusdb.c) that
+ * NODES_STATUS and the HTTP API read; anything else is counted and
+ * dropped. Statuses are not logged: the group commit never sees them.
+ *
  * A node's JOIN may come in chunks (RegRequest.more: a node with many
  * names can't fit them in one frame). The chunks' names are copied into a
  * compact buffer per node (reg_pjoin: what the server holds for a half-
@@ -669,6 +676,44 @@ op_status(reg_server *v, const req *q)
     reply_send(v, q->from, &rep, false);
 }
 
+/* The latest status of every member as a packed NodeStatusList in
+ * `statuses`; a list too big for a frame keeps as many nodes as fit (its
+ * text says so). */
+static void
+op_nodes_status(reg_server *v, const req *q)
+{
+    Picos__V1__RegReply rep = PICOS__V1__REG_REPLY__INIT;
+    Picos__V1__NodeStatusList *l = NULL;
+    uint8_t *buf = NULL;
+    size_t len = 0, all = 0;
+    char text[96];
+
+    rep.id = q->r->id;
+    if (pc__statusdb_list(v->st.sdb, &buf, &len) != PC_OK) {
+        reply_status(v, q->from, q->r->id, PICOS__V1__REG_STATUS__BAD_REQUEST,
+                     "out of memory", false);
+        return;
+    }
+    if (len > LIST_MAX &&
+        (l = picos__v1__node_status_list__unpack(NULL, len, buf))) {
+        all = l->n_nodes;
+        while (len > LIST_MAX && l->n_nodes > 0) {
+            l->n_nodes = l->n_nodes * (LIST_MAX / 2) / (len / 2 + 1);
+            len = picos__v1__node_status_list__get_packed_size(l);
+        }
+        picos__v1__node_status_list__pack(l, buf);
+        snprintf(text, sizeof text, "truncated: %zu of %zu nodes", l->n_nodes,
+                 all);
+        rep.text = text;
+        l->n_nodes = all; /* free_unpacked frees them all */
+        picos__v1__node_status_list__free_unpacked(l, NULL);
+    }
+    rep.statuses.data = buf;
+    rep.statuses.len = len;
+    reply_send(v, q->from, &rep, false);
+    free(buf);
+}
+
 static void
 on_request(reg_server *v, const pc_msg *m)
 {
@@ -706,11 +751,41 @@ on_request(reg_server *v, const pc_msg *m)
     case PICOS__V1__REG_OP__LIST_NAMES:
         op_list_names(v, &q);
         break;
+    case PICOS__V1__REG_OP__NODES_STATUS:
+        op_nodes_status(v, &q);
+        break;
     default:
         op_status(v, &q);
         break;
     }
     picos__v1__reg_request__free_unpacked(q.r, NULL);
+}
+
+/* A member's NodeStatus: kept when its agent sent it about its own start,
+ * else counted and dropped (no reply: nobody waits for one). */
+static void
+on_status(reg_server *v, const pc_msg *m)
+{
+    size_t len = 0;
+    const void *data = pc_msg_data(m, &len);
+    pc_ref from = pc_msg_sender(m);
+    const char *why = NULL;
+    Picos__V1__NodeStatus *s = pc__reg_status_decode(data, len, &why);
+    reg_member *mb = s ? pc__reg_member(&v->st, s->node) : NULL;
+
+    if (s && (!mb || !mb->confirmed || mb->incarnation != s->incarnation ||
+              !pc_ref_eq(from, mb->agent)))
+        why = "not from the agent of the joined member it describes";
+    if (!why && pc__statusdb_put(v->st.sdb, s, wall_us()) != PC_OK)
+        why = "out of memory";
+    if (why) {
+        v->statuses_dropped++;
+        PC_LOG_DEBUG("registry", "a NodeStatus from %016" PRIx64 " dropped: %s",
+                     from.node, why);
+    } else
+        v->statuses++;
+    if (s)
+        picos__v1__node_status__free_unpacked(s, NULL);
 }
 
 /* ---- DOWN, probes, parked locates, grace --------------------------------------- */
@@ -866,6 +941,8 @@ on_message(reg_server *v, pc_msg *m)
 {
     if (pc_msg_is(m, REG_MSG_REQUEST))
         on_request(v, m);
+    else if (pc_msg_is(m, REG_MSG_STATUS))
+        on_status(v, m);
     else if (pc_msg_is(m, PC_MSG_DOWN))
         on_down(v, m);
     else if (pc_msg_is(m, MSG_PROBE) && local(m))
@@ -947,6 +1024,7 @@ server_free(reg_server *v)
     pc__store_close(&v->st.store);
     pc_pool_free(&v->pool);
     pc__reg_state_fini(&v->st);
+    pc__statusdb_free(&v->st.sdb);
     while (v->parked) {
         reg_park *p = v->parked;
         v->parked = p->next;
@@ -1002,6 +1080,8 @@ pc_registry_start(const pc_registry_opts *o, char *bound, size_t size)
     v->probe_timeout = 2 * timeout > 1.0 ? 2 * timeout : 1.0;
     v->compact_bytes = o->compact_bytes ? o->compact_bytes : 64u << 20;
     v->started_us = wall_us();
+    if ((rc = pc__statusdb_new(0, &v->st.sdb)) != PC_OK)
+        goto fail;
     v->st.replaying = true;
     rc = pc__store_open(&v->st.store, o->data_dir, pc__reg_replay, &v->st);
     v->st.replaying = false;
@@ -1072,6 +1152,17 @@ pc_registry_replayed(size_t *nodes, size_t *names)
     }
     pthread_mutex_unlock(&srv_mu);
     return rc;
+}
+
+pc__statusdb *
+pc__registry_statusdb(void)
+{
+    pc__statusdb *db;
+
+    pthread_mutex_lock(&srv_mu);
+    db = srv ? srv->st.sdb : NULL;
+    pthread_mutex_unlock(&srv_mu);
+    return db;
 }
 
 pc_err

@@ -22,11 +22,16 @@
 #include "picos/registry_server.h"
 
 #include "registry.pb-c.h"
+#include "status.h" /* services/: the bounds of a NodeStatus */
+#include "status.pb-c.h"
+#include "statusdb.h"
 #include "store.h"
 
 #define REG_MSG_REQUEST "picos.v1.RegRequest"
 #define REG_MSG_REPLY "picos.v1.RegReply"
 #define REG_MSG_EVENT "picos.v1.RegEvent"
+/* A member's status, without reply (proto/status.proto). */
+#define REG_MSG_STATUS "picos.v1.NodeStatus"
 /* A probe's result to the server task (server_restart.c). */
 #define MSG_PROBE "picos.registry.probe"
 
@@ -42,6 +47,16 @@
  * node needed (the fuzz target calls it bare). */
 Picos__V1__RegRequest *pc__reg_decode(const void *data, size_t len,
                                       uint64_t *id, const char **why);
+
+/* Unpack and check one NodeStatus: node id and incarnation set, strings
+ * bounded (names PC_NAME_MAX, host 255, endpoints PC_ENDPOINT_MAX, data_dir
+ * PC__STATUS_MAX_PATH), the lists within PC__STATUS_MAX_* with no missing
+ * element, the floats finite (JSON has no NaN). Returns the status (free
+ * with picos__v1__node_status__free_unpacked(s, NULL)) or NULL with *why
+ * set. Who may send it is the server's check (server.c), not this one. No
+ * node needed (tests/fuzz_regstatus.c calls it bare). */
+Picos__V1__NodeStatus *pc__reg_status_decode(const void *data, size_t len,
+                                             const char **why);
 
 /* ---- the state (regstate.c) ------------------------------------------------- */
 
@@ -136,6 +151,8 @@ typedef struct reg_state {
     reg_pjoin *pjoins;
     size_t max_node_names;
     double pjoin_ttl; /* seconds a chunked JOIN may wait for its next chunk */
+    /* the members' statuses (NULL: none kept): marked down with them */
+    pc__statusdb *sdb;
     /* counters */
     uint64_t bad, expired;
 } reg_state;
@@ -218,6 +235,9 @@ typedef struct reg_server {
     reg_park *parked;
     uint32_t join_gen;
     bool names_changed, stopping, sync_failing;
+    /* NodeStatus messages taken, and dropped (undecodable, out of bounds,
+     * or not from the joined member they describe) */
+    uint64_t statuses, statuses_dropped;
 } reg_server;
 
 /* Is a join of member m's start arriving? (grace waits for it;

@@ -56,4 +56,10 @@ pc_err pc__statusdb_series(pc__statusdb *db, uint64_t node, const char *what,
 typedef void (*pc__statusdb_cb)(void *arg, uint64_t node, bool down);
 void pc__statusdb_on_change(pc__statusdb *db, pc__statusdb_cb cb, void *arg);
 
+/* The statuses of the registry running on this node (server.c; the HTTP
+ * API reads them), or NULL when none runs. The db lives from
+ * pc_registry_start() until pc_registry_stop() returns: stop its readers
+ * (the HTTP server) before the registry. Any thread. */
+pc__statusdb *pc__registry_statusdb(void);
+
 #endif

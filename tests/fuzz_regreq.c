@@ -75,6 +75,7 @@ check_accepted(const Picos__V1__RegRequest *r)
     case PICOS__V1__REG_OP__LEAVE:
     case PICOS__V1__REG_OP__LIST_NODES:
     case PICOS__V1__REG_OP__STATUS:
+    case PICOS__V1__REG_OP__NODES_STATUS:
         break;
     default:
         abort();

@@ -19,6 +19,7 @@
 
 #include "netutil.h"
 #include "registry.pb-c.h"
+#include "status.pb-c.h"
 #include "testutil.h"
 
 /* ---- registries ------------------------------------------------------------------ */
@@ -886,10 +887,233 @@ big_node_rejoins_restarted_registry(void)
     rg_kill(&R1);
 }
 
+/* ---- node status (docs/monitoring.md) ------------------------------------------ */
+
+/* The entry of `node` in a picos.v1.NodeStatusList message, or NULL. */
+static const Picos__V1__NodeStatusEntry *
+st_entry(const Picos__V1__NodeStatusList *l, uint64_t node)
+{
+    for (size_t i = 0; l && i < l->n_nodes; i++)
+        if (l->nodes[i]->status && l->nodes[i]->status->node == node)
+            return l->nodes[i];
+    return NULL;
+}
+
+/* The registry's statuses now (NULL: the call failed; checked). */
+static Picos__V1__NodeStatusList *
+st_list(void)
+{
+    pc_msg *m = NULL;
+    size_t len = 0;
+    const void *d;
+    Picos__V1__NodeStatusList *l = NULL;
+
+    TCHECK_RC(pc_cluster_nodes_status(PT_LONG, &m), PC_OK);
+    if (!m)
+        return NULL;
+    TCHECK(pc_msg_is(m, "picos.v1.NodeStatusList"));
+    d = pc_msg_data(m, &len);
+    l = picos__v1__node_status_list__unpack(NULL, len, d);
+    TCHECK(l != NULL);
+    pc_msg_free(&m);
+    return l;
+}
+
+typedef bool (*st_pred)(const Picos__V1__NodeStatusEntry *e, void *ctx);
+
+/* Poll the statuses (PT_LONG bound) until pred(entry of node) holds;
+ * returns that list (the caller frees) or NULL (checked). */
+static Picos__V1__NodeStatusList *
+st_until(uint64_t node, st_pred pred, void *ctx)
+{
+    double t0 = pc_now();
+
+    do {
+        Picos__V1__NodeStatusList *l = st_list();
+        const Picos__V1__NodeStatusEntry *e = st_entry(l, node);
+        if (e && pred(e, ctx))
+            return l;
+        picos__v1__node_status_list__free_unpacked(l, NULL);
+        pc_sleep(0.05);
+    } while (pt_since(t0) < PT_LONG);
+    TCHECK(!"the status did not come");
+    return NULL;
+}
+
+static bool
+st_any(const Picos__V1__NodeStatusEntry *e, void *ctx)
+{
+    (void)ctx;
+    return e->up;
+}
+
+static bool
+st_down(const Picos__V1__NodeStatusEntry *e, void *ctx)
+{
+    (void)ctx;
+    return !e->up;
+}
+
+/* "Key: N kB" of /proc/meminfo, bytes. */
+static uint64_t
+meminfo_bytes(const char *key)
+{
+    char line[256];
+    unsigned long long v = 0;
+    FILE *f = fopen("/proc/meminfo", "r");
+    size_t kl = strlen(key);
+
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, key, kl) && line[kl] == ':')
+            v = strtoull(line + kl + 1, NULL, 10) * 1024u;
+    if (f)
+        fclose(f);
+    return v;
+}
+
+/* Send the registry task a NodeStatus made here (by this test task, not
+ * by the agent of the node it names). */
+static void
+st_forge(pc_ref server, uint64_t node, uint64_t inc, const char *name)
+{
+    Picos__V1__NodeStatus s = PICOS__V1__NODE_STATUS__INIT;
+    uint8_t buf[256];
+    size_t len;
+
+    s.node = node;
+    s.incarnation = inc;
+    s.name = (char *)name;
+    s.msgs_sent = 123456789;
+    len = picos__v1__node_status__pack(&s, buf);
+    TCHECK_RC(pc_send_data(server, "picos.v1.NodeStatus", buf, len), PC_OK);
+}
+
+/* One STATUS request from this task to the registry task and its reply:
+ * what this task sent it before has been handled (one link, one mailbox:
+ * in order). */
+static void
+st_sync(pc_ref server)
+{
+    Picos__V1__RegRequest rq = PICOS__V1__REG_REQUEST__INIT;
+    uint8_t buf[64];
+    size_t len;
+    pc_msg *m = NULL;
+
+    rq.id = 77;
+    rq.op = PICOS__V1__REG_OP__STATUS;
+    len = picos__v1__reg_request__pack(&rq, buf);
+    TCHECK_RC(pc_send_data(server, "picos.v1.RegRequest", buf, len), PC_OK);
+    TCHECK_RC(pc_recv_type("picos.v1.RegReply", &m, PT_LONG), PC_OK);
+    pc_msg_free(&m);
+}
+
+static pc_msg *
+status_task(void *arg)
+{
+    pc_cluster_opts o = {0};
+    Picos__V1__NodeStatusList *l;
+    const Picos__V1__NodeStatusEntry *e;
+    const Picos__V1__NodeStatus *s;
+    char cwd[4096] = "", host[256] = "";
+    pc_ref server = PC_REF_NIL;
+    uint64_t forged = 0xF0F0F0F0F0F0F0F0ull;
+    uint32_t bpid;
+    (void)arg;
+
+    o.registries = R1.ep;
+    o.net.secret_file = secret_path;
+    o.net.heartbeat = atof(NET_HB);
+    o.net.timeout = atof(NET_TIMEOUT);
+    o.join_timeout = PT_LONG;
+    o.status_interval = 0.2;
+    TCHECK_RC(pc_cluster_join(&o), PC_OK);
+    CU_ASSERT_FATAL(peer_start(&B, R1.ep)); /* the default interval: 1 s */
+    TCHECK(getcwd(cwd, sizeof cwd) != NULL);
+    gethostname(host, sizeof host - 1);
+
+    /* ours, as /proc and the runtime say */
+    if ((l = st_until(pc_node_id(), st_any, NULL))) {
+        e = st_entry(l, pc_node_id());
+        s = e->status;
+        TCHECK_EQ(s->incarnation, pc_node_incarnation());
+        TCHECK_EQ(s->pid, (uint32_t)getpid());
+        TCHECK_STR(s->host, host);
+        TCHECK_STR(s->data_dir, cwd);
+        TCHECK_EQ(s->interval_ms, 200);
+        TCHECK_EQ(s->mem_total, meminfo_bytes("MemTotal"));
+        TCHECK(s->mem_available > 0 && s->mem_available <= s->mem_total);
+        TCHECK(s->rss > 0 && s->rss < s->mem_total);
+        TCHECK(s->disk_free > 0);
+        TCHECK(s->cpus >= 1);
+        TCHECK(s->cpu_available_pct >= 0 && s->cpu_available_pct <= 100);
+        TCHECK(s->swap_available_pct >= 0 && s->swap_available_pct <= 100);
+        TCHECK(s->proc_cpu_pct >= 0);
+        TCHECK(s->started_us > 0 && s->started_us <= s->sampled_us);
+        TCHECK_EQ(s->workers, (uint32_t)pc_node_workers());
+        TCHECK(e->received_us > 0 && e->down_us == 0);
+        picos__v1__node_status_list__free_unpacked(l, NULL);
+    }
+    /* B's, from its own agent */
+    if ((l = st_until(B.node, st_any, NULL))) {
+        s = st_entry(l, B.node)->status;
+        TCHECK_EQ(s->pid, (uint32_t)B.pid);
+        TCHECK_EQ(s->interval_ms, 1000);
+        picos__v1__node_status_list__free_unpacked(l, NULL);
+    }
+
+    /* forged statuses: for a node that is no member, for B (a member, but
+     * this task is not its agent) and for us from another task than our
+     * agent: all dropped */
+    TCHECK_RC(pc_locate_at(R1.ep, PC_REGISTRY_TASK, PT_LONG, &server), PC_OK);
+    st_forge(server, forged, 1, "forged");
+    st_forge(server, B.node, 0x1234, "forged");
+    st_forge(server, pc_node_id(), pc_node_incarnation(), "forged");
+    st_sync(server);
+    if ((l = st_list())) {
+        TCHECK(st_entry(l, forged) == NULL);
+        TCHECK((e = st_entry(l, B.node)) && e->status->incarnation != 0x1234 &&
+               strcmp(e->status->name, "forged") &&
+               e->status->msgs_sent != 123456789);
+        TCHECK((e = st_entry(l, pc_node_id())) &&
+               strcmp(e->status->name, "forged"));
+        picos__v1__node_status_list__free_unpacked(l, NULL);
+    }
+
+    /* B killed: shown down with a reason, its last status kept */
+    bpid = (uint32_t)B.pid;
+    nt_stop(&B);
+    if ((l = st_until(B.node, st_down, NULL))) {
+        e = st_entry(l, B.node);
+        TCHECK(e->down_us >= e->received_us);
+        TCHECK(e->down_reason && e->down_reason[0]);
+        TCHECK_EQ(e->status->pid, bpid);
+        TCHECK((e = st_entry(l, pc_node_id())) && e->up);
+        picos__v1__node_status_list__free_unpacked(l, NULL);
+    }
+    pc_node_stop();
+    return NULL;
+}
+
+/* NodeStatus end to end: this node and a peer report to a real registry,
+ * pc_cluster_nodes_status() shows them (the numbers checked against /proc
+ * and the runtime), forged statuses are dropped, a killed peer is shown
+ * down. */
+PT_TEST(node_status_reported)
+static void
+node_status_reported(void)
+{
+    fresh();
+    CU_ASSERT_FATAL(rg_start(&R1, NULL));
+    driver_run(status_task);
+    nt_stop(&B);
+    rg_kill(&R1);
+}
+
 PT_MAIN("cluster", PT_ENTRY(names_across_nodes), PT_ENTRY(node_kill9_names_go),
         PT_ENTRY(node_sigstop_names_go), PT_ENTRY(registry_down_unreach),
         PT_ENTRY(wrong_secret_refused), PT_ENTRY(join_timeout_negative_waits),
         PT_ENTRY(two_registries_one_killed),
         PT_ENTRY(partition_conflict_earlier_wins),
         PT_ENTRY(locate_send_in_flight), PT_ENTRY(locate_send_registry_down),
-        PT_ENTRY(big_node_rejoins_restarted_registry))
+        PT_ENTRY(big_node_rejoins_restarted_registry),
+        PT_ENTRY(node_status_reported))

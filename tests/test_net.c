@@ -17,6 +17,7 @@
 #include <zmq.h>
 
 #include "picos/net.h"
+#include "picos/stats.h"
 
 #include "envelope.pb-c.h"
 #include "net_roles.h"
@@ -363,6 +364,69 @@ remote_ping_pong(void)
     driver_start(NULL);
     CU_ASSERT_FATAL(peer_start(&B, secret_path, NULL, NULL));
     CU_ASSERT_EQUAL(pc_spawn(ping_task, NULL, NULL, NULL), PC_OK);
+    PT_RUN();
+    nt_stop(&B);
+}
+
+/* ---- the peer table (pc_net_peers_get) ------------------------------------------ */
+
+/* The entry of node `node` (0: the first) among this node's peers. */
+static bool
+peer_entry(uint64_t node, pc_peer_stats *out)
+{
+    pc_peer_stats ps[8];
+    size_t n = pc_net_peers_get(ps, 8);
+
+    for (size_t i = 0; i < n && i < 8; i++) {
+        if (!node || ps[i].node == node) {
+            *out = ps[i];
+            return true;
+        }
+    }
+    return false;
+}
+
+static pc_msg *
+peers_task(void *arg)
+{
+    pc_peer_stats ps;
+    uint64_t node = 0;
+    pc_msg *m;
+    (void)arg;
+
+    TCHECK_EQ(pc_net_peers_get(NULL, 0), 0);
+    TCHECK_RC(pc_node_connect(B.ep, PT_LONG, &node), PC_OK);
+    pc_ref echo = locate(B.ep, "echo");
+    TCHECK_RC(pt_send_u64(echo, "ping", 1), PC_OK);
+    TCHECK_RC(pc_recv(&m, PT_LONG), PC_OK);
+    pc_msg_free(&m);
+    TCHECK_EQ(pc_net_peers_get(NULL, 0), 1); /* the count without room */
+    TCHECK(peer_entry(B.node, &ps));
+    TCHECK(ps.up);
+    TCHECK_STR(ps.endpoint, B.ep);
+    TCHECK(ps.name[0] != '\0');
+    TCHECK(ps.heartbeat_age >= 0 && ps.heartbeat_age < PT_LONG);
+    TCHECK(ps.queue < 4);
+    /* B goes: the dealer's record stays (it reconnects), down */
+    nt_stop(&B);
+    double t0 = pc_now();
+    while (peer_entry(0, &ps) && ps.up && pt_since(t0) < PT_LONG)
+        pc_sleep(0.02); /* polls for the DOWN the heartbeats will find */
+    TCHECK(peer_entry(0, &ps));
+    TCHECK(!ps.up);
+    TCHECK_EQ(ps.node, 0);
+    TCHECK_STR(ps.endpoint, B.ep);
+    return NULL;
+}
+
+PT_TEST(peers_listed)
+static void
+peers_listed(void)
+{
+    CU_ASSERT_EQUAL(pc_net_peers_get(NULL, 0), 0); /* no transport */
+    driver_start(NULL);
+    CU_ASSERT_FATAL(peer_start(&B, secret_path, NULL, NULL));
+    CU_ASSERT_EQUAL(pc_spawn(peers_task, NULL, NULL, NULL), PC_OK);
     PT_RUN();
     nt_stop(&B);
 }
@@ -1216,4 +1280,5 @@ PT_MAIN("net", PT_ENTRY(api_errors), PT_ENTRY(late_listen_channels),
         PT_ENTRY(remote_ping_pong), PT_ENTRY(three_nodes_ordered),
         PT_ENTRY(kill9_mid_stream), PT_ENTRY(sigstop_declared_down),
         PT_ENTRY(wrong_secret_refused), PT_ENTRY(oversized_frame_refused),
-        PT_ENTRY(remote_control), PT_ENTRY(full_peer_queue))
+        PT_ENTRY(remote_control), PT_ENTRY(full_peer_queue),
+        PT_ENTRY(peers_listed))

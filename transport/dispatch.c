@@ -365,7 +365,7 @@ hello_in(net *n, peer *p, const Picos__V1__Hello *h)
          * is gone (a reconnect), so the path moves over to this one */
         memcpy(q->rid, p->rid, p->rid_len);
         q->rid_len = p->rid_len;
-        q->last_in = pc_now();
+        last_in_set(q, pc_now());
         p->gone = true;
         pc__link_hello(n, q);
         return;
@@ -378,8 +378,8 @@ hello_in(net *n, peer *p, const Picos__V1__Hello *h)
         p->max_frame = (uint32_t)n->max_frame; /* ours bounds what we send */
     p->primary = q && q != p ? q : NULL;
     p->up = true;
-    pthread_mutex_unlock(&n->mu);
     snprintf(p->name, sizeof p->name, "%s", h->name);
+    pthread_mutex_unlock(&n->mu);
     snprintf(p->pub_endpoint, sizeof p->pub_endpoint, "%s", h->pub_endpoint);
     if (!p->hello_sent)
         pc__link_hello(n, p);

@@ -216,9 +216,9 @@ handle_frame(net *n, peer *p, const uint8_t *data, size_t len)
     int r, count = 0;
 
     atomic_fetch_add_explicit(&n->frames_in, 1, memory_order_relaxed);
-    p->last_in = pc_now();
+    last_in_set(p, pc_now());
     if (p->primary)
-        p->primary->last_in = p->last_in;
+        last_in_set(p->primary, last_in_get(p));
     while ((r = wire_next(&q, data + len, &env, &elen)) == 1) {
         const char *why;
         wire_env *e = wire_unpack(&n->arena, env, elen, &why);

@@ -26,6 +26,7 @@
 #include "picos/log.h"
 #include "picos/monitor.h"
 #include "picos/node.h"
+#include "picos/stats.h"
 #include "picos/sync.h"
 #include "picos/task.h"
 
@@ -575,4 +576,42 @@ pc_net_stats_get(pc_net_stats *out)
     out->nodes_down = atomic_load(&n->nodes_down);
     out->chan_missed = atomic_load(&n->chan_missed);
     return PC_OK;
+}
+
+/* One entry per peer node: a record that another one stands for (two
+ * connections with one node) and a connection to our ROUTER that has not
+ * said hello are left out; a dealer still connecting, or whose node went
+ * down, is there with up false. */
+size_t
+pc_net_peers_get(pc_peer_stats *out, size_t max)
+{
+    net *n = pc__net;
+    double now = pc_now();
+    size_t count = 0;
+
+    if (!n)
+        return 0;
+    pthread_mutex_lock(&n->mu);
+    for (peer *p = n->peers; p; p = p->next) {
+        if (p->primary || (!p->up && !p->endpoint))
+            continue;
+        if (out && count < max) {
+            pc_peer_stats *s = &out[count];
+            memset(s, 0, sizeof *s);
+            s->node = p->node;
+            snprintf(s->name, sizeof s->name, "%.*s", (int)sizeof s->name - 1,
+                     p->name); /* cut to fit */
+            snprintf(s->endpoint, sizeof s->endpoint, "%s",
+                     p->endpoint ? p->endpoint : "");
+            s->up = p->up;
+            s->heartbeat_age = now - last_in_get(p);
+            if (s->heartbeat_age < 0)
+                s->heartbeat_age = 0;
+            s->queue = (uint32_t)atomic_load_explicit(&p->queued,
+                                                      memory_order_relaxed);
+        }
+        count++;
+    }
+    pthread_mutex_unlock(&n->mu);
+    return count;
 }

@@ -87,14 +87,18 @@ typedef struct peer {
     pc__zmon *mon; /* the dealer's handshake events */
     uint8_t rid[256];
     size_t rid_len;
-    char *endpoint; /* a dealer's: where it (re)connects */
-    char name[WIRE_NAME_MAX + 1];
+    /* a dealer's: where it (re)connects; set and freed under net.mu */
+    char *endpoint;
+    char name[WIRE_NAME_MAX + 1]; /* from its hello, written under net.mu */
     char pub_endpoint[WIRE_ENDPOINT_MAX + 1];
     bool hello_sent;
     bool hello_lost; /* ZeroMQ refused it: no connection yet (IMMEDIATE) */
     bool gone;       /* to be freed by the link thread's reaper */
     bool connected, handshook; /* a dealer's connection events */
-    double last_in, last_out, since, hello_at;
+    /* its last frame (pc_now()): also read by pc_net_peers_get, relaxed;
+     * last_in_set / last_in_get */
+    _Atomic double last_in;
+    double last_out, since, hello_at;
     /* a connect nobody waits for (timeout 0): given up at this time unless
      * its node answered; 0: not such a connect */
     double bg_until;
@@ -109,6 +113,18 @@ typedef struct peer {
      * since it was last drained): the pump looks only at these */
     bool dirty, sub_dirty;
 } peer;
+
+static inline void
+last_in_set(peer *p, double t)
+{
+    atomic_store_explicit(&p->last_in, t, memory_order_relaxed);
+}
+
+static inline double
+last_in_get(peer *p)
+{
+    return atomic_load_explicit(&p->last_in, memory_order_relaxed);
+}
 
 typedef struct frame {
     struct frame *next;

@@ -95,7 +95,8 @@ pc__peer_new(net *n)
         return NULL;
     p->pending_tail = &p->pending;
     p->max_frame = 64 * 1024; /* until its hello says more */
-    p->last_in = p->since = pc_now();
+    p->since = pc_now();
+    last_in_set(p, p->since);
     pthread_mutex_lock(&n->mu);
     p->next = n->peers;
     n->peers = p;
@@ -190,7 +191,10 @@ pc__link_dealer(net *n, const char *endpoint)
 
     if (!p)
         return NULL;
-    if (!(p->endpoint = strdup(endpoint)) || dealer_open(n, p) != PC_OK) {
+    pthread_mutex_lock(&n->mu); /* pc_net_peers_get() reads it */
+    p->endpoint = strdup(endpoint);
+    pthread_mutex_unlock(&n->mu);
+    if (!p->endpoint || dealer_open(n, p) != PC_OK) {
         p->gone = true;
         return NULL;
     }
@@ -245,8 +249,8 @@ pc__link_down(net *n, peer *p, const char *why)
     pthread_mutex_lock(&n->mu);
     p->up = false;
     p->node = p->incarnation = 0;
+    p->primary = NULL; /* read under mu by the stats calls */
     pthread_mutex_unlock(&n->mu);
-    p->primary = NULL;
     drop_pending(p);
     if (was_up) {
         atomic_fetch_add(&n->nodes_down, 1);
@@ -482,10 +486,10 @@ pc__peer_on_tick(struct ev_loop *loop, ev_timer *t, int revents)
         if (p->gone)
             continue;
         if (p->up && !p->primary) {
-            if (!late && now - p->last_in > n->timeout) {
+            if (!late && now - last_in_get(p) > n->timeout) {
                 char why[96];
                 snprintf(why, sizeof why, "silent for %.2f s (timeout %.2f s)",
-                         now - p->last_in, n->timeout);
+                         now - last_in_get(p), n->timeout);
                 pc__link_down(n, p, why);
                 continue;
             }

@@ -27,35 +27,44 @@ typedef struct pc_node_stats {
     uint64_t actors;        /* light actors alive now */
     uint64_t spawned;       /* tasks and actors started, total */
     uint64_t msgs_sent;     /* messages sent by this node's tasks, total
-                               (local and remote) */
-    uint64_t msgs_received; /* messages taken from mailboxes, total */
+                               (local and remote): pc_send*() and
+                               pc_deliver() calls that returned PC_OK, from
+                               tasks and foreign threads (not channel
+                               fan-out, not the runtime's DOWN/EXIT) */
+    uint64_t msgs_received; /* messages taken from mailboxes, total:
+                               pc_recv*() and light-actor handler calls */
     uint64_t msgs_dropped;  /* dropped: PC_MB_DROP mailboxes full, dead
-                               targets, total */
-    uint64_t msgs_refused;  /* refused: PC_MB_FAIL mailboxes full, PC_EFULL
-                               to a peer, total */
+                               targets (mail that reached its target's
+                               worker after the target ended), total */
+    uint64_t msgs_refused;  /* refused: PC_MB_FAIL mailboxes full (and
+                               PC_MB_BLOCK sends that could not wait or
+                               timed out), PC_EFULL to a peer, total */
 } pc_node_stats;
 
 /* This node's runtime counters. Returns PC_OK, PC_ESTATE (no node),
  * PC_EINVAL. */
 pc_err pc_node_stats_get(pc_node_stats *out);
 
-typedef struct pc_mailbox_depth {
+typedef struct pc_mbox_depth {
     pc_ref task;
     size_t depth;
-} pc_mailbox_depth;
+} pc_mbox_depth;
 
 /* The (at most) `max` deepest non-empty mailboxes of this node's tasks
  * and actors, deepest first, into out[]; returns how many. Walks every
- * task: meant for a status sample a second, not a hot path. */
-size_t pc_node_deepest(pc_mailbox_depth *out, size_t max);
+ * task: meant for a status sample a second, not a hot path. Each worker
+ * walks its own procs (a request to it, answered within 0.5 s or left
+ * out); from a light actor's handler, which can't wait, only its own
+ * worker's. (The type is pc_mbox_depth: pc_mailbox_depth() is taken.) */
+size_t pc_node_deepest(pc_mbox_depth *out, size_t max);
 
 typedef struct pc_peer_stats {
-    uint64_t node;          /* 0 while it has not said hello */
+    uint64_t node; /* 0 while it has not said hello */
     char name[128];
     char endpoint[256];
     bool up;
-    double heartbeat_age;   /* seconds since its last frame */
-    uint32_t queue;         /* envelopes waiting to go to it */
+    double heartbeat_age; /* seconds since its last frame */
+    uint32_t queue;       /* envelopes waiting to go to it */
 } pc_peer_stats;
 
 /* The link to each peer of this node, at most `max`, into out[]; returns
@@ -65,9 +74,9 @@ size_t pc_net_peers_get(pc_peer_stats *out, size_t max);
 typedef struct pc_rps_stats {
     char name[256];
     uint32_t version;
-    uint64_t calls;         /* accepted, total */
-    uint64_t failures;      /* ended other than normally, total */
-    uint64_t refused;       /* busy, bad request, expired, total */
+    uint64_t calls;    /* accepted, total */
+    uint64_t failures; /* ended other than normally, total */
+    uint64_t refused;  /* busy, bad request, expired, total */
     uint32_t running, queued;
     bool suspended;
     /* latency (accepted to ended) of the calls that ended since the

@@ -1,0 +1,73 @@
+/* registry/agent_status.c — the agent's monitoring side: the NodeStatus it
+ * sends every status interval, and the ServiceControl it obeys
+ * (docs/monitoring.md).
+ *
+ * The status goes to every registry joined (state UP: the registry takes a
+ * status only from a member it confirmed), as one plain message with no
+ * reply. pc_send() to a remote ref never blocks: a link whose queue is
+ * full refuses it (PC_EFULL) and that sample is simply lost — the next one
+ * comes an interval later, and a status is worth less than the agent's
+ * other work. Ticks are kept on a fixed grid (due += interval), so a slow
+ * wake-up does not drift the samples; after a long stall the grid restarts
+ * from now instead of sending a burst.
+ */
+#include <math.h>
+#include <stdlib.h>
+
+#include "picos/log.h"
+#include "picos/node.h"
+#include "picos/task.h"
+
+#include "agent_int.h"
+#include "status.h" /* services/ */
+
+#define MSG_STATUS "picos.v1.NodeStatus"
+
+void
+pc__rc_status_init(rc_agent *a)
+{
+    double iv = a->s->status_interval;
+
+    a->status_at = INFINITY;
+    if (!(iv > 0))
+        return;
+    if (pc__status_sampler_new(a->s->name, a->s->host, NULL, iv, &a->sampler) !=
+        PC_OK) {
+        PC_LOG_WARN("registry", "no memory for the status sampler: this node "
+                                "reports no status");
+        return;
+    }
+    a->status_at = pc_now() + iv;
+}
+
+void
+pc__rc_status_fini(rc_agent *a)
+{
+    pc__status_sampler_free(&a->sampler);
+}
+
+void
+pc__rc_status_tick(rc_agent *a, double now)
+{
+    double iv = a->s->status_interval;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+
+    if (!a->sampler || now < a->status_at)
+        return;
+    a->status_at += iv;
+    if (a->status_at <= now)
+        a->status_at = now + iv;
+    if (pc__status_sample(a->sampler, &buf, &len) != PC_OK)
+        return;
+    for (int i = 0; i < a->nregs; i++) {
+        pc_msg *m = NULL;
+        if (a->regs[i].state != R_UP)
+            continue;
+        if (pc_msg_new(&m, MSG_STATUS, buf, len) != PC_OK)
+            break;
+        if (pc_send(a->regs[i].server, &m) != PC_OK)
+            pc_msg_free(&m);
+    }
+    free(buf);
+}
