@@ -335,6 +335,7 @@
                 [charts.latency, label + ' p50', true, 'service_p50_us:' + v.name, 1e-3]);
     }
     for (const [chart, label, dashed, what, scale] of want) {
+      series(chart, label, n.color, dashed); // made now: the legend's order
       fetch('/api/v1/series?node=' + id + '&what=' + encodeURIComponent(what) +
             '&since=' + since)
         .then((r) => (r.ok ? r.json() : Promise.reject(new Error('HTTP ' + r.status))))
