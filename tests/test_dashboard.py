@@ -90,15 +90,17 @@ def on_signal(sig, _frame):
     raise SystemExit(128 + sig)
 
 
-def wait_for(what, fn, bound=WAIT, every=0.02):
-    """Calls fn() until it returns something true; fails after bound s."""
+def wait_for(what, fn, bound=WAIT, every=0.02, seen=None):
+    """Calls fn() until it returns something true; fails after bound s
+    (saying what seen() returns then, when given)."""
     end = time.monotonic() + bound
     while True:
         v = fn()
         if v:
             return v
         if time.monotonic() > end:
-            fail("timed out (%.0f s) waiting for %s" % (bound, what))
+            fail("timed out (%.0f s) waiting for %s%s" % (
+                bound, what, "; the page shows %s" % seen() if seen else ""))
         time.sleep(every)
 
 
@@ -254,9 +256,10 @@ def run(a, exe, tmp):
                      "--name", "dashreg", "--http", "127.0.0.1:0"], o, e)
     m = file_match(reg_out, r"listening on (tcp://\S+)", reg, "picos-registry")
     reg_ep = m.group(1)
-    m = file_match(reg_out + "", r"(?:http|HTTP)\S*\s.*?(?:http://)?"
-                   r"(127\.0\.0\.1:\d+)", reg, "picos-registry's HTTP line")
-    base = "http://" + m.group(1)
+    # "..., http http://127.0.0.1:PORT/" on the same line
+    m = file_match(reg_out, r"listening on .*\bhttp (http://[^/\s]+)/", reg,
+                   "picos-registry's http address")
+    base = m.group(1)
     print("registry %s, dashboard %s" % (reg_ep, base), flush=True)
 
     # two member nodes
@@ -296,7 +299,7 @@ def drive(a, cdp, base, peers, ids):
         return all(i in r and r[i]["state"] == "up" and r[i]["status"] == "up"
                    and not r[i]["rate"].startswith("–") for i in ids)
     t0 = time.monotonic()
-    wait_for("both nodes up on the page", both_up)
+    wait_for("both nodes up on the page", both_up, seen=lambda: rows(cdp))
     print("both nodes up on the page after %.1f s" % (time.monotonic() - t0),
           flush=True)
     cdp.js(OBSERVE_JS)
@@ -314,7 +317,7 @@ def drive(a, cdp, base, peers, ids):
     os.killpg(peers[1][0].pid, signal.SIGKILL)
     peers[1][0].wait()
     wait_for("the killed node marked down", lambda: rows(cdp)[gone]["state"]
-             == "down", bound=SAFETY, every=0.01)
+             == "down", bound=SAFETY, every=0.01, seen=lambda: rows(cdp))
     marked = cdp.js("window.__downAt['%s']" % gone)
     r = rows(cdp)
     print("down marked in %.2f s (status: %r)"

@@ -4,11 +4,12 @@
  * `snapshot` (every node's latest NodeStatusEntry) when the stream opens,
  * then a `status` per status the registry receives and a `down` when a
  * node leaves the cluster. Nothing polls the whole state: the only other
- * requests are /api/v1/cluster once per (re)connection, for the registry's
- * name, and /api/v1/nodes/{id} for the names of the node shown in the
- * node view (when it is opened, then at most every NAMES_EVERY_MS while its
- * statuses come). EventSource reconnects by itself; each new connection
- * starts with a snapshot that replaces the table's state.
+ * requests are, once per (re)connection, /api/v1/cluster (the registry's
+ * name) and /api/v1/series for each node's last minutes in the charts,
+ * and /api/v1/nodes/{id} for the names of the node shown in the node view
+ * (when it is opened, then at most every NAMES_EVERY_MS while its statuses
+ * come). EventSource reconnects by itself; each new connection starts with
+ * a snapshot that replaces the table's state.
  *
  * Counters are totals since a node started; rates are computed here from
  * two consecutive samples of the same incarnation (node clock: sampledUs),
@@ -300,9 +301,15 @@
     return d.data;
   }
 
-  // One sample of node id into the charts (x: this browser's clock, s).
+  // Points are placed on the registry's clock (receivedUs, s): the live
+  // ones and the history /api/v1/series gives alike. skew is how far this
+  // browser's clock is ahead of it (the least seen: the stream's delay).
+  let skew = null;
+  const regNow = () => Date.now() / 1000 - (skew || 0);
+
+  // One sample of node id into the charts.
   function sample(id, n, s) {
-    const x = Date.now() / 1000, name = str(s.name) || id;
+    const x = num(n.entry.receivedUs) / 1e6, name = str(s.name) || id;
     series(charts.rates, name + ' in', n.color, false).push({x, y: n.inRate});
     series(charts.rates, name + ' out', n.color, true).push({x, y: n.outRate});
     for (const v of s.services || []) {
@@ -314,12 +321,46 @@
     }
   }
 
-  // The time axis: from when the page opened (at least a minute back) to
-  // now, at most WINDOW_S long.
-  const opened = Date.now() / 1000;
+  // The last WINDOW_S of node id's history, once per stream connection,
+  // merged with what the page already has (sorted by time, a sample that
+  // is in both kept once). A latency of 0 is "no call ended": a gap.
+  function history(id) {
+    const n = nodes.get(id), s = n.entry.status || {}, name = str(s.name) || id;
+    const since = Math.floor((regNow() - WINDOW_S) * 1e6);
+    const want = [[charts.rates, name + ' in', false, 'msgs_received_rate', 1],
+                  [charts.rates, name + ' out', true, 'msgs_sent_rate', 1]];
+    for (const v of s.services || []) {
+      const label = name + '/' + str(v.name);
+      want.push([charts.latency, label + ' p99', false, 'service_p99_us:' + v.name, 1e-3],
+                [charts.latency, label + ' p50', true, 'service_p50_us:' + v.name, 1e-3]);
+    }
+    for (const [chart, label, dashed, what, scale] of want) {
+      series(chart, label, n.color, dashed); // made now: the legend's order
+      fetch('/api/v1/series?node=' + id + '&what=' + encodeURIComponent(what) +
+            '&since=' + since)
+        .then((r) => (r.ok ? r.json() : Promise.reject(new Error('HTTP ' + r.status))))
+        .then((j) => {
+          const pts = series(chart, label, n.color, dashed);
+          const t = j.t || [], v = j.v || [];
+          for (let i = 0; i < t.length && i < v.length; i++) {
+            const y = num(v[i]) * scale;
+            pts.push({x: num(t[i]) / 1e6, y: scale !== 1 && !y ? null : y});
+          }
+          pts.sort((p, q) => p.x - q.x);
+          for (let i = pts.length - 1; i > 0; i--) if (pts[i].x === pts[i - 1].x) pts.splice(i, 1);
+        })
+        .catch((err) => console.warn('history of', id, what, err));
+    }
+  }
+
+  // The time axis (the registry's clock): from the oldest point, at least
+  // the last minute, at most the last WINDOW_S.
   function drawCharts() {
-    const now = Date.now() / 1000;
-    const min = Math.min(now - 60, Math.max(now - WINDOW_S, opened));
+    const now = regNow();
+    let oldest = now;
+    for (const c of Object.values(charts))
+      for (const d of c.data.datasets) if (d.data.length) oldest = Math.min(oldest, d.data[0].x);
+    const min = Math.min(now - 60, Math.max(now - WINDOW_S, oldest));
     for (const c of Object.values(charts)) {
       for (const d of c.data.datasets) {
         let i = 0;
@@ -339,7 +380,9 @@
     const n = nodes.get(id);
     // from a snapshot, the status may already be old: how old, as far as
     // this browser's clock agrees with the registry's
-    n.ageAtSeen = fromSnapshot ? Math.max(0, Date.now() - num(entry.receivedUs) / 1000) : 0;
+    const ahead = Date.now() / 1000 - num(entry.receivedUs) / 1e6;
+    if (!fromSnapshot && entry.up && (skew === null || ahead < skew)) skew = ahead;
+    n.ageAtSeen = fromSnapshot ? Math.max(0, (ahead - (skew || 0)) * 1000) : 0;
     drawRow(id);
     if (id === selected) drawNode();
   }
@@ -375,6 +418,7 @@
       if (!j) return;
       const ids = new Set();
       for (const e of j.nodes || []) { onEntry(e, true); ids.add(hexId(e.status?.node)); }
+      for (const id of ids) history(id);
       for (const id of [...nodes.keys()]) {   // gone from the registry
         if (ids.has(id)) continue;
         nodes.delete(id);
