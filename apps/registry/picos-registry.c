@@ -37,11 +37,7 @@
 
 #include "api.h"
 #include "daemon.h"
-
-/* The registry's status store (registry/server.c; helper moncollect):
- * weak until that is merged, so a registry without it serves HTTP with no
- * statuses. */
-pc__statusdb *pc__registry_statusdb(void) __attribute__((weak));
+#include "statusdb.h"
 
 #define PROG "picos-registry"
 
@@ -222,7 +218,7 @@ main(int argc, char **argv)
     if ((rc = pc_registry_start(&o, bound, sizeof bound)) != PC_OK)
         dm_start_failed("can't start the registry", rc);
     if (c.http[0]) {
-        ho.db = pc__registry_statusdb ? pc__registry_statusdb() : NULL;
+        ho.db = pc__registry_statusdb();
         if ((rc = pc__api_start(&ho, url, sizeof url)) != PC_OK)
             dm_start_failed("can't serve http", rc);
     }
