@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
 # run-cluster.sh — `make run`: a small picos cluster on this machine.
 #
-#     apps/examples/run-cluster.sh BUILD_DIR
+#     apps/examples/run-cluster.sh BUILD_DIR [--once]
 #
-# Starts a registry (picos-registry, its log in a temporary data dir), a
+# Starts a registry (picos-registry, its log in a temporary data dir, its
+# web dashboard on a port of its choosing: the address is printed first), a
 # service node (picos-node hosting the example service library
 # pico_service.so: the service "pico_service"), a client node that finds
 # the service by name and calls it a few times, collecting every result
 # (picos-rps-pico-client), then calls it from the command line (picos call)
-# and lists the cluster (picos ls), and stops everything cleanly. Every
-# line is prefixed with the process it comes from.
+# and lists the cluster (picos ls); then the client goes on calling the
+# service every second (live figures on the dashboard, `picos top`) until
+# Ctrl-C, which stops everything cleanly. With --once (the test suite) it
+# stops after the listing. Every line is prefixed with the process it
+# comes from.
 # All processes share one temporary cluster secret (mode 0600). Ctrl-C, or
 # any failure, stops whatever was started and removes the temporary files.
 set -euo pipefail
 
-bin=${1:?usage: run-cluster.sh BUILD_DIR}
+bin=${1:?usage: run-cluster.sh BUILD_DIR [--once]}
+once=false
+[ "${2:-}" = --once ] && once=true
 registry_bin=$bin/apps/registry/picos-registry
 node_bin=$bin/apps/node/picos-node
 service_lib=$bin/apps/examples/pico_service.so
@@ -31,6 +37,7 @@ cleanup() {
     for pid in "${pids[@]}"; do
         wait "$pid" 2>/dev/null || true
     done
+    wait 2>/dev/null || true # the registry's tail, which ends with it
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -62,9 +69,15 @@ mkdir "$work/data"
 
 echo "run-cluster: a registry, a service node and a client node on 127.0.0.1"
 "$registry_bin" --listen tcp://127.0.0.1:0 --data-dir "$work/data" \
-    > >(tee "$work/registry.out" | tag registry) 2>&1 &
-pids+=($!)
+    --http 127.0.0.1:0 >"$work/registry.out" 2>&1 &
+registry_pid=$!
+pids+=($registry_pid)
 reg=$(endpoint_in "$work/registry.out" "listening on")
+dashboard=$(grep -m1 -o 'http://[0-9.]*:[0-9]*/' "$work/registry.out")
+echo "run-cluster: the dashboard: $dashboard  (JSON under ${dashboard}api/v1/, ${dashboard}metrics)"
+# its lines, tagged, for as long as it runs (tail ends with it)
+tail --pid="$registry_pid" -s 0.1 -n +1 -f "$work/registry.out" 2>/dev/null |
+    tag registry &
 
 "$node_bin" --registry "$reg" --name service-node --service "$service_lib" \
     > >(tee "$work/node.out" | tag picos-node) 2>&1 &
@@ -82,6 +95,16 @@ echo "run-cluster: the cluster, as \`picos ls\` shows it:"
 "$cli_bin" --registry "$reg" ls nodes 2>&1 | tag picos
 "$cli_bin" --registry "$reg" ls names 2>&1 | tag picos
 
+if ! $once; then
+    echo "run-cluster: running until Ctrl-C: the client calls pico_service every second"
+    echo "run-cluster: watch it at $dashboard or with: PICOS_REGISTRY=$reg PICOS_SECRET_FILE=$PICOS_SECRET_FILE $cli_bin top"
+    while :; do
+        "$client_bin" --registry "$reg" -n 5 >/dev/null 2>"$work/client.err" ||
+            tag client <"$work/client.err"
+        sleep 1
+    done
+fi
+
 echo "run-cluster: stopping"
 for pid in "${pids[@]}"; do
     kill -TERM "$pid" 2>/dev/null || true
@@ -91,5 +114,6 @@ for pid in "${pids[@]}"; do
     wait "$pid" || status=$?
 done
 pids=()
+wait # the registry's tail, which ends with it
 echo "run-cluster: done (exit status $status)"
 exit "$status"
