@@ -158,7 +158,7 @@ pc__rc_register_start(rc_agent *a, rc_call *c)
         return;
     }
     h->info.ref = c->ref;
-    h->claimed_us = pc__rc_wall_us();
+    h->claimed_us = pc_wall_us();
     h->pending = true;
     if (!(o = pc__rc_op_new(a, c->op, c, c->deadline))) {
         pc__rc_names_del(&a->held, c->kind, c->name);

@@ -63,14 +63,6 @@ pc_name_kind_str(pc_name_kind kind)
     return "?";
 }
 
-uint64_t
-pc__rc_wall_us(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
-}
-
 /* ---- wire forms ------------------------------------------------------------- */
 
 pc_ref

@@ -174,7 +174,6 @@ void pc__rc_located_send(pc_ref to, uint64_t tag, pc_err rc, pc_ref ref);
 pc_msg *pc__rc_agent_main(void *arg);
 
 /* Wall clock, µs. */
-uint64_t pc__rc_wall_us(void);
 
 /* Wire to API forms (strings truncated to fit). */
 void pc__rc_node_from_pb(const Picos__V1__NodeInfo *p, pc_node_info *out);

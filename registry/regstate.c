@@ -26,14 +26,6 @@
 /* Per record in the file: length and CRC. */
 #define REC_HDR 8u
 
-static uint64_t
-wall_us(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
-}
-
 static size_t
 hash_name(int kind, const char *name)
 {
@@ -576,7 +568,8 @@ pc__reg_down(reg_state *s, reg_member *m, const char *reason)
         PC_LOG_INFO("registry", "node %s (%016llx) is down: %s", m->name,
                     (unsigned long long)m->node, reason);
         /* its last status stays a while, shown as down */
-        pc__statusdb_down(s->sdb, m->node, m->incarnation, wall_us(), reason);
+        pc__statusdb_down(s->sdb, m->node, m->incarnation, pc_wall_us(),
+                          reason);
     }
     pc__reg_event_all(s, PICOS__V1__REG_EVENT_KIND__NODE_DOWN, m, NULL, reason,
                       m);
@@ -637,7 +630,7 @@ pc__reg_join(reg_state *s, const Picos__V1__NodeInfo *ni, bool *fresh)
         m->joined_us = ni->joined_us;
     } else {
         if (*fresh)
-            m->joined_us = wall_us();
+            m->joined_us = pc_wall_us();
         if (!m->confirmed) {
             m->confirmed = true;
             s->unconfirmed--;
@@ -683,7 +676,7 @@ int
 pc__reg_claim(reg_state *s, reg_member *m, const Picos__V1__NameEntry *e,
               reg_name **holder)
 {
-    uint64_t claimed = e->claimed_us ? e->claimed_us : wall_us();
+    uint64_t claimed = e->claimed_us ? e->claimed_us : pc_wall_us();
     pc_ref ref = {e->ref->node, e->ref->id};
     reg_name *n = pc__reg_name(s, (int)e->kind, e->name);
 

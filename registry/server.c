@@ -74,14 +74,6 @@
 static pthread_mutex_t srv_mu = PTHREAD_MUTEX_INITIALIZER;
 static reg_server *srv;
 
-static uint64_t
-wall_us(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
-}
-
 static const char *
 kind_str(int kind)
 {
@@ -776,7 +768,7 @@ on_status(reg_server *v, const pc_msg *m)
     if (s && (!mb || !mb->confirmed || mb->incarnation != s->incarnation ||
               !pc_ref_eq(from, mb->agent)))
         why = "not from the agent of the joined member it describes";
-    if (!why && pc__statusdb_put(v->st.sdb, s, wall_us()) != PC_OK)
+    if (!why && pc__statusdb_put(v->st.sdb, s, pc_wall_us()) != PC_OK)
         why = "out of memory";
     if (why) {
         v->statuses_dropped++;
@@ -1079,7 +1071,7 @@ pc_registry_start(const pc_registry_opts *o, char *bound, size_t size)
     timeout = o->net.timeout > 0 ? o->net.timeout : 1.0;
     v->probe_timeout = 2 * timeout > 1.0 ? 2 * timeout : 1.0;
     v->compact_bytes = o->compact_bytes ? o->compact_bytes : 64u << 20;
-    v->started_us = wall_us();
+    v->started_us = pc_wall_us();
     if ((rc = pc__statusdb_new(0, &v->st.sdb)) != PC_OK)
         goto fail;
     v->st.replaying = true;

@@ -38,6 +38,8 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "picos/node.h"
+
 /* How long a down node's last status is kept, µs. */
 #define KEEP_US (600ull * 1000000ull)
 /* Service names with a history, per node. */
@@ -79,14 +81,6 @@ struct pc__statusdb {
     pc__statusdb_cb cb;
     void *cb_arg;
 };
-
-static uint64_t
-wall_us(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
-}
 
 pc_err
 pc__statusdb_new(size_t samples, pc__statusdb **out)
@@ -340,7 +334,7 @@ pc__statusdb_list(pc__statusdb *db, uint8_t **out, size_t *len)
     *out = NULL;
     *len = 0;
     pthread_mutex_lock(&db->mu);
-    sweep(db, wall_us());
+    sweep(db, pc_wall_us());
     if (db->n && (!(es = calloc(db->n, sizeof *es)) ||
                   !(ps = calloc(db->n, sizeof *ps)))) {
         rc = PC_ENOMEM;
@@ -484,7 +478,7 @@ pc__statusdb_series(pc__statusdb *db, uint64_t node, const char *what,
     if ((w = parse_what(what, &svc)) < 0)
         return PC_EINVAL;
     pthread_mutex_lock(&db->mu);
-    sweep(db, wall_us());
+    sweep(db, pc_wall_us());
     if (!(e = find(db, node, NULL))) {
         rc = PC_ENOENT;
         goto done;

@@ -78,14 +78,6 @@ static struct {
     atomic_uint_fast64_t ids;
 } A;
 
-static uint64_t
-wall_us(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
-}
-
 /* ---- options and files ------------------------------------------------------ */
 
 /* "host:port" or "[v6]:port" into host and port. */
@@ -433,7 +425,7 @@ get_cluster(void *arg, const pc__http_req *rq, pc__http_resp *rs)
 {
     Picos__V1__RegReply *st = NULL;
     Picos__V1__NodeStatusList *l = NULL;
-    uint64_t now = wall_us();
+    uint64_t now = pc_wall_us();
     double msgs = 0, calls = 0;
     int up = 0, down = 0;
     json_t *j;
@@ -717,7 +709,7 @@ static void
 metrics_write(FILE *f, const Picos__V1__NodeStatusList *l,
               const Picos__V1__RegReply *st)
 {
-    uint64_t now = wall_us();
+    uint64_t now = pc_wall_us();
     char id[17];
 
     for (size_t m = 0; m < sizeof node_metrics / sizeof node_metrics[0]; m++) {

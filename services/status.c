@@ -56,14 +56,6 @@ struct pc__status_sampler {
     struct views *w;              /* the lists' views, made once */
 };
 
-static uint64_t
-wall_us(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
-}
-
 /* The file at `path` into buf (NUL-ended); its length, or 0 when it can't
  * be read. */
 static size_t
@@ -186,7 +178,7 @@ pc__status_sampler_new(const char *name, const char *host, const char *data_dir,
     if (read_self(&s->proc_ticks, &start) && btime)
         s->started_us = btime * 1000000u + start * 1000000u / (uint64_t)s->tick;
     else
-        s->started_us = wall_us();
+        s->started_us = pc_wall_us();
     *out = s;
     return PC_OK;
 }
@@ -381,7 +373,7 @@ pc__status_sample(pc__status_sampler *s, uint8_t **out, size_t *len)
     st.name = s->name;
     st.host = s->host;
     st.pid = (uint32_t)getpid();
-    st.sampled_us = wall_us();
+    st.sampled_us = pc_wall_us();
     st.started_us = s->started_us;
     st.interval_ms = s->interval_ms;
     st.data_dir = s->data_dir;

@@ -153,7 +153,7 @@ print_nodes(const pc_msg *m)
                         "parse");
     if ((idx = calloc(l->n_nodes + 1, sizeof *idx)) &&
         (n = top_order(l, 0, idx)) > 0 &&
-        (t = top_nodes_table(l, idx, n, NULL, top_wall_us(), true))) {
+        (t = top_nodes_table(l, idx, n, NULL, pc_wall_us(), true))) {
         putchar('\n');
         st = cli_table_finish(t);
     } else if (!idx || (n > 0 && !t))

@@ -135,7 +135,7 @@ once(void)
     printf("%s\n", line);
     top_totals(s.list, idx, n, NULL, line, sizeof line);
     printf("%s\n\n", line);
-    t = top_nodes_table(s.list, idx, n, NULL, top_wall_us(), false);
+    t = top_nodes_table(s.list, idx, n, NULL, pc_wall_us(), false);
     st = t ? cli_table_finish(t) : cli_fail("out of memory");
     free(idx);
     snap_fini(&s);
@@ -281,8 +281,7 @@ draw_nodes(ui *u, int top, int bottom)
 
     if (!u->cur.list || h <= 0)
         return;
-    t = top_nodes_table(u->cur.list, u->idx, u->n, u->mem, top_wall_us(),
-                        false);
+    t = top_nodes_table(u->cur.list, u->idx, u->n, u->mem, pc_wall_us(), false);
     if (!t)
         return;
     rows = cli_table_rows(t);
@@ -324,8 +323,7 @@ draw_detail(ui *u, int top, int bottom)
 
     if (!u->n)
         return;
-    text =
-        top_detail(u->cur.list->nodes[u->idx[u->sel]], u->mem, top_wall_us());
+    text = top_detail(u->cur.list->nodes[u->idx[u->sel]], u->mem, pc_wall_us());
     if (!text)
         return;
     for (p = text; *p && y < bottom; line++) {

@@ -335,15 +335,6 @@ top_fmt_age(double s, char *buf, size_t size)
     return buf;
 }
 
-uint64_t
-top_wall_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 /* Seconds from registry time t_us to now_us. */
 static double
 age_s(uint64_t t_us, uint64_t now_us)

@@ -74,9 +74,6 @@ void top_totals(const Picos__V1__NodeStatusList *l, const size_t *idx, size_t n,
 char *top_detail(const Picos__V1__NodeStatusEntry *e, const top_mem *m,
                  uint64_t now_us);
 
-/* The wall clock in µs, as the registry's received_us and down_us. */
-uint64_t top_wall_us(void);
-
 /* Compact units for narrow columns: "3.2G", "512M", "870B". */
 char *top_fmt_bytes(uint64_t v, char *buf, size_t size);
 /* A rate: "-" when negative (unknown), "12.5", "3.4k", "1.2M". */

@@ -90,6 +90,11 @@ int pc_worker_index(void);
 /* Monotonic time in seconds (CLOCK_MONOTONIC). Any thread. */
 double pc_now(void);
 
+/* Wall-clock time in µs since the Unix epoch (CLOCK_REALTIME): for
+ * timestamps shown to people or sent to other hosts, never for timeouts.
+ * Any thread. */
+uint64_t pc_wall_us(void);
+
 /* Timeouts and deadlines, for calls that wait in several steps: the
  * absolute pc_now() time `timeout` seconds from now (negative: forever,
  * INFINITY), and the timeout left until `deadline` (-1 for INFINITY, 0 once
