@@ -895,17 +895,21 @@ hub_task(void *arg)
             continue;
         do {
             size_t len = 0;
-            const change *c = pc_msg_data(m, &len);
-            if (len == sizeof *c && c->node == 0)
+            const void *d = pc_msg_data(m, &len);
+            change c;
+            /* a payload is not aligned for a struct: copy it out */
+            if (len == sizeof c)
+                memcpy(&c, d, sizeof c);
+            if (len == sizeof c && c.node == 0)
                 stop = true;
-            else if (len == sizeof *c) {
+            else if (len == sizeof c) {
                 size_t i = 0;
-                while (i < n && ch[i].node != c->node)
+                while (i < n && ch[i].node != c.node)
                     i++;
                 if (i == n)
-                    ch[n++] = *c;
+                    ch[n++] = c;
                 else
-                    ch[i].down |= c->down;
+                    ch[i].down |= c.down;
             }
             pc_msg_free(&m);
         } while (n < 64 && !stop && pc_recv(&m, 0) == PC_OK);
