@@ -4,6 +4,7 @@
 
 #include "picos/actor.h"
 #include "picos/chan.h"
+#include "picos/compute.h"
 #include "picos/err.h"
 #include "picos/file.h"
 #include "picos/hotswap.h"

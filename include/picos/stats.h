@@ -99,6 +99,34 @@ typedef struct pc_chan_node_stats {
  * returns how many there are. */
 size_t pc_chan_stats_all(pc_chan_node_stats *out, size_t max);
 
+/* ---- computations (docs/computations.md) --------------------------------- */
+
+/* This node's compute side (picos-node --compute): what NodeStatus.compute
+ * reports. The compute server (services/compute_node.c) keeps the counters
+ * with pc__compute_stats (services/compute_stats.c). */
+typedef struct pc_compute_node_stats {
+    bool enabled;           /* this node takes computations */
+    bool suspended;         /* takes no new jobs now */
+    uint32_t cpus;          /* worker processes it may run, all clients */
+    uint32_t cpus_reserved; /* reserved by computations now */
+    uint32_t sessions;      /* computations open on it */
+    uint32_t workers;       /* worker processes up */
+    uint32_t workers_busy;  /* running a job */
+    uint32_t jobs_queued;   /* sent to it, waiting for a worker */
+    uint64_t jobs_done;     /* ended, total (every why) */
+    uint64_t jobs_failed;   /* ended other than OK, total */
+    uint64_t workers_lost;  /* worker processes that died, total */
+} pc_compute_node_stats;
+
+/* Fill *out (all zero, enabled false, when this node is not a compute
+ * node). Returns PC_OK, PC_EINVAL. Any thread. */
+pc_err pc_compute_node_stats_get(pc_compute_node_stats *out);
+
+/* Suspend (on) or resume (off) every computation on this node, as the
+ * dashboard's suspend action does: running jobs finish, no new ones start.
+ * Returns PC_OK, PC_ENOENT (not a compute node). Any thread. */
+pc_err pc_compute_node_suspend(bool on);
+
 #ifdef __cplusplus
 }
 #endif
