@@ -220,6 +220,41 @@ pc_err pc_compute_close_node(pc_compute *c, const char *node, double grace);
  * ends the computation when it sees this client gone). */
 pc_err pc_compute_close(pc_compute **c, double grace);
 
+/* ---- node side (picos-node --compute) ----------------------------------- */
+
+typedef struct pc_compute_server pc_compute_server;
+
+typedef struct pc_compute_serve_opts {
+    int cpus;             /* worker processes, all clients; 0: the CPUs */
+    const char *data_dir; /* required; DATA_DIR/compute/ is made 0700 */
+    const char *worker;   /* path of picos-worker (required) */
+    size_t memory;        /* a worker's default address-space limit; 0:
+                             1 GiB */
+    size_t memory_max;    /* the most a client may ask; 0: 4 GiB */
+    double cpu_seconds;   /* RLIMIT_CPU of a worker; 0: none */
+    unsigned uid_base;    /* as root: computation k runs as uid/gid
+                             uid_base + k; 0: 200000 */
+    bool no_seccomp;      /* the seccomp filter off (on by default) */
+} pc_compute_serve_opts;
+
+/* Start taking computations on this node: a compute task registered as
+ * PC_COMPUTE_NAME_PREFIX + the node's name (the cluster must be joined).
+ * `what` (when not NULL) gets a one-line summary for the startup line:
+ * "8 CPUs, data dir D, sandbox: chroot, uid 200000+, seccomp" or what is
+ * missing and why. Returns PC_OK and *out; PC_EINVAL (no data_dir or
+ * worker, worker not executable), PC_ESYS (data dir unusable: what says
+ * why), PC_EEXIST (name taken), PC_ESTATE (not joined), PC_ETIMEDOUT /
+ * PC_EUNREACH (registry), PC_ENOMEM. Tasks and foreign threads. */
+pc_err pc_compute_serve(const pc_compute_serve_opts *o, char *what,
+                        size_t what_size, pc_compute_server **out);
+
+/* Stop: new computations are refused; each open one gets `grace` seconds
+ * for its running jobs (their clients get the results), then its workers
+ * are killed (the clients retry those jobs elsewhere) and its files
+ * removed; the name is unregistered. Frees *s, sets it NULL. Returns
+ * PC_OK, PC_ETIMEDOUT (not everything ended within grace + 5 s). */
+pc_err pc_compute_serve_stop(pc_compute_server **s, double grace);
+
 /* ---- status events ------------------------------------------------------ */
 
 /* Message type of the events sent to pc_compute_opts.status. */
