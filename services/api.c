@@ -473,13 +473,13 @@ get_cluster(void *arg, const pc__http_req *rq, pc__http_resp *rs)
                   msgs, "callsPerS", calls);
     /* the compute nodes that are up, summed (docs/monitoring.md) */
     if (j)
-        json_object_set_new(
-            j, "compute",
-            json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f}", "nodes", cnodes,
-                      "cpus", cpus, "cpusReserved", reserved, "workers",
-                      workers, "workersBusy", busy, "jobsQueued", queued,
-                      "jobsDone", done, "jobsFailed", failed, "jobsPerS",
-                      jobs));
+        json_object_set_new(j, "compute",
+                            json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f}",
+                                      "nodes", cnodes, "cpus", cpus,
+                                      "cpusReserved", reserved, "workers",
+                                      workers, "workersBusy", busy,
+                                      "jobsQueued", queued, "jobsDone", done,
+                                      "jobsFailed", failed, "jobsPerS", jobs));
     reply_json(rs, j);
 out:
     if (st)

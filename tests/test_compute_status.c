@@ -239,12 +239,11 @@ absent_without_compute(void)
     j = hc_get_json(port, "/api/v1/cluster", WAIT);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     CU_ASSERT_TRUE(json_is_object(json_object_get(j, "compute")));
-    CU_ASSERT_EQUAL(
-        field(json_object_get(j, "compute"), "nodes"), 0);
+    CU_ASSERT_EQUAL(field(json_object_get(j, "compute"), "nodes"), 0);
     json_decref(j);
-    rc = metric_check((const char *[]){"picos_compute_cpus",
-                                       "picos_compute_jobs_done_total"},
-                      (const double[]){-1, -1}, 2);
+    rc = metric_check(
+        (const char *[]){"picos_compute_cpus", "picos_compute_jobs_done_total"},
+        (const double[]){-1, -1}, 2);
     if (rc == 77)
         printf("\n    SKIP (metrics): python3-prometheus-client is missing\n");
     else
@@ -257,13 +256,16 @@ PT_TEST(counters_reach_api)
 static void
 counters_reach_api(void)
 {
-    static const char *const names[] = {
-        "picos_compute_cpus",          "picos_compute_cpus_reserved",
-        "picos_compute_sessions",      "picos_compute_workers",
-        "picos_compute_workers_busy",  "picos_compute_jobs_queued",
-        "picos_compute_suspended",     "picos_compute_jobs_done_total",
-        "picos_compute_jobs_failed_total",
-        "picos_compute_workers_lost_total"};
+    static const char *const names[] = {"picos_compute_cpus",
+                                        "picos_compute_cpus_reserved",
+                                        "picos_compute_sessions",
+                                        "picos_compute_workers",
+                                        "picos_compute_workers_busy",
+                                        "picos_compute_jobs_queued",
+                                        "picos_compute_suspended",
+                                        "picos_compute_jobs_done_total",
+                                        "picos_compute_jobs_failed_total",
+                                        "picos_compute_workers_lost_total"};
     static const double want[] = {4, 2, 1, 3, 2, 5, 0, 1234, 7, 3};
     json_t *s, *c, *j;
     int rc;
@@ -337,8 +339,7 @@ jobs_rate(void)
         j = hc_get_json(port, path, WAIT);
         v = json_object_get(j, "v");
         if (json_array_size(v))
-            rate = json_number_value(
-                json_array_get(v, json_array_size(v) - 1));
+            rate = json_number_value(json_array_get(v, json_array_size(v) - 1));
         json_decref(j);
         j = hc_get_json(port, "/api/v1/cluster", WAIT);
         sum = field(json_object_get(j, "compute"), "jobsPerS");
@@ -349,8 +350,7 @@ jobs_rate(void)
     CU_ASSERT(sum > 0);
     snprintf(path, sizeof path,
              "/api/v1/series?node=%s&what=jobs_failed_rate&since=0", me);
-    CU_ASSERT_EQUAL(hc_request(port, "GET", path, NULL, NULL, NULL, WAIT),
-                    200);
+    CU_ASSERT_EQUAL(hc_request(port, "GET", path, NULL, NULL, NULL, WAIT), 200);
 }
 
 /* The suspend hook of the compute server, as this test's: records each

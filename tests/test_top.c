@@ -327,8 +327,7 @@ compute_columns(void)
 
     top_totals(&F.l, idx, n, m, line, sizeof line);
     CU_ASSERT_PTR_NOT_NULL(strstr(
-        line,
-        "compute: 1 node, busy 3/4, jobs/s 500.0, done 350, failed 2"));
+        line, "compute: 1 node, busy 3/4, jobs/s 500.0, done 350, failed 2"));
     text = top_detail(&F.e[0], m, 1000000000);
     CU_ASSERT_PTR_NOT_NULL_FATAL(text);
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "compute: cpus 4"));

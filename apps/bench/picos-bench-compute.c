@@ -14,8 +14,8 @@
  * computation is bench_compute_lib.so (this folder): "echo" returns its
  * input, "spin" burns the CPU time its input names (bench_spin.h).
  *
- * The client's driver (a thread of its own) measures, with one computation on both nodes
- * (one worker each):
+ * The client's driver (a thread of its own) measures, with one computation on
+ * both nodes (one worker each):
  *
  *   pipelined   `pipelined` empty "echo" jobs, submitted in batches of
  *               BATCH while fewer than WINDOW are outstanding, each result
@@ -49,13 +49,13 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <pthread.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -97,9 +97,9 @@ static const char *const node_names[NODES] = {"bench-c1", "bench-c2"};
 
 /* What the driver measured. */
 static struct {
-    double pipe_s;          /* the pipelined row's time */
-    double await_s;         /* the awaited row's time */
-    double *lat;            /* each awaited job's latency, s (sorted) */
+    double pipe_s;           /* the pipelined row's time */
+    double await_s;          /* the awaited row's time */
+    double *lat;             /* each awaited job's latency, s (sorted) */
     double spin1_s, spin2_s; /* picos: one worker, two */
     double base1_s, base2_s; /* plain processes: one, two */
     long on_node[NODES];     /* spin-2's jobs per node */
@@ -355,8 +355,8 @@ print_rows(double load)
     {
         char label[128], target[64];
         fmt(label, sizeof label,
-            "%ld CPU-bound %.0f ms jobs: 2 workers (2 nodes) vs 1",
-            g.spin, g.spin_ms);
+            "%ld CPU-bound %.0f ms jobs: 2 workers (2 nodes) vs 1", g.spin,
+            g.spin_ms);
         fmt(target, sizeof target, "≥ 0.9 × baseline (%.2f)", 0.9 * base);
         ROW(label, "× speed-up", target, sp >= 0.9 * base ? "yes" : "no",
             "%.2f (%.2f vs %.2f s)", sp, R.spin1_s, R.spin2_s);
@@ -388,8 +388,8 @@ print_rows(double load)
            "each: one forked process spinning %ld × %.0f ms, two spinning "
            "%ld × %.0f ms each\n",
            g.spin, g.spin_ms, R.on_node[0], node_names[0], R.on_node[1],
-           node_names[1], node_names[0], g.spin / 2 * 2, g.spin_ms,
-           g.spin / 2, g.spin_ms);
+           node_names[1], node_names[0], g.spin / 2 * 2, g.spin_ms, g.spin / 2,
+           g.spin_ms);
 }
 
 /* ---- processes ------------------------------------------------------------------ */
@@ -503,10 +503,18 @@ main(int argc, char **argv)
         g.reg = bench_start_child(PROG, reg, g.reg_ep, sizeof g.reg_ep);
     }
     for (int i = 0; i < NODES; i++) {
-        char *node[] = {g.node_bin,    "--registry", g.reg_ep,
-                        "--secret-file", g.secret,   "--name",
-                        (char *)node_names[i], "--compute", "--cpus",
-                        "1",           "--data-dir", ndata[i],
+        char *node[] = {g.node_bin,
+                        "--registry",
+                        g.reg_ep,
+                        "--secret-file",
+                        g.secret,
+                        "--name",
+                        (char *)node_names[i],
+                        "--compute",
+                        "--cpus",
+                        "1",
+                        "--data-dir",
+                        ndata[i],
                         NULL};
         snprintf(ndata[i], sizeof ndata[i], "%s/%s", g.dir, node_names[i]);
         if (mkdir(ndata[i], 0700))
@@ -524,8 +532,8 @@ main(int argc, char **argv)
         if (rc != PC_OK)
             die("pc_cluster_start", rc);
     }
-    fprintf(stderr, PROG ": registry %s, nodes %s %s\n", g.reg_ep,
-            g.node_ep[0], g.node_ep[1]);
+    fprintf(stderr, PROG ": registry %s, nodes %s %s\n", g.reg_ep, g.node_ep[0],
+            g.node_ep[1]);
     {
         pthread_t t;
         pc_err rc;

@@ -388,9 +388,9 @@ top_nodes_table(const Picos__V1__NodeStatusList *l, const size_t *idx, size_t n,
         "NAME",   "STATE",   "CPU", "MEM", "RSS",     "TASKS", "SENT/S",
         "RECV/S", "CALLS/S", "P99", "AGE", "NODE ID", "NOTE"};
     static const char *const chead[NODE_COLS + COMPUTE_COLS] = {
-        "NAME",    "STATE",  "CPU",  "MEM", "RSS",     "TASKS", "SENT/S",
-        "RECV/S",  "CALLS/S", "P99", "JOBS/S", "BUSY", "AGE",   "NODE ID",
-        "NOTE"};
+        "NAME",   "STATE",  "CPU",    "MEM",     "RSS",
+        "TASKS",  "SENT/S", "RECV/S", "CALLS/S", "P99",
+        "JOBS/S", "BUSY",   "AGE",    "NODE ID", "NOTE"};
     static const char *const bhead[BRIEF_COLS] = {"NAME", "STATE",   "CPU",
                                                   "MEM",  "RSS",     "TASKS",
                                                   "AGE",  "NODE ID", "NOTE"};
@@ -398,7 +398,7 @@ top_nodes_table(const Picos__V1__NodeStatusList *l, const size_t *idx, size_t n,
     cli_table *t = cli_table_new(brief  ? BRIEF_COLS
                                  : comp ? NODE_COLS + COMPUTE_COLS
                                         : NODE_COLS,
-                                 brief ? bhead
+                                 brief  ? bhead
                                  : comp ? chead
                                         : head);
 
@@ -406,8 +406,8 @@ top_nodes_table(const Picos__V1__NodeStatusList *l, const size_t *idx, size_t n,
         const Picos__V1__NodeStatusEntry *e = l->nodes[idx[i]];
         const Picos__V1__NodeStatus *s = e->status;
         char cpu[16], mem[16], rss[16], tasks[24], sent[16], recv[16],
-            calls[16], p99[16], age[16], id[24], note[256], down[16],
-            jobs[16], busy[32];
+            calls[16], p99[16], age[16], id[24], note[256], down[16], jobs[16],
+            busy[32];
         top_rates r = {-1, -1, -1, -1};
         const char *row[NODE_COLS + COMPUTE_COLS];
         size_t k = 10;
@@ -499,12 +499,12 @@ top_totals(const Picos__V1__NodeStatusList *l, const size_t *idx, size_t n,
     }
     comp = any_compute(l, idx, n);
     len = snprintf(buf, size,
-             "%zu node%s: %zu up, %zu down | tasks %" PRIu64
-             " | msg/s sent %s, received %s | calls/s %s",
-             n, n == 1 ? "" : "s", up, n - up, tasks,
-             top_fmt_rate(rates ? sent : -1, a, sizeof a),
-             top_fmt_rate(rates ? recv : -1, b, sizeof b),
-             top_fmt_rate(rates ? calls : -1, c, sizeof c));
+                   "%zu node%s: %zu up, %zu down | tasks %" PRIu64
+                   " | msg/s sent %s, received %s | calls/s %s",
+                   n, n == 1 ? "" : "s", up, n - up, tasks,
+                   top_fmt_rate(rates ? sent : -1, a, sizeof a),
+                   top_fmt_rate(rates ? recv : -1, b, sizeof b),
+                   top_fmt_rate(rates ? calls : -1, c, sizeof c));
     if (comp && len >= 0 && (size_t)len < size)
         snprintf(buf + len, size - (size_t)len,
                  " | compute: %zu node%s, busy %" PRIu64 "/%" PRIu64
@@ -675,8 +675,9 @@ top_detail(const Picos__V1__NodeStatusEntry *e, const top_mem *m,
     if (s->compute) {
         const Picos__V1__ComputeStatus *cs = s->compute;
         fprintf(f,
-                "compute: cpus %" PRIu32 " (%" PRIu32 " reserved)  sessions %" PRIu32
-                "  workers %" PRIu32 " busy of %" PRIu32 " up  queued %" PRIu32
+                "compute: cpus %" PRIu32 " (%" PRIu32
+                " reserved)  sessions %" PRIu32 "  workers %" PRIu32
+                " busy of %" PRIu32 " up  queued %" PRIu32
                 "  jobs done %" PRIu64 " (%s/s)  failed %" PRIu64
                 "  workers lost %" PRIu64 "%s\n",
                 cs->cpus, cs->cpus_reserved, cs->sessions, cs->workers_busy,
