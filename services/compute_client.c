@@ -50,8 +50,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
-#include <pthread.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -160,8 +160,8 @@ static __thread char open_err[256];
 
 /* ---- small things ------------------------------------------------------------- */
 
-static void
-set_err(pc_compute *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_err(pc_compute *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void
 set_err(pc_compute *c, const char *fmt, ...)
@@ -320,7 +320,7 @@ typedef struct ag {
     struct {
         pc_ref to;
         pc_msg *m;
-    } *v;
+    } * v;
     size_t n, cap;
     cs_job **batch;
     size_t batch_cap;
@@ -520,7 +520,7 @@ dispatch(ag *a)
                 if (b.len && b.len + inner + 16 > SUBMIT_MAX)
                     submit_flush(a, nd, &b);
                 if (!sbuf_room(&b, inner + 16))
-                    continue; /* no memory: its end comes as a loss */
+                    continue;        /* no memory: its end comes as a loss */
                 b.p[b.len++] = 0x0a; /* jobs: field 1, length-delimited */
                 b.len += varint(b.p + b.len, inner);
                 memcpy(b.p + b.len, head, h);
@@ -613,7 +613,8 @@ static void
 on_refused(ag *a, const pc_msg *m, const uint8_t *d, size_t len)
 {
     pc_compute *c = a->c;
-    Picos__V1__ComputeRefused *r = picos__v1__compute_refused__unpack(NULL, len, d);
+    Picos__V1__ComputeRefused *r =
+        picos__v1__compute_refused__unpack(NULL, len, d);
     int i;
 
     if (!r)
@@ -1341,8 +1342,8 @@ open_cond(pc_compute *c, void *arg)
                  first_fail->text[0] ? first_fail->text : "refused");
         return PC_EFAILED;
     }
-    snprintf(text, 256, "no free CPU on the %zu compute node%s found",
-             full, full == 1 ? "" : "s");
+    snprintf(text, 256, "no free CPU on the %zu compute node%s found", full,
+             full == 1 ? "" : "s");
     return PC_EFULL;
 }
 
@@ -1375,7 +1376,7 @@ pc_compute_open(const pc_compute_opts *o, double timeout, pc_compute **out)
     }
     pthread_mutex_init(&c->mu, NULL);
     pc__cs_init(&c->s, o->prefetch > 0 ? o->prefetch : 2,
-                o->max_retries > 0 ? o->max_retries
+                o->max_retries > 0   ? o->max_retries
                 : o->max_retries < 0 ? 0
                                      : 3);
     c->ops_tail = &c->ops;
@@ -1439,9 +1440,8 @@ pc_compute_open(const pc_compute_opts *o, double timeout, pc_compute **out)
         return PC_OK;
     }
     if (rc == PC_ETIMEDOUT)
-        snprintf(err, sizeof err,
-                 "no compute node ready within %.3g s%s", timeout,
-                 c->literal ? " (every node named)" : "");
+        snprintf(err, sizeof err, "no compute node ready within %.3g s%s",
+                 timeout, c->literal ? " (every node named)" : "");
     else if (rc == PC_ECLOSED)
         snprintf(err, sizeof err, "the node stopped");
     (void)close_impl(&c, 0);
@@ -1570,8 +1570,8 @@ pack_job(pc_compute *c, size_t idx, const pc_job_spec *j, void **wire,
     for (size_t k = 0; k < j->nfiles_in; k++) {
         const pc_job_file *f = &j->files_in[k];
         if (!plain_name(f->name) || (!f->data && f->len)) {
-            set_err(c, "job %zu: files_in \"%s\" is not a plain file name",
-                    idx, f->name ? f->name : "(null)");
+            set_err(c, "job %zu: files_in \"%s\" is not a plain file name", idx,
+                    f->name ? f->name : "(null)");
             goto out;
         }
         for (size_t q = 0; q < k; q++) {
@@ -1677,8 +1677,8 @@ pc_compute_submit(pc_compute *c, const pc_job_spec *jobs, size_t n,
         }
     }
     for (size_t i = 0; i < n && rc == PC_OK; i++) {
-        cs_job *j = pc__cs_job_add(&c->s, jobs[i].fn, jobs[i].cpus,
-                                   jobs[i].memory);
+        cs_job *j =
+            pc__cs_job_add(&c->s, jobs[i].fn, jobs[i].cpus, jobs[i].memory);
         if (!j) {
             /* what this call queued goes again: the newest at the tail */
             while (i--) {
@@ -1902,8 +1902,7 @@ pc_compute_send(pc_compute *c, uint64_t id, const void *data, size_t len)
         set_err(c, "a message of %zu bytes: at most %u", len, PC_JOB_MSG_MAX);
         return PC_ETOOBIG;
     }
-    if (!(o = op_new(OP_TOJOB, data, len)) ||
-        !(t = malloc(sizeof *t + len))) {
+    if (!(o = op_new(OP_TOJOB, data, len)) || !(t = malloc(sizeof *t + len))) {
         free(o);
         set_err(c, "%s", pc_strerror(PC_ENOMEM));
         return PC_ENOMEM;

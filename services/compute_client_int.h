@@ -49,8 +49,8 @@ typedef struct cs_job {
     void *wire;
     size_t wire_len;
     cs_tomsg *tomsgs, **tomsgs_tail;
-    pc_job_result *res; /* once ended (the scheduler allocates it) */
-    double started;     /* wall clock of the last start, 0 */
+    pc_job_result *res;         /* once ended (the scheduler allocates it) */
+    double started;             /* wall clock of the last start, 0 */
     struct cs_job *prev, *next; /* in the one list it is in */
     struct cs_job *hnext;       /* in the id table */
 } cs_job;
@@ -79,10 +79,10 @@ enum {
 
 typedef struct cs_node {
     char name[PC_NAME_MAX + 1];
-    int state;    /* CN_* */
-    int refusal;  /* CN_REFUSED: the ComputeRefusal code */
-    int workers;  /* CPUs reserved there */
-    int up;       /* worker processes up now */
+    int state;   /* CN_* */
+    int refusal; /* CN_REFUSED: the ComputeRefusal code */
+    int workers; /* CPUs reserved there */
+    int up;      /* worker processes up now */
     size_t memory;
     bool suspended;
     bool close_asked; /* pc_compute_close_node(): never reserved again */
@@ -94,9 +94,9 @@ typedef struct cs_node {
     /* The wire (compute_client.c's). */
     pc_ref task, session;
     uint32_t max_chunk;
-    unsigned file;  /* upload: the file being sent (0: the library) */
-    uint64_t off;   /* and how much of it is sent */
-    int unacked;    /* chunks sent and not acknowledged */
+    unsigned file;   /* upload: the file being sent (0: the library) */
+    uint64_t off;    /* and how much of it is sent */
+    int unacked;     /* chunks sent and not acknowledged */
     double retry_at; /* CN_REFUSED: when to ask again */
 } cs_node;
 

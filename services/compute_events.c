@@ -183,8 +183,7 @@ pc_job_why_str(pc_job_why why)
 }
 
 pc_err
-pc__compute_job_msg_new(uint64_t id, const void *data, size_t len,
-                        pc_msg **out)
+pc__compute_job_msg_new(uint64_t id, const void *data, size_t len, pc_msg **out)
 {
     unsigned char *buf = malloc(8 + len);
     pc_err rc;

@@ -395,8 +395,7 @@ refusal_text(const cs_sched *s, const cs_job *j, char *buf, size_t size)
         fn |= pc__cs_node_has(n, j->fn);
     }
     if (!fn)
-        snprintf(buf, size, "no job function \"%s\" in the computation",
-                 j->fn);
+        snprintf(buf, size, "no job function \"%s\" in the computation", j->fn);
     else if (j->cpus > most)
         snprintf(buf, size,
                  "no node can run it: it needs %d CPUs, a node has at most %d",
@@ -492,8 +491,7 @@ pc__cs_end(cs_sched *s, cs_job *j, pc_job_why why, const char *error)
         snprintf(r->error, sizeof r->error, "%s",
                  why == PC_JOB_OK || !error ? "" : error);
         if (j->node >= 0 && (size_t)j->node < s->nnodes)
-            snprintf(r->node, sizeof r->node, "%.63s",
-                     s->nodes[j->node].name);
+            snprintf(r->node, sizeof r->node, "%.63s", s->nodes[j->node].name);
         r->worker = j->worker;
         r->attempts = (int)j->attempt;
         r->started = j->started;
