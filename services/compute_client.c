@@ -81,6 +81,9 @@
  * with the envelope), and one job may be at most JOB_WIRE_MAX packed. */
 #define SUBMIT_MAX (900u * 1024u)
 #define JOB_WIRE_MAX ((1u << 20) - (16u << 10))
+/* A job's input and files in together (docs/computations.md, "Limits"):
+ * a W_RUN frame at the node holds them. */
+#define JOB_IN_MAX (960u * 1024u)
 #define FILES_OUT_MAX 64
 #define LIST_PERIOD 1.5
 #define REFUSED_RETRY 1.0
@@ -1592,6 +1595,13 @@ pack_job(pc_compute *c, size_t idx, const pc_job_spec *j, void **wire,
         fi[k].data.data = (uint8_t *)f->data;
         fi[k].data.len = f->len;
         fp[k] = &fi[k];
+    }
+    if (j->len + fbytes > JOB_IN_MAX) {
+        set_err(c,
+                "job %zu: input and files_in of %zu bytes together (at most "
+                "%u)",
+                idx, j->len + fbytes, JOB_IN_MAX);
+        goto out;
     }
     w.fn = (char *)j->fn;
     w.input.data = (uint8_t *)j->input;

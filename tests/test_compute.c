@@ -558,6 +558,8 @@ sandbox(void)
     CU_ASSERT_EQUAL(r->rc, PC_OK);
     CU_ASSERT_PTR_NOT_NULL(strstr(r->data ? r->data : "", "forks: 0 ok"));
     pc_job_result_free(&r);
+#if !defined(PICOS_SANITIZE_ADDRESS) && !defined(PICOS_SANITIZE_THREAD)
+    /* (sanitizer builds of picos-worker set no address-space limit) */
     r = run_text(c, "hog", NULL);
     CU_ASSERT_EQUAL(r->rc, PC_EFAILED);
     CU_ASSERT(r->why == PC_JOB_FAILED || r->why == PC_JOB_LIMIT);
@@ -565,6 +567,7 @@ sandbox(void)
     if (r->rc != PC_EFAILED)
         fprintf(stderr, "hog: %s %s\n", pc_job_why_str(r->why), r->error);
     pc_job_result_free(&r);
+#endif
     r = run_text(c, "whoami", NULL);
     CU_ASSERT_EQUAL(r->rc, PC_OK);
     if (r->data) {
