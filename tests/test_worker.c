@@ -180,12 +180,17 @@ sess_start(sess *s, const char *lib)
     sess_start_mem(s, lib, MEM);
 }
 
+/* Close picos-worker's stdin and let it reap its workers and exit (a kill
+ * of its group would leave them to init to reap, still counted against
+ * the session uid's RLIMIT_NPROC until it does); then kill what is left. */
 static void
 sess_free(sess *s)
 {
-    kid_free(&s->k);
     if (s->in >= 0)
         close(s->in);
+    if (s->k.pid > 0)
+        CU_ASSERT(kid_wait(&s->k, PT_LONG));
+    kid_free(&s->k);
     for (int i = 0; i < 2; i++)
         if (s->conn[i] >= 0)
             close(s->conn[i]);
@@ -251,6 +256,11 @@ spawn(sess *s, int i)
     snprintf(want, sizeof want, "spawn %d\n", i);
     cmd(s, want);
     CU_ASSERT_FATAL(line(s, l, sizeof l));
+    if (sscanf(l, "spawned %*d %d", &pid) != 1) {
+        char e[2048];
+        fprintf(stderr, "\nspawn %d: got '%s'; stderr: %s\n", i, l,
+                kid_errtext(&s->k, e, sizeof e));
+    }
     CU_ASSERT_FATAL(sscanf(l, "spawned %*d %d", &pid) == 1);
     snprintf(want, sizeof want, "spawned %d ", i);
     CU_ASSERT_FATAL(!strncmp(l, want, strlen(want)));
