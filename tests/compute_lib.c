@@ -106,7 +106,8 @@ fail(pc_job *j, const void *in, size_t len)
     return pc_job_fail(j, "asked to fail: %.*s", (int)len, (const char *)in);
 }
 
-static void
+/* A store through NULL, as a buggy job would (not UBSan's to report) */
+__attribute__((no_sanitize("undefined"))) static void
 segv(void)
 {
     char *volatile p = NULL;
@@ -428,13 +429,21 @@ static const pc_job_def jobs[] = {
 };
 
 #if defined(COMPUTE_BAD_ABI)
-__attribute__((visibility("default"))) const pc_computation picos_computation =
-    {.abi = 7, .name = "compute_test", .version = 1, .node_setup = node_setup,
-     .worker_setup = worker_setup, .jobs = jobs};
+__attribute__((visibility("default")))
+const pc_computation picos_computation = {.abi = 7,
+                                          .name = "compute_test",
+                                          .version = 1,
+                                          .node_setup = node_setup,
+                                          .worker_setup = worker_setup,
+                                          .jobs = jobs};
 #elif defined(COMPUTE_NO_SYMBOL)
-__attribute__((visibility("default"))) const pc_computation not_it = {
-    .abi = PC_COMPUTATION_ABI, .name = "compute_test", .version = 1,
-    .node_setup = node_setup, .worker_setup = worker_setup, .jobs = jobs};
+__attribute__((visibility("default")))
+const pc_computation not_it = {.abi = PC_COMPUTATION_ABI,
+                               .name = "compute_test",
+                               .version = 1,
+                               .node_setup = node_setup,
+                               .worker_setup = worker_setup,
+                               .jobs = jobs};
 #else
 PC_COMPUTATION(.name = "compute_test", .version = 1, .node_setup = node_setup,
                .worker_setup = worker_setup, .jobs = jobs);

@@ -11,8 +11,6 @@
  * worker's loop for after the job; a W_QUIT or a lost socket makes it, and
  * every later call, return -1 ("node gone").
  */
-#include "worker.h"
-
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -23,6 +21,7 @@
 
 #include "compute_int.h"
 #include "wframe.h"
+#include "worker.h"
 
 const pc__worker_opts *pc__worker_o;
 const pc_computation *pc__worker_comp;

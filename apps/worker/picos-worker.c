@@ -73,8 +73,9 @@ say(const char *fmt, ...)
     va_start(ap, fmt);
     len = vsnprintf(line, sizeof line - 1, fmt, ap);
     va_end(ap);
-    n = len < 0 ? 0 : (size_t)len < sizeof line - 1 ? (size_t)len
-                                                     : sizeof line - 2;
+    n = len < 0                         ? 0
+        : (size_t)len < sizeof line - 1 ? (size_t)len
+                                        : sizeof line - 2;
     line[n++] = '\n';
     while (put < n) {
         ssize_t w = write(1, line + put, n - put);
@@ -128,8 +129,8 @@ num(const char *opt, const char *v, uint64_t min, uint64_t max)
     errno = 0;
     x = v && *v && *v != '-' ? strtoull(v, &end, 10) : 0;
     if (!v || !*v || *v == '-' || errno || *end || x < min || x > max)
-        failed("bad argument: %s %s (want a number from %" PRIu64
-               " to %" PRIu64 ")",
+        failed("bad argument: %s %s (want a number from %" PRIu64 " to %" PRIu64
+               ")",
                opt, v ? v : "(missing)", min, max);
     return x;
 }
@@ -215,8 +216,7 @@ copy_library(const pc__worker_opts *o, char *dst, size_t size)
         failed("library %s: %s", o->library, strerror(errno));
     if (unlink(dst) && errno != ENOENT)
         failed("%s: %s", dst, strerror(errno));
-    out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-               0444);
+    out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0444);
     if (out < 0)
         failed("%s: %s", dst, strerror(errno));
     while ((r = read(in, buf, sizeof buf)) != 0) {
@@ -305,8 +305,7 @@ spawn(int i)
     pid_t pid;
 
     if (pids[i] > 0) {
-        fprintf(stderr, "picos-worker: spawn %d: worker %d is running\n", i,
-                i);
+        fprintf(stderr, "picos-worker: spawn %d: worker %d is running\n", i, i);
         return;
     }
     fflush(NULL);

@@ -28,6 +28,7 @@
 #include <grp.h>
 #include <linux/capability.h>
 #include <sched.h>
+#include <seccomp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -37,10 +38,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <seccomp.h>
-
-static int
-fail(char *err, size_t size, const char *fmt, ...)
+static int fail(char *err, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static int
@@ -153,8 +151,9 @@ confine(const pc__sandbox_opts *o, char *err, size_t size)
     if (getgroups(0, NULL) != 0)
         return fail(err, size, "confine: supplementary groups left");
     if (caps_left(&eff, &perm) || eff || perm)
-        return fail(err, size, "confine: capabilities left after the uid "
-                               "change");
+        return fail(err, size,
+                    "confine: capabilities left after the uid "
+                    "change");
     if (setuid(0) == 0)
         return fail(err, size, "confine: setuid(0) still works");
     return 0;
@@ -163,19 +162,40 @@ confine(const pc__sandbox_opts *o, char *err, size_t size)
 /* The syscalls both filters deny with EPERM (names: resolved for this
  * architecture; a name it does not have is skipped). */
 static const char *const denied[] = {
-    "execve",        "execveat",         "ptrace",          "process_vm_readv",
-    "process_vm_writev", "mount",        "umount2",         "chroot",
-    "pivot_root",    "unshare",          "setns",           "kexec_load",
-    "kexec_file_load", "reboot",         "init_module",     "finit_module",
-    "delete_module", "bpf",              "perf_event_open", "keyctl",
-    "add_key",       "request_key",      "io_uring_setup",  "io_uring_enter",
-    "io_uring_register", "fsopen",       "fsmount",         "move_mount",
+    "execve",
+    "execveat",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "mount",
+    "umount2",
+    "chroot",
+    "pivot_root",
+    "unshare",
+    "setns",
+    "kexec_load",
+    "kexec_file_load",
+    "reboot",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "bpf",
+    "perf_event_open",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "fsopen",
+    "fsmount",
+    "move_mount",
     "open_tree",
 };
 
 static int
-rule(scmp_filter_ctx ctx, uint32_t action, const char *name,
-     unsigned nargs, const struct scmp_arg_cmp *args, char *err, size_t size)
+rule(scmp_filter_ctx ctx, uint32_t action, const char *name, unsigned nargs,
+     const struct scmp_arg_cmp *args, char *err, size_t size)
 {
     int nr = seccomp_syscall_resolve_name(name);
     int rc;
@@ -258,8 +278,7 @@ pc__sandbox_worker(const pc__sandbox_opts *o, char *err, size_t size)
     if (o->cpu_seconds > 0) {
         /* SIGXCPU at the soft limit (what the node reports), SIGKILL a
          * second later should the job ignore it */
-        struct rlimit rl = {(rlim_t)o->cpu_seconds,
-                            (rlim_t)o->cpu_seconds + 1};
+        struct rlimit rl = {(rlim_t)o->cpu_seconds, (rlim_t)o->cpu_seconds + 1};
         if (setrlimit(RLIMIT_CPU, &rl))
             return fail(err, size, "setrlimit(RLIMIT_CPU, %ld): %s",
                         o->cpu_seconds, strerror(errno));

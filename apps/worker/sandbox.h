@@ -9,8 +9,8 @@
 #include <sys/types.h>
 
 typedef struct pc__sandbox_opts {
-    const char *root;      /* the session directory (chroot target) */
-    uid_t uid;             /* --confine: the session's uid and gid */
+    const char *root; /* the session directory (chroot target) */
+    uid_t uid;        /* --confine: the session's uid and gid */
     gid_t gid;
     uint64_t memory;       /* RLIMIT_AS, bytes; 0: none */
     long cpu_seconds;      /* RLIMIT_CPU of each worker; <= 0: none */

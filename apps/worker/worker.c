@@ -388,8 +388,8 @@ run(int sock, int index, const Picos__V1__ComputeJob *job)
     }
     if (def->in_desc) {
         const ProtobufCMessageDescriptor *d = def->in_desc;
-        pb = protobuf_c_message_unpack(d, NULL, job->input.len,
-                                       job->input.data);
+        pb =
+            protobuf_c_message_unpack(d, NULL, job->input.len, job->input.data);
         if (!pb) {
             snprintf(err, sizeof err, "input does not parse as %s", d->name);
             goto done;
@@ -462,7 +462,7 @@ pc__worker_main(int index)
 {
     const pc_computation *c = pc__worker_comp;
     Picos__V1__WorkerFrame f = PICOS__V1__WORKER_FRAME__INIT;
-    char sberr[PC__WORKER_ERR_MAX] = "", err[PC__WORKER_ERR_MAX] = "";
+    char sberr[200] = "", err[PC__WORKER_ERR_MAX] = "";
     pid_t parent = getppid();
     char *names[4097];
     size_t n = 0;
