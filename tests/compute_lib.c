@@ -29,9 +29,10 @@
  *   spin         burns input milliseconds of CPU time, returns "spun"
  *
  * node_setup fails ("setup refused: fail_setup.txt present") when the data
- * file fail_setup.txt exists. Built with COMPUTE_BAD_ABI, the same code
- * declares ABI 7 (compute_test_badabi.so); with COMPUTE_NO_SYMBOL it
- * exports no picos_computation (compute_test_nosym.so).
+ * file fail_setup.txt exists; worker_setup fails ("worker setup refused:
+ * fail_worker.txt present") when fail_worker.txt does. Built with
+ * COMPUTE_BAD_ABI, the same code declares ABI 7 (compute_test_badabi.so); with
+ * COMPUTE_NO_SYMBOL it exports no picos_computation (compute_test_nosym.so).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -402,7 +403,13 @@ node_setup(const char *dir, char *err, size_t size)
 static int
 worker_setup(int w, char *err, size_t size)
 {
-    (void)err, (void)size;
+    char path[4096];
+
+    snprintf(path, sizeof path, "%s/fail_worker.txt", pc_job_data_dir());
+    if (access(path, F_OK) == 0) {
+        snprintf(err, size, "worker setup refused: fail_worker.txt present");
+        return 1;
+    }
     my_worker = w;
     return 0;
 }

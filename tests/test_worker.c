@@ -118,9 +118,9 @@ sess_make(sess *s, bool confine, const char *setup_txt, bool fail_setup)
 /* Start picos-worker for s (2 workers) with `lib`; stdin and stdout
  * pipes, stderr into a file. */
 static void
-sess_start_mem(sess *s, const char *lib, uint64_t memory)
+sess_start_opts(sess *s, const char *lib, uint64_t memory, int cpu_seconds)
 {
-    char mem[32], uid[16], errpath[160];
+    char mem[32], uid[16], errpath[160], cpu[16];
     const char *argv[40];
     int n = 0, pi[2], po[2], slot = -1;
     pid_t parent = getpid();
@@ -128,6 +128,7 @@ sess_start_mem(sess *s, const char *lib, uint64_t memory)
 
     snprintf(mem, sizeof mem, "%llu", (unsigned long long)memory);
     snprintf(uid, sizeof uid, "%u", UID);
+    snprintf(cpu, sizeof cpu, "%d", cpu_seconds);
     argv[n++] = PICOS_WORKER;
     argv[n++] = "--library", argv[n++] = lib;
     argv[n++] = "--root", argv[n++] = s->root;
@@ -135,7 +136,7 @@ sess_start_mem(sess *s, const char *lib, uint64_t memory)
     argv[n++] = "--uid", argv[n++] = s->confine ? uid : "0";
     argv[n++] = "--gid", argv[n++] = s->confine ? uid : "0";
     argv[n++] = "--memory", argv[n++] = mem;
-    argv[n++] = "--cpu-seconds", argv[n++] = "0";
+    argv[n++] = "--cpu-seconds", argv[n++] = cpu;
     argv[n++] = "--nofile", argv[n++] = "256";
     argv[n++] = "--nproc", argv[n++] = s->confine ? "64" : "0";
     argv[n++] = "--fsize", argv[n++] = "1073741824";
@@ -177,7 +178,7 @@ sess_start_mem(sess *s, const char *lib, uint64_t memory)
 static void
 sess_start(sess *s, const char *lib)
 {
-    sess_start_mem(s, lib, MEM);
+    sess_start_opts(s, lib, MEM, 0);
 }
 
 /* Close picos-worker's stdin and let it reap its workers and exit (a kill
@@ -823,7 +824,66 @@ kill_and_quit(void)
     sess_free(&s);
 }
 
+PT_TEST(cpu_limit)
+static void
+cpu_limit(void)
+{
+    sess s;
+    int st;
+    long rss;
+
+    signal(SIGPIPE, SIG_IGN);
+    sess_make(&s, is_root(), NULL, false);
+    sess_start_opts(&s, COMPUTE_LIB, MEM, 1);
+    sess_up(&s, 1);
+    send_run(&s, 0, 1, 1, "spin", "30000", 5, NULL, NULL);
+    expect_exit(&s, 0, &st, &rss);
+    CU_ASSERT(WIFSIGNALED(st) && WTERMSIG(st) == SIGXCPU);
+    if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGXCPU)
+        fprintf(stderr, "\nspin: status %#x\n", st);
+    sess_free(&s);
+}
+
+PT_TEST(worker_setup_fails)
+static void
+worker_setup_fails(void)
+{
+    sess s;
+    char p[200], l[256];
+    wframe *f;
+    int st, pid;
+    long rss;
+
+    signal(SIGPIPE, SIG_IGN);
+    sess_make(&s, is_root(), NULL, false);
+    snprintf(p, sizeof p, "%s/data", s.root);
+    mkfile(p, "fail_worker.txt", "x", 0444);
+    sess_start(&s, COMPUTE_LIB);
+    expect_ready(&s);
+    cmd(&s, "spawn 1\n");
+    CU_ASSERT_FATAL(line(&s, l, sizeof l));
+    CU_ASSERT_FATAL(sscanf(l, "spawned 1 %d", &pid) == 1);
+    s.wpid[1] = pid;
+    CU_ASSERT_FATAL(poll(&(struct pollfd){s.lsock, POLLIN, 0}, 1,
+                         (int)(PT_LONG * 1000)) == 1);
+    s.conn[1] = accept4(s.lsock, NULL, NULL, SOCK_CLOEXEC);
+    CU_ASSERT_FATAL(s.conn[1] >= 0);
+    CU_ASSERT_FATAL(rd(s.conn[1], &f) == 0);
+    CU_ASSERT_EQUAL(f->op, PICOS__V1__WORKER_OP__W_HELLO);
+    picos__v1__worker_frame__free_unpacked(f, NULL);
+    CU_ASSERT_FATAL(rd(s.conn[1], &f) == 0);
+    CU_ASSERT_EQUAL(f->op, PICOS__V1__WORKER_OP__W_SETUP_FAILED);
+    CU_ASSERT_EQUAL(f->worker, 1);
+    CU_ASSERT_STRING_EQUAL(f->text,
+                           "worker setup refused: fail_worker.txt present");
+    picos__v1__worker_frame__free_unpacked(f, NULL);
+    expect_exit(&s, 1, &st, &rss);
+    CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    sess_free(&s);
+}
+
 PT_MAIN("worker", PT_ENTRY(echo_square), PT_ENTRY(fail), PT_ENTRY(crash),
         PT_ENTRY(whoami), PT_ENTRY(fork_denied), PT_ENTRY(read_outside),
         PT_ENTRY(hog), PT_ENTRY(files), PT_ENTRY(chat), PT_ENTRY(setup_fails),
-        PT_ENTRY(kill_and_quit))
+        PT_ENTRY(kill_and_quit), PT_ENTRY(cpu_limit),
+        PT_ENTRY(worker_setup_fails))
