@@ -114,7 +114,15 @@ typedef struct waiter {
     pc_event *ev;
 } waiter;
 
-/* What the lister shares with the client. */
+/* A node name the lister has located: the ref the registry listed and
+ * the one pc_locate() gave. */
+typedef struct lknown {
+    char name[PC_NAME_MAX + 1];
+    pc_ref listed, located;
+} lknown;
+
+/* What the lister shares with the client (and what it keeps, freed with
+ * the last reference however the lister ends). */
 typedef struct lshare {
     _Atomic int refs;
     pthread_mutex_t mu;
@@ -122,6 +130,8 @@ typedef struct lshare {
     char **patterns;
     size_t npatterns;
     pc_ref agent;
+    lknown *known; /* the lister's */
+    size_t nknown;
 } lshare;
 
 /* The lister's list, handed to the agent (a pointer in CL_NODES). */
@@ -278,7 +288,9 @@ wait_for(pc_compute *c, double timeout, int (*cond)(pc_compute *, void *),
          void *arg)
 {
     double until = timeout < 0 ? -1 : pc_now() + timeout;
-    waiter w = {0};
+    /* on the heap: the agent reads it, and a small task's stack is not
+     * where it seems while the task is not running */
+    waiter *w = NULL;
     int r;
 
     pthread_mutex_lock(&c->mu);
@@ -294,25 +306,28 @@ wait_for(pc_compute *c, double timeout, int (*cond)(pc_compute *, void *),
             r = PC_ETIMEDOUT;
             break;
         }
-        if (!w.ev && pc_event_new(&w.ev) != PC_OK) {
+        if (!w &&
+            (!(w = calloc(1, sizeof *w)) || pc_event_new(&w->ev) != PC_OK)) {
             r = PC_ENOMEM;
             break;
         }
-        pc_event_clear(w.ev);
-        w.next = c->waiters;
-        c->waiters = &w;
+        pc_event_clear(w->ev);
+        w->next = c->waiters;
+        c->waiters = w;
         pthread_mutex_unlock(&c->mu);
-        (void)pc_event_wait(w.ev, left);
+        (void)pc_event_wait(w->ev, left);
         pthread_mutex_lock(&c->mu);
         for (waiter **pp = &c->waiters; *pp; pp = &(*pp)->next) {
-            if (*pp == &w) {
-                *pp = w.next;
+            if (*pp == w) {
+                *pp = w->next;
                 break;
             }
         }
     }
     pthread_mutex_unlock(&c->mu);
-    pc_event_free(&w.ev);
+    if (w)
+        pc_event_free(&w->ev);
+    free(w);
     return (pc_err)r;
 }
 
@@ -714,7 +729,8 @@ on_session(ag *a, const pc_msg *m, const uint8_t *d, size_t len)
         if (n->state == CN_UPLOADING &&
             pc__cs_node_ready(&c->s, i, n->workers, n->memory, r->jobs,
                               r->n_jobs) == PC_OK) {
-            n->up = (int)r->workers;
+            n->up = r->workers < (uint32_t)n->workers ? (int)r->workers
+                                                      : n->workers;
             node_event(c, PC_CE_NODE_INITIALIZED, n, -1, n->workers, r->name);
             if (n->suspended)
                 control(a, n, PICOS__V1__COMPUTE_OP__COMPUTE_SUSPEND, 0);
@@ -733,7 +749,8 @@ on_session(ag *a, const pc_msg *m, const uint8_t *d, size_t len)
             return;
         switch (e->kind) {
         case PICOS__V1__COMPUTE_NODE_EVENT_KIND__NODE_WORKER_UP:
-            n->up++;
+            if (n->up < n->workers)
+                n->up++;
             node_event(c, PC_CE_WORKER_INITIALIZED, n, e->worker, 0, e->text);
             break;
         case PICOS__V1__COMPUTE_NODE_EVENT_KIND__NODE_WORKER_LOST:
@@ -1029,6 +1046,7 @@ ls_unref(lshare *ls)
         for (size_t k = 0; k < ls->npatterns; k++)
             free(ls->patterns[k]);
         free(ls->patterns);
+        free(ls->known);
         pthread_mutex_destroy(&ls->mu);
         free(ls);
     }
@@ -1045,11 +1063,6 @@ lister(void *arg)
 {
     lshare *ls = arg;
     const size_t plen = strlen(PC_COMPUTE_NAME_PREFIX);
-    struct {
-        char name[PC_NAME_MAX + 1];
-        pc_ref listed, located;
-    } *known = NULL;
-    size_t nknown = 0;
 
     pc_at_exit(lister_end, ls);
     for (;;) {
@@ -1073,34 +1086,37 @@ lister(void *arg)
                     if (strncmp(ni[i].name, PC_COMPUTE_NAME_PREFIX, plen) ||
                         !*node || !matches(ls->patterns, ls->npatterns, node))
                         continue;
-                    for (k = 0; k < nknown; k++)
-                        if (!strcmp(known[k].name, node))
+                    for (k = 0; k < ls->nknown; k++)
+                        if (!strcmp(ls->known[k].name, node))
                             break;
-                    if (k == nknown) {
-                        void *kk = realloc(known, (nknown + 1) * sizeof *known);
+                    if (k == ls->nknown) {
+                        lknown *kk = realloc(ls->known, (k + 1) * sizeof *kk);
                         if (!kk)
                             continue;
-                        known = kk;
-                        memset(&known[k], 0, sizeof known[k]);
-                        snprintf(known[k].name, sizeof known[k].name, "%s",
-                                 node);
-                        nknown++;
+                        ls->known = kk;
+                        memset(&kk[k], 0, sizeof kk[k]);
+                        snprintf(kk[k].name, sizeof kk[k].name, "%s", node);
+                        ls->nknown++;
                     }
-                    if (!pc_ref_eq(known[k].listed, ni[i].ref) ||
-                        pc_ref_is_nil(known[k].located)) {
+                    lknown *kn = &ls->known[k];
+                    if (!pc_ref_eq(kn->listed, ni[i].ref) ||
+                        pc_ref_is_nil(kn->located)) {
                         pc_ref r;
                         if (pc_locate(PC_NAME_TASK, ni[i].name, 2.0, &r) !=
                             PC_OK)
                             continue;
-                        known[k].listed = ni[i].ref;
-                        known[k].located = r;
+                        kn->listed = ni[i].ref;
+                        kn->located = r;
                     }
-                    l->e[l->n].ref = known[k].located;
+                    l->e[l->n].ref = kn->located;
                     snprintf(l->e[l->n].name, sizeof l->e[l->n].name, "%s",
                              node);
                     l->n++;
                 }
-                if (pc_msg_new(&m, CL_NODES, &l, sizeof l) != PC_OK ||
+                pthread_mutex_lock(&ls->mu);
+                stop = ls->stop;
+                pthread_mutex_unlock(&ls->mu);
+                if (stop || pc_msg_new(&m, CL_NODES, &l, sizeof l) != PC_OK ||
                     pc_send(ls->agent, &m) != PC_OK) {
                     pc_msg_free(&m);
                     free(l);
@@ -1114,7 +1130,6 @@ lister(void *arg)
         }
         pc_msg_free(&m);
     }
-    free(known);
     return NULL;
 }
 
