@@ -380,7 +380,7 @@ squares_1000_two_nodes(void)
     pc_compute *c = open_both(NULL);
     CU_ASSERT_EQUAL(pc_compute_stats_get(c, &st), PC_OK);
     CU_ASSERT_EQUAL(st.nodes, 2);
-    CU_ASSERT_EQUAL(count_ev(PC_CE_NODE_INITIALIZED, 0, 0), 2);
+    CU_ASSERT(wait_ev(PC_CE_NODE_INITIALIZED, 0, 2));
     memset(seen, 0, sizeof seen);
     for (int i = 0; i < NJ; i++) {
         in[i] = i - 500;
@@ -453,12 +453,15 @@ crash_retried(void)
     CU_ASSERT_EQUAL(r->why, PC_JOB_CRASHED);
     CU_ASSERT_EQUAL(r->attempts, 4);
     CU_ASSERT_PTR_NOT_NULL(strstr(r->error, "SIGSEGV"));
+    /* its events, the end's last, may come after its result */
+    CU_ASSERT(wait_ev(PC_CE_JOB_FINISHED, r->id, 1));
     CU_ASSERT_EQUAL(count_ev(PC_CE_JOB_RETRIED, r->id, 0), 3);
     CU_ASSERT_EQUAL(count_ev(PC_CE_JOB_ABANDONED, r->id, 0), 1);
     pc_job_result_free(&r);
     r = run_text(c, "crash_once", NULL);
     CU_ASSERT(result_is(r, "survived"));
     CU_ASSERT_EQUAL(r->attempts, 2);
+    CU_ASSERT(wait_ev(PC_CE_JOB_FINISHED, r->id, 1));
     CU_ASSERT_EQUAL(count_ev(PC_CE_JOB_RETRIED, r->id, 0), 1);
     pc_job_result_free(&r);
     /* a job that fails on its own is not retried */
@@ -473,7 +476,7 @@ crash_retried(void)
     r = run_text(c, "echo", "still here");
     CU_ASSERT(result_is(r, "still here"));
     pc_job_result_free(&r);
-    CU_ASSERT(count_ev(PC_CE_WORKER_LOST, 0, 0) >= 5);
+    CU_ASSERT(wait_ev(PC_CE_WORKER_LOST, 0, 5));
     CU_ASSERT_EQUAL(pc_compute_close(&c, 5.0), PC_OK);
     cluster_down();
 }
@@ -518,6 +521,7 @@ node_killed_midway(void)
     for (int i = 0; i < NJ; i++)
         CU_ASSERT_EQUAL(seen[i], 1); /* 0 lost, 0 duplicated */
     /* the lost node's jobs were retried, after the kill only */
+    CU_ASSERT(wait_ev(PC_CE_JOB_FINISHED, 0, NJ));
     lost_jobs = count_ev(PC_CE_JOB_RETRIED, 0, 0);
     CU_ASSERT(lost_jobs > 0);
     CU_ASSERT_EQUAL(count_ev(PC_CE_JOB_RETRIED, 0, mark), lost_jobs);
@@ -613,7 +617,14 @@ cancel_queued_and_running(void)
     for (int i = 0; i < 5; i++)
         j[i] = (pc_job_spec){.fn = "sleep", .input = "30000", .len = 5};
     CU_ASSERT_EQUAL_FATAL(pc_compute_submit(c, j, 5, ids), PC_OK);
-    CU_ASSERT_EQUAL(pc_compute_stats_get(c, &st), PC_OK);
+    double t0 = pc_now();
+    do { /* the agent sends them out after the submit returned */
+        CU_ASSERT_EQUAL(pc_compute_stats_get(c, &st), PC_OK);
+        if (st.running == 4)
+            break;
+        usleep(5000);
+    } while (pt_since(t0) < PT_LONG);
+    CU_ASSERT_EQUAL(st.running, 4);
     CU_ASSERT_EQUAL(st.queued, 1);
     CU_ASSERT_EQUAL(pc_compute_cancel(c, ids[4]), PC_OK);
     CU_ASSERT_EQUAL(pc_compute_wait(c, ids[4], PT_LONG, &r), PC_OK);
