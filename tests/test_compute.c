@@ -766,6 +766,47 @@ data_files_and_setup(void)
     cluster_down();
 }
 
+PT_TEST(suspend_and_close_node)
+static void
+suspend_and_close_node(void)
+{
+    enum { NJ = 40 };
+    static pc_job_spec jobs[NJ];
+    int on_b = 0;
+
+    cluster_up();
+    pc_compute *c = open_both(NULL);
+    CU_ASSERT_EQUAL(pc_compute_suspend(c, "nope", true), PC_ENOENT);
+    CU_ASSERT_EQUAL(pc_compute_suspend(c, "cB", true), PC_OK);
+    CU_ASSERT(wait_ev(PC_CE_NODE_SUSPENDED, 0, 1));
+    for (int i = 0; i < NJ; i++)
+        jobs[i] = (pc_job_spec){.fn = "echo", .input = "x", .len = 1};
+    CU_ASSERT_EQUAL_FATAL(pc_compute_submit(c, jobs, NJ, NULL), PC_OK);
+    for (int i = 0; i < NJ; i++) {
+        pc_job_result *r = NULL;
+        CU_ASSERT_EQUAL_FATAL(pc_compute_wait_any(c, PT_LONG, &r), PC_OK);
+        CU_ASSERT(result_is(r, "x"));
+        on_b += !strcmp(r->node, "cB");
+        pc_job_result_free(&r);
+    }
+    CU_ASSERT_EQUAL(on_b, 0); /* none started on the suspended node */
+    CU_ASSERT_EQUAL(pc_compute_suspend(c, NULL, false), PC_OK);
+    CU_ASSERT(wait_ev(PC_CE_NODE_RESUMED, 0, 1));
+    /* cA closed for this computation: what follows runs on cB */
+    CU_ASSERT_EQUAL(pc_compute_close_node(c, "cA", 1.0), PC_OK);
+    CU_ASSERT(wait_ev(PC_CE_NODE_CLOSED, 0, 1));
+    CU_ASSERT_EQUAL_FATAL(pc_compute_submit(c, jobs, NJ, NULL), PC_OK);
+    for (int i = 0; i < NJ; i++) {
+        pc_job_result *r = NULL;
+        CU_ASSERT_EQUAL_FATAL(pc_compute_wait_any(c, PT_LONG, &r), PC_OK);
+        CU_ASSERT(result_is(r, "x"));
+        CU_ASSERT_STRING_EQUAL(r->node, "cB");
+        pc_job_result_free(&r);
+    }
+    CU_ASSERT_EQUAL(pc_compute_close(&c, 5.0), PC_OK);
+    cluster_down();
+}
+
 /* compute_client_proc with the secret `secret`, reserving `cpus`. */
 static void
 client_proc(kid *k, const char *secret, const char *cpus, const char *jobs)
@@ -860,4 +901,5 @@ PT_MAIN("compute", PT_ENTRY(squares_1000_two_nodes), PT_ENTRY(crash_retried),
         PT_ENTRY(node_killed_midway), PT_ENTRY(sandbox),
         PT_ENTRY(cancel_queued_and_running), PT_ENTRY(chat_messages),
         PT_ENTRY(files_in_and_out), PT_ENTRY(data_files_and_setup),
-        PT_ENTRY(wrong_secret), PT_ENTRY(two_clients))
+        PT_ENTRY(suspend_and_close_node), PT_ENTRY(wrong_secret),
+        PT_ENTRY(two_clients))
