@@ -29,6 +29,9 @@ fail(char *why, size_t size, Picos__V1__WorkerFrame **out,
      Picos__V1__WorkerFrame *f, const char *text)
 {
     snprintf(why, size, "%s", text);
+    for (char *p = why; *p; p++) /* names in it are the worker's */
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
     if (f)
         picos__v1__worker_frame__free_unpacked(f, NULL);
     *out = NULL;
