@@ -293,8 +293,8 @@ on_reserve(cn_state *st, const pc_msg *m)
     st->free -= grant;
     set_u(&pc__compute_stats.cpus_reserved, st->cpus - st->free);
     set_u(&pc__compute_stats.sessions, st->nsessions);
-    PC_LOG_INFO("compute", "session s-%" PRIu64 " for %s: %d CPU%s, %" PRIu64
-                " MiB each",
+    PC_LOG_INFO("compute",
+                "session s-%" PRIu64 " for %s: %d CPU%s, %" PRIu64 " MiB each",
                 st->next_id, rq->name[0] ? rq->name : "a client", grant,
                 grant == 1 ? "" : "s", memory >> 20);
     ok.client = rq->client;
@@ -522,8 +522,8 @@ pc_compute_serve(const pc_compute_serve_opts *o, char *what, size_t what_size,
         return PC_ENOMEM;
     }
     snprintf(path, sizeof path, "%s/lib", st->root);
-    if ((err = mkdirs(o->data_dir, 0755)) || (err = pc__cst_mkdir(st->root,
-                                                                  0700)) ||
+    if ((err = mkdirs(o->data_dir, 0755)) ||
+        (err = pc__cst_mkdir(st->root, 0700)) ||
         (err = pc__cst_mkdir(path, 0700))) {
         snprintf(what, what_size, "data dir %s: %s", o->data_dir,
                  strerror(err));
@@ -559,7 +559,8 @@ pc_compute_serve(const pc_compute_serve_opts *o, char *what, size_t what_size,
         (void)pc_task_join(s->task, 5.0, NULL);
         serve_task = (pc_ref){0};
         if (rc == PC_EEXIST)
-            snprintf(what, what_size, "%s is taken: another compute node of "
+            snprintf(what, what_size,
+                     "%s is taken: another compute node of "
                      "that name is in the cluster",
                      s->name);
         free(s);

@@ -82,12 +82,12 @@ void pc__cst_sha_final(pc__cst_sha *s, uint8_t out[32]);
 /* What the session knows of one worker connection, to judge its next
  * frame. */
 typedef struct pc__cw_view {
-    int workers;           /* of the session: a worker index is below it */
-    int worker;            /* its index, -1 before its W_HELLO */
-    pid_t peer_pid;        /* SO_PEERCRED's, 0 when unknown */
-    bool ready;            /* W_READY seen */
-    bool running;          /* a job runs on it: */
-    uint64_t job_id;       /* that job */
+    int workers;            /* of the session: a worker index is below it */
+    int worker;             /* its index, -1 before its W_HELLO */
+    pid_t peer_pid;         /* SO_PEERCRED's, 0 when unknown */
+    bool ready;             /* W_READY seen */
+    bool running;           /* a job runs on it: */
+    uint64_t job_id;        /* that job */
     char *const *files_out; /* the names it may return */
     size_t nfiles_out;
 } pc__cw_view;

@@ -328,7 +328,8 @@ ev_new(const cs_job *j, Picos__V1__ComputeEventKind kind)
 static void
 job_done(cs_state *st, cs_job *j, Picos__V1__ComputeWhy why, const char *error)
 {
-    Picos__V1__ComputeJobEvent *e = ev_new(j, PICOS__V1__COMPUTE_EVENT_KIND__JOB_DONE);
+    Picos__V1__ComputeJobEvent *e =
+        ev_new(j, PICOS__V1__COMPUTE_EVENT_KIND__JOB_DONE);
 
     atomic_fetch_add(&pc__compute_stats.jobs_done, 1);
     if (why != PICOS__V1__COMPUTE_WHY__WHY_OK)
@@ -358,7 +359,8 @@ cmd(cs_state *st, const char *verb, int i)
 
     if (st->proc && !st->proc_eof &&
         pc_proc_write(st->proc, line, (size_t)n, WRITE_TIMEOUT, NULL) != PC_OK)
-        PC_LOG_WARN("compute", "s-%" PRIu64 ": can't write '%.*s' to "
+        PC_LOG_WARN("compute",
+                    "s-%" PRIu64 ": can't write '%.*s' to "
                     "picos-worker",
                     st->p.id, n - 1, line);
 }
@@ -616,8 +618,7 @@ classify(const cs_state *st, const cs_job *j, int status,
             snprintf(t, size, "file size limit");
             return PICOS__V1__COMPUTE_WHY__WHY_LIMIT;
         }
-        if ((double)rss_kb * 1024.0 >=
-            CN_MEMORY_SHARE * (double)st->p.memory) {
+        if ((double)rss_kb * 1024.0 >= CN_MEMORY_SHARE * (double)st->p.memory) {
             snprintf(t, size, "memory limit (%" PRIu64 " MiB)",
                      st->p.memory >> 20);
             return PICOS__V1__COMPUTE_WHY__WHY_LIMIT;
@@ -638,8 +639,8 @@ static void
 on_exit_line(cs_state *st, int i, int status, unsigned long long rss_kb)
 {
     cs_worker *w = &st->w[i];
-    cs_job *j = w->state == WS_BUSY || (w->state == WS_DYING && w->job &&
-                                        w->job->worker == i)
+    cs_job *j = w->state == WS_BUSY ||
+                        (w->state == WS_DYING && w->job && w->job->worker == i)
                     ? w->job
                     : NULL;
     bool by_us = false;
@@ -668,7 +669,8 @@ on_exit_line(cs_state *st, int i, int status, unsigned long long rss_kb)
         return;
     }
     if (j) {
-        Picos__V1__ComputeWhy why = classify(st, j, status, rss_kb, t, sizeof t);
+        Picos__V1__ComputeWhy why =
+            classify(st, j, status, rss_kb, t, sizeof t);
         by_us = j->kill_why == PICOS__V1__COMPUTE_WHY__WHY_TIMEDOUT ||
                 j->kill_why == PICOS__V1__COMPUTE_WHY__WHY_CANCELLED;
         snprintf(lost, sizeof lost, "%s", t);
@@ -684,8 +686,8 @@ on_exit_line(cs_state *st, int i, int status, unsigned long long rss_kb)
     w->pid = 0;
     if (!by_us) {
         atomic_fetch_add(&pc__compute_stats.workers_lost, 1);
-        send_node_event(st, PICOS__V1__COMPUTE_NODE_EVENT_KIND__NODE_WORKER_LOST,
-                        i, lost);
+        send_node_event(
+            st, PICOS__V1__COMPUTE_NODE_EVENT_KIND__NODE_WORKER_LOST, i, lost);
         if (++st->crashes > CN_CRASH_FACTOR * st->p.cpus) {
             fail(st, "workers keep crashing");
             return;
@@ -782,8 +784,8 @@ on_ready(cs_state *st, int i, Picos__V1__WorkerFrame *f)
         r.version = f->version;
         if (!st->client_gone)
             (void)pc__cn_send_pb(st->p.client, CP_T_READY, &r.base);
-        PC_LOG_INFO("compute", "s-%" PRIu64 ": %s v%u ready", st->p.id,
-                    f->name, (unsigned)f->version);
+        PC_LOG_INFO("compute", "s-%" PRIu64 ": %s v%u ready", st->p.id, f->name,
+                    (unsigned)f->version);
     } else {
         send_node_event(st, PICOS__V1__COMPUTE_NODE_EVENT_KIND__NODE_WORKER_UP,
                         i, "");
@@ -827,9 +829,8 @@ on_frame(cs_state *st, const pc_msg *m)
     }
     switch (f->op) {
     case PICOS__V1__WORKER_OP__W_HELLO:
-        if (st->w[f->worker].conn ||
-            (st->w[f->worker].state != WS_SPAWNING &&
-             st->w[f->worker].state != WS_NONE)) {
+        if (st->w[f->worker].conn || (st->w[f->worker].state != WS_SPAWNING &&
+                                      st->w[f->worker].state != WS_NONE)) {
             snprintf(why, sizeof why, "worker %d is connected already",
                      (int)f->worker);
             picos__v1__worker_frame__free_unpacked(f, NULL);
@@ -881,8 +882,7 @@ on_frame(cs_state *st, const pc_msg *m)
         e->started_us = j->started_us;
         e->ended_us = pc_wall_us();
         one_line(e->error);
-        if (protobuf_c_message_get_packed_size(&e->base) + 64 >
-            CN_EVENTS_MAX) {
+        if (protobuf_c_message_get_packed_size(&e->base) + 64 > CN_EVENTS_MAX) {
             char t[160];
             snprintf(t, sizeof t,
                      "result and files out of %zu bytes don't fit in one "
@@ -1046,18 +1046,21 @@ reader_task(void *arg)
             rc32 = rc;
             break;
         }
-        if (pc_msg_new(&m, CN_T_FRAME, NULL, 4 + len) != PC_OK) {
-            free(buf);
-            rc32 = PC_ENOMEM;
-            break;
-        }
         {
-            size_t n = 0;
-            uint8_t *d = (uint8_t *)pc_msg_data(m, &n);
-            memcpy(d, &a.id, 4);
-            memcpy(d + 4, buf, len);
+            uint8_t *t = malloc(4 + len);
+            pc_err mrc = t ? PC_OK : PC_ENOMEM;
+            if (t) {
+                memcpy(t, &a.id, 4);
+                memcpy(t + 4, buf, len);
+                mrc = pc_msg_new(&m, CN_T_FRAME, t, 4 + len);
+                free(t);
+            }
+            free(buf);
+            if (mrc != PC_OK) {
+                rc32 = PC_ENOMEM;
+                break;
+            }
         }
-        free(buf);
         if (pc_send(a.session, &m) != PC_OK) {
             pc_msg_free(&m);
             rc32 = PC_ECLOSED;
@@ -1162,8 +1165,8 @@ file_complete(cs_state *st, size_t i)
                      "library SHA-256 mismatch: declared %s, got %s", a, b);
         else
             snprintf(t, sizeof t,
-                     "file %s SHA-256 mismatch: declared %s, got %s",
-                     dcl->name, a, b);
+                     "file %s SHA-256 mismatch: declared %s, got %s", dcl->name,
+                     a, b);
         fail(st, t);
         return false;
     }
@@ -1184,7 +1187,8 @@ file_open(cs_state *st, size_t i)
     f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
                  i == 0 ? 0600 : 0644);
     if (f->fd < 0) {
-        snprintf(t, sizeof t, "can't write %.200s: %s", f->tmp, strerror(errno));
+        snprintf(t, sizeof t, "can't write %.200s: %s", f->tmp,
+                 strerror(errno));
         fail(st, t);
         return false;
     }
@@ -1474,7 +1478,8 @@ on_submit(cs_state *st, const pc_msg *m)
 {
     size_t len = 0;
     const uint8_t *d = pc_msg_data(m, &len);
-    Picos__V1__ComputeSubmit *s = picos__v1__compute_submit__unpack(NULL, len, d);
+    Picos__V1__ComputeSubmit *s =
+        picos__v1__compute_submit__unpack(NULL, len, d);
     char t[320];
 
     if (!s) {
@@ -1505,9 +1510,10 @@ on_submit(cs_state *st, const pc_msg *m)
         if (st->phase >= PH_CLOSING && !t[0])
             snprintf(t, sizeof t, "the computation is closing on this node");
         if (t[0]) {
-            job_done(st, j, st->phase >= PH_CLOSING
-                                ? PICOS__V1__COMPUTE_WHY__WHY_CANCELLED
-                                : PICOS__V1__COMPUTE_WHY__WHY_REFUSED,
+            job_done(st, j,
+                     st->phase >= PH_CLOSING
+                         ? PICOS__V1__COMPUTE_WHY__WHY_CANCELLED
+                         : PICOS__V1__COMPUTE_WHY__WHY_REFUSED,
                      t);
             continue;
         }
@@ -1540,7 +1546,8 @@ on_cancel(cs_state *st, const pc_msg *m)
 {
     size_t len = 0;
     const uint8_t *d = pc_msg_data(m, &len);
-    Picos__V1__ComputeCancel *c = picos__v1__compute_cancel__unpack(NULL, len, d);
+    Picos__V1__ComputeCancel *c =
+        picos__v1__compute_cancel__unpack(NULL, len, d);
     cs_job *j;
     bool queued;
 
@@ -1559,8 +1566,7 @@ on_cancel(cs_state *st, const pc_msg *m)
             }
             j->next = NULL;
             queued_add(st, -1);
-            job_done(st, j, PICOS__V1__COMPUTE_WHY__WHY_CANCELLED,
-                     "cancelled");
+            job_done(st, j, PICOS__V1__COMPUTE_WHY__WHY_CANCELLED, "cancelled");
         } else if (!j->kill_why) {
             kill_worker(st, j->worker, PICOS__V1__COMPUTE_WHY__WHY_CANCELLED,
                         "cancelled");
@@ -1574,7 +1580,8 @@ on_to_job(cs_state *st, const pc_msg *m)
 {
     size_t len = 0;
     const uint8_t *d = pc_msg_data(m, &len);
-    Picos__V1__ComputeToJob *tj = picos__v1__compute_to_job__unpack(NULL, len, d);
+    Picos__V1__ComputeToJob *tj =
+        picos__v1__compute_to_job__unpack(NULL, len, d);
     cs_job *j;
     bool queued;
 
@@ -1701,8 +1708,8 @@ timers(cs_state *st)
             st->close_at = -1;
             st->quit_at = now + QUIT_WAIT; /* for the kills' `exit` lines */
         }
-        if (!st->running || (st->close_at < 0 && st->quit_at > 0 &&
-                             st->quit_at <= now)) {
+        if (!st->running ||
+            (st->close_at < 0 && st->quit_at > 0 && st->quit_at <= now)) {
             Picos__V1__WorkerFrame q = PICOS__V1__WORKER_FRAME__INIT;
             while (st->running) { /* their `exit` did not come */
                 cs_job *j = st->running;
@@ -1817,7 +1824,8 @@ finish(cs_state *st, bool can_wait)
                 (void)pc_proc_write(st->proc, "quit\n", 5, 1.0, NULL);
             (void)pc_proc_close_stdin(st->proc);
             if (pc_proc_wait(st->proc, 5.0, &status) != PC_OK) {
-                PC_LOG_WARN("compute", "s-%" PRIu64 ": picos-worker did not "
+                PC_LOG_WARN("compute",
+                            "s-%" PRIu64 ": picos-worker did not "
                             "quit: killed",
                             st->p.id);
                 (void)pc_proc_kill(st->proc, SIGKILL);
@@ -1916,10 +1924,11 @@ session_task(void *arg)
         (void)start_workers(st);
     while (st->phase != PH_END) {
         pc_msg *m = NULL;
-        double wait = timers(st);
+        double wait;
         int n = 0;
 
         dispatch(st);
+        wait = timers(st); /* also the deadlines of jobs just started */
         flush_events(st);
         if (st->phase == PH_END)
             break;

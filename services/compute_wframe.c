@@ -48,8 +48,8 @@ asked(const pc__cw_view *v, const char *name)
 }
 
 static bool
-check_done(const pc__cw_view *v, const Picos__V1__ComputeJobEvent *d,
-           char *t, size_t size)
+check_done(const pc__cw_view *v, const Picos__V1__ComputeJobEvent *d, char *t,
+           size_t size)
 {
     size_t total = 0;
 
@@ -58,8 +58,8 @@ check_done(const pc__cw_view *v, const Picos__V1__ComputeJobEvent *d,
         return false;
     }
     if (d->id != v->job_id) {
-        snprintf(t, size, "W_DONE for job %" PRIu64 ", it runs %" PRIu64,
-                 d->id, v->job_id);
+        snprintf(t, size, "W_DONE for job %" PRIu64 ", it runs %" PRIu64, d->id,
+                 v->job_id);
         return false;
     }
     if (d->why != PICOS__V1__COMPUTE_WHY__WHY_OK &&

@@ -302,9 +302,8 @@ static pc_ref
 compute_task(void)
 {
     pc_ref r = PC_REF_NIL;
-    TCHECK_RC(
-        pc_locate(PC_NAME_TASK, "picos.compute/" NODE_NAME, PT_LONG, &r),
-        PC_OK);
+    TCHECK_RC(pc_locate(PC_NAME_TASK, "picos.compute/" NODE_NAME, PT_LONG, &r),
+              PC_OK);
     return r;
 }
 
@@ -533,16 +532,16 @@ open_session(pc_ref ct, uint64_t client, uint32_t cpus, uint32_t *granted)
     if (granted)
         *granted = ok->cpus;
     /* chunks a fifth of the library: several per file */
-    upload_all(s, lib_len / 5 + 1 < ok->max_chunk ? (uint32_t)(lib_len / 5 + 1)
-                                                  : ok->max_chunk,
+    upload_all(s,
+               lib_len / 5 + 1 < ok->max_chunk ? (uint32_t)(lib_len / 5 + 1)
+                                               : ok->max_chunk,
                1);
     picos__v1__compute_reserved__free_unpacked(ok, NULL);
     if (!(m = expect(T_READY, T_FAILED, NULL)))
         return PC_REF_NIL;
     if (pc_msg_is(m, T_FAILED)) {
         Picos__V1__ComputeFailed *f = UNPACK(m, compute_failed);
-        pt_fail_at(__FILE__, __LINE__, "ComputeFailed: %s",
-                   f ? f->text : "?");
+        pt_fail_at(__FILE__, __LINE__, "ComputeFailed: %s", f ? f->text : "?");
         if (f)
             picos__v1__compute_failed__free_unpacked(f, NULL);
         pc_msg_free(&m);
@@ -594,39 +593,39 @@ jobs_task(void *arg)
     TCHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0444 &&
            sb.st_size == (off_t)strlen(data_text));
     submit(s, 1, "echo", "hello", 0);
-    TCHECK_EQ(wait_event(1, PICOS__V1__COMPUTE_EVENT_KIND__JOB_DONE, out,
-                         sizeof out),
-              PICOS__V1__COMPUTE_WHY__WHY_OK);
+    TCHECK_EQ(
+        wait_event(1, PICOS__V1__COMPUTE_EVENT_KIND__JOB_DONE, out, sizeof out),
+        PICOS__V1__COMPUTE_WHY__WHY_OK);
     TCHECK_STR(out, "hello");
     /* a job that fails on its own; one whose worker dies; one past its
      * timeout; an unknown function */
     submit(s, 2, "fail", "it did not work", 0);
-    TCHECK_EQ(wait_event(2, PICOS__V1__COMPUTE_EVENT_KIND__JOB_DONE, out,
-                         sizeof out),
-              PICOS__V1__COMPUTE_WHY__WHY_FAILED);
+    TCHECK_EQ(
+        wait_event(2, PICOS__V1__COMPUTE_EVENT_KIND__JOB_DONE, out, sizeof out),
+        PICOS__V1__COMPUTE_WHY__WHY_FAILED);
     TCHECK_STR(out, "it did not work");
     submit(s, 3, "crash", "", 0);
-    TCHECK_EQ(wait_event(3, PICOS__V1__COMPUTE_EVENT_KIND__JOB_DONE, out,
-                         sizeof out),
-              PICOS__V1__COMPUTE_WHY__WHY_CRASHED);
+    TCHECK_EQ(
+        wait_event(3, PICOS__V1__COMPUTE_EVENT_KIND__JOB_DONE, out, sizeof out),
+        PICOS__V1__COMPUTE_WHY__WHY_CRASHED);
     TCHECK_STR(out, "worker crashed: SIGSEGV");
     TCHECK(wait_node_event(PICOS__V1__COMPUTE_NODE_EVENT_KIND__NODE_WORKER_UP,
                            NULL, 0));
     submit(s, 4, "sleep", "30000", 300);
-    TCHECK_EQ(wait_event(4, PICOS__V1__COMPUTE_EVENT_KIND__JOB_DONE, out,
-                         sizeof out),
-              PICOS__V1__COMPUTE_WHY__WHY_TIMEDOUT);
+    TCHECK_EQ(
+        wait_event(4, PICOS__V1__COMPUTE_EVENT_KIND__JOB_DONE, out, sizeof out),
+        PICOS__V1__COMPUTE_WHY__WHY_TIMEDOUT);
     TCHECK(strstr(out, "timeout") != NULL);
     submit(s, 5, "nosuch", "", 0);
-    TCHECK_EQ(wait_event(5, PICOS__V1__COMPUTE_EVENT_KIND__JOB_DONE, out,
-                         sizeof out),
-              PICOS__V1__COMPUTE_WHY__WHY_REFUSED);
+    TCHECK_EQ(
+        wait_event(5, PICOS__V1__COMPUTE_EVENT_KIND__JOB_DONE, out, sizeof out),
+        PICOS__V1__COMPUTE_WHY__WHY_REFUSED);
     TCHECK(strstr(out, "unknown function 'nosuch'") != NULL);
     /* the replaced worker runs jobs */
     submit(s, 6, "echo", "again", 0);
-    TCHECK_EQ(wait_event(6, PICOS__V1__COMPUTE_EVENT_KIND__JOB_DONE, out,
-                         sizeof out),
-              PICOS__V1__COMPUTE_WHY__WHY_OK);
+    TCHECK_EQ(
+        wait_event(6, PICOS__V1__COMPUTE_EVENT_KIND__JOB_DONE, out, sizeof out),
+        PICOS__V1__COMPUTE_WHY__WHY_OK);
     TCHECK_STR(out, "again");
     control_close(s, 1.0);
     TCHECK(wait_node_event(PICOS__V1__COMPUTE_NODE_EVENT_KIND__NODE_CLOSED,
@@ -681,8 +680,8 @@ mismatch_task(void *arg)
     pc_msg_free(&m);
     hex(bad, a);
     hex(lib_sha, b);
-    snprintf(want, sizeof want,
-             "library SHA-256 mismatch: declared %s, got %s", a, b);
+    snprintf(want, sizeof want, "library SHA-256 mismatch: declared %s, got %s",
+             a, b);
     TCHECK(f != NULL);
     if (f) {
         TCHECK_STR(f->text, want);
@@ -769,8 +768,7 @@ wait_state(other *o, int st)
 static pc_msg *
 cpus_task(void *arg)
 {
-    static other a = {.ask = 1}, b = {.ask = 2}, c = {.ask = 0},
-                 d = {.ask = 0};
+    static other a = {.ask = 1}, b = {.ask = 2}, c = {.ask = 0}, d = {.ask = 0};
     pc_ref ra, rb, rc, rd;
 
     (void)arg;
@@ -905,7 +903,8 @@ bad_task(void *arg)
     (void)arg;
     expect_refused(ct, (const char *[]){"sub/x.txt", NULL},
                    "'sub/x.txt' is not a plain name");
-    expect_refused(ct, (const char *[]){"..", NULL}, "'..' is not a plain name");
+    expect_refused(ct, (const char *[]){"..", NULL},
+                   "'..' is not a plain name");
     expect_refused(ct, (const char *[]){"a", "a", NULL}, "given twice");
     for (int i = 0; i < 65; i++) {
         snprintf(many[i], sizeof many[i], "f%d", i);

@@ -196,7 +196,8 @@ bytes(const char *v, double *out)
         return false;
     if (*end) {
         const char *u = strchr("KMGT", *end == 'k' ? 'K' : *end);
-        if (!u || !*u || (end[1] && strcmp(end + 1, "iB") && strcmp(end + 1, "B")))
+        if (!u || !*u ||
+            (end[1] && strcmp(end + 1, "iB") && strcmp(end + 1, "B")))
             return false;
         for (const char *p = "KMGT"; p <= u; p++)
             mul *= 1024;
@@ -397,28 +398,28 @@ set_cli(void *cfgp, const char *key, const char *v)
 static void
 parse(cfg *c, int argc, char **argv)
 {
-    static const dm_opt map[] = {{"--registry", "registry"},
-                                 {"--listen", "listen"},
-                                 {"--secret-file", "secret_file"},
-                                 {"--name", "name"},
-                                 {"--grace", "grace"},
-                                 {"--workers", "workers"},
-                                 {"--heartbeat", "heartbeat"},
-                                 {"--timeout", "timeout"},
-                                 {"--join-timeout", "join_timeout"},
-                                 {"--status-interval", "status_interval"},
-                                 {"--service", "service"},
-                                 {"--compute", "+compute"},
-                                 {"--cpus", "cpus"},
-                                 {"--data-dir", "data_dir"},
-                                 {"--compute-memory", "compute_memory"},
-                                 {"--compute-memory-max", "compute_memory_max"},
-                                 {"--compute-uid-base", "compute_uid_base"},
-                                 {"--compute-seccomp", "compute_seccomp"},
-                                 {"--compute-cpu-seconds",
-                                  "compute_cpu_seconds"},
-                                 {"--compute-worker", "compute_worker"},
-                                 {"--config", NULL}};
+    static const dm_opt map[] = {
+        {"--registry", "registry"},
+        {"--listen", "listen"},
+        {"--secret-file", "secret_file"},
+        {"--name", "name"},
+        {"--grace", "grace"},
+        {"--workers", "workers"},
+        {"--heartbeat", "heartbeat"},
+        {"--timeout", "timeout"},
+        {"--join-timeout", "join_timeout"},
+        {"--status-interval", "status_interval"},
+        {"--service", "service"},
+        {"--compute", "+compute"},
+        {"--cpus", "cpus"},
+        {"--data-dir", "data_dir"},
+        {"--compute-memory", "compute_memory"},
+        {"--compute-memory-max", "compute_memory_max"},
+        {"--compute-uid-base", "compute_uid_base"},
+        {"--compute-seccomp", "compute_seccomp"},
+        {"--compute-cpu-seconds", "compute_cpu_seconds"},
+        {"--compute-worker", "compute_worker"},
+        {"--config", NULL}};
 
     dm_parse(argc, argv, map, sizeof map / sizeof map[0], usage, on_config,
              set_cli, c);
