@@ -194,7 +194,8 @@ on_reserve(cn_state *st, const pc_msg *m)
                  CP_FILES_MAX);
         goto bad;
     }
-    total = rq->library->size;
+    total = rq->library->size > CP_UPLOAD_MAX ? CP_UPLOAD_MAX + 1
+                                              : rq->library->size;
     for (size_t i = 0; i < rq->n_files; i++) {
         if (!file_ok(rq->files[i], false, t, sizeof t))
             goto bad;
@@ -204,9 +205,12 @@ on_reserve(cn_state *st, const pc_msg *m)
                          rq->files[i]->name);
                 goto bad;
             }
-        if (rq->files[i]->size > CP_UPLOAD_MAX ||
-            (total += rq->files[i]->size) > CP_UPLOAD_MAX)
+        if (total > CP_UPLOAD_MAX ||
+            rq->files[i]->size > CP_UPLOAD_MAX - total) {
+            total = CP_UPLOAD_MAX + 1; /* no sum that wraps */
             break;
+        }
+        total += rq->files[i]->size;
     }
     if (total > CP_UPLOAD_MAX) {
         snprintf(t, sizeof t, "library and files over %llu MiB",
