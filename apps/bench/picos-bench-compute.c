@@ -14,7 +14,8 @@
  * computation is bench_compute_lib.so (this folder): "echo" returns its
  * input, "spin" burns the CPU time its input names (bench_spin.h).
  *
- * The client's driver (a thread of its own) measures, with one computation on
+ * The client (the main thread, calling the compute API as a foreign
+ * thread) measures, with one computation on
  * both nodes (one worker each):
  *
  *   pipelined   `pipelined` empty "echo" jobs, submitted in batches of
@@ -49,7 +50,6 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -290,17 +290,16 @@ close_c(pc_compute **c)
         die_c(NULL, "pc_compute_close", rc);
 }
 
-/* On a thread of its own (a foreign thread to the runtime): the
+/* On the main thread, a foreign thread to the runtime (not a task): the
  * baselines block in waitpid() for seconds, which must not stall a worker
  * of this node (its links' heartbeats). */
-static void *
-driver(void *arg)
+static void
+driver(void)
 {
     const char *const both[] = {node_names[0], node_names[1], NULL};
     const char *const one[] = {node_names[0], NULL};
     pc_compute *c;
 
-    (void)arg;
     c = open_on(both);
     pipelined(c);
     awaited(c);
@@ -313,7 +312,6 @@ driver(void *arg)
     R.spin1_s = spin(c, NULL);
     close_c(&c);
     pc_node_stop();
-    return NULL;
 }
 
 /* ---- the table ------------------------------------------------------------------ */
@@ -503,6 +501,10 @@ main(int argc, char **argv)
         g.reg = bench_start_child(PROG, reg, g.reg_ep, sizeof g.reg_ep);
     }
     for (int i = 0; i < NODES; i++) {
+        /* as root, each node runs computation k as uid base + k, with
+         * RLIMIT_NPROC counted per uid: two nodes of one machine (and other
+         * runs beside this one) must not share a base */
+        char uid[16];
         char *node[] = {g.node_bin,
                         "--registry",
                         g.reg_ep,
@@ -515,8 +517,13 @@ main(int argc, char **argv)
                         "1",
                         "--data-dir",
                         ndata[i],
+                        "--compute-uid-base",
+                        uid,
                         NULL};
         snprintf(ndata[i], sizeof ndata[i], "%s/%s", g.dir, node_names[i]);
+        snprintf(uid, sizeof uid, "%u",
+                 1000000u + (unsigned)(getpid() % 100000) * 64u +
+                     (unsigned)i * 32u);
         if (mkdir(ndata[i], 0700))
             die("a node's data dir", 0);
         g.node[i] =
@@ -534,14 +541,11 @@ main(int argc, char **argv)
     }
     fprintf(stderr, PROG ": registry %s, nodes %s %s\n", g.reg_ep, g.node_ep[0],
             g.node_ep[1]);
+    driver();
     {
-        pthread_t t;
-        pc_err rc;
-        if ((errno = pthread_create(&t, NULL, driver, NULL)))
-            die("pthread_create", 0);
-        if ((rc = pc_node_run()) != PC_OK)
+        pc_err rc = pc_node_run(); /* the node stops (driver()'s end) */
+        if (rc != PC_OK)
             die("pc_node_run", rc);
-        pthread_join(t, NULL);
     }
     print_rows(load);
     free(R.lat);
