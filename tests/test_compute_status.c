@@ -494,15 +494,20 @@ real_compute_run(void)
     CU_ASSERT_FATAL(mkdir(ddir, 0700) == 0);
     snprintf(errpath, sizeof errpath, "%s/cnode.err", tmpdir);
     {
-        char ep[256];
+        /* as root, computation k runs as uid base + k with RLIMIT_NPROC
+         * per uid: a base of its own, apart from other nodes of the
+         * machine (other tests running beside this one) */
+        char ep[256], uid[16];
         snprintf(ep, sizeof ep, "%s", reg_ep);
-        node =
-            kid_start(NODE_BIN,
-                      (const char *[]){"--registry", ep, "--secret-file",
-                                       secret, "--name", "cstatus-compute",
-                                       "--status-interval", "0.2", "--compute",
-                                       "--cpus", "1", "--data-dir", ddir, NULL},
-                      NULL, errpath);
+        snprintf(uid, sizeof uid, "%u",
+                 3000000u + (unsigned)(getpid() % 100000) * 16u);
+        node = kid_start(
+            NODE_BIN,
+            (const char *[]){"--registry", ep, "--secret-file", secret,
+                             "--name", "cstatus-compute", "--status-interval",
+                             "0.2", "--compute", "--cpus", "1", "--data-dir",
+                             ddir, "--compute-uid-base", uid, NULL},
+            NULL, errpath);
     }
     CU_ASSERT_FATAL(node != NULL);
     if (!read_line(node->out, line, sizeof line, WAIT)) {
