@@ -211,8 +211,6 @@ pc_err pc__compute_job_msg_new(uint64_t id, const void *data, size_t len,
 /* The wire's ComputeWhy as a pc_job_why, and the rc of each why. */
 pc_job_why pc__cp_why(int wire_why);
 pc_err pc__cp_why_rc(pc_job_why why);
-/* A packed protobuf message of type `type` (pb a ProtobufCMessage *). */
-pc_err pc__cp_msg(const char *type, const void *pb, pc_msg **out);
 
 /* ---- the client (compute_client.c, compute_agent.c, compute_lister.c,
  * compute_client_files.c) ------------------------------------------------ */

@@ -1,8 +1,7 @@
 /* services/compute_events.c — what the compute client's agent sends to
  * the caller's tasks, encoded and parsed: status events
  * (PC_MSG_COMPUTE_STATUS) and job messages (PC_MSG_COMPUTE_JOB_MSG); and
- * the small wire helpers the agent uses (a packed protobuf as a message,
- * ComputeWhy as pc_job_why).
+ * ComputeWhy as pc_job_why.
  *
  * A status event is a fixed little-endian layout, 25 bytes then the node
  * name and the text (both without NUL), so it may go to a task on another
@@ -240,21 +239,4 @@ pc__cp_why(int wire_why)
     default:
         return PC_JOB_REFUSED;
     }
-}
-
-pc_err
-pc__cp_msg(const char *type, const void *pb, pc_msg **out)
-{
-    const ProtobufCMessage *m = pb;
-    size_t len = protobuf_c_message_get_packed_size(m);
-    uint8_t *buf = malloc(len ? len : 1);
-    pc_err rc;
-
-    *out = NULL;
-    if (!buf)
-        return PC_ENOMEM;
-    protobuf_c_message_pack(m, buf);
-    rc = pc_msg_new(out, type, buf, len);
-    free(buf);
-    return rc;
 }

@@ -71,6 +71,26 @@ msg_pop(ss_job *j)
     return m;
 }
 
+/* A message for queued job j, sent once it runs (dropped when there is no
+ * memory for it, as one lost on the way). */
+static void
+msg_push(ss_job *j, const uint8_t *data, size_t len)
+{
+    ss_msg *q = calloc(1, sizeof *q);
+
+    if (!q || !(q->data = malloc(len ? len : 1))) {
+        free(q);
+        return;
+    }
+    memcpy(q->data, data, len);
+    q->len = len;
+    if (j->to_job_tail)
+        j->to_job_tail->next = q;
+    else
+        j->to_job = q;
+    j->to_job_tail = q;
+}
+
 static void
 msg_free(ss_msg *m)
 {
@@ -147,7 +167,7 @@ pc__ss_flush_events(ss_state *st)
             v[i] = st->evs[i].ev;
         b.n_events = st->nevs;
         b.events = v;
-        if (pc__cn_send_pb(st->p.client, CP_T_EVENTS, &b.base) != PC_OK)
+        if (pc__cp_send(st->p.client, CP_T_EVENTS, &b.base) != PC_OK)
             PC_LOG_WARN("compute", "s-%" PRIu64 ": %zu events not sent",
                         st->p.id, st->nevs);
         free(v);
@@ -484,10 +504,8 @@ refusal(const ss_state *st, const Picos__V1__ComputeJob *pb, char *t,
 void
 pc__ss_on_submit(ss_state *st, const pc_msg *m)
 {
-    size_t len = 0;
-    const uint8_t *d = pc_msg_data(m, &len);
     Picos__V1__ComputeSubmit *s =
-        picos__v1__compute_submit__unpack(NULL, len, d);
+        pc__cp_unpack(&picos__v1__compute_submit__descriptor, m);
     char t[320];
 
     if (!s) {
@@ -546,22 +564,18 @@ pc__ss_on_submit(ss_state *st, const pc_msg *m)
         st->qtail = j;
         queued_add(st, 1);
     }
-    picos__v1__compute_submit__free_unpacked(s, NULL);
+    pc__cp_free(s);
 }
 
 void
 pc__ss_on_cancel(ss_state *st, const pc_msg *m)
 {
-    size_t len = 0;
-    const uint8_t *d = pc_msg_data(m, &len);
     Picos__V1__ComputeCancel *c =
-        picos__v1__compute_cancel__unpack(NULL, len, d);
+        pc__cp_unpack(&picos__v1__compute_cancel__descriptor, m);
     ss_job *j;
     bool queued;
 
-    if (!c)
-        return;
-    if ((j = find_job(st, c->id, c->attempt, &queued))) {
+    if (c && (j = find_job(st, c->id, c->attempt, &queued))) {
         if (queued) {
             queue_del(st, j);
             pc__ss_job_done(st, j, PICOS__V1__COMPUTE_WHY__WHY_CANCELLED,
@@ -572,40 +586,23 @@ pc__ss_on_cancel(ss_state *st, const pc_msg *m)
                                "cancelled");
         }
     }
-    picos__v1__compute_cancel__free_unpacked(c, NULL);
+    pc__cp_free(c);
 }
 
 void
 pc__ss_on_to_job(ss_state *st, const pc_msg *m)
 {
-    size_t len = 0;
-    const uint8_t *d = pc_msg_data(m, &len);
     Picos__V1__ComputeToJob *tj =
-        picos__v1__compute_to_job__unpack(NULL, len, d);
+        pc__cp_unpack(&picos__v1__compute_to_job__descriptor, m);
     ss_job *j;
     bool queued;
 
-    if (!tj)
-        return;
-    if (tj->data.len <= PC_JOB_MSG_MAX &&
+    if (tj && tj->data.len <= PC_JOB_MSG_MAX &&
         (j = find_job(st, tj->id, tj->attempt, &queued))) {
-        if (!queued) {
-            if (!j->kill_why)
-                to_job(st, j, tj->data.data, tj->data.len);
-        } else {
-            ss_msg *q = calloc(1, sizeof *q);
-            if (q && (q->data = malloc(tj->data.len ? tj->data.len : 1))) {
-                memcpy(q->data, tj->data.data, tj->data.len);
-                q->len = tj->data.len;
-                if (j->to_job_tail)
-                    j->to_job_tail->next = q;
-                else
-                    j->to_job = q;
-                j->to_job_tail = q;
-            } else {
-                free(q);
-            }
-        }
+        if (queued)
+            msg_push(j, tj->data.data, tj->data.len);
+        else if (!j->kill_why)
+            to_job(st, j, tj->data.data, tj->data.len);
     }
-    picos__v1__compute_to_job__free_unpacked(tj, NULL);
+    pc__cp_free(tj);
 }

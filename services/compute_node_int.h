@@ -51,8 +51,10 @@
 /* True when m comes from a task of this node. */
 bool pc__cn_local(const pc_msg *m);
 
-/* Send the packed pb as a message of `type` to `to`. */
-pc_err pc__cn_send_pb(pc_ref to, const char *type, const ProtobufCMessage *pb);
+/* When m's payload is `size` bytes: copied to out, true. Else out is left
+ * as it is, false. (A local message's value: a bool, a double, a
+ * struct.) */
+bool pc__cn_value(const pc_msg *m, void *out, size_t size);
 
 /* ---- the data directory (compute_store.c) -------------------------------- */
 

@@ -92,7 +92,7 @@ pc__ss_node_event(ss_state *st, Picos__V1__ComputeNodeEventKind kind,
     e.kind = kind;
     e.worker = worker;
     e.text = (char *)(text ? text : "");
-    (void)pc__cn_send_pb(st->p.client, CP_T_NODE_EVENT, &e.base);
+    (void)pc__cp_send(st->p.client, CP_T_NODE_EVENT, &e.base);
 }
 
 void
@@ -110,7 +110,7 @@ pc__ss_fail(ss_state *st, const char *text)
     pc__ss_flush_events(st);
     if (!st->client_gone) {
         f.text = t;
-        (void)pc__cn_send_pb(st->p.client, CP_T_FAILED, &f.base);
+        (void)pc__cp_send(st->p.client, CP_T_FAILED, &f.base);
     }
     st->phase = PH_END;
 }
@@ -148,24 +148,20 @@ begin_close(ss_state *st, double grace)
 static void
 on_control(ss_state *st, const pc_msg *m)
 {
-    size_t len = 0;
-    const uint8_t *d = pc_msg_data(m, &len);
     Picos__V1__ComputeControl *c =
-        picos__v1__compute_control__unpack(NULL, len, d);
+        pc__cp_unpack(&picos__v1__compute_control__descriptor, m);
     bool before = st->client_susp || st->node_susp;
 
     if (!c)
         return;
-    if (c->op == PICOS__V1__COMPUTE_OP__COMPUTE_SUSPEND) {
-        st->client_susp = true;
-        suspension(st, before);
-    } else if (c->op == PICOS__V1__COMPUTE_OP__COMPUTE_RESUME) {
-        st->client_susp = false;
+    if (c->op == PICOS__V1__COMPUTE_OP__COMPUTE_SUSPEND ||
+        c->op == PICOS__V1__COMPUTE_OP__COMPUTE_RESUME) {
+        st->client_susp = c->op == PICOS__V1__COMPUTE_OP__COMPUTE_SUSPEND;
         suspension(st, before);
     } else if (c->op == PICOS__V1__COMPUTE_OP__COMPUTE_CLOSE) {
         begin_close(st, c->grace);
     }
-    picos__v1__compute_control__free_unpacked(c, NULL);
+    pc__cp_free(c);
 }
 
 /* ---- timers, phases ------------------------------------------------------------------ */
@@ -281,19 +277,12 @@ handle(ss_state *st, pc_msg *m)
     } else if (pc_msg_is(m, CN_T_GONE)) {
         pc__ss_on_gone(st, m);
     } else if (pc_msg_is(m, CN_T_SUSPEND)) {
-        size_t len = 0;
-        const void *d = pc_msg_data(m, &len);
         bool before = st->client_susp || st->node_susp;
-        if (len == sizeof st->node_susp) {
-            memcpy(&st->node_susp, d, sizeof st->node_susp);
+        if (pc__cn_value(m, &st->node_susp, sizeof st->node_susp))
             suspension(st, before);
-        }
     } else if (pc_msg_is(m, CN_T_STOP)) {
-        size_t len = 0;
-        const void *d = pc_msg_data(m, &len);
         double grace = 0;
-        if (len == sizeof grace)
-            memcpy(&grace, d, sizeof grace);
+        (void)pc__cn_value(m, &grace, sizeof grace);
         begin_close(st, grace);
     }
 }

@@ -118,9 +118,8 @@ all_done(const ss_state *st)
 void
 pc__ss_on_chunk(ss_state *st, const pc_msg *m)
 {
-    size_t len = 0;
-    const uint8_t *d = pc_msg_data(m, &len);
-    Picos__V1__ComputeChunk *c = picos__v1__compute_chunk__unpack(NULL, len, d);
+    Picos__V1__ComputeChunk *c =
+        pc__cp_unpack(&picos__v1__compute_chunk__descriptor, m);
     Picos__V1__ComputeChunkAck ack = PICOS__V1__COMPUTE_CHUNK_ACK__INIT;
     const pc__cs_file *dcl;
     ss_file *f;
@@ -178,14 +177,14 @@ pc__ss_on_chunk(ss_state *st, const pc_msg *m)
     f->got += c->data.len;
     ack.file = c->file;
     ack.received = f->got;
-    (void)pc__cn_send_pb(st->p.client, CP_T_CHUNK_ACK, &ack.base);
+    (void)pc__cp_send(st->p.client, CP_T_CHUNK_ACK, &ack.base);
     if (f->got == dcl->size && file_complete(st, c->file) && all_done(st))
         (void)pc__ss_start_workers(st);
     goto out;
 bad:
     pc__ss_fail(st, t);
 out:
-    picos__v1__compute_chunk__free_unpacked(c, NULL);
+    pc__cp_free(c);
 }
 
 void

@@ -343,7 +343,7 @@ on_ready(ss_state *st, int i, Picos__V1__WorkerFrame *f)
         r.name = f->name;
         r.version = f->version;
         if (!st->client_gone)
-            (void)pc__cn_send_pb(st->p.client, CP_T_READY, &r.base);
+            (void)pc__cp_send(st->p.client, CP_T_READY, &r.base);
         PC_LOG_INFO("compute", "s-%" PRIu64 ": %s v%u ready", st->p.id, f->name,
                     (unsigned)f->version);
     } else {
@@ -425,7 +425,7 @@ pc__ss_on_frame(ss_state *st, const pc_msg *m)
         fj.attempt = w->job->attempt;
         fj.data = f->data;
         if (!st->client_gone)
-            (void)pc__cn_send_pb(st->p.client, CP_T_FROM_JOB, &fj.base);
+            (void)pc__cp_send(st->p.client, CP_T_FROM_JOB, &fj.base);
         break;
     }
     case PICOS__V1__WORKER_OP__W_DONE:
@@ -610,16 +610,13 @@ reader_task(void *arg)
 void
 pc__ss_on_conn(ss_state *st, const pc_msg *m)
 {
-    size_t len = 0;
-    const void *d = pc_msg_data(m, &len);
     pc_spawn_opts so = {.flags = PC_TASK_DAEMON, .name = "compute.wreader"};
     conn_msg cm;
     ss_conn *c;
     rd_arg *a;
 
-    if (len != sizeof cm)
+    if (!pc__cn_value(m, &cm, sizeof cm))
         return;
-    memcpy(&cm, d, sizeof cm);
     if (st->phase >= PH_END || !(c = calloc(1, sizeof *c)) ||
         !(a = malloc(sizeof *a))) {
         if (st->phase < PH_END)
