@@ -119,6 +119,28 @@ push_op(pc_compute *c, op *o)
     c->ops_tail = &o->next;
 }
 
+/* Under mu: *o for the agent (taken: NULL then). Returns whether a go
+ * must be sent. */
+static bool
+hand_op(pc_compute *c, op **o)
+{
+    push_op(c, *o);
+    *o = NULL;
+    return want_go(c);
+}
+
+/* The end of a call that may have given the agent work: mu let go, o (not
+ * handed over) freed, the agent woken when go; returns rc. */
+static pc_err
+unlock_go(pc_compute *c, bool go, op *o, pc_err rc)
+{
+    pthread_mutex_unlock(&c->mu);
+    free(o);
+    if (go)
+        send_go(c);
+    return rc;
+}
+
 bool
 pc__cc_plain_name(const char *s)
 {
@@ -402,9 +424,7 @@ close_impl(pc_compute **cp, double grace)
     }
     go = want_go(c);
     pc__cc_notify(c);
-    pthread_mutex_unlock(&c->mu);
-    if (go)
-        send_go(c);
+    (void)unlock_go(c, go, NULL, PC_OK);
     pthread_mutex_lock(&c->ls->mu);
     c->ls->stop = true;
     pthread_mutex_unlock(&c->ls->mu);
@@ -615,9 +635,7 @@ pc_compute_submit(pc_compute *c, const pc_job_spec *jobs, size_t n,
         memset(wires, 0, n * sizeof *wires);
         go = want_go(c);
     }
-    pthread_mutex_unlock(&c->mu);
-    if (go)
-        send_go(c);
+    (void)unlock_go(c, go, NULL, PC_OK);
     for (size_t i = 0; i < n; i++)
         free(wires[i]);
     free(wires);
@@ -792,15 +810,9 @@ pc_compute_cancel(pc_compute *c, uint64_t id)
         go = want_go(c); /* its events */
     } else if (!j->cancel) {
         j->cancel = true;
-        push_op(c, o);
-        o = NULL;
-        go = want_go(c);
+        go = hand_op(c, &o);
     }
-    pthread_mutex_unlock(&c->mu);
-    free(o);
-    if (go)
-        send_go(c);
-    return rc;
+    return unlock_go(c, go, o, rc);
 }
 
 pc_err
@@ -838,16 +850,10 @@ pc_compute_send(pc_compute *c, uint64_t id, const void *data, size_t len)
         j->tomsgs_tail = &t->next;
         t = NULL;
     } else {
-        push_op(c, o);
-        o = NULL;
-        go = want_go(c);
+        go = hand_op(c, &o);
     }
-    pthread_mutex_unlock(&c->mu);
-    free(o);
     free(t);
-    if (go)
-        send_go(c);
-    return rc;
+    return unlock_go(c, go, o, rc);
 }
 
 /* The node named `node` (NULL: every one) gets op o; PC_ENOENT when c has
@@ -879,15 +885,9 @@ node_op(pc_compute *c, const char *node, op *o, bool suspend, bool on)
             else
                 c->s.nodes[k].close_asked = true;
         }
-        push_op(c, o);
-        o = NULL;
-        go = want_go(c);
+        go = hand_op(c, &o);
     }
-    pthread_mutex_unlock(&c->mu);
-    free(o);
-    if (go)
-        send_go(c);
-    return rc;
+    return unlock_go(c, go, o, rc);
 }
 
 pc_err
