@@ -89,6 +89,36 @@ secrets(void)
     }
 }
 
+/* Start picos-registry `bin` on tcp://127.0.0.1:0 with data dir `dir`
+ * (its stderr in dir/reg.err), the cluster secret and these tests'
+ * timing, and read its endpoint back into ep (256 bytes). false when it
+ * did not say where it listens within PT_LONG (its stderr is printed
+ * then, and reg freed). */
+static inline bool
+nt_registry_start(kid *reg, const char *bin, const char *dir, char *ep)
+{
+    char line[512] = "", err[2048];
+    kid_opts o = {.errpath = reg->errpath, .clean_env = true};
+
+    secrets();
+    snprintf(reg->errpath, sizeof reg->errpath, "%.140s/reg.err", dir);
+    if (!kid_run(reg, bin,
+                 (const char *[]){"--listen", "tcp://127.0.0.1:0", "--data-dir",
+                                  dir, "--secret-file", secret_path,
+                                  "--heartbeat", NET_HB, "--timeout",
+                                  NET_TIMEOUT, NULL},
+                 &o))
+        return false;
+    if (!read_line(reg->out, line, sizeof line, PT_LONG) ||
+        sscanf(line, "%*s %*s listening on %255s", ep) != 1) {
+        fprintf(stderr, "picos-registry did not start: '%s' %s\n", line,
+                kid_errtext(reg, err, sizeof err));
+        kid_free(reg);
+        return false;
+    }
+    return true;
+}
+
 /* A client of service `name` (pc_rps_locate() with PT_LONG), from a task:
  * a failure is recorded with TCHECK and NULL returned. */
 static inline pc_rps_client *

@@ -42,25 +42,9 @@ static cnode N[2];
 static void
 registry_start(void)
 {
-    char line[512] = "", err[2048];
-    kid_opts o = {.errpath = reg.errpath, .clean_env = true};
-
-    secrets();
     CU_ASSERT_FATAL(pt_mkdtemp(reg_dir, sizeof reg_dir, "reg"));
-    snprintf(reg.errpath, sizeof reg.errpath, "%s/stderr", reg_dir);
-    CU_ASSERT_FATAL(kid_run(
-        &reg, REGISTRY,
-        (const char *[]){"--listen", "tcp://127.0.0.1:0", "--data-dir", reg_dir,
-                         "--secret-file", secret_path, "--heartbeat", NET_HB,
-                         "--timeout", NET_TIMEOUT, NULL},
-        &o));
-    if (!read_line(reg.out, line, sizeof line, PT_LONG) ||
-        sscanf(line, "%*s %*s listening on %255s", reg_ep) != 1) {
-        fprintf(stderr, "picos-registry did not start: '%s' %s\n", line,
-                kid_errtext(&reg, err, sizeof err));
-        kid_free(&reg);
+    if (!nt_registry_start(&reg, REGISTRY, reg_dir, reg_ep))
         CU_FAIL_FATAL("picos-registry did not start");
-    }
 }
 
 static void
