@@ -698,19 +698,29 @@ any_cond(pc_compute *c, void *arg)
     return 1;
 }
 
-pc_err
-pc_compute_wait_any(pc_compute *c, double timeout, pc_job_result **out)
+/* A wait for a result: cond's (t->r) into *out. */
+static pc_err
+wait_result(pc_compute *c, double timeout, int (*cond)(pc_compute *, void *),
+            take_arg *t, pc_job_result **out)
 {
-    take_arg t = {0};
     pc_err rc;
 
     if (out)
         *out = NULL;
     if (!c || !out)
         return PC_EINVAL;
-    if ((rc = wait_for(c, timeout, any_cond, &t)) == PC_OK)
-        *out = t.r;
-    else if (rc == PC_ETIMEDOUT)
+    if ((rc = wait_for(c, timeout, cond, t)) == PC_OK)
+        *out = t->r;
+    return rc;
+}
+
+pc_err
+pc_compute_wait_any(pc_compute *c, double timeout, pc_job_result **out)
+{
+    take_arg t = {0};
+    pc_err rc = wait_result(c, timeout, any_cond, &t, out);
+
+    if (rc == PC_ETIMEDOUT)
         set_err(c, "no job ended within %.3g s", timeout);
     return rc;
 }
@@ -737,15 +747,9 @@ pc_err
 pc_compute_wait(pc_compute *c, uint64_t id, double timeout, pc_job_result **out)
 {
     take_arg t = {.id = id};
-    pc_err rc;
+    pc_err rc = wait_result(c, timeout, one_cond, &t, out);
 
-    if (out)
-        *out = NULL;
-    if (!c || !out)
-        return PC_EINVAL;
-    if ((rc = wait_for(c, timeout, one_cond, &t)) == PC_OK)
-        *out = t.r;
-    else if (rc == PC_ETIMEDOUT)
+    if (rc == PC_ETIMEDOUT)
         set_err(c, "job %" PRIu64 " did not end within %.3g s", id, timeout);
     return rc;
 }

@@ -14,6 +14,7 @@
 
 #include <inttypes.h>
 
+#include "picos/registry.h"
 #include "picos/rps.h"
 
 #include "proctest.h"
@@ -117,6 +118,22 @@ nt_registry_start(kid *reg, const char *bin, const char *dir, char *ep)
         return false;
     }
     return true;
+}
+
+/* This program joins the cluster of the registry at ep, with the cluster
+ * secret and these tests' timing (PT_LONG to join). */
+static inline pc_err
+nt_cluster_join(const char *ep)
+{
+    pc_cluster_opts o = {0};
+
+    secrets();
+    o.registries = ep;
+    o.net.secret_file = secret_path;
+    o.net.heartbeat = atof(NET_HB);
+    o.net.timeout = atof(NET_TIMEOUT);
+    o.join_timeout = PT_LONG;
+    return pc_cluster_join(&o);
 }
 
 /* A client of service `name` (pc_rps_locate() with PT_LONG), from a task:

@@ -245,7 +245,6 @@ compute_names_up(int want)
 static void
 cluster_up(void)
 {
-    pc_cluster_opts o = {0};
     pc_spawn_opts so = {.flags = PC_TASK_DAEMON};
 
     pthread_mutex_lock(&col_mu);
@@ -255,12 +254,7 @@ cluster_up(void)
     node_start(&N[0], "cA");
     node_start(&N[1], "cB");
     PT_START(2);
-    o.registries = reg_ep;
-    o.net.secret_file = secret_path;
-    o.net.heartbeat = atof(NET_HB);
-    o.net.timeout = atof(NET_TIMEOUT);
-    o.join_timeout = PT_LONG;
-    CU_ASSERT_EQUAL_FATAL(pc_cluster_join(&o), PC_OK);
+    CU_ASSERT_EQUAL_FATAL(nt_cluster_join(reg_ep), PC_OK);
     CU_ASSERT_EQUAL_FATAL(pc_spawn(collect, NULL, &so, &collector), PC_OK);
     CU_ASSERT_FATAL(compute_names_up(2));
 }

@@ -103,15 +103,8 @@ stop_daemons(void)
 static void
 client_join(void)
 {
-    pc_cluster_opts o = {0};
-
     PT_START(2);
-    o.registries = reg_ep;
-    o.net.secret_file = secret_path;
-    o.net.heartbeat = atof(NET_HB);
-    o.net.timeout = atof(NET_TIMEOUT);
-    o.join_timeout = PT_LONG;
-    CU_ASSERT_EQUAL_FATAL(pc_cluster_join(&o), PC_OK);
+    CU_ASSERT_EQUAL_FATAL(nt_cluster_join(reg_ep), PC_OK);
 }
 
 /* ---- files and processes of the node, seen from outside ----------------------- */
