@@ -12,9 +12,11 @@
  * spawns the computation's session task (compute_session.c), which takes
  * everything else from the client, and answers ComputeReserved naming it.
  * The compute task monitors its sessions: a session's DOWN, however it
- * ended, gives its CPUs and its uid slot back. Each session runs as a uid
- * of its own when the node is root (uid_base + its slot; slots are below
- * the CPU count, as every session holds at least one CPU).
+ * ended, gives its CPUs and its uid back. Each session runs as a uid of
+ * its own when the node is root: the first of uid_base, uid_base + 1, ...
+ * that no session of any compute node of this machine holds
+ * (pc__cst_uid_claim(): a lock file per uid), released once the session's
+ * processes are all reaped (the session task ends after that).
  *
  * Suspension (pc_compute_node_suspend(), the dashboard's action, or a
  * ComputeControl SUSPEND/RESUME sent to this task) refuses new
@@ -57,7 +59,8 @@ struct pc_compute_server {
 typedef struct cn_sess {
     pc_ref ref, client;
     uint64_t client_id;
-    int cpus, slot;
+    int cpus;
+    int uid_lock; /* pc__cst_uid_claim()'s fd, or -1 */
     struct cn_sess *next;
 } cn_sess;
 
@@ -74,7 +77,6 @@ typedef struct cn_state {
     uint64_t next_id;
     cn_sess *sessions;
     int nsessions;
-    bool *slots; /* cpus of them */
 } cn_state;
 
 static pc_ref serve_task; /* for pc_compute_node_suspend() */
@@ -154,7 +156,8 @@ on_reserve(cn_state *st, const pc_msg *m)
     pc__cs_params *p = NULL;
     uint64_t total, memory;
     char t[320];
-    int grant, slot = -1;
+    int grant, uid_lock = -1;
+    unsigned uid = 0;
     cn_sess *s;
     pc_err rc;
 
@@ -231,15 +234,20 @@ on_reserve(cn_state *st, const pc_msg *m)
     }
     grant = rq->cpus == 0 || rq->cpus > (uint32_t)st->free ? st->free
                                                            : (int)rq->cpus;
-    for (int i = 0; i < st->cpus && slot < 0; i++)
-        if (!st->slots[i])
-            slot = i;
-    if (slot < 0 || !(p = calloc(1, sizeof *p)) ||
-        !(s = calloc(1, sizeof *s)) ||
+    if (st->confine && (uid_lock = pc__cst_uid_claim(st->uid_base, &uid)) < 0) {
+        snprintf(t, sizeof t, "no uid free for the session (%s): %s",
+                 PC__CST_UID_DIR, strerror(errno));
+        refuse(from, rq->client, PICOS__V1__COMPUTE_REFUSAL__COMPUTE_NO_CPUS,
+               t);
+        goto out;
+    }
+    if (!(p = calloc(1, sizeof *p)) || !(s = calloc(1, sizeof *s)) ||
         (rq->n_files && !(p->files = calloc(rq->n_files, sizeof *p->files)))) {
         if (p)
             free(p->files);
         free(p);
+        if (uid_lock >= 0)
+            close(uid_lock);
         snprintf(t, sizeof t, "the node is out of memory");
         goto bad;
     }
@@ -249,15 +257,14 @@ on_reserve(cn_state *st, const pc_msg *m)
     snprintf(p->label, sizeof p->label, "%s", rq->name);
     snprintf(p->node, sizeof p->node, "%s", st->node);
     p->id = ++st->next_id;
-    p->slot = slot;
     p->cpus = grant;
     p->memory = memory;
     p->cpu_seconds = st->cpu_seconds;
     p->confine = st->confine;
     p->seccomp = st->seccomp;
     p->suspended = st->suspended;
-    p->uid = st->confine ? (uid_t)(st->uid_base + (unsigned)slot) : getuid();
-    p->gid = st->confine ? (gid_t)(st->uid_base + (unsigned)slot) : getgid();
+    p->uid = st->confine ? (uid_t)uid : getuid();
+    p->gid = st->confine ? (gid_t)uid : getgid();
     snprintf(p->root, sizeof p->root, "%s", st->root);
     snprintf(p->worker, sizeof p->worker, "%s", st->worker);
     p->lib.size = rq->library->size;
@@ -271,6 +278,8 @@ on_reserve(cn_state *st, const pc_msg *m)
     }
     if ((rc = pc__cs_start(p, &sess)) != PC_OK) {
         free(s);
+        if (uid_lock >= 0)
+            close(uid_lock);
         snprintf(t, sizeof t, "can't start a session: %s", pc_strerror(rc));
         goto bad;
     }
@@ -279,11 +288,10 @@ on_reserve(cn_state *st, const pc_msg *m)
     s->client = from;
     s->client_id = rq->client;
     s->cpus = grant;
-    s->slot = slot;
+    s->uid_lock = uid_lock;
     s->next = st->sessions;
     st->sessions = s;
     st->nsessions++;
-    st->slots[slot] = true;
     st->free -= grant;
     set_u(&pc__compute_stats.cpus_reserved, st->cpus - st->free);
     set_u(&pc__compute_stats.sessions, st->nsessions);
@@ -324,7 +332,8 @@ on_down(cn_state *st, const pc_msg *m)
     *pp = s->next;
     st->nsessions--;
     st->free += s->cpus;
-    st->slots[s->slot] = false;
+    if (s->uid_lock >= 0)
+        close(s->uid_lock); /* every process of it has been reaped */
     set_u(&pc__compute_stats.cpus_reserved, st->cpus - st->free);
     set_u(&pc__compute_stats.sessions, st->nsessions);
     if (d.reason != PC_DOWN_NORMAL)
@@ -378,9 +387,10 @@ state_free(void *arg)
     while (st->sessions) {
         cn_sess *s = st->sessions;
         st->sessions = s->next;
+        if (s->uid_lock >= 0)
+            close(s->uid_lock);
         free(s);
     }
-    free(st->slots);
     free(st);
 }
 
@@ -500,18 +510,12 @@ pc_compute_serve(const pc_compute_serve_opts *o, char *what, size_t what_size,
     snprintf(st->node, sizeof st->node, "%s", o->name);
     snprintf(st->worker, sizeof st->worker, "%s", o->worker);
     snprintf(st->root, sizeof st->root, "%s/compute", o->data_dir);
-    if (!(st->slots = calloc((size_t)st->cpus, sizeof *st->slots))) {
-        free(st);
-        free(s);
-        return PC_ENOMEM;
-    }
     snprintf(path, sizeof path, "%s/lib", st->root);
     if ((err = mkdirs(o->data_dir, 0755)) ||
         (err = pc__cst_mkdir(st->root, 0700)) ||
         (err = pc__cst_mkdir(path, 0700))) {
         snprintf(what, what_size, "data dir %s: %s", o->data_dir,
                  strerror(err));
-        free(st->slots);
         free(st);
         free(s);
         return PC_ESYS;
@@ -530,7 +534,6 @@ pc_compute_serve(const pc_compute_serve_opts *o, char *what, size_t what_size,
              st->cpus, st->cpus == 1 ? "" : "s", o->data_dir, path,
              st->seccomp ? "seccomp" : "no seccomp");
     if ((rc = pc_spawn(compute_task, st, &so, &s->task)) != PC_OK) {
-        free(st->slots);
         free(st);
         free(s);
         return rc;

@@ -73,6 +73,16 @@ int pc__cst_rm_tree(const char *path);
  * clean up left). */
 void pc__cst_rm_sessions(const char *dir);
 
+/* Claim a uid for a session, machine-wide: the first of base, base + 1,
+ * ... (PC__CST_UIDS of them) whose lock file under PC__CST_UID_DIR no
+ * other process holds (flock), so two compute nodes of one machine never
+ * run sessions as the same uid. Returns the lock's fd (held as long as the
+ * uid is in use: close it when every process of the session has been
+ * reaped) and *uid, or -1 (errno set; EAGAIN: every uid is taken). */
+#define PC__CST_UID_DIR "/run/picos-compute-uids"
+#define PC__CST_UIDS 4096u
+int pc__cst_uid_claim(unsigned base, unsigned *uid);
+
 /* 32 bytes as 64 lowercase hex digits and a NUL into out[65]. */
 void pc__cst_hex(const uint8_t *sha, char *out);
 
@@ -123,7 +133,6 @@ typedef struct pc__cs_params {
     char label[128]; /* ComputeReserve.name, for logs */
     char node[PC_NAME_MAX + 1];
     uint64_t id;     /* s-<id> */
-    int slot;        /* uid = uid_base + slot when confined */
     int cpus;        /* workers */
     uint64_t memory; /* their address-space limit */
     double cpu_seconds;

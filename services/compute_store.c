@@ -9,6 +9,11 @@
  * directory fds and never follows a symlink, so a worker that planted one
  * in its scratch directory can't make the node delete anything outside.
  *
+ * A session's uid is claimed machine-wide with a lock file per uid
+ * (flock: released by the kernel however the node ends), because the uid
+ * is what keeps sessions apart — signals, ptrace, RLIMIT_NPROC's count —
+ * and several compute nodes may share a machine.
+ *
  * The hashes are wolfSSL's (libpicos links it for TLS); the state is kept
  * in opaque storage of the header so that callers need no wolfSSL header.
  */
@@ -16,7 +21,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -128,6 +135,31 @@ pc__cst_rm_sessions(const char *dir)
             (void)pc__cst_rm_tree(path);
         }
     closedir(d);
+}
+
+int
+pc__cst_uid_claim(unsigned base, unsigned *uid)
+{
+    char path[sizeof PC__CST_UID_DIR + 16];
+
+    if (mkdir(PC__CST_UID_DIR, 0700) && errno != EEXIST)
+        return -1;
+    for (unsigned k = 0; k < PC__CST_UIDS; k++) {
+        int fd;
+        snprintf(path, sizeof path, PC__CST_UID_DIR "/%u", base + k);
+        if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) <
+            0)
+            return -1;
+        if (!flock(fd, LOCK_EX | LOCK_NB)) {
+            *uid = base + k;
+            return fd;
+        }
+        close(fd);
+        if (errno != EWOULDBLOCK)
+            return -1;
+    }
+    errno = EAGAIN;
+    return -1;
 }
 
 void
