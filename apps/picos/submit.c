@@ -450,10 +450,19 @@ report(const submit_args *a, const pc_job_result *r, long num, size_t njobs)
             "ended", r->ended, "seconds", seconds(r));
         if (o && r->why != PC_JOB_OK)
             json_object_set_new(o, "error", json_string(r->error));
-        if (o && r->data && text)
-            json_object_set_new(o, "result", json_stringn(r->data, r->len));
+        json_t *res = r->data && !memchr(r->data, 0, r->len)
+                          ? json_stringn(r->data, r->len)
+                          : NULL; /* NULL too when not UTF-8 */
+        if (!res && r->data && !h && !(h = hex(r->data, r->len))) {
+            json_decref(o);
+            o = NULL;
+        }
+        if (o && res)
+            json_object_set_new(o, "result", res);
         else if (o && r->data)
             json_object_set_new(o, "result_hex", json_string(h));
+        else
+            json_decref(res);
         if (o && files)
             json_object_set_new(o, "files", files);
         else
@@ -465,7 +474,7 @@ report(const submit_args *a, const pc_job_result *r, long num, size_t njobs)
     } else if (r->why == PC_JOB_OK) {
         printf("job %ld ok %s %.3f s%s%.*s\n", num, where(r, at, sizeof at),
                seconds(r), r->len ? ": " : "", text ? (int)len : (int)strlen(h),
-               text ? (const char *)r->data : h);
+               text ? (r->data ? (const char *)r->data : "") : h);
     }
     if (r->why != PC_JOB_OK)
         fprintf(stderr, "picos: job %ld %s %s %.3f s: %s\n", num,
@@ -477,6 +486,20 @@ report(const submit_args *a, const pc_job_result *r, long num, size_t njobs)
 }
 
 /* ---- the run ------------------------------------------------------------------- */
+
+/* A job's id and its number, sorted by id to find a result's number. */
+typedef struct id_num {
+    uint64_t id;
+    long num;
+} id_num;
+
+static int
+by_id(const void *x, const void *y)
+{
+    uint64_t a = ((const id_num *)x)->id, b = ((const id_num *)y)->id;
+
+    return a < b ? -1 : a > b;
+}
 
 /* The one line for a pc_compute_open() that failed. */
 static int
@@ -529,13 +552,14 @@ run(const submit_args *a, const input *in, size_t n)
     pc_job_file jf[MAX_LIST];
     pc_job_spec *specs = calloc(n, sizeof *specs);
     uint64_t *ids = calloc(n, sizeof *ids);
+    id_num *map = calloc(n, sizeof *map);
     pc_compute *c = NULL;
     size_t failed = 0, left = n;
     int st = CLI_OK;
     pc_err rc;
 
-    if (!specs || !ids) {
-        free(specs), free(ids);
+    if (!specs || !ids || !map) {
+        free(specs), free(ids), free(map);
         return cli_fail("out of memory");
     }
     for (size_t i = 0; i < a->nin; i++)
@@ -549,7 +573,7 @@ run(const submit_args *a, const input *in, size_t n)
                                  .nfiles_in = a->nin,
                                  .files_out = a->nout ? a->out : NULL};
     if ((rc = pc_compute_open(&o, cli.timeout, &c)) != PC_OK) {
-        free(specs), free(ids);
+        free(specs), free(ids), free(map);
         return open_failed(a, rc);
     }
     if ((rc = pc_compute_submit(c, specs, n, ids)) != PC_OK) {
@@ -560,6 +584,10 @@ run(const submit_args *a, const input *in, size_t n)
             st = cli_fail("submitting: %s", pc_compute_error(c));
         left = 0;
     }
+    for (size_t i = 0; left > 0 && i < n; i++)
+        map[i] = (id_num){ids[i], in[i].line};
+    if (left > 0)
+        qsort(map, n, sizeof *map, by_id);
     while (left > 0) {
         pc_job_result *r = NULL;
         long num = 0;
@@ -570,11 +598,11 @@ run(const submit_args *a, const input *in, size_t n)
                           pc_strerror(rc), left);
             break;
         }
-        for (size_t i = 0; i < n; i++) /* ids are few to many: a scan */
-            if (ids[i] == r->id) {
-                num = in[i].line;
-                break;
-            }
+        {
+            id_num key = {r->id, 0},
+                   *hit = bsearch(&key, map, n, sizeof *map, by_id);
+            num = hit ? hit->num : 0;
+        }
         if (!report(a, r, num, n))
             failed++;
         left--;
@@ -583,6 +611,7 @@ run(const submit_args *a, const input *in, size_t n)
     pc_compute_close(&c, 5.0);
     free(specs);
     free(ids);
+    free(map);
     if (st == CLI_OK && failed)
         st = CLI_FAILED;
     return st;
