@@ -249,32 +249,47 @@ submit_failures(void)
     CU_ASSERT_EQUAL(count_lines(R.err), 1);
 }
 
-/* --out: the file the job wrote comes back into the working directory;
- * not over an existing one unless --force. */
+/* --in / --out: a file into the job, the one it wrote back into the
+ * working directory (compute_test.so's "files" writes in.txt reversed as
+ * out.txt); not over an existing one unless --force. */
 PT_TEST(submit_out_file)
 static void
 submit_out_file(void)
 {
-    char dir[160], path[200];
+    char dir[160], in[200], path[200], arg[220], got[64] = "";
+    FILE *f;
 
     up();
     snprintf(dir, sizeof dir, "%s/outdir", ct_dir);
     CU_ASSERT_FATAL(mkdir(dir, 0700) == 0);
+    snprintf(in, sizeof in, "%s/in.txt", ct_dir);
+    write_file(in, "abc");
+    snprintf(arg, sizeof arg, "in.txt=@%s", in);
     snprintf(path, sizeof path, "%s/out.txt", dir);
-    CU_ASSERT_EQUAL(CLI_IN(dir, REG, "submit", COMPUTE_TEST_SO, "files",
-                           "--data", "out.txt", "--out", "out.txt"),
+    CU_ASSERT_EQUAL(CLI_IN(dir, REG, "submit", COMPUTE_TEST_SO, "files", "--in",
+                           arg, "--out", "out.txt"),
                     0);
-    CU_ASSERT_TRUE(ct_line_with(R.out, "job 1 wrote out.txt", NULL));
-    CU_ASSERT_EQUAL(access(path, R_OK), 0);
+    CU_ASSERT_TRUE(ct_line_with(R.out, "job 1 wrote out.txt (3 bytes)", NULL));
+    CU_ASSERT_FATAL((f = fopen(path, "r")) != NULL);
+    CU_ASSERT(fgets(got, sizeof got, f) != NULL);
+    fclose(f);
+    CU_ASSERT_STRING_EQUAL(got, "cba");
     ran += 1;
-    CU_ASSERT_EQUAL(CLI_IN(dir, REG, "submit", COMPUTE_TEST_SO, "files",
-                           "--data", "out.txt", "--out", "out.txt"),
+    CU_ASSERT_EQUAL(CLI_IN(dir, REG, "submit", COMPUTE_TEST_SO, "files", "--in",
+                           arg, "--out", "out.txt"),
                     1);
     ONE_LINE("out.txt exists");
-    CU_ASSERT_EQUAL(CLI_IN(dir, REG, "submit", COMPUTE_TEST_SO, "files",
-                           "--data", "out.txt", "--out", "out.txt", "--force"),
+    CU_ASSERT_EQUAL(CLI_IN(dir, REG, "submit", COMPUTE_TEST_SO, "files", "--in",
+                           arg, "--out", "out.txt", "--force"),
                     0);
     ran += 1;
+    /* several jobs: out.txt.K each */
+    CU_ASSERT_EQUAL(CLI_IN(dir, REG, "submit", COMPUTE_TEST_SO, "files", "--in",
+                           arg, "--out", "out.txt", "--count", "2"),
+                    0);
+    snprintf(path, sizeof path, "%s/out.txt.2", dir);
+    CU_ASSERT_EQUAL(access(path, R_OK), 0);
+    ran += 2;
 }
 
 /* picos jobs: the node, with at least the jobs run so far done (its
