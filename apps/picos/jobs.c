@@ -356,6 +356,8 @@ show(const jobs_args *a, const Picos__V1__NodeStatusList *l, mem *m)
         st = cli_json_print(to_json(v, n, m));
     else if (n > 0)
         st = print_table(v, n, m);
+    else if (a->watch)
+        st = puts("(no compute node)") == EOF ? cli_fail("writing") : CLI_OK;
     else
         st = CLI_OK;
     fflush(stdout);
