@@ -30,7 +30,8 @@ BENCH       ?= $(BUILD_DIR)/apps/bench/picos-bench
 # (python3-zmq, python3-protobuf and protobuf-compiler are for the Python
 # client, clients/python/, and its test; the C build does not use them.
 # libhttp-parser-dev and libjs-chart.js (embedded) build the registry's
-# HTTP API and dashboard, libncurses-dev `picos top`; chromium,
+# HTTP API and dashboard, libncurses-dev `picos top`, libseccomp-dev
+# picos-worker's syscall filter (docs/computations.md); chromium,
 # python3-websocket and python3-prometheus-client are for the tests of the
 # dashboard and /metrics.)
 DEB_PACKAGES ?= build-essential cmake pkg-config libev-dev libprotobuf-c-dev \
@@ -38,7 +39,7 @@ DEB_PACKAGES ?= build-essential cmake pkg-config libev-dev libprotobuf-c-dev \
                 libwolfssl-dev openssl wrk clang \
                 libzmq3-dev libsodium-dev libinih-dev libjansson-dev zlib1g-dev \
                 python3-zmq python3-protobuf protobuf-compiler \
-                libhttp-parser-dev libjs-chart.js libncurses-dev \
+                libhttp-parser-dev libjs-chart.js libncurses-dev libseccomp-dev \
                 chromium python3-websocket python3-prometheus-client
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -11,6 +11,8 @@
 #   picos::zmq         libzmq (pkg-config; Debian: libzmq3-dev)
 #   picos::sodium      libsodium (pkg-config; Debian: libsodium-dev)
 #   picos::zlib        zlib, the registry log's CRC-32 (Debian: zlib1g-dev)
+#   picos::seccomp     libseccomp, picos-worker's syscall filter (Debian:
+#                      libseccomp-dev)
 
 if(NOT TARGET picos::ev)
     find_path(PICOS_EV_INCLUDE_DIR ev.h PATH_SUFFIXES libev)
@@ -82,3 +84,9 @@ endmacro()
 picos_pkg_target(picos::zmq libzmq libzmq3-dev)
 picos_pkg_target(picos::sodium libsodium libsodium-dev)
 picos_pkg_target(picos::zlib zlib zlib1g-dev)
+# Only picos-worker (apps/worker/) and its test use libseccomp; libpicos does
+# not, so an installed picos's users (PICOS_BUILD_APPS undefined) need not
+# have it.
+if(PICOS_BUILD_APPS OR PICOS_BUILD_TESTS)
+    picos_pkg_target(picos::seccomp libseccomp libseccomp-dev)
+endif()

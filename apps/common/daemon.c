@@ -141,8 +141,11 @@ dm_parse(int argc, char **argv, const dm_opt *map, size_t n, const char *usage,
                     break;
             if (k == n)
                 dm_die(DM_EXIT_USAGE, "unknown option '%s' (see --help)", a);
+            bool flag = map[k].key && map[k].key[0] == '+';
             if (eq)
                 v = eq + 1;
+            else if (flag)
+                v = "on";
             else if (i + 1 < argc)
                 v = argv[++i];
             else
@@ -150,7 +153,7 @@ dm_parse(int argc, char **argv, const dm_opt *map, size_t n, const char *usage,
             if (!map[k].key) {
                 if (pass == 0)
                     config(cfg, v);
-            } else if (pass == 1 && set(cfg, map[k].key, v) != 1)
+            } else if (pass == 1 && set(cfg, map[k].key + flag, v) != 1)
                 dm_die(DM_EXIT_USAGE, "%s: bad value '%s'", map[k].opt, v);
         }
 }

@@ -56,7 +56,10 @@ typedef struct dm_config {
 bool dm_config_read(const dm_config *d, void *cfg, const char *path, char *err,
                     size_t size);
 
-/* An option of the command line and its config key; key NULL: --config. */
+/* An option of the command line and its config key; key NULL: --config.
+ * A key written with a leading '+' ("+compute") is a flag: on the command
+ * line it takes no value (set() gets the key without the '+' and "on";
+ * "--opt=V" still gives V). */
 typedef struct dm_opt {
     const char *opt, *key;
 } dm_opt;

@@ -5,7 +5,8 @@
  *     picos-node [--config FILE] [--registry EP[,EP]] [--listen EP]
  *                [--secret-file F] [--name N] [--grace S] [--workers N]
  *                [--heartbeat S] [--timeout S] [--join-timeout S]
- *                --service PATH.so [--service PATH.so ...] [--help]
+ *                [--service PATH.so ...] [--compute [--cpus N]
+ *                [--data-dir DIR] [--compute-memory BYTES] ...] [--help]
  *
  * The shape of picos-registry: options from the INI file's [node]
  * section first, then the command line, which overrides them (a --service
@@ -21,14 +22,25 @@
  * back and the first is the one failure line, so nothing is said twice.
  * The shell it shares with picos-registry (options, config, log, signals)
  * is apps/common/daemon.c.
+ *
+ * With --compute the node also takes computations (docs/computations.md):
+ * pc_compute_serve() after the join, with picos-worker from this
+ * program's own directory (or --compute-worker), its summary on the
+ * startup line; at the stop pc_compute_serve_stop() gets the same grace
+ * as the services, both closing at once (the compute stop in a task of
+ * its own, joined beside the control task).
  */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "picos/compute.h"
 #include "picos/picos.h"
 #include "picos/registry.h"
 
@@ -42,6 +54,11 @@ typedef struct cfg {
     size_t nservices;
     nd_kv *sections;   /* [service "NAME"] keys */
     bool cli_services; /* a --service seen: the file's list is replaced */
+    /* --compute */
+    bool compute, seccomp_off;
+    double cpus, uid_base, cpu_seconds;
+    double memory, memory_max; /* bytes */
+    char data_dir[PATH_MAX], worker[PATH_MAX];
 } cfg;
 
 static const char usage[] =
@@ -49,10 +66,15 @@ static const char usage[] =
     "                  [--secret-file F] [--name N] [--grace S] [--workers N]\n"
     "                  [--heartbeat S] [--timeout S] [--join-timeout S]\n"
     "                  [--status-interval S]\n"
-    "                  --service PATH.so [--service PATH.so ...] [--help]\n"
+    "                  [--service PATH.so ...] [--compute] [--cpus N]\n"
+    "                  [--data-dir DIR] [--compute-memory BYTES]\n"
+    "                  [--compute-memory-max BYTES] [--compute-uid-base UID]\n"
+    "                  [--compute-seccomp on|off] [--compute-cpu-seconds S]\n"
+    "                  [--compute-worker PATH] [--help]\n"
     "\n"
     "A picos node that joins the registries and hosts the services of shared\n"
-    "libraries (picos/service.h; docs/node.md).\n"
+    "libraries (picos/service.h; docs/node.md), and with --compute runs\n"
+    "computations (docs/computations.md).\n"
     "  --config FILE       INI file: section [node] with the keys registry,\n"
     "                      listen, secret_file, name, grace, workers,\n"
     "                      heartbeat, timeout, join_timeout, status_interval,\n"
@@ -77,12 +99,30 @@ static const char usage[] =
     "  --join-timeout S    wait for a registry at startup (default 10)\n"
     "  --status-interval S how often the node reports its status to the\n"
     "                      registries (default 1; negative: never)\n"
-    "  --service PATH.so   a service library (repeatable)\n"
+    "  --service PATH.so   a service library (repeatable; one is required\n"
+    "                      without --compute)\n"
+    "  --compute           take computations (picos/compute.h); the keys\n"
+    "                      below are also [node] keys (compute = on, cpus,\n"
+    "                      data_dir, compute_memory, ...)\n"
+    "  --cpus N            worker processes, all clients (default: the CPUs)\n"
+    "  --data-dir DIR      libraries, data files, scratch dirs (DIR/compute/;\n"
+    "                      default /var/lib/picos/NAME as root, else\n"
+    "                      $HOME/.local/share/picos/NAME)\n"
+    "  --compute-memory BYTES      a worker's default address-space limit\n"
+    "                      (default 1G; K, M, G suffixes are powers of 1024)\n"
+    "  --compute-memory-max BYTES  the most a client may ask (default 4G)\n"
+    "  --compute-uid-base UID      as root: computation k runs as uid and gid\n"
+    "                      UID + k (default 200000)\n"
+    "  --compute-seccomp on|off    the workers' seccomp filter (default on)\n"
+    "  --compute-cpu-seconds S     a worker's CPU time limit (default none)\n"
+    "  --compute-worker PATH       picos-worker (default: the one beside\n"
+    "                      picos-node)\n"
     "SIGHUP (or picos reload NODE) reloads the libraries: new calls run the\n"
     "new code, calls in flight finish on the old. SIGTERM/SIGINT stop.\n"
     "Exit status: 0 stopped by SIGTERM/SIGINT, 1 runtime failure (no\n"
-    "registry, wrong secret, a name taken, a close that failed), 2 bad\n"
-    "command line, config or library.\n";
+    "registry, wrong secret, a name taken, a close that failed, a data dir\n"
+    "that can't be used), 2 bad command line, config or library, or no\n"
+    "picos-worker.\n";
 
 /* ---- options ------------------------------------------------------------------ */
 
@@ -110,6 +150,60 @@ clear_paths(cfg *c)
     free(c->services);
     c->services = NULL;
     c->nservices = 0;
+}
+
+/* "on"/"off" (and yes/no, true/false, 1/0) into *out. */
+static bool
+on_off(const char *v, bool *out)
+{
+    if (!strcmp(v, "on") || !strcmp(v, "yes") || !strcmp(v, "true") ||
+        !strcmp(v, "1"))
+        return (*out = true);
+    if (!strcmp(v, "off") || !strcmp(v, "no") || !strcmp(v, "false") ||
+        !strcmp(v, "0"))
+        return !(*out = false);
+    return false;
+}
+
+/* A whole number in [lo, hi] into *out. */
+static bool
+whole(const char *v, double lo, double hi, double *out)
+{
+    char *end;
+    unsigned long long n;
+
+    errno = 0;
+    n = strtoull(v, &end, 10);
+    if (errno || end == v || *end || *v == '-' || (double)n < lo ||
+        (double)n > hi)
+        return false;
+    *out = (double)n;
+    return true;
+}
+
+/* Bytes, with an optional K, M, G or T suffix (powers of 1024), at least
+ * 1 MiB. */
+static bool
+bytes(const char *v, double *out)
+{
+    char *end;
+    unsigned long long n;
+    double mul = 1;
+
+    errno = 0;
+    n = strtoull(v, &end, 10);
+    if (errno || end == v || *v == '-')
+        return false;
+    if (*end) {
+        const char *u = strchr("KMGT", *end == 'k' ? 'K' : *end);
+        if (!u || !*u ||
+            (end[1] && strcmp(end + 1, "iB") && strcmp(end + 1, "B")))
+            return false;
+        for (const char *p = "KMGT"; p <= u; p++)
+            mul *= 1024;
+    }
+    *out = (double)n * mul;
+    return *out >= (1 << 20) && *out <= 1e15;
 }
 
 /* dm_set_fn: option `key` (config spelling: secret_file) to v. */
@@ -148,6 +242,29 @@ set(void *cfgp, const char *key, const char *v)
     }
     if (!strcmp(key, "service"))
         return add_path(c, v);
+    if (!strcmp(key, "compute"))
+        return on_off(v, &c->compute);
+    if (!strcmp(key, "cpus"))
+        return whole(v, 1, 4096, &c->cpus);
+    if (!strcmp(key, "data_dir"))
+        return dm_str(c->data_dir, sizeof c->data_dir, v);
+    if (!strcmp(key, "compute_memory"))
+        return bytes(v, &c->memory);
+    if (!strcmp(key, "compute_memory_max"))
+        return bytes(v, &c->memory_max);
+    if (!strcmp(key, "compute_uid_base"))
+        return whole(v, 1, 4000000000.0, &c->uid_base);
+    if (!strcmp(key, "compute_seccomp")) {
+        bool on;
+        if (!on_off(v, &on))
+            return false;
+        c->seccomp_off = !on;
+        return true;
+    }
+    if (!strcmp(key, "compute_cpu_seconds"))
+        return dm_num(v, &c->cpu_seconds);
+    if (!strcmp(key, "compute_worker"))
+        return dm_str(c->worker, sizeof c->worker, v);
     return -1;
 }
 
@@ -281,18 +398,28 @@ set_cli(void *cfgp, const char *key, const char *v)
 static void
 parse(cfg *c, int argc, char **argv)
 {
-    static const dm_opt map[] = {{"--registry", "registry"},
-                                 {"--listen", "listen"},
-                                 {"--secret-file", "secret_file"},
-                                 {"--name", "name"},
-                                 {"--grace", "grace"},
-                                 {"--workers", "workers"},
-                                 {"--heartbeat", "heartbeat"},
-                                 {"--timeout", "timeout"},
-                                 {"--join-timeout", "join_timeout"},
-                                 {"--status-interval", "status_interval"},
-                                 {"--service", "service"},
-                                 {"--config", NULL}};
+    static const dm_opt map[] = {
+        {"--registry", "registry"},
+        {"--listen", "listen"},
+        {"--secret-file", "secret_file"},
+        {"--name", "name"},
+        {"--grace", "grace"},
+        {"--workers", "workers"},
+        {"--heartbeat", "heartbeat"},
+        {"--timeout", "timeout"},
+        {"--join-timeout", "join_timeout"},
+        {"--status-interval", "status_interval"},
+        {"--service", "service"},
+        {"--compute", "+compute"},
+        {"--cpus", "cpus"},
+        {"--data-dir", "data_dir"},
+        {"--compute-memory", "compute_memory"},
+        {"--compute-memory-max", "compute_memory_max"},
+        {"--compute-uid-base", "compute_uid_base"},
+        {"--compute-seccomp", "compute_seccomp"},
+        {"--compute-cpu-seconds", "compute_cpu_seconds"},
+        {"--compute-worker", "compute_worker"},
+        {"--config", NULL}};
 
     dm_parse(argc, argv, map, sizeof map / sizeof map[0], usage, on_config,
              set_cli, c);
@@ -304,6 +431,79 @@ static void __attribute__((noreturn)) stop_and_die(int code, const char *line)
     pc_node_stop();
     pc_node_run();
     dm_die(code, "%s", line);
+}
+
+/* ---- computations ---------------------------------------------------------------- */
+
+/* --compute's checks before the node starts (exit 2): picos-worker and
+ * the limits; the data dir's default. */
+static void
+compute_check(cfg *c, const char *me)
+{
+    char exe[PATH_MAX];
+    ssize_t n;
+
+    if (!c->worker[0]) {
+        char *slash;
+        n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        if (n <= 0)
+            dm_die(DM_EXIT_USAGE, "--compute: can't read /proc/self/exe: %s",
+                   strerror(errno));
+        exe[n] = '\0';
+        if ((slash = strrchr(exe, '/')))
+            *slash = '\0';
+        snprintf(c->worker, sizeof c->worker, "%.4000s/picos-worker", exe);
+    }
+    if (access(c->worker, X_OK) != 0)
+        dm_die(DM_EXIT_USAGE,
+               "--compute: no picos-worker at %s (%s): install it beside "
+               "picos-node, or give --compute-worker",
+               c->worker, strerror(errno));
+    if (c->memory && c->memory_max && c->memory > c->memory_max)
+        dm_die(DM_EXIT_USAGE,
+               "--compute-memory (%.0f MiB) is above --compute-memory-max "
+               "(%.0f MiB)",
+               c->memory / 1048576, c->memory_max / 1048576);
+    if (!c->data_dir[0]) {
+        const char *home = getenv("HOME");
+        if (geteuid() == 0)
+            snprintf(c->data_dir, sizeof c->data_dir, "/var/lib/picos/%s", me);
+        else if (home && *home)
+            snprintf(c->data_dir, sizeof c->data_dir,
+                     "%.3000s/.local/share/picos/%s", home, me);
+        else
+            dm_die(DM_EXIT_USAGE, "--compute: no --data-dir and no $HOME");
+    }
+}
+
+static pc_compute_server *compute_srv;
+static double compute_grace;
+
+static pc_ref compute_stopper;
+
+/* The compute stop has ended (failed set when it did not in time). */
+static bool
+compute_stopped(bool *failed)
+{
+    pc_err rc;
+
+    if (pc_ref_is_nil(compute_stopper))
+        return true;
+    if ((rc = pc_task_join(compute_stopper, 0.2, NULL)) == PC_ETIMEDOUT)
+        return false;
+    if (rc != PC_OK)
+        *failed = true;
+    compute_stopper = (pc_ref){0};
+    return true;
+}
+
+static pc_msg *
+compute_stop_task(void *arg)
+{
+    (void)arg;
+    if (pc_compute_serve_stop(&compute_srv, compute_grace) != PC_OK)
+        pc_exit_error("computations did not end in time");
+    return NULL;
 }
 
 /* ---- main ----------------------------------------------------------------------- */
@@ -366,10 +566,13 @@ main(int argc, char **argv)
 
     dm_init(ND_PROG);
     parse(&c, argc, argv);
-    if (!c.nservices)
+    if (!c.nservices && !c.compute)
         dm_die(DM_EXIT_USAGE, "no service library: give --service PATH.so (or "
-                              "service = PATH in [node] of --config)");
+                              "service = PATH in [node] of --config), or "
+                              "--compute");
     dm_name(c.name, me, sizeof me); /* spelled out for the control task */
+    if (c.compute)
+        compute_check(&c, me);
     if (!c.registry[0])
         snprintf(c.registry, sizeof c.registry, "%s",
                  env && *env ? env : PC_REGISTRY_DEFAULT);
@@ -413,6 +616,30 @@ main(int argc, char **argv)
         dm_start_failed("can't read the bound endpoint", rc);
     if ((code = nd_start(text, sizeof text)) != 0)
         stop_and_die(code, text);
+    if (!c.nservices)
+        text[0] = '\0';
+    if (c.compute) {
+        pc_compute_serve_opts so = {.name = me,
+                                    .cpus = (int)c.cpus,
+                                    .data_dir = c.data_dir,
+                                    .worker = c.worker,
+                                    .memory = (size_t)c.memory,
+                                    .memory_max = (size_t)c.memory_max,
+                                    .cpu_seconds = c.cpu_seconds,
+                                    .uid_base = (unsigned)c.uid_base,
+                                    .no_seccomp = c.seccomp_off};
+        char what[1024], line[1200];
+        size_t n = strlen(text);
+        rc = pc_compute_serve(&so, what, sizeof what, &compute_srv);
+        if (rc != PC_OK) {
+            snprintf(line, sizeof line, "--compute: %s",
+                     what[0] ? what : pc_strerror(rc));
+            stop_and_die(rc == PC_EINVAL ? DM_EXIT_USAGE : DM_EXIT_RUNTIME,
+                         line);
+        }
+        snprintf(text + n, sizeof text - n, "%scompute: %s", n ? "; " : "",
+                 what);
+    }
     dm_started();
     printf(ND_PROG " %s listening on %s (%s; %s)\n", me, bound, regs, text);
     fflush(stdout);
@@ -427,7 +654,13 @@ main(int argc, char **argv)
     }
     nd_stop_begin();
     dm_stopping();
-    while (!nd_stop_wait(0.2, &failed)) {
+    if (compute_srv) {
+        pc_spawn_opts so = {.flags = PC_TASK_JOINABLE, .name = "compute.stop"};
+        compute_grace = c.grace;
+        if (pc_spawn(compute_stop_task, NULL, &so, &compute_stopper) != PC_OK)
+            (void)pc_compute_serve_stop(&compute_srv, c.grace);
+    }
+    while (!nd_stop_wait(0.2, &failed) || !compute_stopped(&failed)) {
         sig = sigtimedwait(&sigs, NULL, &zero);
         if (sig == SIGTERM || sig == SIGINT) {
             fprintf(stderr, ND_PROG ": second signal: stopping without waiting "

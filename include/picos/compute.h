@@ -225,6 +225,9 @@ pc_err pc_compute_close(pc_compute **c, double grace);
 typedef struct pc_compute_server pc_compute_server;
 
 typedef struct pc_compute_serve_opts {
+    const char *name;     /* the node's name, as its links say it
+                             (pc_net_opts.name; required): the compute
+                             task is PC_COMPUTE_NAME_PREFIX + name */
     int cpus;             /* worker processes, all clients; 0: the CPUs */
     const char *data_dir; /* required; DATA_DIR/compute/ is made 0700 */
     const char *worker;   /* path of picos-worker (required) */
@@ -241,8 +244,9 @@ typedef struct pc_compute_serve_opts {
  * PC_COMPUTE_NAME_PREFIX + the node's name (the cluster must be joined).
  * `what` (when not NULL) gets a one-line summary for the startup line:
  * "8 CPUs, data dir D, sandbox: chroot, uid 200000+, seccomp" or what is
- * missing and why. Returns PC_OK and *out; PC_EINVAL (no data_dir or
- * worker, worker not executable), PC_ESYS (data dir unusable: what says
+ * missing and why (and on an error the reason, when there is one).
+ * Returns PC_OK and *out; PC_EINVAL (no name, data_dir or worker, worker
+ * not executable), PC_ESYS (data dir unusable: what says
  * why), PC_EEXIST (name taken), PC_ESTATE (not joined), PC_ETIMEDOUT /
  * PC_EUNREACH (registry), PC_ENOMEM. Tasks and foreign threads. */
 pc_err pc_compute_serve(const pc_compute_serve_opts *o, char *what,
