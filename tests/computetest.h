@@ -163,7 +163,7 @@ static void
 ct_registry_start(void)
 {
     static int seq;
-    char dir[160], line[1024] = "", err[2048];
+    char dir[128], line[1024] = "", err[2048];
     kid_opts o = {.errpath = ct_reg.errpath, .clean_env = true};
 
     ct_guard();
@@ -212,7 +212,7 @@ static kid ct_node[CT_NODES];
 static void
 ct_node_start(int i, const char *name, int cpus)
 {
-    char dir[160], line[2048] = "", err[4096], ncpus[16], task[128];
+    char dir[128], line[2048] = "", err[4096], ncpus[16], task[128];
     kid_opts o = {.errpath = ct_node[i].errpath, .clean_env = true};
     pc_ref ref;
 

@@ -17,7 +17,7 @@
  *
  *     job 5 on node2/w1 (pid 4242): word 'echo', data loaded by pid 4230
  *     node node2: 2 workers, data loaded once, by setup process 4230
- *     same data on all 4 workers of 2 nodes: 184 bytes, sum 5b8a2c1f
+ *     same data on all 4 workers of 2 nodes: 165 bytes, sum 70431284
  *
  * Exit status 0 when all of that holds, 1 otherwise, 2 bad options.
  */
@@ -110,7 +110,8 @@ client(void *arg)
                    "setup_pid=%ld worker_pid=%ld bytes=%zu sum=%15s "
                    "word=%63s",
                    &setup, &pid, &bytes, sum, word) != 5) {
-            printf("job %d: %s %s\n", i, pc_job_why_str(r->why), r->error);
+            printf("job %llu on %s: %s %s\n", (unsigned long long)r->id,
+                   r->node, pc_job_why_str(r->why), r->error);
             bad++;
             pc_job_result_free(&r);
             continue;

@@ -13,11 +13,11 @@
  * writes every value into series.txt, which comes back with its result
  * (files_out) and which the client compares with what it sent:
  *
- *     signal: up at value 17: average 46.0
- *     signal: down at value 27: average 74.0
+ *     signal: down at value 14: average 91.6
+ *     signal: up at value 24: average 48.4
  *     ...
  *     trend: 60 values, 5 signals
- *     save: 60 values saved; series.txt (180 bytes) is the series sent
+ *     save: 60 values saved; series.txt (183 bytes) is the series sent
  *
  * Messages to a job that has not started yet wait for it, so this works
  * on one worker too (save then runs after trend). Exit status 0 when both

@@ -508,9 +508,11 @@ open_failed(const submit_args *a, pc_err rc)
     const char *e = pc_compute_error(NULL);
 
     switch (rc) {
-    case PC_EINVAL:
-        fprintf(stderr, "picos: %s: %s\n", a->lib,
-                *e ? e : "not a computation");
+    case PC_EINVAL: /* its text names the file */
+        if (*e)
+            fprintf(stderr, "picos: %s\n", e);
+        else
+            fprintf(stderr, "picos: %s: not a computation\n", a->lib);
         return CLI_USAGE;
     case PC_ENOENT:
         fprintf(stderr,
@@ -578,7 +580,7 @@ run(const submit_args *a, const input *in, size_t n)
     }
     if ((rc = pc_compute_submit(c, specs, n, ids)) != PC_OK) {
         if (rc == PC_EINVAL) {
-            fprintf(stderr, "picos: submit: %s\n", pc_compute_error(c));
+            fprintf(stderr, "picos: %s\n", pc_compute_error(c));
             st = CLI_USAGE;
         } else
             st = cli_fail("submitting: %s", pc_compute_error(c));

@@ -60,11 +60,14 @@ node_setup(const char *data_dir, char *err, size_t err_size)
 static int
 lookup(pc_job *j, const void *in, size_t len)
 {
-    char out[512], word[64] = "";
-    long i = len && len < 16 ? strtol(in, NULL, 10) : 0;
+    char out[512], word[64] = "", num[16] = "";
     const char *p = data;
     struct timespec pause = {0, 50 * 1000 * 1000};
+    long i;
 
+    if (len < sizeof num) /* the input is not NUL-terminated */
+        memcpy(num, in, len);
+    i = strtol(num, NULL, 10);
     /* word i (of the lines), counting from 0 */
     for (long k = 0; p && k < i; k++)
         if ((p = strchr(p, '\n')))
