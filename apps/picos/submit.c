@@ -580,7 +580,12 @@ run(const submit_args *a, const input *in, size_t n)
     }
     if ((rc = pc_compute_submit(c, specs, n, ids)) != PC_OK) {
         if (rc == PC_EINVAL) {
-            fprintf(stderr, "picos: %s\n", pc_compute_error(c));
+            /* every job has the same FN and files: not "job 0: ..." */
+            const char *e = pc_compute_error(c);
+            size_t k =
+                strncmp(e, "job ", 4) ? 0 : 4 + strspn(e + 4, "0123456789");
+            fprintf(stderr, "picos: %s\n",
+                    k > 4 && !strncmp(e + k, ": ", 2) ? e + k + 2 : e);
             st = CLI_USAGE;
         } else
             st = cli_fail("submitting: %s", pc_compute_error(c));
