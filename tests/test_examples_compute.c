@@ -8,11 +8,21 @@
 #define _GNU_SOURCE
 #include "computetest.h"
 
+/* Run an example against the cluster; its output on stderr when it did
+ * not exit 0 (every example here must). */
 #define EX(path, ...)                                                          \
-    ct_exec((path), NULL,                                                      \
-            (const char *const[]){"--registry", ct_reg_ep, "--secret-file",    \
-                                  ct_secret, "--timeout", "30", __VA_ARGS__,   \
-                                  NULL})
+    ex_run((path), (const char *const[]){                                      \
+                       "--registry", ct_reg_ep, "--secret-file", ct_secret,    \
+                       "--timeout", "30", __VA_ARGS__, NULL})
+
+static int
+ex_run(const char *path, const char *const *args)
+{
+    if (ct_exec(path, NULL, args) != 0)
+        fprintf(stderr, "\n%s exit %d\nstdout: %s\nstderr: %s\n", path, R.rc,
+                R.out, R.err);
+    return R.rc;
+}
 
 static bool cluster_is_up;
 

@@ -48,22 +48,22 @@ typedef struct node {
     unsigned seen;  /* bit per worker index */
 } node;
 
-/* Wait for `want` "node initialized" events. */
-static bool
+/* Wait for `want` "node initialized" events; the workers they bring. */
+static int
 nodes_ready(int want)
 {
     pc_compute_event e;
     pc_msg *m = NULL;
-    int up = 0;
+    int up = 0, workers = 0;
 
     while (up < want &&
            pc_recv_type(PC_MSG_COMPUTE_STATUS, &m, x.timeout) == PC_OK) {
         if (pc_compute_event_parse(m, &e) == PC_OK &&
             e.kind == PC_CE_NODE_INITIALIZED)
-            up++;
+            up++, workers += e.n;
         pc_msg_free(&m);
     }
-    return up >= want;
+    return up >= want ? workers : 0;
 }
 
 static pc_msg *
@@ -73,7 +73,6 @@ client(void *arg)
     pc_compute_opts o = {
         .library = library, .files = files, .status = pc_self()};
     pc_compute *c = NULL;
-    pc_compute_stats s;
     node nodes[MAX_NODES];
     int nn = 0, jobs, bad = 0, workers = 0;
     char sum[16] = "", first[16] = "";
@@ -84,13 +83,14 @@ client(void *arg)
         ex_say(&x, "opening the computation: %s", pc_compute_error(NULL));
         return NULL;
     }
-    if (!nodes_ready(want_nodes) || pc_compute_stats_get(c, &s) != PC_OK) {
+    if ((workers = nodes_ready(want_nodes)) == 0) {
         ex_say(&x, "%d nodes were not ready within %g s", want_nodes,
                x.timeout);
         pc_compute_close(&c, 1.0);
         return NULL;
     }
-    jobs = 3 * s.workers;
+    jobs = 3 * workers;
+    workers = 0;
     for (int i = 0; i < jobs; i++) {
         char in[16];
         pc_job_spec j = {.fn = "lookup", .input = in};
