@@ -13,7 +13,10 @@
  *
  * A ServiceControl (the dashboard's suspend/resume) is obeyed only when it
  * comes from a task on the node of a registry this node joined: anyone
- * else who can send to the agent is ignored (one DEBUG line).
+ * else who can send to the agent is ignored (one DEBUG line). The node-wide
+ * one (service "") also suspends or resumes the node's computations
+ * (pc_compute_node_suspend: running jobs finish, no new ones start); a
+ * node that takes no computations answers PC_ENOENT, which is no error.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -21,6 +24,7 @@
 #include "picos/log.h"
 #include "picos/node.h"
 #include "picos/rps.h"
+#include "picos/stats.h"
 #include "picos/task.h"
 
 #include "agent_int.h"
@@ -106,5 +110,14 @@ pc__rc_on_service_control(rc_agent *a, const pc_msg *m)
                 sc->suspend ? "suspend" : "resume",
                 sc->service[0] ? "service " : "every service", sc->service,
                 rc == PC_OK ? "" : ": no such service here");
+    if (!sc->service[0]) {
+        pc_err crc = pc_compute_node_suspend(sc->suspend);
+        if (crc == PC_OK)
+            PC_LOG_INFO("registry", "%s: %s computations", a->regs[i].ep,
+                        sc->suspend ? "suspend" : "resume");
+        else if (crc != PC_ENOENT)
+            PC_LOG_WARN("registry", "%s: %s computations: %s", a->regs[i].ep,
+                        sc->suspend ? "suspend" : "resume", pc_strerror(crc));
+    }
     picos__v1__service_control__free_unpacked(sc, NULL);
 }

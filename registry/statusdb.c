@@ -55,6 +55,7 @@ typedef struct sample {
     uint64_t t_us; /* registry clock, when it came */
     uint64_t s_us; /* the node's clock, when it was taken */
     uint64_t sent, received, rss, tasks;
+    uint64_t jobs_done, jobs_failed; /* NodeStatus.compute (0 without) */
     double cpu;
     uint32_t nsvc;
     svc_pt *svc;
@@ -224,6 +225,8 @@ record(pc__statusdb *db, entry *e, const Picos__V1__NodeStatus *s, uint64_t now)
                   .received = s->msgs_received,
                   .rss = s->rss,
                   .tasks = s->tasks,
+                  .jobs_done = s->compute ? s->compute->jobs_done : 0,
+                  .jobs_failed = s->compute ? s->compute->jobs_failed : 0,
                   .cpu = s->cpu_available_pct,
                   .nsvc = k,
                   .svc = pts};
@@ -374,6 +377,8 @@ enum {
     W_CPU,
     W_RSS,
     W_TASKS,
+    W_JOBS_RATE,
+    W_JOBS_FAILED_RATE,
     W_SVC_CALLS_RATE,
     W_SVC_P50,
     W_SVC_P99
@@ -389,7 +394,9 @@ parse_what(const char *what, const char **svc)
                  {"msgs_received_rate", W_RECV_RATE},
                  {"cpu_available_pct", W_CPU},
                  {"rss", W_RSS},
-                 {"tasks", W_TASKS}},
+                 {"tasks", W_TASKS},
+                 {"jobs_done_rate", W_JOBS_RATE},
+                 {"jobs_failed_rate", W_JOBS_FAILED_RATE}},
       svcs[] = {{"service_calls_rate:", W_SVC_CALLS_RATE},
                 {"service_p50_us:", W_SVC_P50},
                 {"service_p99_us:", W_SVC_P99}};
@@ -451,6 +458,10 @@ value(int w, int idx, const sample *p, const sample *q, double *out)
     case W_TASKS:
         *out = (double)q->tasks;
         return true;
+    case W_JOBS_RATE:
+        return p && rate(p, q, p->jobs_done, q->jobs_done, out);
+    case W_JOBS_FAILED_RATE:
+        return p && rate(p, q, p->jobs_failed, q->jobs_failed, out);
     case W_SVC_CALLS_RATE:
         return p && (a = svc_of(p, idx)) && (b = svc_of(q, idx)) &&
                rate(p, q, a->calls, b->calls, out);

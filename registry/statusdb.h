@@ -44,9 +44,11 @@ pc_err pc__statusdb_list(pc__statusdb *db, uint8_t **out, size_t *len);
 /* One series for charts: of node `node`, the samples newer than since_us,
  * as (t_us, value) pairs computed by `what`: "msgs_sent_rate",
  * "msgs_received_rate", "cpu_available_pct", "rss", "tasks",
- * "service_p50_us:NAME", "service_p99_us:NAME", "service_calls_rate:NAME".
- * *t and *v are malloc()ed arrays of *n entries (the caller frees).
- * Returns PC_OK, PC_ENOENT (no such node), PC_EINVAL (unknown what). */
+ * "jobs_done_rate", "jobs_failed_rate" (NodeStatus.compute; 0 on a node
+ * without it), "service_p50_us:NAME", "service_p99_us:NAME",
+ * "service_calls_rate:NAME". *t and *v are malloc()ed arrays of *n entries (the
+ * caller frees). Returns PC_OK, PC_ENOENT (no such node), PC_EINVAL (unknown
+ * what). */
 pc_err pc__statusdb_series(pc__statusdb *db, uint64_t node, const char *what,
                            uint64_t since_us, uint64_t **t, double **v,
                            size_t *n);

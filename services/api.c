@@ -426,8 +426,10 @@ get_cluster(void *arg, const pc__http_req *rq, pc__http_resp *rs)
     Picos__V1__RegReply *st = NULL;
     Picos__V1__NodeStatusList *l = NULL;
     uint64_t now = pc_wall_us();
-    double msgs = 0, calls = 0;
+    double msgs = 0, calls = 0, jobs = 0;
     int up = 0, down = 0;
+    json_int_t cnodes = 0, cpus = 0, reserved = 0, busy = 0, workers = 0,
+               queued = 0, done = 0, failed = 0;
     json_t *j;
 
     (void)arg, (void)rq;
@@ -446,6 +448,18 @@ get_cluster(void *arg, const pc__http_req *rq, pc__http_resp *rs)
         if (!s)
             continue;
         msgs += last_value(s->node, "msgs_sent_rate", now);
+        if (s->compute) {
+            const Picos__V1__ComputeStatus *c = s->compute;
+            cnodes++;
+            cpus += c->cpus;
+            reserved += c->cpus_reserved;
+            workers += c->workers;
+            busy += c->workers_busy;
+            queued += c->jobs_queued;
+            done += (json_int_t)c->jobs_done;
+            failed += (json_int_t)c->jobs_failed;
+            jobs += last_value(s->node, "jobs_done_rate", now);
+        }
         for (size_t k = 0; k < s->n_services; k++) {
             char what[300];
             snprintf(what, sizeof what, "service_calls_rate:%s",
@@ -457,6 +471,15 @@ get_cluster(void *arg, const pc__http_req *rq, pc__http_resp *rs)
                   pb_json(&st->registry->base), "nodesUp", up, "nodesDown",
                   down, "names", (json_int_t)st->registry->names, "msgsPerS",
                   msgs, "callsPerS", calls);
+    /* the compute nodes that are up, summed (docs/monitoring.md) */
+    if (j)
+        json_object_set_new(j, "compute",
+                            json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f}",
+                                      "nodes", cnodes, "cpus", cpus,
+                                      "cpusReserved", reserved, "workers",
+                                      workers, "workersBusy", busy,
+                                      "jobsQueued", queued, "jobsDone", done,
+                                      "jobsFailed", failed, "jobsPerS", jobs));
     reply_json(rs, j);
 out:
     if (st)
@@ -781,10 +804,42 @@ metrics_write(FILE *f, const Picos__V1__NodeStatusList *l,
     PEER("picos_link_heartbeat_age_seconds", "since the peer's last frame",
          x->heartbeat_age_ms / 1e3);
     PEER("picos_link_queue", "envelopes waiting to go to the peer", x->queue);
+#define COMPUTE(metric, type, help, expr)                                      \
+    family(f, metric, type, help);                                             \
+    for (size_t i = 0; i < l->n_nodes; i++) {                                  \
+        const Picos__V1__NodeStatus *s = l->nodes[i]->status;                  \
+        const Picos__V1__ComputeStatus *x = s ? s->compute : NULL;             \
+        if (!x)                                                                \
+            continue;                                                          \
+        fputs(metric, f);                                                      \
+        node_labels(f, s);                                                     \
+        fprintf(f, " %.17g\n", (double)(expr));                                \
+    }
+    COMPUTE("picos_compute_cpus", "gauge",
+            "worker processes the node may run, all computations", x->cpus);
+    COMPUTE("picos_compute_cpus_reserved", "gauge",
+            "CPUs reserved by computations", x->cpus_reserved);
+    COMPUTE("picos_compute_sessions", "gauge", "computations open",
+            x->sessions);
+    COMPUTE("picos_compute_workers", "gauge", "worker processes up",
+            x->workers);
+    COMPUTE("picos_compute_workers_busy", "gauge", "workers running a job",
+            x->workers_busy);
+    COMPUTE("picos_compute_jobs_queued", "gauge",
+            "jobs sent to the node, waiting for a worker", x->jobs_queued);
+    COMPUTE("picos_compute_suspended", "gauge",
+            "1 while the node starts no new jobs", x->suspended);
+    COMPUTE("picos_compute_jobs_done_total", "counter",
+            "jobs ended, every outcome", x->jobs_done);
+    COMPUTE("picos_compute_jobs_failed_total", "counter",
+            "jobs ended other than OK", x->jobs_failed);
+    COMPUTE("picos_compute_workers_lost_total", "counter",
+            "worker processes that died", x->workers_lost);
 #undef EACH
 #undef SVC
 #undef CHAN
 #undef PEER
+#undef COMPUTE
     family(f, "picos_registry_nodes", "gauge", "members up");
     fprintf(f, "picos_registry_nodes %u\n",
             st && st->registry ? st->registry->nodes_up : 0);

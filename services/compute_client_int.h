@@ -1,5 +1,8 @@
 /* services/compute_client_int.h — what the compute client's files share
- * (compute_client.c: the API and the agent task; compute_sched.c: the
+ * (compute_client.c: the API; compute_agent.c: the agent task, the only
+ * one on the wire; compute_lister.c: the task that finds the nodes;
+ * compute_client_files.c: the library and files read and checked;
+ * compute_sched.c: the
  * per-node state and the placement / prefetch / retry / exactly-once rules
  * as functions of plain data; compute_events.c: the status events and the
  * job messages, encoded and parsed). tests/test_compute_sched.c drives
@@ -13,11 +16,13 @@
 #ifndef PICOS_SERVICES_COMPUTE_CLIENT_INT_H
 #define PICOS_SERVICES_COMPUTE_CLIENT_INT_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "picos/compute.h"
+#include "picos/sync.h"
 #include "picos/task.h"
 
 /* ---- jobs ----------------------------------------------------------------- */
@@ -206,7 +211,114 @@ pc_err pc__compute_job_msg_new(uint64_t id, const void *data, size_t len,
 /* The wire's ComputeWhy as a pc_job_why, and the rc of each why. */
 pc_job_why pc__cp_why(int wire_why);
 pc_err pc__cp_why_rc(pc_job_why why);
-/* A packed protobuf message of type `type` (pb a ProtobufCMessage *). */
-pc_err pc__cp_msg(const char *type, const void *pb, pc_msg **out);
+
+/* ---- the client (compute_client.c, compute_agent.c, compute_lister.c,
+ * compute_client_files.c) ------------------------------------------------ */
+
+/* Local messages to the agent (CL_GO, CL_NODES) and to the lister
+ * (CL_STOP). */
+#define CL_GO "picos.compute.go"
+#define CL_NODES "picos.compute.nodes"
+#define CL_STOP "picos.compute.stop"
+
+/* A file of the computation, in memory once. */
+typedef struct cfile {
+    char *name; /* base name; "" for the library */
+    unsigned char *data;
+    size_t len;
+    uint8_t sha[32];
+} cfile;
+
+enum { OP_CANCEL, OP_TOJOB, OP_SUSPEND, OP_CLOSE_NODE, OP_CLOSE };
+
+typedef struct op {
+    struct op *next;
+    int kind;
+    uint64_t id;
+    bool on, all;
+    double grace;
+    char node[PC_NAME_MAX + 1];
+    size_t len;
+    unsigned char data[];
+} op;
+
+typedef struct waiter {
+    struct waiter *next;
+    pc_event *ev;
+} waiter;
+
+/* A node name the lister has located: the ref the registry listed and
+ * the one pc_locate() gave. */
+typedef struct lknown {
+    char name[PC_NAME_MAX + 1];
+    pc_ref listed, located;
+} lknown;
+
+/* What the lister shares with the client (and what it keeps, freed with
+ * the last reference however the lister ends). */
+typedef struct lshare {
+    _Atomic int refs;
+    pthread_mutex_t mu;
+    bool stop;
+    char **patterns;
+    size_t npatterns;
+    pc_ref agent;
+    lknown *known; /* the lister's */
+    size_t nknown;
+} lshare;
+
+/* The lister's list, handed to the agent (a pointer in CL_NODES). */
+typedef struct nlist {
+    size_t n;
+    struct {
+        pc_ref ref;
+        char name[PC_NAME_MAX + 1];
+    } e[];
+} nlist;
+
+struct pc_compute {
+    pthread_mutex_t mu;
+    cs_sched s;
+    cfile *files; /* files[0]: the library */
+    size_t nfiles;
+    char **patterns;
+    size_t npatterns;
+    bool literal; /* every pattern is a plain name */
+    int cpus;
+    size_t memory;
+    pc_ref status, messages;
+    uint64_t client;
+    char label[128];
+    pc_ref agent, lister;
+    lshare *ls;
+    /* under mu */
+    bool go_pending;
+    op *ops, **ops_tail;
+    pc_msg **evq;
+    size_t nevq, evq_cap;
+    waiter *waiters;
+    bool closing, agent_done, close_timed_out;
+    double close_deadline;
+    char err[256];
+};
+
+/* Under mu: every waiter looks again. */
+void pc__cc_notify(pc_compute *c);
+/* Under mu: the scheduler's event into the queue the agent sends (the
+ * scheduler's emit, ctx the pc_compute). */
+void pc__cc_emit(void *ctx, const pc_compute_event *e);
+/* A plain file name: not empty, no '/', not . or .., at most PC_NAME_MAX
+ * bytes. */
+bool pc__cc_plain_name(const char *s);
+/* Read, check and hash the library and the files of o into c->files (err:
+ * why not). */
+pc_err pc__cc_load_files(pc_compute *c, const pc_compute_opts *o, char *err,
+                         size_t esize);
+/* The agent task (arg: the pc_compute) and the lister task (arg: its
+ * lshare, one reference of which it takes). */
+pc_msg *pc__cc_agent(void *arg);
+pc_msg *pc__cc_lister(void *arg);
+/* Drop a reference to ls (freed with the last). */
+void pc__cc_ls_unref(lshare *ls);
 
 #endif

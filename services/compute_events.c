@@ -1,8 +1,7 @@
 /* services/compute_events.c — what the compute client's agent sends to
  * the caller's tasks, encoded and parsed: status events
  * (PC_MSG_COMPUTE_STATUS) and job messages (PC_MSG_COMPUTE_JOB_MSG); and
- * the small wire helpers the agent uses (a packed protobuf as a message,
- * ComputeWhy as pc_job_why).
+ * ComputeWhy as pc_job_why.
  *
  * A status event is a fixed little-endian layout, 25 bytes then the node
  * name and the text (both without NUL), so it may go to a task on another
@@ -31,34 +30,20 @@
 #define CE_VERSION 1
 #define CE_HEAD 25
 
+/* v's n low bytes at p, little-endian. */
 static void
-put_u32(unsigned char *p, uint32_t v)
+put_le(unsigned char *p, uint64_t v, int n)
 {
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < n; i++)
         p[i] = (unsigned char)(v >> (8 * i));
 }
 
-static void
-put_u64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t
-get_u32(const unsigned char *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
+/* The n bytes at p as a little-endian number. */
 static uint64_t
-get_u64(const unsigned char *p)
+get_le(const unsigned char *p, int n)
 {
     uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
+    for (int i = n - 1; i >= 0; i--)
         v = v << 8 | p[i];
     return v;
 }
@@ -84,10 +69,10 @@ pc__ce_msg(const pc_compute_event *e, pc_msg **out)
     buf[2] = (unsigned char)e->why;
     buf[3] = (unsigned char)nl;
     buf[4] = (unsigned char)tl;
-    put_u32(buf + 5, (uint32_t)e->worker);
-    put_u32(buf + 9, (uint32_t)e->attempt);
-    put_u32(buf + 13, (uint32_t)e->n);
-    put_u64(buf + 17, e->job);
+    put_le(buf + 5, (uint32_t)e->worker, 4);
+    put_le(buf + 9, (uint32_t)e->attempt, 4);
+    put_le(buf + 13, (uint32_t)e->n, 4);
+    put_le(buf + 17, e->job, 8);
     memcpy(buf + CE_HEAD, e->node, nl);
     memcpy(buf + CE_HEAD + nl, e->text, tl);
     return pc_msg_new(out, PC_MSG_COMPUTE_STATUS, buf, CE_HEAD + nl + tl);
@@ -113,10 +98,10 @@ pc_compute_event_parse(const pc_msg *m, pc_compute_event *out)
     memset(out, 0, sizeof *out);
     out->kind = (pc_compute_event_kind)p[1];
     out->why = (pc_job_why)p[2];
-    out->worker = (int)get_u32(p + 5);
-    out->attempt = (int)get_u32(p + 9);
-    out->n = (int)get_u32(p + 13);
-    out->job = get_u64(p + 17);
+    out->worker = (int)(uint32_t)get_le(p + 5, 4);
+    out->attempt = (int)(uint32_t)get_le(p + 9, 4);
+    out->n = (int)(uint32_t)get_le(p + 13, 4);
+    out->job = get_le(p + 17, 8);
     memcpy(out->node, p + CE_HEAD, nl);
     memcpy(out->text, p + CE_HEAD + nl, tl);
     return PC_OK;
@@ -190,7 +175,7 @@ pc__compute_job_msg_new(uint64_t id, const void *data, size_t len, pc_msg **out)
 
     if (!buf)
         return PC_ENOMEM;
-    put_u64(buf, id);
+    put_le(buf, id, 8);
     if (len)
         memcpy(buf + 8, data, len);
     rc = pc_msg_new(out, PC_MSG_COMPUTE_JOB_MSG, buf, 8 + len);
@@ -211,7 +196,7 @@ pc_compute_job_msg_parse(const pc_msg *m, uint64_t *id, const void **data,
     if (n < 8)
         return PC_EINVAL;
     if (id)
-        *id = get_u64(p);
+        *id = get_le(p, 8);
     if (data)
         *data = p + 8;
     if (len)
@@ -240,21 +225,4 @@ pc__cp_why(int wire_why)
     default:
         return PC_JOB_REFUSED;
     }
-}
-
-pc_err
-pc__cp_msg(const char *type, const void *pb, pc_msg **out)
-{
-    const ProtobufCMessage *m = pb;
-    size_t len = protobuf_c_message_get_packed_size(m);
-    uint8_t *buf = malloc(len ? len : 1);
-    pc_err rc;
-
-    *out = NULL;
-    if (!buf)
-        return PC_ENOMEM;
-    protobuf_c_message_pack(m, buf);
-    rc = pc_msg_new(out, type, buf, len);
-    free(buf);
-    return rc;
 }

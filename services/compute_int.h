@@ -11,6 +11,7 @@
 
 #include "picos/compute.h"
 #include "picos/stats.h"
+#include "picos/task.h"
 
 #include "compute.pb-c.h"
 
@@ -54,5 +55,16 @@ typedef struct pc__compute_counters {
 } pc__compute_counters;
 
 extern pc__compute_counters pc__compute_stats;
+
+/* ---- the wire's helpers (compute_wire.c) ---------------------------------- */
+
+/* pb (a ProtobufCMessage *) packed into a new message of type `type`. */
+pc_err pc__cp_msg(const char *type, const void *pb, pc_msg **out);
+/* pb packed and sent as a message of type `type` to `to`. */
+pc_err pc__cp_send(pc_ref to, const char *type, const void *pb);
+/* m's payload unpacked as a message of desc (NULL: it does not parse);
+ * freed with pc__cp_free() (NULL is fine). */
+void *pc__cp_unpack(const ProtobufCMessageDescriptor *desc, const pc_msg *m);
+void pc__cp_free(void *pb);
 
 #endif

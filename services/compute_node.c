@@ -86,24 +86,16 @@ pc__cn_local(const pc_msg *m)
     return from.node == 0 || from.node == pc_node_id();
 }
 
-pc_err
-pc__cn_send_pb(pc_ref to, const char *type, const ProtobufCMessage *pb)
+bool
+pc__cn_value(const pc_msg *m, void *out, size_t size)
 {
-    size_t len = protobuf_c_message_get_packed_size(pb);
-    uint8_t stackbuf[512],
-        *buf = len <= sizeof stackbuf ? stackbuf : malloc(len);
-    pc_msg *m = NULL;
-    pc_err rc;
+    size_t len = 0;
+    const void *d = pc_msg_data(m, &len);
 
-    if (!buf)
-        return PC_ENOMEM;
-    protobuf_c_message_pack(pb, buf);
-    rc = pc_msg_new(&m, type, buf, len);
-    if (buf != stackbuf)
-        free(buf);
-    if (rc == PC_OK && (rc = pc_send(to, &m)) != PC_OK)
-        pc_msg_free(&m);
-    return rc;
+    if (len != size)
+        return false;
+    memcpy(out, d, size);
+    return true;
 }
 
 static void
@@ -121,7 +113,7 @@ refuse(pc_ref to, uint64_t client, Picos__V1__ComputeRefusal code,
     r.client = client;
     r.code = code;
     r.text = (char *)text;
-    (void)pc__cn_send_pb(to, CP_T_REFUSED, &r.base);
+    (void)pc__cp_send(to, CP_T_REFUSED, &r.base);
 }
 
 /* A declared file: false with the reason in t. */
@@ -154,10 +146,8 @@ file_ok(const Picos__V1__ComputeFileInfo *f, bool lib, char *t, size_t size)
 static void
 on_reserve(cn_state *st, const pc_msg *m)
 {
-    size_t len = 0;
-    const uint8_t *d = pc_msg_data(m, &len);
     Picos__V1__ComputeReserve *rq =
-        picos__v1__compute_reserve__unpack(NULL, len, d);
+        pc__cp_unpack(&picos__v1__compute_reserve__descriptor, m);
     Picos__V1__ComputeReserved ok = PICOS__V1__COMPUTE_RESERVED__INIT;
     Picos__V1__Ref sref = PICOS__V1__REF__INIT;
     pc_ref from = pc_msg_sender(m), sess;
@@ -309,13 +299,13 @@ on_reserve(cn_state *st, const pc_msg *m)
     ok.memory = memory;
     ok.node = st->node;
     ok.max_chunk = CP_CHUNK_MAX;
-    (void)pc__cn_send_pb(from, CP_T_RESERVED, &ok.base);
+    (void)pc__cp_send(from, CP_T_RESERVED, &ok.base);
     goto out;
 bad:
     refuse(from, rq->client, PICOS__V1__COMPUTE_REFUSAL__COMPUTE_BAD_REQUEST,
            t);
 out:
-    picos__v1__compute_reserve__free_unpacked(rq, NULL);
+    pc__cp_free(rq);
 }
 
 static void
@@ -359,10 +349,8 @@ set_suspended(cn_state *st, bool on)
 static void
 on_control(cn_state *st, const pc_msg *m)
 {
-    size_t len = 0;
-    const uint8_t *d = pc_msg_data(m, &len);
     Picos__V1__ComputeControl *c =
-        picos__v1__compute_control__unpack(NULL, len, d);
+        pc__cp_unpack(&picos__v1__compute_control__descriptor, m);
 
     if (!c)
         return;
@@ -370,17 +358,13 @@ on_control(cn_state *st, const pc_msg *m)
         set_suspended(st, true);
     else if (c->op == PICOS__V1__COMPUTE_OP__COMPUTE_RESUME)
         set_suspended(st, false);
-    picos__v1__compute_control__free_unpacked(c, NULL);
+    pc__cp_free(c);
 }
 
 static void
 on_stop(cn_state *st, const pc_msg *m)
 {
-    size_t len = 0;
-    const void *d = pc_msg_data(m, &len);
-
-    if (len == sizeof st->grace)
-        memcpy(&st->grace, d, sizeof st->grace);
+    (void)pc__cn_value(m, &st->grace, sizeof st->grace);
     st->closing = true;
     for (cn_sess *s = st->sessions; s; s = s->next)
         (void)pc_send_data(s->ref, CN_T_STOP, &st->grace, sizeof st->grace);
@@ -422,13 +406,9 @@ compute_task(void *arg)
         else if (pc_msg_is(m, PC_MSG_DOWN))
             on_down(st, m);
         else if (pc_msg_is(m, CN_T_SUSPEND)) {
-            size_t len = 0;
-            const void *d = pc_msg_data(m, &len);
             bool on = false;
-            if (len == sizeof on) {
-                memcpy(&on, d, sizeof on);
+            if (pc__cn_value(m, &on, sizeof on))
                 set_suspended(st, on);
-            }
         } else if (pc_msg_is(m, CN_T_STOP))
             on_stop(st, m);
         pc_msg_free(&m);

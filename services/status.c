@@ -21,6 +21,10 @@
  * link counters (pc_net_stats_get); the lists are cut to PC__STATUS_MAX_* (the
  * registry drops a status past them). The views of the lists live in one
  * buffer of the sampler, reused by every sample: only the bytes leave.
+ *
+ * The compute part (NodeStatus.compute) is the compute server's counters
+ * (pc_compute_node_stats_get); a node that takes no computations leaves
+ * the field out, so readers can tell "not a compute node" from "idle".
  */
 #define _GNU_SOURCE
 #include "status.h"
@@ -257,6 +261,7 @@ struct views {
     pc_rps_stats svc[PC__STATUS_MAX_LIST];
     Picos__V1__ServiceStatus ss[PC__STATUS_MAX_LIST];
     Picos__V1__ServiceStatus *pss[PC__STATUS_MAX_LIST];
+    Picos__V1__ComputeStatus compute;
 };
 typedef struct views views;
 
@@ -359,6 +364,29 @@ runtime(Picos__V1__NodeStatus *st, views *w)
     }
 }
 
+/* The compute server's counters, when this node takes computations. */
+static void
+compute(Picos__V1__NodeStatus *st, views *w)
+{
+    pc_compute_node_stats cs;
+    Picos__V1__ComputeStatus *c = &w->compute;
+
+    if (pc_compute_node_stats_get(&cs) != PC_OK || !cs.enabled)
+        return;
+    picos__v1__compute_status__init(c);
+    c->cpus = cs.cpus;
+    c->cpus_reserved = cs.cpus_reserved;
+    c->sessions = cs.sessions;
+    c->workers = cs.workers;
+    c->workers_busy = cs.workers_busy;
+    c->jobs_queued = cs.jobs_queued;
+    c->jobs_done = cs.jobs_done;
+    c->jobs_failed = cs.jobs_failed;
+    c->workers_lost = cs.workers_lost;
+    c->suspended = cs.suspended;
+    st->compute = c;
+}
+
 pc_err
 pc__status_sample(pc__status_sampler *s, uint8_t **out, size_t *len)
 {
@@ -383,6 +411,7 @@ pc__status_sample(pc__status_sampler *s, uint8_t **out, size_t *len)
     if (!(w = s->w) && !(w = s->w = malloc(sizeof *w)))
         return PC_ENOMEM;
     runtime(&st, w);
+    compute(&st, w);
     n = picos__v1__node_status__get_packed_size(&st);
     if (!(*out = malloc(n ? n : 1)))
         return PC_ENOMEM;

@@ -14,6 +14,7 @@
 
 #include <inttypes.h>
 
+#include "picos/registry.h"
 #include "picos/rps.h"
 
 #include "proctest.h"
@@ -87,6 +88,52 @@ secrets(void)
         write_tmp_file(other_path, sizeof other_path, "secret-b",
                        "not the cluster's secret at all\n");
     }
+}
+
+/* Start picos-registry `bin` on tcp://127.0.0.1:0 with data dir `dir`
+ * (its stderr in dir/reg.err), the cluster secret and these tests'
+ * timing, and read its endpoint back into ep (256 bytes). false when it
+ * did not say where it listens within PT_LONG (its stderr is printed
+ * then, and reg freed). */
+static inline bool
+nt_registry_start(kid *reg, const char *bin, const char *dir, char *ep)
+{
+    char line[512] = "", err[2048];
+    kid_opts o = {.errpath = reg->errpath, .clean_env = true};
+
+    secrets();
+    snprintf(reg->errpath, sizeof reg->errpath, "%.140s/reg.err", dir);
+    if (!kid_run(reg, bin,
+                 (const char *[]){"--listen", "tcp://127.0.0.1:0", "--data-dir",
+                                  dir, "--secret-file", secret_path,
+                                  "--heartbeat", NET_HB, "--timeout",
+                                  NET_TIMEOUT, NULL},
+                 &o))
+        return false;
+    if (!read_line(reg->out, line, sizeof line, PT_LONG) ||
+        sscanf(line, "%*s %*s listening on %255s", ep) != 1) {
+        fprintf(stderr, "picos-registry did not start: '%s' %s\n", line,
+                kid_errtext(reg, err, sizeof err));
+        kid_free(reg);
+        return false;
+    }
+    return true;
+}
+
+/* This program joins the cluster of the registry at ep, with the cluster
+ * secret and these tests' timing (PT_LONG to join). */
+static inline pc_err
+nt_cluster_join(const char *ep)
+{
+    pc_cluster_opts o = {0};
+
+    secrets();
+    o.registries = ep;
+    o.net.secret_file = secret_path;
+    o.net.heartbeat = atof(NET_HB);
+    o.net.timeout = atof(NET_TIMEOUT);
+    o.join_timeout = PT_LONG;
+    return pc_cluster_join(&o);
 }
 
 /* A client of service `name` (pc_rps_locate() with PT_LONG), from a task:

@@ -42,25 +42,9 @@ static cnode N[2];
 static void
 registry_start(void)
 {
-    char line[512] = "", err[2048];
-    kid_opts o = {.errpath = reg.errpath, .clean_env = true};
-
-    secrets();
     CU_ASSERT_FATAL(pt_mkdtemp(reg_dir, sizeof reg_dir, "reg"));
-    snprintf(reg.errpath, sizeof reg.errpath, "%s/stderr", reg_dir);
-    CU_ASSERT_FATAL(kid_run(
-        &reg, REGISTRY,
-        (const char *[]){"--listen", "tcp://127.0.0.1:0", "--data-dir", reg_dir,
-                         "--secret-file", secret_path, "--heartbeat", NET_HB,
-                         "--timeout", NET_TIMEOUT, NULL},
-        &o));
-    if (!read_line(reg.out, line, sizeof line, PT_LONG) ||
-        sscanf(line, "%*s %*s listening on %255s", reg_ep) != 1) {
-        fprintf(stderr, "picos-registry did not start: '%s' %s\n", line,
-                kid_errtext(&reg, err, sizeof err));
-        kid_free(&reg);
+    if (!nt_registry_start(&reg, REGISTRY, reg_dir, reg_ep))
         CU_FAIL_FATAL("picos-registry did not start");
-    }
 }
 
 static void
@@ -261,7 +245,6 @@ compute_names_up(int want)
 static void
 cluster_up(void)
 {
-    pc_cluster_opts o = {0};
     pc_spawn_opts so = {.flags = PC_TASK_DAEMON};
 
     pthread_mutex_lock(&col_mu);
@@ -271,12 +254,7 @@ cluster_up(void)
     node_start(&N[0], "cA");
     node_start(&N[1], "cB");
     PT_START(2);
-    o.registries = reg_ep;
-    o.net.secret_file = secret_path;
-    o.net.heartbeat = atof(NET_HB);
-    o.net.timeout = atof(NET_TIMEOUT);
-    o.join_timeout = PT_LONG;
-    CU_ASSERT_EQUAL_FATAL(pc_cluster_join(&o), PC_OK);
+    CU_ASSERT_EQUAL_FATAL(nt_cluster_join(reg_ep), PC_OK);
     CU_ASSERT_EQUAL_FATAL(pc_spawn(collect, NULL, &so, &collector), PC_OK);
     CU_ASSERT_FATAL(compute_names_up(2));
 }

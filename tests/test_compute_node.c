@@ -55,24 +55,11 @@ static void
 start_daemons(void)
 {
     char line[2048] = "", err[4096];
-    kid_opts o = {.errpath = reg.errpath, .clean_env = true};
     kid_opts no = {.errpath = node.errpath, .clean_env = true};
 
-    secrets();
     CU_ASSERT_FATAL(pt_mkdtemp(node_dir, sizeof node_dir, "cnode"));
-    snprintf(reg.errpath, sizeof reg.errpath, "%.140s/reg.err", node_dir);
-    CU_ASSERT_FATAL(kid_run(
-        &reg, REGISTRY,
-        (const char *[]){"--listen", "tcp://127.0.0.1:0", "--data-dir",
-                         node_dir, "--secret-file", secret_path, "--heartbeat",
-                         NET_HB, "--timeout", NET_TIMEOUT, NULL},
-        &o));
-    if (!read_line(reg.out, line, sizeof line, PT_LONG) ||
-        sscanf(line, "%*s %*s listening on %255s", reg_ep) != 1) {
-        fprintf(stderr, "picos-registry did not start: '%s' %s\n", line,
-                kid_errtext(&reg, err, sizeof err));
+    if (!nt_registry_start(&reg, REGISTRY, node_dir, reg_ep))
         CU_FAIL_FATAL("picos-registry did not start");
-    }
     snprintf(data_dir, sizeof data_dir, "%.140s/data", node_dir);
     snprintf(node.errpath, sizeof node.errpath, "%.140s/node.err", node_dir);
     CU_ASSERT_FATAL(kid_run(
@@ -116,15 +103,8 @@ stop_daemons(void)
 static void
 client_join(void)
 {
-    pc_cluster_opts o = {0};
-
     PT_START(2);
-    o.registries = reg_ep;
-    o.net.secret_file = secret_path;
-    o.net.heartbeat = atof(NET_HB);
-    o.net.timeout = atof(NET_TIMEOUT);
-    o.join_timeout = PT_LONG;
-    CU_ASSERT_EQUAL_FATAL(pc_cluster_join(&o), PC_OK);
+    CU_ASSERT_EQUAL_FATAL(nt_cluster_join(reg_ep), PC_OK);
 }
 
 /* ---- files and processes of the node, seen from outside ----------------------- */
@@ -506,6 +486,19 @@ control_close(pc_ref s, double grace)
     TCHECK_RC(send_pb(s, T_CONTROL, &c.base), PC_OK);
 }
 
+/* From a task: a session opened (TCHECKed), closed with no grace, and
+ * its NODE_CLOSED waited for. */
+static void
+close_session(pc_ref s)
+{
+    TCHECK(!pc_ref_is_nil(s));
+    if (!pc_ref_is_nil(s)) {
+        control_close(s, 0);
+        TCHECK(wait_node_event(PICOS__V1__COMPUTE_NODE_EVENT_KIND__NODE_CLOSED,
+                               NULL, 0));
+    }
+}
+
 /* Reserve, upload, wait for ComputeReady: the session, or nil. */
 static pc_ref
 open_session(pc_ref ct, uint64_t client, uint32_t cpus, uint32_t *granted)
@@ -574,7 +567,24 @@ load_lib(void)
 
 /* ---- reserve, upload, jobs ----------------------------------------------------- */
 
+/* Each test's task adds 1 to `done` at its end (its TCHECKs passed or
+ * not: they are replayed into CUnit). */
 static atomic_int done;
+
+/* A test: the daemons, this program in the cluster, `task` run to its
+ * end, the daemons stopped. */
+static void
+run_task(pc_task_fn task)
+{
+    load_lib();
+    start_daemons();
+    client_join();
+    atomic_store(&done, 0);
+    pt_spawn(task, NULL, 0, 0);
+    PT_RUN();
+    CU_ASSERT_EQUAL(atomic_load(&done), 1);
+    stop_daemons();
+}
 
 static pc_msg *
 jobs_task(void *arg)
@@ -639,14 +649,7 @@ PT_TEST(reserve_upload_jobs)
 static void
 reserve_upload_jobs(void)
 {
-    load_lib();
-    start_daemons();
-    client_join();
-    atomic_store(&done, 0);
-    pt_spawn(jobs_task, NULL, 0, 0);
-    PT_RUN();
-    CU_ASSERT_EQUAL(atomic_load(&done), 1);
-    stop_daemons();
+    run_task(jobs_task);
 }
 
 /* ---- a library whose declared hash is wrong ------------------------------------ */
@@ -692,12 +695,7 @@ mismatch_task(void *arg)
     TCHECK(session_gone(sdir));
     /* the node lives on: the right library works */
     s = open_session(ct, 0x2223, 1, NULL);
-    TCHECK(!pc_ref_is_nil(s));
-    if (!pc_ref_is_nil(s)) {
-        control_close(s, 0);
-        TCHECK(wait_node_event(PICOS__V1__COMPUTE_NODE_EVENT_KIND__NODE_CLOSED,
-                               NULL, 0));
-    }
+    close_session(s);
     atomic_fetch_add(&done, 1);
     return NULL;
 }
@@ -706,14 +704,7 @@ PT_TEST(sha_mismatch)
 static void
 sha_mismatch(void)
 {
-    load_lib();
-    start_daemons();
-    client_join();
-    atomic_store(&done, 0);
-    pt_spawn(mismatch_task, NULL, 0, 0);
-    PT_RUN();
-    CU_ASSERT_EQUAL(atomic_load(&done), 1);
-    stop_daemons();
+    run_task(mismatch_task);
 }
 
 /* ---- CPUs between clients -------------------------------------------------------- */
@@ -800,14 +791,7 @@ PT_TEST(cpus_between_clients)
 static void
 cpus_between_clients(void)
 {
-    load_lib();
-    start_daemons();
-    client_join();
-    atomic_store(&done, 0);
-    pt_spawn(cpus_task, NULL, 0, 0);
-    PT_RUN();
-    CU_ASSERT_EQUAL(atomic_load(&done), 1);
-    stop_daemons();
+    run_task(cpus_task);
 }
 
 /* ---- the client's task killed ---------------------------------------------------- */
@@ -861,14 +845,7 @@ PT_TEST(client_killed)
 static void
 client_killed(void)
 {
-    load_lib();
-    start_daemons();
-    client_join();
-    atomic_store(&done, 0);
-    pt_spawn(killer_task, NULL, 0, 0);
-    PT_RUN();
-    CU_ASSERT_EQUAL(atomic_load(&done), 1);
-    stop_daemons();
+    run_task(killer_task);
 }
 
 /* ---- bad requests ---------------------------------------------------------------- */
@@ -915,12 +892,7 @@ bad_task(void *arg)
     TCHECK_EQ(sessions_on_disk(NULL, 0), 0);
     /* and the node takes a sound one */
     s = open_session(ct, 0x4445, 0, NULL);
-    TCHECK(!pc_ref_is_nil(s));
-    if (!pc_ref_is_nil(s)) {
-        control_close(s, 0);
-        TCHECK(wait_node_event(PICOS__V1__COMPUTE_NODE_EVENT_KIND__NODE_CLOSED,
-                               NULL, 0));
-    }
+    close_session(s);
     atomic_fetch_add(&done, 1);
     return NULL;
 }
@@ -929,14 +901,7 @@ PT_TEST(bad_requests)
 static void
 bad_requests(void)
 {
-    load_lib();
-    start_daemons();
-    client_join();
-    atomic_store(&done, 0);
-    pt_spawn(bad_task, NULL, 0, 0);
-    PT_RUN();
-    CU_ASSERT_EQUAL(atomic_load(&done), 1);
-    stop_daemons();
+    run_task(bad_task);
 }
 
 PT_MAIN("compute_node", PT_ENTRY(reserve_upload_jobs), PT_ENTRY(sha_mismatch),

@@ -269,6 +269,78 @@ detail_sections(void)
     free(text);
 }
 
+/* Computations: no compute column while no node computes; then JOBS/S
+ * from two samples of compute.jobs_done, BUSY, "-" for the node that
+ * takes none, the totals' compute part and the detail's compute line. */
+PT_TEST(compute_columns)
+static void
+compute_columns(void)
+{
+    Picos__V1__ComputeStatus cs = PICOS__V1__COMPUTE_STATUS__INIT;
+    top_mem *m = top_mem_new();
+    size_t idx[MAXN], n;
+    cli_table *t;
+    char line[512], *text;
+
+    fake_init(2);
+    F.s[0].name = "a";
+    F.s[1].name = "b";
+    t = table(m, false);
+    CU_ASSERT_EQUAL(cli_table_cols(t), 13);
+    for (size_t k = 0; k < cli_table_cols(t); k++)
+        CU_ASSERT_STRING_NOT_EQUAL(cli_table_cell(t, 0, k), "JOBS/S");
+    cli_table_free(t);
+    n = top_order(&F.l, 0, idx);
+    top_totals(&F.l, idx, n, m, line, sizeof line);
+    CU_ASSERT_PTR_NULL(strstr(line, "compute"));
+
+    cs.cpus = 4;
+    cs.workers = 4;
+    cs.workers_busy = 3;
+    cs.jobs_done = 100;
+    cs.jobs_failed = 2;
+    F.s[0].compute = &cs;
+    CU_ASSERT_TRUE(top_mem_update(m, &F.l));
+    t = table(m, false);
+    CU_ASSERT_EQUAL(cli_table_cols(t), 15);
+    CU_ASSERT_STRING_EQUAL(cell(t, "a", "JOBS/S"), "-"); /* one sample */
+    CU_ASSERT_STRING_EQUAL(cell(t, "a", "BUSY"), "3/4");
+    CU_ASSERT_STRING_EQUAL(cell(t, "b", "JOBS/S"), "-");
+    CU_ASSERT_STRING_EQUAL(cell(t, "b", "BUSY"), "-");
+    CU_ASSERT_STRING_EQUAL(cell(t, "a", "NOTE"), "");
+    cli_table_free(t);
+
+    F.s[0].sampled_us += 500000;
+    F.s[1].sampled_us += 500000;
+    cs.jobs_done += 250;
+    cs.suspended = true;
+    CU_ASSERT_TRUE(top_mem_update(m, &F.l));
+    t = table(m, false);
+    CU_ASSERT_STRING_EQUAL(cell(t, "a", "JOBS/S"), "500.0");
+    CU_ASSERT_STRING_EQUAL(cell(t, "a", "BUSY"), "3/4 susp");
+    CU_ASSERT_STRING_EQUAL(cell(t, "b", "JOBS/S"), "-");
+    CU_ASSERT_STRING_EQUAL(cell(t, "a", "SENT/S"), "0.0");
+    cli_table_free(t);
+    t = table(m, true); /* picos status: no compute columns */
+    CU_ASSERT_EQUAL(cli_table_cols(t), 9);
+    cli_table_free(t);
+
+    top_totals(&F.l, idx, n, m, line, sizeof line);
+    CU_ASSERT_PTR_NOT_NULL(strstr(
+        line, "compute: 1 node, busy 3/4, jobs/s 500.0, done 350, failed 2"));
+    text = top_detail(&F.e[0], m, 1000000000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "compute: cpus 4"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "jobs done 350 (500.0/s)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "SUSPENDED"));
+    free(text);
+    text = top_detail(&F.e[1], m, 1000000000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    CU_ASSERT_PTR_NULL(strstr(text, "compute:"));
+    free(text);
+    top_mem_free(&m);
+}
+
 PT_TEST(units)
 static void
 units(void)
@@ -294,4 +366,4 @@ units(void)
 
 PT_MAIN("top", PT_ENTRY(rates_from_two_samples),
         PT_ENTRY(rows_order_state_units), PT_ENTRY(detail_sections),
-        PT_ENTRY(units))
+        PT_ENTRY(compute_columns), PT_ENTRY(units))

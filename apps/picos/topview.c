@@ -10,6 +10,10 @@
  * over one real interval. A restarted node (new incarnation) starts
  * again from one sample: its rates are unknown ("-") until the next.
  *
+ * A compute node (NodeStatus.compute) also gets its jobs ended per second,
+ * from the same two samples; the compute columns appear only when some
+ * node shown computes, so a cluster without computations reads as before.
+ *
  * Cells are built with the compact units of top_fmt_*, so the node table
  * fits an 80-column terminal up to the NODE ID column; the terminal code
  * (top.c) cuts what does not fit, the plain output prints it whole.
@@ -36,6 +40,8 @@ typedef struct svc_count {
 typedef struct sample {
     bool set;
     uint64_t incarnation, sampled_us, sent, received;
+    bool compute;
+    uint64_t jobs_done;
     svc_count *svc;
     size_t nsvc;
 } sample;
@@ -68,7 +74,9 @@ sample_take(sample *out, const Picos__V1__NodeStatus *st)
                 .incarnation = st->incarnation,
                 .sampled_us = st->sampled_us,
                 .sent = st->msgs_sent,
-                .received = st->msgs_received};
+                .received = st->msgs_received,
+                .compute = st->compute != NULL,
+                .jobs_done = st->compute ? st->compute->jobs_done : 0};
 
     if (st->n_services && !(s.svc = calloc(st->n_services, sizeof *s.svc)))
         return false;
@@ -211,6 +219,9 @@ top_node_rates(const top_mem *m, const Picos__V1__NodeStatus *s, top_rates *out)
         return false;
     out->sent = per_s(nm->prev.sent, nm->last.sent, dt);
     out->received = per_s(nm->prev.received, nm->last.received, dt);
+    out->jobs = nm->last.compute
+                    ? per_s(nm->prev.jobs_done, nm->last.jobs_done, dt)
+                    : -1;
     out->calls = 0;
     for (size_t i = 0; i < nm->last.nsvc; i++)
         out->calls += per_s(svc_calls(&nm->prev, nm->last.svc[i].name),
@@ -356,7 +367,18 @@ max_p99(const Picos__V1__NodeStatus *s)
 }
 
 #define NODE_COLS 13
+#define COMPUTE_COLS 2
 #define BRIEF_COLS 9
+
+/* Whether any of the entries idx[0..n) of l takes computations. */
+static bool
+any_compute(const Picos__V1__NodeStatusList *l, const size_t *idx, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (l->nodes[idx[i]]->status && l->nodes[idx[i]]->status->compute)
+            return true;
+    return false;
+}
 
 cli_table *
 top_nodes_table(const Picos__V1__NodeStatusList *l, const size_t *idx, size_t n,
@@ -365,19 +387,30 @@ top_nodes_table(const Picos__V1__NodeStatusList *l, const size_t *idx, size_t n,
     static const char *const head[NODE_COLS] = {
         "NAME",   "STATE",   "CPU", "MEM", "RSS",     "TASKS", "SENT/S",
         "RECV/S", "CALLS/S", "P99", "AGE", "NODE ID", "NOTE"};
+    static const char *const chead[NODE_COLS + COMPUTE_COLS] = {
+        "NAME",   "STATE",  "CPU",    "MEM",     "RSS",
+        "TASKS",  "SENT/S", "RECV/S", "CALLS/S", "P99",
+        "JOBS/S", "BUSY",   "AGE",    "NODE ID", "NOTE"};
     static const char *const bhead[BRIEF_COLS] = {"NAME", "STATE",   "CPU",
                                                   "MEM",  "RSS",     "TASKS",
                                                   "AGE",  "NODE ID", "NOTE"};
-    cli_table *t =
-        cli_table_new(brief ? BRIEF_COLS : NODE_COLS, brief ? bhead : head);
+    bool comp = !brief && any_compute(l, idx, n);
+    cli_table *t = cli_table_new(brief  ? BRIEF_COLS
+                                 : comp ? NODE_COLS + COMPUTE_COLS
+                                        : NODE_COLS,
+                                 brief  ? bhead
+                                 : comp ? chead
+                                        : head);
 
     for (size_t i = 0; t && i < n; i++) {
         const Picos__V1__NodeStatusEntry *e = l->nodes[idx[i]];
         const Picos__V1__NodeStatus *s = e->status;
         char cpu[16], mem[16], rss[16], tasks[24], sent[16], recv[16],
-            calls[16], p99[16], age[16], id[24], note[256], down[16];
-        top_rates r = {-1, -1, -1};
-        const char *row[NODE_COLS];
+            calls[16], p99[16], age[16], id[24], note[256], down[16], jobs[16],
+            busy[32];
+        top_rates r = {-1, -1, -1, -1};
+        const char *row[NODE_COLS + COMPUTE_COLS];
+        size_t k = 10;
 
         if (e->up)
             top_node_rates(m, s, &r);
@@ -404,10 +437,19 @@ top_nodes_table(const Picos__V1__NodeStatusList *l, const size_t *idx, size_t n,
             row[7] = top_fmt_rate(r.received, recv, sizeof recv);
             row[8] = top_fmt_rate(r.calls, calls, sizeof calls);
             row[9] = top_fmt_us(max_p99(s), p99, sizeof p99);
-            row[10] =
+            if (comp) {
+                snprintf(busy, sizeof busy, "-");
+                if (s->compute)
+                    snprintf(busy, sizeof busy, "%" PRIu32 "/%" PRIu32 "%s",
+                             s->compute->workers_busy, s->compute->cpus,
+                             s->compute->suspended ? " susp" : "");
+                row[k++] = top_fmt_rate(r.jobs, jobs, sizeof jobs);
+                row[k++] = busy;
+            }
+            row[k++] =
                 top_fmt_age(age_s(e->received_us, now_us), age, sizeof age);
-            row[11] = cli_hex(s->node, id, sizeof id);
-            row[12] = note;
+            row[k++] = cli_hex(s->node, id, sizeof id);
+            row[k++] = note;
         }
         cli_table_row(t, row); /* a failure is remembered by t */
     }
@@ -421,8 +463,12 @@ top_totals(const Picos__V1__NodeStatusList *l, const size_t *idx, size_t n,
     size_t up = 0;
     uint64_t tasks = 0;
     double sent = 0, recv = 0, calls = 0;
-    bool rates = false;
-    char a[16], b[16], c[16];
+    bool rates = false, comp = false, jrates = false;
+    size_t cnodes = 0;
+    uint64_t busy = 0, cpus = 0, done = 0, failed = 0;
+    double jobs = 0;
+    char a[16], b[16], c[16], j[16];
+    int len;
 
     for (size_t i = 0; i < n; i++) {
         const Picos__V1__NodeStatusEntry *e = l->nodes[idx[i]];
@@ -437,15 +483,34 @@ top_totals(const Picos__V1__NodeStatusList *l, const size_t *idx, size_t n,
             sent += r.sent;
             recv += r.received;
             calls += r.calls;
+            if (r.jobs >= 0) {
+                jrates = true;
+                jobs += r.jobs;
+            }
+        }
+        if (e->status->compute) {
+            const Picos__V1__ComputeStatus *cs = e->status->compute;
+            cnodes++;
+            busy += cs->workers_busy;
+            cpus += cs->cpus;
+            done += cs->jobs_done;
+            failed += cs->jobs_failed;
         }
     }
-    snprintf(buf, size,
-             "%zu node%s: %zu up, %zu down | tasks %" PRIu64
-             " | msg/s sent %s, received %s | calls/s %s",
-             n, n == 1 ? "" : "s", up, n - up, tasks,
-             top_fmt_rate(rates ? sent : -1, a, sizeof a),
-             top_fmt_rate(rates ? recv : -1, b, sizeof b),
-             top_fmt_rate(rates ? calls : -1, c, sizeof c));
+    comp = any_compute(l, idx, n);
+    len = snprintf(buf, size,
+                   "%zu node%s: %zu up, %zu down | tasks %" PRIu64
+                   " | msg/s sent %s, received %s | calls/s %s",
+                   n, n == 1 ? "" : "s", up, n - up, tasks,
+                   top_fmt_rate(rates ? sent : -1, a, sizeof a),
+                   top_fmt_rate(rates ? recv : -1, b, sizeof b),
+                   top_fmt_rate(rates ? calls : -1, c, sizeof c));
+    if (comp && len >= 0 && (size_t)len < size)
+        snprintf(buf + len, size - (size_t)len,
+                 " | compute: %zu node%s, busy %" PRIu64 "/%" PRIu64
+                 ", jobs/s %s, done %" PRIu64 ", failed %" PRIu64,
+                 cnodes, cnodes == 1 ? "" : "s", busy, cpus,
+                 top_fmt_rate(jrates ? jobs : -1, j, sizeof j), done, failed);
 }
 
 /* ---- one node's detail ------------------------------------------------------------ */
@@ -562,7 +627,7 @@ top_detail(const Picos__V1__NodeStatusEntry *e, const top_mem *m,
     char *text = NULL, id[24], inc[24], a[16], b[16], c[16], d[16], since[32];
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
-    top_rates r = {-1, -1, -1};
+    top_rates r = {-1, -1, -1, -1};
 
     if (!f)
         return NULL;
@@ -607,6 +672,19 @@ top_detail(const Picos__V1__NodeStatusEntry *e, const top_mem *m,
             "  channel gaps %" PRIu64 "  calls/s %s\n",
             s->env_out, s->env_in, s->net_dropped, s->net_refused,
             s->nodes_down, s->chan_missed, top_fmt_rate(r.calls, d, sizeof d));
+    if (s->compute) {
+        const Picos__V1__ComputeStatus *cs = s->compute;
+        fprintf(f,
+                "compute: cpus %" PRIu32 " (%" PRIu32
+                " reserved)  sessions %" PRIu32 "  workers %" PRIu32
+                " busy of %" PRIu32 " up  queued %" PRIu32
+                "  jobs done %" PRIu64 " (%s/s)  failed %" PRIu64
+                "  workers lost %" PRIu64 "%s\n",
+                cs->cpus, cs->cpus_reserved, cs->sessions, cs->workers_busy,
+                cs->workers, cs->jobs_queued, cs->jobs_done,
+                top_fmt_rate(r.jobs, a, sizeof a), cs->jobs_failed,
+                cs->workers_lost, cs->suspended ? "  SUSPENDED" : "");
+    }
     services(f, s, m);
     channels(f, s);
     peers(f, s);

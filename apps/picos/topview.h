@@ -38,6 +38,8 @@ bool top_mem_update(top_mem *m, const Picos__V1__NodeStatusList *l);
 typedef struct top_rates {
     double sent, received; /* messages */
     double calls;          /* calls accepted, all services */
+    double jobs;           /* computations' jobs ended (NodeStatus.compute);
+                              -1 on a node that takes none */
 } top_rates;
 bool top_node_rates(const top_mem *m, const Picos__V1__NodeStatus *s,
                     top_rates *out);
@@ -57,14 +59,18 @@ size_t top_order(const Picos__V1__NodeStatusList *l, uint64_t self,
  * DOWN), CPU (available), MEM (available), RSS, TASKS, SENT/S, RECV/S,
  * CALLS/S, P99 (the highest of its services' p99 over the last
  * interval), AGE (since the registry got the status), NODE ID, NOTE (why
- * it is down, and since when). `brief`: without the rate and latency
+ * it is down, and since when). When any of them takes computations
+ * (NodeStatus.compute), JOBS/S and BUSY (workers busy / CPUs, "-" on the
+ * others) come after P99. `brief`: without the rate, latency and compute
  * columns (picos status). NULL: no memory. */
 cli_table *top_nodes_table(const Picos__V1__NodeStatusList *l,
                            const size_t *idx, size_t n, const top_mem *m,
                            uint64_t now_us, bool brief);
 
 /* Totals of the entries idx[0..n): one line "N nodes: U up, D down |
- * tasks T | msg/s sent X, received Y | calls/s Z" into buf. */
+ * tasks T | msg/s sent X, received Y | calls/s Z" into buf, and, when
+ * any computes, " | compute: C nodes, busy B/P, jobs/s J, done D,
+ * failed F" (the compute nodes that are up). */
 void top_totals(const Picos__V1__NodeStatusList *l, const size_t *idx, size_t n,
                 const top_mem *m, char *buf, size_t size);
 

@@ -17,6 +17,12 @@
  * event marks its row at once (data-state="down", "down: REASON"); the
  * 1 s tick only ages the "last status" cells and redraws the charts.
  *
+ * Computations: a node started with --compute carries status.compute
+ * (ComputeStatus); its jobs/s is the rate of compute.jobsDone like the
+ * message rates, the summary adds up the compute nodes that are up, the
+ * node view shows the panel, and the jobs/s chart (shown once any node
+ * computes) has one line per compute node.
+ *
  * Messages are proto3 JSON: fields that hold their default are omitted
  * (num() and str() give 0 and ""), 64-bit integers are strings, node ids
  * 16 hex digits. Text from nodes (names, reasons) only ever goes into
@@ -24,8 +30,9 @@
  *
  * Stable hooks for tests and users: tr[data-node="<16 hex>"] in
  * #nodes tbody with data-state="up|down", its cells td.c-name, .c-status,
- * .c-cpu, .c-mem, .c-tasks, .c-rate, .c-age; #conn[data-state=
- * "open|connecting"]; #node[data-node] for the node view.
+ * .c-cpu, .c-mem, .c-tasks, .c-rate, .c-jobs, .c-compute, .c-age;
+ * #conn[data-state="open|connecting"]; #node[data-node] for the node view,
+ * #node-compute (hidden on a node without computations).
  */
 'use strict';
 
@@ -35,9 +42,9 @@
   const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd',
                   '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
 
-  // hex id -> {entry, last: {inc, t, sent, recv, svc}, inRate, outRate,
-  //            svcRate: {name: calls/s}, seen (Date.now() of its last event),
-  //            color}
+  // hex id -> {entry, last: {inc, t, sent, recv, jobs, svc}, inRate,
+  //            outRate, jobRate, svcRate: {name: calls/s}, seen (Date.now()
+  //            of its last event), color}
   const nodes = new Map();
   let selected = null;   // the hex id in the node view, or null
   let namesAt = 0;       // when the node view's names were last asked for
@@ -114,11 +121,12 @@
     let n = nodes.get(id);
     if (!n) {
       n = {color: COLORS[nodes.size % COLORS.length], inRate: null,
-           outRate: null, svcRate: {}};
+           outRate: null, jobRate: null, svcRate: {}};
       nodes.set(id, n);
     }
     const t = num(s.sampledUs) / 1e6, inc = str(s.incarnation);
     const sent = num(s.msgsSent), recv = num(s.msgsReceived);
+    const jobs = s.compute ? num(s.compute.jobsDone) : undefined;
     const svc = {};
     for (const v of s.services || []) svc[str(v.name)] = num(v.calls);
     const last = n.last;
@@ -126,15 +134,16 @@
       const dt = t - last.t;
       n.inRate = rate(recv, last.recv, dt);
       n.outRate = rate(sent, last.sent, dt);
+      n.jobRate = jobs === undefined ? null : rate(jobs, last.jobs, dt);
       n.svcRate = {};
       for (const name in svc) n.svcRate[name] = rate(svc[name], last.svc[name], dt);
       sample(id, n, s);
     } else if (!last || last.inc !== inc) {
-      n.inRate = n.outRate = null;
+      n.inRate = n.outRate = n.jobRate = null;
       n.svcRate = {};
     }
     if (!last || t >= last.t || last.inc !== inc)
-      n.last = {inc, t, sent, recv, svc};
+      n.last = {inc, t, sent, recv, jobs, svc};
     n.entry = entry;
     n.seen = Date.now();
     return id;
@@ -148,7 +157,8 @@
     if (tr) return tr;
     tr = el('tr');
     tr.dataset.node = id;
-    for (const c of ['name', 'status', 'cpu', 'mem', 'tasks', 'rate', 'age'])
+    for (const c of ['name', 'status', 'cpu', 'mem', 'tasks', 'rate', 'jobs',
+                     'compute', 'age'])
       tr.appendChild(el('td', '', 'c-' + c));
     tr.addEventListener('click', () => select(id));
     // keep the rows sorted by node name, then id
@@ -175,6 +185,12 @@
     cell('mem').textContent = fmtBytes(s.memAvailable) + ' / ' + fmtBytes(s.memTotal);
     cell('tasks').textContent = num(s.tasks) + (num(s.actors) ? ' + ' + num(s.actors) : '');
     cell('rate').textContent = up ? fmtRate(n.inRate) + ' · ' + fmtRate(n.outRate) : '–';
+    const c = s.compute;
+    cell('jobs').textContent = up && c ? fmtRate(n.jobRate) : '–';
+    cell('compute').textContent = !c ? '–'
+        : num(c.workersBusy) + ' / ' + num(c.cpus) + ' busy' +
+          (c.suspended ? ', suspended' : '');
+    cell('compute').classList.toggle('suspended', !!(c && c.suspended));
     drawAge(id);
   }
 
@@ -198,6 +214,31 @@
     $('nodes-up').textContent = up;
     $('nodes-down').textContent = down;
     $('msgs-total').textContent = fmtRate(total);
+    // the compute nodes that are up, added up
+    const sum = {nodes: 0, cpus: 0, busy: 0, reserved: 0, jobs: 0, done: 0, failed: 0};
+    let any = false;
+    for (const n of nodes.values()) {
+      const c = n.entry.status?.compute;
+      if (!c) continue;
+      any = true;
+      if (!n.entry.up) continue;
+      sum.nodes++;
+      sum.cpus += num(c.cpus);
+      sum.busy += num(c.workersBusy);
+      sum.reserved += num(c.cpusReserved);
+      sum.jobs += n.jobRate || 0;
+      sum.done += num(c.jobsDone);
+      sum.failed += num(c.jobsFailed);
+    }
+    $('compute-summary').hidden = !any;
+    $('fig-jobs').hidden = !any;
+    $('compute-nodes').textContent = sum.nodes;
+    $('compute-cpus').textContent = sum.cpus;
+    $('compute-busy').textContent = sum.busy;
+    $('compute-reserved').textContent = sum.reserved;
+    $('jobs-total').textContent = fmtRate(sum.jobs);
+    $('compute-done').textContent = sum.done;
+    $('compute-failed').textContent = sum.failed;
   }
 
   /* ---- the node view ---------------------------------------------------- */
@@ -242,6 +283,23 @@
     const dl = $('node-facts');
     dl.replaceChildren();
     for (const [k, v] of facts) { dl.appendChild(el('dt', k)); dl.appendChild(el('dd', v)); }
+    const c = s.compute;
+    $('node-compute').hidden = !c;
+    const cl = $('node-compute-facts');
+    cl.replaceChildren();
+    if (c) {
+      const cf = [
+        ['CPUs', num(c.cpus) + ' (' + num(c.cpusReserved) + ' reserved)'],
+        ['computations', num(c.sessions)],
+        ['workers', num(c.workersBusy) + ' busy / ' + num(c.workers) + ' up'],
+        ['jobs', num(c.jobsQueued) + ' queued, ' + num(c.jobsDone) + ' done, ' +
+                 num(c.jobsFailed) + ' failed'],
+        ['jobs/s', fmtRate(n.jobRate)],
+        ['workers lost', num(c.workersLost)],
+        ['state', c.suspended ? 'suspended' : 'running jobs'],
+      ];
+      for (const [k, v] of cf) { cl.appendChild(el('dt', k)); cl.appendChild(el('dd', String(v))); }
+    }
     fillBody('node-services', s.services || [], (v) => [
       v.name, num(v.version), num(v.calls), fmtRate(n.svcRate[str(v.name)]),
       num(v.failures), num(v.refused), num(v.running), num(v.queued),
@@ -288,7 +346,8 @@
       },
     });
   }
-  const charts = {rates: makeChart('chart-rates'), latency: makeChart('chart-latency')};
+  const charts = {rates: makeChart('chart-rates'), jobs: makeChart('chart-jobs'),
+                  latency: makeChart('chart-latency')};
 
   // The dataset `label` of a chart (made on first use), its points {x, y}.
   function series(chart, label, color, dashed) {
@@ -312,6 +371,7 @@
     const x = num(n.entry.receivedUs) / 1e6, name = str(s.name) || id;
     series(charts.rates, name + ' in', n.color, false).push({x, y: n.inRate});
     series(charts.rates, name + ' out', n.color, true).push({x, y: n.outRate});
+    if (s.compute) series(charts.jobs, name, n.color, false).push({x, y: n.jobRate});
     for (const v of s.services || []) {
       const calls = n.svcRate[str(v.name)];
       const ms = (us) => (calls ? num(us) / 1000 : null); // no calls: a gap
@@ -329,6 +389,7 @@
     const since = Math.floor((regNow() - WINDOW_S) * 1e6);
     const want = [[charts.rates, name + ' in', false, 'msgs_received_rate', 1],
                   [charts.rates, name + ' out', true, 'msgs_sent_rate', 1]];
+    if (s.compute) want.push([charts.jobs, name, false, 'jobs_done_rate', 1]);
     for (const v of s.services || []) {
       const label = name + '/' + str(v.name);
       want.push([charts.latency, label + ' p99', false, 'service_p99_us:' + v.name, 1e-3],
