@@ -208,11 +208,12 @@ ct_join(void)
 static kid ct_node[CT_NODES];
 
 /* picos-node NAME --compute --cpus CPUS as ct_node[i], its statuses every
- * 0.2 s; returns when its compute task's name is registered. */
+ * 0.2 s, uids of its own; returns when its compute task's name is
+ * registered. */
 static void
 ct_node_start(int i, const char *name, int cpus)
 {
-    char dir[128], line[2048] = "", err[4096], ncpus[16], task[128];
+    char dir[128], line[2048] = "", err[4096], ncpus[16], task[128], uid[16];
     kid_opts o = {.errpath = ct_node[i].errpath, .clean_env = true};
     pc_ref ref;
 
@@ -220,13 +221,34 @@ ct_node_start(int i, const char *name, int cpus)
     CU_ASSERT_FATAL(mkdir(dir, 0700) == 0 || errno == EEXIST);
     snprintf(ct_node[i].errpath, sizeof ct_node[i].errpath, "%s.err", dir);
     snprintf(ncpus, sizeof ncpus, "%d", cpus);
-    CU_ASSERT_FATAL(kid_run(
-        &ct_node[i], PICOS_NODE_EXE,
-        (const char *[]){"--registry", ct_reg_ep, "--secret-file", ct_secret,
-                         "--name", name, "--heartbeat", NET_HB, "--timeout",
-                         NET_TIMEOUT, "--status-interval", "0.2", "--compute",
-                         "--cpus", ncpus, "--data-dir", dir, NULL},
-        &o));
+    /* as root, computation k runs as uid base + k, with RLIMIT_NPROC per
+     * uid: bases of their own, apart from each other and from the compute
+     * nodes of other tests running beside this one */
+    snprintf(uid, sizeof uid, "%u",
+             5000000u + (unsigned)(getpid() % 100000) * 32u +
+                 16u * (unsigned)i);
+    CU_ASSERT_FATAL(kid_run(&ct_node[i], PICOS_NODE_EXE,
+                            (const char *[]){"--registry",
+                                             ct_reg_ep,
+                                             "--secret-file",
+                                             ct_secret,
+                                             "--name",
+                                             name,
+                                             "--heartbeat",
+                                             NET_HB,
+                                             "--timeout",
+                                             NET_TIMEOUT,
+                                             "--status-interval",
+                                             "0.2",
+                                             "--compute",
+                                             "--cpus",
+                                             ncpus,
+                                             "--data-dir",
+                                             dir,
+                                             "--compute-uid-base",
+                                             uid,
+                                             NULL},
+                            &o));
     if (!read_line(ct_node[i].out, line, sizeof line, CT_WAIT) ||
         !strstr(line, " listening on ")) {
         kid_wait(&ct_node[i], 1.0);
