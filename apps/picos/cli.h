@@ -52,6 +52,8 @@ extern const cli_cmd cli_cmd_ls, cli_cmd_status, cli_cmd_keygen;
 extern const cli_cmd cli_cmd_reload; /* reload.c */
 extern const cli_cmd cli_cmd_call;   /* call.c */
 extern const cli_cmd cli_cmd_top;    /* top.c */
+extern const cli_cmd cli_cmd_submit; /* submit.c */
+extern const cli_cmd cli_cmd_jobs;   /* jobs.c */
 /* Every command, in help order, NULL-terminated (main.c). */
 extern const cli_cmd *const cli_cmds[];
 

@@ -5,7 +5,8 @@
  *
  * Thin on purpose: the global options, the default registry
  * ($PICOS_REGISTRY, else PC_REGISTRY_DEFAULT), then the command's own
- * function (one file each: ls.c, status.c, top.c, keygen.c, call.c) with the
+ * function (one file each: ls.c, status.c, top.c, keygen.c, call.c,
+ * submit.c, jobs.c) with the
  * arguments that follow its name. docs/cli.md is the manual, with the exit
  * statuses and the JSON keys.
  */
@@ -17,8 +18,9 @@
 #include "cli.h"
 
 const cli_cmd *const cli_cmds[] = {
-    &cli_cmd_ls,   &cli_cmd_status, &cli_cmd_top, &cli_cmd_keygen,
-    &cli_cmd_call, &cli_cmd_reload, NULL};
+    &cli_cmd_ls,     &cli_cmd_status, &cli_cmd_top,
+    &cli_cmd_keygen, &cli_cmd_call,   &cli_cmd_reload,
+    &cli_cmd_submit, &cli_cmd_jobs,   NULL};
 
 int
 main(int argc, char **argv)
