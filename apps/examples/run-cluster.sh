@@ -6,10 +6,13 @@
 # Starts a registry (picos-registry, its log in a temporary data dir, its
 # web dashboard on a port of its choosing: the address is printed first), a
 # service node (picos-node hosting the example service library
-# pico_service.so: the service "pico_service"), a client node that finds
+# pico_service.so: the service "pico_service", and computations on 2 worker
+# processes: --compute), a client node that finds
 # the service by name and calls it a few times, collecting every result
 # (picos-rps-pico-client), then calls it from the command line (picos call)
-# and lists the cluster (picos ls); then the client goes on calling the
+# lists the cluster (picos ls) and runs a distributed computation on the
+# node (picos submit of primes.so, one job per number, then picos jobs);
+# then the client goes on calling the
 # service every second (live figures on the dashboard, `picos top`) until
 # Ctrl-C, which stops everything cleanly. With --once (the test suite) it
 # stops after the listing. Every line is prefixed with the process it
@@ -26,6 +29,7 @@ node_bin=$bin/apps/node/picos-node
 service_lib=$bin/apps/examples/pico_service.so
 client_bin=$bin/apps/examples/picos-rps-pico-client
 cli_bin=$bin/apps/picos/picos
+primes_lib=$bin/apps/examples/primes.so
 
 work=$(mktemp -d /tmp/picos-run.XXXXXX)
 pids=()
@@ -80,6 +84,7 @@ tail --pid="$registry_pid" -s 0.1 -n +1 -f "$work/registry.out" 2>/dev/null |
     tag registry &
 
 "$node_bin" --registry "$reg" --name service-node --service "$service_lib" \
+    --compute --cpus 2 --data-dir "$work/node-data" \
     > >(tee "$work/node.out" | tag picos-node) 2>&1 &
 pids+=($!)
 endpoint_in "$work/node.out" "listening on" >/dev/null
@@ -94,6 +99,12 @@ echo "run-cluster: \$ echo time | picos call pico_service --data -"
 echo "run-cluster: the cluster, as \`picos ls\` shows it:"
 "$cli_bin" --registry "$reg" ls nodes 2>&1 | tag picos
 "$cli_bin" --registry "$reg" ls names 2>&1 | tag picos
+
+echo "run-cluster: a computation: primes.so sent to the node, one job per number, on its 2 sandboxed workers:"
+echo "run-cluster: \$ printf '10000\\n20000\\n40000\\n80000\\n' | picos submit primes.so count --lines -"
+printf '10000\n20000\n40000\n80000\n' |
+    "$cli_bin" --registry "$reg" submit "$primes_lib" count --lines - 2>&1 | tag picos
+"$cli_bin" --registry "$reg" jobs 2>&1 | tag picos
 
 if ! $once; then
     echo "run-cluster: running until Ctrl-C: the client calls pico_service every second"

@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "picos/compute.h"
 #include "picos/msg.h"
 #include "picos/node.h"
 #include "picos/registry.h"
@@ -207,46 +208,125 @@ entries(const jobs_args *a, const Picos__V1__NodeStatusList *l, size_t *n)
     return v;
 }
 
+/* How many compute nodes (their registered compute task names) match the
+ * patterns: the ones a status should come from. 0 when the names can't be
+ * listed (the statuses alone decide then). */
+static size_t
+compute_names(const jobs_args *a)
+{
+    pc_name_info *v = NULL;
+    size_t n = 0, k = 0, plen = strlen(PC_COMPUTE_NAME_PREFIX);
+
+    if (pc_cluster_names(PC_NAME_TASK, &v, &n, cli.timeout) != PC_OK)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *node = v[i].name + plen;
+        bool match = a->npatterns == 0;
+        if (strncmp(v[i].name, PC_COMPUTE_NAME_PREFIX, plen))
+            continue;
+        for (size_t j = 0; j < a->npatterns && !match; j++)
+            match = !fnmatch(a->patterns[j], node, 0);
+        k += match;
+    }
+    free(v);
+    return k;
+}
+
+/* Wanted compute nodes that are up in l. */
+static size_t
+up_wanted(const jobs_args *a, const Picos__V1__NodeStatusList *l)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < l->n_nodes; i++)
+        k += l->nodes[i]->up && wanted(a, l->nodes[i]->status);
+    return k;
+}
+
+/* When node s->node's status in l was sampled; 0 if it has none there. */
+static uint64_t
+sampled(const Picos__V1__NodeStatusList *l, const Picos__V1__NodeStatus *s)
+{
+    for (size_t i = 0; l && i < l->n_nodes; i++)
+        if (l->nodes[i]->status && l->nodes[i]->status->node == s->node)
+            return l->nodes[i]->status->sampled_us;
+    return 0;
+}
+
 /* The second sample: until every wanted compute node that is up sent a
- * newer status than in *l, or about two of its intervals passed (at most
- * --timeout). *l is replaced by the newest list. */
+ * newer status than in *l — and every node up without a compute status
+ * did too (its first status may predate its compute side) —, or about two
+ * intervals passed (at most --timeout). *l is replaced by the newest list. */
 static int
 second_sample(const jobs_args *a, mem *m, Picos__V1__NodeStatusList **l)
 {
+    Picos__V1__NodeStatusList *first = NULL;
     uint32_t interval_ms = 0;
     double end;
     int st = CLI_OK;
 
+    /* every node that is up, not only the compute ones: a node's first
+     * status may predate its compute side (picos-node joins, then starts
+     * taking computations), and the next one has it */
+    bool young = false; /* a node up that has sent no status yet */
+    /* compute nodes whose status has not reached the registry yet (a node
+     * that just started) are known by their compute task's name */
+    size_t expected = compute_names(a);
+
     for (size_t i = 0; i < (*l)->n_nodes; i++) {
         const Picos__V1__NodeStatus *s = (*l)->nodes[i]->status;
-        if (wanted(a, s) && (*l)->nodes[i]->up && s->interval_ms > interval_ms)
+        if (!(*l)->nodes[i]->up)
+            continue;
+        if (!s || !s->sampled_us)
+            young = true;
+        else if (s->interval_ms > interval_ms)
             interval_ms = s->interval_ms;
     }
+    if (up_wanted(a, *l) < expected)
+        young = true;
+    if (interval_ms == 0 && young)
+        interval_ms = 1000; /* the default interval */
     if (interval_ms == 0)
         return CLI_OK; /* none up, or they don't say: one sample */
     end = 2.0 * interval_ms / 1000.0 + 0.5;
     end = pc_now() + (end < cli.timeout ? end : cli.timeout);
     while (pc_now() < end) {
         Picos__V1__NodeStatusList *nl = NULL;
-        bool all = true;
+        bool all;
 
         usleep(100000);
-        if ((st = fetch(&nl)) != CLI_OK)
+        if ((st = fetch(&nl)) != CLI_OK) {
+            list_free(&first);
             return st;
+        }
         if (!mem_update(m, nl)) {
             list_free(&nl);
+            list_free(&first);
             return cli_fail("out of memory");
         }
-        list_free(l);
+        if (first)
+            list_free(l);
+        else
+            first = *l; /* kept: when each node's first status was taken */
         *l = nl;
+        all = up_wanted(a, nl) >= expected;
         for (size_t i = 0; i < nl->n_nodes; i++) {
             const Picos__V1__NodeStatus *s = nl->nodes[i]->status;
-            if (wanted(a, s) && nl->nodes[i]->up && mem_rate(m, s) < 0)
+            if (!nl->nodes[i]->up)
+                continue;
+            if (!s || !s->sampled_us) {
+                all = false; /* no status yet */
+                continue;
+            }
+            if (wanted(a, s)
+                    ? mem_rate(m, s) < 0
+                    : !s->compute && s->sampled_us <= sampled(first, s))
                 all = false;
         }
         if (all)
             break;
     }
+    list_free(&first);
     return CLI_OK;
 }
 

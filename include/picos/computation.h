@@ -28,8 +28,9 @@
  *         x *= x;
  *         return pc_job_return(j, &x, sizeof x);
  *     }
- *     PC_COMPUTATION(.name = "squares", .version = 1,
- *                    .jobs = (const pc_job_def[]){{"square", square}, {0}});
+ *     static const pc_job_def jobs[] = {{.name = "square", .fn = square},
+ *                                       {0}};
+ *     PC_COMPUTATION(.name = "squares", .version = 1, .jobs = jobs);
  *
  * Build it with `cc -shared -fPIC -o squares.so squares.c`: it links
  * nothing; the pc_job_*() functions come from the worker process that
