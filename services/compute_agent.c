@@ -499,6 +499,11 @@ on_session(ag *a, const pc_msg *m, const uint8_t *d, size_t len)
                 n->up--;
             node_event(c, PC_CE_WORKER_LOST, n, e->worker, 0, e->text);
             break;
+        case PICOS__V1__COMPUTE_NODE_EVENT_KIND__NODE_WORKER_CLOSED:
+            if (n->up > 0)
+                n->up--;
+            node_event(c, PC_CE_WORKER_CLOSED, n, e->worker, 0, e->text);
+            break;
         case PICOS__V1__COMPUTE_NODE_EVENT_KIND__NODE_SUSPENDED:
             n->suspended = true;
             node_event(c, PC_CE_NODE_SUSPENDED, n, -1, 0, e->text);

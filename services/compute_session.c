@@ -170,8 +170,8 @@ static bool
 anyone_up(const ss_state *st)
 {
     for (int i = 0; i < st->p.cpus; i++)
-        if (st->w[i].conn || st->w[i].state == WS_DYING)
-            return true;
+        if (st->w[i].conn || st->w[i].state != WS_NONE)
+            return true; /* connected, or its `exit` line still to come */
     return false;
 }
 

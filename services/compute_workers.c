@@ -189,7 +189,7 @@ on_exit_line(ss_state *st, int i, int status, unsigned long long rss_kb)
                         (w->state == WS_DYING && w->job && w->job->worker == i)
                     ? w->job
                     : NULL;
-    bool by_us = false;
+    bool by_us = false, was_up = w->counted; /* its READY was seen */
     char t[240], lost[240];
 
     if (w->conn)
@@ -207,6 +207,12 @@ on_exit_line(ss_state *st, int i, int status, unsigned long long rss_kb)
     if (st->phase >= PH_QUITTING) {
         w->state = WS_NONE;
         w->pid = 0;
+        if (was_up)
+            pc__ss_node_event(
+                st, PICOS__V1__COMPUTE_NODE_EVENT_KIND__NODE_WORKER_CLOSED, i,
+                WIFEXITED(status) && WEXITSTATUS(status) == 0
+                    ? "closed"
+                    : "stopped at the close");
         if (j) {
             pc__ss_unrun(st, j);
             pc__ss_job_done(st, j, PICOS__V1__COMPUTE_WHY__WHY_CANCELLED,

@@ -414,6 +414,9 @@ squares_1000_two_nodes(void)
     CU_ASSERT(wait_ev(PC_CE_CLOSED, 0, 1));
     CU_ASSERT_EQUAL(count_ev(PC_CE_JOB_FINISHED, 0, 0), NJ);
     CU_ASSERT_EQUAL(count_ev(PC_CE_JOB_STARTED, 0, 0), NJ);
+    /* each of the 4 workers (2 nodes × 2) closed, before its node did */
+    CU_ASSERT_EQUAL(count_ev(PC_CE_WORKER_CLOSED, 0, 0), 4);
+    CU_ASSERT_EQUAL(count_ev(PC_CE_NODE_CLOSED, 0, 0), 2);
     CU_ASSERT_EQUAL(col_ev[col_nev - 1].kind, PC_CE_CLOSED);
     cluster_down();
 }
