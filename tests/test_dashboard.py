@@ -33,7 +33,8 @@ stable hooks (services/dashboard/app.js's opening comment):
     jobs/s and the summary's go above 0 and the jobs/s chart get a point
     above 0; a click opens the node view, whose computations panel
     (#node-compute) shows its CPUs and jobs done growing. The whole page
-    then is DIR/compute.png. When the last stream has ended (every job
+    then is DIR/compute.png. The view's names show the node's compute task
+    with the ref `picos ls tasks` prints (NODE:SLOT.GEN). When the last stream has ended (every job
     "ok" on picos submit's stdout), the panel's jobs done must reach the
     number of jobs submitted, none failed, and the row's jobs/s go back
     to 0.
@@ -543,6 +544,7 @@ def compute(a, cdp, cluster):
     print("panel jobs done %d -> %d: %s" % (done0, done1, v["facts"]),
           flush=True)
     save_png(cdp, os.path.join(a.out, "compute.png"), full_page=True)
+    check_names(a, cdp, cluster, node)
 
     # the stream's end: every job counted on the node, none failed, and the
     # row's jobs/s back to 0
@@ -560,6 +562,39 @@ def compute(a, cdp, cluster):
         lambda r: r if number(r["jobs"]) == 0 else None)(me()), seen=me)
     print("%d jobs (%d runs of picos submit): panel %r, row jobs/s %s"
           % (total, len(jobs.runs), v["facts"]["jobs"], r["jobs"]), flush=True)
+
+
+NAMES_JS = """JSON.stringify([...document.querySelectorAll(
+    '#node-names tbody tr')].map(r => [...r.cells].map(c => c.textContent)))"""
+
+
+def check_names(a, cdp, cluster, node):
+    """The node view's names: the compute node's task with its ref as
+    `picos ls tasks` prints it (pc_ref_str: NODE:SLOT.GEN)."""
+    task = "picos.compute/" + COMPUTE_NAME
+    out = os.path.join(a.out, "ls.stdout")
+    with open(out, "w") as o, \
+            open(os.path.join(a.out, "ls.stderr"), "w") as e:
+        p = spawn([a.cli, "--registry", cluster["registry"], "--secret-file",
+                   cluster["secret"], "--timeout", "%.0f" % WAIT, "ls",
+                   "tasks", task], o, e)
+    wait_for("picos ls tasks", lambda: p.poll() is not None)
+    with open(out, errors="replace") as f:
+        text = f.read()
+    want = [ln.split()[2] for ln in text.splitlines()
+            if len(ln.split()) >= 3 and ln.split()[1] == task]
+    if p.returncode != 0 or len(want) != 1:
+        fail("picos ls tasks %s (exit %s) printed %r"
+             % (task, p.returncode, text))
+    if not re.fullmatch(r"%s:\d+\.\d+" % node.lstrip("0"), want[0]):
+        fail("picos ls tasks gives %s the ref %r" % (task, want[0]))
+    shown = lambda: [r for r in json.loads(cdp.js(NAMES_JS)) if r[1] == task]
+    r = wait_for("%s in the node view's names" % task, shown,
+                 seen=lambda: cdp.js(NAMES_JS))
+    if r[0][0] != "task" or r[0][2] != want[0]:
+        fail("the node view shows %s as %r; picos ls tasks: %s"
+             % (task, r[0], want[0]))
+    print("names: %s %s" % (task, r[0][2]), flush=True)
 
 
 def check_requests(cdp, base):
