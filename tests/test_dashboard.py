@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """tests/test_dashboard.py — the dashboard in a real headless Chromium.
 
-    test_dashboard.py --registry BIN --peer BIN --chromium BIN --out DIR
+    test_dashboard.py --registry BIN --peer BIN --node BIN --cli BIN
+                      --compute-lib SO --chromium BIN --out DIR
                       [--png-copy FILE]
 
-A real picos-registry with --http 127.0.0.1:0 and two member nodes
-(tests/cluster_peer.c), then headless Chromium (--headless=new, its own
+A real picos-registry with --http 127.0.0.1:0, two member nodes
+(tests/cluster_peer.c) and a compute node (`picos-node --compute --cpus 2`,
+docs/computations.md), then headless Chromium (--headless=new, its own
 --user-data-dir, --remote-debugging-port=0: the port is read from its
 "DevTools listening on ws://..." line) driven over the DevTools protocol
 with python3-websocket. Runtime.evaluate queries the DOM by the page's
@@ -23,7 +25,19 @@ stable hooks (services/dashboard/app.js's opening comment):
   - every request the page made went to the registry (nothing from a CDN
     or anywhere else) and no script error was thrown;
   - Page.captureScreenshot is saved as DIR/dashboard.png (and copied to
-    --png-copy when given: docs/dashboard.png, made once for the README).
+    --png-copy when given: docs/dashboard.png, made once for the README);
+  - computations: the compute node's row says "N / 2 busy" and the
+    compute summary line appears with its 2 CPUs; then a stream of jobs
+    (`picos submit COMPUTE_LIB sleep --data 50 --count 200`, run again
+    each time it ends until the page's checks are done) makes the row's
+    jobs/s and the summary's go above 0 and the jobs/s chart get a point
+    above 0; a click opens the node view, whose computations panel
+    (#node-compute) shows its CPUs and jobs done growing. The whole page
+    then is DIR/compute.png. The view's names show the node's compute task
+    with the ref `picos ls tasks` prints (NODE:SLOT.GEN). When the last stream has ended (every job
+    "ok" on picos submit's stdout), the panel's jobs done must reach the
+    number of jobs submitted, none failed, and the row's jobs/s go back
+    to 0.
 
 Without chromium or python3-websocket it prints one "SKIP: ..." line and
 exits 77 (ctest: skipped; `make deps` installs both). Every child — the
@@ -48,6 +62,7 @@ import urllib.request
 WAIT = 60.0   # bound on each wait that must end (a loaded sanitizer run)
 SAFETY = 20.0  # bound on the down mark: failure detection ~1 s, target 2 s
 
+COMPUTE_NAME = "dashcompute"  # the compute node's name
 children = []  # Popen objects, each the leader of its own process group
 
 
@@ -196,7 +211,33 @@ ROWS_JS = """JSON.stringify([...document.querySelectorAll('#nodes tbody tr')]
   .map(r => ({node: r.dataset.node, state: r.dataset.state,
               status: r.querySelector('.c-status').textContent,
               name: r.querySelector('.c-name').textContent,
-              rate: r.querySelector('.c-rate').textContent})))"""
+              rate: r.querySelector('.c-rate').textContent,
+              jobs: r.querySelector('.c-jobs').textContent,
+              compute: r.querySelector('.c-compute').textContent})))"""
+# An element is seen when it takes room on the page (not hidden, by its
+# attribute or by a style).
+SEEN_JS = "(e => !!e && e.getClientRects().length > 0)"
+# The compute summary line and the jobs/s chart.
+SUMMARY_JS = """JSON.stringify((() => { const t = (i) =>
+    document.getElementById(i).textContent; const seen = %s;
+  const ch = Chart.getChart('chart-jobs');
+  return {seen: seen(document.getElementById('compute-summary')),
+          nodes: t('compute-nodes'), cpus: t('compute-cpus'),
+          busy: t('compute-busy'), jobs: t('jobs-total'),
+          done: t('compute-done'), failed: t('compute-failed'),
+          chart: seen(document.getElementById('fig-jobs')),
+          series: ch ? ch.data.datasets.map(d => ({label: d.label,
+              max: Math.max(0, ...d.data.map(p => p.y || 0))})) : null}; })())
+""" % SEEN_JS
+# The node view and its computations panel: facts by their <dt>.
+PANEL_JS = """JSON.stringify((() => { const v = document.getElementById('node');
+  const seen = %s;
+  return {seen: seen(v), node: v.dataset.node || '',
+          panel: seen(document.getElementById('node-compute')),
+          facts: Object.fromEntries([...document.querySelectorAll(
+              '#node-compute-facts dt')].map(dt => [dt.textContent,
+              dt.nextElementSibling ? dt.nextElementSibling.textContent
+                                    : ''])) }; })())""" % SEEN_JS
 OBSERVE_JS = """(() => { window.__downAt = {};
   new MutationObserver((ms) => { for (const m of ms) { const t = m.target;
       if (t.dataset.state === 'down' && !(t.dataset.node in __downAt))
@@ -210,10 +251,27 @@ def rows(cdp):
     return {r["node"]: r for r in json.loads(cdp.js(ROWS_JS))}
 
 
+def save_png(cdp, path, full_page=False):
+    """Page.captureScreenshot into path: the window, or the whole page."""
+    import base64
+    params = {"format": "png", "captureBeyondViewport": True}
+    if full_page:
+        size = cdp.call("Page.getLayoutMetrics")["cssContentSize"]
+        params["clip"] = {"x": 0, "y": 0, "width": size["width"],
+                          "height": size["height"], "scale": 1}
+    shot = cdp.call("Page.captureScreenshot", **params)
+    with open(path, "wb") as f:
+        f.write(base64.b64decode(shot["data"]))
+    print("screenshot %s" % path, flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--registry", required=True)
     ap.add_argument("--peer", required=True)
+    ap.add_argument("--node", required=True)
+    ap.add_argument("--cli", required=True)
+    ap.add_argument("--compute-lib", required=True)
     ap.add_argument("--chromium", default="")
     ap.add_argument("--out", required=True)
     ap.add_argument("--png-copy", default="")
@@ -275,10 +333,28 @@ def run(a, exe, tmp):
     ids = [h for _, h in peers]
     print("nodes %s" % " ".join(ids), flush=True)
 
+    # the compute node: 2 worker processes; as root its computations run
+    # as uids from a base of this test's own (apart from other tests')
+    cdir = os.path.join(tmp, "compute")
+    os.mkdir(cdir, 0o700)
+    co = os.path.join(a.out, "compute.stdout")
+    with open(co, "w") as o, \
+            open(os.path.join(a.out, "compute.stderr"), "w") as e:
+        cn = spawn([a.node, "--registry", reg_ep, "--secret-file", secret,
+                    "--name", COMPUTE_NAME, "--compute", "--cpus", "2",
+                    "--data-dir", cdir, "--compute-uid-base",
+                    str(300000 + (os.getpid() % 10000) * 16)], o, e)
+    file_match(co, r" listening on ", cn, "picos-node --compute")
+    cluster = {"registry": reg_ep, "secret": secret, "node": cn}
+
     _, port = start_chromium(exe, tmp, a.out)
     cdp = Cdp(page_ws(port))
     try:
-        return drive(a, cdp, base, peers, ids)
+        drive(a, cdp, base, peers, ids)
+        compute(a, cdp, cluster)
+        check_requests(cdp, base)
+        print("OK", flush=True)
+        return 0
     finally:
         cdp.close()
 
@@ -329,17 +405,200 @@ def drive(a, cdp, base, peers, ids):
 
     # a little more history in the charts for the picture, then the picture
     time.sleep(2)
-    shot = cdp.call("Page.captureScreenshot", format="png",
-                    captureBeyondViewport=True)
-    import base64
     png = os.path.join(a.out, "dashboard.png")
-    with open(png, "wb") as f:
-        f.write(base64.b64decode(shot["data"]))
-    print("screenshot %s" % png, flush=True)
+    save_png(cdp, png)
     if a.png_copy:
         shutil.copyfile(png, a.png_copy)
 
-    # only the registry's own routes, and no script error
+
+class JobStream:
+    """`picos submit LIB sleep --data 50 --count 200` in the background, run
+    again each time it ends (ok) while keep() is called: jobs keep running
+    for as long as the page is being checked, however slow it is."""
+
+    COUNT = 200
+
+    def __init__(self, a, cluster):
+        self.a, self.cluster = a, cluster
+        self.runs = []  # (Popen, stdout path), the last one running or not
+
+    def start(self):
+        k = len(self.runs)
+        out = os.path.join(self.a.out, "submit%d.stdout" % k)
+        with open(out, "w") as o, \
+                open(os.path.join(self.a.out, "submit%d.stderr" % k), "w") as e:
+            p = spawn([self.a.cli, "--registry", self.cluster["registry"],
+                       "--secret-file", self.cluster["secret"],
+                       "--timeout", "%.0f" % WAIT, "submit",
+                       self.a.compute_lib, "sleep", "--data", "50",
+                       "--count", str(self.COUNT)], o, e)
+        self.runs.append((p, out))
+
+    def check(self, k):
+        """Run k ended: every job ok, one line each."""
+        p, out = self.runs[k]
+        with open(out, errors="replace") as f:
+            text = f.read()
+        if p.returncode != 0:
+            with open(out.replace(".stdout", ".stderr"), errors="replace") as f:
+                fail("picos submit exited %s: %s" % (p.returncode,
+                                                     f.read().strip()[-2000:]))
+        ok = len(re.findall(r"^job \d+ ok \S+ [0-9.]+ s: slept$", text, re.M))
+        if ok != self.COUNT:
+            fail("picos submit printed %d 'job N ok ... slept' lines, not %d"
+                 % (ok, self.COUNT))
+
+    def keep(self):
+        if self.runs[-1][0].poll() is not None:
+            self.check(len(self.runs) - 1)
+            self.start()
+
+    def finish(self):
+        """Waits for the last run's end; returns the jobs run in all."""
+        p = self.runs[-1][0]
+        wait_for("picos submit's end", lambda: p.poll() is not None)
+        self.check(len(self.runs) - 1)
+        return self.COUNT * len(self.runs)
+
+
+def number(text):
+    """The number a cell shows, or None ("–", empty)."""
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def compute(a, cdp, cluster):
+    """The compute node in the table, the summary, the chart and its view."""
+    def me():
+        for r in rows(cdp).values():
+            if r["name"] == COMPUTE_NAME:
+                return r
+        return None
+    summary = lambda: json.loads(cdp.js(SUMMARY_JS))
+    panel = lambda: json.loads(cdp.js(PANEL_JS))
+
+    # its row, up, with its 2 CPUs, and the summary line with them
+    r = wait_for("the compute node's row", lambda: (
+        lambda r: r if r and r["state"] == "up" and
+        re.fullmatch(r"\d+ / 2 busy", r["compute"]) else None)(me()),
+        seen=lambda: rows(cdp))
+    node = r["node"]
+    print("compute node %s: %r" % (node, r["compute"]), flush=True)
+    wait_for("the compute summary line with 1 node and 2 CPUs", lambda: (
+        lambda s: s["seen"] and s["nodes"] == "1" and s["cpus"] == "2")(
+        summary()), seen=summary)
+
+    # a stream of jobs: the row's jobs/s goes above 0, the summary's too
+    jobs = JobStream(a, cluster)
+    jobs.start()
+    t0 = time.monotonic()
+
+    def rate_up():
+        jobs.keep()
+        r = me()
+        x = number(r["jobs"]) if r else None
+        return r if x and x > 0 else None
+    r = wait_for("jobs/s above 0 in the compute node's row", rate_up,
+                 every=0.1, seen=me)
+    print("row jobs/s %s after %.1f s (compute %r)"
+          % (r["jobs"], time.monotonic() - t0, r["compute"]), flush=True)
+
+    def summary_up():
+        jobs.keep()
+        s = summary()
+        x = number(s["jobs"])
+        mine = [d for d in s["series"] or [] if d["label"] == COMPUTE_NAME]
+        return s if (s["seen"] and s["cpus"] == "2" and x and x > 0 and
+                     s["chart"] and mine and mine[0]["max"] > 0) else None
+    s = wait_for("jobs/s above 0 in the summary and the jobs/s chart",
+                 summary_up, every=0.1, seen=summary)
+    print("summary: %s jobs/s, %s / %s CPUs busy, %s done; chart %s"
+          % (s["jobs"], s["busy"], s["cpus"], s["done"], s["series"]),
+          flush=True)
+
+    # the node view: the computations panel, its jobs done growing
+    cdp.js("document.querySelector('tr[data-node=\"%s\"]').click(), true"
+           % node)
+    done_re = re.compile(r"^(\d+) queued, (\d+) done, (\d+) failed$")
+
+    def shown():
+        jobs.keep()
+        v = panel()
+        f = v["facts"]
+        m = done_re.match(f.get("jobs", ""))
+        return (v, int(m.group(2))) if (
+            v["seen"] and v["node"] == node and v["panel"] and m and
+            f.get("CPUs", "").startswith("2 (")) else None
+    v, done0 = wait_for("the node view's computations panel", shown,
+                        seen=panel)
+    print("panel: %s" % v["facts"], flush=True)
+
+    def grown():
+        x = shown()
+        return x if x and x[1] > done0 and \
+            int(x[0]["facts"].get("computations", "0")) >= 1 else None
+    v, done1 = wait_for("jobs done growing in the panel (from %d)" % done0,
+                        grown, every=0.1, seen=panel)
+    print("panel jobs done %d -> %d: %s" % (done0, done1, v["facts"]),
+          flush=True)
+    save_png(cdp, os.path.join(a.out, "compute.png"), full_page=True)
+    check_names(a, cdp, cluster, node)
+
+    # the stream's end: every job counted on the node, none failed, and the
+    # row's jobs/s back to 0
+    total = jobs.finish()
+
+    def all_done():
+        v = panel()
+        m = done_re.match(v["facts"].get("jobs", ""))
+        return v if m and int(m.group(2)) >= total else None
+    v = wait_for("the panel's jobs done at %d" % total, all_done, seen=panel)
+    m = done_re.match(v["facts"]["jobs"])
+    if int(m.group(2)) != total or m.group(3) != "0":
+        fail("after %d jobs ok the panel says %r" % (total, v["facts"]["jobs"]))
+    r = wait_for("jobs/s back to 0 in the row", lambda: (
+        lambda r: r if number(r["jobs"]) == 0 else None)(me()), seen=me)
+    print("%d jobs (%d runs of picos submit): panel %r, row jobs/s %s"
+          % (total, len(jobs.runs), v["facts"]["jobs"], r["jobs"]), flush=True)
+
+
+NAMES_JS = """JSON.stringify([...document.querySelectorAll(
+    '#node-names tbody tr')].map(r => [...r.cells].map(c => c.textContent)))"""
+
+
+def check_names(a, cdp, cluster, node):
+    """The node view's names: the compute node's task with its ref as
+    `picos ls tasks` prints it (pc_ref_str: NODE:SLOT.GEN)."""
+    task = "picos.compute/" + COMPUTE_NAME
+    out = os.path.join(a.out, "ls.stdout")
+    with open(out, "w") as o, \
+            open(os.path.join(a.out, "ls.stderr"), "w") as e:
+        p = spawn([a.cli, "--registry", cluster["registry"], "--secret-file",
+                   cluster["secret"], "--timeout", "%.0f" % WAIT, "ls",
+                   "tasks", task], o, e)
+    wait_for("picos ls tasks", lambda: p.poll() is not None)
+    with open(out, errors="replace") as f:
+        text = f.read()
+    want = [ln.split()[2] for ln in text.splitlines()
+            if len(ln.split()) >= 3 and ln.split()[1] == task]
+    if p.returncode != 0 or len(want) != 1:
+        fail("picos ls tasks %s (exit %s) printed %r"
+             % (task, p.returncode, text))
+    if not re.fullmatch(r"%s:\d+\.\d+" % node.lstrip("0"), want[0]):
+        fail("picos ls tasks gives %s the ref %r" % (task, want[0]))
+    shown = lambda: [r for r in json.loads(cdp.js(NAMES_JS)) if r[1] == task]
+    r = wait_for("%s in the node view's names" % task, shown,
+                 seen=lambda: cdp.js(NAMES_JS))
+    if r[0][0] != "task" or r[0][2] != want[0]:
+        fail("the node view shows %s as %r; picos ls tasks: %s"
+             % (task, r[0], want[0]))
+    print("names: %s %s" % (task, r[0][2]), flush=True)
+
+
+def check_requests(cdp, base):
+    """Only the registry's own routes, and no script error."""
     cdp.js("1")  # collects the events that came meanwhile
     for ev in cdp.events:
         if ev["method"] == "Network.requestWillBeSent":
@@ -348,8 +607,6 @@ def drive(a, cdp, base, peers, ids):
                 fail("the page fetched %s (not the registry)" % url)
         elif ev["method"] == "Runtime.exceptionThrown":
             fail("script error: %s" % ev["params"]["exceptionDetails"])
-    print("OK", flush=True)
-    return 0
 
 
 if __name__ == "__main__":

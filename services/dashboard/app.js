@@ -88,11 +88,15 @@
     try { return BigInt(s).toString(16).padStart(16, '0'); } catch (e) { return s; }
   }
 
-  // A ref as `picos ls` prints it: NODE:ID.INCARNATION
+  // A ref as `picos ls` prints it (pc_ref_str()): NODE:SLOT.GEN, where
+  // Ref.id is generation << 32 | slot (a 64-bit integer: a string, read
+  // as a BigInt); Ref.incarnation is the node's, not part of the text.
   function fmtRef(r) {
     if (!r || typeof r !== 'object') return str(r);
-    return hexId(r.node).replace(/^0+(?=.)/, '') + ':' + num(r.id) + '.' +
-           num(r.incarnation);
+    let id = 0n;
+    try { id = BigInt(str(r.id) || '0'); } catch (e) { /* not an integer: 0 */ }
+    return hexId(r.node).replace(/^0+(?=.)/, '') + ':' +
+           (id & 0xffffffffn) + '.' + (id >> 32n);
   }
 
   // Replaces a table body's rows, one per item, cells from cells(item).
