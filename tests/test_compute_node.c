@@ -166,6 +166,19 @@ sessions_on_disk(char *first, size_t size)
     return n;
 }
 
+/* Wait (up to PT_LONG) until there are n session directories: the session
+ * task makes its own once it runs, after the Reserved has gone out. */
+static int
+sessions_wait(int n, char *first, size_t size)
+{
+    double t0 = pc_now();
+    int k;
+
+    while ((k = sessions_on_disk(first, size)) != n && pt_since(t0) < PT_LONG)
+        usleep(10000);
+    return k;
+}
+
 /* Processes whose command line holds `arg` (picos-worker --root DIR, and
  * the workers it forked). */
 static int
@@ -673,7 +686,7 @@ mismatch_task(void *arg)
     if (!ok)
         return NULL;
     s = session_of(ok);
-    TCHECK_EQ(sessions_on_disk(sdir, sizeof sdir), 1);
+    TCHECK_EQ(sessions_wait(1, sdir, sizeof sdir), 1);
     upload(s, 0, lib, lib_len, ok->max_chunk);
     picos__v1__compute_reserved__free_unpacked(ok, NULL);
     if (!(m = expect(T_FAILED, T_READY, NULL)))
