@@ -251,10 +251,9 @@ open_cond(pc_compute *c, void *arg)
                       PICOS__V1__COMPUTE_REFUSAL__COMPUTE_SUSPENDED)) {
             /* both are "not now": the agent asks such nodes again */
             full++;
-            suspended += n->refusal ==
-                         PICOS__V1__COMPUTE_REFUSAL__COMPUTE_SUSPENDED;
-        }
-        else if (n->state != CN_RESERVING && n->state != CN_UPLOADING) {
+            suspended +=
+                n->refusal == PICOS__V1__COMPUTE_REFUSAL__COMPUTE_SUSPENDED;
+        } else if (n->state != CN_RESERVING && n->state != CN_UPLOADING) {
             fails++;
             if (!first_fail)
                 first_fail = n;
@@ -285,8 +284,8 @@ open_cond(pc_compute *c, void *arg)
                  "by the operator)",
                  full, full == 1 ? "" : "s", suspended);
     else
-        snprintf(text, 256, "no free CPU on the %zu compute node%s found",
-                 full, full == 1 ? "" : "s");
+        snprintf(text, 256, "no free CPU on the %zu compute node%s found", full,
+                 full == 1 ? "" : "s");
     return PC_EFULL;
 }
 

@@ -25,8 +25,8 @@
 #include "picos/registry.h"
 
 #include "compute.pb-c.h"
-#include "status.pb-c.h"
 #include "netutil.h"
+#include "status.pb-c.h"
 #include "testutil.h"
 
 /* ---- processes --------------------------------------------------------------- */
@@ -1060,13 +1060,19 @@ node_suspend_resume(void)
     CU_ASSERT_EQUAL(r->attempts, 1);
     pc_job_result_free(&r);
     /* the node, sampled after that: its worker idle, the two queued */
-    CU_ASSERT(node_compute_status("cA", pc_wall_us(), suspended_idle_2queued,
-                                  &cs));
+    CU_ASSERT(
+        node_compute_status("cA", pc_wall_us(), suspended_idle_2queued, &cs));
     CU_ASSERT_EQUAL(count_ev(PC_CE_JOB_STARTED, ids[0], 0) +
                         count_ev(PC_CE_JOB_STARTED, ids[1], 0) +
                         count_ev(PC_CE_JOB_STARTED, ids[2], 0),
                     0);
     CU_ASSERT_EQUAL(pc_compute_wait(c, ids[0], 0, &r), PC_ETIMEDOUT);
+    /* the client's own suspend and resume don't lift the node's: it is
+     * told the node is still suspended */
+    CU_ASSERT_EQUAL(pc_compute_suspend(c, "cA", true), PC_OK);
+    CU_ASSERT_EQUAL(pc_compute_suspend(c, "cA", false), PC_OK);
+    CU_ASSERT(wait_ev(PC_CE_NODE_SUSPENDED, 0, 2));
+    CU_ASSERT_EQUAL(count_ev(PC_CE_NODE_RESUMED, 0, 0), 0);
 
     node_control("cA", false);
     CU_ASSERT_FATAL(wait_ev(PC_CE_NODE_RESUMED, 0, 1));
@@ -1134,8 +1140,10 @@ multi_cpu_jobs(void)
         int at = find_ev(PC_CE_JOB_STARTED, ids[i], 0);
         CU_ASSERT(at > big_end);
         if (at <= big_end)
-            fprintf(stderr, "job %d started (event %d) before the 2-CPU job "
-                            "ended (event %d)\n", i, at, big_end);
+            fprintf(stderr,
+                    "job %d started (event %d) before the 2-CPU job "
+                    "ended (event %d)\n",
+                    i, at, big_end);
     }
     for (int i = 0; i < 3; i++)
         pc_job_result_free(&r[i]);

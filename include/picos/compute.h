@@ -88,8 +88,9 @@ typedef struct pc_compute_opts {
  * node in the cluster matches), PC_EFULL (nodes found, none with a free
  * CPU now: all reserved by other computations, or the node suspended by
  * its operator — worth trying again later), PC_EFAILED (every node
- * refused it for good: the text tells why, e.g. its node_setup's error), PC_ETIMEDOUT, PC_ESTATE (not joined), PC_ENOMEM.
- * On error *out is NULL and pc_compute_error(NULL) has a one-line reason. */
+ * refused it for good: the text tells why, e.g. its node_setup's error),
+ * PC_ETIMEDOUT, PC_ESTATE (not joined), PC_ENOMEM. On error *out is NULL and
+ * pc_compute_error(NULL) has a one-line reason. */
 pc_err pc_compute_open(const pc_compute_opts *o, double timeout,
                        pc_compute **out);
 
