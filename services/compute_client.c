@@ -231,7 +231,7 @@ static int
 open_cond(pc_compute *c, void *arg)
 {
     char *text = arg;
-    size_t ready = 0, fails = 0, full = 0;
+    size_t ready = 0, fails = 0, full = 0, suspended = 0;
     const cs_node *first_fail = NULL;
 
     if (!c->s.listed)
@@ -246,9 +246,14 @@ open_cond(pc_compute *c, void *arg)
         if (n->state == CN_READY)
             ready++;
         else if (n->state == CN_REFUSED &&
-                 n->refusal == PICOS__V1__COMPUTE_REFUSAL__COMPUTE_NO_CPUS)
+                 (n->refusal == PICOS__V1__COMPUTE_REFUSAL__COMPUTE_NO_CPUS ||
+                  n->refusal ==
+                      PICOS__V1__COMPUTE_REFUSAL__COMPUTE_SUSPENDED)) {
+            /* both are "not now": the agent asks such nodes again */
             full++;
-        else if (n->state != CN_RESERVING && n->state != CN_UPLOADING) {
+            suspended +=
+                n->refusal == PICOS__V1__COMPUTE_REFUSAL__COMPUTE_SUSPENDED;
+        } else if (n->state != CN_RESERVING && n->state != CN_UPLOADING) {
             fails++;
             if (!first_fail)
                 first_fail = n;
@@ -273,8 +278,14 @@ open_cond(pc_compute *c, void *arg)
                  first_fail->text[0] ? first_fail->text : "refused");
         return PC_EFAILED;
     }
-    snprintf(text, 256, "no free CPU on the %zu compute node%s found", full,
-             full == 1 ? "" : "s");
+    if (suspended)
+        snprintf(text, 256,
+                 "no free CPU on the %zu compute node%s found (%zu suspended "
+                 "by the operator)",
+                 full, full == 1 ? "" : "s", suspended);
+    else
+        snprintf(text, 256, "no free CPU on the %zu compute node%s found", full,
+                 full == 1 ? "" : "s");
     return PC_EFULL;
 }
 

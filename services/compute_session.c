@@ -31,7 +31,10 @@
  * what idle workers can take, runs the timers (job deadlines, the grace,
  * the wait for the workers to quit) and sends the events collected.
  * Suspension, the client's (ComputeControl) or the node's (CN_T_SUSPEND),
- * only stops dispatch: running jobs finish.
+ * only stops dispatch: running jobs finish. NODE_SUSPENDED / RESUMED tell
+ * the client when either changes the whole; a client's resume while the
+ * node's suspension holds gets NODE_SUSPENDED again ("the node is
+ * suspended"), since the client marks its node resumed on its own call.
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
@@ -156,8 +159,16 @@ on_control(ss_state *st, const pc_msg *m)
         return;
     if (c->op == PICOS__V1__COMPUTE_OP__COMPUTE_SUSPEND ||
         c->op == PICOS__V1__COMPUTE_OP__COMPUTE_RESUME) {
+        bool was = st->client_susp;
         st->client_susp = c->op == PICOS__V1__COMPUTE_OP__COMPUTE_SUSPEND;
         suspension(st, before);
+        /* the client resumed what the node still suspends: say so again,
+         * or the client (which took its resume for the node's) would
+         * keep sending jobs that can't start here */
+        if (was && !st->client_susp && st->node_susp)
+            pc__ss_node_event(
+                st, PICOS__V1__COMPUTE_NODE_EVENT_KIND__NODE_SUSPENDED, -1,
+                "the node is suspended");
     } else if (c->op == PICOS__V1__COMPUTE_OP__COMPUTE_CLOSE) {
         begin_close(st, c->grace);
     }

@@ -24,7 +24,9 @@
 #include "picos/net.h"
 #include "picos/registry.h"
 
+#include "compute.pb-c.h"
 #include "netutil.h"
+#include "status.pb-c.h"
 #include "testutil.h"
 
 /* ---- processes --------------------------------------------------------------- */
@@ -47,11 +49,17 @@ registry_start(void)
         CU_FAIL_FATAL("picos-registry did not start");
 }
 
+/* picos-node NAME --compute --cpus 2 as n, with the extra arguments
+ * `extra` (NULL-terminated; NULL: none), its statuses every 0.2 s and uids
+ * of its own (as tests/computetest.h: apart from the compute nodes of
+ * other tests running beside this one). */
 static void
-node_start(cnode *n, const char *name)
+node_start(cnode *n, const char *name, const char *const *extra)
 {
     kid_opts o = {.errpath = n->errfile, .clean_env = true};
-    char err[4096];
+    const char *argv[48];
+    char err[4096], uid[16];
+    size_t k = 0;
 
     memset(n, 0, sizeof *n);
     n->k.out = n->k.err = -1;
@@ -59,30 +67,42 @@ node_start(cnode *n, const char *name)
     CU_ASSERT_FATAL(pt_mkdtemp(n->dir, sizeof n->dir, name));
     snprintf(n->errfile, sizeof n->errfile, "%s/stderr", n->dir);
     o.errpath = n->errfile;
-    CU_ASSERT_FATAL(kid_run(&n->k, NODE_BIN,
-                            (const char *[]){"--registry",
-                                             reg_ep,
-                                             "--secret-file",
-                                             secret_path,
-                                             "--name",
-                                             name,
-                                             "--heartbeat",
-                                             NET_HB,
-                                             "--timeout",
-                                             NET_TIMEOUT,
-                                             "--grace",
-                                             "2",
-                                             "--compute",
-                                             "--cpus",
-                                             "2",
-                                             "--data-dir",
-                                             n->dir,
-                                             "--compute-memory",
-                                             "256M",
-                                             "--compute-worker",
-                                             WORKER_BIN,
-                                             NULL},
-                            &o));
+    snprintf(uid, sizeof uid, "%u",
+             6000000u + (unsigned)(getpid() % 100000) * 32u +
+                 16u * (unsigned)(n - N));
+    const char *const base[] = {"--registry",
+                                reg_ep,
+                                "--secret-file",
+                                secret_path,
+                                "--name",
+                                name,
+                                "--heartbeat",
+                                NET_HB,
+                                "--timeout",
+                                NET_TIMEOUT,
+                                "--grace",
+                                "2",
+                                "--status-interval",
+                                "0.2",
+                                "--compute",
+                                "--cpus",
+                                "2",
+                                "--data-dir",
+                                n->dir,
+                                "--compute-memory",
+                                "256M",
+                                "--compute-worker",
+                                WORKER_BIN,
+                                "--compute-uid-base",
+                                uid,
+                                NULL};
+    for (size_t i = 0; base[i]; i++)
+        argv[k++] = base[i];
+    for (size_t i = 0; extra && extra[i] && k + 1 < sizeof argv / sizeof *argv;
+         i++)
+        argv[k++] = extra[i];
+    argv[k] = NULL;
+    CU_ASSERT_FATAL(kid_run(&n->k, NODE_BIN, argv, &o));
     if (!read_line(n->k.out, n->line, sizeof n->line, PT_LONG) ||
         !strstr(n->line, " listening on ")) {
         kid_wait(&n->k, 1.0);
@@ -242,8 +262,10 @@ compute_names_up(int want)
     }
 }
 
+/* The registry, cA and cB (with extra arguments xa, xb: may be NULL),
+ * this program joined, the collector. */
 static void
-cluster_up(void)
+cluster_up_x(const char *const *xa, const char *const *xb)
 {
     pc_spawn_opts so = {.flags = PC_TASK_DAEMON};
 
@@ -251,12 +273,18 @@ cluster_up(void)
     col_nev = col_nmsg = 0;
     pthread_mutex_unlock(&col_mu);
     registry_start();
-    node_start(&N[0], "cA");
-    node_start(&N[1], "cB");
+    node_start(&N[0], "cA", xa);
+    node_start(&N[1], "cB", xb);
     PT_START(2);
     CU_ASSERT_EQUAL_FATAL(nt_cluster_join(reg_ep), PC_OK);
     CU_ASSERT_EQUAL_FATAL(pc_spawn(collect, NULL, &so, &collector), PC_OK);
     CU_ASSERT_FATAL(compute_names_up(2));
+}
+
+static void
+cluster_up(void)
+{
+    cluster_up_x(NULL, NULL);
 }
 
 static void
@@ -878,9 +906,386 @@ two_clients(void)
     cluster_down();
 }
 
+/* ---- the node's side: the operator's control, its counters ------------------------- */
+
+static const char *const only_a[] = {"cA", NULL};
+static const char *const only_b[] = {"cB", NULL};
+
+/* The operator's suspend (on) or resume: a ComputeControl sent to node's
+ * compute task, as the registry's action path does. */
+static void
+node_control(const char *node, bool on)
+{
+    Picos__V1__ComputeControl cc = PICOS__V1__COMPUTE_CONTROL__INIT;
+    uint8_t buf[64];
+    char task[96];
+    pc_ref ref;
+    size_t n;
+
+    cc.op = on ? PICOS__V1__COMPUTE_OP__COMPUTE_SUSPEND
+               : PICOS__V1__COMPUTE_OP__COMPUTE_RESUME;
+    snprintf(task, sizeof task, PC_COMPUTE_NAME_PREFIX "%s", node);
+    CU_ASSERT_EQUAL_FATAL(pc_locate(PC_NAME_TASK, task, PT_LONG, &ref), PC_OK);
+    n = picos__v1__compute_control__pack(&cc, buf);
+    CU_ASSERT_EQUAL(pc_send_data(ref, "picos.v1.ComputeControl", buf, n),
+                    PC_OK);
+}
+
+/* Index in the collector of the first event of kind about job (0: any)
+ * from `from` on; -1 when none. */
+static int
+find_ev(pc_compute_event_kind kind, uint64_t job, int from)
+{
+    int at = -1;
+
+    pthread_mutex_lock(&col_mu);
+    for (int i = from; i < col_nev && at < 0; i++)
+        if (col_ev[i].kind == kind && (!job || col_ev[i].job == job))
+            at = i;
+    pthread_mutex_unlock(&col_mu);
+    return at;
+}
+
+/* Poll the registry's statuses until node `name` has reported one sampled
+ * at or after `since_us` (its wall clock, µs) for which want(cs) holds
+ * (want NULL: any); true and *out then. The statuses come every 0.2 s. */
+static bool
+node_compute_status(const char *name, uint64_t since_us,
+                    bool (*want)(const Picos__V1__ComputeStatus *),
+                    Picos__V1__ComputeStatus *out)
+{
+    double t0 = pc_now();
+    bool seen = false, ok = false;
+
+    memset(out, 0, sizeof *out);
+    while (!ok && pt_since(t0) < PT_LONG) {
+        pc_msg *m = NULL;
+        Picos__V1__NodeStatusList *l = NULL;
+        const void *d;
+        size_t len = 0;
+
+        if (pc_cluster_nodes_status(2.0, &m) == PC_OK) {
+            d = pc_msg_data(m, &len);
+            l = picos__v1__node_status_list__unpack(NULL, len, d);
+        }
+        for (size_t i = 0; l && i < l->n_nodes && !ok; i++) {
+            const Picos__V1__NodeStatus *s = l->nodes[i]->status;
+            if (!s || strcmp(s->name, name) || !s->compute ||
+                s->sampled_us < since_us)
+                continue;
+            seen = true;
+            *out = *s->compute;
+            out->base = (ProtobufCMessage)PROTOBUF_C_MESSAGE_INIT(
+                &picos__v1__compute_status__descriptor);
+            ok = !want || want(out);
+        }
+        if (l)
+            picos__v1__node_status_list__free_unpacked(l, NULL);
+        pc_msg_free(&m);
+        if (!ok)
+            usleep(50000);
+    }
+    if (!ok)
+        fprintf(stderr,
+                "%s: %s: cpus_reserved %u sessions %u workers %u busy %u "
+                "queued %u done %llu failed %llu suspended %d\n",
+                name, seen ? "no status as wanted" : "no status",
+                out->cpus_reserved, out->sessions, out->workers,
+                out->workers_busy, out->jobs_queued,
+                (unsigned long long)out->jobs_done,
+                (unsigned long long)out->jobs_failed, out->suspended);
+    return ok;
+}
+
+static bool
+suspended_idle_2queued(const Picos__V1__ComputeStatus *cs)
+{
+    return cs->suspended && cs->workers_busy == 0 && cs->jobs_queued == 2;
+}
+
+/* The operator suspends a node (a ComputeControl to its compute task):
+ * new clients are refused, an open computation is told, its running job
+ * finishes, the jobs queued there wait for the resume, then all end. */
+PT_TEST(node_suspend_resume)
+static void
+node_suspend_resume(void)
+{
+    pc_compute_opts o = {.nodes = only_a, .cpus = 1, .prefetch = 2};
+    pc_compute_opts o2 = {.library = COMPUTE_LIB, .nodes = only_a, .cpus = 1};
+    pc_job_spec chat = {.fn = "chat"}, echo[3];
+    uint64_t chat_id = 0, ids[3];
+    Picos__V1__ComputeStatus cs;
+    pc_compute_stats st;
+    pc_compute *c2 = NULL;
+    pc_job_result *r = NULL;
+    int susp, resumed;
+
+    cluster_up();
+    pc_compute *c = open_both(&o);
+    CU_ASSERT_FATAL(wait_ev(PC_CE_NODE_INITIALIZED, 0, 1));
+    /* one job running (it waits for its "bye"), two queued at the node
+     * (prefetch 2 of its 1 worker), the third kept here */
+    CU_ASSERT_EQUAL_FATAL(pc_compute_submit(c, &chat, 1, &chat_id), PC_OK);
+    CU_ASSERT_FATAL(wait_ev(PC_CE_JOB_STARTED, chat_id, 1));
+    for (int i = 0; i < 3; i++)
+        echo[i] = (pc_job_spec){.fn = "echo", .input = "e", .len = 1};
+    CU_ASSERT_EQUAL_FATAL(pc_compute_submit(c, echo, 3, ids), PC_OK);
+    double t0 = pc_now();
+    do {
+        CU_ASSERT_EQUAL(pc_compute_stats_get(c, &st), PC_OK);
+        if (st.running == 3)
+            break;
+        usleep(5000);
+    } while (pt_since(t0) < PT_LONG);
+    CU_ASSERT_EQUAL_FATAL(st.running, 3);
+
+    node_control("cA", true);
+    CU_ASSERT_FATAL(wait_ev(PC_CE_NODE_SUSPENDED, 0, 1));
+    susp = find_ev(PC_CE_NODE_SUSPENDED, 0, 0);
+    pthread_mutex_lock(&col_mu);
+    CU_ASSERT_STRING_EQUAL(col_ev[susp].node, "cA");
+    CU_ASSERT_PTR_NOT_NULL(strstr(col_ev[susp].text, "suspended"));
+    pthread_mutex_unlock(&col_mu);
+    /* a new client is refused: not a failure, the node has no CPU for it
+     * now (documented: PC_EFULL) */
+    CU_ASSERT_EQUAL(pc_compute_open(&o2, PT_LONG, &c2), PC_EFULL);
+    CU_ASSERT_PTR_NULL(c2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pc_compute_error(NULL), "suspended"));
+    if (!strstr(pc_compute_error(NULL), "suspended"))
+        fprintf(stderr, "open while suspended: %s\n", pc_compute_error(NULL));
+    /* the running job finishes */
+    CU_ASSERT_EQUAL(pc_compute_send(c, chat_id, "bye", 3), PC_OK);
+    CU_ASSERT_EQUAL_FATAL(pc_compute_wait(c, chat_id, PT_LONG, &r), PC_OK);
+    CU_ASSERT(result_is(r, "chatted 0"));
+    CU_ASSERT_EQUAL(r->attempts, 1);
+    pc_job_result_free(&r);
+    /* the node, sampled after that: its worker idle, the two queued */
+    CU_ASSERT(
+        node_compute_status("cA", pc_wall_us(), suspended_idle_2queued, &cs));
+    CU_ASSERT_EQUAL(count_ev(PC_CE_JOB_STARTED, ids[0], 0) +
+                        count_ev(PC_CE_JOB_STARTED, ids[1], 0) +
+                        count_ev(PC_CE_JOB_STARTED, ids[2], 0),
+                    0);
+    CU_ASSERT_EQUAL(pc_compute_wait(c, ids[0], 0, &r), PC_ETIMEDOUT);
+    /* the client's own suspend and resume don't lift the node's: it is
+     * told the node is still suspended */
+    CU_ASSERT_EQUAL(pc_compute_suspend(c, "cA", true), PC_OK);
+    CU_ASSERT_EQUAL(pc_compute_suspend(c, "cA", false), PC_OK);
+    CU_ASSERT(wait_ev(PC_CE_NODE_SUSPENDED, 0, 2));
+    CU_ASSERT_EQUAL(count_ev(PC_CE_NODE_RESUMED, 0, 0), 0);
+
+    node_control("cA", false);
+    CU_ASSERT_FATAL(wait_ev(PC_CE_NODE_RESUMED, 0, 1));
+    resumed = find_ev(PC_CE_NODE_RESUMED, 0, 0);
+    CU_ASSERT(resumed > susp);
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL_FATAL(pc_compute_wait(c, ids[i], PT_LONG, &r), PC_OK);
+        CU_ASSERT(result_is(r, "e"));
+        CU_ASSERT_EQUAL(r->attempts, 1);
+        pc_job_result_free(&r);
+        CU_ASSERT(wait_ev(PC_CE_JOB_STARTED, ids[i], 1));
+        /* each started after the resume, none before */
+        CU_ASSERT(find_ev(PC_CE_JOB_STARTED, ids[i], 0) > resumed);
+    }
+    /* and a new client is taken again */
+    CU_ASSERT_EQUAL(pc_compute_open(&o2, PT_LONG, &c2), PC_OK);
+    if (c2) {
+        r = run_text(c2, "echo", "second");
+        CU_ASSERT(result_is(r, "second"));
+        pc_job_result_free(&r);
+        CU_ASSERT_EQUAL(pc_compute_close(&c2, 5.0), PC_OK);
+    }
+    CU_ASSERT_EQUAL(pc_compute_close(&c, 5.0), PC_OK);
+    cluster_down();
+}
+
+/* A job of 2 CPUs on a node of 2 workers runs alone: the other worker is
+ * held idle, the 1-CPU jobs behind it start once it has ended. More CPUs
+ * than any node's workers is refused at submit. */
+PT_TEST(multi_cpu_jobs)
+static void
+multi_cpu_jobs(void)
+{
+    pc_compute_opts o = {.nodes = only_a};
+    pc_compute_opts ob = {.nodes = only_b, .cpus = 1};
+    pc_job_spec j[3] = {
+        {.fn = "sleep", .input = "300", .len = 3, .cpus = 2},
+        {.fn = "sleep", .input = "50", .len = 2},
+        {.fn = "sleep", .input = "50", .len = 2},
+    };
+    uint64_t ids[3];
+    pc_job_result *r[3] = {NULL, NULL, NULL};
+    int big_end;
+
+    cluster_up();
+    pc_compute *c = open_both(&o);
+    CU_ASSERT_EQUAL_FATAL(pc_compute_submit(c, j, 3, ids), PC_OK);
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL_FATAL(pc_compute_wait(c, ids[i], PT_LONG, &r[i]),
+                              PC_OK);
+        CU_ASSERT(result_is(r[i], "slept"));
+        CU_ASSERT_STRING_EQUAL(r[i]->node, "cA");
+        CU_ASSERT(r[i]->worker >= 0 && r[i]->worker < 2);
+        CU_ASSERT_EQUAL(r[i]->attempts, 1);
+    }
+    /* the node's clock: the small ones started once the big one ended */
+    for (int i = 1; i < 3; i++)
+        CU_ASSERT(r[i]->started >= r[0]->ended);
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT(wait_ev(PC_CE_JOB_FINISHED, ids[i], 1));
+    big_end = find_ev(PC_CE_JOB_FINISHED, ids[0], 0);
+    CU_ASSERT(find_ev(PC_CE_JOB_STARTED, ids[0], 0) >= 0);
+    CU_ASSERT(find_ev(PC_CE_JOB_STARTED, ids[0], 0) < big_end);
+    for (int i = 1; i < 3; i++) {
+        int at = find_ev(PC_CE_JOB_STARTED, ids[i], 0);
+        CU_ASSERT(at > big_end);
+        if (at <= big_end)
+            fprintf(stderr,
+                    "job %d started (event %d) before the 2-CPU job "
+                    "ended (event %d)\n",
+                    i, at, big_end);
+    }
+    for (int i = 0; i < 3; i++)
+        pc_job_result_free(&r[i]);
+    /* 3 CPUs: no node has that many workers */
+    pc_job_spec big = {.fn = "echo", .input = "x", .len = 1, .cpus = 3};
+    CU_ASSERT_EQUAL(pc_compute_submit(c, &big, 1, NULL), PC_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pc_compute_error(c), "at most 2"));
+    /* a computation of one CPU per node: 2 is more than it has */
+    pc_compute *c1 = open_both(&ob);
+    big.cpus = 2;
+    CU_ASSERT_EQUAL(pc_compute_submit(c1, &big, 1, NULL), PC_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pc_compute_error(c1), "at most 1"));
+    big.cpus = 1;
+    r[0] = run1(c1, &big);
+    CU_ASSERT(result_is(r[0], "x"));
+    pc_job_result_free(&r[0]);
+    CU_ASSERT_EQUAL(pc_compute_close(&c1, 5.0), PC_OK);
+    CU_ASSERT_EQUAL(pc_compute_close(&c, 5.0), PC_OK);
+    cluster_down();
+}
+
+/* Resource limits, classified end to end: a worker past its CPU time
+ * (--compute-cpu-seconds 1) and one dying at its memory limit (256 MiB)
+ * end their jobs PC_JOB_LIMIT, not retried; the node replaces them. */
+PT_TEST(resource_limits)
+static void
+resource_limits(void)
+{
+    const char *const cpu1[] = {"--compute-cpu-seconds", "1", NULL};
+    pc_compute_opts o = {.nodes = only_a};
+    pc_job_result *r;
+
+    cluster_up_x(cpu1, NULL);
+    pc_compute *c = open_both(&o);
+    r = run_text(c, "spin", "3000");
+    CU_ASSERT_EQUAL(r->rc, PC_EFAILED);
+    CU_ASSERT_EQUAL(r->why, PC_JOB_LIMIT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r->error, "CPU time limit"));
+    CU_ASSERT_EQUAL(r->attempts, 1);
+    if (r->why != PC_JOB_LIMIT)
+        fprintf(stderr, "spin: %s '%s'\n", pc_job_why_str(r->why), r->error);
+    CU_ASSERT(wait_ev(PC_CE_JOB_FINISHED, r->id, 1));
+    CU_ASSERT_EQUAL(count_ev(PC_CE_JOB_RETRIED, r->id, 0), 0);
+    pc_job_result_free(&r);
+#if !defined(PICOS_SANITIZE_ADDRESS) && !defined(PICOS_SANITIZE_THREAD)
+    r = run_text(c, "hog_crash", NULL);
+    CU_ASSERT_EQUAL(r->rc, PC_EFAILED);
+    CU_ASSERT_EQUAL(r->why, PC_JOB_LIMIT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r->error, "memory limit"));
+    CU_ASSERT_EQUAL(r->attempts, 1);
+    if (r->why != PC_JOB_LIMIT)
+        fprintf(stderr, "hog_crash: %s '%s'\n", pc_job_why_str(r->why),
+                r->error);
+    CU_ASSERT(wait_ev(PC_CE_JOB_FINISHED, r->id, 1));
+    CU_ASSERT_EQUAL(count_ev(PC_CE_JOB_RETRIED, r->id, 0), 0);
+    pc_job_result_free(&r);
+#else
+    printf("SKIP hog_crash: sanitizer builds of picos-worker set no "
+           "address-space limit\n");
+#endif
+    /* the workers were replaced */
+    r = run_text(c, "echo", "after");
+    CU_ASSERT(result_is(r, "after"));
+    pc_job_result_free(&r);
+    CU_ASSERT(node_alive(&N[0]));
+    CU_ASSERT_EQUAL(pc_compute_close(&c, 5.0), PC_OK);
+    cluster_down();
+}
+
+static bool
+any_status(const Picos__V1__ComputeStatus *cs)
+{
+    (void)cs;
+    return true;
+}
+
+static bool
+released(const Picos__V1__ComputeStatus *cs)
+{
+    return cs->cpus_reserved == 0 && cs->sessions == 0 && cs->workers == 0;
+}
+
+/* The node's counters (NodeStatus.compute, from pc_compute_node_stats)
+ * after a known run: 20 jobs, 3 of them failing, on cA; nothing on cB. */
+PT_TEST(node_counters)
+static void
+node_counters(void)
+{
+    enum { NJ = 20, NF = 3 };
+    pc_compute_opts o = {.nodes = only_a};
+    pc_job_spec j[NJ];
+    Picos__V1__ComputeStatus cs;
+    int ok = 0, failed = 0;
+
+    cluster_up();
+    CU_ASSERT(node_compute_status("cA", 0, any_status, &cs));
+    CU_ASSERT_EQUAL(cs.cpus, 2);
+    CU_ASSERT_EQUAL(cs.jobs_done, 0);
+    pc_compute *c = open_both(&o);
+    for (int i = 0; i < NJ; i++)
+        j[i] = i % 7 == 3 ? (pc_job_spec){.fn = "fail", .input = "x", .len = 1}
+                          : (pc_job_spec){.fn = "echo", .input = "y", .len = 1};
+    CU_ASSERT_EQUAL_FATAL(pc_compute_submit(c, j, NJ, NULL), PC_OK);
+    for (int i = 0; i < NJ; i++) {
+        pc_job_result *r = NULL;
+        CU_ASSERT_EQUAL_FATAL(pc_compute_wait_any(c, PT_LONG, &r), PC_OK);
+        ok += r->why == PC_JOB_OK;
+        failed += r->why == PC_JOB_FAILED;
+        CU_ASSERT_STRING_EQUAL(r->node, "cA");
+        pc_job_result_free(&r);
+    }
+    CU_ASSERT_EQUAL(ok, NJ - NF);
+    CU_ASSERT_EQUAL(failed, NF);
+    /* a status sampled after the last result: every job counted, once */
+    CU_ASSERT(node_compute_status("cA", pc_wall_us(), any_status, &cs));
+    CU_ASSERT_EQUAL(cs.jobs_done, NJ);
+    CU_ASSERT_EQUAL(cs.jobs_failed, NF);
+    CU_ASSERT_EQUAL(cs.workers_busy, 0);
+    CU_ASSERT_EQUAL(cs.jobs_queued, 0);
+    CU_ASSERT_EQUAL(cs.cpus_reserved, 2);
+    CU_ASSERT_EQUAL(cs.sessions, 1);
+    CU_ASSERT_EQUAL(cs.workers, 2);
+    CU_ASSERT_EQUAL(cs.workers_lost, 0);
+    CU_ASSERT(!cs.suspended);
+    CU_ASSERT(node_compute_status("cB", pc_wall_us(), any_status, &cs));
+    CU_ASSERT_EQUAL(cs.jobs_done, 0);
+    CU_ASSERT_EQUAL(cs.cpus_reserved, 0);
+    CU_ASSERT_EQUAL(pc_compute_close(&c, 5.0), PC_OK);
+    /* closed: its CPUs and workers given back, the totals kept */
+    CU_ASSERT(node_compute_status("cA", pc_wall_us(), released, &cs));
+    CU_ASSERT_EQUAL(cs.jobs_done, NJ);
+    CU_ASSERT_EQUAL(cs.jobs_failed, NF);
+    CU_ASSERT_EQUAL(cs.workers_busy, 0);
+    CU_ASSERT_EQUAL(cs.jobs_queued, 0);
+    cluster_down();
+}
+
 PT_MAIN("compute", PT_ENTRY(squares_1000_two_nodes), PT_ENTRY(crash_retried),
         PT_ENTRY(node_killed_midway), PT_ENTRY(sandbox),
         PT_ENTRY(cancel_queued_and_running), PT_ENTRY(chat_messages),
         PT_ENTRY(files_in_and_out), PT_ENTRY(data_files_and_setup),
         PT_ENTRY(suspend_and_close_node), PT_ENTRY(wrong_secret),
-        PT_ENTRY(two_clients))
+        PT_ENTRY(two_clients), PT_ENTRY(node_suspend_resume),
+        PT_ENTRY(multi_cpu_jobs), PT_ENTRY(resource_limits),
+        PT_ENTRY(node_counters))

@@ -86,9 +86,11 @@ typedef struct pc_compute_opts {
  * (the caller's: pc_compute_close()); PC_EINVAL (no library, unreadable
  * file, not a computation: no PC_COMPUTATION_SYMBOL), PC_ENOENT (no compute
  * node in the cluster matches), PC_EFULL (nodes found, none with a free
- * CPU), PC_EFAILED (every node refused it: the text tells why, e.g. its
- * node_setup's error), PC_ETIMEDOUT, PC_ESTATE (not joined), PC_ENOMEM.
- * On error *out is NULL and pc_compute_error(NULL) has a one-line reason. */
+ * CPU now: all reserved by other computations, or the node suspended by
+ * its operator — worth trying again later), PC_EFAILED (every node
+ * refused it for good: the text tells why, e.g. its node_setup's error),
+ * PC_ETIMEDOUT, PC_ESTATE (not joined), PC_ENOMEM. On error *out is NULL and
+ * pc_compute_error(NULL) has a one-line reason. */
 pc_err pc_compute_open(const pc_compute_opts *o, double timeout,
                        pc_compute **out);
 
