@@ -522,8 +522,11 @@ open_failed(const submit_args *a, pc_err rc)
                 a->nnodes ? a->nodes_text : "");
         return CLI_NOTFOUND;
     case PC_EFULL:
-        return cli_fail("compute nodes found, none with a free CPU%s%s",
-                        *e ? ": " : "", e);
+        /* the library's text says it all ("no free CPU on the 2 compute
+         * nodes found (1 suspended ...)") */
+        return cli_fail("%s", *e ? e
+                                 : "compute nodes found, none with a "
+                                   "free CPU");
     case PC_EFAILED:
         return cli_fail("every compute node refused %s: %s", a->lib, e);
     case PC_ETIMEDOUT:
