@@ -25,7 +25,8 @@
 
 static const ex_cluster *self; /* for the log sink */
 static int sfd = -1;
-static pc_rps **serving; /* closed at SIGTERM / SIGINT */
+static pc_rps **serving;               /* closed at SIGTERM / SIGINT */
+static const ex_compute_args *compute; /* ex_compute_main()'s options */
 
 void
 ex_say(const ex_cluster *x, const char *fmt, ...)
@@ -288,4 +289,25 @@ ex_client(ex_cluster *x, pc_msg *(*task)(void *arg))
     }
     pc_node_run();
     return st;
+}
+
+static int
+compute_option(const char *a, const char *v)
+{
+    if (v && !strcmp(a, compute->count))
+        return ex_int(v, 1, compute->max, compute->n) ? 2 : 0;
+    if (v && !strcmp(a, "--library"))
+        return *compute->library = v, 2;
+    return 0;
+}
+
+int
+ex_compute_main(ex_cluster *x, int argc, char **argv, const ex_compute_args *a,
+                pc_msg *(*task)(void *arg))
+{
+    int st;
+
+    compute = a;
+    ex_args(x, argc, argv, compute_option);
+    return (st = ex_client(x, task)) ? st : *a->verdict;
 }

@@ -4,6 +4,9 @@
  * and a clean stop on SIGTERM / SIGINT. (The older remote_* examples,
  * which also work without a registry, use only ex_number().)
  *
+ * The computation clients (dispycos_*) share their main() too:
+ * ex_compute_main().
+ *
  * The conventions are those of picos-remote-task-server and -client:
  *   --registry EP[,EP]  the registries (else $PICOS_REGISTRY, else
  *                       tcp://127.0.0.1:9705);
@@ -77,6 +80,22 @@ pc_err ex_serve(ex_cluster *x, pc_err rc, const char *what, pc_rps **svc);
  * arg NULL) until the node ends with it. Returns 0 then, else the exit
  * status after one line. The program's verdict is the task's to keep. */
 int ex_client(ex_cluster *x, pc_msg *(*task)(void *arg));
+
+/* The computation clients' own options: a count (in [1, max]) and the
+ * computation's shared library. */
+typedef struct ex_compute_args {
+    const char *count;    /* the count's option: "-n", "--nodes" */
+    int max;              /* the largest count */
+    int *n;               /* the count goes here */
+    const char **library; /* "--library FILE" goes here */
+    const int *verdict;   /* the task's exit status, once it ended */
+} ex_compute_args;
+
+/* A computation client's main(): ex_args() with the options of *a, then
+ * ex_client(x, task). Returns ex_client()'s status when it failed, else
+ * *a->verdict. */
+int ex_compute_main(ex_cluster *x, int argc, char **argv,
+                    const ex_compute_args *a, pc_msg *(*task)(void *arg));
 
 /* One line "<prog>: <text>" on stderr. */
 void ex_say(const ex_cluster *x, const char *fmt, ...)

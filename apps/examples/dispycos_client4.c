@@ -110,21 +110,13 @@ client(void *arg)
     return NULL;
 }
 
-static int
-option(const char *a, const char *v)
-{
-    if (v && !strcmp(a, "-n"))
-        return ex_int(v, 1, 10000, &n) ? 2 : 0;
-    if (v && !strcmp(a, "--library"))
-        return library = v, 2;
-    return 0;
-}
-
 int
 main(int argc, char **argv)
 {
-    int st;
-
-    ex_args(&x, argc, argv, option);
-    return (st = ex_client(&x, client)) ? st : status;
+    ex_compute_args a = {.count = "-n",
+                         .max = 10000,
+                         .n = &n,
+                         .library = &library,
+                         .verdict = &status};
+    return ex_compute_main(&x, argc, argv, &a, client);
 }

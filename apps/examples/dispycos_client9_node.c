@@ -160,21 +160,13 @@ client(void *arg)
     return NULL;
 }
 
-static int
-option(const char *a, const char *v)
-{
-    if (v && !strcmp(a, "--nodes"))
-        return ex_int(v, 1, MAX_NODES, &want_nodes) ? 2 : 0;
-    if (v && !strcmp(a, "--library"))
-        return library = v, 2;
-    return 0;
-}
-
 int
 main(int argc, char **argv)
 {
-    int st;
-
-    ex_args(&x, argc, argv, option);
-    return (st = ex_client(&x, client)) ? st : status;
+    ex_compute_args a = {.count = "--nodes",
+                         .max = MAX_NODES,
+                         .n = &want_nodes,
+                         .library = &library,
+                         .verdict = &status};
+    return ex_compute_main(&x, argc, argv, &a, client);
 }
