@@ -50,45 +50,6 @@ ct_guard(void)
     }
 }
 
-/* Read k's stdout and stderr until both are at EOF or the deadline: true
- * at EOF. What does not fit the buffers is dropped. */
-static bool
-ct_drain(kid *k, char *out, size_t osize, char *err, size_t esize,
-         double timeout)
-{
-    double end = pc_now() + timeout;
-    size_t on = 0, en = 0;
-
-    while (k->out >= 0 || k->err >= 0) {
-        struct pollfd p[2] = {{k->out, POLLIN, 0}, {k->err, POLLIN, 0}};
-        double left = end - pc_now();
-        char buf[4096];
-
-        if (left <= 0 || poll(p, 2, (int)(left * 1000) + 1) < 0)
-            return false;
-        for (int i = 0; i < 2; i++) {
-            int *fd = i ? &k->err : &k->out;
-            char *dst = i ? err : out;
-            size_t *n = i ? &en : &on, size = i ? esize : osize;
-            ssize_t r;
-
-            if (*fd < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
-                continue;
-            r = read(*fd, buf, sizeof buf);
-            if (r <= 0) {
-                close(*fd);
-                *fd = -1;
-                continue;
-            }
-            for (ssize_t j = 0; j < r && *n + 1 < size; j++)
-                dst[(*n)++] = buf[j];
-        }
-    }
-    out[on] = '\0';
-    err[en] = '\0';
-    return true;
-}
-
 /* A program's run. */
 typedef struct ct_run {
     int rc;
@@ -115,7 +76,7 @@ ct_exec(const char *path, const char *cwd, const char *const *args)
         CU_ASSERT_FATAL(chdir(here) == 0);
     if (!k)
         return -1;
-    if (ct_drain(k, R.out, sizeof R.out, R.err, sizeof R.err, CT_WAIT) &&
+    if (kid_drain(k, R.out, sizeof R.out, R.err, sizeof R.err, CT_WAIT) &&
         kid_wait(k, CT_WAIT))
         R.rc = exit_code(k);
     if (R.rc != 0 && getenv("CT_VERBOSE"))

@@ -5,7 +5,7 @@
  * (kid_run into the caller's storage, kid_start into a slot of a static
  * pool), read a line of its stdout with a deadline, wait for its exit with
  * a deadline, kill its process group and reap it, slurp what is left in a
- * pipe, and its exit code.
+ * pipe, read its stdout and stderr to their end, and its exit code.
  *
  * Nothing is left behind: every child runs in a process group of its own
  * with PR_SET_PDEATHSIG (and exits at once when the test died before the
@@ -343,6 +343,45 @@ slurp(int fd, char *buf, size_t size)
     while (fd >= 0 && n + 1 < size && (r = read(fd, buf + n, size - 1 - n)) > 0)
         n += (size_t)r;
     buf[n] = '\0';
+}
+
+/* Read k's stdout and stderr (k->out, k->err) until both are at EOF or the
+ * deadline: true at EOF. What does not fit the buffers is dropped. */
+static inline bool
+kid_drain(kid *k, char *out, size_t osize, char *err, size_t esize,
+          double timeout)
+{
+    double end = pc_now() + timeout;
+    size_t on = 0, en = 0;
+
+    while (k->out >= 0 || k->err >= 0) {
+        struct pollfd p[2] = {{k->out, POLLIN, 0}, {k->err, POLLIN, 0}};
+        double left = end - pc_now();
+        char buf[4096];
+
+        if (left <= 0 || poll(p, 2, (int)(left * 1000) + 1) < 0)
+            return false;
+        for (int i = 0; i < 2; i++) {
+            int *fd = i ? &k->err : &k->out;
+            char *dst = i ? err : out;
+            size_t *n = i ? &en : &on, size = i ? esize : osize;
+            ssize_t r;
+
+            if (*fd < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            r = read(*fd, buf, sizeof buf);
+            if (r <= 0) {
+                close(*fd);
+                *fd = -1;
+                continue;
+            }
+            for (ssize_t j = 0; j < r && *n + 1 < size; j++)
+                dst[(*n)++] = buf[j];
+        }
+    }
+    out[on] = '\0';
+    err[en] = '\0';
+    return true;
 }
 
 /* What k wrote to its stderr file so far (at most size - 1 bytes, "" when

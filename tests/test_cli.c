@@ -56,44 +56,6 @@ guard(void)
     }
 }
 
-/* Read stdout and stderr of k until both are at EOF (its end) or the
- * deadline: true at EOF. Output beyond the buffers is dropped. */
-static bool
-drain(kid *k, char *out, size_t osize, char *err, size_t esize, double timeout)
-{
-    double end = pc_now() + timeout;
-    size_t on = 0, en = 0;
-
-    while (k->out >= 0 || k->err >= 0) {
-        struct pollfd p[2] = {{k->out, POLLIN, 0}, {k->err, POLLIN, 0}};
-        double left = end - pc_now();
-        char buf[4096];
-
-        if (left <= 0 || poll(p, 2, (int)(left * 1000) + 1) < 0)
-            return false;
-        for (int i = 0; i < 2; i++) {
-            int *fd = i ? &k->err : &k->out;
-            char *dst = i ? err : out;
-            size_t *n = i ? &en : &on, size = i ? esize : osize;
-            ssize_t r;
-
-            if (*fd < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
-                continue;
-            r = read(*fd, buf, sizeof buf);
-            if (r <= 0) {
-                close(*fd);
-                *fd = -1;
-                continue;
-            }
-            for (ssize_t j = 0; j < r && *n + 1 < size; j++)
-                dst[(*n)++] = buf[j];
-        }
-    }
-    out[on] = '\0';
-    err[en] = '\0';
-    return true;
-}
-
 /* Run picos with args and extra environment to its end: its exit status,
  * stdout and stderr; -1 when it could not start or did not end. */
 static int
@@ -106,7 +68,7 @@ cli_run_env(const char *const *args, const char *const *env, char *out,
     *out = *err = '\0';
     if (!k)
         return -1;
-    if (drain(k, out, osize, err, esize, CLI_WAIT) && kid_wait(k, CLI_WAIT))
+    if (kid_drain(k, out, osize, err, esize, CLI_WAIT) && kid_wait(k, CLI_WAIT))
         rc = exit_code(k);
     kid_free(k);
     return rc;
@@ -1117,7 +1079,7 @@ cli_run_in(const char *in, const char *const *args)
     *R.out = *R.err = '\0';
     if (!(k = kid_start("/bin/sh", sh, (const char *const[]){env, NULL}, NULL)))
         return -1;
-    if (drain(k, R.out, sizeof R.out, R.err, sizeof R.err, CLI_WAIT) &&
+    if (kid_drain(k, R.out, sizeof R.out, R.err, sizeof R.err, CLI_WAIT) &&
         kid_wait(k, CLI_WAIT))
         rc = exit_code(k);
     kid_free(k);
