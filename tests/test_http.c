@@ -22,6 +22,7 @@
 #include "picos/registry.h"
 #include "picos/tls.h"
 
+#include "httpclient.h"
 #include "proctest.h"
 #include "testutil.h"
 
@@ -133,89 +134,12 @@ cluster_up(void)
 
 /* ---- a plain HTTP client ---------------------------------------------------- */
 
-static int
-dial(uint16_t p)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(p)};
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        fd = -1;
-    }
-    return fd;
-}
-
-static bool
-send_all(int fd, const char *s, size_t n)
-{
-    while (n) {
-        ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
-        if (w <= 0)
-            return false;
-        s += w, n -= (size_t)w;
-    }
-    return true;
-}
-
-/* Read until EOF or timeout into a malloc'd string (*len bytes). */
-static char *
-read_all(int fd, double timeout, size_t *len)
-{
-    size_t cap = 65536, n = 0;
-    char *b = malloc(cap + 1);
-    double end = pc_now() + timeout;
-
-    for (;;) {
-        struct pollfd pf = {fd, POLLIN, 0};
-        int ms = (int)((end - pc_now()) * 1000);
-        ssize_t r;
-        if (ms <= 0 || poll(&pf, 1, ms) <= 0)
-            break;
-        if (n == cap)
-            b = realloc(b, (cap *= 2) + 1);
-        if ((r = recv(fd, b + n, cap - n, 0)) <= 0)
-            break;
-        n += (size_t)r;
-    }
-    b[n] = '\0';
-    if (len)
-        *len = n;
-    return b;
-}
-
-/* One request on its own connection: the status, the body into *body
- * (malloc'd; may be NULL), the headers into head. */
+/* One request on its own connection (httpclient.h). */
 static int
 http_on(uint16_t p, const char *method, const char *path, const char *hdrs,
         const char *data, char **body)
 {
-    char req[4096];
-    int fd = dial(p), st = -1;
-    char *all, *sep;
-
-    if (body)
-        *body = NULL;
-    if (fd < 0)
-        return -1;
-    snprintf(req, sizeof req,
-             "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-             "%sContent-Length: %zu\r\n\r\n%s",
-             method, path, hdrs ? hdrs : "", data ? strlen(data) : 0,
-             data ? data : "");
-    if (!send_all(fd, req, strlen(req))) {
-        close(fd);
-        return -1;
-    }
-    all = read_all(fd, WAIT, NULL);
-    close(fd);
-    if (sscanf(all, "HTTP/1.1 %d", &st) != 1)
-        st = -1;
-    if (body && (sep = strstr(all, "\r\n\r\n")))
-        *body = strdup(sep + 4);
-    free(all);
-    return st;
+    return hc_request(p, method, path, hdrs, data, body, WAIT);
 }
 
 static int
@@ -228,18 +152,8 @@ http_get(const char *path, char **body)
 static json_t *
 get_json(const char *path)
 {
-    char *body = NULL;
-    json_error_t e;
-    json_t *j;
-    int st = http_get(path, &body);
+    json_t *j = hc_get_json(port, path, WAIT);
 
-    if (st != 200)
-        fprintf(stderr, "GET %s: %d %s\n", path, st, body ? body : "");
-    CU_ASSERT_EQUAL_FATAL(st, 200);
-    j = json_loads(body, 0, &e);
-    if (!j)
-        fprintf(stderr, "GET %s: not JSON (%s): %s\n", path, e.text, body);
-    free(body);
     CU_ASSERT_FATAL(j != NULL);
     return j;
 }
@@ -471,9 +385,9 @@ events_stream(void)
     cluster_up();
     hex(pc_node_id(), me);
     s.used = 0;
-    s.fd = dial(port);
+    s.fd = hc_dial(port);
     CU_ASSERT_FATAL(s.fd >= 0);
-    CU_ASSERT_FATAL(send_all(s.fd, req, sizeof req - 1));
+    CU_ASSERT_FATAL(hc_send_all(s.fd, req, sizeof req - 1));
     j = sse_wait(&s, "snapshot", NULL, WAIT);
     CU_ASSERT_FATAL(j != NULL);
     CU_ASSERT(entry_for(json_object_get(j, "nodes"), me) != NULL);
@@ -594,24 +508,24 @@ paths_and_sizes(void)
     }
     CU_ASSERT_EQUAL(http_get("/metrics", NULL), 200);
     /* headers over 8 KiB: 431 */
-    fd = dial(port);
+    fd = hc_dial(port);
     CU_ASSERT_FATAL(fd >= 0);
     memset(big, 'a', sizeof big - 1);
     memcpy(big, "GET / HTTP/1.1\r\nX-Big: ", 23);
-    CU_ASSERT(send_all(fd, big, sizeof big - 1));
-    all = read_all(fd, WAIT, NULL);
+    CU_ASSERT(hc_send_all(fd, big, sizeof big - 1));
+    all = hc_read_all(fd, WAIT);
     close(fd);
     CU_ASSERT(sscanf(all, "HTTP/1.1 %d", &st) == 1 && st == 431);
     free(all);
     /* a body over 64 KiB: 413 */
-    fd = dial(port);
+    fd = hc_dial(port);
     CU_ASSERT_FATAL(fd >= 0);
     {
         const char h[] = "POST /api/v1/actions/terminate HTTP/1.1\r\nHost: "
                          "x\r\nContent-Length: 100000\r\n\r\n";
-        CU_ASSERT(send_all(fd, h, sizeof h - 1));
+        CU_ASSERT(hc_send_all(fd, h, sizeof h - 1));
     }
-    all = read_all(fd, WAIT, NULL);
+    all = hc_read_all(fd, WAIT);
     close(fd);
     CU_ASSERT(sscanf(all, "HTTP/1.1 %d", &st) == 1 && st == 413);
     free(all);
@@ -629,13 +543,13 @@ slowloris(void)
     int fd, st = -1;
 
     cluster_up();
-    fd = dial(port);
+    fd = hc_dial(port);
     CU_ASSERT_FATAL(fd >= 0);
-    CU_ASSERT(send_all(fd, half, sizeof half - 1));
+    CU_ASSERT(hc_send_all(fd, half, sizeof half - 1));
     t0 = pc_now();
     for (int i = 0; i < 3; i++)
         CU_ASSERT_EQUAL(http_get("/api/v1/cluster", NULL), 200);
-    all = read_all(fd, 30.0, NULL); /* until the server closes */
+    all = hc_read_all(fd, 30.0); /* until the server closes */
     close(fd);
     CU_ASSERT(sscanf(all, "HTTP/1.1 %d", &st) == 1 && st == 408);
     printf("\n    slowloris: 408 and closed after %.1f s\n", pt_since(t0));
@@ -700,7 +614,7 @@ idle_connections(void)
     before = rss_kb(reg->pid);
     fds = calloc((size_t)want, sizeof *fds);
     for (; n < want; n++)
-        if ((fds[n] = dial(port)) < 0)
+        if ((fds[n] = hc_dial(port)) < 0)
             break;
     CU_ASSERT(n >= want / 2);
     {
