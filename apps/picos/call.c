@@ -297,25 +297,6 @@ run(const call_args *a, const char *data, size_t len, const json_t *j,
     return st;
 }
 
-/* `--name VALUE` or `--name=VALUE` at argv[*i]: 1 (value in *v), 0 not it,
- * -1 its value missing. */
-static int
-value_opt(const char *name, int argc, char **argv, int *i, const char **v)
-{
-    size_t n = strlen(name);
-
-    if (strncmp(argv[*i], name, n) || (argv[*i][n] && argv[*i][n] != '='))
-        return 0;
-    if (argv[*i][n] == '=') {
-        *v = argv[*i] + n + 1;
-        return 1;
-    }
-    if (*i + 1 >= argc)
-        return -1;
-    *v = argv[++*i];
-    return 1;
-}
-
 static int
 call(int argc, char **argv)
 {
@@ -328,8 +309,8 @@ call(int argc, char **argv)
 
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
-        if ((r = value_opt("--data", argc, argv, &i, &a.data)) ||
-            (r = value_opt("--type", argc, argv, &i, &a.type))) {
+        if ((r = cli_value_opt("--data", argc, argv, &i, &a.data)) ||
+            (r = cli_value_opt("--type", argc, argv, &i, &a.type))) {
             if (r < 0)
                 return cli_usage("call: option %s needs a value", s);
             continue;

@@ -71,6 +71,12 @@ extern const cli_cmd *const cli_cmds[];
  * *exit_now is left alone otherwise. */
 bool cli_opt(const cli_cmd *cmd, int argc, char **argv, int *i, int *exit_now);
 
+/* A command's option `--name VALUE` or `--name=VALUE` at argv[*i]: 1
+ * (the value in *v, *i past it), 0 when argv[*i] is not it, -1 when its
+ * value is missing. */
+int cli_value_opt(const char *name, int argc, char **argv, int *i,
+                  const char **v);
+
 /* Print cmd's help (NULL: the global help) to f. */
 void cli_help(const cli_cmd *cmd, FILE *f);
 

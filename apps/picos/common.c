@@ -210,6 +210,23 @@ optval(const char *name, int argc, char **argv, int *i, const char **v)
     return 1;
 }
 
+int
+cli_value_opt(const char *name, int argc, char **argv, int *i, const char **v)
+{
+    size_t n = strlen(name);
+
+    if (strncmp(argv[*i], name, n) || (argv[*i][n] && argv[*i][n] != '='))
+        return 0;
+    if (argv[*i][n] == '=') {
+        *v = argv[*i] + n + 1;
+        return 1;
+    }
+    if (*i + 1 >= argc)
+        return -1;
+    *v = argv[++*i];
+    return 1;
+}
+
 bool
 cli_opt(const cli_cmd *cmd, int argc, char **argv, int *i, int *exit_now)
 {

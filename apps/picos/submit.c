@@ -213,25 +213,6 @@ parse_long(const char *s, long min, long max, long *out)
     return true;
 }
 
-/* `--name VALUE` or `--name=VALUE` at argv[*i]: 1 (value in *v), 0 not it,
- * -1 its value missing. */
-static int
-value_opt(const char *name, int argc, char **argv, int *i, const char **v)
-{
-    size_t n = strlen(name);
-
-    if (strncmp(argv[*i], name, n) || (argv[*i][n] && argv[*i][n] != '='))
-        return 0;
-    if (argv[*i][n] == '=') {
-        *v = argv[*i] + n + 1;
-        return 1;
-    }
-    if (*i + 1 >= argc)
-        return -1;
-    *v = argv[++*i];
-    return 1;
-}
-
 /* The inputs: --lines (one per line), else --data (or empty), each
  * --count times. *buf holds the bytes. */
 static int
@@ -653,7 +634,7 @@ own_option(submit_args *a, int argc, char **argv, int *i)
     char *end;
 
     for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
-        int r = value_opt(names[k], argc, argv, i, &v);
+        int r = cli_value_opt(names[k], argc, argv, i, &v);
         if (r == 0)
             continue;
         if (r < 0)
