@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,16 @@ bench_now(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void
+bench_fmt(char *buf, size_t size, const char *f, ...)
+{
+    va_list ap;
+
+    va_start(ap, f);
+    vsnprintf(buf, size, f, ap);
+    va_end(ap);
 }
 
 double

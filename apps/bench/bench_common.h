@@ -21,6 +21,11 @@ double bench_now(void);
  * benchmark: on a small machine other work shows in every figure. */
 double bench_load_average(void);
 
+/* snprintf() into buf, the text cut at size - 1 bytes when longer: for
+ * the table's cells. */
+void bench_fmt(char *buf, size_t size, const char *f, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* The columns of the table. */
 enum { BENCH_COLS = 5 };
 

@@ -51,7 +51,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,16 +118,6 @@ die_c(const pc_compute *c, const char *what, pc_err rc)
     fprintf(stderr, PROG ": %s: %s (%s)\n", what, pc_strerror(rc),
             pc_compute_error(c));
     exit(2);
-}
-
-static void
-fmt(char *buf, size_t size, const char *f, ...)
-{
-    va_list ap;
-
-    va_start(ap, f);
-    vsnprintf(buf, size, f, ap);
-    va_end(ap);
 }
 
 /* ---- the baseline: plain processes ------------------------------------------ */
@@ -266,7 +255,7 @@ spin(pc_compute *c, long *per_node)
 
     if (!j)
         die("calloc", PC_ENOMEM);
-    fmt(ms, sizeof ms, "%.0f", g.spin_ms);
+    bench_fmt(ms, sizeof ms, "%.0f", g.spin_ms);
     for (long i = 0; i < g.spin; i++)
         j[i] = (pc_job_spec){.fn = "spin", .input = ms, .len = strlen(ms)};
     t0 = bench_now();
@@ -335,11 +324,11 @@ print_rows(double load)
 
 #define ROW(label, unit, target, met, ...)                                     \
     do {                                                                       \
-        fmt(cells[n][0], sizeof cells[n][0], "%s", label);                     \
-        fmt(cells[n][1], sizeof cells[n][1], __VA_ARGS__);                     \
-        fmt(cells[n][2], sizeof cells[n][2], "%s", unit);                      \
-        fmt(cells[n][3], sizeof cells[n][3], "%s", target);                    \
-        fmt(cells[n][4], sizeof cells[n][4], "%s", met);                       \
+        bench_fmt(cells[n][0], sizeof cells[n][0], "%s", label);               \
+        bench_fmt(cells[n][1], sizeof cells[n][1], __VA_ARGS__);               \
+        bench_fmt(cells[n][2], sizeof cells[n][2], "%s", unit);                \
+        bench_fmt(cells[n][3], sizeof cells[n][3], "%s", target);              \
+        bench_fmt(cells[n][4], sizeof cells[n][4], "%s", met);                 \
         n++;                                                                   \
     } while (0)
     ROW("empty jobs pipelined, 2 nodes × 1 worker", "jobs/s", "≥ 2000",
@@ -352,10 +341,10 @@ print_rows(double load)
         "report", "—", "%.2f (%.2f vs %.2f s)", base, R.base1_s, R.base2_s);
     {
         char label[128], target[64];
-        fmt(label, sizeof label,
-            "%ld CPU-bound %.0f ms jobs: 2 workers (2 nodes) vs 1", g.spin,
-            g.spin_ms);
-        fmt(target, sizeof target, "≥ 0.9 × baseline (%.2f)", 0.9 * base);
+        bench_fmt(label, sizeof label,
+                  "%ld CPU-bound %.0f ms jobs: 2 workers (2 nodes) vs 1",
+                  g.spin, g.spin_ms);
+        bench_fmt(target, sizeof target, "≥ 0.9 × baseline (%.2f)", 0.9 * base);
         ROW(label, "× speed-up", target, sp >= 0.9 * base ? "yes" : "no",
             "%.2f (%.2f vs %.2f s)", sp, R.spin1_s, R.spin2_s);
     }

@@ -72,7 +72,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -621,24 +620,11 @@ add_row(const char *label, const char *unit)
     return r;
 }
 
-static void fmt(char *buf, size_t size, const char *f, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-fmt(char *buf, size_t size, const char *f, ...)
-{
-    va_list ap;
-
-    va_start(ap, f);
-    vsnprintf(buf, size, f, ap);
-    va_end(ap);
-}
-
 /* r's target is `target`, met or not. */
 static void
 mark(row *r, const char *target, bool yes)
 {
-    fmt(r->target, sizeof r->target, "%s", target);
+    bench_fmt(r->target, sizeof r->target, "%s", target);
     r->met = yes ? "yes" : "no";
     goals++;
     met += yes;
@@ -650,7 +636,7 @@ goal(row *r, bool at_most, double target, const char *shown, double v)
 {
     char text[32];
 
-    fmt(text, sizeof text, "%s %s", at_most ? "≤" : "≥", shown);
+    bench_fmt(text, sizeof text, "%s %s", at_most ? "≤" : "≥", shown);
     mark(r, text, at_most ? v <= target : v >= target);
 }
 
@@ -682,7 +668,8 @@ wire_note(row *r, kindt k)
 {
     size_t used = strlen(r->note);
 
-    fmt(r->note + used, sizeof r->note - used,
+    bench_fmt(
+        r->note + used, sizeof r->note - used,
         "; wire per round trip at the client: %.2f envelopes out, %.2f in; "
         "CPU per round trip: client %.1f µs, service node %.1f µs",
         (double)S[k].env_out / (double)S[k].n,
@@ -700,18 +687,20 @@ deadline_rows(void)
     char label[128];
     row *r;
 
-    fmt(label, sizeof label,
+    bench_fmt(
+        label, sizeof label,
         "RPS deadline expiry: outcome past start + %.0f ms deadline, p50 / "
         "p99 / max",
         DL_S * 1e3);
     r = add_row(label, "ms");
     if (o->n)
-        fmt(r->figure, sizeof r->figure, "%.1f / %.1f / %.1f", pct(o, 50) / 1e3,
-            pct(o, 99) / 1e3, top);
+        bench_fmt(r->figure, sizeof r->figure, "%.1f / %.1f / %.1f",
+                  pct(o, 50) / 1e3, pct(o, 99) / 1e3, top);
     else
-        fmt(r->figure, sizeof r->figure, "—");
+        bench_fmt(r->figure, sizeof r->figure, "—");
     mark(r, "≤ 50 (max)", o->n && !failed && top <= 50);
-    fmt(r->note, sizeof r->note,
+    bench_fmt(
+        r->note, sizeof r->note,
         "%ld calls to \"%s\" (its call task sleeps %.0f s), %ld at once, "
         "each with the deadline %.0f ms (pc_rps_call) and its outcome taken "
         "by pc_rps_finish(call, -1); each one's lateness: when the outcome "
@@ -727,9 +716,11 @@ deadline_rows(void)
     r = add_row("RPS deadline expiry: call tasks the service node ended at "
                 "the deadline",
                 "calls");
-    fmt(r->figure, sizeof r->figure, "%ld of %ld", DL.server[0], g.dl_calls);
+    bench_fmt(r->figure, sizeof r->figure, "%ld of %ld", DL.server[0],
+              g.dl_calls);
     mark(r, "all", DL.server[0] == g.dl_calls && DL.server[1] == 0);
-    fmt(r->note, sizeof r->note,
+    bench_fmt(
+        r->note, sizeof r->note,
         "server-side cancellations: %ld of %ld — PC_ETIMEDOUT outcomes "
         "counted by a task of the service node that pc_rps_monitor()s "
         "\"%s\", asked by the client after the last call (its answer waits "
@@ -746,8 +737,9 @@ make_rows(double load)
     row *r;
 
     r = add_row("remote task round trip, 100 B (the baseline)", "µs");
-    fmt(r->figure, sizeof r->figure, "%.1f", task);
-    fmt(r->note, sizeof r->note,
+    bench_fmt(r->figure, sizeof r->figure, "%.1f", task);
+    bench_fmt(
+        r->note, sizeof r->note,
         "a task sends a new %d-byte message to a task on the service node "
         "(pc_send), which sends it back; mean of %ld",
         SIZE, S[K_TASK].n);
@@ -756,10 +748,11 @@ make_rows(double load)
     r = add_row("RPS call round trip: pc_rps_call + pc_rps_finish, a task "
                 "spawned per call",
                 "× task rtt");
-    fmt(r->figure, sizeof r->figure, "%.2f (%.1f vs %.1f µs)",
-        mean(K_CALL) / task, mean(K_CALL), task);
+    bench_fmt(r->figure, sizeof r->figure, "%.2f (%.1f vs %.1f µs)",
+              mean(K_CALL) / task, mean(K_CALL), task);
     goal(r, true, 1.3, "1.3", mean(K_CALL) / task);
-    fmt(r->note, sizeof r->note,
+    bench_fmt(
+        r->note, sizeof r->note,
         "pc_rps_call() of a new %d-byte request to \"%s\" (returns once the "
         "call task runs), pc_rps_finish() for its value (the request echoed), "
         "pc_rps_call_free(); one at a time, mean of %ld",
@@ -767,10 +760,11 @@ make_rows(double load)
     wire_note(r, K_CALL);
 
     r = add_row("RPS request/reply round trip: pc_rps_request", "× task rtt");
-    fmt(r->figure, sizeof r->figure, "%.2f (%.1f vs %.1f µs)",
-        mean(K_REQUEST) / task, mean(K_REQUEST), task);
+    bench_fmt(r->figure, sizeof r->figure, "%.2f (%.1f vs %.1f µs)",
+              mean(K_REQUEST) / task, mean(K_REQUEST), task);
     goal(r, true, 1.3, "1.3", mean(K_REQUEST) / task);
-    fmt(r->note, sizeof r->note,
+    bench_fmt(
+        r->note, sizeof r->note,
         "pc_rps_request() of a new %d-byte request, one at a time, mean of "
         "%ld",
         SIZE, S[K_REQUEST].n);
@@ -778,21 +772,23 @@ make_rows(double load)
 
     for (int k = 0; k < NKIND; k++) {
         char label[96];
-        fmt(label, sizeof label, "%s, p50 / p99", what[k]);
+        bench_fmt(label, sizeof label, "%s, p50 / p99", what[k]);
         r = add_row(label, "µs");
-        fmt(r->figure, sizeof r->figure, "%.1f / %.1f", pct(&S[k], 50),
-            pct(&S[k], 99));
-        fmt(r->note, sizeof r->note,
-            "each of the %ld round trips timed on its own; min %.1f, p90 "
-            "%.1f, p99.9 %.1f, max %.1f µs",
-            S[k].n, S[k].us[0], pct(&S[k], 90), pct(&S[k], 99.9),
-            S[k].us[S[k].n - 1]);
+        bench_fmt(r->figure, sizeof r->figure, "%.1f / %.1f", pct(&S[k], 50),
+                  pct(&S[k], 99));
+        bench_fmt(r->note, sizeof r->note,
+                  "each of the %ld round trips timed on its own; min %.1f, p90 "
+                  "%.1f, p99.9 %.1f, max %.1f µs",
+                  S[k].n, S[k].us[0], pct(&S[k], 90), pct(&S[k], 99.9),
+                  S[k].us[S[k].n - 1]);
     }
 
     r = add_row("RPS calls pipelined from one client node", "calls/s");
-    fmt(r->figure, sizeof r->figure, "%.0f", (double)g.pipelined / P.secs);
+    bench_fmt(r->figure, sizeof r->figure, "%.0f",
+              (double)g.pipelined / P.secs);
     goal(r, false, 50000, "50000", (double)g.pipelined / P.secs);
-    fmt(r->note, sizeof r->note,
+    bench_fmt(
+        r->note, sizeof r->note,
         "%ld calls from %d tasks, each keeping up to %d accepted calls in "
         "flight (pc_rps_call; pc_rps_finish of the oldest when full) and "
         "one being accepted; %.3f s; wire at the client per call: %.2f "
