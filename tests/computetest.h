@@ -230,4 +230,29 @@ ct_down(void)
     kids_kill();
 }
 
+static bool ct_cluster_is_up;
+
+/* The registry, this program in the cluster and one node of 2 CPUs per
+ * name in names (NULL-terminated), once: later calls return at once. */
+static inline void
+ct_cluster_up(const char *const *names)
+{
+    if (ct_cluster_is_up)
+        return;
+    ct_registry_start();
+    ct_join();
+    for (int i = 0; names[i]; i++)
+        ct_node_start(i, names[i], 2);
+    ct_cluster_is_up = true;
+}
+
+/* The end of what ct_cluster_up() started (none: nothing to do). */
+static inline void
+ct_cluster_down(void)
+{
+    if (ct_cluster_is_up)
+        ct_down();
+    ct_cluster_is_up = false;
+}
+
 #endif

@@ -23,19 +23,13 @@
 #define REG "--registry", ct_reg_ep, "--secret-file", ct_secret
 #define ONE_LINE(what) check_one_line(R.err, "picos: ", (what), __LINE__)
 
-static bool cluster_is_up;
 static int ran; /* jobs run on cnode1 so far */
 
 /* The registry and cnode1, once for the tests that need them. */
 static void
 up(void)
 {
-    if (cluster_is_up)
-        return;
-    ct_registry_start();
-    ct_join();
-    ct_node_start(0, "cnode1", 2);
-    cluster_is_up = true;
+    ct_cluster_up((const char *const[]){"cnode1", NULL});
 }
 
 /* ---- without a cluster -------------------------------------------------------- */
@@ -335,9 +329,7 @@ PT_TEST(zz_down)
 static void
 zz_down(void)
 {
-    if (cluster_is_up)
-        ct_down();
-    cluster_is_up = false;
+    ct_cluster_down();
 }
 
 PT_MAIN("cli_compute", PT_ENTRY(submit_usage_errors),

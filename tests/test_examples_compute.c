@@ -24,20 +24,12 @@ ex_run(const char *path, const char *const *args)
     return R.rc;
 }
 
-static bool cluster_is_up;
-
 /* The cluster, once for all the tests (each example cleans up after
  * itself: its computation closes with it). */
 static void
 up(void)
 {
-    if (cluster_is_up)
-        return;
-    ct_registry_start();
-    ct_join();
-    ct_node_start(0, "exnode1", 2);
-    ct_node_start(1, "exnode2", 2);
-    cluster_is_up = true;
+    ct_cluster_up((const char *const[]){"exnode1", "exnode2", NULL});
 }
 
 /* client2: every job's result, where it ran, and the summary. */
@@ -112,9 +104,7 @@ PT_TEST(zz_down)
 static void
 zz_down(void)
 {
-    if (cluster_is_up)
-        ct_down();
-    cluster_is_up = false;
+    ct_cluster_down();
 }
 
 PT_MAIN("examples_compute", PT_ENTRY(client2_results), PT_ENTRY(client4_files),
