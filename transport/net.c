@@ -275,6 +275,47 @@ op_stop(void *ctx)
 
 /* ---- waiters ------------------------------------------------------------------ */
 
+/* A waiter has two references: the link thread's and the caller's. A task
+ * terminated inside a call (a node's stop ends its daemon tasks where they
+ * wait) never drops its own, so a task's calls are kept on `owned` until
+ * the caller takes its result: each new call, and each transport start,
+ * drops the caller's reference of every call whose task is no longer alive
+ * (it will never run again). Nothing a terminated caller held is lost
+ * track of, and nothing of it outlives the next call. */
+static pthread_mutex_t owned_mu = PTHREAD_MUTEX_INITIALIZER;
+static waiter *owned;
+
+static void
+owned_unlink(waiter *w)
+{
+    if ((*w->oprev = w->onext))
+        w->onext->oprev = w->oprev;
+    w->oprev = NULL;
+}
+
+/* Drop the callers' references of calls whose tasks have ended. */
+static void
+owned_prune(void)
+{
+    waiter *dead = NULL;
+
+    pthread_mutex_lock(&owned_mu);
+    for (waiter *w = owned, *next; w; w = next) {
+        next = w->onext;
+        if (!pc_alive(w->owner)) {
+            owned_unlink(w);
+            w->onext = dead;
+            dead = w;
+        }
+    }
+    pthread_mutex_unlock(&owned_mu);
+    while (dead) {
+        waiter *w = dead;
+        dead = w->onext;
+        pc__net_waiter_put(w);
+    }
+}
+
 static waiter *
 waiter_new(double timeout)
 {
@@ -288,7 +329,30 @@ waiter_new(double timeout)
     atomic_init(&w->refs, 2);
     w->deadline = pc_deadline(timeout);
     w->rc = PC_ETIMEDOUT;
+    if (pc_in_task()) {
+        owned_prune();
+        w->owner = pc_self();
+        pthread_mutex_lock(&owned_mu);
+        if ((w->onext = owned))
+            owned->oprev = &w->onext;
+        w->oprev = &owned;
+        owned = w;
+        pthread_mutex_unlock(&owned_mu);
+    }
     return w;
+}
+
+/* The caller is done with w (it has its result). */
+static void
+caller_put(waiter *w)
+{
+    if (!pc_ref_is_nil(w->owner)) {
+        pthread_mutex_lock(&owned_mu);
+        if (w->oprev)
+            owned_unlink(w);
+        pthread_mutex_unlock(&owned_mu);
+    }
+    pc__net_waiter_put(w);
 }
 
 void
@@ -353,6 +417,7 @@ pc_net_start(const pc_net_opts *opts)
 
     if (!pc_node_id() || pc__net)
         return PC_ESTATE;
+    owned_prune(); /* what tasks of an earlier node left */
     if (!(n = calloc(1, sizeof *n)))
         return PC_ENOMEM;
     n->plain = o.plain;
@@ -457,8 +522,8 @@ blocking_call(int kind, const char *str, const char *str2, double timeout,
         (str2 && !(c->str2 = strdup(str2)))) {
         if (c)
             free(c->str), free(c);
-        pc_event_free(&w->ev);
-        free(w);
+        caller_put(w); /* the link thread's reference too: it never saw w */
+        pc__net_waiter_put(w);
         return PC_ENOMEM;
     }
     c->kind = kind;
@@ -479,7 +544,7 @@ pc_node_listen(const char *endpoint, char *bound, size_t size)
     if (rc == PC_OK && bound && size)
         snprintf(bound, size, "%s", w->text);
     if (w)
-        pc__net_waiter_put(w);
+        caller_put(w);
     return rc;
 }
 
@@ -495,7 +560,7 @@ pc_node_connect(const char *endpoint, double timeout, uint64_t *node)
     if (rc == PC_OK && node)
         *node = w->node;
     if (w)
-        pc__net_waiter_put(w);
+        caller_put(w);
     return rc;
 }
 
@@ -512,7 +577,7 @@ pc_locate_at(const char *where, const char *name, double timeout, pc_ref *out)
     if (rc == PC_OK && out)
         *out = w->ref;
     if (w)
-        pc__net_waiter_put(w);
+        caller_put(w);
     return rc;
 }
 
@@ -530,7 +595,7 @@ pc_chan_locate_at(const char *where, const char *name, double timeout,
     if (rc == PC_OK)
         rc = pc_chan_proxy(out, w->node, name);
     if (w)
-        pc__net_waiter_put(w);
+        caller_put(w);
     return rc;
 }
 

@@ -61,6 +61,11 @@ typedef struct cmd {
  * thread. Two references: the caller's and the link thread's. */
 struct waiter {
     waiter *next; /* link thread's list */
+    /* a task's call: the caller's side, on the list of such calls (net.c,
+     * owned_mu) until the caller takes its result; nil for a foreign
+     * thread */
+    pc_ref owner;
+    waiter *onext, **oprev;
     atomic_int refs;
     pc_event *ev;
     double deadline;
