@@ -51,6 +51,8 @@
 
 #include "picos/computation.h"
 
+#include "test.pb-c.h"
+
 static char setup_buf[4096] = "none";
 static int my_worker = -1;
 
@@ -414,7 +416,24 @@ worker_setup(int w, char *err, size_t size)
     return 0;
 }
 
+/* "ping_pb": a typed job (pc_job_def.in_desc): its input is unpacked by the
+ * worker as picos.test.Ping before it runs; the result tells its fields. */
+static int
+ping_pb(pc_job *j, const void *in, size_t len)
+{
+    const Picos__Test__Ping *p = pc_job_input_pb(j);
+    char out[160];
+
+    (void)in, (void)len;
+    if (!p)
+        return pc_job_fail(j, "no unpacked input");
+    snprintf(out, sizeof out, "seq=%u text=%.100s nums=%zu", p->seq,
+             p->text ? p->text : "", p->n_nums);
+    return pc_job_return(j, out, strlen(out));
+}
+
 static const pc_job_def jobs[] = {
+    {"ping_pb", ping_pb, &picos__test__ping__descriptor},
     {"echo", echo, NULL},
     {"square", square, NULL},
     {"sleep", sleep_ms, NULL},

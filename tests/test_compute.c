@@ -27,6 +27,7 @@
 #include "compute.pb-c.h"
 #include "netutil.h"
 #include "status.pb-c.h"
+#include "test.pb-c.h"
 #include "testutil.h"
 
 /* ---- processes --------------------------------------------------------------- */
@@ -725,6 +726,44 @@ files_in_and_out(void)
     cluster_down();
 }
 
+/* A typed job (pc_job_def.in_desc): the worker unpacks the input as
+ * picos.test.Ping before the job runs; an input that does not parse fails
+ * the job without running it, and is not retried. */
+PT_TEST(typed_input)
+static void
+typed_input(void)
+{
+    Picos__Test__Ping p = PICOS__TEST__PING__INIT;
+    int32_t nums[] = {1, 2, 3};
+    uint8_t buf[128];
+    size_t len;
+    pc_job_result *r;
+
+    p.seq = 7;
+    p.text = "hi";
+    p.nums = nums;
+    p.n_nums = 3;
+    len = picos__test__ping__pack(&p, buf);
+    cluster_up();
+    pc_compute *c = open_both(NULL);
+    pc_job_spec j = {.fn = "ping_pb", .input = buf, .len = len};
+    r = run1(c, &j);
+    CU_ASSERT(result_is(r, "seq=7 text=hi nums=3"));
+    pc_job_result_free(&r);
+    /* field 1 as length-delimited: not a Ping */
+    j.input = "\x0a\x05hello";
+    j.len = 7;
+    r = run1(c, &j);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_EQUAL(r->why, PC_JOB_FAILED);
+    CU_ASSERT_EQUAL(r->attempts, 1);
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(r->error, "does not parse as picos.test.Ping"));
+    pc_job_result_free(&r);
+    CU_ASSERT_EQUAL(pc_compute_close(&c, 5.0), PC_OK);
+    cluster_down();
+}
+
 PT_TEST(data_files_and_setup)
 static void
 data_files_and_setup(void)
@@ -1284,8 +1323,8 @@ node_counters(void)
 PT_MAIN("compute", PT_ENTRY(squares_1000_two_nodes), PT_ENTRY(crash_retried),
         PT_ENTRY(node_killed_midway), PT_ENTRY(sandbox),
         PT_ENTRY(cancel_queued_and_running), PT_ENTRY(chat_messages),
-        PT_ENTRY(files_in_and_out), PT_ENTRY(data_files_and_setup),
-        PT_ENTRY(suspend_and_close_node), PT_ENTRY(wrong_secret),
-        PT_ENTRY(two_clients), PT_ENTRY(node_suspend_resume),
-        PT_ENTRY(multi_cpu_jobs), PT_ENTRY(resource_limits),
-        PT_ENTRY(node_counters))
+        PT_ENTRY(files_in_and_out), PT_ENTRY(typed_input),
+        PT_ENTRY(data_files_and_setup), PT_ENTRY(suspend_and_close_node),
+        PT_ENTRY(wrong_secret), PT_ENTRY(two_clients),
+        PT_ENTRY(node_suspend_resume), PT_ENTRY(multi_cpu_jobs),
+        PT_ENTRY(resource_limits), PT_ENTRY(node_counters))
