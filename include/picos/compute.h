@@ -81,7 +81,8 @@ typedef struct pc_compute_opts {
 /* Send the computation to the nodes (its library and files checked by
  * SHA-256 on each), reserve CPUs and start the workers; wait up to
  * `timeout` until at least one node has its workers ready (with opts.nodes
- * naming no pattern: until every node named is ready). Nodes that come
+ * naming nodes without patterns: until every node named has answered —
+ * ready, refused, failed or lost — and one of them is ready). Nodes that come
  * later, or free CPUs later, are taken as they do. Returns PC_OK and *out
  * (the caller's: pc_compute_close()); PC_EINVAL (no library, unreadable
  * file, not a computation: no PC_COMPUTATION_SYMBOL), PC_ENOENT (no compute
