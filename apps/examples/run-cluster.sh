@@ -9,13 +9,12 @@
 # pico_service.so: the service "pico_service", and computations on 2 worker
 # processes: --compute), a client node that finds
 # the service by name and calls it a few times, collecting every result
-# (picos-rps-pico-client), then calls it from the command line (picos call)
+# (picos-rps-pico-client), then calls it from the command line (picos call),
 # lists the cluster (picos ls) and runs a distributed computation on the
 # node (picos submit of primes.so, one job per number, then picos jobs);
-# then the client goes on calling the
-# service every second (live figures on the dashboard, `picos top`) until
-# Ctrl-C, which stops everything cleanly. With --once (the test suite) it
-# stops after the listing. Every line is prefixed with the process it
+# then the client goes on calling the service every second (live figures
+# on the dashboard, `picos top`) until Ctrl-C, which stops everything
+# cleanly. With --once (the test suite) it stops after the computation. Every line is prefixed with the process it
 # comes from.
 # All processes share one temporary cluster secret (mode 0600). Ctrl-C, or
 # any failure, stops whatever was started and removes the temporary files.
