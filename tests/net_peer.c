@@ -5,12 +5,14 @@
  *
  * Starts a node, the ZeroMQ transport and the roles of net_roles.h, binds
  * EP, prints "READY <bound endpoint> <node id in hex>" on stdout and runs
- * until "quit" reaches its echo task, SIGTERM, or its parent dies. Errors
- * go to stderr as one line, exit status 2.
+ * until "quit" reaches its echo task or SIGTERM comes (nr_stop(): its
+ * last words, then pc_node_stop(), which sends a GOODBYE), or until its
+ * parent dies. Errors go to stderr as one line, exit status 2.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +25,19 @@
 
 #include "net_roles.h"
 #include "tsan_supp.h"
+
+/* SIGTERM (blocked in every thread) stops the node, after the last words
+ * of net_roles.h. */
+static void *
+on_sigterm(void *arg)
+{
+    sigset_t *set = arg;
+    int sig;
+
+    if (sigwait(set, &sig) == 0)
+        nr_stop();
+    return NULL;
+}
 
 static void
 die(const char *what, pc_err rc)
@@ -39,6 +54,8 @@ main(int argc, char **argv)
     const char *listen = NULL, *record = NULL;
     char bound[256];
     int fd = -1;
+    sigset_t term;
+    pthread_t sigt;
     pc_err rc;
 
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -81,6 +98,9 @@ main(int argc, char **argv)
         perror(record);
         return 2;
     }
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &term, NULL); /* before any thread starts */
     if ((rc = pc_node_start(&o)) != PC_OK)
         die("pc_node_start", rc);
     if ((rc = pc_net_start(&no)) != PC_OK)
@@ -89,6 +109,8 @@ main(int argc, char **argv)
         die("pc_node_listen", rc);
     if ((rc = nr_start(fd, true)) != PC_OK)
         die("roles", rc);
+    if (pthread_create(&sigt, NULL, on_sigterm, &term) == 0)
+        pthread_detach(sigt);
     printf("READY %s %016" PRIx64 "\n", bound, pc_node_id());
     fflush(stdout);
     pc_node_run();

@@ -3,6 +3,7 @@
  * they saw, and the test that asked checks it. */
 #include "net_roles.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,21 @@
 #include "picos/net.h"
 
 static int record_fd = -1;
+static pthread_mutex_t last_mu = PTHREAD_MUTEX_INITIALIZER;
+static pc_ref last_to; /* who is told "last-words" at the stop */
+
+void
+nr_stop(void)
+{
+    pc_ref to;
+
+    pthread_mutex_lock(&last_mu);
+    to = last_to;
+    pthread_mutex_unlock(&last_mu);
+    if (!pc_ref_is_nil(to))
+        (void)pc_send_data(to, "last-words", "bye", 3);
+    pc_node_stop();
+}
 
 static uint64_t
 u64_of(const pc_msg *m, size_t i)
@@ -48,6 +64,11 @@ echo(void *arg)
             pc_send_data(pc_msg_sender(m), "stats", v, sizeof v);
             pc_msg_free(&m);
             continue;
+        }
+        if (pc_msg_is(m, "last-words")) {
+            pthread_mutex_lock(&last_mu);
+            last_to = pc_msg_sender(m);
+            pthread_mutex_unlock(&last_mu);
         }
         if (pc_msg_is(m, "connect")) {
             int32_t rc = pc_node_connect(pc_msg_str(m), 20.0, NULL);

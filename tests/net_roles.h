@@ -5,7 +5,8 @@
  *   "echo"     sends every message back to its sender; "stats" answers the
  *              node's pc_net_stats as 8 u64s; "connect" ENDPOINT connects
  *              and answers "connected" (an i32 pc_err); "quit" stops the
- *              node.
+ *              node; "last-words" (echoed too) makes its sender the one
+ *              that nr_stop() tells "last-words" before it stops the node.
  *   "sink"     checks "seq" messages (one u64 each, numbered from 1 per
  *              sender): counts received, out of order or repeated, and
  *              gaps; "report" answers 4 u64s (received, bad order, gaps,
@@ -40,5 +41,9 @@ typedef struct nr_blast {
  * nothing; keep_alive: echo is not a daemon, so pc_node_run() lasts until
  * "quit". Returns PC_OK or the first error. */
 pc_err nr_start(int record_fd, bool keep_alive);
+
+/* Send "last-words" to whoever asked for them last, then pc_node_stop()
+ * (net_peer calls it from its SIGTERM thread). */
+void nr_stop(void);
 
 #endif

@@ -260,6 +260,146 @@ peer_leaving_others_stay(void)
     nt_stop(&D);
 }
 
+/* ---- a node's last words --------------------------------------------------------------- */
+
+/* A node that stops sends what its tasks sent last and a GOODBYE, then
+ * closes its connections. They must reach us even when
+ * ZeroMQ's I/O thread has seen the connection close before our link thread
+ * read them, as happens to a link thread that is late under load (a CI run
+ * lost an RPS outcome so, and declared the node down by silence). The test
+ * makes that order certain: it holds our link thread in a signal handler
+ * while the peer stops and our end of the connection is closed. */
+
+static int hold_pipe[2] = {-1, -1};
+static atomic_int held;
+
+static void
+hold_here(int sig)
+{
+    char c;
+    (void)sig;
+    atomic_store(&held, 1);
+    while (read(hold_pipe[0], &c, 1) < 0 && errno == EINTR)
+        ;
+}
+
+/* The id of this process's thread named `name`, or -1. */
+static pid_t
+thread_named(const char *name)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    pid_t tid = -1;
+    size_t len = strlen(name);
+
+    while (d && tid < 0 && (e = readdir(d))) {
+        char path[300], comm[32] = "";
+        FILE *f;
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        if (e->d_name[0] == '.' || !(f = fopen(path, "r")))
+            continue;
+        if (fgets(comm, sizeof comm, f) && !strncmp(comm, name, len) &&
+            comm[len] == '\n')
+            tid = atoi(e->d_name);
+        fclose(f);
+    }
+    if (d)
+        closedir(d);
+    return tid;
+}
+
+/* Whether a TCP connection to 127.0.0.1:port is established or closed by
+ * the other end only (CLOSE_WAIT): our end is still open. */
+static bool
+tcp_open_to(int port)
+{
+    FILE *f = fopen("/proc/net/tcp", "r");
+    char line[512];
+    bool open = false;
+
+    while (f && fgets(line, sizeof line, f)) {
+        unsigned rport, st;
+        if (sscanf(line, " %*d: %*x:%*x %*x:%x %x", &rport, &st) == 2 &&
+            (int)rport == port && (st == 0x01 || st == 0x08))
+            open = true;
+    }
+    if (f)
+        fclose(f);
+    return open;
+}
+
+static pc_msg *
+last_words_task(void *arg)
+{
+    struct sigaction sa = {.sa_handler = hold_here, .sa_flags = SA_RESTART};
+    bool ok_held, ok_exit = false, ok_closed = false;
+    pc_msg *m = NULL;
+    pc_ref echo;
+    pc_down d;
+    pid_t link;
+    int port = 0;
+    double t0;
+    (void)arg;
+
+    TCHECK_RC(pc_node_connect(B.ep, PT_LONG, NULL), PC_OK);
+    echo = locate(B.ep, "echo");
+    TCHECK_RC(pc_monitor(pc_self(), echo), PC_OK);
+    m = ask(echo, "last-words", NULL, 0, "last-words"); /* B's SIGTERM: */
+    pc_msg_free(&m); /* "last-words" to us, then its node stops */
+    TCHECK(sscanf(strrchr(B.ep, ':') + 1, "%d", &port) == 1);
+    TCHECK((link = thread_named("picos-link")) > 0);
+    TCHECK(pipe(hold_pipe) == 0);
+    TCHECK(sigaction(SIGUSR2, &sa, NULL) == 0);
+    TCHECK(link > 0 && tgkill(getpid(), link, SIGUSR2) == 0);
+    t0 = pc_now();
+    while (!atomic_load(&held) && pt_since(t0) < PT_LONG)
+        pc_sleep(0.001);
+    ok_held = atomic_load(&held);
+    if (ok_held) {
+        /* B stops while our link thread reads nothing */
+        kill(B.pid, SIGTERM);
+        ok_exit = kid_wait(&B, PT_LONG);
+        t0 = pc_now();
+        while (tcp_open_to(port) && pt_since(t0) < PT_LONG)
+            pc_sleep(0.005);
+        ok_closed = !tcp_open_to(port);
+    }
+    TCHECK(write(hold_pipe[1], "g", 1) == 1); /* let the link thread go */
+    TCHECK(ok_held);
+    TCHECK(ok_exit);
+    TCHECK(ok_closed);
+    /* what B said last, then the DOWN of its GOODBYE (when both were
+     * lost, B was declared down when it fell silent) */
+    TCHECK_RC(pc_recv_type("last-words", &m, PT_LONG), PC_OK);
+    TCHECK_STR(m ? pc_msg_str(m) : "", "bye");
+    pc_msg_free(&m);
+    TCHECK_RC(pc_recv_type(PC_MSG_DOWN, &m, PT_LONG), PC_OK);
+    TCHECK_RC(pc_down_parse(m, &d), PC_OK);
+    TCHECK_EQ(d.reason, PC_DOWN_NODE);
+    pc_msg_free(&m);
+    {
+        pc_net_stats st;
+        TCHECK_RC(pc_net_stats_get(&st), PC_OK);
+        TCHECK_EQ(st.nodes_down, 1); /* by its GOODBYE */
+    }
+    return NULL;
+}
+
+PT_TEST(last_words_kept)
+static void
+last_words_kept(void)
+{
+    driver_start(NULL);
+    CU_ASSERT_FATAL(peer_start(&B, secret_path, NULL, NULL));
+    CU_ASSERT_EQUAL(pc_spawn(last_words_task, NULL, NULL, NULL), PC_OK);
+    PT_RUN();
+    nt_stop(&B);
+    signal(SIGUSR2, SIG_DFL);
+    close(hold_pipe[0]);
+    close(hold_pipe[1]);
+    hold_pipe[0] = hold_pipe[1] = -1;
+}
+
 /* ---- the API's errors, in one process ---------------------------------------------------- */
 
 PT_TEST(api_errors)
@@ -1353,4 +1493,5 @@ PT_MAIN("net", PT_ENTRY(api_errors), PT_ENTRY(late_listen_channels),
         PT_ENTRY(kill9_mid_stream), PT_ENTRY(sigstop_declared_down),
         PT_ENTRY(wrong_secret_refused), PT_ENTRY(oversized_frame_refused),
         PT_ENTRY(remote_control), PT_ENTRY(full_peer_queue),
-        PT_ENTRY(peers_listed), PT_ENTRY(terminated_in_connect))
+        PT_ENTRY(peers_listed), PT_ENTRY(terminated_in_connect),
+        PT_ENTRY(last_words_kept))

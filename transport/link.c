@@ -51,13 +51,15 @@
 
 /* ---- frames out --------------------------------------------------------------- */
 
-/* Hand p's pending frames to ZeroMQ until it refuses one. */
+/* Hand p's pending frames to ZeroMQ until it refuses one. A refused frame
+ * (high-water mark) stalls p until the retry timer: trying again at every
+ * pass of the loop would spin it (each try marks the socket to drain). */
 static void
 send_pending(net *n, peer *p)
 {
     frame *f;
 
-    while ((f = p->pending)) {
+    while (!p->stalled && (f = p->pending)) {
         int rc;
         if (p->dealer)
             p->dirty = true; /* a send may eat its fd's edge */
@@ -73,14 +75,15 @@ send_pending(net *n, peer *p)
         }
         if (rc < 0) {
             if (errno == EAGAIN && p->up) {
+                p->stalled = true;
                 if (!ev_is_active(&n->retry))
                     ev_timer_start(n->loop, &n->retry);
                 return;
             }
-            /* EAGAIN before the Hello came back: no connection yet
-             * (ZMQ_IMMEDIATE). What waits is Hellos: sent again as soon
-             * as the connection is there (drain_dealer sees POLLOUT, the
-             * monitor its handshake), and by the tick every second. */
+            /* EAGAIN before the Hello came back: ZeroMQ's queue for a
+             * connection not made yet is full. What waits is Hellos: sent
+             * again once it takes them (drain_dealer sees POLLOUT, the
+             * monitor the handshake), and by the tick every second. */
             if (errno == EAGAIN)
                 p->hello_lost = true;
             /* EHOSTUNREACH: the connection is gone; heartbeats will say */
@@ -153,13 +156,22 @@ pc__link_flush_all(net *n)
             pc__link_flush(n, p);
 }
 
+/* Try the stalled peers' frames again, and send what is waiting. */
+static void
+retry_all(net *n)
+{
+    for (peer *p = n->peers; p; p = p->next)
+        p->stalled = false;
+    pc__link_flush_all(n);
+}
+
 static void
 on_retry(struct ev_loop *loop, ev_timer *t, int revents)
 {
     net *n = t->data;
     (void)loop, (void)revents;
     ev_timer_stop(n->loop, &n->retry);
-    pc__link_flush_all(n);
+    retry_all(n);
 }
 
 void
@@ -661,7 +673,7 @@ pc__link_main(void *arg)
         if (!left)
             break;
         zmq_poll(NULL, 0, 10);
-        pc__link_flush_all(n);
+        retry_all(n);
     }
     if (n->router)
         pc__zsetint(n->router, ZMQ_LINGER, 1000);

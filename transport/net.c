@@ -458,6 +458,7 @@ pc_net_start(const pc_net_opts *opts)
         rc = PC_ESYS;
         goto fail;
     }
+    pthread_setname_np(n->thread, "picos-link"); /* top -H, and tests */
     ops.name = "zmq";
     ops.ctx = n;
     ops.send = op_send;

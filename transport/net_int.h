@@ -97,7 +97,9 @@ typedef struct peer {
     char name[WIRE_NAME_MAX + 1]; /* from its hello, written under net.mu */
     char pub_endpoint[WIRE_ENDPOINT_MAX + 1];
     bool hello_sent;
-    bool hello_lost; /* ZeroMQ refused it: no connection yet (IMMEDIATE) */
+    bool hello_lost; /* ZeroMQ refused it: its queue was full */
+    bool stalled;    /* ZeroMQ refused a frame: tried again by the retry
+                        timer only */
     bool gone;       /* to be freed by the link thread's reaper */
     bool connected, handshook; /* a dealer's connection events */
     /* its last frame (pc_now()): also read by pc_net_peers_get, relaxed;

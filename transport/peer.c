@@ -117,7 +117,6 @@ dealer_open(net *n, peer *p)
     pc__zsetint(s, ZMQ_LINGER, 0);
     pc__zsetint(s, ZMQ_SNDHWM, PC__HWM);
     pc__zsetint(s, ZMQ_RCVHWM, PC__HWM);
-    pc__zsetint(s, ZMQ_IMMEDIATE, 1);
     pc__zsetint(s, ZMQ_RECONNECT_IVL, 100);
     {
         /* a routing id of our own (node, incarnation, dealer number): when
@@ -365,9 +364,9 @@ dealer_event(void *ctx, int event, int value, const char *endpoint)
         break;
     case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
         p->handshook = true;
-        /* the connection is ready now: a Hello sent before it had nowhere
-         * to go (ZMQ_IMMEDIATE), so send it again at once instead of at
-         * the tick's retry a second later */
+        /* the connection is ready now: a Hello ZeroMQ refused before had
+         * nowhere to go, so send it again at once instead of at the
+         * tick's retry a second later */
         if (p->hello_lost && !p->up && !p->gone) {
             p->hello_lost = false;
             pc__link_hello(n, p);
@@ -502,8 +501,11 @@ pc__peer_on_tick(struct ev_loop *loop, ev_timer *t, int revents)
                    p->bg_until && now > p->bg_until) {
             connect_gave_up(n, p, PC_ETIMEDOUT); /* a timeout-0 connect */
             continue;
-        } else if (p->dealer && !p->up && now - p->hello_at >= 1.0) {
-            pc__link_hello(n, p); /* still connecting, or reconnecting */
+        } else if (p->dealer && !p->up && now - p->hello_at >= 1.0 &&
+                   (p->connected || !p->mon)) {
+            /* connected, and no answer yet: say it again (while there is
+             * no connection, ZeroMQ holds the last Hello for it) */
+            pc__link_hello(n, p);
         } else if (!p->dealer && !p->up && now - p->since > 10.0) {
             p->gone = true; /* a connection that never said hello */
         }
