@@ -41,8 +41,8 @@ pc__rc_status_init(rc_agent *a)
     a->status_at = INFINITY;
     if (!(iv > 0))
         return;
-    if (pc__status_sampler_new(a->s->name, a->s->host, NULL, iv, &a->sampler) !=
-        PC_OK) {
+    if (pc__status_sampler_new(a->s->name, a->s->host, a->s->status_dir, iv,
+                               &a->sampler) != PC_OK) {
         PC_LOG_WARN("registry", "no memory for the status sampler: this node "
                                 "reports no status");
         return;

@@ -280,6 +280,7 @@ shared_free(rc_shared *s)
     for (int i = 0; i < s->neps; i++)
         free(s->eps[i]);
     pc__rc_names_clear(&s->cache);
+    free(s->status_dir);
     free(s);
 }
 
@@ -345,6 +346,10 @@ pc_cluster_join(const pc_cluster_opts *o)
     /* 0 means the default; negative is forever, as for every timeout */
     s->register_timeout = o->register_timeout != 0 ? o->register_timeout : 5.0;
     s->status_interval = o->status_interval != 0 ? o->status_interval : 1.0;
+    if (o->status_dir && !(s->status_dir = strdup(o->status_dir))) {
+        shared_free(s);
+        return PC_ENOMEM;
+    }
     s->qtail = &s->q;
     s->lk_reg = -1;
     s->next_id = 1ull << 62; /* apart from the agent's ids */

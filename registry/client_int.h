@@ -137,6 +137,7 @@ typedef struct rc_shared {
     rc_names cache; /* (kind, name) -> answer */
     double register_timeout;
     double status_interval; /* seconds; <= 0: no NodeStatus */
+    char *status_dir;       /* its disk figures' directory; NULL: cwd */
     pc_cluster_stats stats;
     /* Where tasks send LOCATEs themselves (the agent's view, kept by it):
      * the first registry up (lk_reg < 0: none; then the agent's path),

@@ -93,6 +93,7 @@ cluster_up(void)
     o.registries = ep;
     o.join_timeout = WAIT;
     o.status_interval = 0.2;
+    o.status_dir = tmpdir; /* its disk figures are that directory's */
     rc = pc_cluster_start(&o);
     if (rc != PC_OK)
         fprintf(stderr, "pc_cluster_start: %s\n", pc_err_name(rc));
@@ -251,6 +252,10 @@ absent_without_compute(void)
     s = my_status();
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     CU_ASSERT_PTR_NULL(json_object_get(s, "compute"));
+    {
+        const char *d = json_string_value(json_object_get(s, "dataDir"));
+        CU_ASSERT_STRING_EQUAL(d ? d : "(none)", tmpdir);
+    }
     json_decref(s);
     j = hc_get_json(port, "/api/v1/cluster", WAIT);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);

@@ -603,7 +603,8 @@ main(int argc, char **argv)
     co.listen = c.listen;
     co.join_timeout = c.join_timeout;
     co.register_timeout = c.join_timeout;
-    co.status_interval = c.status_interval; /* 0: 1 s */
+    co.status_interval = c.status_interval;        /* 0: 1 s */
+    co.status_dir = c.compute ? c.data_dir : NULL; /* its disk: the jobs' */
     if ((rc = pc_cluster_join(&co)) != PC_OK) {
         pc_net_stats ns;
         /* a refused handshake may not have ended the join yet (cli/common.c) */

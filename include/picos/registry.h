@@ -96,6 +96,9 @@ typedef struct pc_cluster_opts {
      * docs/monitoring.md) to every joined registry; 0: 1 s; negative:
      * never. */
     double status_interval;
+    /* The directory whose file system's free space the NodeStatus reports
+     * (where the node keeps its data); NULL: the working directory. */
+    const char *status_dir;
 } pc_cluster_opts;
 
 /* Join the cluster from a running node: start the transport when it is not
