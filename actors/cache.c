@@ -122,7 +122,11 @@ arena_populate(char *upto)
 static bool
 slab_grow(pc__cache *k, int c)
 {
-    size_t bs = (pc__cache_size[c] + 15) & ~(size_t)15, len = SLAB_BLOCKS * bs;
+    /* 8-byte aligned blocks (16 for tasks, whose contexts may want it): a
+     * light actor is then 104 bytes, not 112 */
+    size_t al = c == PC__CACHE_TASK ? 16 : 8;
+    size_t bs = (pc__cache_size[c] + al - 1) & ~(al - 1),
+           len = SLAB_BLOCKS * bs;
     bool ok = true;
 
     pthread_mutex_lock(&slabs.mu);
