@@ -264,6 +264,33 @@ pc__cache_put(int c, uint16_t home, void *p)
 
 /* ---- messages (msg.c) --------------------------------------------- */
 
+/* memcpy(d, s, n), with n of 16 or less (a word or two, a short type) as
+ * two overlapping moves instead of a call. */
+static inline void
+pc__copy(char *d, const char *s, size_t n)
+{
+    uint64_t a, b;
+    uint32_t c, e;
+
+    if (n > 16) {
+        memcpy(d, s, n);
+    } else if (n >= 8) {
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        memcpy(d, &a, 8);
+        memcpy(d + n - 8, &b, 8);
+    } else if (n >= 4) {
+        memcpy(&c, s, 4);
+        memcpy(&e, s + n - 4, 4);
+        memcpy(d, &c, 4);
+        memcpy(d + n - 4, &e, 4);
+    } else if (n) {
+        d[0] = s[0];
+        d[n / 2] = s[n / 2];
+        d[n - 1] = s[n - 1];
+    }
+}
+
 /* A message of type (tlen bytes) with room for dlen bytes of payload, its
  * sender the running proc, and `pre` bytes (0, or a pc__msg_foreign) before
  * the type; NULL when out of memory. msg.c's makers. */
@@ -289,7 +316,7 @@ pc__msg_alloc(const char *type, size_t tlen, size_t dlen, size_t pre)
     m->sender = (w && w->cur) ? pc__proc_ref(w->cur) : PC_REF_NIL;
     m->foreign = false;
     m->pb = NULL;
-    memcpy(m->inl + pre, type, tlen);
+    pc__copy(m->inl + pre, type, tlen);
     m->inl[pre + tlen] = '\0';
     m->data = m->inl + pre + tlen + 1;
     m->data[dlen] = '\0';
@@ -313,8 +340,7 @@ pc__msg_new(pc_msg **out, const char *type, const void *data, size_t len)
         return PC_EINVAL;
     if (!(m = pc__msg_alloc(type, tlen, len, 0)))
         return PC_ENOMEM;
-    if (len)
-        memcpy(m->data, data, len);
+    pc__copy(m->data, data, len);
     *out = m;
     return PC_OK;
 }
