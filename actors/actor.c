@@ -1,7 +1,7 @@
 /* actors/actor.c — light actors: a handler per message, no stack.
  *
  * A light actor is a pc__proc plus a handler, a state pointer and a fini
- * callback: about 130 bytes, taken from slabs (cache.c). It sits on no queue
+ * callback: 104 bytes, taken from slabs (cache.c). It sits on no queue
  * while its mailbox is empty (PC__ST_IDLE); the first message puts it on its
  * worker's run queue, and the scheduler then calls the handler on the worker's
  * own stack for up to a batch of messages before moving on, so one busy actor

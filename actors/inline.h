@@ -184,10 +184,17 @@ pc__mb_put_fast(pc__proc *p, pc_msg *m, unsigned how)
     return pc__mb_put(p, m, how);
 }
 
+/* Channel mail queued for p (its ring is in p's extension). */
+static inline uint32_t
+pc__cmb_live(const pc__proc *p)
+{
+    return p->x ? p->x->cmb.live : 0;
+}
+
 static inline pc_msg *
 pc__mb_pop_fast(pc__proc *p)
 {
-    if (!p->cmb.live && !p->mb.cap && !p->mb_cap) {
+    if (!p->mb.cap && !p->mb_cap && !pc__cmb_live(p)) {
         p->cturn = true; /* as pc__mb_pop() leaves it */
         return pc__ring_take_one(&p->mb);
     }
@@ -197,7 +204,7 @@ pc__mb_pop_fast(pc__proc *p)
 static inline size_t
 pc__mb_len(const pc__proc *p)
 {
-    return (size_t)p->mb.live + p->cmb.live;
+    return (size_t)p->mb.live + pc__cmb_live(p);
 }
 
 /* ---- refs and senders ---------------------------------------------- */
@@ -257,12 +264,40 @@ pc__cache_put(int c, uint16_t home, void *p)
 
 /* ---- messages (msg.c) --------------------------------------------- */
 
-/* A message of type (tlen bytes) with room for dlen bytes of payload, its
- * sender the running proc; NULL when out of memory. msg.c's makers. */
-static inline __attribute__((always_inline)) pc_msg *
-pc__msg_alloc(const char *type, size_t tlen, size_t dlen)
+/* memcpy(d, s, n), with n of 16 or less (a word or two, a short type) as
+ * two overlapping moves instead of a call. */
+static inline void
+pc__copy(char *d, const char *s, size_t n)
 {
-    size_t room = tlen + 1 + dlen + 1;
+    uint64_t a, b;
+    uint32_t c, e;
+
+    if (n > 16) {
+        memcpy(d, s, n);
+    } else if (n >= 8) {
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        memcpy(d, &a, 8);
+        memcpy(d + n - 8, &b, 8);
+    } else if (n >= 4) {
+        memcpy(&c, s, 4);
+        memcpy(&e, s + n - 4, 4);
+        memcpy(d, &c, 4);
+        memcpy(d + n - 4, &e, 4);
+    } else if (n) {
+        d[0] = s[0];
+        d[n / 2] = s[n / 2];
+        d[n - 1] = s[n - 1];
+    }
+}
+
+/* A message of type (tlen bytes) with room for dlen bytes of payload, its
+ * sender the running proc, and `pre` bytes (0, or a pc__msg_foreign) before
+ * the type; NULL when out of memory. msg.c's makers. */
+static inline __attribute__((always_inline)) pc_msg *
+pc__msg_alloc(const char *type, size_t tlen, size_t dlen, size_t pre)
+{
+    size_t room = pre + tlen + 1 + dlen + 1;
     pc__worker *w = pc__tls_worker;
     uint16_t home = 0;
     int cls = room <= PC__MSG_TINY_ROOM ? PC__CACHE_MSG_TINY : PC__CACHE_MSG;
@@ -279,11 +314,11 @@ pc__msg_alloc(const char *type, size_t tlen, size_t dlen)
     m->cls = (uint8_t)cls;
     m->len = dlen;
     m->sender = (w && w->cur) ? pc__proc_ref(w->cur) : PC_REF_NIL;
+    m->foreign = false;
     m->pb = NULL;
-    m->free_fn = NULL;
-    memcpy(m->inl, type, tlen);
-    m->inl[tlen] = '\0';
-    m->data = m->inl + tlen + 1;
+    pc__copy(m->inl + pre, type, tlen);
+    m->inl[pre + tlen] = '\0';
+    m->data = m->inl + pre + tlen + 1;
     m->data[dlen] = '\0';
     return m;
 }
@@ -303,10 +338,9 @@ pc__msg_new(pc_msg **out, const char *type, const void *data, size_t len)
     tlen = strnlen(type, PC_MSG_TYPE_MAX + 1);
     if (tlen > PC_MSG_TYPE_MAX || len > SIZE_MAX / 2)
         return PC_EINVAL;
-    if (!(m = pc__msg_alloc(type, tlen, len)))
+    if (!(m = pc__msg_alloc(type, tlen, len, 0)))
         return PC_ENOMEM;
-    if (len)
-        memcpy(m->data, data, len);
+    pc__copy(m->data, data, len);
     *out = m;
     return PC_OK;
 }

@@ -192,19 +192,20 @@ typedef struct pc__proc {
     bool trap_exits;
     uint8_t mb_policy; /* pc_mbox_policy */
     uint32_t mb_cap;   /* bounded mailbox: capacity (0: unbounded) */
+    bool cturn;        /* next pop prefers the channel ring (x->cmb) */
+    uint16_t home;     /* block cache home (cache.c) */
     pc__worker *w;
     struct pc__proc_x *x; /* the rarely used rest, or NULL (see below) */
     pc__ring mb;          /* ordinary mail */
-    pc__ring cmb;         /* channel mail, taken in turn with mb (mailbox.c) */
-    bool cturn;           /* next pop prefers cmb */
-    uint16_t home;        /* block cache home (cache.c) */
 } pc__proc;
 
 /* What most procs never use, allocated the first time one does (a name, a
- * bounded mailbox, a joiner, a monitor, a link, an exit handler): a million
- * idle light actors then cost what they use. Freed with the proc. */
+ * bounded mailbox, a joiner, a monitor, a link, an exit handler, channel
+ * mail): a million idle light actors then cost what they use. Freed with
+ * the proc. */
 typedef struct pc__proc_x {
-    char *name; /* NULL or malloc'd */
+    pc__ring cmb; /* channel mail, taken in turn with mb (mailbox.c) */
+    char *name;   /* NULL or malloc'd */
     pc__joiner *joiners;
     struct pc__mon *watchers;   /* monitors on this proc (monitor.c) */
     struct pc__mon *links;      /* procs linked with this one */
@@ -748,6 +749,7 @@ struct pc_msg {
     pc__qnode q;   /* its inbox link, sent to another worker (inbox.c) */
     uint16_t home; /* small message: its cache home (cache.c); 0: none */
     uint8_t cls;   /* ... and its cache class */
+    bool foreign;  /* the payload isn't ours: see pc__msg_foreign */
     atomic_uint refs;
     size_t len;
     pc_ref sender;
@@ -757,10 +759,24 @@ struct pc_msg {
         char *data;             /* the payload (no pb) */
         _Atomic(char *) packed; /* pb's packed form, made on demand */
     };
-    void (*free_fn)(void *data, void *hint); /* payload not ours (remote) */
-    void *hint;
-    char inl[]; /* type NUL data NUL (a pb message's type: its descriptor's) */
+    /* type NUL data NUL (a pb message's type: its descriptor's); a foreign
+     * message: its pc__msg_foreign, then type NUL */
+    char inl[];
 };
+
+/* Who frees a payload that isn't the message's own (a transport's buffer,
+ * or the original a stamped copy borrows from): kept in the inline room of
+ * the messages that have one, so the others' headers stay 64 bytes. */
+typedef struct pc__msg_foreign {
+    void (*free_fn)(void *data, void *hint);
+    void *hint;
+} pc__msg_foreign;
+
+static inline pc__msg_foreign *
+pc__msg_foreign_of(pc_msg *m)
+{
+    return (pc__msg_foreign *)(void *)m->inl;
+}
 
 /* Type + NUL + payload + NUL that fit a cached message, and a tiny one. */
 #define PC__MSG_SMALL_ROOM 64

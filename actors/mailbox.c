@@ -2,11 +2,12 @@
  * bounds of a bounded one.
  *
  * Ordinary mail and channel mail (fan-out from pc_chan_*) go to separate
- * rings, and a receive takes from them in turn when both hold messages, so a
- * busy channel can delay a task's direct mail by at most one message per
- * receive and never starve it (CAF dropped its groups over exactly this).
- * Within each ring order is FIFO, so FIFO per sender→receiver holds for each
- * kind of mail.
+ * rings (the channel one in the proc's extension, made with its first
+ * channel message), and a receive takes from them in turn when both hold
+ * messages, so a busy channel can delay a task's direct mail by at most one
+ * message per receive and never starve it (CAF dropped its groups over exactly
+ * this). Within each ring order is FIFO, so FIFO per sender→receiver holds for
+ * each kind of mail.
  *
  * Every message gets a sequence number when it is queued, stored beside it
  * in its slot. A receive mark is a sequence number (Erlang's receive marker:
@@ -426,8 +427,12 @@ pc__mb_put(pc__proc *p, pc_msg *m, unsigned how)
             return PC_EFULL;
         }
     }
-    if (!ring_push((how & PC__MB_CHAN) ? &p->cmb : &p->mb, m))
+    if (how & PC__MB_CHAN) {
+        if (!pc__proc_x_get(p) || !ring_push(&p->x->cmb, m))
+            return PC_ENOMEM;
+    } else if (!ring_push(&p->mb, m)) {
         return PC_ENOMEM;
+    }
     return PC_OK;
 }
 
@@ -436,9 +441,9 @@ pc__mb_pop(pc__proc *p)
 {
     pc_msg *m;
 
-    if (p->cmb.live && (p->cturn || !p->mb.live)) {
+    if (pc__cmb_live(p) && (p->cturn || !p->mb.live)) {
         p->cturn = false;
-        m = ring_pop(&p->cmb);
+        m = ring_pop(&p->x->cmb);
     } else {
         p->cturn = true;
         m = ring_pop(&p->mb);
@@ -454,7 +459,7 @@ pc__mb_take(pc__proc *p, uint64_t from[2], pc__match_fn match, void *ctx)
     pc_msg *m = ring_take(&p->mb, &from[0], match, ctx);
 
     if (!m)
-        m = ring_take(&p->cmb, &from[1], match, ctx);
+        m = p->x ? ring_take(&p->x->cmb, &from[1], match, ctx) : NULL;
     if (m && p->mb_cap && p->x->space_waiters)
         room(p);
     return m;
@@ -464,7 +469,7 @@ void
 pc__mb_mark(const pc__proc *p, uint64_t mark[2])
 {
     mark[0] = p->mb.next;
-    mark[1] = p->cmb.next;
+    mark[1] = p->x ? p->x->cmb.next : 0;
 }
 
 void
@@ -472,5 +477,6 @@ pc__mb_clear(pc__proc *p)
 {
     wake_senders(p); /* they find it gone when they retry */
     ring_clear(&p->mb);
-    ring_clear(&p->cmb);
+    if (p->x)
+        ring_clear(&p->x->cmb);
 }

@@ -1,10 +1,14 @@
 /* actors/msg.c — refcounted immutable messages.
  *
- * A message is one allocation: the header, then the type name and the
- * payload, each followed by a NUL. The reference count is the only field
- * that changes after creation. pc_msg_free() skips the atomic decrement when
- * the count is 1 (the caller is the only owner, nobody can race it), which
- * makes the common send-receive-free path free of atomic RMW operations.
+ * A message is one allocation: a 64-byte header, then the type name and
+ * the payload, each followed by a NUL. A payload that isn't the message's
+ * own (a transport's receive buffer, the original a stamped copy borrows
+ * from) is named by `data` instead, and who frees it (pc__msg_foreign) sits
+ * in the inline room before the type, so only those messages pay for it.
+ * The reference count is the only field that changes after creation.
+ * pc_msg_free() skips the atomic decrement when the count is 1 (the caller is
+ * the only owner, nobody can race it), which makes the common send-receive-free
+ * path free of atomic RMW operations.
  *
  * Small messages (type and payload within PC__MSG_SMALL_ROOM bytes) come in
  * two sizes, tiny ones (PC__MSG_TINY_ROOM: a short type and a word or two, an
@@ -53,7 +57,7 @@ pc_msg_new_pb(pc_msg **out, void *pbv)
     type = pb->descriptor->name;
     if (strlen(type) > PC_MSG_TYPE_MAX)
         return PC_EINVAL;
-    if (!(m = pc__msg_alloc("", 0, 0)))
+    if (!(m = pc__msg_alloc("", 0, 0, 0)))
         return PC_ENOMEM;
     m->pb = pb; /* its type is the descriptor's name (static data) */
     atomic_init(&m->packed, NULL);
@@ -79,14 +83,17 @@ pc_msg_new_remote(pc_msg **out, pc_ref sender, const char *type, void *data,
     tlen = strnlen(type, PC_MSG_TYPE_MAX + 1);
     if (tlen > PC_MSG_TYPE_MAX)
         return PC_EINVAL;
-    if (!(m = pc__msg_alloc(type, tlen, 0)))
+    if (!(m = pc__msg_alloc(type, tlen, 0,
+                            free_fn && data ? sizeof(pc__msg_foreign) : 0)))
         return PC_ENOMEM;
     m->sender = sender;
     if (data) {
         m->data = data;
         m->len = len;
-        m->free_fn = free_fn;
-        m->hint = hint;
+    }
+    if (data && free_fn) {
+        m->foreign = true;
+        *pc__msg_foreign_of(m) = (pc__msg_foreign){free_fn, hint};
     }
     *out = m;
     return PC_OK;
@@ -111,12 +118,13 @@ pc_msg_free(pc_msg **mp)
     if (atomic_load_explicit(&m->refs, memory_order_acquire) != 1 &&
         atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
         return;
-    if (m->pb && !m->free_fn) { /* with free_fn, the pb is borrowed */
+    if (m->foreign) { /* and a pb, if any, is borrowed too */
+        pc__msg_foreign *f = pc__msg_foreign_of(m);
+        f->free_fn(m->data, f->hint);
+    } else if (m->pb) {
         protobuf_c_message_free_unpacked(m->pb, NULL);
         free(atomic_load_explicit(&m->packed, memory_order_relaxed));
     }
-    if (m->free_fn)
-        m->free_fn(m->data, m->hint);
     if (m->home)
         pc__cache_put(m->cls, m->home, m);
     else
@@ -130,7 +138,9 @@ const size_t pc__cache_size[PC__CACHES] = {
 static const char *
 type_of(const pc_msg *m)
 {
-    return m->pb ? ((const ProtobufCMessage *)m->pb)->descriptor->name : m->inl;
+    if (m->pb)
+        return ((const ProtobufCMessage *)m->pb)->descriptor->name;
+    return m->foreign ? m->inl + sizeof(pc__msg_foreign) : m->inl;
 }
 
 const char *
@@ -234,12 +244,11 @@ pc__msg_stamp(pc_msg **mp, pc_ref sender)
     if (pc_msg_new_remote(&c, sender, type_of(m), (void *)data, len,
                           drop_original, m) != PC_OK)
         return PC_ENOMEM;
-    if (!data) { /* no payload: nothing borrowed */
-        c->free_fn = NULL;
+    if (!data) { /* no payload: nothing borrowed (c isn't foreign) */
         pc_msg_free(&m);
     } else {
         /* borrowed too: the original outlives c (whose `packed` is now the
-         * original's buffer, which c doesn't free: it has a free_fn) */
+         * original's buffer, which c doesn't free: it is foreign) */
         c->pb = m->pb;
     }
     *mp = c; /* our reference to m now belongs to c */

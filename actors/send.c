@@ -37,36 +37,36 @@ pc__deliver_local(pc__worker *w, pc__proc *p, pc_msg *m, unsigned how)
     return deliver(w, p, m, how);
 }
 
-/* pc_send, pc_send_timeout, pc__send_ex: *m is consumed only on PC_OK. */
-static pc_err
-send_msg(pc_ref to, pc_msg **m, unsigned how, double timeout, pc__ack_fn ack,
-         void *ctx)
+/* send_msg() to a proc of the caller's worker (p), but for its fast path. */
+static __attribute__((noinline)) pc_err
+send_here(pc__worker *tw, pc__proc *p, pc_ref to, pc_msg **m, unsigned how,
+          double timeout, pc__ack_fn ack, void *ctx)
 {
-    pc__worker *tw;
-    pc__proc *p;
     pc_err rc;
 
-    if (!m || !*m)
-        return PC_EINVAL;
-    if ((rc = pc__route(to, &tw, &p)) != PC_OK) {
+    /* only ordinary mail waits for room (or is refused at the call) */
+    if (!how && p->mb_cap && (rc = pc__mb_admit(tw, to, &p, timeout)) != PC_OK)
+        return rc;
+    rc = deliver(tw, p, *m, how);
+    if (rc != PC_OK && rc != PC_EFULL)
+        return rc;
+    if (rc == PC_EFULL) /* dropped by the policy, as across workers */
+        pc_msg_free(m);
+    *m = NULL;
+    if (ack)
+        ack(ctx, rc);
+    return PC_OK;
+}
+
+/* send_msg() to another worker's proc (tw), or after pc__route()'s rc. */
+static __attribute__((noinline)) pc_err
+send_there(pc__worker *tw, pc_err rc, pc_ref to, pc_msg **m, unsigned how,
+           pc__ack_fn ack, void *ctx)
+{
+    if (rc != PC_OK) {
         if (rc == PC_EUNREACH && !ack)
             return pc__remote_send(to, m, (how & PC__MB_CHAN) != 0);
         return rc;
-    }
-    if (p) {
-        /* only ordinary mail waits for room (or is refused at the call) */
-        if (!how && p->mb_cap &&
-            (rc = pc__mb_admit(tw, to, &p, timeout)) != PC_OK)
-            return rc;
-        rc = deliver(tw, p, *m, how);
-        if (rc != PC_OK && rc != PC_EFULL)
-            return rc;
-        if (rc == PC_EFULL) /* dropped by the policy, as across workers */
-            pc_msg_free(m);
-        *m = NULL;
-        if (ack)
-            ack(ctx, rc);
-        return PC_OK;
     }
     if (!how && !ack &&
         atomic_load_explicit(&(*m)->refs, memory_order_acquire) == 1) {
@@ -84,6 +84,36 @@ send_msg(pc_ref to, pc_msg **m, unsigned how, double timeout, pc__ack_fn ack,
     e->ptr = ctx;
     *m = NULL;
     pc__env_push(tw, e);
+    return PC_OK;
+}
+
+/* pc_send, pc_send_timeout, pc__send_ex: *m is consumed only on PC_OK.
+ * Inline, with the common case written out (ordinary mail to an unbounded
+ * mailbox of the caller's worker that is empty: one message in place, a
+ * wake), so that a send from pc_send_data() makes no call at all; the rest
+ * is out of line. */
+static inline __attribute__((always_inline)) pc_err
+send_msg(pc_ref to, pc_msg **m, unsigned how, double timeout, pc__ack_fn ack,
+         void *ctx)
+{
+    pc__worker *tw = NULL;
+    pc__proc *p;
+    pc_err rc;
+
+    if (!m || !*m)
+        return PC_EINVAL;
+    if ((rc = pc__route(to, &tw, &p)) != PC_OK || !p)
+        return send_there(tw, rc, to, m, how, ack, ctx);
+    if (how || p->mb_cap || p->state >= PC__ST_ZOMBIE ||
+        !pc__ring_put_one(&p->mb, *m))
+        return send_here(tw, p, to, m, how, timeout, ack, ctx);
+    if (p->state == PC__ST_AWAIT_MSG)
+        pc__task_wake((pc__task *)p, PC_OK);
+    else if (p->state == PC__ST_IDLE)
+        pc__runq_push(tw, p);
+    *m = NULL;
+    if (ack)
+        ack(ctx, PC_OK);
     return PC_OK;
 }
 

@@ -105,24 +105,35 @@ slot_fresh(pc__worker *w, uint32_t *idx)
 
 /* Free slots are chained through their proc field: (next << 1) | 1. */
 static uint32_t
+chain_next(uint32_t i)
+{
+    return (uint32_t)((uintptr_t)atomic_load_explicit(&pc__slot_get(i)->proc,
+                                                      memory_order_relaxed) >>
+                      1);
+}
+
+static void
+chain_link(uint32_t i, uint32_t next)
+{
+    atomic_store_explicit(&pc__slot_get(i)->proc,
+                          (pc__proc *)(((uintptr_t)next << 1) | 1),
+                          memory_order_relaxed);
+}
+
+static uint32_t
 chain_pop(uint32_t *head)
 {
     uint32_t i = *head;
-    pc__slot *s = pc__slot_get(i);
 
-    *head = (uint32_t)((uintptr_t)atomic_load_explicit(&s->proc,
-                                                       memory_order_relaxed) >>
-                       1);
-    atomic_store_explicit(&s->proc, NULL, memory_order_relaxed);
+    *head = chain_next(i);
+    atomic_store_explicit(&pc__slot_get(i)->proc, NULL, memory_order_relaxed);
     return i;
 }
 
 static void
 chain_push(uint32_t *head, uint32_t i)
 {
-    atomic_store_explicit(&pc__slot_get(i)->proc,
-                          (pc__proc *)(((uintptr_t)*head << 1) | 1),
-                          memory_order_relaxed);
+    chain_link(i, *head);
     *head = i;
 }
 
@@ -179,14 +190,20 @@ pc__slot_release(pc__worker *w, uint32_t idx)
     atomic_store_explicit(&s->zombie, 0, memory_order_relaxed);
     chain_push(&w->free_slot, idx);
     if (++w->nfree > SLOT_KEEP) { /* give half to the spawns elsewhere */
+        /* the first k of the list, found outside the lock and spliced on
+         * the spares in one step (a million procs ending at once: this ran
+         * for every other one) */
         pc__node *n = pc__the_node;
-        uint32_t k = SLOT_KEEP / 2;
+        uint32_t k = SLOT_KEEP / 2, first = w->free_slot, last = first;
+        for (uint32_t j = 1; j < k; j++)
+            last = chain_next(last);
+        w->free_slot = chain_next(last);
+        w->nfree -= k;
         pthread_mutex_lock(&n->spare_mu);
-        for (uint32_t j = 0; j < k; j++)
-            chain_push(&n->spare, chain_pop(&w->free_slot));
+        chain_link(last, n->spare);
+        n->spare = first;
         atomic_fetch_add_explicit(&n->nspare, k, memory_order_relaxed);
         pthread_mutex_unlock(&n->spare_mu);
-        w->nfree -= k;
     }
 }
 
