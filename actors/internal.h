@@ -461,7 +461,9 @@ struct pc__worker {
     uint32_t free_slot, nfree;
     uint32_t batch_next, batch_end; /* reserved fresh indexes */
     uint64_t rr;                    /* round-robin cursor for spawns */
-    pc__cache caches[PC__CACHES];   /* cache.c */
+    long nd_credit; /* counted in the node's nondaemon, held by no proc
+                       (proc.c): handed back after every run batch */
+    pc__cache caches[PC__CACHES]; /* cache.c */
     pc__rfree *rfree; /* [home worker][class]: frees to send home, or NULL */
     unsigned rfree_n; /* blocks in them */
 #ifdef PC__ASAN
@@ -497,7 +499,8 @@ typedef struct pc__node {
     pthread_mutex_t spare_mu;       /* guards spare, nspare */
     uint32_t spare;                 /* free slots workers gave up (slot.c) */
     atomic_uint nspare;
-    atomic_long nondaemon; /* live non-daemon tasks */
+    atomic_long nondaemon; /* live non-daemon procs, plus the workers'
+                              nd_credit (proc.c) */
     atomic_bool stop_requested;
     atomic_int foreign_pushes; /* pc__env_push()es by non-worker threads */
     atomic_uint_fast64_t rr;
@@ -625,6 +628,9 @@ void pc__deepest_local(pc__worker *w, pc__env *e); /* DEEPEST envelope */
 pc_err pc__proc_new(int kind, size_t size, const pc_spawn_opts *opts,
                     pc__proc **out, int *worker);
 void pc__publish(pc__proc *p, int worker); /* set slot, link or post */
+/* Give the node back the non-daemon credit w holds (sched.c, after each run
+ * batch), so that the count is exact whenever w is between batches. */
+void pc__nondaemon_flush(pc__worker *w);
 void pc__link(pc__worker *w, pc__proc *p);
 void pc__proc_finish(pc__worker *w, pc__proc *p, int rc, pc_msg *value);
 void pc__zombie_free(pc__worker *w, pc__proc *p);

@@ -12,6 +12,15 @@
  * (the owner answers at once: nothing waits on the joined task any more).
  * So a value is handed only to a joiner that is still there to take it,
  * and "timeout 0" can look at the zombie flag in the slot without waiting.
+ *
+ * The node's count of live non-daemon procs (what pc_node_run waits on) is
+ * kept without a locked atomic per spawn and end: a worker takes credit
+ * from the count ND_BATCH at a time and spends one per non-daemon proc it
+ * spawns; a non-daemon proc that ends on a worker gives one back to that
+ * worker's credit; after every run batch (and so before it sleeps) a
+ * worker hands its credit back to the count. The count is never below the
+ * live non-daemon procs (each one is in it), so it can't reach 0 early, and
+ * it is exact once every worker is between batches: at most one batch late.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +38,48 @@ nondaemon_add(long n)
         pthread_mutex_lock(&nd->mu);
         pthread_cond_broadcast(&nd->cv);
         pthread_mutex_unlock(&nd->mu);
+    }
+}
+
+#define ND_BATCH 64
+
+/* A non-daemon proc more (spawned, or pc_set_daemon(false)) ... */
+static void
+nondaemon_take(void)
+{
+    pc__worker *w = pc__tls_worker;
+
+    if (!w) {
+        nondaemon_add(1);
+        return;
+    }
+    if (!w->nd_credit) {
+        nondaemon_add(ND_BATCH);
+        w->nd_credit = ND_BATCH;
+    }
+    w->nd_credit--;
+}
+
+/* ... and one less (it ended, or pc_set_daemon(true)). */
+static void
+nondaemon_give(void)
+{
+    pc__worker *w = pc__tls_worker;
+
+    if (w)
+        w->nd_credit++;
+    else
+        nondaemon_add(-1);
+}
+
+void
+pc__nondaemon_flush(pc__worker *w)
+{
+    long c = w->nd_credit;
+
+    if (c) {
+        w->nd_credit = 0;
+        nondaemon_add(-c);
     }
 }
 
@@ -153,7 +204,7 @@ pc__publish(pc__proc *p, int worker)
 
     p->w = tw;
     if (!p->daemon)
-        nondaemon_add(1);
+        nondaemon_take();
     atomic_store_explicit(&s->worker, (uint16_t)worker, memory_order_relaxed);
     atomic_store_explicit(&s->proc, p, memory_order_release);
     if (tw == w) {
@@ -195,7 +246,7 @@ pc__proc_finish(pc__worker *w, pc__proc *p, int rc, pc_msg *value)
     pc__mon_detach(p, &watchers, &links);
     pc__mb_clear(p);
     if (!p->daemon)
-        nondaemon_add(-1);
+        nondaemon_give();
     p->daemon = true; /* counted once */
     /* The ref must be stale (or a zombie's) before any joiner can learn of
      * the end, so that pc_alive() after a join is false on every worker. */
@@ -242,7 +293,10 @@ pc_set_daemon(bool daemon)
         return PC_EPERM;
     if (p->daemon != daemon) {
         p->daemon = daemon;
-        nondaemon_add(daemon ? -1 : 1);
+        if (daemon)
+            nondaemon_give();
+        else
+            nondaemon_take();
     }
     return PC_OK;
 }

@@ -85,6 +85,7 @@ worker_idle(pc__worker *w)
         if (step < IDLE_STEP_MAX)
             step *= 2;
     }
+    pc__nondaemon_flush(w); /* what an fd or timer callback ended */
     /* the other half of pc__env_push()'s handshake: set, then look */
     atomic_store_explicit(&w->sleeping, true, memory_order_seq_cst);
     if (pc__inbox_empty(w) &&
@@ -121,6 +122,7 @@ pc__worker_main(void *arg)
         /* until the batch or the switch budget is spent: then poll I/O */
         while (n++ < RUN_BATCH && w->budget > 0 && (p = pc__runq_pop(w)))
             run_proc(w, p);
+        pc__nondaemon_flush(w); /* the node's count is exact between batches */
         if (w->rq_head)
             ev_run(w->loop, EVRUN_NOWAIT);
         else
