@@ -1,16 +1,19 @@
 /* actors/ctx.c — the context switch under every task.
  *
- * A context is just a saved stack pointer. pc__ctx_switch() pushes the
- * callee-saved registers on the current stack, stores the stack pointer in
- * `from`, loads the one in `to`, pops the same registers and returns — into
- * wherever `to` last called pc__ctx_switch(), or, for a fresh context, into its
- * entry function. That is the whole cost of a switch: about 20 instructions and
- * no system call (ucontext's swapcontext does a sigprocmask syscall per
+ * A context is just a saved stack pointer. Switching stores the running
+ * stack pointer in `from`, loads the one in `to` and continues wherever
+ * `to` last switched away — or, for a fresh context, in its entry function.
+ * That is the whole cost of a switch: a handful of instructions and no
+ * system call (ucontext's swapcontext does a sigprocmask syscall per
  * switch).
  *
- * x86-64 (System V) and aarch64 (AAPCS64) have hand-written switches;
- * anything else, or a build with -DPICOS_CONTEXT=ucontext, uses the portable
- * makecontext/swapcontext fallback.
+ * On x86-64 (System V) the switch is inline asm (internal.h): it pushes
+ * rbp and its resume address, and declares every other register clobbered,
+ * so the registers the caller needs are saved once, by the caller's own
+ * prologue, not a second time by the switch. aarch64 (AAPCS64) has a
+ * hand-written switch function that saves the callee-saved registers;
+ * anything else, or a build with -DPICOS_CONTEXT=ucontext, uses the
+ * portable makecontext/swapcontext fallback.
  */
 #include <stdint.h>
 #include <string.h>
@@ -19,36 +22,14 @@
 
 #if !defined(PC__CTX_UCONTEXT) && defined(__x86_64__)
 
-/* Frame on a suspended stack, from the saved sp upward:
- *   r15 r14 r13 r12 rbx rbp  return-address
- * The MXCSR and x87 control words are not switched (ldmxcsr/fldcw cost more
- * than the rest of the switch): all tasks of a worker share the thread's
- * floating-point modes, so a task must not change them across a blocking
- * call. The aarch64 switch likewise leaves FPCR alone. */
-__asm__(".text\n"
-        ".globl pc__ctx_switch\n"
-        ".type pc__ctx_switch,@function\n"
-        ".p2align 4\n"
-        "pc__ctx_switch:\n"
-        "    pushq %rbp\n"
-        "    pushq %rbx\n"
-        "    pushq %r12\n"
-        "    pushq %r13\n"
-        "    pushq %r14\n"
-        "    pushq %r15\n"
-        "    movq %rsp, (%rdi)\n"
-        "    movq (%rsi), %rsp\n"
-        "    popq %r15\n"
-        "    popq %r14\n"
-        "    popq %r13\n"
-        "    popq %r12\n"
-        "    popq %rbx\n"
-        "    popq %rbp\n"
-        "    ret\n"
-        ".size pc__ctx_switch, .-pc__ctx_switch\n"
-        ".section .note.GNU-stack,\"\",@progbits\n"
-        ".text\n");
-
+/* Frame on a suspended stack, from the saved sp upward: the resume
+ * address, rbp (pc__ctx_switch in internal.h). A fresh context's frame is
+ * its entry function instead, which the switch jumps to with the stack as
+ * a call leaves it (a fake return address above). The MXCSR and x87
+ * control words are not switched (ldmxcsr/fldcw cost more than the rest of
+ * the switch): all tasks of a worker share the thread's floating-point
+ * modes, so a task must not change them across a blocking call. The
+ * aarch64 switch likewise leaves FPCR alone. */
 void
 pc__ctx_make(pc__ctx *c, void *stack, size_t size, void (*entry)(void))
 {
@@ -56,9 +37,7 @@ pc__ctx_make(pc__ctx *c, void *stack, size_t size, void (*entry)(void))
     uint64_t *sp = (uint64_t *)top;
 
     *--sp = 0;                          /* entry's fake return address */
-    *--sp = (uint64_t)(uintptr_t)entry; /* popped by ret */
-    for (int i = 0; i < 6; i++)
-        *--sp = 0; /* rbp rbx r12 r13 r14 r15 */
+    *--sp = (uint64_t)(uintptr_t)entry; /* the switch jumps there */
     c->sp = sp;
 }
 

@@ -88,7 +88,44 @@ typedef struct pc__ctx {
 void pc__ctx_make(pc__ctx *c, void *stack, size_t size, void (*entry)(void));
 
 /* Save the running context in `from` and continue `to`. */
+#if !defined(PC__CTX_UCONTEXT) && defined(__x86_64__)
+/* x86-64: inline (ctx.c's opening comment). All that is saved on the
+ * stack is rbp and where to resume; every other register is declared
+ * clobbered, so the compiler keeps nothing in one across the switch and
+ * saves only the callee-saved registers the caller really uses, in the
+ * caller's own prologue, once. The pushes go below the stack pointer: the
+ * functions holding a switch (task.c's go()) make calls, so the compiler
+ * keeps no red zone there. */
+static inline __attribute__((always_inline)) void
+pc__ctx_switch(pc__ctx *from, pc__ctx *to)
+{
+    __asm__ volatile("pushq %%rbp\n\t"
+                     "leaq 1f(%%rip), %%rax\n\t"
+                     "pushq %%rax\n\t"
+                     "movq %%rsp, (%0)\n\t"
+                     "movq (%1), %%rsp\n\t"
+                     "popq %%rax\n\t"
+                     "jmpq *%%rax\n"
+                     "1:\n\t"
+                     "popq %%rbp"
+                     : "+D"(from), "+S"(to)
+                     :
+                     : "rax", "rbx", "rcx", "rdx", "r8", "r9", "r10", "r11",
+                       "r12", "r13", "r14", "r15", "xmm0", "xmm1", "xmm2",
+                       "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+                       "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15",
+#ifdef __AVX512F__
+                       "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21",
+                       "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27",
+                       "xmm28", "xmm29", "xmm30", "xmm31", "k1", "k2", "k3",
+                       "k4", "k5", "k6", "k7",
+#endif
+                       "st", "st(1)", "st(2)", "st(3)", "st(4)", "st(5)",
+                       "st(6)", "st(7)", "cc", "memory");
+}
+#else
 void pc__ctx_switch(pc__ctx *from, pc__ctx *to);
+#endif
 
 /* ---- stacks (stack.c) ------------------------------------------------------ */
 
