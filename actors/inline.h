@@ -291,6 +291,29 @@ pc__copy(char *d, const char *s, size_t n)
     }
 }
 
+/* Fill in the header of m (a block of cache class cls from home, or
+ * malloc'd: home 0) for type (tlen bytes) and dlen bytes of payload, its
+ * sender the running proc, `pre` bytes (0, or a pc__msg_foreign) before
+ * the type; the payload is the caller's to copy. */
+static inline __attribute__((always_inline)) void
+pc__msg_init(pc_msg *m, uint16_t home, int cls, const char *type, size_t tlen,
+             size_t dlen, size_t pre)
+{
+    pc__worker *w = pc__tls_worker;
+
+    atomic_init(&m->refs, 1);
+    m->home = home;
+    m->cls = (uint8_t)cls;
+    m->len = dlen;
+    m->sender = (w && w->cur) ? pc__proc_ref(w->cur) : PC_REF_NIL;
+    m->foreign = false;
+    m->pb = NULL;
+    pc__copy(m->inl + pre, type, tlen);
+    m->inl[pre + tlen] = '\0';
+    m->data = m->inl + pre + tlen + 1;
+    m->data[dlen] = '\0';
+}
+
 /* A message of type (tlen bytes) with room for dlen bytes of payload, its
  * sender the running proc, and `pre` bytes (0, or a pc__msg_foreign) before
  * the type; NULL when out of memory. msg.c's makers. */
@@ -309,17 +332,7 @@ pc__msg_alloc(const char *type, size_t tlen, size_t dlen, size_t pre)
         m = malloc(sizeof *m + room);
     if (!m)
         return NULL;
-    atomic_init(&m->refs, 1);
-    m->home = home;
-    m->cls = (uint8_t)cls;
-    m->len = dlen;
-    m->sender = (w && w->cur) ? pc__proc_ref(w->cur) : PC_REF_NIL;
-    m->foreign = false;
-    m->pb = NULL;
-    pc__copy(m->inl + pre, type, tlen);
-    m->inl[pre + tlen] = '\0';
-    m->data = m->inl + pre + tlen + 1;
-    m->data[dlen] = '\0';
+    pc__msg_init(m, home, cls, type, tlen, dlen, pre);
     return m;
 }
 

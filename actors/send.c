@@ -150,8 +150,9 @@ pc_send(pc_ref to, pc_msg **m)
     return pc_send_timeout(to, m, -1);
 }
 
-pc_err
-pc_send_data(pc_ref to, const char *type, const void *data, size_t len)
+/* pc_send_data() in general: make the message, send it. */
+static __attribute__((noinline)) pc_err
+send_data(pc_ref to, const char *type, const void *data, size_t len)
 {
     pc_msg *m;
     pc_err rc = pc__msg_new(&m, type, data, len);
@@ -162,6 +163,58 @@ pc_send_data(pc_ref to, const char *type, const void *data, size_t len)
     if (rc == PC_OK)
         pc__count_sent();
     return rc;
+}
+
+/* The length of type when the type, NUL and len bytes of payload fit a
+ * cached message, else more than PC__MSG_SMALL_ROOM (a loop, not a call:
+ * types are short). */
+static inline size_t
+short_type_len(const char *type, size_t len)
+{
+    size_t n = 0, max = PC__MSG_SMALL_ROOM - 2 - len;
+
+    if (len > PC__MSG_SMALL_ROOM - 2)
+        return PC__MSG_SMALL_ROOM;
+    while (n <= max && type[n])
+        n++;
+    return n;
+}
+
+/* pc_send_data(), with its common case written out and no call in it (so
+ * it needs no stack frame): a proc sends a short message, for which its
+ * worker's cache has a block at hand, to a proc of the same worker with an
+ * empty unbounded mailbox. The rest is send_data(). */
+pc_err
+pc_send_data(pc_ref to, const char *type, const void *data, size_t len)
+{
+    pc__worker *w = pc__tls_worker, *tw;
+    pc__proc *p;
+    size_t tlen;
+    int cls;
+    pc_msg *m;
+
+    if (!w || !w->cur || !type || (!data && len) ||
+        (tlen = short_type_len(type, len)) + len + 2 > PC__MSG_SMALL_ROOM ||
+        pc__route(to, &tw, &p) != PC_OK || !p || p->mb_cap ||
+        p->state >= PC__ST_ZOMBIE || p->mb.cap || p->mb.len)
+        return send_data(to, type, data, len);
+    cls = tlen + len + 2 <= PC__MSG_TINY_ROOM ? PC__CACHE_MSG_TINY
+                                              : PC__CACHE_MSG;
+    pc__cache *k = &w->caches[cls];
+    if (!(m = k->local))
+        return send_data(to, type, data, len);
+    k->local = *(void **)m; /* pc__cache_get()'s fast path */
+    if (k->nlocal)
+        k->nlocal--;
+    pc__msg_init(m, (uint16_t)(w->index + 1), cls, type, tlen, len, 0);
+    pc__copy(m->data, data, len);
+    pc__ring_put_one(&p->mb, m); /* empty, no buffer: can't fail */
+    if (p->state == PC__ST_AWAIT_MSG)
+        pc__task_wake((pc__task *)p, PC_OK);
+    else if (p->state == PC__ST_IDLE)
+        pc__runq_push(w, p);
+    pc__count(&w->st.sent, 1);
+    return PC_OK;
 }
 
 /* pc_deliver, but for the count. */
