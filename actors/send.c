@@ -180,21 +180,22 @@ short_type_len(const char *type, size_t len)
     return n;
 }
 
-/* pc_send_data(), with its common case written out and no call in it (so
- * it needs no stack frame): a proc sends a short message, for which its
- * worker's cache has a block at hand, to a proc of the same worker with an
- * empty unbounded mailbox. The rest is send_data(). */
-pc_err
-pc_send_data(pc_ref to, const char *type, const void *data, size_t len)
+/* pc_send_data() of a type of tlen bytes, with its common case written out
+ * and no call in it (so it needs no stack frame): a proc sends a short
+ * message, for which its worker's cache has a block at hand, to a proc of
+ * the same worker with an empty unbounded mailbox. The rest is
+ * send_data(). */
+static inline __attribute__((always_inline)) pc_err
+send_data_fast(pc_ref to, const char *type, size_t tlen, const void *data,
+               size_t len)
 {
     pc__worker *w = pc__tls_worker, *tw;
     pc__proc *p;
-    size_t tlen;
     int cls;
     pc_msg *m;
 
-    if (!w || !w->cur || !type || (!data && len) ||
-        (tlen = short_type_len(type, len)) + len + 2 > PC__MSG_SMALL_ROOM ||
+    if (!w || !w->cur || !type || (!data && len) || tlen > PC__MSG_SMALL_ROOM ||
+        len > PC__MSG_SMALL_ROOM || tlen + len + 2 > PC__MSG_SMALL_ROOM ||
         pc__route(to, &tw, &p) != PC_OK || !p || p->mb_cap ||
         p->state >= PC__ST_ZOMBIE || p->mb.cap || p->mb.len)
         return send_data(to, type, data, len);
@@ -215,6 +216,19 @@ pc_send_data(pc_ref to, const char *type, const void *data, size_t len)
         pc__runq_push(w, p);
     pc__count(&w->st.sent, 1);
     return PC_OK;
+}
+
+pc_err(pc_send_data)(pc_ref to, const char *type, const void *data, size_t len)
+{
+    return send_data_fast(to, type, type ? short_type_len(type, len) : 0, data,
+                          len);
+}
+
+pc_err
+pc_send_data_n(pc_ref to, const char *type, size_t type_len, const void *data,
+               size_t len)
+{
+    return send_data_fast(to, type, type_len, data, len);
 }
 
 /* pc_deliver, but for the count. */

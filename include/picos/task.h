@@ -122,8 +122,28 @@ pc_err pc_send(pc_ref to, pc_msg **m);
  * actor handler gets PC_EFULL). */
 pc_err pc_send_timeout(pc_ref to, pc_msg **m, double timeout);
 
-/* Convenience: pc_msg_new() + pc_send(); the message is freed on error. */
+/* Convenience: pc_msg_new() + pc_send(); the message is freed on error.
+ * A call with a literal type goes to pc_send_data_n() (below), so the
+ * type's length is known at compile time. */
 pc_err pc_send_data(pc_ref to, const char *type, const void *data, size_t len);
+
+/* pc_send_data() for a type of type_len bytes, which must be strlen(type)
+ * (0 for a NULL type): the type isn't measured again. */
+pc_err pc_send_data_n(pc_ref to, const char *type, size_t type_len,
+                      const void *data, size_t len);
+
+/* pc_send_data(to, "literal", ...) is pc_send_data_n() with the length the
+ * compiler worked out, where it can (GCC, optimizing); any other call is
+ * the function, as are (pc_send_data) and &pc_send_data. */
+#define PC__TYPE_LEN(type) ((type) ? __builtin_strlen((type) ? (type) : "") : 0)
+static inline __attribute__((always_inline)) pc_err
+pc__send_data_lit(pc_ref to, const char *type, const void *data, size_t len)
+{
+    if (__builtin_constant_p(PC__TYPE_LEN(type)))
+        return pc_send_data_n(to, type, PC__TYPE_LEN(type), data, len);
+    return (pc_send_data)(to, type, data, len);
+}
+#define pc_send_data(...) pc__send_data_lit(__VA_ARGS__)
 
 /* Send *m and wait up to `timeout` seconds (negative: forever) for the
  * target's verdict: PC_OK, the message is in its mailbox and *m NULL;
