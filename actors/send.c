@@ -6,8 +6,9 @@
  * (shared, channel mail, acked sends) in a MSG envelope; to another node it
  * goes to the registered transport. FIFO per
  * sender→receiver holds on each path: one worker runs a sender at a time,
- * and an inbox is FIFO. Receive pops the mailbox or waits in PC__ST_AWAIT_MSG;
- * selective receive scans from a mark (mailbox.c).
+ * and an inbox is FIFO. Receive pops the mailbox or waits in PC__ST_AWAIT_MSG
+ * (pc_recv() is in task.c, with the wait it inlines); selective receive
+ * scans from a mark (mailbox.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -273,39 +274,6 @@ pc_deliver(pc_ref to, pc_msg **m, double timeout)
 
     if (rc == PC_OK)
         pc__count_sent();
-    return rc;
-}
-
-pc_err
-pc_recv(pc_msg **out, double timeout)
-{
-    pc__worker *w = pc__tls_worker;
-    pc__task *t = pc__cur_task(w);
-    int rc;
-
-    if (!out)
-        return PC_EINVAL;
-    *out = NULL;
-    if (!t)
-        return PC_EPERM;
-    if (t->x && (*out = pc__swap_offer(t))) /* no extension: no swap */
-        return PC_OK;
-    if (pc__mb_len(&t->p)) {
-        *out = pc__mb_pop_fast(&t->p);
-        pc__count(&w->st.received, 1);
-        return PC_OK;
-    }
-    if (timeout == 0)
-        return PC_ETIMEDOUT;
-    rc = pc__task_wait(w, t, PC__ST_AWAIT_MSG, timeout);
-    if (t->x && (*out = pc__swap_offer(t)))
-        return PC_OK;      /* woken for a hot swap */
-    if (pc__mb_len(&t->p)) /* a message that raced the timer counts */
-        rc = PC_OK;
-    if (rc == PC_OK) {
-        *out = pc__mb_pop_fast(&t->p);
-        pc__count(&w->st.received, 1);
-    }
     return rc;
 }
 

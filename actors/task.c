@@ -304,8 +304,10 @@ pc__task_x_get(pc__task *t)
     return t->x;
 }
 
-int
-pc__task_wait(pc__worker *w, pc__task *t, int state, double timeout)
+/* pc__task_wait(), inline in pc_recv(): one stack frame for the receive
+ * and the wait. */
+static inline __attribute__((always_inline)) int
+task_wait(pc__worker *w, pc__task *t, int state, double timeout)
 {
     if (timeout >= 0) {
         pc__task_x *x = pc__task_x_get(t);
@@ -318,6 +320,45 @@ pc__task_wait(pc__worker *w, pc__task *t, int state, double timeout)
     t->p.state = (uint8_t)state;
     schedule_out(w, t);
     return t->wake_rc;
+}
+
+int
+pc__task_wait(pc__worker *w, pc__task *t, int state, double timeout)
+{
+    return task_wait(w, t, state, timeout);
+}
+
+pc_err
+pc_recv(pc_msg **out, double timeout)
+{
+    pc__worker *w = pc__tls_worker;
+    pc__task *t = pc__cur_task(w);
+    int rc;
+
+    if (!out)
+        return PC_EINVAL;
+    *out = NULL;
+    if (!t)
+        return PC_EPERM;
+    if (t->x && (*out = pc__swap_offer(t))) /* no extension: no swap */
+        return PC_OK;
+    if (pc__mb_len(&t->p)) {
+        *out = pc__mb_pop_fast(&t->p);
+        pc__count(&w->st.received, 1);
+        return PC_OK;
+    }
+    if (timeout == 0)
+        return PC_ETIMEDOUT;
+    rc = task_wait(w, t, PC__ST_AWAIT_MSG, timeout);
+    if (t->x && (*out = pc__swap_offer(t)))
+        return PC_OK;      /* woken for a hot swap */
+    if (pc__mb_len(&t->p)) /* a message that raced the timer counts */
+        rc = PC_OK;
+    if (rc == PC_OK) {
+        *out = pc__mb_pop_fast(&t->p);
+        pc__count(&w->st.received, 1);
+    }
+    return rc;
 }
 
 pc_err
