@@ -98,6 +98,59 @@ pc__route(pc_ref to, pc__worker **tw, pc__proc **local)
     return (*local = pc__slot_proc(s, to)) ? PC_OK : PC_ENOENT;
 }
 
+/* pc__slot_alloc() with its common case inline: the top of w's own free
+ * list or, with no spares waiting, the next index of its reserved batch
+ * (but the first of a populate block, whose alloc readies the next). */
+static inline pc_err
+pc__slot_alloc_fast(pc__worker *w, uint32_t *idx, uint32_t *gen)
+{
+    pc__slot *s;
+    uint32_t i;
+
+    if (w && (i = w->free_slot) != 0 && (s = pc__slot_get(i))) {
+        /* free slots are chained through proc: (next << 1) | 1 */
+        w->free_slot = (uint32_t)((uintptr_t)atomic_load_explicit(
+                                      &s->proc, memory_order_relaxed) >>
+                                  1);
+        atomic_store_explicit(&s->proc, NULL, memory_order_relaxed);
+        w->nfree--;
+        *gen = atomic_load_explicit(&s->gen, memory_order_relaxed);
+    } else if (w && !i && (i = w->batch_next) < w->batch_end &&
+               i % PC__SLOT_POPULATE != 0 &&
+               !atomic_load_explicit(&pc__the_node->nspare,
+                                     memory_order_relaxed) &&
+               (s = pc__slot_get(i))) {
+        w->batch_next++;
+        *gen = pc__the_node->gen_base; /* the never-used slot's first */
+        atomic_store_explicit(&s->gen, *gen, memory_order_relaxed);
+    } else {
+        return pc__slot_alloc(w, idx, gen);
+    }
+    *idx = i;
+    return PC_OK;
+}
+
+/* pc__slot_release() with its common case inline: w keeps the slot. */
+static inline void
+pc__slot_release_fast(pc__worker *w, uint32_t idx)
+{
+    pc__slot *s = pc__slot_get(idx);
+    uint32_t g;
+
+    if (w->nfree >= PC__SLOT_KEEP || !s) {
+        pc__slot_release(w, idx);
+        return;
+    }
+    g = atomic_load_explicit(&s->gen, memory_order_relaxed) + 1;
+    atomic_store_explicit(&s->gen, g, memory_order_release);
+    atomic_store_explicit(&s->zombie, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->proc,
+                          (pc__proc *)(((uintptr_t)w->free_slot << 1) | 1),
+                          memory_order_relaxed);
+    w->free_slot = idx;
+    w->nfree++;
+}
+
 /* ---- run queue, switches and wakes (sched.c, task.c, stack.c) ------ */
 
 /* A task (proc p) switching away with stack pointer sp: abort if sp left

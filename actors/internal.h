@@ -557,6 +557,11 @@ extern _Thread_local pc__worker *pc__tls_worker
 pc__proc *pc__proc_lookup(pc__worker *w, pc_ref r); /* owner-side, live */
 pc_err pc__slot_alloc(pc__worker *w, uint32_t *idx, uint32_t *gen);
 void pc__slot_release(pc__worker *w, uint32_t idx);
+/* (their common cases inline: pc__slot_alloc_fast, pc__slot_release_fast) */
+/* Slots whose pages are made present at once, ahead of use: one system
+ * call instead of 16 page faults (a million spawns: 4k of them). */
+#define PC__SLOT_POPULATE 4096
+#define PC__SLOT_KEEP 4096 /* free slots a worker keeps */
 
 /* ---- inbox.c: envelopes between threads --------------------------------- */
 

@@ -161,7 +161,7 @@ pc__proc_new(int kind, size_t size, const pc_spawn_opts *opts, pc__proc **out,
         proc_free(p);
         return PC_ENOMEM;
     }
-    if ((rc = pc__slot_alloc(pc__tls_worker, &p->idx, &p->gen)) != PC_OK) {
+    if ((rc = pc__slot_alloc_fast(pc__tls_worker, &p->idx, &p->gen)) != PC_OK) {
         proc_free(p);
         return rc;
     }
@@ -279,7 +279,7 @@ void
 pc__zombie_free(pc__worker *w, pc__proc *p)
 {
     p->state = PC__ST_DEAD;
-    pc__slot_release(w, p->idx);
+    pc__slot_release_fast(w, p->idx);
     proc_free(p);
 }
 

@@ -10,7 +10,8 @@
  * node's spare list (under a mutex) beyond that; a spawn that finds its own
  * list empty takes spares before fresh indexes. Without it, slots freed on
  * one worker and spawned from another (or from a foreign thread) would make
- * the table grow for ever.
+ * the table grow for ever. A worker's own list and its batch are used
+ * inline (inline.h); this file has the rest.
  *
  * Generations of fresh slots start at the node's random `gen_base`, not at
  * 0, so a ref kept from an earlier node with the same fixed node id does not
@@ -22,10 +23,8 @@
 #include "internal.h"
 
 #define SLOT_BATCH 64
-/* Slots whose pages are made present at once, ahead of use: one system
- * call instead of 16 page faults (a million spawns: 4k of them). */
-#define SLOT_POPULATE 4096
-#define SLOT_KEEP 4096 /* free slots a worker keeps */
+#define SLOT_POPULATE PC__SLOT_POPULATE
+#define SLOT_KEEP PC__SLOT_KEEP
 
 /* Make the pages of the SLOT_POPULATE slots from `first` (a multiple of
  * it) of chunk present; where the kernel lacks MADV_POPULATE_WRITE they
