@@ -107,7 +107,10 @@ proc_alloc(int c, size_t size)
     pc__proc *p = pc__cache_get(pc__tls_worker, c, &home);
 
     if (p) {
-        memset(p, 0, size);
+        if (size == sizeof(pc__actor)) /* the common size: stores, no call */
+            memset(p, 0, sizeof(pc__actor));
+        else
+            memset(p, 0, size);
         p->home = home;
     }
     return p;
@@ -240,10 +243,15 @@ pc__proc_finish(pc__worker *w, pc__proc *p, int rc, pc_msg *value)
         pc__actor_release((pc__actor *)p);
     else
         pc__task_release(w, (pc__task *)p);
-    /* as p, before its links, mail and locks go */
-    at_exit_run(w, p);
-    pc__sync_proc_ended(w, p);
-    pc__mon_detach(p, &watchers, &links);
+    /* as p, before its links, mail and locks go (a proc without an
+     * extension has no exit handler, locks, monitors or links) */
+    if (p->x) {
+        at_exit_run(w, p);
+        pc__sync_proc_ended(w, p);
+        pc__mon_detach(p, &watchers, &links);
+    } else {
+        watchers = links = NULL;
+    }
     pc__mb_clear(p);
     if (!p->daemon)
         nondaemon_give();
