@@ -1,9 +1,9 @@
 /* actors/inline.h — the runtime's hot paths, inline: slot lookup and
- * routing, the run queue, a task's wake, a mailbox holding one message, a
- * sender's stamp, the block caches' local lists and making a message. Each
- * has its general case out of line in the module named in its section.
- * Included at the end of internal.h (it needs all of its types); include
- * internal.h, not this.
+ * routing, slots from and back to a worker's own free list, the run queue, a
+ * task's wake, a mailbox holding one message, a sender's stamp, the block
+ * caches' local lists and making a message. Each has its general case out of
+ * line in the module named in its section. Included at the end of internal.h
+ * (it needs all of its types); include internal.h, not this.
  */
 #ifndef PICOS_ACTORS_INLINE_H
 #define PICOS_ACTORS_INLINE_H
