@@ -345,20 +345,18 @@ pc__copy(char *d, const char *s, size_t n)
 }
 
 /* Fill in the header of m (a block of cache class cls from home, or
- * malloc'd: home 0) for type (tlen bytes) and dlen bytes of payload, its
- * sender the running proc, `pre` bytes (0, or a pc__msg_foreign) before
- * the type; the payload is the caller's to copy. */
+ * malloc'd: home 0) for type (tlen bytes) and dlen bytes of payload from
+ * `sender`, `pre` bytes (0, or a pc__msg_foreign) before the type; the
+ * payload is the caller's to copy. */
 static inline __attribute__((always_inline)) void
-pc__msg_init(pc_msg *m, uint16_t home, int cls, const char *type, size_t tlen,
-             size_t dlen, size_t pre)
+pc__msg_init(pc_msg *m, uint16_t home, int cls, pc_ref sender, const char *type,
+             size_t tlen, size_t dlen, size_t pre)
 {
-    pc__worker *w = pc__tls_worker;
-
     atomic_init(&m->refs, 1);
     m->home = home;
     m->cls = (uint8_t)cls;
     m->len = dlen;
-    m->sender = (w && w->cur) ? pc__proc_ref(w->cur) : PC_REF_NIL;
+    m->sender = sender;
     m->foreign = false;
     m->pb = NULL;
     pc__copy(m->inl + pre, type, tlen);
@@ -385,7 +383,9 @@ pc__msg_alloc(const char *type, size_t tlen, size_t dlen, size_t pre)
         m = malloc(sizeof *m + room);
     if (!m)
         return NULL;
-    pc__msg_init(m, home, cls, type, tlen, dlen, pre);
+    pc__msg_init(m, home, cls,
+                 (w && w->cur) ? pc__proc_ref(w->cur) : PC_REF_NIL, type, tlen,
+                 dlen, pre);
     return m;
 }
 

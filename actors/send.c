@@ -208,9 +208,12 @@ send_data_fast(pc_ref to, const char *type, size_t tlen, const void *data,
     k->local = *(void **)m; /* pc__cache_get()'s fast path */
     if (k->nlocal)
         k->nlocal--;
-    pc__msg_init(m, (uint16_t)(w->index + 1), cls, type, tlen, len, 0);
+    pc__msg_init(m, (uint16_t)(w->index + 1), cls, pc__proc_ref(w->cur), type,
+                 tlen, len, 0);
     pc__copy(m->data, data, len);
-    pc__ring_put_one(&p->mb, m); /* empty, no buffer: can't fail */
+    p->mb.one = m; /* pc__ring_put_one() into the empty ring */
+    p->mb.len = p->mb.live = 1;
+    p->mb.next++;
     if (p->state == PC__ST_AWAIT_MSG)
         pc__task_wake((pc__task *)p, PC_OK);
     else if (p->state == PC__ST_IDLE)
