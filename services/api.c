@@ -1276,7 +1276,7 @@ pc__api_start(const pc__api_opts *o, char *url, size_t size)
 {
     char host[256], err[512];
     pc__http_opts ho = {.routes = routes, .fallback = get_asset};
-    uint16_t port;
+    uint16_t port = 0;
     pc_err rc;
 
     if (A.http)

@@ -105,7 +105,8 @@ emit(cs_sched *s, pc_compute_event_kind kind, const cs_job *j, pc_job_why why,
     e.why = why;
     if (j->node >= 0 && (size_t)j->node < s->nnodes)
         snprintf(e.node, sizeof e.node, "%.63s", s->nodes[j->node].name);
-    snprintf(e.text, sizeof e.text, "%s", text ? text : "");
+    snprintf(e.text, sizeof e.text, "%.*s", (int)sizeof e.text - 1,
+             text ? text : ""); /* cut to the event's room */
     s->emit(s->emit_ctx, &e);
 }
 

@@ -131,6 +131,53 @@ msg_type_length(void)
     pc_msg_free(&m);
 }
 
+/* pc_send_data() with a literal type goes through pc_send_data_n() with
+ * the length the compiler knows; the other forms through the function:
+ * every one must carry the same type and payload. */
+static pc_msg *
+send_forms_task(void *arg)
+{
+    char longtype[PC_MSG_TYPE_MAX + 2];
+    const char *var = arg; /* not a constant to the compiler */
+    pc_err (*fn)(pc_ref, const char *, const void *, size_t) = &pc_send_data;
+    const char *want[] = {"t.lit", var, "t.ptr", "t.n", NULL, var};
+    pc_msg *m = NULL;
+
+    TCHECK_RC(pc_send_data(pc_self(), "t.lit", "1", 1), PC_OK);
+    TCHECK_RC(pc_send_data(pc_self(), var, "2", 1), PC_OK);
+    TCHECK_RC(fn(pc_self(), "t.ptr", "3", 1), PC_OK);
+    TCHECK_RC(pc_send_data_n(pc_self(), "t.n", 3, "4", 1), PC_OK);
+    TCHECK_RC(pc_send_data(pc_self(), NULL, "5", 1), PC_OK);
+    TCHECK_RC((pc_send_data)(pc_self(), var, "6", 1), PC_OK);
+    memset(longtype, 'x', sizeof longtype - 1);
+    longtype[sizeof longtype - 1] = '\0';
+    TCHECK_RC(pc_send_data(pc_self(), longtype, "7", 1), PC_EINVAL);
+    TCHECK_RC(pc_send_data_n(pc_self(), longtype, sizeof longtype - 1, "7", 1),
+              PC_EINVAL);
+    for (int i = 0; i < 6; i++) {
+        char d[2] = {(char)('1' + i), 0};
+        size_t len = 0;
+        const char *got;
+        TCHECK_RC(pc_recv(&m, PT_LONG), PC_OK);
+        got = m ? pc_msg_data(m, &len) : NULL;
+        TCHECK(len == 1 && got && got[0] == d[0]);
+        TCHECK_STR(m ? pc_msg_type(m) : "?", want[i] ? want[i] : "");
+        pc_msg_free(&m);
+    }
+    TCHECK_RC(pc_recv(&m, 0), PC_ETIMEDOUT); /* the long types sent nothing */
+    return NULL;
+}
+
+PT_TEST(send_data_forms)
+static void
+send_data_forms(void)
+{
+    static char var[] = "t.var";
+    PT_START(1);
+    CU_ASSERT_EQUAL(pc_spawn(send_forms_task, var, NULL, NULL), PC_OK);
+    PT_RUN();
+}
+
 PT_TEST(msg_refcount)
 static void
 msg_refcount(void)
@@ -614,8 +661,8 @@ msg_outlives_node(int W)
 }
 
 PT_MAIN("msg", PT_WENTRY(msg_pb_forwarded_shared), PT_ENTRY(msg_basic),
-        PT_ENTRY(msg_binary_payload), PT_ENTRY(msg_empty),
-        PT_ENTRY(msg_new_str), PT_ENTRY(msg_type_length),
+        PT_ENTRY(send_data_forms), PT_ENTRY(msg_binary_payload),
+        PT_ENTRY(msg_empty), PT_ENTRY(msg_new_str), PT_ENTRY(msg_type_length),
         PT_ENTRY(msg_refcount), PT_ENTRY(msg_refcount_threads),
         PT_WENTRY(msg_sender), PT_ENTRY(msg_pb_roundtrip),
         PT_ENTRY(msg_pb_from_unpack), PT_WENTRY(msg_pb_shared),

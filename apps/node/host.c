@@ -726,7 +726,8 @@ reload(const char *target, report *rep)
     }
     if (!any)
         rep_fail(rep, PICOS__V1__NODE_RELOAD_STATUS__NODE_RELOAD_NOT_FOUND,
-                 "no service or library named '%s' on node %s", target, H.name);
+                 "no service or library named '%s' on node %s",
+                 target && *target ? target : "(any)", H.name);
 }
 
 static void
