@@ -10,6 +10,7 @@ MAKEFLAGS += --no-print-directory
 BUILD_DIR   ?= build
 ASAN_DIR    ?= build-asan
 TSAN_DIR    ?= build-tsan
+UCTX_DIR    ?= build-ucontext
 BUILD_TYPE  ?= RelWithDebInfo
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_JOBS  ?= 2
@@ -58,7 +59,7 @@ FORMAT_FILES = $(shell find $(FORMAT_DIRS) \( -name '*.c' -o -name '*.h' \) \
 CTEST_FLAGS = --output-on-failure -j$(CTEST_JOBS) --timeout $(CTEST_TIMEOUT) \
               --no-tests=error
 
-.PHONY: all help deps configure build test run bench asan tsan \
+.PHONY: all help deps configure build test run bench asan tsan ucontext \
         format format-check install clean
 
 all: build
@@ -71,6 +72,7 @@ help:
 	@echo "make bench         build, then run $(BENCH)"
 	@echo "make asan          Debug + address,undefined build in $(ASAN_DIR)/, unit tests"
 	@echo "make tsan          Debug + thread build in $(TSAN_DIR)/, unit tests"
+	@echo "make ucontext      the runtime tests with the portable context switch, $(UCTX_DIR)/"
 	@echo "make format        clang-format -i the sources"
 	@echo "make format-check  fail when a source isn't clang-formatted"
 	@echo "make install       install into PREFIX=$(PREFIX)"
@@ -125,6 +127,17 @@ tsan: deps
 	TSAN_OPTIONS=$(TSAN_OPTIONS) $(TSAN_RUN) \
 	    $(CTEST) --test-dir $(TSAN_DIR) -L 'unit|net' $(CTEST_FLAGS)
 
+# The portable context switch (swapcontext; what `auto` picks off x86-64
+# and aarch64): the runtime's own tests, built only as far as they need.
+UCTX_TESTS ?= test_task test_spawn test_actor test_msg test_sync test_mailbox \
+              test_select test_exit test_supervisor
+ucontext: deps
+	$(CMAKE) -S . -B $(UCTX_DIR) -DPICOS_CONTEXT=ucontext \
+	    -DPICOS_WERROR=$(WERROR) $(CMAKE_ARGS)
+	$(CMAKE) --build $(UCTX_DIR) -j$(JOBS) --target $(UCTX_TESTS)
+	$(CTEST) --test-dir $(UCTX_DIR) -R '^($(shell echo $(UCTX_TESTS) | tr ' ' '|'))$$' \
+	    $(CTEST_FLAGS)
+
 format:
 	@files="$(FORMAT_FILES)"; \
 	if [ -n "$$files" ]; then $(CLANG_FORMAT) -i $$files; fi
@@ -139,4 +152,4 @@ install: build
 	$(CMAKE) --install $(BUILD_DIR) --prefix $(PREFIX)
 
 clean:
-	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(TSAN_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(TSAN_DIR) $(UCTX_DIR)

@@ -76,17 +76,21 @@ static struct {
                               after them (see blk) */
 } slabs = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-/* A fresh arena. Its header links it to the previous one and says its
- * size: twice the previous one's, up to ARENA_MAX, so a program with a few
- * procs maps little. Under slabs.mu. */
+/* A fresh arena with room for a slab of `need` bytes. Its header links it
+ * to the previous one and says its size: twice the previous one's, up to
+ * ARENA_MAX, so a program with a few procs maps little — or bigger when
+ * one slab needs it (a task with a ucontext_t inside is over 1 KiB: 64 of
+ * them don't fit the first arena). Under slabs.mu. */
 static bool
-arena_new(void)
+arena_new(size_t need)
 {
     size_t size = slabs.arenas ? ((size_t *)slabs.arenas)[1] * 2 : ARENA_MIN;
     char *a;
 
     if (size > ARENA_MAX)
         size = ARENA_MAX;
+    while (size < need + 64) /* 64: the header */
+        size *= 2;
     a = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
              -1, 0);
     if (a == MAP_FAILED)
@@ -137,7 +141,7 @@ slab_grow(pc__cache *k, int c)
     if (slabs.free[c]) { /* a chain: nlocal stays a guess */
         k->local = slabs.free[c];
         slabs.free[c] = slabs.free[c]->next_chain;
-    } else if ((size_t)(slabs.end - slabs.next) < len && !arena_new()) {
+    } else if ((size_t)(slabs.end - slabs.next) < len && !arena_new(len)) {
         ok = false;
     } else {
         char *slab = slabs.next;
