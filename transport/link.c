@@ -170,6 +170,7 @@ on_retry(struct ev_loop *loop, ev_timer *t, int revents)
 {
     net *n = t->data;
     (void)loop, (void)revents;
+    pc__link_stir(n);
     ev_timer_stop(n->loop, &n->retry);
     retry_all(n);
 }
@@ -381,6 +382,7 @@ on_router(struct ev_loop *loop, ev_io *io, int revents)
 {
     net *n = io->data;
     (void)loop, (void)revents;
+    pc__link_stir(n);
     n->router_dirty = true;
 }
 
@@ -389,6 +391,7 @@ on_pub(struct ev_loop *loop, ev_io *io, int revents)
 {
     net *n = io->data;
     (void)loop, (void)revents;
+    pc__link_stir(n);
     n->pub_dirty = true;
 }
 
@@ -398,6 +401,7 @@ on_zap(struct ev_loop *loop, ev_io *io, int revents)
 {
     net *n = io->data;
     (void)loop, (void)revents;
+    pc__link_stir(n);
     pc__zap_drain(n->zap);
 }
 
@@ -431,6 +435,11 @@ pc__link_pump(net *n)
     int budget = ENV_BUDGET;
     bool dirty = true;
 
+    if (n->link_worker >= 0) {
+        if (!n->stirred && !n->backlog)
+            return; /* nothing ran that could have eaten an edge */
+        n->stirred = false;
+    }
     run_backlog(n);
     /* every data socket once per loop iteration: looking only at those
      * whose fd fired or that we used lost an edge now and then (tests
@@ -475,7 +484,118 @@ static void
 on_idle(struct ev_loop *loop, ev_idle *w, int revents)
 {
     (void)loop, (void)revents;
+    pc__link_stir(w->data); /* what is left over from a slice */
     pc__link_pump(w->data);
+}
+
+/* Links on a worker: that loop runs one iteration per call (the worker
+ * goes back to its procs in between), so what a poll brought is taken
+ * right after it rather than at the next call. */
+static void
+on_check(struct ev_loop *loop, ev_check *w, int revents)
+{
+    (void)loop, (void)revents;
+    pc__link_pump(w->data);
+}
+
+/* ---- leaving ------------------------------------------------------------ */
+
+/* The node stops (op_stop): on the link thread after its loop, or on the
+ * link worker in on_wake (the worker waits here, up to the linger, while
+ * the node stops anyway). */
+static void
+link_leave(net *n)
+{
+    /* leaving: first what was asked before (the last sends and DOWNs of a
+     * node that ends), then tell peers, so they need not wait for the
+     * timeout; the sockets linger so that ZeroMQ sends all of it */
+    for (;;) {
+        cmd *c, *rev = NULL;
+        for (c = atomic_exchange(&n->inq, NULL); c;) {
+            cmd *next = c->next;
+            c->next = rev;
+            rev = c;
+            c = next;
+        }
+        if (rev) {
+            *n->backlog_tail = rev;
+            while (rev->next)
+                rev = rev->next;
+            n->backlog_tail = &rev->next;
+        }
+        if (!n->backlog)
+            break;
+        while (n->backlog)
+            run_backlog(n);
+    }
+    for (peer *p = n->peers; p; p = p->next) {
+        if (p->up && !p->primary && !p->gone) {
+            wire_env e = PICOS__V1__ENVELOPE__INIT;
+            e.kind = PICOS__V1__KIND__GOODBYE;
+            pc__link_out(n, p, &e);
+        }
+        if (p->dealer)
+            pc__zsetint(p->dealer, ZMQ_LINGER, 1000);
+    }
+    pc__link_flush_all(n);
+    for (int i = 0; i < 100; i++) { /* frames ZeroMQ refused (PC__HWM) */
+        bool left = false;
+        for (peer *p = n->peers; p; p = p->next)
+            left |= p->pending != NULL;
+        if (!left)
+            break;
+        zmq_poll(NULL, 0, 10);
+        retry_all(n);
+    }
+    if (n->router)
+        pc__zsetint(n->router, ZMQ_LINGER, 1000);
+    for (cmd *c = atomic_exchange(&n->inq, NULL); c;) {
+        cmd *next = c->next;
+        pc__net_cmd_free(c);
+        c = next;
+    }
+    while (n->backlog) {
+        cmd *c = n->backlog;
+        n->backlog = c->next;
+        pc__net_cmd_free(c);
+    }
+    for (peer *p = n->peers; p; p = p->next)
+        p->gone = true;
+    pc__peer_reap(n);
+    pc__rchan_fini(n);
+    pc__peer_fail_waiters(&n->waiters, PC_ECLOSED);
+    while (n->tombs) {
+        tomb *t = n->tombs;
+        n->tombs = t->next;
+        free(t);
+    }
+    pc__zmon_close(&n->router_mon);
+    if (n->router)
+        zmq_close(n->router);
+    if (n->pub)
+        zmq_close(n->pub);
+    pc__zap_close(&n->zap);
+    zmq_ctx_term(n->zctx);
+    wire_arena_reset(&n->arena);
+}
+
+/* Links on a worker: the loop outlives them, so every watcher of theirs
+ * leaves it (the peers' went with their records). */
+static void
+link_unwatch(net *n)
+{
+    struct ev_loop *l = n->loop;
+
+    ev_async_stop(l, &n->wake);
+    ev_timer_stop(l, &n->tick);
+    ev_timer_stop(l, &n->retry);
+    ev_prepare_stop(l, &n->pump);
+    ev_check_stop(l, &n->check);
+    ev_idle_stop(l, &n->idle);
+    ev_io_stop(l, &n->router_io);
+    ev_io_stop(l, &n->pub_io);
+    ev_io_stop(l, &n->zap_io);
+    ev_io_stop(l, &n->mon_io);
 }
 
 /* Take the whole command stack onto the backlog, oldest first. */
@@ -485,6 +605,7 @@ on_wake(struct ev_loop *loop, ev_async *a, int revents)
     net *n = a->data;
     cmd *c, *rev = NULL;
     (void)revents;
+    pc__link_stir(n);
 
     c = atomic_exchange_explicit(&n->inq, NULL, memory_order_acquire);
     while (c) {
@@ -501,8 +622,15 @@ on_wake(struct ev_loop *loop, ev_async *a, int revents)
     }
     run_backlog(n);
     pc__link_flush_all(n);
-    if (atomic_load(&n->stopping))
-        ev_break(loop, EVBREAK_ALL);
+    if (atomic_load(&n->stopping)) {
+        if (n->link_worker < 0) {
+            ev_break(loop, EVBREAK_ALL); /* pc__link_main leaves */
+        } else {
+            link_leave(n); /* the worker's loop goes on without us */
+            link_unwatch(n);
+            pc_event_set(n->left);
+        }
+    }
 }
 
 void
@@ -528,6 +656,12 @@ pc__link_init(net *n)
         ev_io_init(&n->zap_io, on_zap, pc__zap_fd(n->zap), EV_READ);
         n->zap_io.data = n;
         ev_io_start(n->loop, &n->zap_io);
+    }
+    if (n->link_worker >= 0) {
+        ev_check_init(&n->check, on_check);
+        ev_set_priority(&n->check, EV_MINPRI); /* after the fds' callbacks */
+        n->check.data = n;
+        ev_check_start(n->loop, &n->check);
     }
 }
 
@@ -634,77 +768,7 @@ pc__link_main(void *arg)
     net *n = arg;
 
     ev_run(n->loop, 0);
-    /* leaving: first what was asked before (the last sends and DOWNs of a
-     * node that ends), then tell peers, so they need not wait for the
-     * timeout; the sockets linger so that ZeroMQ sends all of it */
-    for (;;) {
-        cmd *c, *rev = NULL;
-        for (c = atomic_exchange(&n->inq, NULL); c;) {
-            cmd *next = c->next;
-            c->next = rev;
-            rev = c;
-            c = next;
-        }
-        if (rev) {
-            *n->backlog_tail = rev;
-            while (rev->next)
-                rev = rev->next;
-            n->backlog_tail = &rev->next;
-        }
-        if (!n->backlog)
-            break;
-        while (n->backlog)
-            run_backlog(n);
-    }
-    for (peer *p = n->peers; p; p = p->next) {
-        if (p->up && !p->primary && !p->gone) {
-            wire_env e = PICOS__V1__ENVELOPE__INIT;
-            e.kind = PICOS__V1__KIND__GOODBYE;
-            pc__link_out(n, p, &e);
-        }
-        if (p->dealer)
-            pc__zsetint(p->dealer, ZMQ_LINGER, 1000);
-    }
-    pc__link_flush_all(n);
-    for (int i = 0; i < 100; i++) { /* frames ZeroMQ refused (PC__HWM) */
-        bool left = false;
-        for (peer *p = n->peers; p; p = p->next)
-            left |= p->pending != NULL;
-        if (!left)
-            break;
-        zmq_poll(NULL, 0, 10);
-        retry_all(n);
-    }
-    if (n->router)
-        pc__zsetint(n->router, ZMQ_LINGER, 1000);
-    for (cmd *c = atomic_exchange(&n->inq, NULL); c;) {
-        cmd *next = c->next;
-        pc__net_cmd_free(c);
-        c = next;
-    }
-    while (n->backlog) {
-        cmd *c = n->backlog;
-        n->backlog = c->next;
-        pc__net_cmd_free(c);
-    }
-    for (peer *p = n->peers; p; p = p->next)
-        p->gone = true;
-    pc__peer_reap(n);
-    pc__rchan_fini(n);
-    pc__peer_fail_waiters(&n->waiters, PC_ECLOSED);
-    while (n->tombs) {
-        tomb *t = n->tombs;
-        n->tombs = t->next;
-        free(t);
-    }
-    pc__zmon_close(&n->router_mon);
-    if (n->router)
-        zmq_close(n->router);
-    if (n->pub)
-        zmq_close(n->pub);
-    pc__zap_close(&n->zap);
-    zmq_ctx_term(n->zctx);
-    wire_arena_reset(&n->arena);
+    link_leave(n);
     ev_loop_destroy(n->loop);
     return NULL;
 }

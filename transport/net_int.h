@@ -146,8 +146,21 @@ typedef struct tomb {
 
 typedef struct net {
     void *zctx;
-    struct ev_loop *loop;
-    pthread_t thread;
+    struct ev_loop *loop; /* the link thread's, or the link worker's */
+    pthread_t thread;     /* link_worker < 0: the link thread */
+    /* >= 0: the links run on that worker's loop (pc_net_opts.link_worker):
+     * its tasks' commands go straight onto the backlog, an ev_check pumps
+     * after each poll as the ev_prepare does before it, and `left` is set
+     * when the worker has run the leaving sequence (op_stop waits) */
+    int link_worker;
+    ev_check check;
+    pc_event *left;
+    /* links on a worker: some link code ran (a callback, a command) since
+     * the pump last looked at every socket; only then can a ZeroMQ call
+     * have eaten a socket's edge, so only then does the pump look again
+     * (each look at ZMQ_EVENTS is two system calls, and a worker's loop
+     * turns every few microseconds while it spins) */
+    bool stirred;
     ev_async wake;
     ev_timer tick;
     ev_prepare pump;
@@ -195,6 +208,13 @@ typedef struct net {
 } net;
 
 extern net *pc__net;
+
+/* Link code is about to run (see net.stirred). */
+static inline void
+pc__link_stir(net *n)
+{
+    n->stirred = true;
+}
 
 /* net.c */
 void pc__net_cmd_free(cmd *c);

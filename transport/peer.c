@@ -426,6 +426,7 @@ on_dealer(struct ev_loop *loop, ev_io *io, int revents)
     peer *p = io->data;
     (void)loop, (void)revents;
     p->dirty = true;
+    pc__link_stir(pc__net);
 }
 
 void
@@ -433,6 +434,7 @@ pc__peer_on_router_mon(struct ev_loop *loop, ev_io *io, int revents)
 {
     net *n = io->data;
     (void)loop, (void)revents;
+    pc__link_stir(n);
     pc__zmon_drain(n->router_mon, router_event, n);
 }
 
@@ -441,6 +443,7 @@ on_dealer_mon(struct ev_loop *loop, ev_io *io, int revents)
 {
     peer *p = io->data;
     (void)loop, (void)revents;
+    pc__link_stir(pc__net);
     if (p->mon)
         pc__zmon_drain(p->mon, dealer_event, p);
 }
@@ -468,6 +471,7 @@ pc__peer_on_tick(struct ev_loop *loop, ev_timer *t, int revents)
      * judge peers' silence only after a slice of catching up */
     bool late = now - n->last_tick > n->timeout / 2;
     (void)loop, (void)revents;
+    pc__link_stir(n);
 
     n->last_tick = now;
     /* (ZAP and monitors drain in their callbacks; once more here, in case
