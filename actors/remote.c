@@ -592,8 +592,8 @@ pc__remote_exit(pc_ref from, pc_ref to, pc_msg **exit)
  * task's local send, which a full mailbox refuses at the call. Returns
  * false when that is not the case (*m untouched). */
 static bool
-inject_here(pc_ref to, pc_msg **m, bool chan,
-            void (*ack)(void *ctx, pc_err rc), void *ctx)
+inject_here(pc_ref to, pc_msg **m, bool chan, void (*ack)(void *ctx, pc_err rc),
+            void *ctx)
 {
     pc__worker *w = pc__tls_worker, *tw;
     pc__proc *p;

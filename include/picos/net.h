@@ -122,9 +122,12 @@ typedef struct pc_net_opts {
      * the peers' timeout they declare this node down (a task computing
      * for long belongs on another worker, or in pc_pool). 0 also reads
      * $PICOS_NET_LINK_WORKER: "i" is worker i (modulo the workers),
-     * anything else a thread of their own. */
+     * anything else a thread of their own; PC_NET_LINK_THREAD: a thread
+     * of their own whatever the environment says. */
     int link_worker;
 } pc_net_opts;
+
+#define PC_NET_LINK_THREAD (-1)
 
 #define PC_NET_MAX_FRAME_DEFAULT (1u << 20)
 
