@@ -31,6 +31,14 @@
  * (pc_transport_node_down), its incarnation is remembered as dead and
  * refused from then on, and a DEALER record reconnects and sends its Hello
  * again so that a new start of that node is found.
+ *
+ * On a worker (net.link_worker >= 0) all of this runs on that worker's
+ * loop instead of a loop of its own: the loop turns one iteration per call
+ * from the scheduler, so an ev_check pumps after the poll as the ev_prepare
+ * does before it, and the pump looks at the sockets only after link code
+ * ran (net.stirred) — a look is two system calls, and a spinning worker
+ * turns its loop every few microseconds. Leaving runs in on_wake, and every
+ * watcher then leaves the loop, which outlives the links.
  */
 #define _GNU_SOURCE
 #include <errno.h>

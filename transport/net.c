@@ -8,6 +8,11 @@
  * onto a lock-free MPSC stack and rings the link thread only when the stack
  * was empty (the link thread takes the whole stack at once, so one wake
  * carries a whole batch). The link thread (link.c) owns all the rest.
+ * With the links on a worker (pc_net_opts.link_worker), that worker is the
+ * link thread: a task of its own appends its command to the backlog, which
+ * the worker's next pass through its loop takes, and other threads ring it
+ * as above; the start and the stop run on that worker (a task spawned
+ * there, the doorbell's callback) while the caller waits on an event.
  *
  * Blocking calls wait on a pc_event inside a reference-counted waiter: the
  * link thread answers it or lets it expire at its deadline, and whichever

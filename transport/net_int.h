@@ -6,6 +6,11 @@
  * directly is the node table — which peers are up, their queue depth and
  * frame limit — under `mu`, so that a full or unknown peer is refused in the
  * caller's own call, with its message still its own.
+ *
+ * "The link thread" is the links' own thread, or (link_worker >= 0) the
+ * worker whose loop they run on; whatever is "link thread only" below is
+ * then that worker's, and a task of that worker pushes its commands
+ * straight onto the backlog (docs/transport.md, "Links on a worker").
  */
 #ifndef PICOS_TRANSPORT_NET_INT_H
 #define PICOS_TRANSPORT_NET_INT_H
