@@ -47,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <zmq.h>
@@ -178,9 +179,10 @@ on_retry(struct ev_loop *loop, ev_timer *t, int revents)
 {
     net *n = t->data;
     (void)loop, (void)revents;
-    pc__link_stir(n);
+    pc__link_begin(n);
     ev_timer_stop(n->loop, &n->retry);
     retry_all(n);
+    pc__link_end(n);
 }
 
 void
@@ -481,11 +483,23 @@ pc__link_pump(net *n)
     }
 }
 
+/* The pump from a callback (on a worker: only when link code ran, under
+ * link_mu). */
+static void
+pump_cb(net *n)
+{
+    if (n->link_worker >= 0 && !n->stirred && !n->backlog)
+        return; /* the pump's own test, without taking link_mu */
+    pc__link_begin(n);
+    pc__link_pump(n);
+    pc__link_end(n);
+}
+
 static void
 on_pump(struct ev_loop *loop, ev_prepare *w, int revents)
 {
     (void)loop, (void)revents;
-    pc__link_pump(w->data);
+    pump_cb(w->data);
 }
 
 static void
@@ -493,7 +507,7 @@ on_idle(struct ev_loop *loop, ev_idle *w, int revents)
 {
     (void)loop, (void)revents;
     pc__link_stir(w->data); /* what is left over from a slice */
-    pc__link_pump(w->data);
+    pump_cb(w->data);
 }
 
 /* Links on a worker: that loop runs one iteration per call (the worker
@@ -503,7 +517,115 @@ static void
 on_check(struct ev_loop *loop, ev_check *w, int revents)
 {
     (void)loop, (void)revents;
-    pc__link_pump(w->data);
+    pump_cb(w->data);
+}
+
+/* ---- the heartbeat keeper (links on a worker) --------------------------- */
+
+/* A task that keeps the link worker from its loop holds up our heartbeats
+ * with everything else, and past the peers' timeout they would declare
+ * this node down. So a small thread looks every half heartbeat: when the
+ * worker's tick is late (a heartbeat interval) and link_mu is free (the
+ * worker is not in link code), it sends each up peer that heard nothing
+ * from us for 3/4 of an interval a frame of one HEARTBEAT, straight to its
+ * socket (the frame being filled and those ZeroMQ refused stay as they
+ * are: a heartbeat carries nothing to keep in order), then rings the
+ * worker so that its next pass looks at the sockets (a send may eat an
+ * edge). It reads nothing and judges nothing: the worker does that when it
+ * comes back, on a tick it takes for late. */
+static void
+keeper_beat(net *n, peer *p)
+{
+    wire_env e = PICOS__V1__ENVELOPE__INIT;
+    wire_buf b = {0};
+    int rc;
+
+    e.version = 1;
+    e.kind = PICOS__V1__KIND__HEARTBEAT;
+    if (wire_append(&b, &e) != PC_OK) {
+        wire_buf_free(&b);
+        return;
+    }
+    if (p->dealer) {
+        rc = zmq_send(p->dealer, b.p, b.len, ZMQ_DONTWAIT);
+    } else {
+        rc =
+            zmq_send(n->router, p->rid, p->rid_len, ZMQ_DONTWAIT | ZMQ_SNDMORE);
+        if (rc >= 0)
+            rc = zmq_send(n->router, b.p, b.len, ZMQ_DONTWAIT);
+    }
+    if (rc >= 0) {
+        atomic_fetch_add_explicit(&n->frames_out, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&n->env_out, 1, memory_order_relaxed);
+        p->last_out = pc_now();
+    }
+    wire_buf_free(&b);
+}
+
+static void *
+keeper_main(void *arg)
+{
+    net *n = arg;
+    struct timespec ts;
+
+    pthread_mutex_lock(&n->keeper_mu);
+    while (!n->keeper_stop) {
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        double at = (double)ts.tv_sec + ts.tv_nsec / 1e9 + n->hb / 2;
+        ts.tv_sec = (time_t)at;
+        ts.tv_nsec = (long)((at - (double)ts.tv_sec) * 1e9);
+        pthread_cond_timedwait(&n->keeper_cv, &n->keeper_mu, &ts);
+        if (n->keeper_stop || pthread_mutex_trylock(&n->link_mu))
+            continue;
+        double now = pc_now();
+        bool sent = false;
+        if (now - n->last_tick > n->hb) {
+            for (peer *p = n->peers; p; p = p->next)
+                if (p->up && !p->primary && !p->gone &&
+                    now - p->last_out >= n->hb * 0.75)
+                    keeper_beat(n, p), sent = true;
+        }
+        pthread_mutex_unlock(&n->link_mu);
+        if (sent)
+            ev_async_send(n->loop, &n->wake);
+    }
+    pthread_mutex_unlock(&n->keeper_mu);
+    return NULL;
+}
+
+pc_err
+pc__keeper_start(net *n)
+{
+    pthread_condattr_t ca;
+
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&n->keeper_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&n->keeper_mu, NULL);
+    if (pthread_create(&n->keeper, NULL, keeper_main, n)) {
+        pthread_cond_destroy(&n->keeper_cv);
+        pthread_mutex_destroy(&n->keeper_mu);
+        return PC_ESYS;
+    }
+    pthread_setname_np(n->keeper, "picos-beat");
+    n->has_keeper = true;
+    return PC_OK;
+}
+
+void
+pc__keeper_stop(net *n)
+{
+    if (!n->has_keeper)
+        return;
+    pthread_mutex_lock(&n->keeper_mu);
+    n->keeper_stop = true;
+    pthread_cond_signal(&n->keeper_cv);
+    pthread_mutex_unlock(&n->keeper_mu);
+    pthread_join(n->keeper, NULL);
+    pthread_cond_destroy(&n->keeper_cv);
+    pthread_mutex_destroy(&n->keeper_mu);
+    n->has_keeper = false;
 }
 
 /* ---- leaving ------------------------------------------------------------ */
@@ -613,7 +735,7 @@ on_wake(struct ev_loop *loop, ev_async *a, int revents)
     net *n = a->data;
     cmd *c, *rev = NULL;
     (void)revents;
-    pc__link_stir(n);
+    pc__link_begin(n);
 
     c = atomic_exchange_explicit(&n->inq, NULL, memory_order_acquire);
     while (c) {
@@ -636,9 +758,12 @@ on_wake(struct ev_loop *loop, ev_async *a, int revents)
         } else {
             link_leave(n); /* the worker's loop goes on without us */
             link_unwatch(n);
-            pc_event_set(n->left);
+            pc__link_end(n);
+            pc_event_set(n->left); /* op_stop frees n */
+            return;
         }
     }
+    pc__link_end(n);
 }
 
 void

@@ -282,6 +282,8 @@ static void
 op_stop(void *ctx)
 {
     net *n = ctx;
+    if (n->link_worker >= 0)
+        pc__keeper_stop(n); /* first: it must not outlive the sockets */
     atomic_store(&n->stopping, true);
     ev_async_send(n->loop, &n->wake);
     if (n->link_worker < 0) {
@@ -534,8 +536,12 @@ pc_net_start(const pc_net_opts *opts)
         goto fail;
     pc__net = n;
     if (n->link_worker >= 0) {
-        if ((rc = start_on_worker(n)) != PC_OK)
+        pthread_mutex_init(&n->link_mu, NULL);
+        if ((rc = start_on_worker(n)) != PC_OK) {
+            pthread_mutex_destroy(&n->link_mu);
             goto fail;
+        }
+        (void)pc__keeper_start(n); /* without it, only heartbeats suffer */
     } else {
         pc__link_init(n);
         if (pthread_create(&n->thread, NULL, pc__link_main, n)) {
@@ -585,6 +591,8 @@ pc__net_free(net *n)
 {
     if (pc__net == n)
         pc__net = NULL;
+    if (n->link_worker >= 0)
+        pthread_mutex_destroy(&n->link_mu);
     pthread_mutex_destroy(&n->mu);
     memset(&n->keys, 0, sizeof n->keys);
     free(n);

@@ -166,6 +166,15 @@ typedef struct net {
      * (each look at ZMQ_EVENTS is two system calls, and a worker's loop
      * turns every few microseconds while it spins) */
     bool stirred;
+    /* links on a worker: the heartbeat keeper (link.c), a thread that
+     * sends our heartbeats while a task keeps the worker from its tick;
+     * the worker holds link_mu while link code runs (pc__link_begin) and
+     * the keeper takes it only to send them */
+    pthread_mutex_t link_mu;
+    pthread_mutex_t keeper_mu; /* keeper_stop, keeper_cv */
+    pthread_cond_t keeper_cv;
+    bool keeper_stop, has_keeper;
+    pthread_t keeper;
     ev_async wake;
     ev_timer tick;
     ev_prepare pump;
@@ -221,6 +230,23 @@ pc__link_stir(net *n)
     n->stirred = true;
 }
 
+/* A callback of the links that touches peers or sockets begins / ends (on
+ * a worker: under link_mu, which the heartbeat keeper takes). */
+static inline void
+pc__link_begin(net *n)
+{
+    if (n->link_worker >= 0)
+        pthread_mutex_lock(&n->link_mu);
+    n->stirred = true;
+}
+
+static inline void
+pc__link_end(net *n)
+{
+    if (n->link_worker >= 0)
+        pthread_mutex_unlock(&n->link_mu);
+}
+
 /* net.c */
 void pc__net_cmd_free(cmd *c);
 void pc__net_waiter_put(waiter *w);
@@ -245,6 +271,10 @@ void pc__net_free(net *n);
 void pc__link_flush(net *n, peer *p);
 void pc__link_flush_all(net *n);
 void pc__link_pump(net *n);
+/* Links on a worker: start / stop the heartbeat keeper (stop before the
+ * worker leaves: the keeper must not outlive the sockets). */
+pc_err pc__keeper_start(net *n);
+void pc__keeper_stop(net *n);
 #define PC__HWM 10000 /* ZeroMQ high-water marks of the link sockets */
 
 /* peer.c */
