@@ -118,9 +118,10 @@ typedef struct pc_net_opts {
      * loop, between its procs — a remote message then wakes no thread of
      * ours on the way in or out for a task of that worker (a round trip
      * costs what raw ZeroMQ's does), but the links wait for that worker:
-     * a task that keeps it busy holds up every remote message, and past
-     * the peers' timeout they declare this node down (a task computing
-     * for long belongs on another worker, or in pc_pool). 0 also reads
+     * a task that keeps it busy holds up every remote message (only the
+     * heartbeats go on, from a small thread, so the node is not declared
+     * down; a task computing for long belongs on another worker, or in
+     * pc_pool). 0 also reads
      * $PICOS_NET_LINK_WORKER: "i" is worker i (modulo the workers),
      * anything else a thread of their own; PC_NET_LINK_THREAD: a thread
      * of their own whatever the environment says. */
