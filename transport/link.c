@@ -451,6 +451,7 @@ pc__link_pump(net *n)
         n->stirred = false;
     }
     run_backlog(n);
+    pc__link_flush_all(n); /* what the commands made goes before any look */
     /* every data socket once per loop iteration: looking only at those
      * whose fd fired or that we used lost an edge now and then (tests
      * stalled), so the saving is kept for ZAP and the monitors only */
