@@ -521,6 +521,28 @@ on_check(struct ev_loop *loop, ev_check *w, int revents)
     pump_cb(w->data);
 }
 
+/* Take the whole command stack onto the backlog, oldest first (link
+ * thread). */
+void
+pc__link_take_inq(net *n)
+{
+    cmd *c, *rev = NULL;
+
+    c = atomic_exchange_explicit(&n->inq, NULL, memory_order_acquire);
+    while (c) {
+        cmd *next = c->next;
+        c->next = rev;
+        rev = c;
+        c = next;
+    }
+    if (rev) {
+        *n->backlog_tail = rev;
+        while (rev->next)
+            rev = rev->next;
+        n->backlog_tail = &rev->next;
+    }
+}
+
 /* ---- the heartbeat keeper (links on a worker) --------------------------- */
 
 /* A task that keeps the link worker from its loop holds up our heartbeats
@@ -641,19 +663,7 @@ link_leave(net *n)
      * node that ends), then tell peers, so they need not wait for the
      * timeout; the sockets linger so that ZeroMQ sends all of it */
     for (;;) {
-        cmd *c, *rev = NULL;
-        for (c = atomic_exchange(&n->inq, NULL); c;) {
-            cmd *next = c->next;
-            c->next = rev;
-            rev = c;
-            c = next;
-        }
-        if (rev) {
-            *n->backlog_tail = rev;
-            while (rev->next)
-                rev = rev->next;
-            n->backlog_tail = &rev->next;
-        }
+        pc__link_take_inq(n);
         if (!n->backlog)
             break;
         while (n->backlog)
@@ -729,28 +739,13 @@ link_unwatch(net *n)
     ev_io_stop(l, &n->mon_io);
 }
 
-/* Take the whole command stack onto the backlog, oldest first. */
 static void
 on_wake(struct ev_loop *loop, ev_async *a, int revents)
 {
     net *n = a->data;
-    cmd *c, *rev = NULL;
     (void)revents;
     pc__link_begin(n);
-
-    c = atomic_exchange_explicit(&n->inq, NULL, memory_order_acquire);
-    while (c) {
-        cmd *next = c->next;
-        c->next = rev;
-        rev = c;
-        c = next;
-    }
-    if (rev) {
-        *n->backlog_tail = rev;
-        while (rev->next)
-            rev = rev->next;
-        n->backlog_tail = &rev->next;
-    }
+    pc__link_take_inq(n);
     run_backlog(n);
     pc__link_flush_all(n);
     if (atomic_load(&n->stopping)) {

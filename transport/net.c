@@ -61,7 +61,10 @@ pc__net_push(net *n, cmd *c)
     if (n->link_worker >= 0 && pc_worker_index() == n->link_worker) {
         /* the links' own thread (a task of the link worker, or the links'
          * code): straight onto the backlog, which the worker's next pass
-         * through its loop takes (ev_prepare) — no doorbell, no wake */
+         * through its loop takes (ev_prepare) — no doorbell, no wake;
+         * after what other threads pushed before (a command pushed from
+         * the main thread before it spawned this task goes first) */
+        pc__link_take_inq(n);
         c->next = NULL;
         *n->backlog_tail = c;
         n->backlog_tail = &c->next;

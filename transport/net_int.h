@@ -271,6 +271,7 @@ void pc__net_free(net *n);
 void pc__link_flush(net *n, peer *p);
 void pc__link_flush_all(net *n);
 void pc__link_pump(net *n);
+void pc__link_take_inq(net *n); /* the command stack onto the backlog */
 /* Links on a worker: start / stop the heartbeat keeper (stop before the
  * worker leaves: the keeper must not outlive the sockets). */
 pc_err pc__keeper_start(net *n);

@@ -135,7 +135,9 @@ typedef struct pc_net_opts {
 /* Start the ZeroMQ transport on the running node (one I/O thread) and
  * register it. opts may be NULL. Returns PC_OK, PC_ESTATE (no node, or a
  * transport is registered), PC_ENOENT / PC_EPERM / PC_EINVAL / PC_EPROTO
- * (keys: see above; one line is logged), PC_ESYS. Any thread;
+ * (keys: see above; one line is logged), PC_EINVAL (link_worker names no
+ * worker of the node), PC_ESYS. Any thread but a light actor's handler
+ * (with link_worker it waits for that worker to start the links);
  * pc_node_run() stops it (peers are told goodbye). */
 pc_err pc_net_start(const pc_net_opts *opts);
 
