@@ -451,7 +451,8 @@ pc__link_pump(net *n)
         n->stirred = false;
     }
     run_backlog(n);
-    pc__link_flush_all(n); /* what the commands made goes before any look */
+    if (n->link_worker >= 0)   /* (a link thread did so in on_wake) */
+        pc__link_flush_all(n); /* what the commands made goes first */
     /* every data socket once per loop iteration: looking only at those
      * whose fd fired or that we used lost an edge now and then (tests
      * stalled), so the saving is kept for ZAP and the monitors only */

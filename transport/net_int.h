@@ -153,28 +153,6 @@ typedef struct net {
     void *zctx;
     struct ev_loop *loop; /* the link thread's, or the link worker's */
     pthread_t thread;     /* link_worker < 0: the link thread */
-    /* >= 0: the links run on that worker's loop (pc_net_opts.link_worker):
-     * its tasks' commands go straight onto the backlog, an ev_check pumps
-     * after each poll as the ev_prepare does before it, and `left` is set
-     * when the worker has run the leaving sequence (op_stop waits) */
-    int link_worker;
-    ev_check check;
-    pc_event *left;
-    /* links on a worker: some link code ran (a callback, a command) since
-     * the pump last looked at every socket; only then can a ZeroMQ call
-     * have eaten a socket's edge, so only then does the pump look again
-     * (each look at ZMQ_EVENTS is two system calls, and a worker's loop
-     * turns every few microseconds while it spins) */
-    bool stirred;
-    /* links on a worker: the heartbeat keeper (link.c), a thread that
-     * sends our heartbeats while a task keeps the worker from its tick;
-     * the worker holds link_mu while link code runs (pc__link_begin) and
-     * the keeper takes it only to send them */
-    pthread_mutex_t link_mu;
-    pthread_mutex_t keeper_mu; /* keeper_stop, keeper_cv */
-    pthread_cond_t keeper_cv;
-    bool keeper_stop, has_keeper;
-    pthread_t keeper;
     ev_async wake;
     ev_timer tick;
     ev_prepare pump;
@@ -198,6 +176,9 @@ typedef struct net {
     bool plain;
     double hb, timeout;
     size_t max_frame, peer_queue;
+    /* >= 0: the links run on that worker's loop (pc_net_opts.link_worker)
+     * and its tasks' commands go straight onto the backlog; -1: a thread */
+    int link_worker;
     uint64_t node, incarnation;
     char name[WIRE_NAME_MAX + 1];
     char host[WIRE_NAME_MAX + 1];
@@ -219,6 +200,27 @@ typedef struct net {
     /* counters */
     atomic_uint_fast64_t frames_out, frames_in, env_out, env_in, refused,
         dropped, auth_failed, nodes_down, chan_missed;
+    /* links on a worker (link_worker >= 0, with the config above): an
+     * ev_check pumps after each poll as the ev_prepare does before it, and
+     * `left` is set when the worker has run the leaving sequence (op_stop
+     * waits) */
+    ev_check check;
+    pc_event *left;
+    /* links on a worker: some link code ran (a callback, a command) since
+     * the pump last looked at every socket; only then can a ZeroMQ call
+     * have eaten a socket's edge, so only then does the pump look again
+     * (each look at ZMQ_EVENTS is two system calls, and a worker's loop
+     * turns every few microseconds while it spins) */
+    bool stirred;
+    /* links on a worker: the heartbeat keeper (link.c), a thread that
+     * sends our heartbeats while a task keeps the worker from its tick;
+     * the worker holds link_mu while link code runs (pc__link_begin) and
+     * the keeper takes it only to send them */
+    pthread_mutex_t link_mu;
+    pthread_mutex_t keeper_mu; /* keeper_stop, keeper_cv */
+    pthread_cond_t keeper_cv;
+    bool keeper_stop, has_keeper;
+    pthread_t keeper;
 } net;
 
 extern net *pc__net;
