@@ -585,6 +585,32 @@ pc__remote_exit(pc_ref from, pc_ref to, pc_msg **exit)
 
 /* ---- calls in ------------------------------------------------------------------- */
 
+/* A transport running on a worker's own loop (its callbacks, between
+ * procs) injects for a proc of that worker: the message arrives as one
+ * from another worker would (pc__msg_local: a full bounded mailbox takes
+ * it or refuses it by its policy, and the verdict goes to ack), never as a
+ * task's local send, which a full mailbox refuses at the call. Returns
+ * false when that is not the case (*m untouched). */
+static bool
+inject_here(pc_ref to, pc_msg **m, bool chan, void (*ack)(void *ctx, pc_err rc),
+            void *ctx)
+{
+    pc__worker *w = pc__tls_worker, *tw;
+    pc__proc *p;
+    pc__env e = {0};
+
+    if (!w || w->cur || pc__route(to, &tw, &p) != PC_OK || !p)
+        return false;
+    e.to = to;
+    e.msg = *m;
+    e.how = chan ? PC__MB_CHAN : 0;
+    e.ack = (pc__ack_fn)ack;
+    e.ptr = ctx;
+    *m = NULL;
+    pc__msg_local(w, &e);
+    return true;
+}
+
 pc_err
 pc_transport_inject(pc_ref to, pc_msg **m, bool chan,
                     void (*ack)(void *ctx, pc_err rc), void *ctx)
@@ -598,7 +624,17 @@ pc_transport_inject(pc_ref to, pc_msg **m, bool chan,
     /* a DOWN from a remote target ends the watch kept for node-down */
     if (pc_msg_is(*m, PC_MSG_DOWN) && pc_down_parse(*m, &d) == PC_OK)
         watch_del(to, d.who, false);
+    if (inject_here(to, m, chan, ack, ctx))
+        return PC_OK;
     return pc__send_ex(to, m, chan ? PC__MB_CHAN : 0, (pc__ack_fn)ack, ctx);
+}
+
+void *
+pc_transport_worker_loop(void)
+{
+    pc__worker *w = pc__tls_worker;
+
+    return w ? w->loop : NULL;
 }
 
 void

@@ -221,6 +221,13 @@ bool
 pc_alive(pc_ref r)
 {
     pc__slot *s = pc__slot_of(r);
+    uintptr_t p;
 
-    return s && !atomic_load_explicit(&s->zombie, memory_order_acquire);
+    /* a slot never handed out has generation 0 and no proc: a made-up ref
+     * (id < 2^32) matches its generation, not its proc */
+    if (!s)
+        return false;
+    p = (uintptr_t)atomic_load_explicit(&s->proc, memory_order_acquire);
+    return p && !(p & 1) &&
+           !atomic_load_explicit(&s->zombie, memory_order_acquire);
 }

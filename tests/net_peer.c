@@ -2,6 +2,7 @@
  *
  *     net_peer --listen EP [--secret-file F | --plain] [--max-frame N]
  *              [--heartbeat S] [--timeout S] [--record FILE] [--workers W]
+ *              [--link-worker I|thread]
  *
  * Starts a node, the ZeroMQ transport and the roles of net_roles.h, binds
  * EP, prints "READY <bound endpoint> <node id in hex>" on stdout and runs
@@ -84,6 +85,9 @@ main(int argc, char **argv)
             record = v;
         else if (!strcmp(a, "--workers"))
             o.workers = atoi(v);
+        else if (!strcmp(a, "--link-worker")) /* else the environment's */
+            no.link_worker =
+                strcmp(v, "thread") ? PC_WORKER(atoi(v)) : PC_NET_LINK_THREAD;
         else {
             fprintf(stderr, "net_peer: unknown option %s\n", a);
             return 2;

@@ -175,7 +175,7 @@ sessions_wait(int n, char *first, size_t size)
     int k;
 
     while ((k = sessions_on_disk(first, size)) != n && pt_since(t0) < PT_LONG)
-        usleep(10000);
+        pc_sleep(0.01); /* a task: its worker runs the rest meanwhile */
     return k;
 }
 
@@ -224,7 +224,7 @@ session_gone(const char *dir)
     while (pt_since(t0) < PT_LONG) {
         if (sessions_on_disk(NULL, 0) == 0 && procs_with(dir) == 0)
             return true;
-        usleep(20000);
+        pc_sleep(0.02);
     }
     fprintf(stderr, "session %s: %d dirs, %d processes left\n", dir,
             sessions_on_disk(NULL, 0), procs_with(dir));

@@ -385,19 +385,74 @@ last_words_task(void *arg)
     return NULL;
 }
 
+/* The worker the links run on ($PICOS_NET_LINK_WORKER, as pc_net_start
+ * reads it; the driver has 2), or -1: a thread of their own. */
+static int
+link_worker(void)
+{
+    const char *lw = getenv("PICOS_NET_LINK_WORKER");
+    return lw && *lw ? atoi(lw) % 2 : -1;
+}
+
 PT_TEST(last_words_kept)
 static void
 last_words_kept(void)
 {
+    /* not on the worker that holds the links, if one does: that thread
+     * is the one held */
+    pc_spawn_opts so;
+
     driver_start(NULL);
+    so = pt_on(link_worker() == 0 ? 1 : 0, 0);
     CU_ASSERT_FATAL(peer_start(&B, secret_path, NULL, NULL));
-    CU_ASSERT_EQUAL(pc_spawn(last_words_task, NULL, NULL, NULL), PC_OK);
+    CU_ASSERT_EQUAL(pc_spawn(last_words_task, NULL, &so, NULL), PC_OK);
     PT_RUN();
     nt_stop(&B);
     signal(SIGUSR2, SIG_DFL);
     close(hold_pipe[0]);
     close(hold_pipe[1]);
     hold_pipe[0] = hold_pipe[1] = -1;
+}
+
+/* ---- a task that keeps the link worker busy ---------------------------------------------- */
+
+static pc_msg *
+busy_task(void *arg)
+{
+    pc_net_stats s0, s1;
+    pc_msg *m;
+    pc_ref echo;
+    double t0;
+    (void)arg;
+
+    TCHECK_RC(pc_node_connect(B.ep, PT_LONG, NULL), PC_OK);
+    echo = locate(B.ep, "echo");
+    TCHECK_RC(pc_net_stats_get(&s0), PC_OK);
+    /* 1.5 timeouts without a yield: with the links on this worker nothing
+     * of theirs runs meanwhile but the heartbeat keeper */
+    t0 = pc_now();
+    while (pt_since(t0) < 1.5 * atof(NET_TIMEOUT))
+        ;
+    m = ask(echo, "stats", NULL, 0, "stats");
+    TCHECK_EQ(u64_at(m, 6), 0); /* B never declared us down */
+    pc_msg_free(&m);
+    TCHECK_RC(pc_net_stats_get(&s1), PC_OK);
+    TCHECK_EQ(s1.nodes_down, s0.nodes_down); /* nor we B */
+    return NULL;
+}
+
+PT_TEST(busy_link_worker_stays_up)
+static void
+busy_link_worker_stays_up(void)
+{
+    pc_spawn_opts so;
+
+    driver_start(NULL);
+    so = pt_on(link_worker() < 0 ? 0 : link_worker(), 0);
+    CU_ASSERT_FATAL(peer_start(&B, secret_path, NULL, NULL));
+    CU_ASSERT_EQUAL(pc_spawn(busy_task, NULL, &so, NULL), PC_OK);
+    PT_RUN();
+    nt_stop(&B);
 }
 
 /* ---- the API's errors, in one process ---------------------------------------------------- */
@@ -1494,4 +1549,4 @@ PT_MAIN("net", PT_ENTRY(api_errors), PT_ENTRY(late_listen_channels),
         PT_ENTRY(wrong_secret_refused), PT_ENTRY(oversized_frame_refused),
         PT_ENTRY(remote_control), PT_ENTRY(full_peer_queue),
         PT_ENTRY(peers_listed), PT_ENTRY(terminated_in_connect),
-        PT_ENTRY(last_words_kept))
+        PT_ENTRY(last_words_kept), PT_ENTRY(busy_link_worker_stays_up))

@@ -31,6 +31,14 @@
  * (pc_transport_node_down), its incarnation is remembered as dead and
  * refused from then on, and a DEALER record reconnects and sends its Hello
  * again so that a new start of that node is found.
+ *
+ * On a worker (net.link_worker >= 0) all of this runs on that worker's
+ * loop instead of a loop of its own: the loop turns one iteration per call
+ * from the scheduler, so an ev_check pumps after the poll as the ev_prepare
+ * does before it, and the pump looks at the sockets only after link code
+ * ran (net.stirred) — a look is two system calls, and a spinning worker
+ * turns its loop every few microseconds. Leaving runs in on_wake, and every
+ * watcher then leaves the loop, which outlives the links.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -39,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <zmq.h>
@@ -170,8 +179,10 @@ on_retry(struct ev_loop *loop, ev_timer *t, int revents)
 {
     net *n = t->data;
     (void)loop, (void)revents;
+    pc__link_begin(n);
     ev_timer_stop(n->loop, &n->retry);
     retry_all(n);
+    pc__link_end(n);
 }
 
 void
@@ -381,6 +392,7 @@ on_router(struct ev_loop *loop, ev_io *io, int revents)
 {
     net *n = io->data;
     (void)loop, (void)revents;
+    pc__link_stir(n);
     n->router_dirty = true;
 }
 
@@ -389,6 +401,7 @@ on_pub(struct ev_loop *loop, ev_io *io, int revents)
 {
     net *n = io->data;
     (void)loop, (void)revents;
+    pc__link_stir(n);
     n->pub_dirty = true;
 }
 
@@ -398,6 +411,7 @@ on_zap(struct ev_loop *loop, ev_io *io, int revents)
 {
     net *n = io->data;
     (void)loop, (void)revents;
+    pc__link_stir(n);
     pc__zap_drain(n->zap);
 }
 
@@ -431,7 +445,14 @@ pc__link_pump(net *n)
     int budget = ENV_BUDGET;
     bool dirty = true;
 
+    if (n->link_worker >= 0) {
+        if (!n->stirred && !n->backlog)
+            return; /* nothing ran that could have eaten an edge */
+        n->stirred = false;
+    }
     run_backlog(n);
+    if (n->link_worker >= 0)   /* (a link thread did so in on_wake) */
+        pc__link_flush_all(n); /* what the commands made goes first */
     /* every data socket once per loop iteration: looking only at those
      * whose fd fired or that we used lost an edge now and then (tests
      * stalled), so the saving is kept for ZAP and the monitors only */
@@ -464,27 +485,49 @@ pc__link_pump(net *n)
     }
 }
 
+/* The pump from a callback (on a worker: only when link code ran, under
+ * link_mu). */
+static void
+pump_cb(net *n)
+{
+    if (n->link_worker >= 0 && !n->stirred && !n->backlog)
+        return; /* the pump's own test, without taking link_mu */
+    pc__link_begin(n);
+    pc__link_pump(n);
+    pc__link_end(n);
+}
+
 static void
 on_pump(struct ev_loop *loop, ev_prepare *w, int revents)
 {
     (void)loop, (void)revents;
-    pc__link_pump(w->data);
+    pump_cb(w->data);
 }
 
 static void
 on_idle(struct ev_loop *loop, ev_idle *w, int revents)
 {
     (void)loop, (void)revents;
-    pc__link_pump(w->data);
+    pc__link_stir(w->data); /* what is left over from a slice */
+    pump_cb(w->data);
 }
 
-/* Take the whole command stack onto the backlog, oldest first. */
+/* Links on a worker: that loop runs one iteration per call (the worker
+ * goes back to its procs in between), so what a poll brought is taken
+ * right after it rather than at the next call. */
 static void
-on_wake(struct ev_loop *loop, ev_async *a, int revents)
+on_check(struct ev_loop *loop, ev_check *w, int revents)
 {
-    net *n = a->data;
+    (void)loop, (void)revents;
+    pump_cb(w->data);
+}
+
+/* Take the whole command stack onto the backlog, oldest first (link
+ * thread). */
+void
+pc__link_take_inq(net *n)
+{
     cmd *c, *rev = NULL;
-    (void)revents;
 
     c = atomic_exchange_explicit(&n->inq, NULL, memory_order_acquire);
     while (c) {
@@ -499,10 +542,225 @@ on_wake(struct ev_loop *loop, ev_async *a, int revents)
             rev = rev->next;
         n->backlog_tail = &rev->next;
     }
+}
+
+/* ---- the heartbeat keeper (links on a worker) --------------------------- */
+
+/* A task that keeps the link worker from its loop holds up our heartbeats
+ * with everything else, and past the peers' timeout they would declare
+ * this node down. So a small thread looks every half heartbeat: when the
+ * worker's tick is late (a heartbeat interval) and link_mu is free (the
+ * worker is not in link code), it sends each up peer that heard nothing
+ * from us for 3/4 of an interval a frame of one HEARTBEAT, straight to its
+ * socket (the frame being filled and those ZeroMQ refused stay as they
+ * are: a heartbeat carries nothing to keep in order), then rings the
+ * worker so that its next pass looks at the sockets (a send may eat an
+ * edge). It reads nothing and judges nothing: the worker does that when it
+ * comes back, on a tick it takes for late. */
+static void
+keeper_beat(net *n, peer *p)
+{
+    wire_env e = PICOS__V1__ENVELOPE__INIT;
+    wire_buf b = {0};
+    int rc;
+
+    e.version = 1;
+    e.kind = PICOS__V1__KIND__HEARTBEAT;
+    if (wire_append(&b, &e) != PC_OK) {
+        wire_buf_free(&b);
+        return;
+    }
+    if (p->dealer) {
+        rc = zmq_send(p->dealer, b.p, b.len, ZMQ_DONTWAIT);
+    } else {
+        rc =
+            zmq_send(n->router, p->rid, p->rid_len, ZMQ_DONTWAIT | ZMQ_SNDMORE);
+        if (rc >= 0)
+            rc = zmq_send(n->router, b.p, b.len, ZMQ_DONTWAIT);
+    }
+    if (rc >= 0) {
+        atomic_fetch_add_explicit(&n->frames_out, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&n->env_out, 1, memory_order_relaxed);
+        p->last_out = pc_now();
+    }
+    wire_buf_free(&b);
+}
+
+static void *
+keeper_main(void *arg)
+{
+    net *n = arg;
+    struct timespec ts;
+
+    pthread_mutex_lock(&n->keeper_mu);
+    while (!n->keeper_stop) {
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        double at = (double)ts.tv_sec + ts.tv_nsec / 1e9 + n->hb / 2;
+        ts.tv_sec = (time_t)at;
+        ts.tv_nsec = (long)((at - (double)ts.tv_sec) * 1e9);
+        pthread_cond_timedwait(&n->keeper_cv, &n->keeper_mu, &ts);
+        if (n->keeper_stop || pthread_mutex_trylock(&n->link_mu))
+            continue;
+        double now = pc_now();
+        bool sent = false;
+        if (now - n->last_tick > n->hb) {
+            for (peer *p = n->peers; p; p = p->next)
+                if (p->up && !p->primary && !p->gone &&
+                    now - p->last_out >= n->hb * 0.75)
+                    keeper_beat(n, p), sent = true;
+        }
+        pthread_mutex_unlock(&n->link_mu);
+        if (sent)
+            ev_async_send(n->loop, &n->wake);
+    }
+    pthread_mutex_unlock(&n->keeper_mu);
+    return NULL;
+}
+
+pc_err
+pc__keeper_start(net *n)
+{
+    pthread_condattr_t ca;
+
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&n->keeper_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&n->keeper_mu, NULL);
+    if (pthread_create(&n->keeper, NULL, keeper_main, n)) {
+        pthread_cond_destroy(&n->keeper_cv);
+        pthread_mutex_destroy(&n->keeper_mu);
+        return PC_ESYS;
+    }
+    pthread_setname_np(n->keeper, "picos-beat");
+    n->has_keeper = true;
+    return PC_OK;
+}
+
+void
+pc__keeper_stop(net *n)
+{
+    if (!n->has_keeper)
+        return;
+    pthread_mutex_lock(&n->keeper_mu);
+    n->keeper_stop = true;
+    pthread_cond_signal(&n->keeper_cv);
+    pthread_mutex_unlock(&n->keeper_mu);
+    pthread_join(n->keeper, NULL);
+    pthread_cond_destroy(&n->keeper_cv);
+    pthread_mutex_destroy(&n->keeper_mu);
+    n->has_keeper = false;
+}
+
+/* ---- leaving ------------------------------------------------------------ */
+
+/* The node stops (op_stop): on the link thread after its loop, or on the
+ * link worker in on_wake (the worker waits here, up to the linger, while
+ * the node stops anyway). */
+static void
+link_leave(net *n)
+{
+    /* leaving: first what was asked before (the last sends and DOWNs of a
+     * node that ends), then tell peers, so they need not wait for the
+     * timeout; the sockets linger so that ZeroMQ sends all of it */
+    for (;;) {
+        pc__link_take_inq(n);
+        if (!n->backlog)
+            break;
+        while (n->backlog)
+            run_backlog(n);
+    }
+    for (peer *p = n->peers; p; p = p->next) {
+        if (p->up && !p->primary && !p->gone) {
+            wire_env e = PICOS__V1__ENVELOPE__INIT;
+            e.kind = PICOS__V1__KIND__GOODBYE;
+            pc__link_out(n, p, &e);
+        }
+        if (p->dealer)
+            pc__zsetint(p->dealer, ZMQ_LINGER, 1000);
+    }
+    pc__link_flush_all(n);
+    for (int i = 0; i < 100; i++) { /* frames ZeroMQ refused (PC__HWM) */
+        bool left = false;
+        for (peer *p = n->peers; p; p = p->next)
+            left |= p->pending != NULL;
+        if (!left)
+            break;
+        zmq_poll(NULL, 0, 10);
+        retry_all(n);
+    }
+    if (n->router)
+        pc__zsetint(n->router, ZMQ_LINGER, 1000);
+    for (cmd *c = atomic_exchange(&n->inq, NULL); c;) {
+        cmd *next = c->next;
+        pc__net_cmd_free(c);
+        c = next;
+    }
+    while (n->backlog) {
+        cmd *c = n->backlog;
+        n->backlog = c->next;
+        pc__net_cmd_free(c);
+    }
+    for (peer *p = n->peers; p; p = p->next)
+        p->gone = true;
+    pc__peer_reap(n);
+    pc__rchan_fini(n);
+    pc__peer_fail_waiters(&n->waiters, PC_ECLOSED);
+    while (n->tombs) {
+        tomb *t = n->tombs;
+        n->tombs = t->next;
+        free(t);
+    }
+    pc__zmon_close(&n->router_mon);
+    if (n->router)
+        zmq_close(n->router);
+    if (n->pub)
+        zmq_close(n->pub);
+    pc__zap_close(&n->zap);
+    zmq_ctx_term(n->zctx);
+    wire_arena_reset(&n->arena);
+}
+
+/* Links on a worker: the loop outlives them, so every watcher of theirs
+ * leaves it (the peers' went with their records). */
+static void
+link_unwatch(net *n)
+{
+    struct ev_loop *l = n->loop;
+
+    ev_async_stop(l, &n->wake);
+    ev_timer_stop(l, &n->tick);
+    ev_timer_stop(l, &n->retry);
+    ev_prepare_stop(l, &n->pump);
+    ev_check_stop(l, &n->check);
+    ev_idle_stop(l, &n->idle);
+    ev_io_stop(l, &n->router_io);
+    ev_io_stop(l, &n->pub_io);
+    ev_io_stop(l, &n->zap_io);
+    ev_io_stop(l, &n->mon_io);
+}
+
+static void
+on_wake(struct ev_loop *loop, ev_async *a, int revents)
+{
+    net *n = a->data;
+    (void)revents;
+    pc__link_begin(n);
+    pc__link_take_inq(n);
     run_backlog(n);
     pc__link_flush_all(n);
-    if (atomic_load(&n->stopping))
-        ev_break(loop, EVBREAK_ALL);
+    if (atomic_load(&n->stopping)) {
+        if (n->link_worker < 0) {
+            ev_break(loop, EVBREAK_ALL); /* pc__link_main leaves */
+        } else {
+            link_leave(n); /* the worker's loop goes on without us */
+            link_unwatch(n);
+            pc__link_end(n);
+            pc_event_set(n->left); /* op_stop frees n */
+            return;
+        }
+    }
+    pc__link_end(n);
 }
 
 void
@@ -528,6 +786,12 @@ pc__link_init(net *n)
         ev_io_init(&n->zap_io, on_zap, pc__zap_fd(n->zap), EV_READ);
         n->zap_io.data = n;
         ev_io_start(n->loop, &n->zap_io);
+    }
+    if (n->link_worker >= 0) {
+        ev_check_init(&n->check, on_check);
+        ev_set_priority(&n->check, EV_MINPRI); /* after the fds' callbacks */
+        n->check.data = n;
+        ev_check_start(n->loop, &n->check);
     }
 }
 
@@ -634,77 +898,7 @@ pc__link_main(void *arg)
     net *n = arg;
 
     ev_run(n->loop, 0);
-    /* leaving: first what was asked before (the last sends and DOWNs of a
-     * node that ends), then tell peers, so they need not wait for the
-     * timeout; the sockets linger so that ZeroMQ sends all of it */
-    for (;;) {
-        cmd *c, *rev = NULL;
-        for (c = atomic_exchange(&n->inq, NULL); c;) {
-            cmd *next = c->next;
-            c->next = rev;
-            rev = c;
-            c = next;
-        }
-        if (rev) {
-            *n->backlog_tail = rev;
-            while (rev->next)
-                rev = rev->next;
-            n->backlog_tail = &rev->next;
-        }
-        if (!n->backlog)
-            break;
-        while (n->backlog)
-            run_backlog(n);
-    }
-    for (peer *p = n->peers; p; p = p->next) {
-        if (p->up && !p->primary && !p->gone) {
-            wire_env e = PICOS__V1__ENVELOPE__INIT;
-            e.kind = PICOS__V1__KIND__GOODBYE;
-            pc__link_out(n, p, &e);
-        }
-        if (p->dealer)
-            pc__zsetint(p->dealer, ZMQ_LINGER, 1000);
-    }
-    pc__link_flush_all(n);
-    for (int i = 0; i < 100; i++) { /* frames ZeroMQ refused (PC__HWM) */
-        bool left = false;
-        for (peer *p = n->peers; p; p = p->next)
-            left |= p->pending != NULL;
-        if (!left)
-            break;
-        zmq_poll(NULL, 0, 10);
-        retry_all(n);
-    }
-    if (n->router)
-        pc__zsetint(n->router, ZMQ_LINGER, 1000);
-    for (cmd *c = atomic_exchange(&n->inq, NULL); c;) {
-        cmd *next = c->next;
-        pc__net_cmd_free(c);
-        c = next;
-    }
-    while (n->backlog) {
-        cmd *c = n->backlog;
-        n->backlog = c->next;
-        pc__net_cmd_free(c);
-    }
-    for (peer *p = n->peers; p; p = p->next)
-        p->gone = true;
-    pc__peer_reap(n);
-    pc__rchan_fini(n);
-    pc__peer_fail_waiters(&n->waiters, PC_ECLOSED);
-    while (n->tombs) {
-        tomb *t = n->tombs;
-        n->tombs = t->next;
-        free(t);
-    }
-    pc__zmon_close(&n->router_mon);
-    if (n->router)
-        zmq_close(n->router);
-    if (n->pub)
-        zmq_close(n->pub);
-    pc__zap_close(&n->zap);
-    zmq_ctx_term(n->zctx);
-    wire_arena_reset(&n->arena);
+    link_leave(n);
     ev_loop_destroy(n->loop);
     return NULL;
 }

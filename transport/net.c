@@ -8,6 +8,11 @@
  * onto a lock-free MPSC stack and rings the link thread only when the stack
  * was empty (the link thread takes the whole stack at once, so one wake
  * carries a whole batch). The link thread (link.c) owns all the rest.
+ * With the links on a worker (pc_net_opts.link_worker), that worker is the
+ * link thread: a task of its own appends its command to the backlog, which
+ * the worker's next pass through its loop takes, and other threads ring it
+ * as above; the start and the stop run on that worker (a task spawned
+ * there, the doorbell's callback) while the caller waits on an event.
  *
  * Blocking calls wait on a pc_event inside a reference-counted waiter: the
  * link thread answers it or lets it expire at its deadline, and whichever
@@ -16,6 +21,7 @@
  */
 #define _GNU_SOURCE
 #include <math.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +58,18 @@ pc__net_cmd_free(cmd *c)
 void
 pc__net_push(net *n, cmd *c)
 {
+    if (n->link_worker >= 0 && pc_worker_index() == n->link_worker) {
+        /* the links' own thread (a task of the link worker, or the links'
+         * code): straight onto the backlog, which the worker's next pass
+         * through its loop takes (ev_prepare) — no doorbell, no wake;
+         * after what other threads pushed before (a command pushed from
+         * the main thread before it spawned this task goes first) */
+        pc__link_take_inq(n);
+        c->next = NULL;
+        *n->backlog_tail = c;
+        n->backlog_tail = &c->next;
+        return;
+    }
     cmd *head = atomic_load_explicit(&n->inq, memory_order_relaxed);
     do
         c->next = head;
@@ -267,9 +285,18 @@ static void
 op_stop(void *ctx)
 {
     net *n = ctx;
+    if (n->link_worker >= 0)
+        pc__keeper_stop(n); /* first: it must not outlive the sockets */
     atomic_store(&n->stopping, true);
     ev_async_send(n->loop, &n->wake);
-    pthread_join(n->thread, NULL);
+    if (n->link_worker < 0) {
+        pthread_join(n->thread, NULL);
+    } else {
+        /* the worker leaves in on_wake (a task of its own waits too: the
+         * worker runs on_wake meanwhile) */
+        (void)pc_event_wait(n->left, -1);
+        pc_event_free(&n->left);
+    }
     pc__net_free(n);
 }
 
@@ -407,6 +434,59 @@ load_keys(const pc_net_opts *o, pc_curve_keys *k)
     return rc;
 }
 
+/* Links on a worker: its loop, its watchers, started from the worker. */
+static pc_msg *
+link_init_task(void *arg)
+{
+    net *n = arg;
+
+    n->loop = pc_transport_worker_loop();
+    pc__link_init(n);
+    pc__link_stir(n);
+    pthread_setname_np(pthread_self(), "picos-link"); /* top -H, and tests */
+    pc_event_set(n->left); /* "ready": reset below for the leaving */
+    return NULL;
+}
+
+/* Which worker the links run on: -1 for a thread of their own. */
+static int
+link_worker_of(const pc_net_opts *o)
+{
+    const char *env = getenv("PICOS_NET_LINK_WORKER");
+    int workers = pc_node_workers();
+    char *end;
+    long i;
+
+    if (o->link_worker > 0)
+        return o->link_worker - 1 < workers ? o->link_worker - 1 : -2;
+    if (o->link_worker < 0 || !env || !*env)
+        return -1;
+    i = strtol(env, &end, 10);
+    return *end || i < 0 ? -1 : (int)(i % workers);
+}
+
+/* Start the links on worker n->link_worker, and wait until they are. */
+static pc_err
+start_on_worker(net *n)
+{
+    pc_spawn_opts so = {.worker = PC_WORKER(n->link_worker),
+                        .flags = PC_TASK_DAEMON,
+                        .name = "net.link"};
+    pc_err rc;
+
+    if ((rc = pc_event_new(&n->left)) != PC_OK)
+        return rc;
+    if ((rc = pc_spawn(link_init_task, n, &so, NULL)) != PC_OK) {
+        pc_event_free(&n->left);
+        return rc;
+    }
+    /* (a light actor can't wait: it would be refused; n must not go) */
+    while (pc_event_wait(n->left, -1) != PC_OK)
+        sched_yield();
+    pc_event_clear(n->left);
+    return PC_OK;
+}
+
 pc_err
 pc_net_start(const pc_net_opts *opts)
 {
@@ -443,22 +523,36 @@ pc_net_start(const pc_net_opts *opts)
         snprintf(n->name, sizeof n->name, "%s", o.name);
     else
         snprintf(n->name, sizeof n->name, "%.200s:%d", n->host, (int)getpid());
+    if ((n->link_worker = link_worker_of(&o)) < -1) {
+        free(n);
+        return PC_EINVAL;
+    }
     pthread_mutex_init(&n->mu, NULL);
     n->next_corr = 1;
     if (!(n->zctx = zmq_ctx_new()) ||
-        !(n->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK))) {
+        (n->link_worker < 0 &&
+         !(n->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK)))) {
         rc = PC_ESYS;
         goto fail;
     }
     if (!n->plain && (rc = pc__zap_open(&n->zap, n->zctx, &n->keys)) != PC_OK)
         goto fail;
     pc__net = n;
-    pc__link_init(n);
-    if (pthread_create(&n->thread, NULL, pc__link_main, n)) {
-        rc = PC_ESYS;
-        goto fail;
+    if (n->link_worker >= 0) {
+        pthread_mutex_init(&n->link_mu, NULL);
+        if ((rc = start_on_worker(n)) != PC_OK) {
+            pthread_mutex_destroy(&n->link_mu);
+            goto fail;
+        }
+        (void)pc__keeper_start(n); /* without it, only heartbeats suffer */
+    } else {
+        pc__link_init(n);
+        if (pthread_create(&n->thread, NULL, pc__link_main, n)) {
+            rc = PC_ESYS;
+            goto fail;
+        }
+        pthread_setname_np(n->thread, "picos-link"); /* top -H, and tests */
     }
-    pthread_setname_np(n->thread, "picos-link"); /* top -H, and tests */
     ops.name = "zmq";
     ops.ctx = n;
     ops.send = op_send;
@@ -487,7 +581,7 @@ fail:
     pc__zap_close(&n->zap);
     if (n->zctx)
         zmq_ctx_term(n->zctx);
-    if (n->loop)
+    if (n->loop && n->link_worker < 0)
         ev_loop_destroy(n->loop);
     pthread_mutex_destroy(&n->mu);
     free(n);
@@ -500,6 +594,8 @@ pc__net_free(net *n)
 {
     if (pc__net == n)
         pc__net = NULL;
+    if (n->link_worker >= 0)
+        pthread_mutex_destroy(&n->link_mu);
     pthread_mutex_destroy(&n->mu);
     memset(&n->keys, 0, sizeof n->keys);
     free(n);

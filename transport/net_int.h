@@ -6,6 +6,11 @@
  * directly is the node table — which peers are up, their queue depth and
  * frame limit — under `mu`, so that a full or unknown peer is refused in the
  * caller's own call, with its message still its own.
+ *
+ * "The link thread" is the links' own thread, or (link_worker >= 0) the
+ * worker whose loop they run on; whatever is "link thread only" below is
+ * then that worker's, and a task of that worker pushes its commands
+ * straight onto the backlog (docs/transport.md, "Links on a worker").
  */
 #ifndef PICOS_TRANSPORT_NET_INT_H
 #define PICOS_TRANSPORT_NET_INT_H
@@ -146,8 +151,8 @@ typedef struct tomb {
 
 typedef struct net {
     void *zctx;
-    struct ev_loop *loop;
-    pthread_t thread;
+    struct ev_loop *loop; /* the link thread's, or the link worker's */
+    pthread_t thread;     /* link_worker < 0: the link thread */
     ev_async wake;
     ev_timer tick;
     ev_prepare pump;
@@ -171,6 +176,9 @@ typedef struct net {
     bool plain;
     double hb, timeout;
     size_t max_frame, peer_queue;
+    /* >= 0: the links run on that worker's loop (pc_net_opts.link_worker)
+     * and its tasks' commands go straight onto the backlog; -1: a thread */
+    int link_worker;
     uint64_t node, incarnation;
     char name[WIRE_NAME_MAX + 1];
     char host[WIRE_NAME_MAX + 1];
@@ -192,9 +200,54 @@ typedef struct net {
     /* counters */
     atomic_uint_fast64_t frames_out, frames_in, env_out, env_in, refused,
         dropped, auth_failed, nodes_down, chan_missed;
+    /* links on a worker (link_worker >= 0, with the config above): an
+     * ev_check pumps after each poll as the ev_prepare does before it, and
+     * `left` is set when the worker has run the leaving sequence (op_stop
+     * waits) */
+    ev_check check;
+    pc_event *left;
+    /* links on a worker: some link code ran (a callback, a command) since
+     * the pump last looked at every socket; only then can a ZeroMQ call
+     * have eaten a socket's edge, so only then does the pump look again
+     * (each look at ZMQ_EVENTS is two system calls, and a worker's loop
+     * turns every few microseconds while it spins) */
+    bool stirred;
+    /* links on a worker: the heartbeat keeper (link.c), a thread that
+     * sends our heartbeats while a task keeps the worker from its tick;
+     * the worker holds link_mu while link code runs (pc__link_begin) and
+     * the keeper takes it only to send them */
+    pthread_mutex_t link_mu;
+    pthread_mutex_t keeper_mu; /* keeper_stop, keeper_cv */
+    pthread_cond_t keeper_cv;
+    bool keeper_stop, has_keeper;
+    pthread_t keeper;
 } net;
 
 extern net *pc__net;
+
+/* Link code is about to run (see net.stirred). */
+static inline void
+pc__link_stir(net *n)
+{
+    n->stirred = true;
+}
+
+/* A callback of the links that touches peers or sockets begins / ends (on
+ * a worker: under link_mu, which the heartbeat keeper takes). */
+static inline void
+pc__link_begin(net *n)
+{
+    if (n->link_worker >= 0)
+        pthread_mutex_lock(&n->link_mu);
+    n->stirred = true;
+}
+
+static inline void
+pc__link_end(net *n)
+{
+    if (n->link_worker >= 0)
+        pthread_mutex_unlock(&n->link_mu);
+}
 
 /* net.c */
 void pc__net_cmd_free(cmd *c);
@@ -220,6 +273,11 @@ void pc__net_free(net *n);
 void pc__link_flush(net *n, peer *p);
 void pc__link_flush_all(net *n);
 void pc__link_pump(net *n);
+void pc__link_take_inq(net *n); /* the command stack onto the backlog */
+/* Links on a worker: start / stop the heartbeat keeper (stop before the
+ * worker leaves: the keeper must not outlive the sockets). */
+pc_err pc__keeper_start(net *n);
+void pc__keeper_stop(net *n);
 #define PC__HWM 10000 /* ZeroMQ high-water marks of the link sockets */
 
 /* peer.c */

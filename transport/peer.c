@@ -426,6 +426,7 @@ on_dealer(struct ev_loop *loop, ev_io *io, int revents)
     peer *p = io->data;
     (void)loop, (void)revents;
     p->dirty = true;
+    pc__link_stir(pc__net);
 }
 
 void
@@ -433,7 +434,9 @@ pc__peer_on_router_mon(struct ev_loop *loop, ev_io *io, int revents)
 {
     net *n = io->data;
     (void)loop, (void)revents;
+    pc__link_begin(n);
     pc__zmon_drain(n->router_mon, router_event, n);
+    pc__link_end(n);
 }
 
 static void
@@ -441,8 +444,10 @@ on_dealer_mon(struct ev_loop *loop, ev_io *io, int revents)
 {
     peer *p = io->data;
     (void)loop, (void)revents;
+    pc__link_begin(pc__net);
     if (p->mon)
         pc__zmon_drain(p->mon, dealer_event, p);
+    pc__link_end(pc__net);
 }
 
 static void
@@ -459,15 +464,25 @@ expire(waiter **list, double now, pc_err rc)
     }
 }
 
+static void tick(net *n);
+
 void
 pc__peer_on_tick(struct ev_loop *loop, ev_timer *t, int revents)
 {
     net *n = t->data;
+    (void)loop, (void)revents;
+    pc__link_begin(n);
+    tick(n);
+    pc__link_end(n);
+}
+
+static void
+tick(net *n)
+{
     double now = pc_now();
     /* a tick that comes late means this thread was not reading either:
      * judge peers' silence only after a slice of catching up */
     bool late = now - n->last_tick > n->timeout / 2;
-    (void)loop, (void)revents;
 
     n->last_tick = now;
     /* (ZAP and monitors drain in their callbacks; once more here, in case

@@ -170,6 +170,7 @@ static void
 on_sub(struct ev_loop *loop, ev_io *io, int revents)
 {
     (void)loop, (void)io, (void)revents; /* the pump drains */
+    pc__link_stir(pc__net);
 }
 
 /* p's SUB socket, made on first use. */

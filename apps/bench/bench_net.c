@@ -52,6 +52,8 @@
 
 typedef enum { RTT, STREAM, DELIVER, CHAN, CHAN_DELIVER } kind;
 
+int bench_net_link_worker = PC_NET_LINK_THREAD;
+
 /* What B sends back in "end": when (the mark-th "m": then; else its last
  * "c"), how many it counted and its counters since the mark. */
 typedef struct end_report {
@@ -173,7 +175,9 @@ static void
 b_main(int wfd, pid_t parent, const char *secret)
 {
     pc_node_opts o = {.workers = 1};
-    pc_net_opts no = {.secret_file = secret, .timeout = BENCH_NET_TIMEOUT};
+    pc_net_opts no = {.secret_file = secret,
+                      .timeout = BENCH_NET_TIMEOUT,
+                      .link_worker = bench_net_link_worker};
     pc_spawn_opts so = {.name = "bench"};
     char ep[EP_SIZE] = "";
     pc_ref r;
@@ -675,7 +679,9 @@ run(kind k, size_t size, long n, int senders, bench_net_info *info)
         return -1;
     }
     if (start_bs(secret, nb, ep, pid) == 0) {
-        pc_net_opts no = {.secret_file = secret, .timeout = BENCH_NET_TIMEOUT};
+        pc_net_opts no = {.secret_file = secret,
+                          .timeout = BENCH_NET_TIMEOUT,
+                          .link_worker = bench_net_link_worker};
         pc_err rc = pc_node_start(&o);
         if (rc != PC_OK) {
             a_fail("pc_node_start", rc);

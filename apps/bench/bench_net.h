@@ -47,6 +47,12 @@
 /* The child's alarm, in seconds. */
 #define BENCH_NET_PEER_TIMEOUT 300
 
+/* Where every node of the next calls (A and each B) runs its links:
+ * pc_net_opts.link_worker. PC_NET_LINK_THREAD (the default here): a link
+ * thread of their own, whatever $PICOS_NET_LINK_WORKER says;
+ * PC_WORKER(0): on their one worker's loop. */
+extern int bench_net_link_worker;
+
 /* Subscriber nodes of the channel calls. */
 #define BENCH_NET_SUBS 3
 

@@ -1824,7 +1824,7 @@ bench_zmq(result *r, int param)
  * first, in the same run, before this process has a node. The channel rows
  * have BENCH_NET_SUBS subscriber nodes and no baseline. */
 
-enum { NB_RTT, NB_STREAM, NB_DELIVER, NB_CHAN, NB_CHAN_DELIVER };
+enum { NB_RTT, NB_STREAM, NB_DELIVER, NB_CHAN, NB_CHAN_DELIVER, NB_RTT_WORKER };
 
 #define NB_SENDERS 4
 
@@ -1844,6 +1844,12 @@ bench_net(result *r, int param)
 {
     bench_net_info in = {0};
     char b[32];
+    /* NB_RTT with every node's links on its worker's loop */
+    bool on_worker = param == NB_RTT_WORKER;
+
+    if (on_worker)
+        param = NB_RTT;
+    bench_net_link_worker = on_worker ? PC_WORKER(0) : PC_NET_LINK_THREAD;
     long n = param == NB_STREAM ? SIZE(1000000, 20000)
              : param == NB_CHAN ? SIZE(200000, 5000)
                                 : SIZE(20000, 500);
@@ -1931,8 +1937,10 @@ bench_net(result *r, int param)
     note_frames(r, "A", &in.a);
     note_frames(r, chan ? "first B" : "B", &in.b);
     note(r,
-         "; W=1 per node, %s forked, tcp://127.0.0.1, CURVE, heartbeat "
-         "timeout %g s, after %d untimed %s (bench_net.c)%s",
+         "; W=1 per node, links %s, %s forked, tcp://127.0.0.1, CURVE, "
+         "heartbeat timeout %g s, after %d untimed %s (bench_net.c)%s",
+         on_worker ? "on the worker's loop (pc_net_opts.link_worker)"
+                   : "on a thread of their own (the default)",
          chan ? "the Bs" : "B",
          BENCH_NET_TIMEOUT > 0 ? BENCH_NET_TIMEOUT : 1.0 /* the default */,
          BENCH_NET_WARMUP,
@@ -2022,8 +2030,13 @@ static const bench benches[] = {
     {"zmq-stream-plain",
      "raw ZeroMQ one-way stream, 100 B messages, plain, 2 processes", "M msg/s",
      NONE, 0, 0, bench_zmq, ZB_STREAM},
-    {"net-rtt", "remote round trip task→task, 100 B, CURVE, vs raw ZeroMQ",
+    {"net-rtt",
+     "remote round trip task→task, 100 B, CURVE, link thread, vs raw ZeroMQ",
      "× raw", AT_MOST, 1.3, 0, bench_net, NB_RTT},
+    {"net-rtt-worker",
+     "remote round trip task→task, 100 B, CURVE, links on the worker, vs raw "
+     "ZeroMQ",
+     "× raw", AT_MOST, 1.3, 0, bench_net, NB_RTT_WORKER},
     {"net-stream",
      "remote one-way stream, 100 B, CURVE, 4 tasks → 1, vs raw ZeroMQ",
      "× raw, M msg/s", AT_LEAST, 1.0, 0, bench_net, NB_STREAM},

@@ -4,6 +4,7 @@
  *
  *     picos-node [--config FILE] [--registry EP[,EP]] [--listen EP]
  *                [--secret-file F] [--name N] [--grace S] [--workers N]
+ *                [--link-worker I|thread]
  *                [--heartbeat S] [--timeout S] [--join-timeout S]
  *                [--service PATH.so ...] [--compute [--cpus N]
  *                [--data-dir DIR] [--compute-memory BYTES] ...] [--help]
@@ -50,6 +51,7 @@ typedef struct cfg {
     char registry[1024], listen[256], secret_file[256], name[256];
     double grace, heartbeat, timeout, join_timeout, status_interval;
     double workers;
+    int link_worker; /* pc_net_opts.link_worker: 0 not given */
     char **services; /* library paths */
     size_t nservices;
     nd_kv *sections;   /* [service "NAME"] keys */
@@ -64,7 +66,8 @@ typedef struct cfg {
 static const char usage[] =
     "usage: " ND_PROG " [--config FILE] [--registry EP[,EP...]] [--listen EP]\n"
     "                  [--secret-file F] [--name N] [--grace S] [--workers N]\n"
-    "                  [--heartbeat S] [--timeout S] [--join-timeout S]\n"
+    "                  [--link-worker I|thread] [--heartbeat S] [--timeout S] "
+    "[--join-timeout S]\n"
     "                  [--status-interval S]\n"
     "                  [--service PATH.so ...] [--compute] [--cpus N]\n"
     "                  [--data-dir DIR] [--compute-memory BYTES]\n"
@@ -77,8 +80,9 @@ static const char usage[] =
     "computations (docs/computations.md).\n"
     "  --config FILE       INI file: section [node] with the keys registry,\n"
     "                      listen, secret_file, name, grace, workers,\n"
-    "                      heartbeat, timeout, join_timeout, status_interval,\n"
-    "                      service (repeated, or one path per line); sections\n"
+    "                      link_worker, heartbeat, timeout, join_timeout,\n"
+    "                      status_interval, service (repeated, or one path\n"
+    "                      per line); sections\n"
     "                      [service \"NAME\"] hold the keys of library NAME\n"
     "                      (file name without lib and .so),\n"
     "                      read again at each reload. The command line\n"
@@ -94,6 +98,8 @@ static const char usage[] =
     "  --grace S           at a stop, the time calls in flight get to finish\n"
     "                      before they end CLOSED (default 10)\n"
     "  --workers N         worker threads (default: one per core)\n"
+    "  --link-worker I     links on worker I's loop (docs/node.md); thread:\n"
+    "                      their own thread (default)\n"
     "  --heartbeat S       link heartbeat, seconds (default 0.2)\n"
     "  --timeout S         silence before a peer is down (default 1.0)\n"
     "  --join-timeout S    wait for a registry at startup (default 10)\n"
@@ -226,6 +232,17 @@ set(void *cfgp, const char *key, const char *v)
     if (!strcmp(key, "workers"))
         return dm_num(v, &c->workers) && c->workers >= 1 &&
                c->workers <= 1024 && c->workers == (int)c->workers;
+    if (!strcmp(key, "link_worker")) {
+        double i;
+        if (!strcmp(v, "thread")) {
+            c->link_worker = PC_NET_LINK_THREAD;
+            return true;
+        }
+        if (!dm_num(v, &i) || i < 0 || i >= 1024 || i != (int)i)
+            return false;
+        c->link_worker = PC_WORKER((int)i);
+        return true;
+    }
     if (!strcmp(key, "heartbeat"))
         return dm_num(v, &c->heartbeat) && c->heartbeat > 0;
     if (!strcmp(key, "timeout"))
@@ -405,6 +422,7 @@ parse(cfg *c, int argc, char **argv)
         {"--name", "name"},
         {"--grace", "grace"},
         {"--workers", "workers"},
+        {"--link-worker", "link_worker"},
         {"--heartbeat", "heartbeat"},
         {"--timeout", "timeout"},
         {"--join-timeout", "join_timeout"},
@@ -599,6 +617,7 @@ main(int argc, char **argv)
     co.net.secret_file = c.secret_file[0] ? c.secret_file : NULL;
     co.net.heartbeat = c.heartbeat;
     co.net.timeout = c.timeout;
+    co.net.link_worker = c.link_worker;
     co.registries = c.registry;
     co.listen = c.listen;
     co.join_timeout = c.join_timeout;

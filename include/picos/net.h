@@ -113,14 +113,31 @@ typedef struct pc_net_opts {
     /* Envelopes queued for one peer before pc_send() to it answers
      * PC_EFULL (the caller keeps its message); 0: 65536. */
     size_t peer_queue;
+    /* Where the links run. 0 (the default): a thread of their own, which
+     * nothing on the node can hold up. PC_WORKER(i): on worker i's own
+     * loop, between its procs — a remote message then wakes no thread of
+     * ours on the way in or out for a task of that worker (a round trip
+     * costs what raw ZeroMQ's does), but the links wait for that worker:
+     * a task that keeps it busy holds up every remote message (only the
+     * heartbeats go on, from a small thread, so the node is not declared
+     * down; a task computing for long belongs on another worker, or in
+     * pc_pool). 0 also reads
+     * $PICOS_NET_LINK_WORKER: "i" is worker i (modulo the workers),
+     * anything else a thread of their own; PC_NET_LINK_THREAD: a thread
+     * of their own whatever the environment says. */
+    int link_worker;
 } pc_net_opts;
+
+#define PC_NET_LINK_THREAD (-1)
 
 #define PC_NET_MAX_FRAME_DEFAULT (1u << 20)
 
 /* Start the ZeroMQ transport on the running node (one I/O thread) and
  * register it. opts may be NULL. Returns PC_OK, PC_ESTATE (no node, or a
  * transport is registered), PC_ENOENT / PC_EPERM / PC_EINVAL / PC_EPROTO
- * (keys: see above; one line is logged), PC_ESYS. Any thread;
+ * (keys: see above; one line is logged), PC_EINVAL (link_worker names no
+ * worker of the node), PC_ESYS. Any thread but a light actor's handler
+ * (with link_worker it waits for that worker to start the links);
  * pc_node_run() stops it (peers are told goodbye). */
 pc_err pc_net_start(const pc_net_opts *opts);
 

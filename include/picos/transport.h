@@ -159,6 +159,16 @@ pc_err pc_down_msg_new(pc_msg **out, const char *type, const struct pc_down *d);
 pc_err pc_transport_inject(pc_ref to, pc_msg **m, bool chan,
                            void (*ack)(void *ctx, pc_err rc), void *ctx);
 
+/* The libev loop (a `struct ev_loop *`) of the worker whose thread calls
+ * this, from a task or a callback of that loop; NULL on any other thread.
+ * For a transport that runs on a worker's loop instead of a thread of its
+ * own (picos's node links with pc_net_opts.link_worker): it starts its
+ * watchers from that worker (a task spawned there), and its callbacks run
+ * between procs. What such a callback injects (pc_transport_inject) for a
+ * proc of that worker arrives as from another thread: a full bounded
+ * mailbox takes or refuses it by its policy, and ack hears the verdict. */
+void *pc_transport_worker_loop(void);
+
 /* Answer a deliver or join ticket (value: a join's exit value, consumed;
  * may be NULL). A ticket the runtime gave up is ignored. Any thread. */
 void pc_transport_reply(uint64_t ticket, pc_err rc, pc_msg *value);
