@@ -40,6 +40,39 @@
 
 net *pc__net;
 
+/* pc__net is set by pc_net_start() and cleared by pc__net_free() with
+ * net_rw held for writing; the calls of other threads that look at the net
+ * (stats, endpoints, peers) hold it for reading while they do, so the end
+ * of a node can't free the net under them (a task's status sample meets
+ * pc_node_run's stop). */
+static pthread_rwlock_t net_rw = PTHREAD_RWLOCK_INITIALIZER;
+
+/* The net to look at, net_rw held for reading; NULL (not held) when none. */
+static net *
+net_look(void)
+{
+    net *n;
+
+    pthread_rwlock_rdlock(&net_rw);
+    if (!(n = pc__net))
+        pthread_rwlock_unlock(&net_rw);
+    return n;
+}
+
+static void
+net_done(void)
+{
+    pthread_rwlock_unlock(&net_rw);
+}
+
+static void
+net_set(net *n)
+{
+    pthread_rwlock_wrlock(&net_rw);
+    pc__net = n;
+    pthread_rwlock_unlock(&net_rw);
+}
+
 /* ---- commands ------------------------------------------------------------- */
 
 void
@@ -537,7 +570,7 @@ pc_net_start(const pc_net_opts *opts)
     }
     if (!n->plain && (rc = pc__zap_open(&n->zap, n->zctx, &n->keys)) != PC_OK)
         goto fail;
-    pc__net = n;
+    net_set(n);
     if (n->link_worker >= 0) {
         pthread_mutex_init(&n->link_mu, NULL);
         if ((rc = start_on_worker(n)) != PC_OK) {
@@ -577,7 +610,7 @@ pc_net_start(const pc_net_opts *opts)
                 n->plain ? "PLAIN" : "CURVE");
     return PC_OK;
 fail:
-    pc__net = NULL;
+    net_set(NULL);
     pc__zap_close(&n->zap);
     if (n->zctx)
         zmq_ctx_term(n->zctx);
@@ -592,8 +625,10 @@ fail:
 void
 pc__net_free(net *n)
 {
+    pthread_rwlock_wrlock(&net_rw);
     if (pc__net == n)
         pc__net = NULL;
+    pthread_rwlock_unlock(&net_rw);
     if (n->link_worker >= 0)
         pthread_mutex_destroy(&n->link_mu);
     pthread_mutex_destroy(&n->mu);
@@ -605,12 +640,15 @@ static pc_err
 blocking_call(int kind, const char *str, const char *str2, double timeout,
               waiter **wp)
 {
-    net *n = pc__net;
+    net *n = net_look();
     waiter *w;
     cmd *c;
     pc_err rc;
 
     *wp = NULL;
+    if (n)
+        net_done(); /* a call as the node ends meets `stopping`, or the
+                       link's end fails its waiter */
     if (!n || atomic_load(&n->stopping))
         return PC_ESTATE;
     if (!(w = waiter_new(timeout)))
@@ -699,11 +737,11 @@ pc_chan_locate_at(const char *where, const char *name, double timeout,
 pc_err
 pc_net_endpoints(char *router, char *pub, size_t size)
 {
-    net *n = pc__net;
+    net *n;
 
     if ((router || pub) && !size)
         return PC_EINVAL;
-    if (!n)
+    if (!(n = net_look()))
         return PC_ESTATE;
     pthread_mutex_lock(&n->mu);
     if (router)
@@ -711,17 +749,18 @@ pc_net_endpoints(char *router, char *pub, size_t size)
     if (pub)
         snprintf(pub, size, "%s", n->pub_ep);
     pthread_mutex_unlock(&n->mu);
+    net_done();
     return PC_OK;
 }
 
 pc_err
 pc_net_stats_get(pc_net_stats *out)
 {
-    net *n = pc__net;
+    net *n;
 
     if (!out)
         return PC_EINVAL;
-    if (!n)
+    if (!(n = net_look()))
         return PC_ESTATE;
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&n->mu);
@@ -737,6 +776,7 @@ pc_net_stats_get(pc_net_stats *out)
     out->auth_failed = atomic_load(&n->auth_failed);
     out->nodes_down = atomic_load(&n->nodes_down);
     out->chan_missed = atomic_load(&n->chan_missed);
+    net_done();
     return PC_OK;
 }
 
@@ -747,7 +787,7 @@ pc_net_stats_get(pc_net_stats *out)
 size_t
 pc_net_peers_get(pc_peer_stats *out, size_t max)
 {
-    net *n = pc__net;
+    net *n = net_look();
     double now = pc_now();
     size_t count = 0;
 
@@ -775,5 +815,6 @@ pc_net_peers_get(pc_peer_stats *out, size_t max)
         count++;
     }
     pthread_mutex_unlock(&n->mu);
+    net_done();
     return count;
 }
