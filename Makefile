@@ -125,7 +125,7 @@ tsan: deps
 	    -DPICOS_SANITIZE=thread -DPICOS_WERROR=$(WERROR) $(CMAKE_ARGS)
 	$(CMAKE) --build $(TSAN_DIR) -j$(JOBS)
 	TSAN_OPTIONS=$(TSAN_OPTIONS) $(TSAN_RUN) \
-	    $(CTEST) --test-dir $(TSAN_DIR) -L 'unit|net' $(CTEST_FLAGS)
+	    $(CTEST) --test-dir $(TSAN_DIR) -L 'unit|net' -LE linkworker $(CTEST_FLAGS)
 
 # The portable context switch (swapcontext; what `auto` picks off x86-64
 # and aarch64): the runtime's own tests, built only as far as they need.
