@@ -34,8 +34,8 @@
  * pages for the arenas were tried and dropped: on a VM whose host backs
  * guest memory lazily, zeroing fresh 2 MiB pages cost a million light
  * actors 0.6-0.9 s of system time against 0.1 s for the 4 KiB faults.)
- * Under ASan messages
- * and tasks stay plain mallocs, so a use after free is still caught.
+ * Under ASan messages and tasks stay plain mallocs, so a use after free is
+ * still caught.
  */
 #include <pthread.h>
 #include <stdlib.h>
