@@ -1,7 +1,7 @@
 /* tests/compute_client_proc.c — a second compute client for
  * tests/test_compute.c, as its own process:
  *
- *     compute_client_proc REGISTRY SECRET_FILE LIBRARY CPUS JOBS MS NODES
+ *     compute_client_proc REGISTRY SECRET_FILE LIBRARY CPUS JOBS MS NODES [hold]
  *
  * (NODES: comma-separated node names, every one of which the open waits
  * for) joins the cluster (stderr "join: PC_EAUTH ..." and exit 3 when that
@@ -9,7 +9,13 @@
  * failure, with pc_compute_error()'s line), says "OPENED" on stdout, runs
  * JOBS "sleep MS" jobs, checks each result ended once and OK, says
  * "DONE N" (N: results that were right) and exits 0 when all were.
+ * With "hold" it keeps its CPUs after DONE until it gets SIGUSR1 (blocked
+ * from the start, so one sent early waits), then closes: the test decides
+ * when the CPUs come free, not the speed of the jobs.
  */
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,13 +37,19 @@ main(int argc, char **argv)
 
     const char *nodes[9] = {NULL};
     char *save = NULL;
-    int nn = 0;
+    int nn = 0, sig;
+    bool hold = argc == 9 && !strcmp(argv[8], "hold");
+    sigset_t usr1;
 
-    if (argc != 8) {
+    if (argc != 8 && !hold) {
         fprintf(stderr, "usage: compute_client_proc REGISTRY SECRET_FILE "
-                        "LIBRARY CPUS JOBS MS NODES\n");
+                        "LIBRARY CPUS JOBS MS NODES [hold]\n");
         return 2;
     }
+    /* before any thread starts, so that every thread has it blocked */
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &usr1, NULL);
     for (char *t = strtok_r(argv[7], ",", &save); t && nn < 8;
          t = strtok_r(NULL, ",", &save))
         nodes[nn++] = t;
@@ -88,6 +100,8 @@ main(int argc, char **argv)
         fprintf(stderr, "jobs: %s %s\n", pc_err_name(rc), pc_compute_error(c));
     printf("DONE %d\n", good);
     fflush(stdout);
+    if (hold)
+        (void)sigwait(&usr1, &sig);
     pc_compute_close(&c, 5.0);
     free(jobs);
     free(seen);

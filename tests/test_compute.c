@@ -855,15 +855,18 @@ suspend_and_close_node(void)
     cluster_down();
 }
 
-/* compute_client_proc with the secret `secret`, reserving `cpus`. */
+/* compute_client_proc with the secret `secret`, reserving `cpus`; with
+ * `hold` it keeps them after its jobs until it gets SIGUSR1. */
 static void
-client_proc(kid *k, const char *secret, const char *cpus, const char *jobs)
+client_proc(kid *k, const char *secret, const char *cpus, const char *jobs,
+            bool hold)
 {
     kid_opts o = {.clean_env = true};
 
     CU_ASSERT_FATAL(kid_run(k, CLIENT_PROC,
                             (const char *[]){reg_ep, secret, COMPUTE_LIB, cpus,
-                                             jobs, "50", "cA,cB", NULL},
+                                             jobs, "50", "cA,cB",
+                                             hold ? "hold" : NULL, NULL},
                             &o));
 }
 
@@ -876,7 +879,7 @@ wrong_secret(void)
     pc_job_result *r;
 
     cluster_up();
-    client_proc(&k, other_path, "1", "10");
+    client_proc(&k, other_path, "1", "10", false);
     CU_ASSERT(kid_wait(&k, PT_LONG));
     CU_ASSERT_EQUAL(exit_code(&k), 3);
     slurp(k.err, err, sizeof err);
@@ -907,7 +910,8 @@ two_clients(void)
     int good = 0;
 
     cluster_up();
-    client_proc(&k, secret_path, "1", "60");
+    /* it keeps its CPUs until told (SIGUSR1), however fast its jobs run */
+    client_proc(&k, secret_path, "1", "60", true);
     if (!read_line(k.out, line, sizeof line, PT_LONG) ||
         strcmp(line, "OPENED")) {
         kid_wait(&k, 1.0);
@@ -934,6 +938,7 @@ two_clients(void)
     CU_ASSERT_EQUAL(good, NJ);
     CU_ASSERT(read_line(k.out, line, sizeof line, PT_LONG));
     CU_ASSERT_STRING_EQUAL(line, "DONE 60");
+    kill(k.pid, SIGUSR1);
     CU_ASSERT(kid_wait(&k, PT_LONG));
     CU_ASSERT_EQUAL(exit_code(&k), 0);
     if (exit_code(&k) != 0) {
