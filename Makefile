@@ -60,6 +60,7 @@ CTEST_FLAGS = --output-on-failure -j$(CTEST_JOBS) --timeout $(CTEST_TIMEOUT) \
               --no-tests=error
 
 .PHONY: all help deps configure build test run bench asan tsan ucontext \
+        asan-build tsan-build ucontext-build \
         format format-check install clean
 
 all: build
@@ -71,8 +72,9 @@ help:
 	@echo "make run           build, then run a small cluster ($(RUN_CLUSTER))"
 	@echo "make bench         build, then run $(BENCH)"
 	@echo "make asan          Debug + address,undefined build in $(ASAN_DIR)/, unit and net tests"
-	@echo "make tsan          Debug + thread build in $(TSAN_DIR)/, unit and net tests"
+	@echo "make tsan          Debug + thread build in $(TSAN_DIR)/, unit and net tests (not fuzz)"
 	@echo "make ucontext      the runtime tests with the portable context switch, $(UCTX_DIR)/"
+	@echo "make asan-build, tsan-build, ucontext-build: only build those"
 	@echo "make format        clang-format -i the sources"
 	@echo "make format-check  fail when a source isn't clang-formatted"
 	@echo "make install       install into PREFIX=$(PREFIX)"
@@ -113,28 +115,34 @@ run: build
 bench: build
 	$(abspath $(BENCH))
 
-asan: deps
+asan-build: deps
 	$(CMAKE) -S . -B $(ASAN_DIR) -DCMAKE_BUILD_TYPE=Debug \
 	    -DPICOS_SANITIZE=address,undefined -DPICOS_WERROR=$(WERROR) $(CMAKE_ARGS)
 	$(CMAKE) --build $(ASAN_DIR) -j$(JOBS)
+
+asan: asan-build
 	ASAN_OPTIONS=$(ASAN_OPTIONS) UBSAN_OPTIONS=$(UBSAN_OPTIONS) \
 	    $(CTEST) --test-dir $(ASAN_DIR) -L 'unit|net' $(CTEST_FLAGS)
 
-tsan: deps
+tsan-build: deps
 	$(CMAKE) -S . -B $(TSAN_DIR) -DCMAKE_BUILD_TYPE=Debug \
 	    -DPICOS_SANITIZE=thread -DPICOS_WERROR=$(WERROR) $(CMAKE_ARGS)
 	$(CMAKE) --build $(TSAN_DIR) -j$(JOBS)
+
+tsan: tsan-build
 	TSAN_OPTIONS=$(TSAN_OPTIONS) $(TSAN_RUN) \
-	    $(CTEST) --test-dir $(TSAN_DIR) -L 'unit|net' -LE linkworker $(CTEST_FLAGS)
+	    $(CTEST) --test-dir $(TSAN_DIR) -L 'unit|net' -LE 'linkworker|fuzz' $(CTEST_FLAGS)
 
 # The portable context switch (swapcontext; what `auto` picks off x86-64
 # and aarch64): the runtime's own tests, built only as far as they need.
 UCTX_TESTS ?= test_task test_spawn test_actor test_msg test_sync test_mailbox \
               test_select test_exit test_supervisor
-ucontext: deps
+ucontext-build: deps
 	$(CMAKE) -S . -B $(UCTX_DIR) -DPICOS_CONTEXT=ucontext \
 	    -DPICOS_WERROR=$(WERROR) $(CMAKE_ARGS)
 	$(CMAKE) --build $(UCTX_DIR) -j$(JOBS) --target $(UCTX_TESTS)
+
+ucontext: ucontext-build
 	$(CTEST) --test-dir $(UCTX_DIR) -R '^($(shell echo $(UCTX_TESTS) | tr ' ' '|'))$$' \
 	    $(CTEST_FLAGS)
 
