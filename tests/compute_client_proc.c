@@ -1,7 +1,8 @@
 /* tests/compute_client_proc.c — a second compute client for
  * tests/test_compute.c, as its own process:
  *
- *     compute_client_proc REGISTRY SECRET_FILE LIBRARY CPUS JOBS MS NODES [hold]
+ *     compute_client_proc REGISTRY SECRET_FILE LIBRARY CPUS JOBS MS NODES
+ * [hold]
  *
  * (NODES: comma-separated node names, every one of which the open waits
  * for) joins the cluster (stderr "join: PC_EAUTH ..." and exit 3 when that

@@ -863,11 +863,11 @@ client_proc(kid *k, const char *secret, const char *cpus, const char *jobs,
 {
     kid_opts o = {.clean_env = true};
 
-    CU_ASSERT_FATAL(kid_run(k, CLIENT_PROC,
-                            (const char *[]){reg_ep, secret, COMPUTE_LIB, cpus,
-                                             jobs, "50", "cA,cB",
-                                             hold ? "hold" : NULL, NULL},
-                            &o));
+    CU_ASSERT_FATAL(
+        kid_run(k, CLIENT_PROC,
+                (const char *[]){reg_ep, secret, COMPUTE_LIB, cpus, jobs, "50",
+                                 "cA,cB", hold ? "hold" : NULL, NULL},
+                &o));
 }
 
 PT_TEST(wrong_secret)
