@@ -484,6 +484,7 @@ struct pc__worker {
     pc__proc *rq_head, *rq_tail; /* run queue, FIFO */
     int budget;                  /* direct switches left before I/O poll */
     unsigned inbox_wakes;        /* idle spins ended by the inbox (sched.c) */
+    int spin_max;                /* pauses the next idle spin may take */
     pc__task *dead;              /* ended task whose stack is to release */
     int dead_rc;                 /* ... how it ended, and its value */
     pc_msg *dead_val;
