@@ -41,7 +41,8 @@ driver_start(const pc_net_opts *extra)
     PT_START(2);
     o.secret_file = secret_path;
     o.heartbeat = atof(NET_HB);
-    o.timeout = atof(NET_TIMEOUT);
+    if (!o.timeout)
+        o.timeout = atof(NET_TIMEOUT);
     CU_ASSERT_FATAL(pc_net_start(&o) == PC_OK);
     CU_ASSERT_FATAL(pc_node_listen("tcp://127.0.0.1:0", driver_ep,
                                    sizeof driver_ep) == PC_OK);
@@ -1196,6 +1197,103 @@ full_peer_queue(void)
     nt_stop(&B);
 }
 
+/* A peer that reads nothing (SIGSTOP): ZeroMQ refuses frames at the
+ * high-water mark, and the link tries again only when its 1 ms retry timer
+ * says, not at every pass of its loop (which would spin it: each try marks
+ * the socket to drain); once the peer reads again, all that was taken
+ * arrives, in order. B takes frames of 4 KiB, so each 3,000-byte message
+ * is a frame of its own and ZeroMQ's pipe (PC__HWM frames) fills soon. */
+#define STALL_LEN 3000
+
+static pc_msg *
+stall_task(void *arg)
+{
+    static uint8_t buf[STALL_LEN];
+    pc_net_stats a, b;
+    pc_ref sink;
+    uint64_t q = 0, full = 0;
+    double t0;
+    (void)arg;
+
+    TCHECK_RC(pc_node_connect(B.ep, PT_LONG, NULL), PC_OK);
+    sink = locate(B.ep, "sink");
+    TCHECK(kill(-B.pid, SIGSTOP) == 0);
+    /* its socket buffers, then ZeroMQ's pipe fill, until the link reaches
+     * the high-water mark; our peer queue refuses sends (PC_EFULL) while
+     * the link hands over what it holds */
+    t0 = pc_now();
+    for (;;) {
+        uint64_t next = q + 1;
+        pc_err rc;
+        memcpy(buf, &next, sizeof next);
+        rc = pc_send_data(sink, "seq", buf, sizeof buf);
+        if (rc == PC_OK) {
+            q = next;
+            continue;
+        }
+        TCHECK_RC(rc, PC_EFULL);
+        full++;
+        TCHECK_RC(pc_net_stats_get(&a), PC_OK);
+        if (a.send_stalls || pt_since(t0) > PT_LONG || rc != PC_EFULL)
+            break;
+        pc_sleep(0.001);
+    }
+    TCHECK(full > 0);
+    TCHECK(a.send_stalls > 0);
+    /* stalled: at most one try a millisecond (twice that, and some, for
+     * slack), where a spinning link makes tens of thousands a second */
+    t0 = pc_now();
+    pc_sleep(0.5);
+    TCHECK_RC(pc_net_stats_get(&b), PC_OK);
+    {
+        double ms = pt_since(t0) * 1000;
+        uint64_t tries = b.send_stalls - a.send_stalls;
+        printf("  [%" PRIu64 " sent, %" PRIu64 " refused tries in %.0f ms]\n",
+               q, tries, ms);
+        TCHECK(tries <= (uint64_t)(2 * ms) + 100);
+    }
+    TCHECK(kill(-B.pid, SIGCONT) == 0);
+    for (t0 = pc_now();;) {
+        pc_msg *r = ask(sink, "report", NULL, 0, "report");
+        uint64_t got = u64_at(r, 0);
+        if (got >= q || pt_since(t0) > PT_LONG) {
+            TCHECK_EQ(got, q);
+            TCHECK_EQ(u64_at(r, 1), 0); /* out of order */
+            TCHECK_EQ(u64_at(r, 2), 0); /* gaps */
+            pc_msg_free(&r);
+            break;
+        }
+        pc_msg_free(&r);
+        pc_sleep(0.05);
+    }
+    return NULL;
+}
+
+PT_TEST(stalled_peer_not_spun)
+static void
+stalled_peer_not_spun(void)
+{
+    /* neither side may call the other down while B is stopped */
+    pc_net_opts o = {.peer_queue = 4096, .timeout = 60};
+    const char *args[] = {"--listen",
+                          "tcp://127.0.0.1:0",
+                          "--heartbeat",
+                          NET_HB,
+                          "--timeout",
+                          "60",
+                          "--secret-file",
+                          secret_path,
+                          "--max-frame",
+                          "4096",
+                          NULL};
+
+    driver_start(&o);
+    CU_ASSERT_FATAL(nt_start(&B, args));
+    CU_ASSERT_EQUAL(pc_spawn(stall_task, NULL, NULL, NULL), PC_OK);
+    PT_RUN();
+    nt_stop(&B);
+}
+
 /* ---- a client that speaks the wire by hand (docs/PROTOCOL.md) ------------------------------ */
 
 /* Pack one envelope as a Frame into buf; returns its length. */
@@ -1548,5 +1646,6 @@ PT_MAIN("net", PT_ENTRY(api_errors), PT_ENTRY(late_listen_channels),
         PT_ENTRY(kill9_mid_stream), PT_ENTRY(sigstop_declared_down),
         PT_ENTRY(wrong_secret_refused), PT_ENTRY(oversized_frame_refused),
         PT_ENTRY(remote_control), PT_ENTRY(full_peer_queue),
-        PT_ENTRY(peers_listed), PT_ENTRY(terminated_in_connect),
-        PT_ENTRY(last_words_kept), PT_ENTRY(busy_link_worker_stays_up))
+        PT_ENTRY(stalled_peer_not_spun), PT_ENTRY(peers_listed),
+        PT_ENTRY(terminated_in_connect), PT_ENTRY(last_words_kept),
+        PT_ENTRY(busy_link_worker_stays_up))

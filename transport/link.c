@@ -85,6 +85,8 @@ send_pending(net *n, peer *p)
         if (rc < 0) {
             if (errno == EAGAIN && p->up) {
                 p->stalled = true;
+                atomic_fetch_add_explicit(&n->send_stalls, 1,
+                                          memory_order_relaxed);
                 if (!ev_is_active(&n->retry))
                     ev_timer_start(n->loop, &n->retry);
                 return;

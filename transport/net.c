@@ -776,6 +776,7 @@ pc_net_stats_get(pc_net_stats *out)
     out->auth_failed = atomic_load(&n->auth_failed);
     out->nodes_down = atomic_load(&n->nodes_down);
     out->chan_missed = atomic_load(&n->chan_missed);
+    out->send_stalls = atomic_load(&n->send_stalls);
     net_done();
     return PC_OK;
 }

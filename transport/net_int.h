@@ -199,7 +199,7 @@ typedef struct net {
     uint64_t next_pub;
     /* counters */
     atomic_uint_fast64_t frames_out, frames_in, env_out, env_in, refused,
-        dropped, auth_failed, nodes_down, chan_missed;
+        dropped, auth_failed, nodes_down, chan_missed, send_stalls;
     /* links on a worker (link_worker >= 0, with the config above): an
      * ev_check pumps after each poll as the ev_prepare does before it, and
      * `left` is set when the worker has run the leaving sequence (op_stop

@@ -206,6 +206,9 @@ typedef struct pc_net_stats {
     uint64_t nodes_down;  /* peers declared down */
     uint64_t chan_missed; /* channel publications this node's SUBs missed
                              (sequence gaps: PUB's high-water mark) */
+    uint64_t send_stalls; /* frames ZeroMQ refused at a link's high-water
+                             mark (a peer not reading): each is tried
+                             again after 1 ms, the frames behind it wait */
 } pc_net_stats;
 
 pc_err pc_net_stats_get(pc_net_stats *out);
