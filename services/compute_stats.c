@@ -37,9 +37,11 @@ pc_compute_node_stats_get(pc_compute_node_stats *out)
 pc_err
 pc_compute_node_suspend(bool on)
 {
-    pc_err (*fn)(bool) = pc__compute_stats.suspend;
+    pc_err (*fn)(bool);
 
-    if (!atomic_load(&pc__compute_stats.enabled) || !fn)
+    /* enabled first: its store (after the hook's) orders the hook's read */
+    if (!atomic_load(&pc__compute_stats.enabled) ||
+        !(fn = pc__compute_stats.suspend))
         return PC_ENOENT;
     return fn(on);
 }

@@ -426,8 +426,10 @@ suspend_action(void)
     int rc;
 
     cluster_up();
-    atomic_store(&pc__compute_stats.enabled, true);
+    /* the hook before `enabled`, as compute_node.c does: a reader that
+     * sees enabled sees the hook */
     pc__compute_stats.suspend = suspend_hook;
+    atomic_store(&pc__compute_stats.enabled, true);
     snprintf(body, sizeof body, "{\"node\": \"%s\"}", me);
     snprintf(one, sizeof one, "{\"node\": \"%s\", \"service\": \"no.such\"}",
              me);
@@ -453,8 +455,8 @@ suspend_action(void)
     CU_ASSERT_TRUE(hook_called(2));
     CU_ASSERT_FALSE(atomic_load(&suspend_last));
     CU_ASSERT_TRUE(shows_suspended(false));
-    pc__compute_stats.suspend = NULL;
     atomic_store(&pc__compute_stats.enabled, false);
+    pc__compute_stats.suspend = NULL;
 }
 
 #ifdef COMPUTE_LIB
