@@ -275,8 +275,10 @@ pc_node_stop(void)
 
     if (!n)
         return;
-    atomic_store(&n->stop_requested, true);
+    /* set under the lock wait_done() looks under: else pc_node_run() could
+     * see it, end the node and destroy the lock before this takes it */
     pthread_mutex_lock(&n->mu);
+    atomic_store(&n->stop_requested, true);
     pthread_cond_broadcast(&n->cv);
     pthread_mutex_unlock(&n->mu);
 }
