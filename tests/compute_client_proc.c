@@ -2,7 +2,7 @@
  * tests/test_compute.c, as its own process:
  *
  *     compute_client_proc REGISTRY SECRET_FILE LIBRARY CPUS JOBS MS NODES
- * [hold]
+ *                         [hold]
  *
  * (NODES: comma-separated node names, every one of which the open waits
  * for) joins the cluster (stderr "join: PC_EAUTH ..." and exit 3 when that
