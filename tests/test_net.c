@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 #include <zmq.h>
 
@@ -454,6 +455,60 @@ busy_link_worker_stays_up(void)
     CU_ASSERT_EQUAL(pc_spawn(busy_task, NULL, &so, NULL), PC_OK);
     PT_RUN();
     nt_stop(&B);
+}
+
+/* ---- where the links run by default ---------------------------------------------------------- */
+
+static pc_msg *
+links_here_task(void *arg)
+{
+    *(bool *)arg = thread_named("picos-link") == (pid_t)syscall(SYS_gettid);
+    return NULL;
+}
+
+/* Whether a node of W workers, its $PICOS_NET_LINK_WORKER set to env (NULL:
+ * unset) and pc_net_opts.link_worker to lw, runs its links on worker 0's
+ * thread (named picos-link then) rather than on a thread of their own. */
+static bool
+links_on_worker0(int w, const char *env, int lw)
+{
+    pc_net_opts o = {.link_worker = lw};
+    pc_spawn_opts so = pt_on(0, 0);
+    char *saved = getenv("PICOS_NET_LINK_WORKER");
+    bool here = false;
+
+    saved = saved ? strdup(saved) : NULL;
+    if (env)
+        setenv("PICOS_NET_LINK_WORKER", env, 1);
+    else
+        unsetenv("PICOS_NET_LINK_WORKER");
+    secrets();
+    o.secret_file = secret_path;
+    PT_START(w);
+    CU_ASSERT_EQUAL(pc_net_start(&o), PC_OK);
+    CU_ASSERT_EQUAL(pc_spawn(links_here_task, &here, &so, NULL), PC_OK);
+    PT_RUN();
+    if (saved)
+        setenv("PICOS_NET_LINK_WORKER", saved, 1);
+    else
+        unsetenv("PICOS_NET_LINK_WORKER");
+    free(saved);
+    return here;
+}
+
+/* Left to pc_net_start, a node of one worker runs its links on that
+ * worker; a node of two on a thread of their own; the option and the
+ * environment choose otherwise (docs/transport.md, "Where the links run"). */
+PT_TEST(links_default_place)
+static void
+links_default_place(void)
+{
+    CU_ASSERT_TRUE(links_on_worker0(1, NULL, 0));
+    CU_ASSERT_FALSE(links_on_worker0(2, NULL, 0));
+    CU_ASSERT_FALSE(links_on_worker0(1, NULL, PC_NET_LINK_THREAD));
+    CU_ASSERT_FALSE(links_on_worker0(1, "thread", 0));
+    CU_ASSERT_TRUE(links_on_worker0(2, "0", 0));
+    CU_ASSERT_TRUE(links_on_worker0(2, NULL, PC_WORKER(0)));
 }
 
 /* ---- the API's errors, in one process ---------------------------------------------------- */
@@ -1641,14 +1696,14 @@ remote_channels(void)
     nt_stop(&C);
 }
 
-PT_MAIN("net", PT_ENTRY(api_errors), PT_ENTRY(late_listen_channels),
-        PT_ENTRY(peer_leaving_others_stay), PT_ENTRY(ipc_reconnect_restarted),
-        PT_ENTRY(raw_wire_client), PT_ENTRY(send_from_main_thread),
-        PT_ENTRY(remote_channels), PT_ENTRY(remote_deliver_verdicts),
-        PT_ENTRY(remote_ping_pong), PT_ENTRY(three_nodes_ordered),
-        PT_ENTRY(kill9_mid_stream), PT_ENTRY(sigstop_declared_down),
-        PT_ENTRY(wrong_secret_refused), PT_ENTRY(oversized_frame_refused),
-        PT_ENTRY(remote_control), PT_ENTRY(full_peer_queue),
-        PT_ENTRY(stalled_peer_not_spun), PT_ENTRY(peers_listed),
-        PT_ENTRY(terminated_in_connect), PT_ENTRY(last_words_kept),
-        PT_ENTRY(busy_link_worker_stays_up))
+PT_MAIN("net", PT_ENTRY(api_errors), PT_ENTRY(links_default_place),
+        PT_ENTRY(late_listen_channels), PT_ENTRY(peer_leaving_others_stay),
+        PT_ENTRY(ipc_reconnect_restarted), PT_ENTRY(raw_wire_client),
+        PT_ENTRY(send_from_main_thread), PT_ENTRY(remote_channels),
+        PT_ENTRY(remote_deliver_verdicts), PT_ENTRY(remote_ping_pong),
+        PT_ENTRY(three_nodes_ordered), PT_ENTRY(kill9_mid_stream),
+        PT_ENTRY(sigstop_declared_down), PT_ENTRY(wrong_secret_refused),
+        PT_ENTRY(oversized_frame_refused), PT_ENTRY(remote_control),
+        PT_ENTRY(full_peer_queue), PT_ENTRY(stalled_peer_not_spun),
+        PT_ENTRY(peers_listed), PT_ENTRY(terminated_in_connect),
+        PT_ENTRY(last_words_kept), PT_ENTRY(busy_link_worker_stays_up))

@@ -481,7 +481,11 @@ link_init_task(void *arg)
     return NULL;
 }
 
-/* Which worker the links run on: -1 for a thread of their own. */
+/* Which worker the links run on: -1 for a thread of their own. Left to
+ * us (0, no environment), a node of one worker keeps them on it: its tasks
+ * wait for that worker whatever the links do, and a thread of their own
+ * would cost two wake-ups per message each way; a node of more keeps them
+ * on a thread that no task of any worker can hold up. */
 static int
 link_worker_of(const pc_net_opts *o)
 {
@@ -492,8 +496,10 @@ link_worker_of(const pc_net_opts *o)
 
     if (o->link_worker > 0)
         return o->link_worker - 1 < workers ? o->link_worker - 1 : -2;
-    if (o->link_worker < 0 || !env || !*env)
+    if (o->link_worker < 0)
         return -1;
+    if (!env || !*env)
+        return workers == 1 ? 0 : -1;
     i = strtol(env, &end, 10);
     return *end || i < 0 ? -1 : (int)(i % workers);
 }

@@ -52,7 +52,7 @@
 
 typedef enum { RTT, STREAM, DELIVER, CHAN, CHAN_DELIVER } kind;
 
-int bench_net_link_worker = PC_NET_LINK_THREAD;
+int bench_net_link_worker; /* pc_net_opts.link_worker: 0, the default */
 
 /* What B sends back in "end": when (the mark-th "m": then; else its last
  * "c"), how many it counted and its counters since the mark. */

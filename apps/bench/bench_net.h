@@ -48,9 +48,9 @@
 #define BENCH_NET_PEER_TIMEOUT 300
 
 /* Where every node of the next calls (A and each B) runs its links:
- * pc_net_opts.link_worker. PC_NET_LINK_THREAD (the default here): a link
- * thread of their own, whatever $PICOS_NET_LINK_WORKER says;
- * PC_WORKER(0): on their one worker's loop. */
+ * pc_net_opts.link_worker. 0 (the default here as in pc_net_start): on
+ * their one worker's loop, unless $PICOS_NET_LINK_WORKER says otherwise;
+ * PC_NET_LINK_THREAD: a link thread of their own. */
 extern int bench_net_link_worker;
 
 /* Subscriber nodes of the channel calls. */
