@@ -135,6 +135,7 @@ typedef struct pc__stack {
     size_t size;            /* usable bytes */
     char *map;              /* mmap base */
     size_t map_size;
+    unsigned color; /* bytes left unused at the top (stack.c) */
     bool guarded;
 } pc__stack;
 
@@ -142,6 +143,7 @@ typedef struct pc__stack_pool {
     pc__stack *free; /* stacks of `size` bytes, ready for reuse */
     unsigned nfree;
     unsigned max_free; /* more are unmapped on release */
+    unsigned colors;   /* stacks mapped so far, for their colour */
     size_t size;       /* default usable size */
     int guards_left;   /* guard pages still allowed */
 } pc__stack_pool;

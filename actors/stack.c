@@ -21,6 +21,16 @@
 
 #include "internal.h"
 
+/* Cache colouring: every stack's top is page-aligned, so the lines a
+ * blocked task's frames occupy sit at the same page offsets in every
+ * stack, and in a physically indexed cache those offsets map to 1/64 of
+ * the sets: a thousand tasks taking turns (a ring) thrash those sets while
+ * the rest of the cache idles. Each new stack therefore starts its frames
+ * up to STACK_COLOR_SPAN bytes below its top, in 64-byte steps, round
+ * robin; the span stays within the top page with room for a blocked task's
+ * frames, so an idle task still costs one page. */
+#define STACK_COLOR_SPAN 2048
+
 #ifdef PC__ASAN
 #include <sanitizer/asan_interface.h>
 #endif
@@ -104,6 +114,9 @@ pc__stack_get(pc__stack_pool *p, size_t size)
     }
     s->lo = s->map + (s->map_size - size);
     s->size = size;
+    s->color = size > 4 * STACK_COLOR_SPAN
+                   ? (p->colors++ % (STACK_COLOR_SPAN / 64)) * 64u
+                   : 0;
     s->next = NULL;
 out:
 #ifdef PC__ASAN

@@ -120,7 +120,8 @@ prepare(pc__worker *w, pc__task *t)
     if (!t->ctx.sp) {
         if (!t->stack && !(t->stack = pc__stack_get(&w->pool, t->stack_size)))
             return false;
-        pc__ctx_make(&t->ctx, t->stack->lo, t->stack->size, task_entry);
+        pc__ctx_make(&t->ctx, t->stack->lo, t->stack->size - t->stack->color,
+                     task_entry);
     }
     return true;
 }
