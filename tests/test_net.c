@@ -119,6 +119,8 @@ restart_task(void *arg)
     nt_stop(&B);
     TCHECK_RC(pc_recv_type(PC_MSG_DOWN, &m, PT_LONG), PC_OK);
     pc_msg_free(&m);
+    /* a connect that gives up meanwhile does not end the reconnecting */
+    TCHECK_RC(pc_node_connect(ipc_ep, 0.3, NULL), PC_ETIMEDOUT);
     TCHECK(peer_start(&B, secret_path, "--listen", ipc_ep));
     node2 = B.node;
     TCHECK(node2 != node1);
@@ -132,6 +134,20 @@ restart_task(void *arg)
     pc_msg_free(&m);
     /* the old start's refs stay dead */
     TCHECK_RC(pc_send_data(echo, "ping", NULL, 0), PC_EUNREACH);
+    /* nor does a connect that does not wait (timeout 0), once the time it
+     * would give a new record has passed (5 s) */
+    TCHECK_RC(pc_monitor(pc_self(), echo2), PC_OK);
+    nt_stop(&B);
+    TCHECK_RC(pc_recv_type(PC_MSG_DOWN, &m, PT_LONG), PC_OK);
+    pc_msg_free(&m);
+    TCHECK_RC(pc_node_connect(ipc_ep, 0, NULL), PC_ETIMEDOUT);
+    pc_sleep(5.5);
+    TCHECK(peer_start(&B, secret_path, "--listen", ipc_ep));
+    t0 = pc_now();
+    while (pc_locate_at(ipc_ep, "echo", 1.0, &echo2) != PC_OK &&
+           pt_since(t0) < PT_LONG)
+        pc_sleep(0.05);
+    TCHECK_EQ(echo2.node, B.node);
     return NULL;
 }
 

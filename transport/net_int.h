@@ -106,6 +106,8 @@ typedef struct peer {
     bool stalled;    /* ZeroMQ refused a frame: tried again by the retry
                         timer only */
     bool gone;       /* to be freed by the link thread's reaper */
+    bool rejoin;     /* reconnecting to a node that went down: a connect
+                        that gives up waiting on it leaves it be */
     bool connected, handshook; /* a dealer's connection events */
     /* its last frame (pc_now()): also read by pc_net_peers_get, relaxed;
      * last_in_set / last_in_get */

@@ -277,6 +277,7 @@ pc__link_down(net *n, peer *p, const char *why)
         dealer_close(n, p);
         p->hello_sent = false;
         p->auth_failed = 0;
+        p->rejoin = true;
         if (dealer_open(n, p) == PC_OK)
             pc__link_hello(n, p);
         else
@@ -512,7 +513,7 @@ tick(net *n)
                 e.kind = PICOS__V1__KIND__HEARTBEAT;
                 pc__link_out(n, p, &e);
             }
-        } else if (p->dealer && !p->node && !p->connect_waiters &&
+        } else if (p->dealer && !p->node && !p->connect_waiters && !p->rejoin &&
                    p->bg_until && now > p->bg_until) {
             connect_gave_up(n, p, PC_ETIMEDOUT); /* a timeout-0 connect */
             continue;
@@ -528,7 +529,9 @@ tick(net *n)
             pc_err rc = p->auth_failed ? PC_EAUTH : PC_ETIMEDOUT;
             bool had = p->connect_waiters != NULL;
             expire(&p->connect_waiters, now, rc);
-            if (had && !p->connect_waiters && !p->up)
+            /* a record made for the connect goes with it; one that was
+             * reconnecting before anyone asked goes on */
+            if (had && !p->connect_waiters && !p->up && !p->rejoin)
                 connect_gave_up(n, p, rc);
         }
     }
