@@ -101,53 +101,55 @@ u64_at(const pc_msg *m, size_t i)
 
 static char ipc_ep[108];
 
+/* B's node ends while we watch its task `was` (DOWN), and a connect to it
+ * that gives up meanwhile (timeout t: 0 or a short wait) leaves our
+ * DEALER reconnecting; a new B starts on the same endpoint (after `gap`
+ * seconds) and our DEALER finds it by itself: its echo task. */
+static pc_ref
+restart_b(pc_ref was, double t, double gap)
+{
+    pc_ref echo = PC_REF_NIL;
+    pc_msg *m;
+    double t0;
+
+    TCHECK_RC(pc_monitor(pc_self(), was), PC_OK);
+    nt_stop(&B);
+    TCHECK_RC(pc_recv_type(PC_MSG_DOWN, &m, PT_LONG), PC_OK);
+    pc_msg_free(&m);
+    TCHECK_RC(pc_node_connect(ipc_ep, t, NULL), PC_ETIMEDOUT);
+    if (gap > 0)
+        pc_sleep(gap);
+    TCHECK(peer_start(&B, secret_path, "--listen", ipc_ep));
+    t0 = pc_now();
+    while (pc_locate_at(ipc_ep, "echo", 1.0, &echo) != PC_OK &&
+           pt_since(t0) < PT_LONG)
+        pc_sleep(0.05);
+    TCHECK_EQ(echo.node, B.node);
+    return echo;
+}
+
 static pc_msg *
 restart_task(void *arg)
 {
     pc_ref echo, echo2;
-    uint64_t node1 = 0, node2 = 0;
+    uint64_t node1 = 0;
     pc_msg *m;
-    double t0;
     (void)arg;
 
     TCHECK_RC(pc_node_connect(ipc_ep, PT_LONG, &node1), PC_OK);
     echo = locate(ipc_ep, "echo");
     m = ask(echo, "ping", "a", 1, "ping");
     pc_msg_free(&m);
-    TCHECK_RC(pc_monitor(pc_self(), echo), PC_OK);
-    /* B ends; a new B starts on the same endpoint */
-    nt_stop(&B);
-    TCHECK_RC(pc_recv_type(PC_MSG_DOWN, &m, PT_LONG), PC_OK);
-    pc_msg_free(&m);
-    /* a connect that gives up meanwhile does not end the reconnecting */
-    TCHECK_RC(pc_node_connect(ipc_ep, 0.3, NULL), PC_ETIMEDOUT);
-    TCHECK(peer_start(&B, secret_path, "--listen", ipc_ep));
-    node2 = B.node;
-    TCHECK(node2 != node1);
-    /* our DEALER finds it by itself: no pc_node_connect again */
-    t0 = pc_now();
-    while (pc_locate_at(ipc_ep, "echo", 1.0, &echo2) != PC_OK &&
-           pt_since(t0) < PT_LONG)
-        pc_sleep(0.05);
-    TCHECK_EQ(echo2.node, node2);
+    /* a connect that waits 0.3 s while B is away */
+    echo2 = restart_b(echo, 0.3, 0);
+    TCHECK(echo2.node != node1);
     m = ask(echo2, "ping", "b", 1, "ping");
     pc_msg_free(&m);
     /* the old start's refs stay dead */
     TCHECK_RC(pc_send_data(echo, "ping", NULL, 0), PC_EUNREACH);
-    /* nor does a connect that does not wait (timeout 0), once the time it
-     * would give a new record has passed (5 s) */
-    TCHECK_RC(pc_monitor(pc_self(), echo2), PC_OK);
-    nt_stop(&B);
-    TCHECK_RC(pc_recv_type(PC_MSG_DOWN, &m, PT_LONG), PC_OK);
-    pc_msg_free(&m);
-    TCHECK_RC(pc_node_connect(ipc_ep, 0, NULL), PC_ETIMEDOUT);
-    pc_sleep(5.5);
-    TCHECK(peer_start(&B, secret_path, "--listen", ipc_ep));
-    t0 = pc_now();
-    while (pc_locate_at(ipc_ep, "echo", 1.0, &echo2) != PC_OK &&
-           pt_since(t0) < PT_LONG)
-        pc_sleep(0.05);
-    TCHECK_EQ(echo2.node, B.node);
+    /* a connect that does not wait, and B away for longer than the 5 s
+     * such a connect gives a record of its own */
+    (void)restart_b(echo2, 0, 5.5);
     return NULL;
 }
 
