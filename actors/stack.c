@@ -5,6 +5,8 @@
  * pc_recv() costs one page. Stacks are reused, never mapped per spawn: an
  * ended task's stack goes back to its worker's pool (up to max_free of them;
  * extras are unmapped), and a task takes one only when it first runs.
+ * Each new stack gets a colour: its first frame starts a little below its
+ * top (below), so that blocked tasks' frames spread over the cache.
  *
  * Overflow: the kernel allows about 65k mappings per process and a guard
  * page splits a mapping in two, so only the first `guards` stacks of each

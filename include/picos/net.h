@@ -116,14 +116,13 @@ typedef struct pc_net_opts {
     /* Where the links run. 0 (the default): on the worker's loop when the
      * node has one worker (its tasks wait for that worker anyway), else a
      * thread of their own, which no task can hold up. PC_WORKER(i): on
-     * worker i's own
-     * loop, between its procs — a remote message then wakes no thread of
-     * ours on the way in or out for a task of that worker (a round trip
-     * costs what raw ZeroMQ's does), but the links wait for that worker:
-     * a task that keeps it busy holds up every remote message (only the
-     * heartbeats go on, from a small thread, so the node is not declared
-     * down; a task computing for long belongs on another worker, or in
-     * pc_pool). 0 reads $PICOS_NET_LINK_WORKER first: "i" is worker i
+     * worker i's own loop, between its procs — a remote message then wakes
+     * no thread of ours on the way in or out for a task of that worker (a
+     * round trip costs what raw ZeroMQ's does), but the links wait for that
+     * worker: a task that keeps it busy holds up every remote message (only
+     * the heartbeats go on, from a small thread, so the node is not
+     * declared down; a task computing for long belongs on another worker,
+     * or in pc_pool). 0 reads $PICOS_NET_LINK_WORKER first: "i" is worker i
      * (modulo the workers), anything else non-empty a thread of their own;
      * PC_NET_LINK_THREAD: a thread of their own whatever the environment
      * and the worker count say. */
