@@ -925,6 +925,104 @@ close_with_grace(void)
     nt_stop(&R.c);
 }
 
+/* ---- a close that can't end a call ------------------------------------------------ */
+
+static atomic_bool spin_started, spin_release;
+
+/* Computes without a wait point (nothing can terminate it) until released,
+ * or for PT_LONG. */
+static pc_msg *
+spin_fn(pc_msg *req)
+{
+    double t0 = pc_now();
+
+    atomic_store(&spin_started, true);
+    while (!atomic_load(&spin_release) && pt_since(t0) < PT_LONG)
+        ;
+    return req;
+}
+
+typedef struct closer {
+    pc_rps *s;
+    pc_err rc;
+    double took;
+    atomic_bool done;
+} closer;
+
+/* A foreign thread, so that it runs whichever worker the call holds: once
+ * the call computes, pc_rps_close(grace 0), then the call's release. */
+static void *
+closer_main(void *arg)
+{
+    closer *c = arg;
+    double t0 = pc_now();
+
+    while (!atomic_load(&spin_started) && pt_since(t0) < PT_LONG)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    t0 = pc_now();
+    c->rc = pc_rps_close(&c->s, 0);
+    c->took = pt_since(t0);
+    atomic_store(&spin_release, true);
+    atomic_store(&c->done, true);
+    return NULL;
+}
+
+static pc_msg *
+spin_call_task(void *arg)
+{
+    char out[16];
+
+    *(pc_err *)arg = request_once("spinner", "x", out, sizeof out);
+    return NULL;
+}
+
+static pc_msg *
+close_timeout_task(void *arg)
+{
+    pc_rps_opts o = {.name = "spinner", .fn = spin_fn};
+    static closer c;
+    pc_err call_rc = (pc_err)-1;
+    pthread_t th;
+    double t0;
+    (void)arg;
+
+    TCHECK_RC(join(), PC_OK);
+    TCHECK_RC(pc_rps_register(&o, PT_LONG, &c.s), PC_OK);
+    TCHECK(pthread_create(&th, NULL, closer_main, &c) == 0);
+    TCHECK_RC(pc_spawn(spin_call_task, &call_rc, NULL, NULL), PC_OK);
+    /* (this task may share the call's worker: it then runs again once the
+     * closer has released the call) */
+    t0 = pc_now();
+    while (!atomic_load(&c.done) && pt_since(t0) < 2 * PT_LONG)
+        pc_sleep(0.01);
+    TCHECK(atomic_load(&c.done));
+    pthread_join(th, NULL);
+    /* the call never reached a wait point: the acceptor could not end
+     * within grace + 5 s; the handle is gone all the same */
+    TCHECK_RC(c.rc, PC_ETIMEDOUT);
+    TCHECK(c.took >= 4.9);
+    TCHECK(c.s == NULL);
+    /* released, the call ends and its caller hears of it; the acceptor
+     * then ends by itself (LeakSanitizer checks it left nothing) */
+    t0 = pc_now();
+    while (call_rc == (pc_err)-1 && pt_since(t0) < PT_LONG)
+        pc_sleep(0.01);
+    TCHECK(call_rc != (pc_err)-1);
+    pc_node_stop();
+    return NULL;
+}
+
+/* pc_rps_close() of a service whose call never yields: PC_ETIMEDOUT after
+ * grace + 5 s, the handle freed, the rest ending by itself. */
+PT_TEST(close_times_out)
+static void
+close_times_out(void)
+{
+    CU_ASSERT_FATAL(rg_start(&R));
+    driver_run(close_timeout_task);
+    nt_stop(&R.c);
+}
+
 /* ---- reload under load ------------------------------------------------------- */
 
 #define RL_BATCH 40
@@ -1060,5 +1158,5 @@ reload_under_load(void)
 PT_MAIN("rps", PT_ENTRY(stats_and_suspend), PT_ENTRY(calls_and_results),
         PT_ENTRY(failure_reasons), PT_ENTRY(node_killed_during_call),
         PT_ENTRY(thousand_in_flight), PT_ENTRY(reload_under_load),
-        PT_ENTRY(close_with_grace), PT_ENTRY(register_leaves_nothing),
-        PT_ENTRY(wrong_secret))
+        PT_ENTRY(close_with_grace), PT_ENTRY(close_times_out),
+        PT_ENTRY(register_leaves_nothing), PT_ENTRY(wrong_secret))
