@@ -967,12 +967,16 @@ closer_main(void *arg)
     return NULL;
 }
 
+/* Its caller's verdict, from another worker; -1 until it comes. */
+static atomic_int spin_call_rc = -1;
+
 static pc_msg *
 spin_call_task(void *arg)
 {
     char out[16];
+    (void)arg;
 
-    *(pc_err *)arg = request_once("spinner", "x", out, sizeof out);
+    atomic_store(&spin_call_rc, request_once("spinner", "x", out, sizeof out));
     return NULL;
 }
 
@@ -980,16 +984,21 @@ static pc_msg *
 close_timeout_task(void *arg)
 {
     pc_rps_opts o = {.name = "spinner", .fn = spin_fn};
-    static closer c;
-    pc_err call_rc = (pc_err)-1;
+    closer c = {0};
     pthread_t th;
     double t0;
     (void)arg;
 
     TCHECK_RC(join(), PC_OK);
     TCHECK_RC(pc_rps_register(&o, PT_LONG, &c.s), PC_OK);
-    TCHECK(pthread_create(&th, NULL, closer_main, &c) == 0);
-    TCHECK_RC(pc_spawn(spin_call_task, &call_rc, NULL, NULL), PC_OK);
+    if (pthread_create(&th, NULL, closer_main, &c) != 0) {
+        TCHECK(!"pthread_create");
+        atomic_store(&spin_release, true);
+        pc_rps_close(&c.s, 0);
+        pc_node_stop();
+        return NULL;
+    }
+    TCHECK_RC(pc_spawn(spin_call_task, NULL, NULL, NULL), PC_OK);
     /* (this task may share the call's worker: it then runs again once the
      * closer has released the call) */
     t0 = pc_now();
@@ -1005,9 +1014,9 @@ close_timeout_task(void *arg)
     /* released, the call ends and its caller hears of it; the acceptor
      * then ends by itself (LeakSanitizer checks it left nothing) */
     t0 = pc_now();
-    while (call_rc == (pc_err)-1 && pt_since(t0) < PT_LONG)
+    while (atomic_load(&spin_call_rc) == -1 && pt_since(t0) < PT_LONG)
         pc_sleep(0.01);
-    TCHECK(call_rc != (pc_err)-1);
+    TCHECK(atomic_load(&spin_call_rc) != -1);
     pc_node_stop();
     return NULL;
 }
