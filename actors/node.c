@@ -32,6 +32,19 @@ pc__node *pc__the_node;
 _Thread_local pc__worker *pc__tls_worker;
 
 static pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER;
+/* Held while pc__the_node changes and across pc_node_stop(), so that a
+ * foreign thread's stop either finds the node whole or finds none (never
+ * the one being freed). Never held while waiting for a worker: a task may
+ * call pc_node_stop() while pc_node_run() joins its worker. */
+static pthread_mutex_t stop_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void
+set_the_node(pc__node *n)
+{
+    pthread_mutex_lock(&stop_mu);
+    pc__the_node = n;
+    pthread_mutex_unlock(&stop_mu);
+}
 
 static uint64_t
 random_id(void)
@@ -136,7 +149,7 @@ pc_node_start(const pc_node_opts *opts)
         if (pc__worker_init(&n->workers[i], i, &o) != PC_OK)
             goto nomem_free;
     }
-    pc__the_node = n;
+    set_the_node(n);
     for (; started < o.workers; started++) {
         if (pthread_create(&n->workers[started].thread, NULL, pc__worker_main,
                            &n->workers[started]) != 0)
@@ -148,7 +161,7 @@ pc_node_start(const pc_node_opts *opts)
             ev_async_send(n->workers[i].loop, &n->workers[i].doorbell);
             pthread_join(n->workers[i].thread, NULL);
         }
-        pc__the_node = NULL;
+        set_the_node(NULL);
         node_free(n);
         pthread_mutex_unlock(&start_mu);
         return PC_ESYS;
@@ -262,7 +275,7 @@ pc_node_run(void)
     while (atomic_load(&n->foreign_pushes) > 0)
         sched_yield(); /* a foreign thread is finishing a push: a few ns */
     reap_all(n);
-    pc__the_node = NULL;
+    set_the_node(NULL);
     node_free(n);
     pthread_mutex_unlock(&start_mu);
     return PC_OK;
@@ -271,16 +284,18 @@ pc_node_run(void)
 void
 pc_node_stop(void)
 {
-    pc__node *n = pc__the_node;
+    pc__node *n;
 
-    if (!n)
-        return;
-    /* set under the lock wait_done() looks under: else pc_node_run() could
-     * see it, end the node and destroy the lock before this takes it */
-    pthread_mutex_lock(&n->mu);
-    atomic_store(&n->stop_requested, true);
-    pthread_cond_broadcast(&n->cv);
-    pthread_mutex_unlock(&n->mu);
+    pthread_mutex_lock(&stop_mu);
+    if ((n = pc__the_node)) {
+        /* set under the lock wait_done() looks under: else it could miss
+         * the broadcast and wait for ever */
+        pthread_mutex_lock(&n->mu);
+        atomic_store(&n->stop_requested, true);
+        pthread_cond_broadcast(&n->cv);
+        pthread_mutex_unlock(&n->mu);
+    }
+    pthread_mutex_unlock(&stop_mu);
 }
 
 uint64_t

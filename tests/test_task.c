@@ -1326,6 +1326,59 @@ node_stop_from_thread(int W)
     pthread_cond_destroy(&c.cond);
 }
 
+/* pc_node_stop from a foreign thread that calls it over and over while
+ * nodes start, run and are torn down: each call finds a whole node or none,
+ * never one being freed (ASan: use after free; TSan: a race on the node
+ * pointer). Each node's task waits for ever, so only a stop ends a node:
+ * none is lost either. */
+#define STOP_RACE_NODES 50
+
+struct stop_race {
+    atomic_int calls, done;
+};
+
+static void *
+stop_spinner(void *arg)
+{
+    struct stop_race *r = arg;
+
+    while (!atomic_load(&r->done)) {
+        pc_node_stop();
+        atomic_fetch_add(&r->calls, 1);
+    }
+    return NULL;
+}
+
+static pc_msg *
+wait_for_ever(void *arg)
+{
+    pc_msg *m = NULL;
+
+    (void)arg;
+    pc_recv(&m, -1);
+    pc_msg_free(&m);
+    return NULL;
+}
+
+PT_TEST(node_stop_races_end)
+static void
+node_stop_races_end(void)
+{
+    struct stop_race r;
+    pthread_t th;
+
+    memset(&r, 0, sizeof r);
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, stop_spinner, &r), 0);
+    for (int i = 0; i < STOP_RACE_NODES; i++) {
+        PT_START(1 + i % 2);
+        CU_ASSERT_EQUAL(pc_spawn(wait_for_ever, NULL, NULL, NULL), PC_OK);
+        PT_RUN();
+    }
+    atomic_store(&r.done, 1);
+    pthread_join(th, NULL);
+    CU_ASSERT(atomic_load(&r.calls) >= STOP_RACE_NODES);
+}
+
 static pc_msg *
 node_calls_from_task(void *arg)
 {
@@ -1795,7 +1848,8 @@ PT_MAIN("task", PT_WENTRY(resume_wakes_suspend),
         PT_WENTRY(terminate_blocked), PT_WENTRY(stale_refs),
         PT_ENTRY(stale_refs_main_thread), PT_WENTRY(daemon_finish),
         PT_WENTRY(node_empty_and_daemon_only), PT_WENTRY(node_stop_from_task),
-        PT_WENTRY(node_stop_from_thread), PT_WENTRY(node_join_timeout),
-        PT_WENTRY(blocking_calls_outside_tasks), PT_ENTRY(node_states),
-        PT_WENTRY(task_identity), PT_WENTRY(stack_size_custom),
-        PT_WENTRY(small_tasks_ring), PT_WENTRY(small_tasks_block))
+        PT_WENTRY(node_stop_from_thread), PT_ENTRY(node_stop_races_end),
+        PT_WENTRY(node_join_timeout), PT_WENTRY(blocking_calls_outside_tasks),
+        PT_ENTRY(node_states), PT_WENTRY(task_identity),
+        PT_WENTRY(stack_size_custom), PT_WENTRY(small_tasks_ring),
+        PT_WENTRY(small_tasks_block))

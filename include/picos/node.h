@@ -75,7 +75,9 @@ pc_err pc_node_run(void);
 pc_err pc_node_join(double timeout);
 
 /* Ask the node to end now: pc_node_run() stops waiting for non-daemon tasks
- * and terminates every task. Any thread, including tasks; returns at once. */
+ * and terminates every task. Any thread, including tasks, at any time: a
+ * call racing the node's own end acts on the whole node or does nothing
+ * (no node); it never blocks for longer than a lock taken for a store. */
 void pc_node_stop(void);
 
 /* The running node's id, or 0 when none runs. Any thread. */
