@@ -209,17 +209,6 @@ token_wrap(int W)
     PT_RUN_TASK(W, wrap_main, &c, &c.done, 1);
 }
 
-static pc_msg *
-idle_task(void *arg)
-{
-    pc_msg *m = NULL;
-
-    (void)arg;
-    pc_recv(&m, -1);
-    pc_msg_free(&m);
-    return NULL;
-}
-
 /* A node restarted with the same fixed node id: refs from the first one
  * name nothing in the second, even where the slot index is reused. */
 PT_TEST(fixed_node_id_restart)
@@ -233,11 +222,11 @@ fixed_node_id_restart(void)
 
     CU_ASSERT_FATAL(pc_node_start(&o) == PC_OK);
     for (int i = 0; i < 8; i++)
-        CU_ASSERT_EQUAL(pc_spawn(idle_task, NULL, &d, &old[i]), PC_OK);
+        CU_ASSERT_EQUAL(pc_spawn(pt_idle_task, NULL, &d, &old[i]), PC_OK);
     CU_ASSERT_EQUAL(pc_node_run(), PC_OK);
     CU_ASSERT_FATAL(pc_node_start(&o) == PC_OK);
     for (int i = 0; i < 8; i++)
-        CU_ASSERT_EQUAL(pc_spawn(idle_task, NULL, &d, &now[i]), PC_OK);
+        CU_ASSERT_EQUAL(pc_spawn(pt_idle_task, NULL, &d, &now[i]), PC_OK);
     for (int i = 0; i < 8; i++) {
         CU_ASSERT_EQUAL(old[i].node, now[i].node);
         same_slot += (uint32_t)old[i].id == (uint32_t)now[i].id;
@@ -311,7 +300,7 @@ nomem_main(void *arg)
 {
     struct join_ctx *c = arg;
 #if PT_FAIL_MALLOC
-    pc_ref t = pt_spawn(idle_task, NULL, 1, 0);
+    pc_ref t = pt_spawn(pt_idle_task, NULL, 1, 0);
     pc_msg *m = NULL;
 
     fail_mallocs = 1;

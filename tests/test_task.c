@@ -1349,17 +1349,6 @@ stop_spinner(void *arg)
     return NULL;
 }
 
-static pc_msg *
-wait_for_ever(void *arg)
-{
-    pc_msg *m = NULL;
-
-    (void)arg;
-    pc_recv(&m, -1);
-    pc_msg_free(&m);
-    return NULL;
-}
-
 PT_TEST(node_stop_races_end)
 static void
 node_stop_races_end(void)
@@ -1371,7 +1360,7 @@ node_stop_races_end(void)
     CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, stop_spinner, &r), 0);
     for (int i = 0; i < STOP_RACE_NODES; i++) {
         PT_START(1 + i % 2);
-        CU_ASSERT_EQUAL(pc_spawn(wait_for_ever, NULL, NULL, NULL), PC_OK);
+        CU_ASSERT_EQUAL(pc_spawn(pt_idle_task, NULL, NULL, NULL), PC_OK);
         PT_RUN();
     }
     atomic_store(&r.done, 1);

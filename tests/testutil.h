@@ -231,6 +231,19 @@ pt_spawn(pc_task_fn fn, void *arg, int w, unsigned flags)
     return r;
 }
 
+/* A task that waits for one message, for ever, and ends: it keeps a node
+ * running until it is sent something, terminated or the node is stopped. */
+static inline pc_msg *
+pt_idle_task(void *arg)
+{
+    pc_msg *m = NULL;
+
+    (void)arg;
+    pc_recv(&m, -1);
+    pc_msg_free(&m);
+    return NULL;
+}
+
 /* Send an empty message of `type` to `to`. */
 static inline pc_err
 pt_send(pc_ref to, const char *type)
